@@ -1,0 +1,33 @@
+# itsm-kpi developer commands. `make demo` and `make test` work on a fresh machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-fast bench lint docs clean
+
+$(BIN)/itsm-kpi: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[postgres,query]" --group dev 2>/dev/null || \
+		$(BIN)/pip install -q -e ".[postgres,query]" pytest pytest-xdist pytest-httpserver hypothesis ruff
+	touch $@
+
+install: $(BIN)/itsm-kpi
+
+demo: install  ## run the whole pipeline on the bundled sample data (SQLite + Parquet under ./kpi-store)
+	$(BIN)/itsm-kpi demo --store kpi-store
+
+test: install  ## the whole suite: unit, property and integration tests (real SQLite, PostgreSQL, HTTP)
+	$(BIN)/python -m pytest -n 2 -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not integration"
+
+bench: install  ## synthetic-data benchmark: wall time and peak RSS per stage
+	$(BIN)/python scripts/bench.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf kpi-store .pytest_cache .hypothesis

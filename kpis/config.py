@@ -1,0 +1,255 @@
+"""Typed KPI settings, built once from the plain config mapping (the TOML's sections).
+
+``KpiSettings.from_config(cfg)`` reads the ``[kpi]``, ``[reporting]``, ``[calendars.*]``, ``[[sla]]``
+and ``[[scorecard]]`` sections and fails with a ``ConfigError`` naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kpis.errors import ConfigError
+from kpis.schema import GRAINS, KPI_ENGINEER_COLUMNS, PRIORITIES, STATUSES, TICKET_TYPES
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ALWAYS_OPEN = "24x7"
+DEFAULT_PAUSE_STATUSES = ("WAITING_CUSTOMER", "WAITING_THIRD_PARTY")
+DEFAULT_FAILED_CLOSE_CODES = ("failed", "rolled_back")
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+
+# KPIs where a smaller value is better; every other kpi_engineer value column is higher-is-better.
+LOWER_IS_BETTER_PREFIXES = ("response_mean", "response_median", "response_p90", "resolution_mean",
+                            "resolution_median", "resolution_p90", "reopen", "induced")
+
+
+def parse_duration(text: str | int | float, key: str = "duration") -> int:
+    """``30m``, ``4h``, ``90s``, ``1h30m``, ``2d`` (or a number of seconds) -> whole seconds."""
+    if isinstance(text, bool):
+        raise ConfigError(key, f"{text!r} is not a duration", 'write it like "30m", "4h" or "1h30m"')
+    if isinstance(text, int | float):
+        return int(text)
+    m = _DURATION.match(str(text).strip().lower())
+    if not m or not any(m.groups()):
+        raise ConfigError(key, f"{text!r} is not a duration", 'write it like "30m", "4h" or "1h30m"')
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + s
+
+
+def parse_timezone(name: Any, key: str) -> str:
+    """Check that ``name`` is an IANA timezone and return it."""
+    try:
+        ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(key, f"{name!r} is not an IANA timezone", 'use a name like "Asia/Shanghai" or "UTC"') from None
+    return str(name)
+
+
+def _parse_date(text: Any, key: str) -> date:
+    try:
+        return text if isinstance(text, date) else date.fromisoformat(str(text))
+    except ValueError:
+        raise ConfigError(key, f"{text!r} is not a date", 'write dates as "2026-10-01"') from None
+
+
+def _parse_interval(text: str, key: str) -> tuple[int, int]:
+    m = _INTERVAL.match(str(text).strip())
+    if not m:
+        raise ConfigError(key, f"{text!r} is not a working interval", 'write "09:00-12:00"')
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if not (0 <= start < end <= 24 * 60 and m1 < 60 and m2 < 60):
+        raise ConfigError(key, f"{text!r} must end after it starts, within one day",
+                          'split a night shift into "22:00-24:00" and "00:00-06:00"')
+    return start, end
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """A business calendar: working minutes per weekday, holidays and make-up days, in one timezone."""
+
+    name: str
+    timezone: str
+    hours: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # weekday -> minutes
+    holidays: frozenset[date] = frozenset()
+    country: str | None = None
+    subdivision: str | None = None
+    extra_workdays: Mapping[date, int] = field(default_factory=dict)  # date -> weekday whose hours apply
+    always_open: bool = False
+
+    @classmethod
+    def always(cls, timezone: str = "UTC") -> CalendarSpec:
+        """The built-in ``24x7`` calendar: business time equals calendar time."""
+        return cls(name=ALWAYS_OPEN, timezone=timezone, always_open=True)
+
+    @classmethod
+    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> CalendarSpec:
+        key = f"calendars.{name}"
+        if "timezone" not in cfg:
+            raise ConfigError(f"{key}.timezone", "is missing", "every calendar needs an IANA timezone")
+        hours: dict[int, tuple[tuple[int, int], ...]] = {}
+        for day, intervals in dict(cfg.get("hours", {})).items():
+            if day not in WEEKDAYS:
+                raise ConfigError(f"{key}.hours.{day}", "is not a weekday", f"use one of {', '.join(WEEKDAYS)}")
+            items = [intervals] if isinstance(intervals, str) else list(intervals)
+            hours[WEEKDAYS.index(day)] = tuple(sorted(_parse_interval(i, f"{key}.hours.{day}") for i in items))
+        extra = {}
+        for d, weekday in dict(cfg.get("extra_workdays", {})).items():
+            if weekday not in WEEKDAYS:
+                raise ConfigError(f"{key}.extra_workdays.{d}", f"{weekday!r} is not a weekday",
+                                  f"name the weekday whose hours apply: {', '.join(WEEKDAYS)}")
+            extra[_parse_date(d, f"{key}.extra_workdays")] = WEEKDAYS.index(weekday)
+        return cls(
+            name=name,
+            timezone=parse_timezone(cfg["timezone"], f"{key}.timezone"),
+            hours=hours,
+            holidays=frozenset(_parse_date(d, f"{key}.holidays") for d in cfg.get("holidays", [])),
+            country=cfg.get("country"),
+            subdivision=cfg.get("subdivision"),
+            extra_workdays=extra,
+        )
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """One ``[[sla]]`` entry; ``None`` for ticket_type or priority matches any."""
+
+    ticket_type: str | None
+    priority: str | None
+    response_s: int | None
+    resolution_s: int | None
+    calendar: str | None
+
+    @classmethod
+    def from_config(cls, i: int, cfg: Mapping[str, Any]) -> SlaPolicy:
+        key = f"sla[{i}]"
+        ticket_type = cfg.get("ticket_type")
+        if ticket_type not in (None, "*", *TICKET_TYPES):
+            raise ConfigError(f"{key}.ticket_type", f"{ticket_type!r} is unknown", f"use one of {', '.join(TICKET_TYPES)}")
+        priority = cfg.get("priority")
+        if priority not in (None, "*", *PRIORITIES):
+            raise ConfigError(f"{key}.priority", f"{priority!r} is unknown", f"use one of {', '.join(PRIORITIES)}")
+        response = cfg.get("response")
+        resolution = cfg.get("resolution")
+        return cls(
+            ticket_type=None if ticket_type == "*" else ticket_type,
+            priority=None if priority == "*" else priority,
+            response_s=None if response is None else parse_duration(response, f"{key}.response"),
+            resolution_s=None if resolution is None else parse_duration(resolution, f"{key}.resolution"),
+            calendar=cfg.get("calendar"),
+        )
+
+
+@dataclass(frozen=True)
+class ScorecardEntry:
+    """One ``[[scorecard]]`` entry: a kpi_engineer column with its target and weight."""
+
+    kpi: str
+    target: float
+    weight: float
+    higher_is_better: bool
+
+    @classmethod
+    def from_config(cls, i: int, cfg: Mapping[str, Any], known_kpis: set[str]) -> ScorecardEntry:
+        key = f"scorecard[{i}]"
+        kpi = cfg.get("kpi")
+        if kpi not in known_kpis:
+            raise ConfigError(f"{key}.kpi", f"{kpi!r} is not a KPI", "name a kpi_engineer column, e.g. first_fix_rate")
+        for k in ("target", "weight"):
+            if not isinstance(cfg.get(k), int | float) or isinstance(cfg.get(k), bool):
+                raise ConfigError(f"{key}.{k}", "is missing or not a number", f"give the {k} as a number")
+        if cfg["weight"] <= 0:
+            raise ConfigError(f"{key}.weight", "must be above 0", "drop the entry instead of weighting it 0")
+        default_direction = not kpi.startswith(LOWER_IS_BETTER_PREFIXES)
+        return cls(kpi=kpi, target=float(cfg["target"]), weight=float(cfg["weight"]),
+                   higher_is_better=bool(cfg.get("higher_is_better", default_direction)))
+
+
+def _parse_satisfaction_map(raw: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for label, score in dict(raw).items():
+        if not isinstance(score, int | float) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise ConfigError(f"kpi.satisfaction_map.{label}", f"{score!r} is not a score from 1 to 5",
+                              "map every survey answer to a number from 1 to 5")
+        out[str(label)] = float(score)
+    return out
+
+
+def _parse_statuses(values: Any, key: str) -> tuple[str, ...]:
+    values = tuple(values)
+    for v in values:
+        if v not in STATUSES:
+            raise ConfigError(key, f"{v!r} is not a canonical status", f"use one of {', '.join(STATUSES)}")
+    return values
+
+
+@dataclass(frozen=True)
+class KpiSettings:
+    """Everything ``kpis`` needs to turn canonical frames into facts and aggregates."""
+
+    calendars: Mapping[str, CalendarSpec] = field(default_factory=lambda: {ALWAYS_OPEN: CalendarSpec.always()})
+    default_calendar: str = ALWAYS_OPEN
+    sla: tuple[SlaPolicy, ...] = ()
+    pause_statuses: tuple[str, ...] = DEFAULT_PAUSE_STATUSES
+    resolution_counts_as_response: bool = True
+    failed_close_codes: frozenset[str] = frozenset(DEFAULT_FAILED_CLOSE_CODES)
+    satisfaction_map: Mapping[str, float] = field(default_factory=dict)
+    ticket_types: tuple[str, ...] = TICKET_TYPES
+    reporting_timezone: str = "UTC"
+    grains: tuple[str, ...] = GRAINS
+    min_sample: int = 10
+    scorecard: tuple[ScorecardEntry, ...] = ()
+
+    def calendar_for(self, name: str | None) -> CalendarSpec:
+        """The named calendar, or the default one when ``name`` is None."""
+        return self.calendars[name or self.default_calendar]
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> KpiSettings:
+        """Build the settings from the whole config mapping (TOML sections)."""
+        kpi = dict(cfg.get("kpi", {}))
+        reporting = dict(cfg.get("reporting", {}))
+        calendars = {name: CalendarSpec.from_config(name, c) for name, c in dict(cfg.get("calendars", {})).items()}
+        default_calendar = kpi.get("default_calendar", ALWAYS_OPEN)
+        calendars.setdefault(ALWAYS_OPEN, CalendarSpec.always(reporting.get("timezone", "UTC")))
+        if default_calendar not in calendars:
+            raise ConfigError("kpi.default_calendar", f"{default_calendar!r} is not defined",
+                              f"add [calendars.{default_calendar}] or use one of {', '.join(calendars)}")
+        sla = tuple(SlaPolicy.from_config(i, p) for i, p in enumerate(cfg.get("sla", [])))
+        for i, p in enumerate(sla):
+            if p.calendar is not None and p.calendar not in calendars:
+                raise ConfigError(f"sla[{i}].calendar", f"{p.calendar!r} is not defined",
+                                  f"add [calendars.{p.calendar}] or use one of {', '.join(calendars)}")
+        grains = tuple(reporting.get("grains", GRAINS))
+        for g in grains:
+            if g not in GRAINS:
+                raise ConfigError("reporting.grains", f"{g!r} is not a grain", f"use {', '.join(GRAINS)}")
+        ticket_types = tuple(kpi.get("ticket_types", TICKET_TYPES))
+        for t in ticket_types:
+            if t not in TICKET_TYPES:
+                raise ConfigError("kpi.ticket_types", f"{t!r} is not a ticket type", f"use {', '.join(TICKET_TYPES)}")
+        min_sample = reporting.get("min_sample", 10)
+        if not isinstance(min_sample, int) or isinstance(min_sample, bool) or min_sample < 0:
+            raise ConfigError("reporting.min_sample", f"{min_sample!r} is not a whole number >= 0", "e.g. min_sample = 10")
+        known = {c.name for c in KPI_ENGINEER_COLUMNS.values() if c.dtype in ("Int64", "Float64")}
+        return cls(
+            calendars=calendars,
+            default_calendar=default_calendar,
+            sla=sla,
+            pause_statuses=_parse_statuses(kpi.get("pause_statuses", DEFAULT_PAUSE_STATUSES), "kpi.pause_statuses"),
+            resolution_counts_as_response=bool(kpi.get("resolution_counts_as_response", True)),
+            failed_close_codes=frozenset(str(c) for c in kpi.get("failed_close_codes", DEFAULT_FAILED_CLOSE_CODES)),
+            satisfaction_map=_parse_satisfaction_map(kpi.get("satisfaction_map", {})),
+            ticket_types=ticket_types,
+            reporting_timezone=parse_timezone(
+                reporting.get("timezone", calendars[default_calendar].timezone), "reporting.timezone"),
+            grains=grains,
+            min_sample=min_sample,
+            scorecard=tuple(ScorecardEntry.from_config(i, e, known) for i, e in enumerate(cfg.get("scorecard", []))),
+        )

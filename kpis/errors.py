@@ -1,0 +1,28 @@
+"""The exception tree shared by all packages.
+
+    ItsmKpiError
+    ├── ConfigError          a config value is missing or wrong (names the key and the fix)
+    ├── connectors.errors.SourceError        a source cannot be read
+    │   ├── SourceUnreachable                network / 5xx / 429 after retries, missing file
+    │   ├── SourceAuthError                  401 / 403
+    │   └── SourceResponseError              malformed body, pagination loop, other 4xx
+    └── pipeline.errors.StoreError           a store cannot be written or read
+        └── LockTimeout                      another run holds the lock
+"""
+
+from __future__ import annotations
+
+
+class ItsmKpiError(Exception):
+    """Base of every error itsm-kpi raises on purpose; its message is one actionable line."""
+
+
+class ConfigError(ItsmKpiError):
+    """A configuration value is missing or invalid."""
+
+    def __init__(self, key: str, problem: str, fix: str = "") -> None:
+        self.key = key
+        message = f"config {key}: {problem}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)

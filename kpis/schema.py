@@ -1,0 +1,289 @@
+"""The canonical frames and every stored table's columns, in one place.
+
+Connectors produce ``tickets`` and ``events`` frames with the columns of KPIS.md 1.1 / 1.2;
+``kpis`` turns them into ``ticket_facts``, ``kpi_engineer``, ``kpi_team`` and ``scorecard``.
+Each column carries its dtype and the one-line meaning that becomes its SQL column comment and
+its row in ``docs/tables.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+KPI_VERSION = "v1"
+
+STATUSES = (
+    "NEW",
+    "IN_PROGRESS",
+    "WAITING_CUSTOMER",
+    "WAITING_THIRD_PARTY",
+    "ON_HOLD",
+    "RESOLVED",
+    "CLOSED",
+    "CANCELLED",
+)
+DONE_STATUSES = frozenset({"RESOLVED", "CLOSED"})
+TICKET_TYPES = ("incident", "request", "maintenance")
+PRIORITIES = ("P1", "P2", "P3", "P4")
+# The tie-break order of events sharing one timestamp (KPIS.md 1.2).
+EVENT_KINDS = ("response", "assignee", "group", "priority", "category", "status")
+GRAINS = ("day", "week", "month", "quarter")
+UNASSIGNED = "unassigned"
+
+# Dtype names used below.
+STR = "str"
+TS = "datetime64[us, UTC]"
+INT = "Int64"
+FLOAT = "Float64"
+BOOL = "boolean"
+DATE = "date32"  # stored as a calendar date; in pandas a datetime64[s] at midnight, see to_date_column
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a canonical frame or a stored table."""
+
+    name: str
+    dtype: str
+    description: str
+    required: bool = False
+
+
+def _cols(*cols: Column) -> dict[str, Column]:
+    return {c.name: c for c in cols}
+
+
+TICKET_COLUMNS = _cols(
+    Column("ticket_id", STR, "Ticket id, unique within its source", required=True),
+    Column("source", STR, "Name of the configured source the ticket came from", required=True),
+    Column("ticket_type", STR, "incident / request / maintenance (planned O&M work)", required=True),
+    Column("priority", STR, "Current priority P1..P4, mapped from the source's scale"),
+    Column("status", STR, "Current canonical status", required=True),
+    Column("opened_at", TS, "When the problem was reported (UTC)", required=True),
+    Column("updated_at", TS, "Last change in the source (UTC), used for incremental pulls"),
+    Column("first_response_at", TS, "First response or acknowledgement by an engineer (UTC)"),
+    Column("resolved_at", TS, "Final resolution as the source reports it (UTC)"),
+    Column("closed_at", TS, "When the ticket was closed (UTC)"),
+    Column("assignee", STR, "Engineer assigned now (or at resolution)"),
+    Column("assignment_group", STR, "Team assigned now"),
+    Column("reopen_count", INT, "Reopens as counted by the source"),
+    Column("reassignment_count", INT, "Group or assignee changes after the first assignment, per the source"),
+    Column("category", STR, "Final category / configuration item / fault code"),
+    Column("diagnosed_category", STR, "The category the engineer first diagnosed"),
+    Column("close_code", STR, "Close code"),
+    Column("satisfaction", STR, "Survey answer as given; mapped to 1..5 by kpi.satisfaction_map"),
+    Column("satisfaction_at", TS, "When the survey was answered (UTC)"),
+    Column("planned_start", TS, "Start of the planned maintenance window (UTC)"),
+    Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
+    Column("actual_end", TS, "When the maintenance work really ended (UTC)"),
+    Column("caused_by", STR, "ticket_id of the maintenance ticket whose work caused this incident"),
+)
+
+EVENT_COLUMNS = _cols(
+    Column("source", STR, "Name of the configured source", required=True),
+    Column("ticket_id", STR, "The ticket this event belongs to", required=True),
+    Column("at", TS, "When the change happened (UTC)", required=True),
+    Column("kind", STR, "status / assignee / group / priority / category / response", required=True),
+    Column("value", STR, "New value (canonical status, P1..P4, ...); empty for response"),
+    Column("actor", STR, "Who made the change (may be empty)"),
+    Column("seq", INT, "Position of the event in its source, the last tie-breaker", required=True),
+)
+
+REJECTED_COLUMNS = _cols(
+    Column("run_id", STR, "The run that read the row"),
+    Column("source", STR, "Source the row came from"),
+    Column("ticket_id", STR, "Ticket id of the row, when it could be read"),
+    Column("row_kind", STR, "ticket or event"),
+    Column("raw", STR, "The row as read, JSON"),
+    Column("reason", STR, "Why the row could not be used"),
+)
+
+TICKET_FACT_COLUMNS = _cols(
+    Column("source", STR, "Source of the ticket"),
+    Column("ticket_id", STR, "Ticket id"),
+    Column("ticket_type", STR, "incident / request / maintenance"),
+    Column("priority", STR, "Current priority"),
+    Column("status", STR, "Current status: the last status event, else the status column"),
+    Column("category", STR, "Final category: the last category event, else the category column"),
+    Column("opened_at", TS, "When the problem was reported (UTC)"),
+    Column("closed_at", TS, "When the ticket was closed (UTC)"),
+    Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
+    Column("satisfaction_at", TS, "When the survey was answered (UTC)"),
+    Column("caused_by", STR, "Maintenance ticket whose work caused this incident"),
+    Column("excluded_reason", STR, "Why the ticket is in no KPI (cancelled, out_of_scope); null when included"),
+    Column("engineer", STR, "Engineer credited: last assignee at or before resolution, else assignee, else 'unassigned'"),
+    Column("team", STR, "Team credited: last group at or before resolution, else assignment_group, else 'unassigned'"),
+    Column("first_resolved_at", TS, "First resolution (UTC); null while not resolved"),
+    Column("resolved_at", TS, "Last resolution (UTC); null while not resolved"),
+    Column("response_at", TS, "First response: response event, else first_response_at, else first resolution"),
+    Column("reopen_count", INT, "Changes from RESOLVED/CLOSED back to work"),
+    Column("reopened", BOOL, "reopen_count > 0"),
+    Column("reassigned", BOOL, "Assignee or group changed from one engineer/team to another"),
+    Column("response_priority", STR, "Priority in effect at the response (selects the response SLA policy)"),
+    Column("resolution_priority", STR, "Priority in effect at the resolution (selects the resolution SLA policy)"),
+    Column("response_target_s", INT, "Response target of the matching SLA policy, seconds"),
+    Column("resolution_target_s", INT, "Resolution target of the matching SLA policy, seconds"),
+    Column("response_calendar_s", INT, "response_at - opened_at, seconds"),
+    Column("response_business_s", INT, "Business seconds from opened_at to response_at on the policy calendar"),
+    Column("resolution_calendar_s", INT, "resolved_at - opened_at, seconds"),
+    Column("resolution_business_s", INT, "Business seconds from opened_at to resolved_at minus pauses"),
+    Column("dq_flag", STR, "Data-quality flag: negative_response or negative_resolution"),
+    Column("response_sla", STR, "met / breached / in_progress against the response target"),
+    Column("resolution_sla", STR, "met / breached / in_progress against the resolution target"),
+    Column("first_fix", BOOL, "Resolved incident/request neither reopened nor reassigned"),
+    Column("initial_diagnosis", STR, "diagnosed_category, else the category in effect at the response"),
+    Column("diagnosis_assessable", BOOL, "Resolved incident/request with an initial diagnosis and a final category"),
+    Column("diagnosis_accurate", BOOL, "Assessable, final category == initial diagnosis and not reopened"),
+    Column("csat_score", FLOAT, "Satisfaction mapped to 1..5"),
+    Column("csat_satisfied", BOOL, "csat_score >= 4 (satisfied + fairly satisfied)"),
+    Column("maintenance_on_time", BOOL, "Maintenance completed, not failed, ended by planned_end; null while not due"),
+    Column("induced_incident", BOOL, "Incident caused by a maintenance ticket of the same source"),
+    Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+    Column("kpi_version", STR, "Version of the KPI definitions"),
+)
+
+
+def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
+    return _cols(
+        Column("grain", STR, "day / week / month / quarter"),
+        Column("period_start", DATE, "Local date (reporting timezone) that starts the period"),
+        Column(who, STR, who_doc),
+        Column("ticket_type", STR, "incident / request / maintenance"),
+        Column("opened_count", INT, "Tickets opened (anchor opened_at)"),
+        Column("response_n", INT, "Tickets with a response business time (anchor opened_at)"),
+        Column("response_mean_min", FLOAT, "Mean response business minutes"),
+        Column("response_median_min", FLOAT, "Median response business minutes (percentile_cont 0.5)"),
+        Column("response_p90_min", FLOAT, "P90 response business minutes (percentile_cont 0.9)"),
+        Column("response_sla_met", INT, "Response SLA met (anchor opened_at)"),
+        Column("response_sla_breached", INT, "Response SLA breached (anchor opened_at)"),
+        Column("response_sla_rate", FLOAT, "response_sla_met / (met + breached)"),
+        Column("resolved_count", INT, "Incidents and requests resolved (anchor resolved_at)"),
+        Column("resolution_n", INT, "Tickets with a resolution business time (anchor resolved_at)"),
+        Column("resolution_mean_min", FLOAT, "Mean resolution business minutes"),
+        Column("resolution_median_min", FLOAT, "Median resolution business minutes (percentile_cont 0.5)"),
+        Column("resolution_p90_min", FLOAT, "P90 resolution business minutes (percentile_cont 0.9)"),
+        Column("resolution_sla_met", INT, "Resolution SLA met (anchor resolved_at)"),
+        Column("resolution_sla_breached", INT, "Resolution SLA breached (anchor resolved_at)"),
+        Column("resolution_sla_rate", FLOAT, "resolution_sla_met / (met + breached)"),
+        Column("first_fix_count", INT, "Resolved incidents/requests fixed first time"),
+        Column("first_fix_rate", FLOAT, "first_fix_count / resolved_count"),
+        Column("reopened_count", INT, "Resolved incidents/requests that were reopened"),
+        Column("reopen_rate", FLOAT, "reopened_count / resolved_count"),
+        Column("accuracy_assessable", INT, "Resolved incidents/requests whose diagnosis can be assessed"),
+        Column("accuracy_correct", INT, "Assessable tickets diagnosed accurately"),
+        Column("accuracy_rate", FLOAT, "accuracy_correct / accuracy_assessable"),
+        Column("csat_answered", INT, "Tickets with a satisfaction score (anchor satisfaction_at, else resolved_at)"),
+        Column("csat_satisfied", INT, "Answers scoring >= 4"),
+        Column("csat_rate", FLOAT, "csat_satisfied / csat_answered"),
+        Column("maintenance_due", INT, "Maintenance tickets due (anchor planned_end)"),
+        Column("maintenance_on_time", INT, "Due maintenance completed on time"),
+        Column("maintenance_on_time_rate", FLOAT, "maintenance_on_time / maintenance_due"),
+        Column("induced_incidents", INT, "Incidents caused by this maintenance work (anchor: incident opened_at)"),
+        Column("low_sample", BOOL, "resolved_count + maintenance_due < reporting.min_sample"),
+        Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+        Column("kpi_version", STR, "Version of the KPI definitions"),
+    )
+
+
+KPI_ENGINEER_COLUMNS = _kpi_columns("engineer", "Engineer credited with the tickets")
+KPI_TEAM_COLUMNS = _kpi_columns("team", "Team credited with the tickets")
+
+SCORECARD_COLUMNS = _cols(
+    Column("grain", STR, "day / week / month / quarter"),
+    Column("period_start", DATE, "Local date (reporting timezone) that starts the period"),
+    Column("engineer", STR, "Engineer"),
+    Column("score", FLOAT, "Weighted mean of the KPI scores x 100, over the KPIs that have a value"),
+    Column("kpis_scored", INT, "How many configured KPIs had a value"),
+    Column("weight_scored", FLOAT, "Sum of the weights of the KPIs that had a value"),
+    Column("low_sample", BOOL, "Reported but not ranked: resolved_count + maintenance_due < min_sample"),
+    Column("rank", INT, "Rank by score within grain and period (1 = best); null when not ranked"),
+    Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+    Column("kpi_version", STR, "Version of the KPI definitions"),
+)
+
+SCORECARD_KPI_COLUMNS = _cols(
+    Column("grain", STR, "day / week / month / quarter"),
+    Column("period_start", DATE, "Local date (reporting timezone) that starts the period"),
+    Column("engineer", STR, "Engineer"),
+    Column("kpi", STR, "KPI name (a kpi_engineer column)"),
+    Column("value", FLOAT, "The engineer's value over all ticket types in the period"),
+    Column("target", FLOAT, "Configured target"),
+    Column("weight", FLOAT, "Configured weight"),
+    Column("higher_is_better", BOOL, "Direction of the KPI"),
+    Column("attainment", FLOAT, "value / target (target / value when lower is better)"),
+    Column("score", FLOAT, "Attainment capped at 1 (induced_incidents: 1 at 0, else 0)"),
+    Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+    Column("kpi_version", STR, "Version of the KPI definitions"),
+)
+
+TABLE_COLUMNS: dict[str, dict[str, Column]] = {
+    "ticket_facts": TICKET_FACT_COLUMNS,
+    "kpi_engineer": KPI_ENGINEER_COLUMNS,
+    "kpi_team": KPI_TEAM_COLUMNS,
+    "scorecard": SCORECARD_COLUMNS,
+    "scorecard_kpi": SCORECARD_KPI_COLUMNS,
+    "rejected_rows": REJECTED_COLUMNS,
+}
+
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "ticket_facts": ("source", "ticket_id"),
+    "kpi_engineer": ("grain", "period_start", "engineer", "ticket_type"),
+    "kpi_team": ("grain", "period_start", "team", "ticket_type"),
+    "scorecard": ("grain", "period_start", "engineer"),
+    "scorecard_kpi": ("grain", "period_start", "engineer", "kpi"),
+}
+
+
+def to_date_column(values: pd.Series) -> pd.Series:
+    """Date columns travel in pandas as ``datetime64[s]`` at local midnight (no timezone)."""
+    return pd.to_datetime(values).astype("datetime64[s]")
+
+
+def _pandas_dtype(dtype: str) -> str:
+    return "datetime64[s]" if dtype == DATE else dtype
+
+
+def empty_frame(columns: dict[str, Column]) -> pd.DataFrame:
+    """An empty frame with the given columns and dtypes."""
+    return pd.DataFrame({c.name: pd.Series(dtype=_pandas_dtype(c.dtype)) for c in columns.values()})
+
+
+def conform(frame: pd.DataFrame, columns: dict[str, Column]) -> pd.DataFrame:
+    """Return ``frame`` with exactly ``columns`` in order and dtype; missing optional columns are null.
+
+    Values must already be of the right kind (timestamps tz-aware, strings as strings); this only
+    fixes the container dtypes and the column set.
+    """
+    out = {}
+    n = len(frame)
+    for col in columns.values():
+        dtype = _pandas_dtype(col.dtype)
+        if col.name in frame.columns:
+            s = frame[col.name]
+            if dtype == TS:
+                s = pd.to_datetime(s, utc=True).astype(TS)
+            elif dtype == STR:
+                s = s.astype("object").where(s.notna(), None).astype(STR)
+            else:
+                s = s.astype(dtype)
+            out[col.name] = s.reset_index(drop=True)
+        else:
+            out[col.name] = pd.Series([None] * n, dtype=dtype)
+    return pd.DataFrame(out)
+
+
+def empty_tickets() -> pd.DataFrame:
+    """An empty canonical ``tickets`` frame."""
+    return empty_frame(TICKET_COLUMNS)
+
+
+def empty_events() -> pd.DataFrame:
+    """An empty canonical ``events`` frame."""
+    return empty_frame(EVENT_COLUMNS)
+
+
+def empty_rejected() -> pd.DataFrame:
+    """An empty ``rejected_rows`` frame."""
+    return empty_frame(REJECTED_COLUMNS)
