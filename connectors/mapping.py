@@ -1,0 +1,398 @@
+"""Declarative mapping of a source's rows onto the canonical frames (KPIS.md 1).
+
+A source row arrives with the source's own column names and every value as text (or None). The
+config says which source column holds which canonical one (``columns`` / ``event_columns``, identity
+when omitted), how source statuses, priorities, types and event kinds read canonically (the ``*_map``
+settings), which tokens mean "empty" and how timestamps are written. Everything here is vectorised:
+problems are boolean masks, and each row that cannot be used goes to the rejected frame with the
+first problem found as its reason, never a guess.
+
+    map_tickets(raw, cfg) -> (tickets, rejected)
+    map_events(raw, cfg)  -> (events, rejected)
+    parse_timestamps(values, cfg) -> (utc, unparseable)
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from connectors.base import SourceConfig
+from kpis.errors import ConfigError
+from kpis.schema import (
+    EVENT_COLUMNS,
+    INT,
+    PRIORITIES,
+    REJECTED_COLUMNS,
+    STATUSES,
+    TICKET_COLUMNS,
+    TICKET_TYPES,
+    TS,
+    conform,
+)
+
+__all__ = [
+    "map_events",
+    "map_tickets",
+    "normalise_nulls",
+    "parse_timestamps",
+    "raw_json",
+    "rejected_rows",
+]
+
+log = logging.getLogger(__name__)
+
+# A clock time followed by a UTC offset or zone designator: the value says where it was written.
+_HAS_OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$")
+_EPOCH_UNITS = {"ms": "ms", "s": "s"}
+# A DST gap is shifted the way zoneinfo reads fold=0 (the offset before the change) for 1-hour gaps.
+_DST_GAP = pd.Timedelta("1h")
+
+# The canonical values each mapped column may hold, and the config map that translates to them.
+_VALUE_MAPS = {
+    "ticket_type": ("type_map", TICKET_TYPES, "type"),
+    "priority": ("priority_map", PRIORITIES, "priority"),
+    "status": ("status_map", STATUSES, "status"),
+}
+_EVENT_VALUE_MAPS = {"status": ("status_map", STATUSES), "priority": ("priority_map", PRIORITIES)}
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Any series -> ``str`` dtype with whitespace stripped; missing stays missing."""
+    return values.astype("object").where(values.notna(), None).astype("str").str.strip()
+
+
+def normalise_nulls(frame: pd.DataFrame, null_tokens: Iterable[str]) -> pd.DataFrame:
+    """Strip every value and turn the null tokens (``''``, ``'?'``, ``'N/A'``, ...) into missing.
+
+    Returns a new frame of ``str`` columns with the same index and column names.
+    """
+    tokens = list(dict.fromkeys([*null_tokens, ""]))
+    out = {}
+    for name in frame.columns:
+        text = _as_text(frame[name])
+        out[name] = text.where(~text.isin(tokens))
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+
+
+def _json_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps as ISO 8601 text so that the JSON reads like the row, not like epoch numbers."""
+    out = frame.copy()
+    for name in out.columns:
+        if isinstance(out[name].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(out[name]):
+            s = out[name]
+            iso = s.dt.strftime("%Y-%m-%dT%H:%M:%S%z" if isinstance(s.dtype, pd.DatetimeTZDtype) else "%Y-%m-%dT%H:%M:%S")
+            out[name] = iso.astype("object").where(s.notna(), None)
+    return out
+
+
+def raw_json(frame: pd.DataFrame) -> pd.Series:
+    """Each row as one compact JSON object (UTF-8 kept, nulls as ``null``), indexed like ``frame``."""
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype="str")
+    frame = _json_ready(frame)
+    frame.columns = [str(c) for c in frame.columns]
+    lines = frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    # pandas escapes "/" as "\/"; both are valid JSON, the plain one is easier to read.
+    rows = pd.Series(lines.rstrip("\n").split("\n"), index=frame.index, dtype="str")
+    return rows.str.replace("\\/", "/", regex=False)
+
+
+def rejected_rows(raw: pd.DataFrame, reasons: pd.Series, source: str, ticket_ids: pd.Series | None,
+                  row_kind: str) -> pd.DataFrame:
+    """The ``rejected_rows`` frame for the rows of ``raw`` whose reason is set (run_id left null)."""
+    bad = reasons.notna()
+    n = int(bad.sum())
+    ids = ticket_ids[bad] if ticket_ids is not None else pd.Series([None] * n, dtype="str")
+    frame = pd.DataFrame({
+        "source": [source] * n,
+        "ticket_id": ids.to_numpy(dtype=object),
+        "row_kind": [row_kind] * n,
+        "raw": raw_json(raw[bad]).to_numpy(dtype=object),
+        "reason": reasons[bad].to_numpy(dtype=object),
+    })
+    return conform(frame, REJECTED_COLUMNS)
+
+
+class _Reasons:
+    """The first problem found for each row; later problems never overwrite an earlier one."""
+
+    def __init__(self, index: pd.Index) -> None:
+        self.values = pd.Series(None, index=index, dtype="object")
+
+    def add(self, mask: pd.Series, reason: str | pd.Series) -> None:
+        """Record ``reason`` (one text, or a text per row) where ``mask`` is true and no reason is yet."""
+        new = mask.fillna(False).astype(bool) & self.values.isna()
+        if not new.any():
+            return
+        text = reason if isinstance(reason, pd.Series) else pd.Series(reason, index=self.values.index)
+        self.values = self.values.where(~new, text.astype("object"))
+
+
+def _quoted(prefix: str, values: pd.Series) -> pd.Series:
+    """``prefix 'value'`` for every row."""
+    return prefix + " '" + values.astype("object").fillna("").astype("str") + "'"
+
+
+# --- timestamps ----------------------------------------------------------------------------------
+
+def _timezone_missing(cfg: SourceConfig) -> ConfigError:
+    return ConfigError(
+        f"sources[{cfg.name!r}].timezone", "is missing and the source has timestamps without a UTC offset",
+        'set timezone = "Asia/Shanghai" (the zone the source writes its times in)')
+
+
+def _parse_epoch(text: pd.Series, unit: str) -> pd.Series:
+    numbers = pd.to_numeric(text, errors="coerce")
+    return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+
+
+def _parse_naive(text: pd.Series, cfg: SourceConfig) -> pd.Series:
+    """Values without an offset -> naive datetimes (ISO 8601 first, then the inferred format)."""
+    if cfg.timestamp_format:
+        return pd.to_datetime(text, format=cfg.timestamp_format, errors="coerce")
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    rest = parsed.isna() & text.notna()
+    if rest.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": dateutil per element
+            other = pd.to_datetime(text[rest], dayfirst=cfg.dayfirst, errors="coerce")
+        if isinstance(other.dtype, pd.DatetimeTZDtype):  # an offset the pattern did not see: use it
+            other = other.dt.tz_convert("UTC").dt.tz_localize(None)
+            log.debug("source %s: %d values parsed with an unusual offset notation", cfg.name, len(other))
+        parsed = parsed.astype("datetime64[us]")
+        parsed[rest] = other.astype("datetime64[us]")
+    return parsed
+
+
+def _localize(naive: pd.Series, cfg: SourceConfig) -> pd.Series:
+    """Naive wall-clock times in ``cfg.timezone`` -> UTC (fold=0 for repeated and missing times)."""
+    if naive.notna().any() and cfg.timezone is None:
+        raise _timezone_missing(cfg)
+    if cfg.timezone is None:
+        return pd.Series(pd.NaT, index=naive.index, dtype=TS)
+    ambiguous = np.ones(len(naive), dtype=bool)
+    local = naive.dt.tz_localize(cfg.timezone, ambiguous=ambiguous, nonexistent=_DST_GAP)
+    return local.dt.tz_convert("UTC")
+
+
+def _parse_present(text: pd.Series, cfg: SourceConfig) -> pd.Series:
+    """Present values -> UTC timestamps (NaT where unparseable)."""
+    unit = _EPOCH_UNITS.get(str(cfg.options.get("epoch", "")))
+    if unit:
+        return _parse_epoch(text, unit)
+    fmt = cfg.timestamp_format
+    if fmt and ("%z" in fmt or "%Z" in fmt):
+        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+    has_offset = pd.Series(False, index=text.index) if fmt else text.str.contains(_HAS_OFFSET, na=False)
+    out = pd.Series(pd.NaT, index=text.index, dtype=TS)
+    if has_offset.any():
+        out[has_offset] = pd.to_datetime(text[has_offset], format="ISO8601", utc=True, errors="coerce").astype(TS)
+        retry = has_offset & out.isna()
+        if retry.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                out[retry] = pd.to_datetime(text[retry], utc=True, dayfirst=cfg.dayfirst, errors="coerce").astype(TS)
+    naive = ~has_offset
+    if naive.any():
+        out[naive] = _localize(_parse_naive(text[naive], cfg), cfg).astype(TS)
+    return out
+
+
+def parse_timestamps(values: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, pd.Series]:
+    """Source timestamps -> (UTC ``datetime64[us, UTC]`` truncated to whole seconds, unparseable mask).
+
+    Values with an offset (ISO 8601 ``Z`` / ``+08:00``) keep it; naive values are wall-clock time in
+    ``cfg.timezone`` (a ``ConfigError`` naming ``sources[..].timezone`` when it is not set). Honours
+    ``cfg.timestamp_format`` (strftime), ``cfg.dayfirst`` and ``cfg.options['epoch']`` (``'ms'``/``'s'``).
+    The mask is true where a value is present but cannot be read.
+    """
+    text = _as_text(values)
+    text = text.where(text != "")
+    present = text.notna()
+    out = pd.Series(pd.NaT, index=values.index, dtype=TS)
+    if present.any():
+        out[present] = _parse_present(text[present], cfg).astype(TS)
+    out = out.dt.floor("s").astype(TS)
+    return out, present & out.isna()
+
+
+# --- shared column mapping -----------------------------------------------------------------------
+
+def _source_column(canonical: str, columns: Mapping[str, str]) -> str:
+    return columns.get(canonical, canonical)
+
+
+def _pick(raw: pd.DataFrame, canonical: str, columns: Mapping[str, str]) -> pd.Series | None:
+    """The source column holding ``canonical``, or None when the source has no such column."""
+    name = _source_column(canonical, columns)
+    return raw[name] if name in raw.columns else None
+
+
+def _map_values(values: pd.Series, mapping: Mapping[str, str], canonical: Iterable[str]) -> tuple[pd.Series, pd.Series]:
+    """Translate through ``mapping``; canonical values pass through. -> (mapped, present-but-unmapped mask)."""
+    mapped = values.map(dict(mapping)) if mapping else pd.Series(None, index=values.index, dtype="object")
+    is_canonical = values.isin(list(canonical))
+    mapped = mapped.where(mapped.notna(), values.where(is_canonical))
+    return mapped.astype("str"), values.notna() & mapped.isna()
+
+
+def _parse_count(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Whole numbers >= 0 (``3`` or ``3.0``) -> (Int64, present-but-bad mask)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    good = numbers.notna() & (numbers >= 0) & (numbers == np.floor(numbers.fillna(0)))
+    out = numbers.where(good).astype("Float64").astype(INT)
+    return out, values.notna() & ~good
+
+
+def _missing_columns(raw: pd.DataFrame, columns: dict, mapping: Mapping[str, str], optional: set[str]) -> list[str]:
+    """Required canonical columns whose source column is absent (``optional`` ones are filled otherwise)."""
+    return [c.name for c in columns.values()
+            if c.required and c.name not in optional and _source_column(c.name, mapping) not in raw.columns]
+
+
+# --- tickets -------------------------------------------------------------------------------------
+
+def _ticket_type(raw: pd.DataFrame, cfg: SourceConfig) -> pd.Series | None:
+    """The type column, with ``default_ticket_type`` filling a missing column or missing values."""
+    values = _pick(raw, "ticket_type", cfg.columns)
+    if cfg.default_ticket_type is None:
+        return values
+    default = cfg.type_map.get(cfg.default_ticket_type, cfg.default_ticket_type)
+    if default not in TICKET_TYPES:
+        raise ConfigError(f"sources[{cfg.name!r}].default_ticket_type", f"{cfg.default_ticket_type!r} is not a ticket type",
+                          f"use one of {', '.join(TICKET_TYPES)}")
+    if values is None:
+        return pd.Series(default, index=raw.index, dtype="str")
+    return values.fillna(default)
+
+
+def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: _Reasons) -> pd.Series | None:
+    """One canonical ticket column, parsed; problems recorded in ``reasons``."""
+    values = _ticket_type(raw, cfg) if name == "ticket_type" else _pick(raw, name, cfg.columns)
+    if values is None:
+        return None
+    dtype = TICKET_COLUMNS[name].dtype
+    if name in _VALUE_MAPS:
+        map_name, canonical, label = _VALUE_MAPS[name]
+        mapped, bad = _map_values(values, getattr(cfg, map_name), canonical)
+        reasons.add(bad, _quoted(f"unmapped {label}", values))
+        return mapped
+    if dtype == TS:
+        parsed, bad = parse_timestamps(values, cfg)
+        reasons.add(bad, _quoted(f"unparseable {name}", values))
+        return parsed
+    if dtype == INT:
+        parsed, bad = _parse_count(values)
+        reasons.add(bad, _quoted(f"bad integer {name}", values))
+        return parsed
+    return values
+
+
+def map_tickets(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows with the source's column names (values as str or None) -> (tickets, rejected).
+
+    ``tickets`` follows ``kpis.schema.TICKET_COLUMNS``; ``rejected`` follows ``REJECTED_COLUMNS`` with
+    the original row as JSON and the first problem found (an unmapped status, priority or type, an
+    unparseable timestamp, a bad count, a missing required column). ``source`` is ``cfg.name``.
+    """
+    norm = normalise_nulls(raw, cfg.null_tokens)
+    reasons = _Reasons(norm.index)
+    optional = {"source"} | ({"ticket_type"} if cfg.default_ticket_type else set())
+    for name in _missing_columns(norm, TICKET_COLUMNS, cfg.columns, optional):
+        reasons.add(pd.Series(True, index=norm.index),
+                    f"missing column '{name}' (source column '{_source_column(name, cfg.columns)}')")
+    out = {}
+    for name in TICKET_COLUMNS:
+        if name != "source":
+            col = _ticket_column(norm, cfg, name, reasons)
+            if col is not None:
+                out[name] = col
+    tickets = pd.DataFrame(out, index=norm.index)
+    tickets["source"] = cfg.name
+    ids = tickets["ticket_id"] if "ticket_id" in tickets else None
+    rejected = rejected_rows(raw, reasons.values, cfg.name, ids, "ticket")
+    good = reasons.values.isna()
+    _log_rejections(cfg, "ticket", len(raw), rejected)
+    return conform(tickets[good], TICKET_COLUMNS), rejected
+
+
+# --- events --------------------------------------------------------------------------------------
+
+def _event_kind(values: pd.Series, cfg: SourceConfig) -> pd.Series:
+    """Source kinds -> canonical kinds; a kind neither mapped nor canonical stays as is (validate rejects it)."""
+    if not cfg.event_kind_map:
+        return values
+    mapped = values.map(dict(cfg.event_kind_map))
+    return mapped.where(mapped.notna(), values).astype("str")
+
+
+def _event_values(kind: pd.Series, values: pd.Series, cfg: SourceConfig, reasons: _Reasons) -> pd.Series:
+    """Status and priority event values mapped like the ticket columns; other kinds pass through."""
+    out = values.copy()
+    for event_kind, (map_name, canonical) in _EVENT_VALUE_MAPS.items():
+        rows = kind == event_kind
+        if not rows.any():
+            continue
+        mapped, bad = _map_values(values[rows], getattr(cfg, map_name), canonical)
+        reasons.add(bad.reindex(values.index, fill_value=False), _quoted(f"unmapped {event_kind}", values))
+        out[rows] = mapped
+    return out
+
+
+def _event_seq(norm: pd.DataFrame, cfg: SourceConfig, reasons: _Reasons) -> pd.Series:
+    """The source's own ``seq`` when it has one, else the row's position in the input."""
+    values = _pick(norm, "seq", cfg.event_columns)
+    if values is None:
+        return pd.Series(np.arange(len(norm)), index=norm.index, dtype=INT)
+    parsed, bad = _parse_count(values)
+    reasons.add(bad, _quoted("bad integer seq", values))
+    return parsed.fillna(pd.Series(np.arange(len(norm)), index=norm.index))
+
+
+def map_events(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw event rows -> (events per ``kpis.schema.EVENT_COLUMNS``, rejected).
+
+    ``kind`` goes through ``event_kind_map``; the value of a ``status`` event through ``status_map`` and
+    of a ``priority`` event through ``priority_map`` (unmapped: rejected). ``seq`` is the row's position
+    in the input when the source has no sequence column.
+    """
+    norm = normalise_nulls(raw, cfg.null_tokens)
+    reasons = _Reasons(norm.index)
+    for name in _missing_columns(norm, EVENT_COLUMNS, cfg.event_columns, {"source", "seq"}):
+        reasons.add(pd.Series(True, index=norm.index),
+                    f"missing column '{name}' (source column '{_source_column(name, cfg.event_columns)}')")
+    out: dict[str, pd.Series] = {}
+    for name in ("ticket_id", "kind", "value", "actor"):
+        col = _pick(norm, name, cfg.event_columns)
+        if col is not None:
+            out[name] = col
+    at = _pick(norm, "at", cfg.event_columns)
+    if at is not None:
+        out["at"], bad = parse_timestamps(at, cfg)
+        reasons.add(bad, _quoted("unparseable at", at))
+    if "kind" in out:
+        out["kind"] = _event_kind(out["kind"], cfg)
+        if "value" in out:
+            out["value"] = _event_values(out["kind"], out["value"], cfg, reasons)
+    out["seq"] = _event_seq(norm, cfg, reasons)
+    events = pd.DataFrame(out, index=norm.index)
+    events["source"] = cfg.name
+    ids = events["ticket_id"] if "ticket_id" in events else None
+    rejected = rejected_rows(raw, reasons.values, cfg.name, ids, "event")
+    _log_rejections(cfg, "event", len(raw), rejected)
+    return conform(events[reasons.values.isna()], EVENT_COLUMNS), rejected
+
+
+def _log_rejections(cfg: SourceConfig, row_kind: str, n: int, rejected: pd.DataFrame) -> None:
+    if len(rejected):
+        top = rejected["reason"].str.split(" '").str[0].value_counts().head(3)
+        log.warning("source %s: %d of %d %s rows rejected (%s)", cfg.name, len(rejected), n, row_kind,
+                    ", ".join(f"{r}: {c}" for r, c in top.items()))
