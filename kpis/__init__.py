@@ -1,0 +1,41 @@
+"""KPI engine: canonical tickets + events -> per-ticket facts, per-engineer/team KPIs, scorecard.
+
+Pure functions over pandas frames; no I/O, no clock. See ../shared/spec/KPIS.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kpis.aggregate import aggregate
+from kpis.config import KpiSettings
+from kpis.facts import compute_facts
+from kpis.scorecard import compute_scorecard
+
+__all__ = ["KpiSettings", "KpiTables", "aggregate", "compute_all", "compute_facts", "compute_scorecard"]
+
+
+@dataclass(frozen=True)
+class KpiTables:
+    """Every table the engine produces for one run."""
+
+    facts: pd.DataFrame
+    kpi_engineer: pd.DataFrame
+    kpi_team: pd.DataFrame
+    scorecard: pd.DataFrame
+    scorecard_kpi: pd.DataFrame
+
+
+def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> KpiTables:
+    """Facts, both aggregates and the scorecard for canonical ``tickets``/``events`` at ``as_of``."""
+    facts = compute_facts(tickets, events, settings, as_of)
+    scorecard, scorecard_kpi = compute_scorecard(facts, settings)
+    return KpiTables(
+        facts=facts,
+        kpi_engineer=aggregate(facts, settings, by="engineer"),
+        kpi_team=aggregate(facts, settings, by="team"),
+        scorecard=scorecard,
+        scorecard_kpi=scorecard_kpi,
+    )
