@@ -1,0 +1,179 @@
+"""The SQL store's tables: one per ``kpis.schema.TABLE_COLUMNS`` entry plus the run ledger's own.
+
+Every column carries its description as a SQL comment (PostgreSQL stores it with ``COMMENT ON``;
+SQLite ignores it). The ledger tables are described with ``kpis.schema.Column`` too, so
+``kpis.schema.conform`` fixes their dtypes when they are read back.
+
+    ticket_facts, kpi_engineer, kpi_team,    the KPI outputs (in both stores)
+    scorecard, scorecard_kpi, rejected_rows
+    pipeline_runs                            one row per run (in both stores)
+    source_state, source_files               watermarks and files already read (SQL only)
+    run_lock                                 the one-run-at-a-time lock (SQL only)
+    store_commits                            which store commits reached SQL (SQL only; see stores.py)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy import Column as SqlColumn
+from sqlalchemy.types import TypeEngine
+
+from kpis.schema import BOOL, DATE, FLOAT, INT, STR, TABLE_COLUMNS, TABLE_KEYS, TS, Column
+
+__all__ = [
+    "LEDGER_COLUMNS",
+    "LEDGER_KEYS",
+    "PIPELINE_RUNS_COLUMNS",
+    "RUN_STATUSES",
+    "SQL_COLUMNS",
+    "create_all",
+    "metadata",
+    "sql_type",
+]
+
+RUN_STATUSES = ("running", "success", "partial", "failed")
+
+
+def _cols(*cols: Column) -> dict[str, Column]:
+    return {c.name: c for c in cols}
+
+PIPELINE_RUNS_COLUMNS = _cols(
+    Column("run_id", STR, "Run id: UTC start time and a random suffix, sortable"),
+    Column("kind", STR, "run (nightly), backfill or demo"),
+    Column("started_at", TS, "When the run started (UTC)"),
+    Column("finished_at", TS, "When the run finished (UTC); null while running"),
+    Column("status", STR, "running / success / partial (some sources failed) / failed"),
+    Column("window_from", TS, "Start of the window of tickets pulled (UTC); null for an incremental run"),
+    Column("window_to", TS, "End of the window of tickets pulled (UTC); null for an incremental run"),
+    Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+    Column("rows_read", INT, "Ticket and event rows read from all sources"),
+    Column("rows_rejected", INT, "Rows that could not be used (see rejected_rows)"),
+    Column("rows_written", INT, "Rows written to the output tables"),
+    Column("periods_written", INT, "(grain, period_start) periods recomputed and replaced"),
+    Column("error", STR, "One-line reason when the run failed or was partial"),
+    Column("stage_timings", STR, "Seconds per stage, JSON object"),
+    Column("host", STR, "Host the run ran on"),
+    Column("pid", INT, "Process id of the run"),
+)
+
+SOURCE_STATE_COLUMNS = _cols(
+    Column("source", STR, "Name of the configured source"),
+    Column("watermark", STR, "Where the next incremental pull starts (source-specific, usually an ISO timestamp)"),
+    Column("updated_at", TS, "When the watermark was last moved (UTC)"),
+)
+
+SOURCE_FILES_COLUMNS = _cols(
+    Column("source", STR, "Name of the configured source"),
+    Column("file_key", STR, "A file already read (path with size and modification time, or a content hash)"),
+    Column("run_id", STR, "The run that read it"),
+    Column("read_at", TS, "When it was read (UTC)"),
+)
+
+RUN_LOCK_COLUMNS = _cols(
+    Column("name", STR, "Lock name; one row while a run holds it"),
+    Column("holder", STR, "run_id of the run holding the lock"),
+    Column("host", STR, "Host of the holder"),
+    Column("pid", INT, "Process id of the holder"),
+    Column("acquired_at", TS, "When the holder took the lock (UTC)"),
+    Column("heartbeat_at", TS, "Last sign of life from the holder (UTC); older than the stale limit = taken over"),
+)
+
+STORE_COMMITS_COLUMNS = _cols(
+    Column("commit_id", STR, "Id of one Stores.commit, also written to the Parquet journal"),
+    Column("run_id", STR, "The run that committed"),
+    Column("committed_at", TS, "When the SQL transaction committed (UTC)"),
+    Column("tables", STR, "Tables replaced, comma-separated"),
+)
+
+LEDGER_COLUMNS: dict[str, dict[str, Column]] = {
+    "pipeline_runs": PIPELINE_RUNS_COLUMNS,
+    "source_state": SOURCE_STATE_COLUMNS,
+    "source_files": SOURCE_FILES_COLUMNS,
+    "run_lock": RUN_LOCK_COLUMNS,
+    "store_commits": STORE_COMMITS_COLUMNS,
+}
+LEDGER_KEYS: dict[str, tuple[str, ...]] = {
+    "pipeline_runs": ("run_id",),
+    "source_state": ("source",),
+    "source_files": ("source", "file_key"),
+    "run_lock": ("name",),
+    "store_commits": ("commit_id",),
+}
+
+#: Every SQL table's columns (the surrogate ``rejected_rows.row_id`` aside).
+SQL_COLUMNS: dict[str, dict[str, Column]] = {**TABLE_COLUMNS, **LEDGER_COLUMNS}
+SQL_KEYS: dict[str, tuple[str, ...]] = {**TABLE_KEYS, **LEDGER_KEYS}
+
+TABLE_COMMENTS = {
+    "ticket_facts": "One row per (source, ticket_id): the per-ticket facts (KPIS.md 3)",
+    "kpi_engineer": "KPIs per (grain, period_start, engineer, ticket_type) (KPIS.md 4)",
+    "kpi_team": "KPIs per (grain, period_start, team, ticket_type) (KPIS.md 4)",
+    "scorecard": "Scorecard per (grain, period_start, engineer) (KPIS.md 5)",
+    "scorecard_kpi": "Scorecard detail per (grain, period_start, engineer, kpi) (KPIS.md 5)",
+    "rejected_rows": "One row per input row that could not be used",
+    "pipeline_runs": "One row per run of the pipeline",
+    "source_state": "Incremental-pull watermark per source",
+    "source_files": "Files already read per file source",
+    "run_lock": "The lock that keeps runs from overlapping",
+    "store_commits": "Store commits whose SQL transaction committed (used to recover an interrupted Parquet swap)",
+}
+
+_TYPES: dict[str, type[TypeEngine]] = {
+    STR: Text,
+    INT: BigInteger,
+    FLOAT: Double,
+    BOOL: Boolean,
+    DATE: Date,
+}
+
+metadata = MetaData()
+
+
+def sql_type(dtype: str) -> TypeEngine:
+    """The SQLAlchemy type storing a ``kpis.schema`` dtype."""
+    if dtype == TS:
+        return DateTime(timezone=True)
+    return _TYPES[dtype]()
+
+
+def _columns(columns: dict[str, Column], keys: tuple[str, ...]) -> list[SqlColumn]:
+    return [
+        SqlColumn(c.name, sql_type(c.dtype), primary_key=c.name in keys, nullable=c.name not in keys,
+                  comment=c.description)
+        for c in columns.values()
+    ]
+
+
+def _table(name: str, columns: dict[str, Column]) -> Table:
+    cols = _columns(columns, SQL_KEYS.get(name, ()))
+    if name == "rejected_rows":
+        row_id = SqlColumn("row_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                           autoincrement=True, comment="Surrogate id (SQL only)")
+        cols.insert(0, row_id)
+    return Table(name, metadata, *cols, comment=TABLE_COMMENTS.get(name))
+
+
+for _name, _columns_of in SQL_COLUMNS.items():
+    _table(_name, _columns_of)
+
+Index("ix_rejected_rows_source_ticket", metadata.tables["rejected_rows"].c.source,
+      metadata.tables["rejected_rows"].c.ticket_id)
+Index("ix_rejected_rows_run", metadata.tables["rejected_rows"].c.run_id)
+Index("ix_pipeline_runs_started", metadata.tables["pipeline_runs"].c.started_at)
+
+
+def create_all(engine: Engine) -> None:
+    """Create every missing table (existing tables are left as they are)."""
+    metadata.create_all(engine, checkfirst=True)
