@@ -74,8 +74,9 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
     status = np.where(history.status.has_status, history.status.last_status, t.text("status"))
     ticket_type = t.text("ticket_type")
     excluded = _excluded_reason(status, ticket_type, settings)
+    priority = np.where(history.priority.has_any(t.n), history.priority.non_empty().last_value(t.n), t.text("priority"))
     out.update(source=t.text("source"), ticket_id=t.text("ticket_id"), ticket_type=ticket_type,
-               priority=t.text("priority"), status=status, excluded_reason=excluded)
+               priority=priority, status=status, excluded_reason=excluded)
     first_res, resolved = _resolution_times(t, history.status, status)
     response_at = _response_at(t, history, first_res, settings)
     out.update(engineer=_credited(history.assignee, t.text("assignee"), resolved),

@@ -1,0 +1,210 @@
+"""The ``itsm-kpi`` command line (CONTRACT.md): parse, call, print one summary line, exit with a code.
+
+Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments; 3 a source could not be read
+(the others' data went through: the run is ``partial``); 4 a store cannot be written; 5 another run
+holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from connectors.errors import SourceError
+from kpis.errors import ConfigError, ItsmKpiError
+from pipeline import logs
+from pipeline.errors import LockTimeout, StoreError
+from pipeline.periods import Window, dates_window, quarter_window
+from pipeline.progress import StageProgress
+from pipeline.settings import DEFAULT_CONFIG, Settings
+
+log = logging.getLogger(__name__)
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``itsm-kpi`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logs.configure(args.verbose - args.quiet)
+    try:
+        return args.handler(args)
+    except ConfigError as e:
+        return _fail(EXIT_CONFIG, str(e))
+    except LockTimeout as e:
+        return _fail(EXIT_LOCKED, str(e))
+    except StoreError as e:
+        return _fail(EXIT_STORE, str(e))
+    except SourceError as e:
+        return _fail(EXIT_SOURCE, str(e))
+    except ItsmKpiError as e:
+        return _fail(EXIT_ERROR, str(e))
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted; the stores were left as they were")
+    except Exception as e:  # the last line of defence: one line for the user, the trace in the log
+        log.debug("unexpected error", exc_info=True)
+        return _fail(EXIT_ERROR, f"unexpected {type(e).__name__}: {e} (run with -v for the trace)")
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"itsm-kpi: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="itsm-kpi", description="IT-service KPIs from ticketing data.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the bundled sample data")
+    demo.add_argument("--store", type=Path, default=Path("kpi-store"), help="where to write (default ./kpi-store)")
+    demo.add_argument("--as-of", type=_timestamp, default=None, help="ISO 8601 timestamp with an offset")
+    demo.set_defaults(handler=_demo)
+
+    run = sub.add_parser("run", help="the nightly job: pull what changed, recompute the periods it touches")
+    _config_args(run, as_of=True)
+    run.set_defaults(handler=_run)
+
+    backfill = sub.add_parser("backfill", help="recompute a past window's periods in both stores")
+    group = backfill.add_mutually_exclusive_group(required=True)
+    group.add_argument("--quarter", type=_quarter, help="e.g. 2026Q3")
+    group.add_argument("--from", dest="date_from", type=_date, help="first local date, e.g. 2026-07-01")
+    backfill.add_argument("--to", dest="date_to", type=_date, help="last local date (included)")
+    _config_args(backfill, as_of=True)
+    backfill.set_defaults(handler=_backfill)
+
+    schedule = sub.add_parser("schedule", help="run the nightly job on the configured cron until stopped")
+    _config_args(schedule, as_of=False)
+    schedule.set_defaults(handler=_schedule)
+
+    validate = sub.add_parser("validate", help="check the config and reach every source; writes nothing")
+    _config_args(validate, as_of=False)
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _config_args(parser: argparse.ArgumentParser, *, as_of: bool) -> None:
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default ./itsm-kpi.toml)")
+    if as_of:
+        parser.add_argument("--as-of", type=_timestamp, default=None, help="ISO 8601 timestamp with an offset")
+
+
+def _timestamp(text: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 timestamp") from None
+    if ts.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset; write it like 2026-10-01T00:00:00+08:00")
+    return ts.tz_convert("UTC").floor("s")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-07-01") from None
+
+
+def _quarter(text: str) -> Window:
+    try:
+        return quarter_window(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("s")
+
+
+def _execute(settings: Settings, kind: str, as_of: pd.Timestamp | None, window: Window | None = None) -> int:
+    from pipeline.jobs import run_job  # noqa: PLC0415 (keeps `itsm-kpi --help` fast)
+
+    with StageProgress(enabled=sys.stderr.isatty()) as progress:
+        summary = run_job(settings, kind=kind, as_of=as_of or _now(), window=window, progress=progress.stage)
+    print(summary.line())
+    if summary.rejected_by_reason:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.rejected_by_reason.items()))
+        print(f"  rejected rows (see table rejected_rows): {reasons}")
+    return EXIT_SOURCE if summary.failed_sources else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _execute(Settings.load(args.config), "run", args.as_of)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    if args.quarter is not None:
+        window = args.quarter
+    else:
+        if args.date_to is None:
+            raise ConfigError("--to", "is missing", "give --from DATE --to DATE, or --quarter 2026Q3")
+        try:
+            window = dates_window(args.date_from, args.date_to)
+        except ValueError as e:
+            raise ConfigError("--to", str(e), "swap the dates") from None
+    return _execute(Settings.load(args.config), "backfill", args.as_of, window)
+
+
+def demo_settings(store: Path) -> Settings:
+    """The bundled demo config with its source pointed at the sample data shipped in the package."""
+    import tomllib  # noqa: PLC0415
+
+    raw = tomllib.loads(_bundled("config", "demo.toml").read_text(encoding="utf-8"))
+    data_dir = resources.files("pipeline") / "demo_data"
+    raw["store"] = {"path": str(store), "sql_url": f"sqlite:///{store / 'kpi.sqlite'}"}
+    for source in raw["sources"]:
+        source["path"] = str(data_dir / "tickets.csv")
+        source["events_path"] = str(data_dir / "events.csv")
+    return Settings.from_mapping(raw)
+
+
+def _bundled(folder: str, name: str):
+    """A file of ``config/``: inside the installed package, or in the source checkout."""
+    packaged = resources.files("pipeline") / "_config" / name
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1] / folder / name
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = demo_settings(args.store)
+    code = _execute(settings, "demo", args.as_of)
+    print(f"results: Parquet under {settings.store.path}/<table>/, SQLite at {settings.store.path / 'kpi.sqlite'}")
+    print(f"  sqlite3 {settings.store.path / 'kpi.sqlite'} \"SELECT engineer, score, rank FROM scorecard "
+          "WHERE grain='quarter' ORDER BY rank\"")
+    print(f"  duckdb -c \"SELECT * FROM read_parquet('{settings.store.path}/kpi_engineer/**/*.parquet', "
+          "hive_partitioning=true) WHERE grain='month'\"")
+    return code
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from pipeline.schedule import run_scheduler  # noqa: PLC0415
+
+    return run_scheduler(Settings.load(args.config))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from connectors.registry import build_connector  # noqa: PLC0415
+
+    settings = Settings.load(args.config)
+    problems = 0
+    for cfg in settings.sources:
+        found = build_connector(cfg).check()
+        problems += len(found)
+        print(f"source {cfg.name} ({cfg.kind}): " + ("ok" if not found else f"{len(found)} problem(s)"))
+        for problem in found:
+            print(f"  - {problem}")
+    print(f"config {args.config}: ok; {len(settings.sources)} source(s), {problems} problem(s)")
+    return EXIT_OK if problems == 0 else EXIT_SOURCE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

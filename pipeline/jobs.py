@@ -1,0 +1,78 @@
+"""A run as a job: open the stores, take the run lock, record the run, execute it, always close the ledger.
+
+Every run leaves a ``pipeline_runs`` row: ``success``/``partial`` (written in the same transaction as
+the data) or ``failed`` with the one-line reason (written on its own after the data transaction rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+import pandas as pd
+
+from pipeline.ledger import Ledger
+from pipeline.periods import Window
+from pipeline.run import PipelineRun, RunSummary
+from pipeline.settings import Settings
+from pipeline.stores import Stores
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 30.0
+
+
+def new_run_id(kind: str, as_of: pd.Timestamp) -> str:
+    """A sortable, unique run id: ``<kind>-<as_of UTC>-<random>``."""
+    return f"{kind}-{as_of.tz_convert('UTC'):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Window | None = None,
+            progress: Callable[[str], None] | None = None, fault: Callable[[str], None] | None = None) -> RunSummary:
+    """Execute one run of ``kind`` under the run lock; raise on failure after recording it."""
+    stores = Stores(settings.store.path, settings.store.sql_url, fault=fault)
+    stores.prepare()
+    ledger = Ledger(stores.engine)
+    run_id = new_run_id(kind, as_of)
+    ledger.acquire_lock(run_id, wait_s=settings.run.lock_wait_s, stale_after_s=settings.run.stale_lock_s)
+    stop_heartbeat = _start_heartbeat(ledger, run_id)
+    try:
+        window_bounds = (window.first, window.end) if window else (None, None)
+        ledger.start_run(run_id, kind, *window_bounds, as_of)
+        log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
+        try:
+            summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,
+                                  progress=progress).execute(run_id)
+        except Exception as e:
+            ledger.fail_run(run_id, _one_line(e))
+            raise
+        return summary
+    finally:
+        stop_heartbeat()
+        ledger.release_lock(run_id)
+
+
+def _start_heartbeat(ledger: Ledger, run_id: str) -> Callable[[], None]:
+    """Refresh the lock's heartbeat in the background so a long run is not taken for a dead one."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                ledger.heartbeat(run_id)
+            except Exception:  # a missed heartbeat must not kill the run; the next one retries
+                log.warning("lock heartbeat failed", exc_info=True)
+
+    thread = threading.Thread(target=beat, name="itsm-kpi-heartbeat", daemon=True)
+    thread.start()
+
+    def stop_beating() -> None:
+        stop.set()
+        thread.join(timeout=5)
+    return stop_beating
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"

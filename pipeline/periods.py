@@ -1,0 +1,89 @@
+"""Which periods a run must recompute: windows, and the periods that changed tickets touch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from kpis.aggregate import local_days, period_starts
+
+ANCHORS = ("opened_at", "resolved_at", "satisfaction_at", "planned_end")
+PERIOD_KEY = ["grain", "period_start"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Local dates ``[first, end)`` in the reporting timezone."""
+
+    first: date
+    end: date
+
+    def utc_bounds(self, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The window's instants: local midnight of ``first`` and of ``end``, in UTC."""
+        bounds = pd.DatetimeIndex([pd.Timestamp(self.first), pd.Timestamp(self.end)]).tz_localize(timezone)
+        return bounds[0].tz_convert("UTC"), bounds[1].tz_convert("UTC")
+
+    def days(self) -> np.ndarray:
+        """Every local date of the window."""
+        return np.arange(np.datetime64(self.first), np.datetime64(self.end), dtype="datetime64[D]")
+
+
+def quarter_window(text: str) -> Window:
+    """``2026Q3`` -> that quarter's local dates."""
+    text = text.strip().upper()
+    if len(text) != 6 or text[4] != "Q" or text[5] not in "1234" or not text[:4].isdigit():
+        raise ValueError(f"{text!r} is not a quarter; write it like 2026Q3")
+    year, q = int(text[:4]), int(text[5])
+    end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+    return Window(date(year, 3 * q - 2, 1), end)
+
+
+def dates_window(first: date, last: date) -> Window:
+    """``--from first --to last``: both dates included."""
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    return Window(first, last + timedelta(days=1))
+
+
+def window_periods(window: Window, grains: tuple[str, ...]) -> pd.DataFrame:
+    """Every period of every grain that overlaps the window (edge weeks/months whole)."""
+    days = window.days()
+    frames = [pd.DataFrame({"grain": g, "period_start": np.unique(period_starts(days, g))}) for g in grains]
+    return _as_periods(pd.concat(frames, ignore_index=True))
+
+
+def touched_periods(facts: pd.DataFrame, all_facts: pd.DataFrame, grains: tuple[str, ...], timezone: str) -> pd.DataFrame:
+    """Periods of every anchor of ``facts``, plus those of incidents induced by its maintenance tickets."""
+    anchors = [facts[a] for a in ANCHORS]
+    anchors.append(_induced_incident_openings(facts, all_facts))
+    stamps = pd.concat(anchors, ignore_index=True).dropna()
+    days = np.unique(local_days(stamps, timezone)) if len(stamps) else np.array([], dtype="datetime64[D]")
+    frames = [pd.DataFrame({"grain": g, "period_start": np.unique(period_starts(days, g))}) for g in grains]
+    return _as_periods(pd.concat(frames, ignore_index=True))
+
+
+def facts_in_window(facts: pd.DataFrame, window: Window, timezone: str) -> pd.DataFrame:
+    """Facts with at least one anchor on a local date inside the window."""
+    first, end = np.datetime64(window.first), np.datetime64(window.end)
+    hit = np.zeros(len(facts), dtype=bool)
+    for anchor in ANCHORS:
+        days = local_days(facts[anchor], timezone)
+        hit |= ~np.isnat(days) & (days >= first) & (days < end)
+    return facts[hit].reset_index(drop=True)
+
+
+def _induced_incident_openings(facts: pd.DataFrame, all_facts: pd.DataFrame) -> pd.Series:
+    maintenance = facts.loc[facts["ticket_type"] == "maintenance", ["source", "ticket_id"]]
+    if maintenance.empty:
+        return pd.Series([], dtype="datetime64[us, UTC]")
+    incidents = all_facts[["source", "caused_by", "opened_at"]].merge(
+        maintenance, left_on=["source", "caused_by"], right_on=["source", "ticket_id"])
+    return incidents["opened_at"]
+
+
+def _as_periods(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["period_start"] = pd.to_datetime(frame["period_start"]).astype("datetime64[s]")
+    return frame.drop_duplicates(ignore_index=True)

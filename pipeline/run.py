@@ -1,0 +1,244 @@
+"""One pipeline run: pull, validate, merge into the raw layer, compute, write both stores.
+
+    pull (per source) -> validate -> merge into raw_tickets/raw_events -> compute_all over the raw layer
+    -> choose what to replace (changed tickets' facts, the periods they touch) -> Stores.commit
+
+A source that cannot be read is skipped (its watermark stays) and the run ends ``partial``; a broken
+config or store stops the run before anything is written. The stores change only in ``Stores.commit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from connectors.base import Batch, SourceConfig
+from connectors.errors import SourceError
+from connectors.registry import build_connector
+from connectors.validate import validate
+from kpis import compute_all
+from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
+from pipeline.periods import Window, facts_in_window, touched_periods, window_periods
+from pipeline.settings import Settings
+from pipeline.stores import Replacement, Stores
+
+log = logging.getLogger(__name__)
+
+FACT_KEY = ["source", "ticket_id"]
+PERIOD_KEY = ["grain", "period_start"]
+PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the ledger and the one summary line."""
+
+    run_id: str
+    kind: str
+    status: str = "running"
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rows_written: int = 0
+    tickets_read: int = 0
+    periods_written: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        """One line that says what happened."""
+        took = time.monotonic() - self.started
+        text = (f"itsm-kpi {self.kind} {self.status}: {self.tickets_read} tickets read, "
+                f"{self.rows_rejected} rows rejected, {self.periods_written} periods written, "
+                f"{self.rows_written} rows written in {took:.1f}s (run {self.run_id})")
+        if self.failed_sources:
+            text += "; failed sources: " + ", ".join(f"{k} ({v})" for k, v in self.failed_sources.items())
+        return text
+
+
+@dataclass
+class Pulled:
+    """Everything read from the sources in this run, validated."""
+
+    tickets: pd.DataFrame
+    events: pd.DataFrame
+    rejected: pd.DataFrame
+    cursors: dict[str, str]
+    files: dict[str, tuple[str, ...]]
+
+
+class PipelineRun:
+    """One run of kind ``run`` (nightly, incremental), ``backfill`` (a window) or ``demo``."""
+
+    def __init__(self, settings: Settings, stores: Stores, ledger, *, kind: str, as_of: pd.Timestamp,
+                 window: Window | None = None, progress: Callable[[str], None] | None = None) -> None:
+        self.settings, self.stores, self.ledger = settings, stores, ledger
+        self.kind, self.as_of, self.window = kind, as_of, window
+        self.progress = progress or (lambda stage: None)
+
+    def execute(self, run_id: str) -> RunSummary:
+        """Run every stage; the stores are written once, at the end, atomically."""
+        summary = RunSummary(run_id=run_id, kind=self.kind)
+        with self._stage(summary, "pull"):
+            pulled = self._pull_all(summary)
+        with self._stage(summary, "merge"):
+            tickets, events, changed_keys = self._merged_raw(pulled)
+        with self._stage(summary, "compute"):
+            tables = compute_all(tickets, events, self.settings.kpi, self.as_of)
+        with self._stage(summary, "select"):
+            replacements = self._replacements(tables, pulled, tickets, events, changed_keys, summary, run_id)
+        summary.status = "partial" if summary.failed_sources else "success"
+        with self._stage(summary, "write"):
+            summary.rows_written = self.stores.commit(
+                run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary))
+        return summary
+
+    @contextmanager
+    def _stage(self, summary: RunSummary, name: str) -> Iterator[None]:
+        self.progress(name)
+        started = time.monotonic()
+        yield
+        summary.stage_seconds[name] = round(time.monotonic() - started, 3)
+        log.info("stage %s done in %.2fs", name, summary.stage_seconds[name])
+
+    # --- pull -------------------------------------------------------------------------------
+    def _pull_all(self, summary: RunSummary) -> Pulled:
+        batches, cursors, files = [], {}, {}
+        for cfg in self.settings.sources:
+            try:
+                batch = self._pull_one(cfg)
+            except SourceError as e:
+                summary.failed_sources[cfg.name] = str(e)
+                log.error("%s; its watermark stays, the next run retries it", e)
+                continue
+            batches.append(batch)
+            summary.rows_read += batch.rows_read
+            if batch.cursor:
+                cursors[cfg.name] = batch.cursor
+            files[cfg.name] = batch.files_read
+        return self._validated(batches, summary, cursors, files)
+
+    def _pull_one(self, cfg: SourceConfig) -> Batch:
+        since = until = None
+        if self.kind == "run":
+            mark = self.ledger.watermark(cfg.name)
+            since = None if mark is None else pd.Timestamp(mark) - pd.Timedelta(seconds=self.settings.run.overlap_s)
+            since = since if since is not None else (pd.Timestamp(cfg.start) if cfg.start else None)
+        elif self.window is not None:
+            since, until = self.window.utc_bounds(self.settings.kpi.reporting_timezone)
+        skip = self.ledger.seen_files(cfg.name) if self.kind == "run" else set()
+        connector = build_connector(cfg, skip_files=skip) if cfg.kind in _FILE_KINDS else build_connector(cfg)
+        log.info("pulling source %s (%s) since %s", cfg.name, cfg.kind, since)
+        return connector.pull(since=since, until=until)
+
+    def _validated(self, batches: list[Batch], summary: RunSummary, cursors, files) -> Pulled:
+        tickets = _concat([b.tickets for b in batches], TICKET_COLUMNS)
+        events = _concat([b.events for b in batches], EVENT_COLUMNS)
+        rejected = _concat([b.rejected for b in batches], REJECTED_COLUMNS)
+        tickets, events, rejected = validate(tickets, events, rejected,
+                                             satisfaction_map=self.settings.kpi.satisfaction_map)
+        summary.tickets_read = len(tickets) + int((rejected["row_kind"] == "ticket").sum())
+        summary.rows_rejected = len(rejected)
+        summary.rejected_by_reason = _reason_counts(rejected)
+        return Pulled(tickets, events, rejected, cursors, files)
+
+    # --- merge ------------------------------------------------------------------------------
+    def _merged_raw(self, pulled: Pulled) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The raw layer with this run's tickets replacing their earlier versions (and their events)."""
+        old_tickets = conform(self.stores.read("raw_tickets"), TICKET_COLUMNS)
+        old_events = conform(self.stores.read("raw_events"), EVENT_COLUMNS)
+        keys = pulled.tickets[FACT_KEY].drop_duplicates()
+        tickets = pd.concat([_without(old_tickets, keys), pulled.tickets], ignore_index=True)
+        events = pd.concat([_without(old_events, keys), pulled.events], ignore_index=True)
+        return tickets, events, keys
+
+    # --- select -----------------------------------------------------------------------------
+    def _replacements(self, tables, pulled, tickets, events, changed_keys, summary, run_id) -> list[Replacement]:
+        old_facts = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
+        if self.kind == "run":
+            facts, periods = self._incremental_scope(tables.facts, old_facts)
+        else:
+            facts, periods = self._window_scope(tables.facts, old_facts)
+        summary.periods_written = len(periods)
+        rejected = pulled.rejected.assign(run_id=run_id)
+        out = [
+            Replacement("raw_tickets", pulled.tickets, changed_keys),
+            Replacement("raw_events", pulled.events, changed_keys),
+            Replacement("ticket_facts", facts, facts[FACT_KEY]),
+            Replacement("rejected_rows", rejected, pd.DataFrame()),
+        ]
+        for table in PERIOD_TABLES:
+            frame = getattr(tables, table)
+            rows = frame.merge(periods, on=PERIOD_KEY, how="inner")
+            out.append(Replacement(table, rows, periods))
+        return out
+
+    def _incremental_scope(self, new_facts: pd.DataFrame, old_facts: pd.DataFrame):
+        """Facts that differ from the stored ones, and every period their old or new anchors touch."""
+        changed = changed_facts(new_facts, old_facts)
+        keys = changed[FACT_KEY]
+        before = old_facts.merge(keys, on=FACT_KEY, how="inner")
+        periods = touched_periods(pd.concat([changed, before], ignore_index=True), new_facts,
+                                  self.settings.kpi.grains, self.settings.kpi.reporting_timezone)
+        return changed, periods
+
+    def _window_scope(self, new_facts: pd.DataFrame, old_facts: pd.DataFrame):
+        """A backfill: every period of the window (whole weeks at its edges); the demo: every period."""
+        tz, grains = self.settings.kpi.reporting_timezone, self.settings.kpi.grains
+        if self.window is None:
+            return new_facts, touched_periods(new_facts, new_facts, grains, tz)
+        return facts_in_window(new_facts, self.window, tz), window_periods(self.window, grains)
+
+    # --- ledger -----------------------------------------------------------------------------
+    def _ledger_writes(self, run_id: str, pulled: Pulled, summary: RunSummary):
+        writes = [self.ledger.finish_run_writes(run_id, summary)]
+        if self.kind == "run":
+            for source, cursor in pulled.cursors.items():
+                writes.append(self.ledger.set_watermark_writes(source, cursor))
+            for source, names in pulled.files.items():
+                writes.append(self.ledger.add_files_writes(source, names, run_id))
+
+        def apply(conn) -> None:
+            for write in writes:
+                write(conn)
+        return apply
+
+
+_FILE_KINDS = ("csv", "excel", "json", "ndjson", "parquet")
+
+
+def changed_facts(new_facts: pd.DataFrame, old_facts: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``new_facts`` that are new or differ from ``old_facts`` in anything but ``as_of``."""
+    compare = [c for c in TICKET_FACT_COLUMNS if c != "as_of"]
+    if old_facts.empty:
+        return new_facts
+    merged = new_facts[compare].merge(old_facts[compare], how="left", indicator=True)
+    is_changed = (merged["_merge"] == "left_only").to_numpy()
+    return new_facts[is_changed].reset_index(drop=True)
+
+
+def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty or keys.empty:
+        return frame
+    marked = frame.merge(keys.assign(_hit=True), on=FACT_KEY, how="left")
+    return frame[marked["_hit"].isna().to_numpy()]
+
+
+def _concat(frames: list[pd.DataFrame], columns) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return conform(pd.DataFrame(), columns)
+    return conform(pd.concat(frames, ignore_index=True), columns)
+
+
+def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
+    if rejected.empty:
+        return {}
+    reasons = rejected["reason"].astype("str").str.replace(r"\s*'.*$", "", regex=True)
+    return {str(k): int(v) for k, v in reasons.value_counts().items()}
