@@ -1,0 +1,189 @@
+"""Quarantine of canonical rows that cannot be used (applied by the pipeline to every batch).
+
+``validate`` checks canonical ``tickets`` and ``events`` frames, from files and REST alike, and moves
+every row with a problem into ``rejected`` with its canonical row as JSON and one reason, the first
+problem found. Nothing is repaired or guessed. For tickets and events separately, rows in = rows out +
+rows rejected. Every check is a boolean mask over the frame; there are no row loops.
+
+Ticket checks, in order: a required column is missing; a required value is missing; status, type or
+priority is not canonical; the satisfaction answer cannot be mapped; planned_end is before
+planned_start; the ticket id repeats within its source (the newest ``updated_at`` is kept, ties keep
+the last row). Event checks: a required column or value is missing; the kind is unknown; a status or
+priority value is not canonical; the event belongs to no ticket that survived the ticket checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from connectors.mapping import raw_json
+from kpis.csat import unmappable_satisfaction
+from kpis.schema import (
+    EVENT_COLUMNS,
+    EVENT_KINDS,
+    PRIORITIES,
+    REJECTED_COLUMNS,
+    STATUSES,
+    TICKET_COLUMNS,
+    TICKET_TYPES,
+    Column,
+    conform,
+)
+
+__all__ = ["validate"]
+
+log = logging.getLogger(__name__)
+
+_TICKET_VALUES = {"status": STATUSES, "ticket_type": TICKET_TYPES, "priority": PRIORITIES}
+_EVENT_VALUES = {"status": STATUSES, "priority": PRIORITIES}
+
+
+class _Reasons:
+    """The first problem found per row (index 0..n-1); a later check never overwrites an earlier one."""
+
+    def __init__(self, n: int) -> None:
+        self.values = pd.Series([None] * n, dtype="object")
+
+    def add(self, mask: pd.Series, reason: str | pd.Series) -> None:
+        new = pd.Series(mask, dtype="boolean").fillna(False).astype(bool).to_numpy() & self.values.isna().to_numpy()
+        if new.any():
+            text = reason if isinstance(reason, pd.Series) else pd.Series([reason] * len(self.values))
+            self.values = self.values.where(~new, text.astype("object").to_numpy())
+
+    @property
+    def ok(self) -> pd.Series:
+        return self.values.isna()
+
+
+def _quoted(prefix: str, values: pd.Series) -> pd.Series:
+    return prefix + " '" + values.astype("object").fillna("").astype("str") + "'"
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing, or text that is empty after stripping."""
+    if pd.api.types.is_string_dtype(values) or values.dtype == object:
+        return values.isna() | (values.astype("str").str.strip() == "")
+    return values.isna()
+
+
+def _check_required(frame: pd.DataFrame, present: set[str], columns: dict[str, Column], reasons: _Reasons) -> None:
+    """A required column that is absent rejects every row; a required value that is blank, its row."""
+    required = [c.name for c in columns.values() if c.required]
+    for name in required:
+        if name not in present:
+            reasons.add(pd.Series(True, index=frame.index), f"missing column '{name}'")
+    for name in required:
+        reasons.add(_blank(frame[name]), f"missing {name}")
+
+
+def _check_canonical(frame: pd.DataFrame, allowed: Mapping[str, tuple[str, ...]], reasons: _Reasons) -> None:
+    for name, values in allowed.items():
+        col = frame[name]
+        reasons.add(col.notna() & ~col.isin(list(values)), _quoted(f"non-canonical {name}", col))
+
+
+def _duplicates(tickets: pd.DataFrame, ok: pd.Series) -> pd.Series:
+    """True for every usable row but the newest (by updated_at, then position) of its (source, ticket_id)."""
+    candidates = tickets.loc[ok, ["source", "ticket_id", "updated_at"]].assign(_pos=np.arange(int(ok.sum())))
+    ordered = candidates.sort_values(["updated_at", "_pos"], na_position="first", kind="stable")
+    older = ordered.duplicated(["source", "ticket_id"], keep="last")
+    return older.reindex(tickets.index, fill_value=False)
+
+
+def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: Mapping[str, float]) -> _Reasons:
+    reasons = _Reasons(len(tickets))
+    _check_required(tickets, present, TICKET_COLUMNS, reasons)
+    _check_canonical(tickets, _TICKET_VALUES, reasons)
+    sat = tickets["satisfaction"]
+    reasons.add(unmappable_satisfaction(sat, satisfaction_map), _quoted("unmappable satisfaction", sat))
+    reasons.add(tickets["planned_end"] < tickets["planned_start"], "planned_end before planned_start")
+    reasons.add(_duplicates(tickets, reasons.ok), "duplicate ticket id")
+    return reasons
+
+
+def _unknown_ticket(events: pd.DataFrame, tickets: pd.DataFrame, known: pd.DataFrame | None) -> pd.Series:
+    """True where the event's (source, ticket_id) is neither among ``tickets`` nor ``known``."""
+    keys = [tickets[["source", "ticket_id"]]]
+    if known is not None and len(known):
+        keys.append(known[["source", "ticket_id"]].astype("str"))
+    pairs = pd.MultiIndex.from_frame(pd.concat(keys, ignore_index=True).astype("object"))
+    event_pairs = pd.MultiIndex.from_frame(events[["source", "ticket_id"]].astype("object"))
+    return pd.Series(~event_pairs.isin(pairs), index=events.index)
+
+
+def _event_reasons(events: pd.DataFrame, present: set[str], tickets: pd.DataFrame,
+                   known: pd.DataFrame | None) -> _Reasons:
+    reasons = _Reasons(len(events))
+    _check_required(events, present, EVENT_COLUMNS, reasons)
+    kind = events["kind"]
+    reasons.add(kind.notna() & ~kind.isin(list(EVENT_KINDS)), _quoted("unknown event kind", kind))
+    for event_kind, allowed in _EVENT_VALUES.items():
+        value = events["value"]
+        reasons.add((kind == event_kind) & value.isna(), f"missing {event_kind} value")
+        reasons.add((kind == event_kind) & ~value.isin(list(allowed)), _quoted(f"non-canonical {event_kind} value", value))
+    reasons.add(_unknown_ticket(events, tickets, known), "event for unknown ticket")
+    return reasons
+
+
+def _conformed(frame: pd.DataFrame, columns: dict[str, Column]) -> tuple[pd.DataFrame, set[str]]:
+    """(``frame`` conformed to ``columns`` with index 0..n-1, the canonical columns it really had)."""
+    return conform(frame.reset_index(drop=True), columns), set(frame.columns)
+
+
+def validate(
+    tickets: pd.DataFrame,
+    events: pd.DataFrame,
+    rejected: pd.DataFrame,
+    *,
+    satisfaction_map: Mapping[str, float],
+    known_tickets: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Quarantine unusable rows -> (tickets, events, rejected), all conformed to ``kpis.schema``.
+
+    ``rejected`` comes back with the rows given plus one row per quarantined ticket or event (source,
+    ticket id, row kind, the canonical row as JSON, the reason; ``run_id`` left null). ``known_tickets``
+    (optional ``source``/``ticket_id`` pairs already stored) lets events of earlier tickets through.
+    """
+    tickets, ticket_cols = _conformed(tickets, TICKET_COLUMNS)
+    events, event_cols = _conformed(events, EVENT_COLUMNS)
+    t_reasons = _ticket_reasons(tickets, ticket_cols, satisfaction_map)
+    kept = tickets[t_reasons.ok.to_numpy()]
+    e_reasons = _event_reasons(events, event_cols, kept, known_tickets)
+    out_rejected = [
+        conform(rejected, REJECTED_COLUMNS),
+        _rejected(tickets, t_reasons, "ticket"),
+        _rejected(events, e_reasons, "event"),
+    ]
+    _log(tickets, t_reasons, "ticket")
+    _log(events, e_reasons, "event")
+    return (
+        conform(kept, TICKET_COLUMNS),
+        conform(events[e_reasons.ok.to_numpy()], EVENT_COLUMNS),
+        conform(pd.concat(out_rejected, ignore_index=True), REJECTED_COLUMNS),
+    )
+
+
+def _rejected(frame: pd.DataFrame, reasons: _Reasons, row_kind: str) -> pd.DataFrame:
+    """Rejected rows of one frame; each keeps its own source (a batch may mix sources)."""
+    bad = (~reasons.ok).to_numpy()
+    rows = frame[bad]
+    out = pd.DataFrame({
+        "source": rows["source"],
+        "ticket_id": rows["ticket_id"],
+        "row_kind": row_kind,
+        "raw": raw_json(rows),
+        "reason": reasons.values[bad].to_numpy(),
+    }, index=rows.index)
+    return conform(out, REJECTED_COLUMNS)
+
+
+def _log(frame: pd.DataFrame, reasons: _Reasons, row_kind: str) -> None:
+    n_bad = int((~reasons.ok).sum())
+    if n_bad:
+        top = reasons.values.dropna().str.split(" '").str[0].value_counts().head(3)
+        log.warning("%d of %d %s rows quarantined (%s)", n_bad, len(frame), row_kind,
+                    ", ".join(f"{r}: {c}" for r, c in top.items()))
