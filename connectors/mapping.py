@@ -18,6 +18,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ __all__ = [
     "parse_timestamps",
     "raw_json",
     "rejected_rows",
+    "RowReasons",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,24 +123,32 @@ def rejected_rows(raw: pd.DataFrame, reasons: pd.Series, source: str, ticket_ids
     return conform(frame, REJECTED_COLUMNS)
 
 
-class _Reasons:
-    """The first problem found for each row; later problems never overwrite an earlier one."""
+class RowReasons:
+    """The first problem found for each row of a frame; a later problem never overwrites an earlier one."""
 
     def __init__(self, index: pd.Index) -> None:
         self.values = pd.Series(None, index=index, dtype="object")
 
-    def add(self, mask: pd.Series, reason: str | pd.Series) -> None:
-        """Record ``reason`` (one text, or a text per row) where ``mask`` is true and no reason is yet."""
-        new = mask.fillna(False).astype(bool) & self.values.isna()
+    def add(self, mask: pd.Series, reason: str, values: pd.Series | None = None) -> None:
+        """Record ``reason`` where ``mask`` (aligned with the frame) is true and the row has no reason yet.
+
+        With ``values`` the reason reads ``reason 'value'``, built only for the rows it is recorded on.
+        """
+        new = np.asarray(pd.Series(mask).astype("boolean").fillna(False), dtype=bool) & self.values.isna().to_numpy()
         if not new.any():
             return
-        text = reason if isinstance(reason, pd.Series) else pd.Series(reason, index=self.values.index)
-        self.values = self.values.where(~new, text.astype("object"))
+        text: Any = reason
+        if values is not None:
+            shown = pd.Series(np.asarray(values, dtype=object)[new]).fillna("").astype("str")
+            text = (reason + " '" + shown + "'").to_numpy(dtype=object)
+        reasons = self.values.to_numpy(dtype=object, copy=True)
+        reasons[new] = text
+        self.values = pd.Series(reasons, index=self.values.index, dtype="object")
 
-
-def _quoted(prefix: str, values: pd.Series) -> pd.Series:
-    """``prefix 'value'`` for every row."""
-    return prefix + " '" + values.astype("object").fillna("").astype("str") + "'"
+    @property
+    def ok(self) -> pd.Series:
+        """True for the rows with no problem."""
+        return self.values.isna()
 
 
 # --- timestamps ----------------------------------------------------------------------------------
@@ -274,7 +284,7 @@ def _ticket_type(raw: pd.DataFrame, cfg: SourceConfig) -> pd.Series | None:
     return values.fillna(default)
 
 
-def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: _Reasons) -> pd.Series | None:
+def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: RowReasons) -> pd.Series | None:
     """One canonical ticket column, parsed; problems recorded in ``reasons``."""
     values = _ticket_type(raw, cfg) if name == "ticket_type" else _pick(raw, name, cfg.columns)
     if values is None:
@@ -283,15 +293,15 @@ def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: _Re
     if name in _VALUE_MAPS:
         map_name, canonical, label = _VALUE_MAPS[name]
         mapped, bad = _map_values(values, getattr(cfg, map_name), canonical)
-        reasons.add(bad, _quoted(f"unmapped {label}", values))
+        reasons.add(bad, f"unmapped {label}", values)
         return mapped
     if dtype == TS:
         parsed, bad = parse_timestamps(values, cfg)
-        reasons.add(bad, _quoted(f"unparseable {name}", values))
+        reasons.add(bad, f"unparseable {name}", values)
         return parsed
     if dtype == INT:
         parsed, bad = _parse_count(values)
-        reasons.add(bad, _quoted(f"bad integer {name}", values))
+        reasons.add(bad, f"bad integer {name}", values)
         return parsed
     return values
 
@@ -304,7 +314,7 @@ def map_tickets(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.
     unparseable timestamp, a bad count, a missing required column). ``source`` is ``cfg.name``.
     """
     norm = normalise_nulls(raw, cfg.null_tokens)
-    reasons = _Reasons(norm.index)
+    reasons = RowReasons(norm.index)
     optional = {"source"} | ({"ticket_type"} if cfg.default_ticket_type else set())
     for name in _missing_columns(norm, TICKET_COLUMNS, cfg.columns, optional):
         reasons.add(pd.Series(True, index=norm.index),
@@ -334,7 +344,7 @@ def _event_kind(values: pd.Series, cfg: SourceConfig) -> pd.Series:
     return mapped.where(mapped.notna(), values).astype("str")
 
 
-def _event_values(kind: pd.Series, values: pd.Series, cfg: SourceConfig, reasons: _Reasons) -> pd.Series:
+def _event_values(kind: pd.Series, values: pd.Series, cfg: SourceConfig, reasons: RowReasons) -> pd.Series:
     """Status and priority event values mapped like the ticket columns; other kinds pass through."""
     out = values.copy()
     for event_kind, (map_name, canonical) in _EVENT_VALUE_MAPS.items():
@@ -342,18 +352,18 @@ def _event_values(kind: pd.Series, values: pd.Series, cfg: SourceConfig, reasons
         if not rows.any():
             continue
         mapped, bad = _map_values(values[rows], getattr(cfg, map_name), canonical)
-        reasons.add(bad.reindex(values.index, fill_value=False), _quoted(f"unmapped {event_kind}", values))
+        reasons.add(bad.reindex(values.index, fill_value=False), f"unmapped {event_kind}", values)
         out[rows] = mapped
     return out
 
 
-def _event_seq(norm: pd.DataFrame, cfg: SourceConfig, reasons: _Reasons) -> pd.Series:
+def _event_seq(norm: pd.DataFrame, cfg: SourceConfig, reasons: RowReasons) -> pd.Series:
     """The source's own ``seq`` when it has one, else the row's position in the input."""
     values = _pick(norm, "seq", cfg.event_columns)
     if values is None:
         return pd.Series(np.arange(len(norm)), index=norm.index, dtype=INT)
     parsed, bad = _parse_count(values)
-    reasons.add(bad, _quoted("bad integer seq", values))
+    reasons.add(bad, "bad integer seq", values)
     return parsed.fillna(pd.Series(np.arange(len(norm)), index=norm.index))
 
 
@@ -365,7 +375,7 @@ def map_events(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.D
     in the input when the source has no sequence column.
     """
     norm = normalise_nulls(raw, cfg.null_tokens)
-    reasons = _Reasons(norm.index)
+    reasons = RowReasons(norm.index)
     for name in _missing_columns(norm, EVENT_COLUMNS, cfg.event_columns, {"source", "seq"}):
         reasons.add(pd.Series(True, index=norm.index),
                     f"missing column '{name}' (source column '{_source_column(name, cfg.event_columns)}')")
@@ -377,7 +387,7 @@ def map_events(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.D
     at = _pick(norm, "at", cfg.event_columns)
     if at is not None:
         out["at"], bad = parse_timestamps(at, cfg)
-        reasons.add(bad, _quoted("unparseable at", at))
+        reasons.add(bad, "unparseable at", at)
     if "kind" in out:
         out["kind"] = _event_kind(out["kind"], cfg)
         if "value" in out:

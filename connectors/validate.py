@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from connectors.mapping import raw_json
+from connectors.mapping import RowReasons, raw_json
 from kpis.csat import unmappable_satisfaction
 from kpis.schema import (
     EVENT_COLUMNS,
@@ -42,27 +42,6 @@ _TICKET_VALUES = {"status": STATUSES, "ticket_type": TICKET_TYPES, "priority": P
 _EVENT_VALUES = {"status": STATUSES, "priority": PRIORITIES}
 
 
-class _Reasons:
-    """The first problem found per row (index 0..n-1); a later check never overwrites an earlier one."""
-
-    def __init__(self, n: int) -> None:
-        self.values = pd.Series([None] * n, dtype="object")
-
-    def add(self, mask: pd.Series, reason: str | pd.Series) -> None:
-        new = pd.Series(mask, dtype="boolean").fillna(False).astype(bool).to_numpy() & self.values.isna().to_numpy()
-        if new.any():
-            text = reason if isinstance(reason, pd.Series) else pd.Series([reason] * len(self.values))
-            self.values = self.values.where(~new, text.astype("object").to_numpy())
-
-    @property
-    def ok(self) -> pd.Series:
-        return self.values.isna()
-
-
-def _quoted(prefix: str, values: pd.Series) -> pd.Series:
-    return prefix + " '" + values.astype("object").fillna("").astype("str") + "'"
-
-
 def _blank(values: pd.Series) -> pd.Series:
     """Missing, or text that is empty after stripping."""
     if pd.api.types.is_string_dtype(values) or values.dtype == object:
@@ -70,7 +49,7 @@ def _blank(values: pd.Series) -> pd.Series:
     return values.isna()
 
 
-def _check_required(frame: pd.DataFrame, present: set[str], columns: dict[str, Column], reasons: _Reasons) -> None:
+def _check_required(frame: pd.DataFrame, present: set[str], columns: dict[str, Column], reasons: RowReasons) -> None:
     """A required column that is absent rejects every row; a required value that is blank, its row."""
     required = [c.name for c in columns.values() if c.required]
     for name in required:
@@ -80,10 +59,10 @@ def _check_required(frame: pd.DataFrame, present: set[str], columns: dict[str, C
         reasons.add(_blank(frame[name]), f"missing {name}")
 
 
-def _check_canonical(frame: pd.DataFrame, allowed: Mapping[str, tuple[str, ...]], reasons: _Reasons) -> None:
+def _check_canonical(frame: pd.DataFrame, allowed: Mapping[str, tuple[str, ...]], reasons: RowReasons) -> None:
     for name, values in allowed.items():
         col = frame[name]
-        reasons.add(col.notna() & ~col.isin(list(values)), _quoted(f"non-canonical {name}", col))
+        reasons.add(col.notna() & ~col.isin(list(values)), f"non-canonical {name}", col)
 
 
 def _duplicates(tickets: pd.DataFrame, ok: pd.Series) -> pd.Series:
@@ -94,12 +73,12 @@ def _duplicates(tickets: pd.DataFrame, ok: pd.Series) -> pd.Series:
     return older.reindex(tickets.index, fill_value=False)
 
 
-def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: Mapping[str, float]) -> _Reasons:
-    reasons = _Reasons(len(tickets))
+def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: Mapping[str, float]) -> RowReasons:
+    reasons = RowReasons(tickets.index)
     _check_required(tickets, present, TICKET_COLUMNS, reasons)
     _check_canonical(tickets, _TICKET_VALUES, reasons)
     sat = tickets["satisfaction"]
-    reasons.add(unmappable_satisfaction(sat, satisfaction_map), _quoted("unmappable satisfaction", sat))
+    reasons.add(unmappable_satisfaction(sat, satisfaction_map), "unmappable satisfaction", sat)
     reasons.add(tickets["planned_end"] < tickets["planned_start"], "planned_end before planned_start")
     reasons.add(_duplicates(tickets, reasons.ok), "duplicate ticket id")
     return reasons
@@ -116,15 +95,15 @@ def _unknown_ticket(events: pd.DataFrame, tickets: pd.DataFrame, known: pd.DataF
 
 
 def _event_reasons(events: pd.DataFrame, present: set[str], tickets: pd.DataFrame,
-                   known: pd.DataFrame | None) -> _Reasons:
-    reasons = _Reasons(len(events))
+                   known: pd.DataFrame | None) -> RowReasons:
+    reasons = RowReasons(events.index)
     _check_required(events, present, EVENT_COLUMNS, reasons)
     kind = events["kind"]
-    reasons.add(kind.notna() & ~kind.isin(list(EVENT_KINDS)), _quoted("unknown event kind", kind))
+    reasons.add(kind.notna() & ~kind.isin(list(EVENT_KINDS)), "unknown event kind", kind)
     for event_kind, allowed in _EVENT_VALUES.items():
         value = events["value"]
         reasons.add((kind == event_kind) & value.isna(), f"missing {event_kind} value")
-        reasons.add((kind == event_kind) & ~value.isin(list(allowed)), _quoted(f"non-canonical {event_kind} value", value))
+        reasons.add((kind == event_kind) & ~value.isin(list(allowed)), f"non-canonical {event_kind} value", value)
     reasons.add(_unknown_ticket(events, tickets, known), "event for unknown ticket")
     return reasons
 
@@ -167,7 +146,7 @@ def validate(
     )
 
 
-def _rejected(frame: pd.DataFrame, reasons: _Reasons, row_kind: str) -> pd.DataFrame:
+def _rejected(frame: pd.DataFrame, reasons: RowReasons, row_kind: str) -> pd.DataFrame:
     """Rejected rows of one frame; each keeps its own source (a batch may mix sources)."""
     bad = (~reasons.ok).to_numpy()
     rows = frame[bad]
@@ -181,7 +160,7 @@ def _rejected(frame: pd.DataFrame, reasons: _Reasons, row_kind: str) -> pd.DataF
     return conform(out, REJECTED_COLUMNS)
 
 
-def _log(frame: pd.DataFrame, reasons: _Reasons, row_kind: str) -> None:
+def _log(frame: pd.DataFrame, reasons: RowReasons, row_kind: str) -> None:
     n_bad = int((~reasons.ok).sum())
     if n_bad:
         top = reasons.values.dropna().str.split(" '").str[0].value_counts().head(3)
