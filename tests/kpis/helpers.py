@@ -54,7 +54,7 @@ def config(**sections: Any) -> dict:
     base: dict[str, Any] = {
         "kpi": {"default_calendar": "24x7"},
         "calendars": {"office": copy.deepcopy(OFFICE)},
-        "reporting": {"timezone": "UTC", "min_sample": 10},
+        "reporting": {},  # timezone: the default calendar's (24x7 -> UTC); min_sample: 10
         "sla": [],
         "scorecard": [],
     }
