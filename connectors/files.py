@@ -14,12 +14,14 @@ import glob
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +123,12 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for name in frame.columns:
         col = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(col):
-            text = col.map(lambda v: None if pd.isna(v) else v.isoformat(), na_action="ignore")
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            text = col.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S") + "+00:00"
+        elif pd.api.types.is_datetime64_dtype(col):
+            text = col.dt.strftime("%Y-%m-%dT%H:%M:%S")
+        elif pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
+            text = col.astype("str").str.lower()
         else:
             text = col.astype("object").map(_cell_text)
         out[str(name).strip()] = text.astype("object").where(text.notna(), None).astype("str")
@@ -148,29 +154,27 @@ def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None
     return frame
 
 
-def _excel_rows(path: Path, cfg: SourceConfig, sheet: str | None) -> Iterator[tuple]:
+def _sheet_rows(workbook: Any, path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | None) -> list[tuple]:
+    """Header row plus up to ``nrows`` data rows of one sheet, as raw cell values."""
+    name = sheet or workbook.sheetnames[0]
+    if name not in workbook.sheetnames:
+        raise ConfigError(f"sources[{cfg.name!r}].sheet", f"{path.name} has no sheet {name!r}",
+                          f"use one of {', '.join(workbook.sheetnames)}")
+    rows = workbook[name].iter_rows(values_only=True)
+    return list(rows if nrows is None else itertools.islice(rows, nrows + 1))
+
+
+def _read_excel(path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | None) -> pd.DataFrame:
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
     try:
-        name = sheet or workbook.sheetnames[0]
-        if name not in workbook.sheetnames:
-            raise ConfigError(f"sources[{cfg.name!r}].sheet", f"{path.name} has no sheet {name!r}",
-                              f"use one of {', '.join(workbook.sheetnames)}")
-        yield from workbook[name].iter_rows(values_only=True)
+        rows = _sheet_rows(workbook, path, cfg, sheet, nrows)
     finally:
         workbook.close()
-
-
-def _read_excel(path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | None) -> pd.DataFrame:
-    rows = _excel_rows(path, cfg, sheet)
-    header = next(rows, None) or ()
+    header = rows[0] if rows else ()
     names = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
-    body = []
-    for row in rows:
-        body.append([_cell_text(v) for v in row[: len(names)]] + [None] * (len(names) - len(row)))
-        if nrows is not None and len(body) >= nrows:
-            break
+    body = [[_cell_text(v) for v in row[: len(names)]] + [None] * (len(names) - len(row)) for row in rows[1:]]
     frame = pd.DataFrame(body, columns=names, dtype="object")
     unnamed = [n for n, h in zip(names, header, strict=True) if h is None and frame[n].isna().all()]
     return frame.drop(columns=unnamed).astype("str")
@@ -236,18 +240,19 @@ def read_raw_table(path: str | Path, cfg: SourceConfig, *, sheet: str | None = N
 
 # --- a source: its files, each read once ---------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass
 class _File:
+    """One export file; its key ``name:sha256`` is computed when first asked for."""
+
     path: Path
-    key: str  # "name:sha256"
 
-
-def _file_key(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"{path.name}:{digest.hexdigest()}"
+    @cached_property
+    def key(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return f"{self.path.name}:{digest.hexdigest()}"
 
 
 def _matches_kind(path: Path, cfg: SourceConfig) -> bool:
@@ -293,7 +298,7 @@ class FileConnector:
     def _files(self, pattern: str | None, setting: str) -> list[_File]:
         if not pattern:
             return []
-        return [_File(p, _file_key(p)) for p in resolve_files(pattern, self.config, setting)]
+        return [_File(p) for p in resolve_files(pattern, self.config, setting)]
 
     def _read(self, files: list[_File], sheet: str | None) -> pd.DataFrame:
         new = [f for f in files if f.key not in self.skip_files]
