@@ -85,13 +85,17 @@ def normalise_nulls(frame: pd.DataFrame, null_tokens: Iterable[str]) -> pd.DataF
 
 
 def _json_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps as ISO 8601 text so that the JSON reads like the row, not like epoch numbers."""
+    """Timestamps as ISO 8601 text (UTC ones with ``Z``) so the JSON reads like the row, not epoch numbers."""
     out = frame.copy()
     for name in out.columns:
-        if isinstance(out[name].dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(out[name]):
-            s = out[name]
-            iso = s.dt.strftime("%Y-%m-%dT%H:%M:%S%z" if isinstance(s.dtype, pd.DatetimeTZDtype) else "%Y-%m-%dT%H:%M:%S")
-            out[name] = iso.astype("object").where(s.notna(), None)
+        s = out[name]
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            iso = s.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        elif pd.api.types.is_datetime64_dtype(s):
+            iso = s.dt.strftime("%Y-%m-%dT%H:%M:%S")
+        else:
+            continue
+        out[name] = iso.astype("object").where(s.notna(), None)
     return out
 
 

@@ -39,7 +39,7 @@ def test_raw_json_is_compact_utf8_with_nulls():
 
 def test_raw_json_writes_timestamps_as_iso():
     frame = pd.DataFrame({"at": pd.Series([utc("2026-03-05 02:00:00"), pd.NaT]).astype("datetime64[us, UTC]")})
-    assert raw_json(frame).tolist() == ['{"at":"2026-03-05T02:00:00+0000"}', '{"at":null}']
+    assert raw_json(frame).tolist() == ['{"at":"2026-03-05T02:00:00Z"}', '{"at":null}']
 
 
 # --- parse_timestamps --------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_rejected_raw_is_the_canonical_row_as_json():
     _, _, rej = run(t)
     raw = json.loads(rej["raw"][0])
     assert raw["ticket_id"] == "A" and raw["reopen_count"] == 2
-    assert raw["opened_at"] == "2026-03-05T02:00:00+0000" and raw["closed_at"] is None
+    assert raw["opened_at"] == "2026-03-05T02:00:00Z" and raw["closed_at"] is None
 
 
 # --- the bad-input corpus -------------------------------------------------------------------------
