@@ -156,6 +156,10 @@ class HttpClient:
         self._rand = rand
         self.calls = 0
 
+    def now(self) -> datetime:
+        """The client's clock (injectable): aware UTC."""
+        return self._now()
+
     def url(self, path_or_url: str) -> str:
         """An absolute URL: a path is taken from the base URL, an absolute URL is kept."""
         return urljoin(self.base_url, path_or_url.lstrip("/")) if "://" not in path_or_url else path_or_url
@@ -205,9 +209,12 @@ class HttpClient:
             raise SourceAuthError(self.source, f"{where} was refused with HTTP {status}: check the account's "
                                   f"credentials and permissions ({detail})")
         if status == 404:
-            raise SourceResponseError(self.source, f"{where} returned HTTP 404 Not Found: check the url and "
-                                      f"that the API/table exists for this account ({detail})")
-        raise SourceResponseError(self.source, f"{where} returned HTTP {status} ({detail})")
+            error = SourceResponseError(self.source, f"{where} returned HTTP 404 Not Found: check the url and "
+                                        f"that the API/table exists for this account ({detail})")
+        else:
+            error = SourceResponseError(self.source, f"{where} returned HTTP {status} ({detail})")
+        error.status = status  # lets a connector tolerate e.g. a 404 for a ticket deleted meanwhile
+        raise error
 
     def _wait_or_give_up(self, call: _Call, retry: _Retry) -> None:
         where = f"{call.method} {self.redact(_path(call.url))}"
