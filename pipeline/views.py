@@ -1,0 +1,288 @@
+"""Analyst views over the stored tables, in SQL that runs on SQLite, PostgreSQL and DuckDB.
+
+    v_engineer_quarter, v_engineer_month   an engineer's KPIs over all ticket types, per quarter / month
+    v_team_quarter                         a team's KPIs over all ticket types, per quarter
+    v_sla_breaches                         ticket_facts rows with a breached response or resolution SLA
+    v_scorecard_current                    the scorecard of the latest period of each grain
+
+Rates are re-aggregated from their stored numerators and denominators (``SUM(num) / NULLIF(SUM(den), 0)``),
+never averaged. Means are re-aggregated exactly as ``SUM(mean * n) / SUM(n)``. A median or P90 cannot be
+combined across ticket types: the rollups carry it only when a single ticket type has values in that
+period, and null otherwise (compute it from ``ticket_facts`` when you need it).
+
+``create_views(engine)`` (re)creates them in a SQL store; ``pipeline.query`` creates the same views
+over the Parquet store in DuckDB. Every view column is described here once: the descriptions become
+PostgreSQL column comments and the views' part of ``docs/tables.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+__all__ = ["VIEWS", "View", "create_view_statements", "create_views", "rollup_sql", "view_sql", "view_statements"]
+
+log = logging.getLogger(__name__)
+
+_FLOAT = "DOUBLE PRECISION"
+
+
+@dataclass(frozen=True)
+class View:
+    """One analyst view: its name, what a row is, its SQL and its columns with their meanings."""
+
+    name: str
+    description: str
+    sql: str
+    columns: tuple[tuple[str, str], ...]
+    based_on: tuple[str, ...]
+
+
+# -- rollups of kpi_engineer / kpi_team over ticket types ------------------------------------------
+_COUNTS = (
+    ("opened_count", "Tickets opened (anchor opened_at)"),
+    ("response_n", "Tickets with a response business time (anchor opened_at)"),
+    ("response_sla_met", "Response SLA met"),
+    ("response_sla_breached", "Response SLA breached"),
+    ("resolved_count", "Incidents and requests resolved (anchor resolved_at)"),
+    ("resolution_n", "Tickets with a resolution business time (anchor resolved_at)"),
+    ("resolution_sla_met", "Resolution SLA met"),
+    ("resolution_sla_breached", "Resolution SLA breached"),
+    ("first_fix_count", "Resolved incidents/requests fixed first time"),
+    ("reopened_count", "Resolved incidents/requests that were reopened"),
+    ("accuracy_assessable", "Resolved incidents/requests whose diagnosis can be assessed"),
+    ("accuracy_correct", "Assessable tickets diagnosed accurately"),
+    ("csat_answered", "Tickets with a satisfaction score"),
+    ("csat_satisfied", "Answers scoring >= 4"),
+    ("maintenance_due", "Maintenance tickets due (anchor planned_end)"),
+    ("maintenance_on_time", "Due maintenance completed on time"),
+    ("induced_incidents", "Incidents caused by this maintenance work"),
+)
+# (rate, numerator, denominator columns summed, meaning)
+_RATES = (
+    ("response_sla_rate", "response_sla_met", ("response_sla_met", "response_sla_breached"),
+     "SUM(response_sla_met) / SUM(met + breached); null when none is decided"),
+    ("resolution_sla_rate", "resolution_sla_met", ("resolution_sla_met", "resolution_sla_breached"),
+     "SUM(resolution_sla_met) / SUM(met + breached); null when none is decided"),
+    ("first_fix_rate", "first_fix_count", ("resolved_count",), "SUM(first_fix_count) / SUM(resolved_count)"),
+    ("reopen_rate", "reopened_count", ("resolved_count",), "SUM(reopened_count) / SUM(resolved_count)"),
+    ("accuracy_rate", "accuracy_correct", ("accuracy_assessable",),
+     "SUM(accuracy_correct) / SUM(accuracy_assessable)"),
+    ("csat_rate", "csat_satisfied", ("csat_answered",), "SUM(csat_satisfied) / SUM(csat_answered)"),
+    ("maintenance_on_time_rate", "maintenance_on_time", ("maintenance_due",),
+     "SUM(maintenance_on_time) / SUM(maintenance_due)"),
+)
+_DURATIONS = (("response", "response"), ("resolution", "resolution"))
+
+
+def _sum_float(column: str) -> str:
+    return f"CAST(SUM({column}) AS {_FLOAT})"
+
+
+def _rate_expr(numerator: str, denominators: tuple[str, ...]) -> str:
+    den = " + ".join(_sum_float(d) for d in denominators)
+    return f"{_sum_float(numerator)} / NULLIF({den}, 0)"
+
+
+def _single_type(metric: str, column: str) -> str:
+    """The value of the only ticket-type row with values, else null (a percentile cannot be combined)."""
+    with_values = f"{metric}_n > 0"
+    return (f"CASE WHEN SUM(CASE WHEN {with_values} THEN 1 ELSE 0 END) = 1 "
+            f"THEN MAX(CASE WHEN {with_values} THEN {column} END) END")
+
+
+def _rollup_columns(who: str, who_doc: str, with_scorecard: bool) -> tuple[tuple[str, str], ...]:
+    cols: list[tuple[str, str]] = [
+        ("grain", "day / week / month / quarter"),
+        ("period_start", "Local date (reporting timezone) that starts the period"),
+        (who, who_doc),
+        ("ticket_types", "Ticket types with a row in the period"),
+    ]
+    for metric, _ in _DURATIONS:
+        cols += [
+            (f"{metric}_mean_min", f"Mean {metric} business minutes: SUM(mean x n) / SUM(n), exact"),
+            (f"{metric}_median_min", f"Median {metric} business minutes, only when one ticket type has "
+                                     "values (a median cannot be combined); else null"),
+            (f"{metric}_p90_min", f"P90 {metric} business minutes, only when one ticket type has values; "
+                                  "else null"),
+        ]
+    cols += list(_COUNTS)
+    cols += [(rate, doc) for rate, _, _, doc in _RATES]
+    if with_scorecard:
+        cols += [
+            ("low_sample", "From scorecard: resolved_count + maintenance_due < min_sample (not ranked)"),
+            ("score", "From scorecard: weighted score 0..100"),
+            ("rank", "From scorecard: rank within the period (1 = best); null when not ranked"),
+        ]
+    cols += [("as_of", "Latest as-of of the rows combined (UTC)"), ("kpi_version", "Version of the KPI definitions")]
+    return tuple(cols)
+
+
+def _rollup_select(table: str, who: str, grain: str) -> str:
+    exprs = ["grain", "period_start", who, "CAST(COUNT(*) AS BIGINT) AS ticket_types"]
+    for metric, _ in _DURATIONS:
+        exprs.append(f"SUM({metric}_mean_min * {metric}_n) / NULLIF({_sum_float(f'{metric}_n')}, 0) "
+                     f"AS {metric}_mean_min")
+        exprs.append(f"{_single_type(metric, f'{metric}_median_min')} AS {metric}_median_min")
+        exprs.append(f"{_single_type(metric, f'{metric}_p90_min')} AS {metric}_p90_min")
+    exprs += [f"CAST(SUM({name}) AS BIGINT) AS {name}" for name, _ in _COUNTS]
+    exprs += [f"{_rate_expr(num, dens)} AS {rate}" for rate, num, dens, _ in _RATES]
+    exprs += ["MAX(as_of) AS as_of", "MAX(kpi_version) AS kpi_version"]
+    body = ",\n    ".join(exprs)
+    return (f"SELECT\n    {body}\nFROM {table}\nWHERE grain = '{grain}'\n"
+            f"GROUP BY grain, period_start, {who}")
+
+
+def rollup_sql(grain: str, *, who: str = "engineer") -> str:
+    """SQL of the rollup over ticket types of ``kpi_<who>`` rows of one grain (engineer rows get the scorecard).
+
+    ``grain`` must be one of day / week / month / quarter (it is written into the SQL).
+    """
+    if grain not in ("day", "week", "month", "quarter") or who not in ("engineer", "team"):
+        raise ValueError(f"no rollup for grain {grain!r} by {who!r}")
+    inner = _rollup_select(f"kpi_{who}", who, grain)
+    if who == "team":
+        return inner
+    names = [name for name, _ in _rollup_columns(who, "", True)]
+    picked = ", ".join(f"s.{n}" if n in ("low_sample", "score", "rank") else f"k.{n}" for n in names)
+    return (f"SELECT {picked}\nFROM (\n{inner}\n) k\nLEFT JOIN scorecard s\n"
+            "  ON s.grain = k.grain AND s.period_start = k.period_start AND s.engineer = k.engineer")
+
+
+def _rollup_view(name: str, grain: str, who: str) -> View:
+    who_doc = "Engineer credited with the tickets" if who == "engineer" else "Team credited with the tickets"
+    based_on = (f"kpi_{who}", "scorecard") if who == "engineer" else (f"kpi_{who}",)
+    extra = "; with the engineer's score and rank" if who == "engineer" else ""
+    return View(
+        name=name,
+        description=(f"One row per ({grain}, {who}): the {who}'s KPIs over all ticket types, rates "
+                     f"re-aggregated from kpi_{who} numerators and denominators{extra}"),
+        sql=rollup_sql(grain, who=who),
+        columns=_rollup_columns(who, who_doc, who == "engineer"),
+        based_on=based_on,
+    )
+
+
+# -- SLA breaches ------------------------------------------------------------------------------
+def _minutes(column: str) -> str:
+    return f"CAST({column} AS {_FLOAT}) / 60"
+
+
+_BREACH_COLUMNS = (
+    ("source", "Source of the ticket"),
+    ("ticket_id", "Ticket id"),
+    ("ticket_type", "incident / request / maintenance"),
+    ("priority", "Current priority"),
+    ("status", "Current status"),
+    ("engineer", "Engineer credited"),
+    ("team", "Team credited"),
+    ("opened_at", "When the problem was reported (UTC); anchors the response SLA"),
+    ("response_at", "First response (UTC)"),
+    ("resolved_at", "Last resolution (UTC); anchors the resolution SLA"),
+    ("breach", "Which SLA is breached: response / resolution / both"),
+    ("response_sla", "met / breached / in_progress"),
+    ("response_priority", "Priority that selected the response SLA policy"),
+    ("response_elapsed_min", "Response business minutes; null while there is no response yet"),
+    ("response_target_min", "Response target, minutes"),
+    ("response_over_min", "Elapsed minus target, minutes; null while there is no response yet"),
+    ("resolution_sla", "met / breached / in_progress"),
+    ("resolution_priority", "Priority that selected the resolution SLA policy"),
+    ("resolution_elapsed_min", "Resolution business minutes less pauses; null while not resolved"),
+    ("resolution_target_min", "Resolution target, minutes"),
+    ("resolution_over_min", "Elapsed minus target, minutes; null while not resolved"),
+    ("as_of", "The run's as-of timestamp (UTC)"),
+)
+
+_BREACHES_SQL = f"""SELECT
+    source, ticket_id, ticket_type, priority, status, engineer, team,
+    opened_at, response_at, resolved_at,
+    CASE WHEN response_sla = 'breached' AND resolution_sla = 'breached' THEN 'both'
+         WHEN response_sla = 'breached' THEN 'response' ELSE 'resolution' END AS breach,
+    response_sla, response_priority,
+    {_minutes('response_business_s')} AS response_elapsed_min,
+    {_minutes('response_target_s')} AS response_target_min,
+    {_minutes('response_business_s - response_target_s')} AS response_over_min,
+    resolution_sla, resolution_priority,
+    {_minutes('resolution_business_s')} AS resolution_elapsed_min,
+    {_minutes('resolution_target_s')} AS resolution_target_min,
+    {_minutes('resolution_business_s - resolution_target_s')} AS resolution_over_min,
+    as_of
+FROM ticket_facts
+WHERE response_sla = 'breached' OR resolution_sla = 'breached'"""
+
+# -- current scorecard -------------------------------------------------------------------------
+_SCORECARD_CURRENT_COLUMNS = (
+    ("grain", "day / week / month / quarter"),
+    ("period_start", "The latest period_start of this grain in the scorecard"),
+    ("engineer", "Engineer"),
+    ("rank", "Rank by score within the period (1 = best); null when not ranked (low sample)"),
+    ("score", "Weighted mean of the KPI scores x 100"),
+    ("kpis_scored", "How many configured KPIs had a value"),
+    ("weight_scored", "Sum of the weights of the KPIs that had a value"),
+    ("low_sample", "Reported but not ranked: resolved_count + maintenance_due < min_sample"),
+    ("as_of", "The run's as-of timestamp (UTC)"),
+    ("kpi_version", "Version of the KPI definitions"),
+)
+
+_SCORECARD_CURRENT_SQL = """SELECT
+    s.grain, s.period_start, s.engineer, s.rank, s.score, s.kpis_scored, s.weight_scored, s.low_sample,
+    s.as_of, s.kpi_version
+FROM scorecard s
+JOIN (SELECT grain, MAX(period_start) AS period_start FROM scorecard GROUP BY grain) latest
+  ON s.grain = latest.grain AND s.period_start = latest.period_start"""
+
+VIEWS: tuple[View, ...] = (
+    _rollup_view("v_engineer_quarter", "quarter", "engineer"),
+    _rollup_view("v_engineer_month", "month", "engineer"),
+    _rollup_view("v_team_quarter", "quarter", "team"),
+    View("v_sla_breaches",
+         "One row per ticket_facts row whose response or resolution SLA is breached, with elapsed vs "
+         "target minutes", _BREACHES_SQL, _BREACH_COLUMNS, ("ticket_facts",)),
+    View("v_scorecard_current",
+         "The scorecard rows of the latest period_start of each grain; order by grain, rank",
+         _SCORECARD_CURRENT_SQL, _SCORECARD_CURRENT_COLUMNS, ("scorecard",)),
+)
+_BY_NAME = {v.name: v for v in VIEWS}
+
+
+def view_sql(name: str) -> str:
+    """The SELECT behind view ``name`` (usable as a subquery where the view was not created)."""
+    return _BY_NAME[name].sql
+
+
+# -- creating them -----------------------------------------------------------------------------
+def _quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _comment_statements(view: View) -> list[str]:
+    statements = [f"COMMENT ON VIEW {view.name} IS {_quote_literal(view.description)}"]
+    statements += [f"COMMENT ON COLUMN {view.name}.{col} IS {_quote_literal(doc)}" for col, doc in view.columns]
+    return statements
+
+
+def view_statements(view: View, dialect: str) -> list[str]:
+    """The statements that (re)create ``view`` on ``dialect`` (sqlite, postgresql or duckdb)."""
+    statements = [f"DROP VIEW IF EXISTS {view.name}", f"CREATE VIEW {view.name} AS\n{view.sql}"]
+    if dialect in ("postgresql", "duckdb"):
+        statements += _comment_statements(view)
+    return statements
+
+
+def create_view_statements(dialect: str) -> list[str]:
+    """The statements that (re)create every view on ``dialect``."""
+    return [statement for view in VIEWS for statement in view_statements(view, dialect)]
+
+
+def _execute_all(conn: Connection, statements: list[str]) -> None:
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
+def create_views(engine: Engine) -> None:
+    """(Re)create every analyst view in one transaction; call it after the tables exist. Idempotent."""
+    with engine.begin() as conn:
+        _execute_all(conn, create_view_statements(conn.dialect.name))
+    log.info("created views %s", ", ".join(v.name for v in VIEWS))
