@@ -22,6 +22,7 @@ import logging
 import random
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +70,34 @@ class Redactor:
         """A copy of ``headers`` fit for a log line."""
         return {k: MASK if k.lower() in ("authorization", "proxy-authorization", "cookie") else self(v)
                 for k, v in headers.items()}
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks secrets in the records of a third-party logger (urllib3 logs request URLs at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for redact in [Redactor(), *list(self.redactors)]:
+            message = redact(message)
+        record.msg, record.args = message, None
+        return True
+
+
+_THIRD_PARTY_FILTER = _RedactingFilter()
+_THIRD_PARTY_LOGGERS = ("urllib3.connectionpool",)
+
+
+def _guard_third_party_logs(redactor: Redactor) -> None:
+    """Make urllib3's own log lines go through ``redactor`` too (installed once, on first use)."""
+    _THIRD_PARTY_FILTER.redactors.add(redactor)
+    for name in _THIRD_PARTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _THIRD_PARTY_FILTER not in logger.filters:
+            logger.addFilter(_THIRD_PARTY_FILTER)
 
 
 def basic_auth(username: str, secret: str) -> str:
@@ -145,6 +174,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.policy = policy or RetryPolicy()
         self.redact = Redactor(secrets)
+        _guard_third_party_logs(self.redact)
         self.session = session or requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": "itsm-kpi"})
         self.session.headers.update(dict(headers or {}))
