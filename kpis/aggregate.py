@@ -34,10 +34,10 @@ RATES = {
 
 @dataclass(frozen=True)
 class Family:
-    """Tickets that one group of KPIs counts, with the anchor that decides their period."""
+    """Tickets that one group of KPIs counts, with the local day of the anchor that decides their period."""
 
-    rows: pd.DataFrame  # columns: who, ticket_type, anchor, and the measures below
-    counts: tuple[str, ...] = ()  # boolean/0-1 measures summed per group
+    rows: pd.DataFrame  # columns: who (code), ticket_type (code), day (datetime64[D]) and the measures below
+    counts: tuple[str, ...] = ()  # boolean measures summed per group
     durations: dict[str, str] = field(default_factory=dict)  # output prefix -> minutes column
 
 
@@ -50,96 +50,120 @@ def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer") 
 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool) -> pd.DataFrame:
     """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates."""
-    keys = [by, "ticket_type"] if by_type else [by]
-    families = _families(facts, by)
-    frames = [_grain_table(families, grain, keys, settings.reporting_timezone) for grain in settings.grains]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    table = _finish(table, keys, settings)
+    codes = Codes(facts, by, settings.reporting_timezone)
+    families = _families(facts, codes)
+    frames = [_grain_table(families, grain, by_type) for grain in settings.grains]
+    table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
+    table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
     table["kpi_version"] = KPI_VERSION
     return table
 
 
-def _families(facts: pd.DataFrame, who: str) -> list[Family]:
-    included = facts[facts["excluded_reason"].isna()]
-    return [_opened(included, who), _resolved(included, who), _csat(included, who),
-            _maintenance(included, who), _induced(facts, who)]
+class Codes:
+    """Integer codes for the grouping columns, so grouping never touches strings."""
+
+    def __init__(self, facts: pd.DataFrame, who: str, timezone: str) -> None:
+        self.who_name, self.timezone = who, timezone
+        self.who, self.who_names = pd.factorize(facts[who])
+        self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"])
+
+    def base(self, rows: np.ndarray, anchor: pd.Series) -> pd.DataFrame:
+        """Grouping columns of the selected ``rows`` (a mask over the facts) with their anchor's local day."""
+        return pd.DataFrame({"who": self.who[rows], "ticket_type": self.ticket_type[rows],
+                             "day": local_days(anchor[rows], self.timezone)})
+
+    def decode(self, table: pd.DataFrame, by_type: bool) -> pd.DataFrame:
+        """Replace the code columns by their names."""
+        table[self.who_name] = self.who_names.take(table.pop("who").to_numpy(dtype="int64"))
+        types = table.pop("ticket_type").to_numpy(dtype="int64")
+        if by_type:
+            table["ticket_type"] = self.type_names.take(types)
+        return table
 
 
-def _base(frame: pd.DataFrame, who: str, anchor: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({who: frame[who].to_numpy(), "ticket_type": frame["ticket_type"].to_numpy(),
-                         "anchor": anchor.to_numpy()})
+def _families(facts: pd.DataFrame, codes: Codes) -> list[Family]:
+    included = facts["excluded_reason"].isna().to_numpy()
+    return [_opened(facts, codes, included), _resolved(facts, codes, included), _csat(facts, codes, included),
+            _maintenance(facts, codes, included), _induced(facts, codes)]
 
 
-def _sla_counts(frame: pd.DataFrame, column: str, prefix: str) -> dict[str, np.ndarray]:
-    status = frame[column].to_numpy(dtype=object, na_value=None)
-    return {f"{prefix}_met": status == "met", f"{prefix}_breached": status == "breached"}
+def _flag(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=bool, na_value=False)
 
 
-def _opened(facts: pd.DataFrame, who: str) -> Family:
-    rows = _base(facts, who, facts["opened_at"]).assign(
-        opened_count=True,
-        response_minutes=facts["response_business_s"].to_numpy(dtype="float64", na_value=np.nan) / SECONDS_PER_MINUTE,
-        **_sla_counts(facts, "response_sla", "response_sla"),
-    )
+def _minutes(seconds: pd.Series) -> np.ndarray:
+    return seconds.to_numpy(dtype="float64", na_value=np.nan) / SECONDS_PER_MINUTE
+
+
+def _sla_counts(status: pd.Series, prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}_met": _flag(status == "met"), f"{prefix}_breached": _flag(status == "breached")}
+
+
+def _opened(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
+    f = facts[included]
+    rows = codes.base(included, facts["opened_at"]).assign(
+        opened_count=True, response_minutes=_minutes(f["response_business_s"]),
+        **_sla_counts(f["response_sla"], "response_sla"))
     return Family(rows, ("opened_count", "response_sla_met", "response_sla_breached"), {"response": "response_minutes"})
 
 
-def _resolved(facts: pd.DataFrame, who: str) -> Family:
-    done = facts[facts["resolved_at"].notna()]
-    fixable = done["ticket_type"].isin(_FIXABLE).to_numpy()
-    rows = _base(done, who, done["resolved_at"]).assign(
+def _resolved(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
+    selected = included & facts["resolved_at"].notna().to_numpy()
+    f = facts[selected]
+    fixable = f["ticket_type"].isin(_FIXABLE).to_numpy()
+    rows = codes.base(selected, facts["resolved_at"]).assign(
         resolved_count=fixable,
-        resolution_minutes=done["resolution_business_s"].to_numpy(dtype="float64", na_value=np.nan) / SECONDS_PER_MINUTE,
-        first_fix_count=done["first_fix"].to_numpy(dtype=bool, na_value=False),
-        reopened_count=fixable & done["reopened"].to_numpy(dtype=bool, na_value=False),
-        accuracy_assessable=done["diagnosis_assessable"].to_numpy(dtype=bool, na_value=False),
-        accuracy_correct=done["diagnosis_accurate"].to_numpy(dtype=bool, na_value=False),
-        **_sla_counts(done, "resolution_sla", "resolution_sla"),
+        resolution_minutes=_minutes(f["resolution_business_s"]),
+        first_fix_count=_flag(f["first_fix"]),
+        reopened_count=fixable & _flag(f["reopened"]),
+        accuracy_assessable=_flag(f["diagnosis_assessable"]),
+        accuracy_correct=_flag(f["diagnosis_accurate"]),
+        **_sla_counts(f["resolution_sla"], "resolution_sla"),
     )
     counts = ("resolved_count", "resolution_sla_met", "resolution_sla_breached", "first_fix_count",
               "reopened_count", "accuracy_assessable", "accuracy_correct")
     return Family(rows, counts, {"resolution": "resolution_minutes"})
 
 
-def _csat(facts: pd.DataFrame, who: str) -> Family:
+def _csat(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     anchor = facts["satisfaction_at"].fillna(facts["resolved_at"])
-    answered = facts["csat_score"].notna() & anchor.notna()
-    rows = _base(facts[answered], who, anchor[answered]).assign(
-        csat_answered=True,
-        csat_satisfied=facts.loc[answered, "csat_satisfied"].to_numpy(dtype=bool, na_value=False),
-    )
+    selected = included & facts["csat_score"].notna().to_numpy() & anchor.notna().to_numpy()
+    rows = codes.base(selected, anchor).assign(
+        csat_answered=True, csat_satisfied=_flag(facts.loc[selected, "csat_satisfied"]))
     return Family(rows, ("csat_answered", "csat_satisfied"))
 
 
-def _maintenance(facts: pd.DataFrame, who: str) -> Family:
-    due = facts[facts["maintenance_on_time"].notna()]
-    rows = _base(due, who, due["planned_end"]).assign(
-        maintenance_due=True,
-        maintenance_on_time=due["maintenance_on_time"].to_numpy(dtype=bool, na_value=False),
-    )
+def _maintenance(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
+    selected = included & facts["maintenance_on_time"].notna().to_numpy()
+    rows = codes.base(selected, facts["planned_end"]).assign(
+        maintenance_due=True, maintenance_on_time=_flag(facts.loc[selected, "maintenance_on_time"]))
     return Family(rows, ("maintenance_due", "maintenance_on_time"))
 
 
-def _induced(facts: pd.DataFrame, who: str) -> Family:
+def _induced(facts: pd.DataFrame, codes: Codes) -> Family:
     """Induced incidents, credited to the maintenance ticket's engineer/team in its maintenance row."""
-    incidents = facts[facts["induced_incident"].fillna(False).astype(bool)]
-    maintenance = facts.loc[facts["ticket_type"] == "maintenance", ["source", "ticket_id", who]]
-    credited = incidents[["source", "caused_by", "opened_at"]].merge(
-        maintenance, left_on=["source", "caused_by"], right_on=["source", "ticket_id"], how="inner")
-    rows = pd.DataFrame({who: credited[who].to_numpy(), "ticket_type": "maintenance",
-                         "anchor": credited["opened_at"].to_numpy(), "induced_incidents": True})
+    position = np.arange(len(facts))
+    is_maintenance = _flag(facts["ticket_type"] == "maintenance")
+    maintenance = pd.DataFrame({"source": facts["source"], "ticket_id": facts["ticket_id"], "m": position})[is_maintenance]
+    incidents = pd.DataFrame({"source": facts["source"], "caused_by": facts["caused_by"], "i": position})
+    incidents = incidents[_flag(facts["induced_incident"])]
+    pairs = incidents.merge(maintenance, left_on=["source", "caused_by"], right_on=["source", "ticket_id"])
+    m, i = pairs["m"].to_numpy(dtype="int64"), pairs["i"].to_numpy(dtype="int64")
+    rows = pd.DataFrame({"who": codes.who[m], "ticket_type": codes.ticket_type[m],
+                         "day": local_days(facts["opened_at"].iloc[i], codes.timezone), "induced_incidents": True})
     return Family(rows, ("induced_incidents",))
 
 
 def local_days(anchor: pd.Series, timezone: str) -> np.ndarray:
-    """UTC timestamps -> their local dates (``datetime64[D]``) in ``timezone``."""
+    """UTC timestamps -> their local dates (``datetime64[D]``, NaT where missing) in ``timezone``."""
     local = pd.DatetimeIndex(anchor).tz_convert(timezone).tz_localize(None)
     return local.to_numpy().astype("datetime64[D]")
 
 
 def period_starts(days: np.ndarray, grain: str) -> np.ndarray:
     """Local dates -> the first local date of their period (ISO weeks start on Monday)."""
+    days = days.astype("datetime64[D]")
     if grain == "day":
         return days
     if grain == "week":
@@ -152,32 +176,35 @@ def period_starts(days: np.ndarray, grain: str) -> np.ndarray:
     return months.astype("datetime64[D]")
 
 
-def _grain_table(families: list[Family], grain: str, keys: list[str], timezone: str) -> pd.DataFrame:
+def _grain_table(families: list[Family], grain: str, by_type: bool) -> pd.DataFrame:
+    keys = ["period_start", "who", "ticket_type"]
     parts = []
     for family in families:
-        rows = family.rows[family.rows["anchor"].notna()]
+        rows = family.rows[~np.isnat(family.rows["day"].to_numpy())]
         if rows.empty:
             continue
-        period = period_starts(local_days(rows["anchor"], timezone), grain)
-        parts.append(_group(rows.assign(period_start=period), ["period_start", *keys], family))
+        rows = rows.assign(period_start=period_starts(rows["day"].to_numpy(), grain))
+        if not by_type:
+            rows["ticket_type"] = 0
+        parts.append(_group(rows, keys, family))
     if not parts:
-        return pd.DataFrame(columns=["grain", "period_start", *keys])
+        return pd.DataFrame({k: pd.Series(dtype="int64") for k in keys}).assign(grain=grain)
     table = parts[0]
     for part in parts[1:]:
-        table = table.merge(part, on=["period_start", *keys], how="outer")
+        table = table.merge(part, on=keys, how="outer")
     return table.assign(grain=grain)
 
 
 def _group(rows: pd.DataFrame, keys: list[str], family: Family) -> pd.DataFrame:
-    grouped = rows.groupby(keys, sort=False, observed=True, dropna=False)
-    out = grouped[list(family.counts)].sum().astype("int64") if family.counts else grouped.size().to_frame("_n")
+    grouped = rows.groupby(keys, sort=False)
+    out = grouped[list(family.counts)].sum().astype("int64")
     for prefix, column in family.durations.items():
         values = grouped[column]
         out[f"{prefix}_n"] = values.count()
         out[f"{prefix}_mean_min"] = values.mean()
         out[f"{prefix}_median_min"] = values.median()
         out[f"{prefix}_p90_min"] = values.quantile(0.9)
-    return out.drop(columns=["_n"], errors="ignore").reset_index()
+    return out.reset_index()
 
 
 def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.DataFrame:

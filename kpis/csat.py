@@ -14,13 +14,21 @@ def csat_scores(satisfaction: pd.Series, satisfaction_map: Mapping[str, float]) 
     Returns a Float64 series, null where the answer is empty *or* cannot be mapped; use
     ``unmappable_satisfaction`` to tell the two apart (an unmappable answer is a data error).
     """
-    text = satisfaction.astype("object").where(satisfaction.notna(), None)
-    text = pd.Series(text, dtype="str").str.strip()
-    mapped = text.map(dict(satisfaction_map)).astype("float64")
-    numeric = pd.to_numeric(text, errors="coerce").astype("float64")
-    numeric = numeric.where((numeric >= 1) & (numeric <= 5))
-    score = np.where(np.isnan(mapped), numeric, mapped)
-    return pd.Series(score, index=satisfaction.index, dtype="Float64")
+    codes, answers = pd.factorize(satisfaction, use_na_sentinel=True)
+    scores = np.array([_score(answer, satisfaction_map) for answer in answers] + [np.nan], dtype="float64")
+    return pd.Series(scores[codes], index=satisfaction.index, dtype="Float64")
+
+
+def _score(answer: object, satisfaction_map: Mapping[str, float]) -> float:
+    """One distinct answer's score (a survey has few distinct answers, so this runs a handful of times)."""
+    text = str(answer).strip()
+    if text in satisfaction_map:
+        return float(satisfaction_map[text])
+    try:
+        number = float(text)
+    except ValueError:
+        return np.nan
+    return number if 1 <= number <= 5 else np.nan
 
 
 def unmappable_satisfaction(satisfaction: pd.Series, satisfaction_map: Mapping[str, float]) -> pd.Series:

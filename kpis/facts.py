@@ -1,8 +1,9 @@
 """Per-ticket facts (KPIS.md 3): canonical tickets + events -> ``ticket_facts``.
 
-``compute_facts`` builds a ``TicketFrame`` (the tickets as numpy columns, times as float64 epoch
-seconds) and the sorted events once, then fills the fact columns group by group: who, resolution,
-response, SLA policy, durations, SLA status, first fix, diagnosis, CSAT, maintenance, induced incidents.
+``compute_facts`` encodes the tickets once (``TicketFrame``: small-domain strings as vocabulary codes,
+times as float64 epoch seconds), sorts the events once (``History``), then fills the fact columns group
+by group: who, resolution, response, SLA policy, durations, SLA status, first fix, diagnosis, CSAT,
+maintenance, induced incidents. All of it is numpy over whole columns.
 """
 
 from __future__ import annotations
@@ -11,139 +12,153 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kpis.calendar import CalendarSet, epoch_seconds, from_epoch_seconds
 from kpis.config import KpiSettings, SlaPolicy
 from kpis.csat import csat_scores
+from kpis.keys import positions, ticket_keys
 from kpis.schema import DONE_STATUSES, KPI_VERSION, TICKET_FACT_COLUMNS, UNASSIGNED, conform
 from kpis.timeline import (
-    KindEvents,
+    History,
     StatusHistory,
     changed_between_non_empty,
-    events_of,
     paused_business_seconds,
-    sort_events,
+    sorted_history,
     status_history,
 )
+from kpis.vocabulary import MISSING, Vocabulary
 
-_DONE = np.array(sorted(DONE_STATUSES), dtype=object)
-_FIXABLE_TYPES = np.array(["incident", "request"], dtype=object)
+FIXABLE_TYPES = ("incident", "request")
+_CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "category", "diagnosed_category",
+          "close_code")
+_PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", "met", "breached", "in_progress", "negative_response",
+             "negative_resolution", "RESOLVED", "CLOSED", "CANCELLED", "incident", "request", "maintenance")
 
 
 class TicketFrame:
-    """Tickets as aligned numpy columns: strings as object arrays (None = missing or blank),
-    times as float64 epoch seconds (NaN = missing). Each column is converted once."""
+    """The tickets with their small-domain strings as codes and their times as epoch seconds."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, vocabulary: Vocabulary) -> None:
         self.frame = frame.reset_index(drop=True)
         self.n = len(frame)
-        self._cache: dict[str, np.ndarray] = {}
+        self.vocabulary = vocabulary
+        self._codes = {c: vocabulary.encode(self.frame[c]) for c in _CODED}
+        self._times: dict[str, np.ndarray] = {}
+        self.keys = ticket_keys(self.frame["source"], self.frame["ticket_id"])
 
-    def text(self, column: str) -> np.ndarray:
-        if column not in self._cache:
-            s = pd.Series(self.frame[column].astype("object"), dtype="str").str.strip()
-            self._cache[column] = s.where(s != "").to_numpy(dtype=object, na_value=None)
-        return self._cache[column]
+    def code(self, column: str) -> np.ndarray:
+        """Vocabulary codes of a string column (-1 = missing or blank)."""
+        return self._codes[column]
 
     def time(self, column: str) -> np.ndarray:
-        key = f"time:{column}"
-        if key not in self._cache:
-            self._cache[key] = epoch_seconds(self.frame[column])
-        return self._cache[key]
+        """Epoch seconds of a timestamp column (NaN = missing)."""
+        if column not in self._times:
+            self._times[column] = epoch_seconds(self.frame[column])
+        return self._times[column]
+
+    def is_(self, column: str, *texts: str) -> np.ndarray:
+        """Where a coded column holds one of ``texts``."""
+        return np.isin(self._codes[column], self.vocabulary.codes(texts))
 
 
 @dataclass(frozen=True)
-class History:
-    """The sorted events of every kind, for one set of tickets."""
+class Context:
+    """What every fact group reads: tickets, history, settings, calendars, as_of."""
 
-    status: StatusHistory
-    response: KindEvents
-    assignee: KindEvents
-    group: KindEvents
-    priority: KindEvents
-    category: KindEvents
+    t: TicketFrame
+    h: History
+    status_history: StatusHistory
+    settings: KpiSettings
+    calendars: CalendarSet
+    as_of_s: float
+
+    @property
+    def v(self) -> Vocabulary:
+        return self.t.vocabulary
 
 
 def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> pd.DataFrame:
     """Return ``ticket_facts`` (one row per ticket) for canonical ``tickets`` and ``events`` at ``as_of``."""
-    t = TicketFrame(tickets)
-    history = _history(t, events, settings)
-    calendars = CalendarSet(dict(settings.calendars))
-    as_of_s = float(pd.Timestamp(as_of).timestamp())
+    vocabulary = Vocabulary()
+    for text in _PRODUCED:
+        vocabulary.add(text)
+    t = TicketFrame(tickets, vocabulary)
+    h = _history(t, events)
+    sh = status_history(h["status"], t.n, settings.pause_statuses, vocabulary)
+    ctx = Context(t, h, sh, settings, CalendarSet(dict(settings.calendars)), float(pd.Timestamp(as_of).timestamp()))
+    coded: dict[str, np.ndarray] = {}
     out: dict[str, object] = {}
-    status = np.where(history.status.has_status, history.status.last_status, t.text("status"))
-    ticket_type = t.text("ticket_type")
-    excluded = _excluded_reason(status, ticket_type, settings)
-    priority = np.where(history.priority.has_any(t.n), history.priority.non_empty().last_value(t.n), t.text("priority"))
-    out.update(source=t.text("source"), ticket_id=t.text("ticket_id"), ticket_type=ticket_type,
-               priority=priority, status=status, excluded_reason=excluded)
-    first_res, resolved = _resolution_times(t, history.status, status)
-    response_at = _response_at(t, history, first_res, settings)
-    out.update(engineer=_credited(history.assignee, t.text("assignee"), resolved),
-               team=_credited(history.group, t.text("assignment_group"), resolved),
-               first_resolved_at=first_res, resolved_at=resolved, response_at=response_at)
-    out.update(_rework(t, history))
-    out.update(_durations_and_sla(t, history, calendars, settings, response_at, resolved, as_of_s, excluded))
-    out.update(_first_fix(ticket_type, excluded, resolved, out["reopened"], out["reassigned"]))
-    category = _final_category(t, history)
-    out.update(_diagnosis(t, history, category, response_at, ticket_type, excluded, resolved, out["reopened"]))
-    out.update(category=category, **_csat(t, settings))
-    out["maintenance_on_time"] = _maintenance_on_time(t, status, ticket_type, excluded, resolved, as_of_s, settings)
-    out["induced_incident"] = _induced_incident(t, ticket_type, excluded)
-    return _to_frame(t, out, as_of)
+    coded["status"] = np.where(sh.has_status, sh.last_status, t.code("status"))
+    coded["priority"] = np.where(h["priority"].has_any(t.n), h["priority"].non_empty().last_value(t.n), t.code("priority"))
+    coded["excluded_reason"] = _excluded_reason(ctx, coded["status"])
+    in_scope = coded["excluded_reason"] == MISSING
+    first_res, resolved = _resolution_times(ctx, coded["status"])
+    response_at = _response_at(ctx, first_res)
+    coded["engineer"] = _credited(ctx, "assignee", "assignee", resolved)
+    coded["team"] = _credited(ctx, "group", "assignment_group", resolved)
+    out.update(first_resolved_at=first_res, resolved_at=resolved, response_at=response_at)
+    out.update(_rework(ctx))
+    durations, sla_codes = _durations_and_sla(ctx, response_at, resolved, in_scope)
+    out.update(durations)
+    coded.update(sla_codes)
+    out.update(_first_fix(ctx, in_scope, resolved, out["reopened"], out["reassigned"]))
+    coded["category"] = np.where(h["category"].has_any(t.n), h["category"].last_value(t.n), t.code("category"))
+    diagnosis, coded["initial_diagnosis"] = _diagnosis(ctx, coded["category"], response_at, in_scope, resolved,
+                                                       out["reopened"])
+    out.update(diagnosis)
+    out.update(_csat(t, settings))
+    out["maintenance_on_time"] = _maintenance_on_time(ctx, coded["status"], in_scope, resolved)
+    out["induced_incident"] = _induced_incident(t, in_scope)
+    return _to_frame(t, out, coded, as_of)
 
 
-def _history(t: TicketFrame, events: pd.DataFrame, settings: KpiSettings) -> History:
-    keys = pd.MultiIndex.from_arrays([t.frame["source"].astype("str"), t.frame["ticket_id"].astype("str")])
-    ev_keys = pd.MultiIndex.from_arrays([events["source"].astype("str"), events["ticket_id"].astype("str")])
-    tix = keys.get_indexer(ev_keys)
+def _history(t: TicketFrame, events: pd.DataFrame) -> History:
+    tix = positions(t.keys, ticket_keys(events["source"], events["ticket_id"]))
     known = tix >= 0  # events of unknown tickets were quarantined upstream; ignore any left
-    ev = sort_events(events[known], tix[known], epoch_seconds(events["at"])[known])
-    return History(
-        status=status_history(events_of(ev, "status"), t.n, settings.pause_statuses),
-        response=events_of(ev, "response"),
-        assignee=events_of(ev, "assignee"),
-        group=events_of(ev, "group"),
-        priority=events_of(ev, "priority"),
-        category=events_of(ev, "category"),
-    )
+    events = events[known] if not known.all() else events
+    return sorted_history(events, tix[known].astype("int64"), epoch_seconds(events["at"]), t.vocabulary)
 
 
-def _excluded_reason(status: np.ndarray, ticket_type: np.ndarray, settings: KpiSettings) -> np.ndarray:
-    out_of_scope = ~np.isin(ticket_type, np.array(settings.ticket_types, dtype=object))
-    return np.where(status == "CANCELLED", "cancelled", np.where(out_of_scope, "out_of_scope", None))
+def _excluded_reason(ctx: Context, status: np.ndarray) -> np.ndarray:
+    v = ctx.v
+    out_of_scope = ~ctx.t.is_("ticket_type", *ctx.settings.ticket_types)
+    reason = np.where(out_of_scope, v.code("out_of_scope"), MISSING)
+    return np.where(status == v.code("CANCELLED"), v.code("cancelled"), reason)
 
 
-def _resolution_times(t: TicketFrame, sh: StatusHistory, status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _resolution_times(ctx: Context, status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """first_resolved_at / resolved_at: from status events, else the columns (resolved_at, else closed_at)."""
+    t, sh = ctx.t, ctx.status_history
     column = t.time("resolved_at")
     column = np.where(np.isnan(column), t.time("closed_at"), column)
-    column = np.where(np.isin(status, _DONE), column, np.nan)
+    column = np.where(np.isin(status, ctx.v.codes(sorted(DONE_STATUSES))), column, np.nan)
     first = np.where(sh.has_status, sh.first_resolved_at, column)
     last = np.where(sh.has_status, sh.last_resolved_at, column)
     return first, last
 
 
-def _response_at(t: TicketFrame, h: History, first_resolved: np.ndarray, settings: KpiSettings) -> np.ndarray:
-    response = h.response.first_at(t.n)
-    response = np.where(np.isnan(response), t.time("first_response_at"), response)
-    if settings.resolution_counts_as_response:
+def _response_at(ctx: Context, first_resolved: np.ndarray) -> np.ndarray:
+    response = ctx.h["response"].first_at(ctx.t.n)
+    response = np.where(np.isnan(response), ctx.t.time("first_response_at"), response)
+    if ctx.settings.resolution_counts_as_response:
         response = np.where(np.isnan(response), first_resolved, response)
     return response
 
 
-def _credited(events: KindEvents, column: np.ndarray, resolved_at: np.ndarray) -> np.ndarray:
+def _credited(ctx: Context, kind: str, column: str, resolved_at: np.ndarray) -> np.ndarray:
     """Last non-empty event value at or before resolution (all events if unresolved), else column, else unassigned."""
-    who = events.non_empty().value_at(resolved_at)
-    who = np.where(pd.isna(who), column, who)
-    return np.where(pd.isna(who), UNASSIGNED, who)
+    who = ctx.h[kind].non_empty().value_at(resolved_at)
+    who = np.where(who == MISSING, ctx.t.code(column), who)
+    return np.where(who == MISSING, ctx.v.code(UNASSIGNED), who)
 
 
-def _rework(t: TicketFrame, h: History) -> dict[str, np.ndarray]:
+def _rework(ctx: Context) -> dict[str, np.ndarray]:
+    t, h, sh = ctx.t, ctx.h, ctx.status_history
     column_reopens = t.frame["reopen_count"].fillna(0).to_numpy(dtype="int64")
-    reopen_count = np.where(h.status.has_status, h.status.reopen_count, column_reopens)
-    has_who_events = h.assignee.has_any(t.n) | h.group.has_any(t.n)
-    changed = changed_between_non_empty(h.assignee, t.n) | changed_between_non_empty(h.group, t.n)
+    reopen_count = np.where(sh.has_status, sh.reopen_count, column_reopens)
+    has_who_events = h["assignee"].has_any(t.n) | h["group"].has_any(t.n)
+    changed = changed_between_non_empty(h["assignee"], t.n) | changed_between_non_empty(h["group"], t.n)
     column_reassigned = t.frame["reassignment_count"].fillna(0).to_numpy(dtype="int64") > 0
     return {
         "reopen_count": reopen_count,
@@ -152,142 +167,155 @@ def _rework(t: TicketFrame, h: History) -> dict[str, np.ndarray]:
     }
 
 
-def _policy_index(ticket_type: np.ndarray, priority: np.ndarray, policies: tuple[SlaPolicy, ...]) -> np.ndarray:
-    """Index of the first matching SLA policy per ticket, -1 when none (a ticket without priority has none)."""
-    index = np.full(len(ticket_type), -1)
+def _policy_index(ticket_type: np.ndarray, priority: np.ndarray, policies: tuple[SlaPolicy, ...],
+                  v: Vocabulary) -> np.ndarray:
+    """Index of the first matching SLA policy per ticket; len(policies) when none (no priority: none)."""
+    index = np.full(len(ticket_type), len(policies))
     for i in range(len(policies) - 1, -1, -1):  # walk backwards so the first match is written last
         p = policies[i]
-        match = pd.notna(priority)
+        match = priority != MISSING
         if p.ticket_type is not None:
-            match &= ticket_type == p.ticket_type
+            match &= ticket_type == v.code(p.ticket_type)
         if p.priority is not None:
-            match &= priority == p.priority
+            match &= priority == v.code(p.priority)
         index[match] = i
     return index
 
 
 @dataclass(frozen=True)
 class _Policy:
-    priority: np.ndarray
+    priority: np.ndarray  # codes
     target_s: np.ndarray  # NaN when no policy or no target
     calendar: np.ndarray  # calendar name per ticket
 
 
-def _policy_at(t: TicketFrame, h: History, stop_at: np.ndarray, as_of_s: float, settings: KpiSettings,
-               target: str) -> _Policy:
+def _policy_at(ctx: Context, stop_at: np.ndarray, target: str) -> _Policy:
     """The SLA policy selected by the priority in effect at the metric's stop (as_of without a stop)."""
-    query = np.where(np.isnan(stop_at), as_of_s, stop_at)
-    priority = h.priority.non_empty().value_at(query)
-    priority = np.where(pd.isna(priority), t.text("priority"), priority)
-    index = _policy_index(t.text("ticket_type"), priority, settings.sla)
+    settings = ctx.settings
+    query = np.where(np.isnan(stop_at), ctx.as_of_s, stop_at)
+    priority = ctx.h["priority"].non_empty().value_at(query)
+    priority = np.where(priority == MISSING, ctx.t.code("priority"), priority)
+    index = _policy_index(ctx.t.code("ticket_type"), priority, settings.sla, ctx.v)
     targets = np.array([np.nan if getattr(p, target) is None else getattr(p, target) for p in settings.sla] + [np.nan])
     names = np.array([p.calendar or settings.default_calendar for p in settings.sla] + [settings.default_calendar],
                      dtype=object)
     return _Policy(priority=priority, target_s=targets[index], calendar=names[index])
 
 
-def _durations_and_sla(t, h, calendars, settings, response_at, resolved_at, as_of_s, excluded) -> dict[str, np.ndarray]:
+def _durations_and_sla(ctx: Context, response_at, resolved_at, in_scope) -> tuple[dict, dict]:
+    t, calendars, segments = ctx.t, ctx.calendars, ctx.status_history.segments
     opened = t.time("opened_at")
-    rp = _policy_at(t, h, response_at, as_of_s, settings, "response_s")
-    sp = _policy_at(t, h, resolved_at, as_of_s, settings, "resolution_s")
+    as_of = np.full(t.n, ctx.as_of_s)
+    rp, sp = _policy_at(ctx, response_at, "response_s"), _policy_at(ctx, resolved_at, "resolution_s")
     response_cal = response_at - opened
     response_bus = calendars.business_seconds(rp.calendar, opened, response_at)
-    paused_to_resolution = paused_business_seconds(h.status.segments, opened, resolved_at, sp.calendar, calendars)
     resolution_cal = resolved_at - opened
-    resolution_bus = calendars.business_seconds(sp.calendar, opened, resolved_at) - paused_to_resolution
+    resolution_bus = (calendars.business_seconds(sp.calendar, opened, resolved_at)
+                      - paused_business_seconds(segments, opened, resolved_at, sp.calendar, calendars))
+    open_now = np.isnan(resolved_at)  # only unresolved tickets need the elapsed time up to as_of
+    elapsed_resolution = np.full(t.n, np.nan)
+    elapsed_resolution[open_now] = (
+        calendars.business_seconds(sp.calendar[open_now], opened[open_now], as_of[open_now])
+        - paused_business_seconds(segments, opened, as_of, sp.calendar, calendars)[open_now])
     negative_response, negative_resolution = response_cal < 0, resolution_cal < 0
-    as_of = np.full(t.n, as_of_s)
-    elapsed_response = calendars.business_seconds(rp.calendar, opened, as_of)
-    elapsed_resolution = (calendars.business_seconds(sp.calendar, opened, as_of)
-                          - paused_business_seconds(h.status.segments, opened, as_of, sp.calendar, calendars))
-    in_scope = pd.isna(excluded)
-    return {
-        "response_priority": rp.priority,
-        "resolution_priority": sp.priority,
+    v = ctx.v
+    dq = np.where(negative_response, v.code("negative_response"),
+                  np.where(negative_resolution, v.code("negative_resolution"), MISSING))
+    durations = {
         "response_target_s": rp.target_s,
         "resolution_target_s": sp.target_s,
         "response_calendar_s": np.where(negative_response, np.nan, response_cal),
         "response_business_s": np.where(negative_response, np.nan, response_bus),
         "resolution_calendar_s": np.where(negative_resolution, np.nan, resolution_cal),
         "resolution_business_s": np.where(negative_resolution, np.nan, resolution_bus),
-        "dq_flag": np.where(negative_response, "negative_response",
-                            np.where(negative_resolution, "negative_resolution", None)),
-        "response_sla": _sla_status(response_at, response_bus, elapsed_response, rp.target_s,
+    }
+    elapsed_response = np.where(np.isnan(response_at), calendars.business_seconds(rp.calendar, opened, as_of), np.nan)
+    codes = {
+        "response_priority": rp.priority,
+        "resolution_priority": sp.priority,
+        "dq_flag": dq,
+        "response_sla": _sla_status(v, response_at, response_bus, elapsed_response, rp.target_s,
                                     in_scope & ~negative_response),
-        "resolution_sla": _sla_status(resolved_at, resolution_bus, elapsed_resolution, sp.target_s,
+        "resolution_sla": _sla_status(v, resolved_at, resolution_bus, elapsed_resolution, sp.target_s,
                                       in_scope & ~negative_resolution),
     }
+    return durations, codes
 
 
-def _sla_status(stop_at, elapsed_at_stop, elapsed_at_as_of, target_s, eligible) -> np.ndarray:
-    """met / breached / in_progress; None where not eligible or without a target. Never rounds."""
-    stopped = ~np.isnan(stop_at)
+def _sla_status(v: Vocabulary, stop_at, elapsed_at_stop, elapsed_at_as_of, target_s, eligible) -> np.ndarray:
+    """met / breached / in_progress codes; -1 where not eligible or without a target. Never rounds."""
     status = np.where(
-        stopped,
-        np.where(elapsed_at_stop <= target_s, "met", "breached"),
-        np.where(elapsed_at_as_of > target_s, "breached", "in_progress"),
-    ).astype(object)
-    return np.where(eligible & ~np.isnan(target_s), status, None)
+        ~np.isnan(stop_at),
+        np.where(elapsed_at_stop <= target_s, v.code("met"), v.code("breached")),
+        np.where(elapsed_at_as_of > target_s, v.code("breached"), v.code("in_progress")),
+    )
+    return np.where(eligible & ~np.isnan(target_s), status, MISSING)
 
 
-def _first_fix(ticket_type, excluded, resolved_at, reopened, reassigned) -> dict[str, np.ndarray]:
-    eligible = np.isin(ticket_type, _FIXABLE_TYPES) & pd.isna(excluded) & ~np.isnan(resolved_at)
-    return {"first_fix": np.where(eligible, ~reopened & ~reassigned, None)}
+def _first_fix(ctx: Context, in_scope, resolved_at, reopened, reassigned) -> dict[str, pd.arrays.BooleanArray]:
+    eligible = ctx.t.is_("ticket_type", *FIXABLE_TYPES) & in_scope & ~np.isnan(resolved_at)
+    return {"first_fix": _nullable_bool(~reopened & ~reassigned, eligible)}
 
 
-def _final_category(t: TicketFrame, h: History) -> np.ndarray:
-    """The last category event (events win, even when it is empty), else the category column."""
-    return np.where(h.category.has_any(t.n), h.category.last_value(t.n), t.text("category"))
-
-
-def _diagnosis(t, h, category, response_at, ticket_type, excluded, resolved_at, reopened) -> dict[str, np.ndarray]:
-    at_response = h.category.value_at(response_at)
-    no_event_that_early = pd.isna(at_response) & h.category.has_any(t.n)
-    from_events = np.where(no_event_that_early, h.category.first_value(t.n), at_response)
-    initial = t.text("diagnosed_category")
-    initial = np.where(pd.isna(initial), from_events, initial)
-    assessable = (np.isin(ticket_type, _FIXABLE_TYPES) & pd.isna(excluded) & ~np.isnan(resolved_at)
-                  & pd.notna(initial) & pd.notna(category))
+def _diagnosis(ctx: Context, category, response_at, in_scope, resolved_at, reopened):
+    events = ctx.h["category"]
+    at_response = events.value_at(response_at)
+    no_event_that_early = (at_response == MISSING) & events.has_any(ctx.t.n)
+    from_events = np.where(no_event_that_early, events.first_value(ctx.t.n), at_response)
+    initial = ctx.t.code("diagnosed_category")
+    initial = np.where(initial == MISSING, from_events, initial)
+    assessable = (ctx.t.is_("ticket_type", *FIXABLE_TYPES) & in_scope & ~np.isnan(resolved_at)
+                  & (initial != MISSING) & (category != MISSING))
     accurate = (category == initial) & ~reopened
-    return {
-        "initial_diagnosis": initial,
-        "diagnosis_assessable": assessable,
-        "diagnosis_accurate": np.where(assessable, accurate, None),
-    }
+    facts = {"diagnosis_assessable": assessable, "diagnosis_accurate": _nullable_bool(accurate, assessable)}
+    return facts, initial
 
 
 def _csat(t: TicketFrame, settings: KpiSettings) -> dict[str, object]:
     score = csat_scores(t.frame["satisfaction"], settings.satisfaction_map)
-    return {"csat_score": score.to_numpy(dtype="float64", na_value=np.nan),
-            "csat_satisfied": (score >= 4).to_numpy(dtype=object, na_value=None)}
+    return {"csat_score": score, "csat_satisfied": score >= 4}
 
 
-def _maintenance_on_time(t, status, ticket_type, excluded, resolved_at, as_of_s, settings) -> np.ndarray:
+def _maintenance_on_time(ctx: Context, status, in_scope, resolved_at) -> pd.arrays.BooleanArray:
+    t = ctx.t
     planned_end = t.time("planned_end")
     end = t.time("actual_end")
     end = np.where(np.isnan(end), resolved_at, end)
-    completed = np.isin(status, _DONE)
-    failed = np.isin(t.text("close_code"), np.array(sorted(settings.failed_close_codes), dtype=object))
+    completed = np.isin(status, ctx.v.codes(sorted(DONE_STATUSES)))
+    failed = t.is_("close_code", *sorted(ctx.settings.failed_close_codes))
     on_time = ~failed & ~np.isnan(end) & (end <= planned_end)
-    due = completed | (as_of_s > planned_end)
-    applies = (ticket_type == "maintenance") & ~np.isnan(planned_end) & pd.isna(excluded) & due
-    return np.where(applies, completed & on_time, None)
+    due = completed | (ctx.as_of_s > planned_end)
+    applies = t.is_("ticket_type", "maintenance") & ~np.isnan(planned_end) & in_scope & due
+    return _nullable_bool(completed & on_time, applies)
 
 
-def _induced_incident(t: TicketFrame, ticket_type: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    maintenance = t.frame.loc[ticket_type == "maintenance", ["source", "ticket_id"]]
-    known = pd.MultiIndex.from_frame(maintenance.astype("str"))
-    cause = pd.MultiIndex.from_arrays([t.frame["source"].astype("str"), t.frame["caused_by"].astype("str")])
-    names_maintenance = cause.isin(known) & pd.notna(t.text("caused_by"))
-    return (ticket_type == "incident") & pd.isna(excluded) & names_maintenance
+def _induced_incident(t: TicketFrame, in_scope: np.ndarray) -> np.ndarray:
+    maintenance = t.keys.filter(pa.array(t.is_("ticket_type", "maintenance")))
+    cause = ticket_keys(t.frame["source"], t.frame["caused_by"])
+    names_maintenance = (positions(maintenance, cause) >= 0) & t.frame["caused_by"].notna().to_numpy()
+    return t.is_("ticket_type", "incident") & in_scope & names_maintenance
 
 
-def _to_frame(t: TicketFrame, out: dict[str, object], as_of: pd.Timestamp) -> pd.DataFrame:
-    times = {name: from_epoch_seconds(out[name]) for name in ("first_resolved_at", "resolved_at", "response_at")}
-    frame = pd.DataFrame({**out, **times})
-    for column in ("opened_at", "closed_at", "planned_end", "satisfaction_at", "caused_by"):
-        frame[column] = t.frame[column].to_numpy()
-    frame["caused_by"] = t.text("caused_by")
-    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
-    frame["kpi_version"] = KPI_VERSION
-    return conform(frame, TICKET_FACT_COLUMNS)
+def _nullable_bool(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
+    return pd.arrays.BooleanArray(np.asarray(values, dtype=bool) & known, ~known)
+
+
+def _nullable_int(seconds: np.ndarray) -> pd.arrays.IntegerArray:
+    missing = np.isnan(seconds)
+    return pd.arrays.IntegerArray(np.where(missing, 0, seconds).astype("int64"), missing)
+
+
+def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
+    frame = {name: t.vocabulary.decode(codes) for name, codes in coded.items()}
+    for name in ("first_resolved_at", "resolved_at", "response_at"):
+        frame[name] = from_epoch_seconds(out.pop(name))
+    for name in [c for c in out if c.endswith("_s")]:
+        frame[name] = _nullable_int(out.pop(name))
+    frame.update(out)
+    for column in ("source", "ticket_id", "ticket_type", "opened_at", "closed_at", "planned_end", "satisfaction_at",
+                   "caused_by"):
+        frame[column] = t.frame[column]
+    result = pd.DataFrame(frame)
+    result["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
+    result["kpi_version"] = KPI_VERSION
+    return conform(result, TICKET_FACT_COLUMNS)

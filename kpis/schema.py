@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 KPI_VERSION = "v1"
@@ -261,17 +262,20 @@ def conform(frame: pd.DataFrame, columns: dict[str, Column]) -> pd.DataFrame:
     for col in columns.values():
         dtype = _pandas_dtype(col.dtype)
         if col.name in frame.columns:
-            s = frame[col.name]
-            if dtype == TS:
-                s = pd.to_datetime(s, utc=True).astype(TS)
-            elif dtype == STR:
-                s = s.astype("object").where(s.notna(), None).astype(STR)
-            else:
-                s = s.astype(dtype)
-            out[col.name] = s.reset_index(drop=True)
+            out[col.name] = _as_dtype(frame[col.name], dtype).reset_index(drop=True)
         else:
             out[col.name] = pd.Series([None] * n, dtype=dtype)
     return pd.DataFrame(out)
+
+
+def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:
+    if str(s.dtype) == dtype and not (dtype == STR and s.dtype.na_value is not np.nan):
+        return s
+    if dtype == TS:
+        return pd.to_datetime(s, utc=True).astype(TS)
+    if dtype == STR:
+        return s.astype("object").where(s.notna(), None).astype(STR)
+    return s.astype(dtype)
 
 
 def empty_tickets() -> pd.DataFrame:

@@ -3,7 +3,8 @@
 Everything works on whole columns: events are sorted once by (ticket, at, kind order, seq) and every
 question ("last assignee at or before t", "first resolution") is a ``searchsorted`` on a composite
 (ticket, time) key or a first/last-per-group reduction. Tickets are numbered ``0..n-1`` (``tix``);
-times are float64 epoch seconds with NaN for missing (see kpis.calendar).
+times are float64 epoch seconds with NaN for missing (see kpis.calendar); values are vocabulary codes
+(see kpis.vocabulary; -1 = empty).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import pandas as pd
 
 from kpis.calendar import CalendarSet
 from kpis.schema import DONE_STATUSES, EVENT_KINDS
-
-_NOT_REOPEN = np.array(sorted(DONE_STATUSES | {"CANCELLED"}), dtype=object)
-_DONE = np.array(sorted(DONE_STATUSES), dtype=object)
+from kpis.vocabulary import MISSING, Vocabulary
 
 
 @dataclass(frozen=True)
 class KindEvents:
-    """The events of one kind, sorted by (tix, at, seq); ``value`` holds None for empty values."""
+    """The events of one kind, sorted by (tix, at, kind order, seq)."""
 
     tix: np.ndarray
     at: np.ndarray
@@ -31,85 +30,99 @@ class KindEvents:
     def __len__(self) -> int:
         return len(self.tix)
 
+    def select(self, keep: np.ndarray) -> KindEvents:
+        """The events where ``keep`` is true."""
+        return KindEvents(self.tix[keep], self.at[keep], self.value[keep])
+
     def non_empty(self) -> KindEvents:
         """Only the events with a non-empty value."""
-        keep = pd.notna(self.value)
-        return KindEvents(self.tix[keep], self.at[keep], self.value[keep])
+        return self.select(self.value != MISSING)
 
     def has_any(self, n: int) -> np.ndarray:
         """Per ticket: does it have at least one event of this kind."""
         return np.bincount(self.tix, minlength=n) > 0
 
     def first_value(self, n: int) -> np.ndarray:
-        """Per ticket: the value of its first event (None when it has none)."""
-        return _per_ticket(self.tix, self.value, n, first=True)
+        """Per ticket: the value of its first event (-1 when it has none)."""
+        return _per_ticket(self.tix, self.value, n, first=True, fill=MISSING)
 
     def last_value(self, n: int) -> np.ndarray:
-        """Per ticket: the value of its last event (None when it has none)."""
-        return _per_ticket(self.tix, self.value, n, first=False)
+        """Per ticket: the value of its last event (-1 when it has none)."""
+        return _per_ticket(self.tix, self.value, n, first=False, fill=MISSING)
 
     def first_at(self, n: int) -> np.ndarray:
         """Per ticket: the time of its first event (NaN when it has none)."""
         return _per_ticket(self.tix, self.at, n, first=True, fill=np.nan)
 
+    def last_at(self, n: int) -> np.ndarray:
+        """Per ticket: the time of its last event (NaN when it has none)."""
+        return _per_ticket(self.tix, self.at, n, first=False, fill=np.nan)
+
     def value_at(self, query_at: np.ndarray) -> np.ndarray:
-        """Per ticket: the value of the last event at or before ``query_at[tix]`` (None when there is none).
+        """Per ticket: the value of its last event at or before ``query_at[tix]`` (-1 when there is none).
 
         ``query_at`` has one entry per ticket; NaN means "after every event".
         """
         n = len(query_at)
         if len(self) == 0:
-            return np.full(n, None, dtype=object)
-        q_tix = np.arange(n, dtype="int64")
+            return np.full(n, MISSING, dtype="int64")
         base = int(self.at.min())
         span = int(self.at.max()) - base + 2  # offsets -1 .. span-1 stay inside one ticket's slot
         q = np.clip(np.nan_to_num(query_at, nan=np.inf), base - 1, base + span - 1)
-        keys = self.tix.astype("int64") * span + (self.at.astype("int64") - base)
-        q_keys = q_tix * span + (q.astype("int64") - base)
+        keys = self.tix * span + (self.at.astype("int64") - base)
+        q_keys = np.arange(n, dtype="int64") * span + (q.astype("int64") - base)
         i = np.searchsorted(keys, q_keys, side="right") - 1
-        hit = (i >= 0) & (self.tix[np.maximum(i, 0)] == q_tix)
-        return np.where(hit, self.value[np.maximum(i, 0)], None)
+        ic = np.maximum(i, 0)
+        hit = (i >= 0) & (self.tix[ic] == np.arange(n))
+        return np.where(hit, self.value[ic], MISSING)
 
 
-def _per_ticket(tix: np.ndarray, values: np.ndarray, n: int, *, first: bool, fill=None) -> np.ndarray:
-    out = np.full(n, fill, dtype=values.dtype if fill is not None else object)
+def _per_ticket(tix: np.ndarray, values: np.ndarray, n: int, *, first: bool, fill) -> np.ndarray:
+    out = np.full(n, fill, dtype=values.dtype)
     if len(tix) == 0:
         return out
-    if first:
-        _, idx = np.unique(tix, return_index=True)
-    else:
-        _, ridx = np.unique(tix[::-1], return_index=True)
-        idx = len(tix) - 1 - ridx
+    boundary = np.flatnonzero(np.diff(tix)) + 1  # tix is sorted: groups are runs
+    idx = np.concatenate([[0], boundary]) if first else np.concatenate([boundary - 1, [len(tix) - 1]])
     out[tix[idx]] = values[idx]
     return out
 
 
-def sort_events(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray) -> pd.DataFrame:
-    """Attach ``tix``/``at_s`` and sort by ticket, time, the kind tie-break order and source order."""
-    kind_rank = pd.Categorical(events["kind"], categories=list(EVENT_KINDS)).codes
-    frame = pd.DataFrame({
-        "tix": tix,
-        "at_s": at,
-        "kind_rank": kind_rank,
-        "seq": events["seq"].to_numpy(dtype="int64", na_value=0),
-        "kind": events["kind"].to_numpy(dtype=object),
-        "value": _none_for_empty(events["value"]),
-    })
-    return frame.sort_values(["tix", "at_s", "kind_rank", "seq"], kind="stable", ignore_index=True)
+@dataclass(frozen=True)
+class History:
+    """Sorted events split by kind."""
+
+    by_kind: dict[str, KindEvents]
+
+    def __getitem__(self, kind: str) -> KindEvents:
+        return self.by_kind[kind]
 
 
-def _none_for_empty(values: pd.Series) -> np.ndarray:
-    text = values.astype("object")
-    text = text.where(text.notna(), None)
-    stripped = pd.Series(text, dtype="str").str.strip()
-    return stripped.where(stripped.notna() & (stripped != ""), None).to_numpy(dtype=object)
+def sorted_history(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray, vocabulary: Vocabulary) -> History:
+    """Sort events by ticket, time, the kind tie-break order and source order; split them by kind."""
+    kind_codes, kind_names = pd.factorize(events["kind"])
+    kind_rank = pd.Index(list(EVENT_KINDS)).get_indexer(kind_names)[kind_codes] if len(kind_names) else kind_codes
+    seq = events["seq"].to_numpy(dtype="int64", na_value=0)
+    order = _event_order(tix, at, kind_rank, seq)
+    tix, at, kind_rank = tix[order], at[order], kind_rank[order]
+    value = vocabulary.encode(events["value"])[order]
+    return History({kind: KindEvents(tix[m], at[m], value[m])
+                    for r, kind in enumerate(EVENT_KINDS) for m in [kind_rank == r]})
 
 
-def events_of(sorted_events: pd.DataFrame, kind: str) -> KindEvents:
-    """The events of one kind from a frame made by ``sort_events``."""
-    rows = sorted_events[sorted_events["kind"].to_numpy() == kind]
-    return KindEvents(rows["tix"].to_numpy(), rows["at_s"].to_numpy(dtype="float64"),
-                      rows["value"].to_numpy(dtype=object))
+def _event_order(tix: np.ndarray, at: np.ndarray, kind_rank: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """The permutation that sorts events by (ticket, time, kind order, seq), as one int64 key.
+
+    Sources mostly deliver events already in order; then no sort runs at all.
+    """
+    if len(tix) == 0:
+        return np.arange(0)
+    base = int(at.min())
+    key = (tix * (int(at.max()) - base + 1) + (at.astype("int64") - base)) * len(EVENT_KINDS) + kind_rank
+    by_seq = np.arange(len(seq)) if np.all(seq[1:] >= seq[:-1]) else np.argsort(seq, kind="stable")
+    key = key[by_seq]
+    if np.all(key[1:] >= key[:-1]):
+        return by_seq
+    return by_seq[np.argsort(key, kind="stable")]
 
 
 def changed_between_non_empty(events: KindEvents, n: int) -> np.ndarray:
@@ -117,8 +130,7 @@ def changed_between_non_empty(events: KindEvents, n: int) -> np.ndarray:
     ne = events.non_empty()
     if len(ne) == 0:
         return np.zeros(n, dtype=bool)
-    same_ticket = ne.tix[1:] == ne.tix[:-1]
-    changed = same_ticket & (ne.value[1:] != ne.value[:-1])
+    changed = (ne.tix[1:] == ne.tix[:-1]) & (ne.value[1:] != ne.value[:-1])
     return np.bincount(ne.tix[1:][changed], minlength=n) > 0
 
 
@@ -134,48 +146,49 @@ class StatusHistory:
     segments: pd.DataFrame  # excluded segments: tix, start, end (end = inf for the current status)
 
 
-def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...]) -> StatusHistory:
+def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...], vocabulary: Vocabulary) -> StatusHistory:
     """Resolutions, reopens and the pause segments of every ticket (KPIS.md 2.2, 3)."""
-    tix, at, value = events.tix, events.at, events.value
+    tix, value = events.tix, events.value
+    done = vocabulary.codes(sorted(DONE_STATUSES))
+    not_reopen = vocabulary.codes([*sorted(DONE_STATUSES), "CANCELLED"])
     same_as_prev = np.concatenate([[False], tix[1:] == tix[:-1]])
-    prev = np.where(same_as_prev, np.roll(value, 1), None)
-    prev_done = np.isin(prev, _DONE)
-    is_resolution = (value == "RESOLVED") | ((value == "CLOSED") & ~prev_done)
-    is_reopen = prev_done & ~np.isin(value, _NOT_REOPEN)
+    prev_done = same_as_prev & np.isin(np.roll(value, 1), done)
+    is_resolution = (value == vocabulary.code("RESOLVED")) | ((value == vocabulary.code("CLOSED")) & ~prev_done)
+    is_reopen = prev_done & ~np.isin(value, not_reopen)
     last_status = events.last_value(n)
-    currently_done = np.isin(last_status, _DONE)
-    res = KindEvents(tix[is_resolution], at[is_resolution], value[is_resolution])
+    currently_done = np.isin(last_status, done)
+    resolutions = events.select(is_resolution)
+    works = ~np.isin(value, not_reopen)
+    later_work = _later_in_ticket(tix, works)
+    excluded = np.isin(value, vocabulary.codes(pause_statuses)) | (np.isin(value, done) & later_work)
     return StatusHistory(
         has_status=events.has_any(n),
         last_status=last_status,
-        first_resolved_at=np.where(currently_done, res.first_at(n), np.nan),
-        last_resolved_at=np.where(currently_done, _per_ticket(res.tix, res.at, n, first=False, fill=np.nan), np.nan),
+        first_resolved_at=np.where(currently_done, resolutions.first_at(n), np.nan),
+        last_resolved_at=np.where(currently_done, resolutions.last_at(n), np.nan),
         reopen_count=np.bincount(tix[is_reopen], minlength=n),
-        segments=_excluded_segments(tix, at, value, same_as_prev, pause_statuses),
+        segments=_segments(events, same_as_prev, excluded),
     )
 
 
-def _excluded_segments(tix, at, value, same_as_prev, pause_statuses) -> pd.DataFrame:
-    """Status segments not counted in resolution time: pauses, and RESOLVED/CLOSED before a reopen."""
-    next_same = np.concatenate([same_as_prev[1:], [False]])
-    end = np.where(next_same, np.roll(at, -1), np.inf)
-    works = (~np.isin(value, _NOT_REOPEN)).astype("int64")
-    # works after i within the ticket = ticket total - inclusive running count
-    running = _group_cumsum(tix, works)
-    total = np.bincount(tix, weights=works, minlength=tix.max() + 1 if len(tix) else 0)
-    later_reopen = (total[tix] - running) > 0 if len(tix) else np.zeros(0, dtype=bool)
-    excluded = np.isin(value, np.array(pause_statuses, dtype=object)) | (np.isin(value, _DONE) & later_reopen)
-    return pd.DataFrame({"tix": tix[excluded], "start": at[excluded], "end": end[excluded]})
-
-
-def _group_cumsum(tix: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Inclusive running sum of ``values`` within each run of equal ``tix`` (input sorted by tix)."""
+def _later_in_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """For each event: does a later event of the same ticket have ``flag``."""
     if len(tix) == 0:
-        return values
-    csum = np.cumsum(values)
-    starts = np.concatenate([[True], tix[1:] != tix[:-1]])
-    offset = np.where(starts, csum - values, 0)
-    return csum - np.maximum.accumulate(offset)
+        return flag
+    counts = flag.astype("int64")
+    running = np.cumsum(counts)
+    total_by_ticket = np.bincount(tix, weights=counts).astype("int64")
+    before_ticket = np.cumsum(np.bincount(tix, minlength=tix.max() + 1)) - np.bincount(tix, minlength=tix.max() + 1)
+    start = before_ticket[tix]  # index of the ticket's first event
+    running_in_ticket = running - (running[start] - counts[start])
+    return (total_by_ticket[tix] - running_in_ticket) > 0
+
+
+def _segments(events: KindEvents, same_as_prev: np.ndarray, excluded: np.ndarray) -> pd.DataFrame:
+    """Excluded status segments: each holds from its event until the ticket's next status event."""
+    next_same = np.concatenate([same_as_prev[1:], [False]])
+    end = np.where(next_same, np.roll(events.at, -1), np.inf)
+    return pd.DataFrame({"tix": events.tix[excluded], "start": events.at[excluded], "end": end[excluded]})
 
 
 def paused_business_seconds(

@@ -1,0 +1,23 @@
+"""Ticket keys ``(source, ticket_id)`` as one Arrow string column, and fast lookups of keys by position."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in a source name
+
+
+def ticket_keys(source: pd.Series, ticket_id: pd.Series) -> pa.Array:
+    """One string per row identifying the ticket across sources."""
+    src = pa.array(source.astype("str").array, type=pa.large_string())
+    tid = pa.array(ticket_id.astype("str").array, type=pa.large_string())
+    return pc.binary_join_element_wise(src, tid, pa.scalar(_SEPARATOR, type=pa.large_string()))
+
+
+def positions(keys: pa.Array, lookups: pa.Array) -> np.ndarray:
+    """For each lookup, the position of the equal key in ``keys`` (-1 when there is none)."""
+    found = pc.index_in(lookups, value_set=keys)
+    return np.asarray(found.fill_null(-1), dtype="int64")

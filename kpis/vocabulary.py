@@ -1,0 +1,59 @@
+"""Small-domain strings (statuses, people, categories, event values) as integer codes.
+
+The engine compares and combines codes with numpy (``np.where``, ``==``) instead of Python strings, and
+decodes them back to pandas ``str`` columns once, at the end, with an Arrow ``take``. One vocabulary is
+shared by every column of a computation, so codes from events and from ticket columns mix freely.
+Blank or missing text is code -1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+MISSING = -1
+ABSENT = -2  # the code of a text the vocabulary has never seen: equal to no code
+
+
+class Vocabulary:
+    """A growing text <-> code dictionary."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._texts: list[str] = []
+
+    def _add(self, text: str) -> int:
+        code = self._index.get(text)
+        if code is None:
+            code = self._index[text] = len(self._texts)
+            self._texts.append(text)
+        return code
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """Codes of a text column (surrounding blanks stripped; blank or missing -> -1)."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        remap = np.array([self._code_of_unique(u) for u in uniques] + [MISSING], dtype="int64")
+        return remap[codes]
+
+    def _code_of_unique(self, value: object) -> int:
+        text = str(value).strip()
+        return self._add(text) if text else MISSING
+
+    def code(self, text: str) -> int:
+        """The code of ``text`` (ABSENT when never seen, which matches nothing)."""
+        return self._index.get(text, ABSENT)
+
+    def codes(self, texts: tuple[str, ...] | list[str]) -> np.ndarray:
+        """The codes of several texts, for ``np.isin``."""
+        return np.array([self.code(t) for t in texts], dtype="int64")
+
+    def add(self, text: str) -> int:
+        """The code of ``text``, adding it when new (for values the engine itself produces)."""
+        return self._add(text)
+
+    def decode(self, codes: np.ndarray) -> pd.Series:
+        """Codes -> a pandas ``str`` column (-1 -> missing)."""
+        dictionary = pa.array(self._texts, type=pa.large_string())
+        taken = dictionary.take(pa.array(codes, mask=codes < 0, type=pa.int64()))
+        return pd.Series(pd.array(taken, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
