@@ -182,3 +182,15 @@ def test_ties_share_a_rank():
     j = kpi_row(score, engineer="jon")
     assert approx_eq(j["score"], 95.0)
     assert j["rank"] in (2, 3)  # the spec does not say dense or min ranking; it must come after the tie
+
+
+def test_period_without_any_resolution_scores_the_kpis_that_have_a_value():
+    # kim: one P1 incident answered after 10 min (met), not resolved. response_sla_rate = 1/1 -> 1;
+    # resolution_median_min has no value (nothing resolved) -> left out. Score = 100 x (0.3 x 1) / 0.3 = 100.
+    tix = tickets(inc("K1", "kim", 10, None))
+    score, parts = score_month(tix, scorecard=[{"kpi": "response_sla_rate", "target": 0.9, "weight": 0.3},
+                                               {"kpi": "resolution_median_min", "target": 60, "weight": 0.2}])
+    k = kpi_row(score, engineer="kim")
+    assert approx_eq(k["score"], 100.0)
+    assert k["kpis_scored"] == 1 and approx_eq(k["weight_scored"], 0.3)
+    assert k["low_sample"] is True and k["rank"] is None
