@@ -129,7 +129,7 @@ class JiraConnector(RestConnector):
     def ticket_pages(self, since: datetime, until: datetime | None) -> Iterator[list[RawRecord]]:
         extra = [f for f in (*self.fields.values(), self.group_field) if f]
         params = {"jql": self._jql(since, until), "fields": ",".join((*BASE_FIELDS, *extra)),
-                  "maxResults": self.config.page_size}
+                  "maxResults": self.page_size}
         for page in paginate(self.client, Request(SEARCH_PATH, params), NextPageTokenPaginator(), "issues"):
             yield [self._flatten(issue) for issue in page.records]
 

@@ -45,6 +45,7 @@ _PRESET_DIRS = (
     Path(__file__).resolve().parents[1] / "config" / "presets",  # a source checkout
     Path(__file__).resolve().parents[1] / "pipeline" / "_config" / "presets",  # the installed wheel
 )
+CHECK_SAMPLE = 25  # tickets whose history check() reads (Zendesk: one call each)
 _MERGED = ("columns", "status_map", "priority_map", "type_map", "options")
 
 
@@ -127,8 +128,11 @@ def with_preset(cfg: SourceConfig, preset: Mapping[str, Any]) -> SourceConfig:
     mapping needs no timezone and no custom format; events arrive with canonical column names.
     """
     merged = {name: {**dict(preset.get(name, {})), **dict(getattr(cfg, name))} for name in _MERGED}
+    default_page = SourceConfig.__dataclass_fields__["page_size"].default
+    page_size = int(preset.get("page_size", cfg.page_size)) if cfg.page_size == default_page else cfg.page_size
     return replace(cfg, **merged, timezone="UTC", timestamp_format=None, event_columns={}, event_kind_map={},
-                   default_ticket_type=cfg.default_ticket_type or preset.get("default_ticket_type"))
+                   default_ticket_type=cfg.default_ticket_type or preset.get("default_ticket_type"),
+                   page_size=page_size)
 
 
 def read_secret(cfg: SourceConfig) -> str:
@@ -221,6 +225,11 @@ class RestConnector:
     # --- template -----------------------------------------------------------------------------
 
     @property
+    def page_size(self) -> int:
+        """Records per page: the entry's ``page_size``, else the preset's."""
+        return self.mapping.page_size
+
+    @property
     def id_field(self) -> str:
         return self.mapping.columns.get("ticket_id", "ticket_id")
 
@@ -268,7 +277,7 @@ class RestConnector:
         finally:
             pages.close()
         records = newest_per_ticket(records, self.id_field, self.updated_field)
-        batch = self.to_batch(records, self.history(records) if records else [])
+        batch = self.to_batch(records, self.history(records[:CHECK_SAMPLE]) if records else [])
         problems = self.extra_checks()
         if not records:
             problems.append(f"no tickets updated since {self.config.start or 'the beginning'}: the mapping "

@@ -75,13 +75,13 @@ class ServiceNowConnector(RestConnector):
     def _table_request(self, table: str, query: str, fields: tuple[str, ...]) -> Request:
         params = {"sysparm_query": query, "sysparm_fields": ",".join(fields),
                   "sysparm_display_value": "false", "sysparm_exclude_reference_link": "true",
-                  "sysparm_limit": self.config.page_size}
+                  "sysparm_limit": self.page_size}
         return Request(TABLE_PATH.format(table=table), params)
 
     def _rows(self, table: str, query: str, fields: tuple[str, ...],
               overlap: int = 0) -> Iterator[list[dict[str, Any]]]:
         """Pages of one table query, following the Link header (offset if the header is missing)."""
-        fallback = OffsetPaginator(self.config.page_size, "sysparm_offset", "sysparm_limit")
+        fallback = OffsetPaginator(self.page_size, "sysparm_offset", "sysparm_limit")
         paginator = OverlappingLinkPaginator(overlap, "sysparm_offset", fallback)
         request = self._table_request(table, query, fields)
         for page in paginate(self.client, request, paginator, "result"):
@@ -90,8 +90,8 @@ class ServiceNowConnector(RestConnector):
     @property
     def overlap(self) -> int:
         """Rows each ticket page re-reads of the page before (see ``OverlappingLinkPaginator``)."""
-        wanted = int(self.options.get("page_overlap", max(1, self.config.page_size // 10)))
-        return max(0, min(wanted, self.config.page_size - 1))
+        wanted = int(self.options.get("page_overlap", max(1, self.page_size // 10)))
+        return max(0, min(wanted, self.page_size - 1))
 
     def ticket_pages(self, since: datetime, until: datetime | None) -> Iterator[list[RawRecord]]:
         query = f"sys_updated_on>={sn_time(since)}"

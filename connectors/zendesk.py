@@ -58,7 +58,7 @@ class ZendeskConnector(RestConnector):
     def ticket_pages(self, since: datetime, until: datetime | None) -> Iterator[list[RawRecord]]:
         latest = self.client.now() - timedelta(seconds=61)  # the export refuses the last minute
         params = {"start_time": int(min(since, latest).timestamp()), "include": "metric_sets",
-                  "per_page": self.config.page_size}
+                  "per_page": self.page_size}
         for page in paginate(self.client, Request(EXPORT_PATH, params), CursorExportPaginator(), "tickets"):
             metrics = {m.get("ticket_id"): m for m in page.data.get("metric_sets") or []}
             yield [self._flatten(t, metrics.get(t.get("id")) or {}) for t in page.records]
