@@ -1,0 +1,305 @@
+"""The run ledger in the SQL store: runs, watermarks, files already read, and the run lock.
+
+Methods named ``*_writes`` return a function of a SQLAlchemy ``Connection`` instead of writing: pass
+them (joined with ``combine_writes``) to ``Stores.commit(ledger_writes=...)`` so the ledger commits in
+the same transaction as the data it describes.
+
+The lock is one row of ``run_lock``, taken with a conditional INSERT (or a conditional UPDATE when
+taking over a stale holder) in a short transaction, so two processes, or on PostgreSQL two machines,
+can never both hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from pipeline import sqlschema
+from pipeline.errors import LockTimeout, StoreError
+
+__all__ = ["LOCK_NAME", "Ledger", "RunCounts", "Writes", "combine_writes"]
+
+log = logging.getLogger(__name__)
+
+Writes = Callable[[Connection], None]
+LOCK_NAME = "itsm-kpi"
+_T = sqlschema.metadata.tables
+RUNS, STATE, FILES, LOCK = _T["pipeline_runs"], _T["source_state"], _T["source_files"], _T["run_lock"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored timestamp is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _timestamp(value: date | datetime | None) -> datetime | None:
+    """A UTC datetime from a datetime (naive = UTC) or a date (its midnight UTC)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, dt_time(0))
+    return _aware(value).astimezone(UTC)
+
+
+class RunCounts(Protocol):
+    """What a finished run reports (``pipeline.run.RunSummary`` has these attributes)."""
+
+    status: str
+    rows_read: int
+    rows_rejected: int
+    rows_written: int
+    periods_written: int
+    stage_seconds: dict[str, float]
+    failed_sources: dict[str, str]
+
+
+def _counts_of(summary: RunCounts) -> dict[str, Any]:
+    failed = getattr(summary, "failed_sources", None) or {}
+    error = getattr(summary, "error", None) or "; ".join(f"{k}: {v}" for k, v in failed.items()) or None
+    return dict(status=summary.status, rows_read=summary.rows_read, rows_rejected=summary.rows_rejected,
+                rows_written=summary.rows_written, periods_written=summary.periods_written, error=error,
+                stage_timings=getattr(summary, "stage_seconds", None))
+
+
+def _check_status(status: str) -> None:
+    if status not in sqlschema.RUN_STATUSES or status == "running":
+        raise ValueError(f"a finished run's status is success, partial or failed, not {status!r}")
+
+
+def combine_writes(*writes: Writes | None) -> Writes:
+    """One ``ledger_writes`` function running each of ``writes`` in order (None entries skipped)."""
+    def run(conn: Connection) -> None:
+        for write in writes:
+            if write is not None:
+                write(conn)
+    return run
+
+
+def _upsert(conn: Connection, table: Any, values: dict[str, Any], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE on SQLite and PostgreSQL; delete + insert elsewhere."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    if dialect is None:
+        conn.execute(delete(table).where(*[table.c[k] == values[k] for k in keys]))
+        conn.execute(insert(table).values(**values))
+        return
+    stmt = dialect.insert(table).values(**values)
+    changes = {k: stmt.excluded[k] for k in values if k not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """Runs, watermarks, files already read and the run lock, in the SQL store behind ``engine``."""
+
+    def __init__(self, engine: Engine, *, lock_name: str = LOCK_NAME, poll_s: float = 1.0) -> None:
+        self.engine = engine
+        self.lock_name = lock_name
+        self.poll_s = poll_s
+        self.host = socket.gethostname()
+
+    def _write(self, what: str, writes: Writes) -> None:
+        try:
+            with self.engine.begin() as conn:
+                writes(conn)
+        except SQLAlchemyError as exc:
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()
+            raise StoreError(f"cannot {what} in the SQL store: {first[0] if first else exc}") from exc
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start_run(self, kind: str, window_from: date | datetime | None, window_to: date | datetime | None,
+                  as_of: datetime, *, run_id: str | None = None) -> str:
+        """Record a new run with status ``running`` (committed at once) and return its id.
+
+        ``run_id`` defaults to ``<UTC start>-<random>``; pass one when the lock was taken under it.
+        """
+        window_from, window_to, as_of = _timestamp(window_from), _timestamp(window_to), _timestamp(as_of)
+        started = _now()
+        run_id = run_id or f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        row = dict(run_id=run_id, kind=kind, started_at=started, status="running", window_from=window_from,
+                   window_to=window_to, as_of=as_of, host=self.host, pid=os.getpid())
+        self._write("record the run start", lambda conn: conn.execute(insert(RUNS).values(**row)))
+        log.info("run %s (%s) started", run_id, kind)
+        return run_id
+
+    def finish_run_writes(self, run_id: str, status: str | RunCounts, *, rows_read: int = 0,
+                          rows_rejected: int = 0, rows_written: int = 0, periods_written: int = 0,
+                          error: str | None = None, stage_timings: dict[str, float] | None = None) -> Writes:
+        """The write that closes a run (to run inside ``Stores.commit``).
+
+        ``status`` is success, partial or failed with the counts as keywords, or an object with those
+        attributes (``RunCounts``), read when the write runs, so counts set until then are recorded.
+        """
+        def values() -> dict[str, Any]:
+            if isinstance(status, str):
+                return dict(status=status, rows_read=rows_read, rows_rejected=rows_rejected,
+                            rows_written=rows_written, periods_written=periods_written, error=error,
+                            stage_timings=stage_timings)
+            return _counts_of(status)
+
+        if isinstance(status, str):
+            _check_status(status)
+
+        def write(conn: Connection) -> None:
+            row = values()
+            _check_status(row["status"])
+            row["stage_timings"] = json.dumps(row["stage_timings"] or {}, sort_keys=True)
+            conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(finished_at=_now(), **row))
+        return write
+
+    def fail_run(self, run_id: str, error: str, stage_timings: dict[str, float] | None = None) -> None:
+        """Mark a run failed, in its own transaction (the data transaction did not happen)."""
+        write = self.finish_run_writes(run_id, "failed", error=error, stage_timings=stage_timings)
+        self._write("record the run failure", write)
+        log.error("run %s failed: %s", run_id, error)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One ``pipeline_runs`` row as a dict, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run_id)).mappings().first()
+        return dict(row) if row else None
+
+    # -- watermarks and files ------------------------------------------------------------------
+    def watermark(self, source: str) -> str | None:
+        """Where the next incremental pull of ``source`` starts, or None before its first run."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(STATE.c.watermark).where(STATE.c.source == source)).scalar()
+
+    def set_watermark_writes(self, source: str, watermark: str) -> Writes:
+        """The write that moves ``source``'s watermark."""
+        def write(conn: Connection) -> None:
+            _upsert(conn, STATE, {"source": source, "watermark": watermark, "updated_at": _now()}, ["source"])
+        return write
+
+    def seen_files(self, source: str) -> set[str]:
+        """Keys of the files of ``source`` already read."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(FILES.c.file_key).where(FILES.c.source == source)).scalars())
+
+    def add_files_writes(self, source: str, file_keys: Iterable[str], run_id: str) -> Writes:
+        """The writes recording ``file_keys`` as read by ``run_id`` (keys already recorded are kept)."""
+        keys = sorted(set(file_keys))
+
+        def write(conn: Connection) -> None:
+            if not keys:
+                return
+            known = set(conn.execute(select(FILES.c.file_key).where(FILES.c.source == source)).scalars())
+            now = _now()
+            rows = [{"source": source, "file_key": k, "run_id": run_id, "read_at": now} for k in keys if k not in known]
+            if rows:
+                conn.execute(insert(FILES), rows)
+        return write
+
+    # -- the lock ------------------------------------------------------------------------------
+    def acquire_lock(self, run_id: str, wait_s: float, stale_after_s: float) -> None:
+        """Take the run lock for ``run_id``, waiting up to ``wait_s``; raise LockTimeout if still held.
+
+        A holder is stale when its heartbeat is older than ``stale_after_s``, or when it ran on this
+        host and its process is gone; a stale lock is taken over with a warning.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            holder = self._try_lock(run_id, stale_after_s)
+            if holder is None:
+                log.info("run %s holds the run lock %r", run_id, self.lock_name)
+                return
+            if not holder:
+                continue  # released between our two statements: try again at once
+            if time.monotonic() >= deadline:
+                raise LockTimeout(self._held_message(holder, wait_s, stale_after_s))
+            time.sleep(max(0.0, min(self.poll_s, deadline - time.monotonic())))
+
+    def _try_lock(self, run_id: str, stale_after_s: float) -> dict[str, Any] | None:
+        """One attempt: None when ``run_id`` now holds the lock, else the holder's row ({} to retry)."""
+        now = _now()
+        mine = dict(name=self.lock_name, holder=run_id, host=self.host, pid=os.getpid(), acquired_at=now,
+                    heartbeat_at=now)
+        with self.engine.begin() as conn:
+            if self._insert_if_free(conn, mine):
+                return None
+            row = conn.execute(select(LOCK).where(LOCK.c.name == self.lock_name)).mappings().first()
+            if row is None:
+                return {}
+            holder = dict(row)
+            if holder["holder"] == run_id:
+                return None
+            reason = self._stale_reason(holder, now, stale_after_s)
+            if reason and self._take_over(conn, holder, mine):
+                log.warning("run lock %r: took it over from run %s on %s pid %s (%s)", self.lock_name,
+                            holder["holder"], holder["host"], holder["pid"], reason)
+                return None
+            return holder
+
+    @staticmethod
+    def _insert_if_free(conn: Connection, row: dict[str, Any]) -> bool:
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+        if dialect is None:
+            raise StoreError(f"the run lock supports SQLite and PostgreSQL, not {conn.dialect.name}")
+        stmt = dialect.insert(LOCK).values(**row).on_conflict_do_nothing(index_elements=["name"])
+        return conn.execute(stmt).rowcount == 1
+
+    def _stale_reason(self, holder: dict[str, Any], now: datetime, stale_after_s: float) -> str | None:
+        heartbeat = _aware(holder["heartbeat_at"])
+        if heartbeat is None or now - heartbeat > timedelta(seconds=stale_after_s):
+            return f"no heartbeat since {heartbeat}, more than {stale_after_s:g} s"
+        if holder["host"] == self.host and holder["pid"] != os.getpid() and not _pid_alive(holder["pid"]):
+            return f"process {holder['pid']} on this host is gone"
+        return None
+
+    @staticmethod
+    def _take_over(conn: Connection, holder: dict[str, Any], mine: dict[str, Any]) -> bool:
+        """Replace exactly the stale row we looked at; a concurrent taker or heartbeat makes this miss."""
+        same = (LOCK.c.name == holder["name"]) & (LOCK.c.holder == holder["holder"]) & (
+            LOCK.c.heartbeat_at == holder["heartbeat_at"])
+        return conn.execute(update(LOCK).where(same).values(**mine)).rowcount == 1
+
+    def _held_message(self, holder: dict[str, Any], wait_s: float, stale_after_s: float) -> str:
+        return (f"run lock {self.lock_name!r} is held by run {holder['holder']} on {holder['host']} "
+                f"pid {holder['pid']} since {_aware(holder['acquired_at'])} (last heartbeat "
+                f"{_aware(holder['heartbeat_at'])}); waited {wait_s:g} s. Let that run finish, or if it is "
+                f"gone, rerun: a lock without a heartbeat for {stale_after_s:g} s is taken over "
+                f"(or delete its row from run_lock)")
+
+    def heartbeat(self, run_id: str) -> None:
+        """Tell other runs that ``run_id`` is alive; StoreError if it no longer holds the lock."""
+        def write(conn: Connection) -> None:
+            stmt = update(LOCK).where((LOCK.c.name == self.lock_name) & (LOCK.c.holder == run_id))
+            if conn.execute(stmt.values(heartbeat_at=_now())).rowcount != 1:
+                raise StoreError(f"run {run_id} lost the run lock {self.lock_name!r} (taken over as stale); "
+                                 "stopping so two runs never write at once")
+        self._write("update the run lock heartbeat", write)
+
+    def release_lock(self, run_id: str) -> None:
+        """Give the lock up (a no-op when ``run_id`` does not hold it)."""
+        def write(conn: Connection) -> None:
+            conn.execute(delete(LOCK).where((LOCK.c.name == self.lock_name) & (LOCK.c.holder == run_id)))
+        self._write("release the run lock", write)
+        log.info("run %s released the run lock %r", run_id, self.lock_name)

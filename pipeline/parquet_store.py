@@ -1,0 +1,298 @@
+"""The Parquet store: Hive-partitioned datasets under one root, replaced by a staging swap.
+
+Layout under ``root``::
+
+    <table>/<partition>=<value>/part-0.parquet    the live datasets (pyarrow.dataset, DuckDB read_parquet)
+    .staging/<run_id>/<table>/                    a table's next version, written before the SQL commit
+    .trash/<run_id>/<table>/                      the old version while the swap runs
+    .journal.json                                 names the commit in flight; present only during a commit
+    .commit.lock                                  flock held while committing or recovering
+
+A table is always written whole (its new full version), so a reader sees the old or the new dataset,
+never a mix. Frames cross the boundary through ``to_arrow`` / ``to_pandas``, which apply
+``kpis.schema.conform`` so a frame read back equals the frame written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from kpis.schema import (
+    BOOL,
+    DATE,
+    EVENT_COLUMNS,
+    FLOAT,
+    INT,
+    STR,
+    TABLE_COLUMNS,
+    TABLE_KEYS,
+    TICKET_COLUMNS,
+    TS,
+    Column,
+    conform,
+)
+from pipeline.sqlschema import PIPELINE_RUNS_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: Tables kept only in Parquet: the raw layer the pipeline recomputes from.
+PARQUET_ONLY_COLUMNS: dict[str, dict[str, Column]] = {"raw_tickets": TICKET_COLUMNS, "raw_events": EVENT_COLUMNS}
+PARQUET_COLUMNS: dict[str, dict[str, Column]] = {
+    **TABLE_COLUMNS,
+    "pipeline_runs": PIPELINE_RUNS_COLUMNS,
+    **PARQUET_ONLY_COLUMNS,
+}
+#: Rows sharing these values are one row: the last one written wins.
+PARQUET_KEYS: dict[str, tuple[str, ...]] = {
+    **TABLE_KEYS,
+    "pipeline_runs": ("run_id",),
+    "raw_tickets": ("source", "ticket_id"),
+}
+PARTITION_BY: dict[str, str] = {
+    "kpi_engineer": "grain",
+    "kpi_team": "grain",
+    "scorecard": "grain",
+    "scorecard_kpi": "grain",
+    "ticket_facts": "source",
+    "rejected_rows": "source",
+    "raw_tickets": "source",
+    "raw_events": "source",
+}
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+_ARROW_TYPES = {
+    STR: pa.string(),
+    TS: pa.timestamp("us", tz="UTC"),
+    INT: pa.int64(),
+    FLOAT: pa.float64(),
+    BOOL: pa.bool_(),
+    DATE: pa.date32(),
+}
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+def arrow_schema(columns: dict[str, Column]) -> pa.Schema:
+    """The Arrow schema of a table with these columns."""
+    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.dtype]) for c in columns.values()])
+
+
+def _arrow_column(values: pd.Series, column: Column) -> pa.Array:
+    if column.dtype == DATE:
+        return pa.array(values, from_pandas=True).cast(pa.timestamp("s")).cast(pa.date32())
+    if column.dtype == TS:
+        return pa.array(values, from_pandas=True).cast(_ARROW_TYPES[TS])
+    return pa.array(values, type=_ARROW_TYPES[column.dtype], from_pandas=True)
+
+
+def to_arrow(frame: pd.DataFrame, columns: dict[str, Column]) -> pa.Table:
+    """``frame`` conformed to ``columns`` as an Arrow table (dates as date32, timestamps as UTC µs)."""
+    frame = conform(frame, columns)
+    arrays = [_arrow_column(frame[c.name], c) for c in columns.values()]
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
+
+
+def to_pandas(table: pa.Table, columns: dict[str, Column]) -> pd.DataFrame:
+    """An Arrow table as a frame conformed to ``columns`` (the inverse of ``to_arrow``)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_date32(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp("s")))
+    frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return conform(frame, columns)
+
+
+def dedupe_last(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """Keep the last row of each key, in the original order of the kept rows."""
+    if not keys or table.num_rows == 0:
+        return table
+    numbered = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    last = numbered.group_by(list(keys), use_threads=False).aggregate([("__row", "max")])
+    return table.take(pc.sort_indices(last.column("__row_max")))
+
+
+def distinct(table: pa.Table) -> pa.Table:
+    """Distinct rows of ``table``, rows holding a null dropped (a null matches nothing)."""
+    table = table.drop_null()
+    if table.num_rows == 0:
+        return table
+    return table.group_by(table.column_names, use_threads=False).aggregate([]).select(table.column_names)
+
+
+def anti_join(table: pa.Table, scope: pa.Table) -> pa.Table:
+    """Rows of ``table`` matching no row of ``scope`` on ``scope``'s columns."""
+    if scope.num_rows == 0 or table.num_rows == 0:
+        return table
+    kept = table.join(scope, keys=scope.column_names, join_type="left anti", use_threads=True)
+    return kept.select(table.column_names)
+
+
+class ParquetStore:
+    """Reads and stages the Parquet datasets under ``root`` and swaps staged versions in."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- paths ---------------------------------------------------------------------------------
+    def table_dir(self, table: str) -> Path:
+        """Directory of a live dataset."""
+        return self.root / table
+
+    def staging_dir(self, run_id: str) -> Path:
+        """Directory of a run's staged datasets."""
+        return self.root / ".staging" / run_id
+
+    def trash_dir(self, run_id: str) -> Path:
+        """Directory holding a run's replaced datasets while the swap runs."""
+        return self.root / ".trash" / run_id
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal of the commit in flight."""
+        return self.root / ".journal.json"
+
+    # -- reading -------------------------------------------------------------------------------
+    def _dataset(self, table: str, path: Path) -> ds.Dataset:
+        schema = arrow_schema(PARQUET_COLUMNS[table])
+        partitioning = None
+        if table in PARTITION_BY:
+            part = PARTITION_BY[table]
+            partitioning = ds.partitioning(pa.schema([schema.field(part)]), flavor="hive")
+        return ds.dataset(path, format="parquet", schema=schema, partitioning=partitioning)
+
+    def read_arrow(self, table: str, filter: pc.Expression | None = None) -> pa.Table:
+        """A live dataset as Arrow (empty with the right schema when it does not exist yet)."""
+        path = self.table_dir(table)
+        if not path.exists():
+            return arrow_schema(PARQUET_COLUMNS[table]).empty_table()
+        return self._dataset(table, path).to_table(filter=filter)
+
+    def read(self, table: str, filters: Any = None) -> pd.DataFrame:
+        """A live dataset as a conformed frame; ``filters`` is a pyarrow expression or DNF tuples."""
+        if filters is not None and not isinstance(filters, pc.Expression):
+            filters = pq.filters_to_expression(filters)
+        return to_pandas(self.read_arrow(table, filters), PARQUET_COLUMNS[table])
+
+    # -- writing -------------------------------------------------------------------------------
+    def new_version(self, table: str, rows: pa.Table, scope: pa.Table | None) -> pa.Table:
+        """The table's next full version: the live rows minus ``scope`` and ``rows``' keys, plus ``rows``."""
+        keys = PARQUET_KEYS.get(table, ())
+        kept = self.read_arrow(table)
+        if scope is not None:
+            kept = anti_join(kept, scope)
+        if keys:
+            kept = anti_join(kept, distinct(rows.select(list(keys))))
+        merged = pa.concat_tables([kept, rows])
+        if keys:
+            merged = merged.sort_by([(k, "ascending") for k in keys])
+        return merged
+
+    def stage(self, run_id: str, table: str, data: pa.Table) -> None:
+        """Write ``data`` as the staged version of ``table`` (a Hive-partitioned dataset)."""
+        target = self.staging_dir(run_id) / table
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = PARTITION_BY.get(table)
+        if data.num_rows == 0:
+            self._write_empty(target, data, part)
+            return
+        partitioning = ds.partitioning(pa.schema([data.schema.field(part)]), flavor="hive") if part else None
+        ds.write_dataset(data, target, format="parquet", partitioning=partitioning,
+                         basename_template="part-{i}.parquet", existing_data_behavior="error",
+                         max_rows_per_group=256 * 1024)
+
+    @staticmethod
+    def _write_empty(target: Path, data: pa.Table, part: str | None) -> None:
+        """An empty dataset still needs one file so DuckDB's glob finds the table and its columns."""
+        if part:
+            target = target / f"{part}={NULL_PARTITION}"
+            data = data.drop_columns([part])
+        target.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data, target / "part-0.parquet")
+
+    # -- journal -------------------------------------------------------------------------------
+    def write_journal(self, journal: dict[str, Any]) -> None:
+        """Write the journal atomically (temp file, fsync, rename)."""
+        tmp = self.journal_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(journal, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.journal_path)
+
+    def read_journal(self) -> dict[str, Any] | None:
+        """The journal of an interrupted commit, or None."""
+        if not self.journal_path.exists():
+            return None
+        return json.loads(self.journal_path.read_text(encoding="utf-8"))
+
+    def delete_journal(self) -> None:
+        """Remove the journal: the commit is over."""
+        self.journal_path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def commit_lock(self) -> Iterator[None]:
+        """Hold an exclusive flock on ``.commit.lock``; the OS releases it when the process dies."""
+        with open(self.root / ".commit.lock", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    # -- swap ----------------------------------------------------------------------------------
+    def swap_in(self, run_id: str, tables: list[str]) -> None:
+        """Move each staged table into place (old one to the trash), then empty trash and staging.
+
+        Idempotent: after an interruption, calling it again finishes the swap.
+        """
+        for table in tables:
+            staged = self.staging_dir(run_id) / table
+            if not staged.exists():
+                continue  # already swapped in
+            live, trash = self.table_dir(table), self.trash_dir(run_id) / table
+            if live.exists():
+                if trash.exists():
+                    shutil.rmtree(live)  # the old version is already in the trash
+                else:
+                    trash.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(live, trash)
+            os.rename(staged, live)
+        self.discard(run_id)
+
+    def roll_back(self, run_id: str, tables: list[str]) -> None:
+        """Put back any table already moved to the trash and drop the staged versions."""
+        for table in tables:
+            trash = self.trash_dir(run_id) / table
+            if trash.exists():
+                live = self.table_dir(table)
+                if live.exists():
+                    shutil.rmtree(live)
+                os.rename(trash, live)
+        self.discard(run_id)
+
+    def discard(self, run_id: str) -> None:
+        """Delete a run's staging and trash directories."""
+        shutil.rmtree(self.staging_dir(run_id), ignore_errors=True)
+        shutil.rmtree(self.trash_dir(run_id), ignore_errors=True)
+
+    def remove_orphans(self) -> None:
+        """Delete staging and trash left by a commit killed before it wrote its journal."""
+        for sub in (".staging", ".trash"):
+            for path in (self.root / sub).glob("*"):
+                log.warning("removing %s left by an interrupted commit", path)
+                shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,430 @@
+"""Both stores behind one commit: Parquet datasets and a SQL database that never disagree.
+
+``Stores.commit`` replaces rows in several tables at once and leaves both stores exactly as they were
+on any failure before the SQL commit, and both at the new state after it:
+
+1. each table's new full version is staged under ``<root>/.staging/<run_id>/<table>/``;
+2. ``<root>/.journal.json`` names the commit (``commit_id``), the run and the staged tables;
+3. one SQL transaction deletes the scoped rows, bulk-inserts the new ones (COPY on PostgreSQL),
+   runs the caller's ledger writes, records ``commit_id`` in ``store_commits`` and stages a snapshot
+   of ``pipeline_runs`` for Parquet; then commits;
+4. the staged directories are swapped into place (old ones through ``<root>/.trash/<run_id>/``);
+5. the journal is deleted.
+
+A process killed in between leaves the journal; ``prepare()`` (and the next ``commit``) then rolls
+the swap forward when ``store_commits`` holds the journal's ``commit_id``, and back otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+from sqlalchemy import Column as SqlColumn
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    and_,
+    create_engine,
+    delete,
+    exists,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from kpis.schema import TABLE_COLUMNS, conform
+from pipeline import sqlschema
+from pipeline.errors import StoreError
+from pipeline.parquet_store import (
+    PARQUET_COLUMNS,
+    PARQUET_KEYS,
+    ParquetStore,
+    dedupe_last,
+    distinct,
+    to_arrow,
+)
+
+__all__ = ["FAULT_POINTS", "Replacement", "Stores"]
+
+log = logging.getLogger(__name__)
+
+FAULT_POINTS = ("parquet_staged", "before_sql_commit", "after_sql_commit", "after_swap")
+_CHUNK_ROWS = 50_000
+_STORE_ERRORS = (OSError, pa.ArrowException, SQLAlchemyError)
+
+
+@dataclass
+class Replacement:
+    """New rows for one table and the scope of existing rows they replace.
+
+    ``scope`` holds distinct tuples of some of the table's columns; existing rows matching any tuple
+    are deleted first (a tuple holding a null matches nothing). A frame with no columns appends.
+    Rows sharing a key (``TABLE_KEYS``) with a new row are replaced too, so a key is never doubled.
+    """
+
+    table: str
+    rows: pd.DataFrame
+    scope: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass
+class _Plan:
+    table: str
+    rows: pa.Table
+    scope: pa.Table | None
+
+    @property
+    def in_sql(self) -> bool:
+        return self.table in TABLE_COLUMNS
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+class Stores:
+    """The Parquet store under ``parquet_root`` and the SQL store at ``sql_url``, committed together."""
+
+    def __init__(self, parquet_root: Path, sql_url: str, *,
+                 fault: Callable[[str], None] | None = None) -> None:
+        self.parquet = ParquetStore(Path(parquet_root))
+        self._fault_hook = fault
+        self.engine = _engine(sql_url)
+        self._url_text = self.engine.url.render_as_string(hide_password=True)
+
+    # -- setup ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the directories and SQL tables, and finish or undo a commit a killed run left behind.
+
+        Raises StoreError (one line) when the Parquet root is not writable or SQL cannot be reached.
+        """
+        self._prepare_parquet_root()
+        self._prepare_sqlite_dir()
+        try:
+            sqlschema.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"SQL store {self._url_text} cannot be reached or written: {_one_line(exc)} "
+                             "(check store.sql_url and that the database is up)") from exc
+        try:
+            with self.parquet.commit_lock():
+                self._recover()
+        except _STORE_ERRORS as exc:
+            raise StoreError(f"cannot recover the interrupted commit in {self.parquet.root}: {_one_line(exc)}") from exc
+
+    def _prepare_parquet_root(self) -> None:
+        root = self.parquet.root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / f".write-test-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"Parquet store {root} is not writable: {_one_line(exc)} "
+                             "(check store.path: it must be a directory this user can write)") from exc
+
+    def _prepare_sqlite_dir(self) -> None:
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return
+        folder = Path(url.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"SQL store {self._url_text}: cannot create {folder}: {_one_line(exc)} "
+                             "(check store.sql_url)") from exc
+
+    def _recover(self) -> None:
+        journal = self.parquet.read_journal()
+        if journal is None:
+            self.parquet.remove_orphans()
+            return
+        run_id, tables = journal["run_id"], journal["tables"]
+        if self._sql_committed(journal["commit_id"]):
+            log.warning("run %s was killed after its SQL commit: finishing its Parquet swap", run_id)
+            self.parquet.swap_in(run_id, tables)
+        else:
+            log.warning("run %s was killed before its SQL commit: discarding its staged Parquet data", run_id)
+            self.parquet.roll_back(run_id, tables)
+        self.parquet.delete_journal()
+        self.parquet.remove_orphans()
+
+    def _sql_committed(self, commit_id: str) -> bool:
+        commits = sqlschema.metadata.tables["store_commits"]
+        with self.engine.connect() as conn:
+            found = conn.execute(select(commits.c.commit_id).where(commits.c.commit_id == commit_id)).first()
+        return found is not None
+
+    def close(self) -> None:
+        """Release the SQL connections."""
+        self.engine.dispose()
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, table: str, filters: Any = None) -> pd.DataFrame:
+        """A Parquet table (outputs, ``pipeline_runs`` or the raw layer) as a conformed frame.
+
+        ``filters``: a ``pyarrow.compute`` expression or DNF tuples like ``[("source", "=", "a")]``
+        (dates compare with ``datetime.date``).
+        """
+        _check_table(table, PARQUET_COLUMNS)
+        try:
+            return self.parquet.read(table, filters)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {_one_line(exc)}") from exc
+
+    def read_sql(self, table: str) -> pd.DataFrame:
+        """A SQL table as a conformed frame, ordered by its primary key."""
+        _check_table(table, sqlschema.SQL_COLUMNS)
+        try:
+            with self.engine.connect() as conn:
+                return _read_sql(conn, table)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read SQL table {table} from {self._url_text}: {_one_line(exc)}") from exc
+
+    # -- committing ----------------------------------------------------------------------------
+    def commit(self, run_id: str, replacements: list[Replacement], *,
+               ledger_writes: Callable[[Connection], None] | None = None) -> int:
+        """Replace rows in both stores at once; return the number of new rows written.
+
+        ``ledger_writes(conn)`` runs inside the SQL transaction, so the run ledger and the watermarks
+        commit with the data. ``pipeline_runs`` is copied to Parquet as it stands in that transaction.
+        On a failure before the SQL commit both stores are left as they were; after it, both end at
+        the new state (at once, or by the next ``prepare()`` if the swap itself cannot be finished).
+        """
+        tables = [r.table for r in replacements] + ["pipeline_runs"]
+        if "pipeline_runs" in tables[:-1]:
+            raise StoreError("pipeline_runs is written by the ledger (pass ledger_writes), not by a Replacement")
+        if len(set(tables)) != len(tables):
+            raise StoreError(f"run {run_id}: one Replacement per table and commit, got {', '.join(tables)}")
+        journal = {"run_id": run_id, "commit_id": uuid.uuid4().hex, "tables": tables,
+                   "started_at": datetime.now(UTC).isoformat()}
+        try:
+            plans = [_plan(r) for r in replacements]
+            with self.parquet.commit_lock():
+                self._recover()
+                self._stage_and_commit_sql(journal, plans, ledger_writes)
+                self._swap(run_id, tables)
+        except _STORE_ERRORS as exc:
+            raise StoreError(f"run {run_id} could not write the stores: {_one_line(exc)}") from exc
+        written = sum(p.rows.num_rows for p in plans)
+        log.info("run %s committed %d rows to %s", run_id, written, ", ".join(tables))
+        return written
+
+    def _fault(self, point: str) -> None:
+        if self._fault_hook is not None:
+            self._fault_hook(point)
+
+    def _stage_and_commit_sql(self, journal: dict[str, Any], plans: list[_Plan],
+                              ledger_writes: Callable[[Connection], None] | None) -> None:
+        run_id = journal["run_id"]
+        try:
+            for plan in plans:
+                self.parquet.stage(run_id, plan.table, self.parquet.new_version(plan.table, plan.rows, plan.scope))
+            self._fault("parquet_staged")
+            self.parquet.write_journal(journal)
+            self._sql_transaction(journal, plans, ledger_writes)
+        except BaseException:
+            self._settle_failed_commit(journal)
+            raise
+
+    def _settle_failed_commit(self, journal: dict[str, Any]) -> None:
+        """After a failure up to the SQL commit: roll Parquet back, or forward if SQL did commit."""
+        run_id, tables = journal["run_id"], journal["tables"]
+        if not self.parquet.journal_path.exists():
+            self.parquet.roll_back(run_id, tables)  # failed before the journal: SQL was not touched
+            return
+        try:
+            committed = self._sql_committed(journal["commit_id"])
+        except SQLAlchemyError:
+            log.error("run %s: cannot tell whether SQL committed; the next prepare() settles the Parquet "
+                      "store (journal %s kept)", run_id, self.parquet.journal_path)
+            return
+        if committed:
+            self.parquet.swap_in(run_id, tables)
+        else:
+            self.parquet.roll_back(run_id, tables)
+        self.parquet.delete_journal()
+
+    def _sql_transaction(self, journal: dict[str, Any], plans: list[_Plan],
+                         ledger_writes: Callable[[Connection], None] | None) -> None:
+        with self.engine.connect() as conn, conn.begin():
+            for plan in plans:
+                if plan.in_sql:
+                    _replace_sql(conn, plan)
+            if ledger_writes is not None:
+                ledger_writes(conn)
+            commits = sqlschema.metadata.tables["store_commits"]
+            conn.execute(insert(commits).values(
+                commit_id=journal["commit_id"], run_id=journal["run_id"], committed_at=datetime.now(UTC),
+                tables=",".join(journal["tables"])))
+            runs = to_arrow(_read_sql(conn, "pipeline_runs"), PARQUET_COLUMNS["pipeline_runs"])
+            self.parquet.stage(journal["run_id"], "pipeline_runs", runs)
+            self._fault("before_sql_commit")
+
+    def _swap(self, run_id: str, tables: list[str]) -> None:
+        """SQL has committed: get Parquet to the new state whatever happens."""
+        try:
+            self._fault("after_sql_commit")
+            self.parquet.swap_in(run_id, tables)
+            self._fault("after_swap")
+        except BaseException:
+            try:
+                self.parquet.swap_in(run_id, tables)
+            except Exception:
+                log.exception("run %s: SQL committed but the Parquet swap failed; the next prepare() "
+                              "finishes it (journal %s kept)", run_id, self.parquet.journal_path)
+                raise
+            self.parquet.delete_journal()
+            raise
+        self.parquet.delete_journal()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _engine(sql_url: str) -> Engine:
+    try:
+        url = make_url(sql_url)
+        connect_args: dict[str, Any] = {}
+        if url.get_backend_name() == "sqlite":
+            connect_args["timeout"] = 60
+        elif url.get_backend_name() == "postgresql":
+            connect_args["connect_timeout"] = 10
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+        raise StoreError(f"store.sql_url is not a usable SQLAlchemy URL: {_one_line(exc)} "
+                         "(e.g. sqlite:///kpi-store/kpi.sqlite or postgresql+psycopg://user@host/db)") from exc
+
+
+def _check_table(table: str, known: dict[str, Any]) -> None:
+    if table not in known:
+        raise StoreError(f"unknown table {table!r}; known: {', '.join(sorted(known))}")
+
+
+def _plan(replacement: Replacement) -> _Plan:
+    """Validate and convert one replacement before anything is written."""
+    table = replacement.table
+    _check_table(table, PARQUET_COLUMNS)
+    columns = PARQUET_COLUMNS[table]
+    extra = sorted(set(replacement.rows.columns) - set(columns))
+    if extra:
+        log.warning("%s: dropping columns not in the schema: %s", table, ", ".join(extra))
+    keys = PARQUET_KEYS.get(table, ())
+    rows = to_arrow(replacement.rows, columns)
+    for key in keys:
+        if rows.column(key).null_count:
+            raise StoreError(f"{table}: {rows.column(key).null_count} new rows have no {key} (a key column)")
+    return _Plan(table, dedupe_last(rows, keys), _scope(table, replacement.scope))
+
+
+def _scope(table: str, scope: pd.DataFrame) -> pa.Table | None:
+    if len(scope.columns) == 0:
+        return None
+    columns = PARQUET_COLUMNS[table]
+    unknown = sorted(set(scope.columns) - set(columns))
+    if unknown:
+        raise StoreError(f"{table}: scope columns {', '.join(unknown)} are not columns of the table")
+    scope_columns = {name: columns[name] for name in scope.columns}
+    return distinct(to_arrow(scope, scope_columns))
+
+
+def _read_sql(conn: Connection, table: str) -> pd.DataFrame:
+    columns = sqlschema.SQL_COLUMNS[table]
+    sql_table = sqlschema.metadata.tables[table]
+    order = [sql_table.c[k] for k in sqlschema.SQL_KEYS.get(table, ())]
+    query = select(*[sql_table.c[name] for name in columns]).order_by(*order)
+    frame = pd.DataFrame(conn.execute(query).all(), columns=list(columns))
+    for column in columns.values():
+        if column.dtype == "date32":
+            frame[column.name] = pd.to_datetime(frame[column.name])
+        elif column.dtype.startswith("datetime64"):
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+    return conform(frame, columns)
+
+
+# -- SQL bulk writes ---------------------------------------------------------------------------
+def _replace_sql(conn: Connection, plan: _Plan) -> None:
+    table = sqlschema.metadata.tables[plan.table]
+    if plan.scope is not None and plan.scope.num_rows:
+        _delete_matching(conn, table, plan.scope)
+    keys = PARQUET_KEYS.get(plan.table, ())
+    if keys and plan.rows.num_rows:
+        _delete_matching(conn, table, plan.rows.select(list(keys)))
+    _insert(conn, table, plan.rows)
+
+
+def _delete_matching(conn: Connection, table: Table, values: pa.Table) -> None:
+    """Delete the rows of ``table`` equal to any row of ``values`` (through a temporary table)."""
+    tmp = Table(f"tmp_match_{table.name}", MetaData(),
+                *[SqlColumn(name, table.c[name].type) for name in values.column_names],
+                prefixes=["TEMPORARY"])
+    tmp.drop(conn, checkfirst=True)  # SQLite keeps a temp table created outside a rolled-back transaction
+    tmp.create(conn)
+    _insert(conn, tmp, values)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(tmp)}")
+    match = and_(*[table.c[name] == tmp.c[name] for name in values.column_names])
+    result = conn.execute(delete(table).where(exists(select(1).select_from(tmp).where(match))))
+    log.debug("%s: deleted %s rows", table.name, result.rowcount)
+    tmp.drop(conn)
+
+
+def _insert(conn: Connection, table: Table, data: pa.Table) -> None:
+    if data.num_rows == 0:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy_postgres(conn, table, data)
+    elif conn.dialect.name == "sqlite":
+        _executemany_sqlite(conn, table, data)
+    else:
+        for batch in data.to_batches(max_chunksize=_CHUNK_ROWS):
+            conn.execute(insert(table), batch.to_pylist())
+
+
+def _copy_postgres(conn: Connection, table: Table, data: pa.Table) -> None:
+    """COPY ... FROM STDIN in CSV: nulls unquoted and empty, strings quoted (Arrow's CSV writer)."""
+    quote = conn.dialect.identifier_preparer
+    names = ", ".join(quote.quote(name) for name in data.column_names)
+    sql = f"COPY {quote.format_table(table)} ({names}) FROM STDIN (FORMAT csv)"
+    options = pcsv.WriteOptions(include_header=False)
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor, cursor.copy(sql) as copy:
+        for batch in data.to_batches(max_chunksize=_CHUNK_ROWS):
+            buffer = io.BytesIO()
+            pcsv.write_csv(pa.Table.from_batches([batch], schema=data.schema), buffer, options)
+            copy.write(buffer.getvalue())
+
+
+def _sqlite_values(column: pa.ChunkedArray) -> list[Any]:
+    """Python values as SQLAlchemy's SQLite types store them (timestamps as UTC text, µs)."""
+    if pa.types.is_timestamp(column.type):
+        column = pc.strftime(column, format="%Y-%m-%d %H:%M:%S")  # %S carries the microseconds
+    elif pa.types.is_date32(column.type):
+        column = column.cast(pa.string())
+    elif pa.types.is_boolean(column.type):
+        column = column.cast(pa.int8())
+    return column.to_pylist()
+
+
+def _executemany_sqlite(conn: Connection, table: Table, data: pa.Table) -> None:
+    quote = conn.dialect.identifier_preparer
+    names = ", ".join(quote.quote(name) for name in data.column_names)
+    marks = ", ".join("?" for _ in data.column_names)
+    sql = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
+    for batch in data.to_batches(max_chunksize=_CHUNK_ROWS):
+        chunk = pa.Table.from_batches([batch], schema=data.schema)
+        rows = list(zip(*(_sqlite_values(chunk.column(i)) for i in range(chunk.num_columns)), strict=True))
+        conn.exec_driver_sql(sql, rows)
