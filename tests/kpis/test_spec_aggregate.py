@@ -284,7 +284,8 @@ def test_maintenance_and_induced_incidents():
     tix = tickets(
         I("M1", opened="2026-03-01T02:00Z", planned_end="2026-03-15T02:00Z", status="RESOLVED",
           actual_end="2026-03-15T01:00Z", resolved_at="2026-03-15T03:00Z", **m),
-        I("M2", opened="2026-03-01T02:00Z", planned_end="2026-03-20T02:00Z", **m),
+        # M2 opened in February: its opened_count is February's, its due count March's (anchor planned_end)
+        I("M2", opened="2026-02-20T02:00Z", planned_end="2026-03-20T02:00Z", **m),
         I("M3", opened="2026-03-01T02:00Z", planned_end="2026-05-01T02:00Z", **m),
         I("M4", opened="2026-03-01T02:00Z", planned_end="2026-03-25T02:00Z", status="RESOLVED",
           resolved_at="2026-04-03T02:00Z", **m),
@@ -292,8 +293,10 @@ def test_maintenance_and_induced_incidents():
     )
     eng, team = run(tix, s=st(reporting={"grains": ["month"]}))
     mar = kpi_row(eng, period_start="2026-03-01", engineer="carol", ticket_type="maintenance")
-    # opened 4; due M1, M2, M4 = 3 (M3 not due); on time M1 -> 1/3
-    assert mar["opened_count"] == 4
+    # opened M1, M3, M4 = 3 (M2 in February); due M1, M2, M4 = 3 (M3 not due); on time M1 -> 1/3
+    assert mar["opened_count"] == 3
+    feb = kpi_row(eng, period_start="2026-02-01", engineer="carol", ticket_type="maintenance")
+    assert (feb["opened_count"], feb["maintenance_due"]) == (1, 0)
     assert (mar["maintenance_due"], mar["maintenance_on_time"]) == (3, 1)
     assert approx_eq(mar["maintenance_on_time_rate"], 1 / 3)
     # maintenance is not in resolved_count (incidents and requests only)

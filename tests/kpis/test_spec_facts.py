@@ -107,6 +107,16 @@ def test_cancelled_ticket_is_in_facts_but_excluded():
     assert row(f, "T4")["excluded_reason"] is None
 
 
+def test_excluded_ticket_keeps_its_durations_but_no_sla():
+    # Lead's reading: durations are computed for every ticket; only the SLA status is null when excluded.
+    # response 10:00 -> 10:10 = 600; cancelled -> response_sla null even though a P1 policy matches
+    tix = tickets(T("T1", status="CANCELLED", priority="P1", first_response_at="2026-03-02T10:10Z"))
+    r = one(tix, st=settings(sla=SLA))
+    assert r["excluded_reason"] == "cancelled"
+    assert r["response_business_s"] == 600
+    assert r["response_sla"] is None and r["resolution_sla"] is None
+
+
 def test_type_outside_scope_is_excluded():
     st = settings(kpi={"ticket_types": ["incident", "request"]})
     f = facts_of(tickets(T("T1"), T("M1", ticket_type="maintenance")), st=st)
