@@ -9,7 +9,7 @@ numerator / denominator and null on a zero denominator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,7 @@ RATES = {
 class Family:
     """Tickets that one group of KPIs counts, with the local day of the anchor that decides their period."""
 
-    rows: pd.DataFrame  # columns: who (code), ticket_type (code), day (datetime64[D]) and the measures below
-    counts: tuple[str, ...] = ()  # boolean measures summed per group
-    durations: dict[str, str] = field(default_factory=dict)  # output prefix -> minutes column
+    rows: pd.DataFrame  # columns: who (code), ticket_type (code), day (datetime64[D]) and its measures
 
 
 def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer") -> pd.DataFrame:
@@ -51,8 +49,8 @@ def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer") 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool) -> pd.DataFrame:
     """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates."""
     codes = Codes(facts, by, settings.reporting_timezone)
-    families = _families(facts, codes)
-    frames = [_grain_table(families, grain, by_type) for grain in settings.grains]
+    stacked = _stack(_families(facts, codes), by_type)
+    frames = [_grain_table(stacked, grain) for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
     table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
@@ -105,7 +103,7 @@ def _opened(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     rows = codes.base(included, facts["opened_at"]).assign(
         opened_count=True, response_minutes=_minutes(f["response_business_s"]),
         **_sla_counts(f["response_sla"], "response_sla"))
-    return Family(rows, ("opened_count", "response_sla_met", "response_sla_breached"), {"response": "response_minutes"})
+    return Family(rows)
 
 
 def _resolved(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
@@ -121,9 +119,7 @@ def _resolved(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family
         accuracy_correct=_flag(f["diagnosis_accurate"]),
         **_sla_counts(f["resolution_sla"], "resolution_sla"),
     )
-    counts = ("resolved_count", "resolution_sla_met", "resolution_sla_breached", "first_fix_count",
-              "reopened_count", "accuracy_assessable", "accuracy_correct")
-    return Family(rows, counts, {"resolution": "resolution_minutes"})
+    return Family(rows)
 
 
 def _csat(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
@@ -131,14 +127,14 @@ def _csat(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     selected = included & facts["csat_score"].notna().to_numpy() & anchor.notna().to_numpy()
     rows = codes.base(selected, anchor).assign(
         csat_answered=True, csat_satisfied=_flag(facts.loc[selected, "csat_satisfied"]))
-    return Family(rows, ("csat_answered", "csat_satisfied"))
+    return Family(rows)
 
 
 def _maintenance(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     selected = included & facts["maintenance_on_time"].notna().to_numpy()
     rows = codes.base(selected, facts["planned_end"]).assign(
         maintenance_due=True, maintenance_on_time=_flag(facts.loc[selected, "maintenance_on_time"]))
-    return Family(rows, ("maintenance_due", "maintenance_on_time"))
+    return Family(rows)
 
 
 def _induced(facts: pd.DataFrame, codes: Codes) -> Family:
@@ -152,7 +148,7 @@ def _induced(facts: pd.DataFrame, codes: Codes) -> Family:
     m, i = pairs["m"].to_numpy(dtype="int64"), pairs["i"].to_numpy(dtype="int64")
     rows = pd.DataFrame({"who": codes.who[m], "ticket_type": codes.ticket_type[m],
                          "day": local_days(facts["opened_at"].iloc[i], codes.timezone), "induced_incidents": True})
-    return Family(rows, ("induced_incidents",))
+    return Family(rows)
 
 
 def local_days(anchor: pd.Series, timezone: str) -> np.ndarray:
@@ -176,35 +172,39 @@ def period_starts(days: np.ndarray, grain: str) -> np.ndarray:
     return months.astype("datetime64[D]")
 
 
-def _grain_table(families: list[Family], grain: str, by_type: bool) -> pd.DataFrame:
-    keys = ["period_start", "who", "ticket_type"]
-    parts = []
+COUNTS = ("opened_count", "response_sla_met", "response_sla_breached", "resolved_count", "resolution_sla_met",
+          "resolution_sla_breached", "first_fix_count", "reopened_count", "accuracy_assessable", "accuracy_correct",
+          "csat_answered", "csat_satisfied", "maintenance_due", "maintenance_on_time", "induced_incidents")
+DURATIONS = {"response": "response_minutes", "resolution": "resolution_minutes"}
+
+
+def _stack(families: list[Family], by_type: bool) -> pd.DataFrame:
+    """All families' rows in one frame (absent counts 0, absent minutes NaN), rows without an anchor dropped."""
+    frames = []
     for family in families:
         rows = family.rows[~np.isnat(family.rows["day"].to_numpy())]
-        if rows.empty:
-            continue
-        rows = rows.assign(period_start=period_starts(rows["day"].to_numpy(), grain))
-        if not by_type:
-            rows["ticket_type"] = 0
-        parts.append(_group(rows, keys, family))
-    if not parts:
-        return pd.DataFrame({k: pd.Series(dtype="int64") for k in keys}).assign(grain=grain)
-    table = parts[0]
-    for part in parts[1:]:
-        table = table.merge(part, on=keys, how="outer")
-    return table.assign(grain=grain)
+        frame = {"who": rows["who"].to_numpy(), "ticket_type": rows["ticket_type"].to_numpy() if by_type else 0,
+                 "day": rows["day"].to_numpy()}
+        for count in COUNTS:
+            frame[count] = rows[count].to_numpy(dtype="int8") if count in rows else np.zeros(len(rows), "int8")
+        for minutes in DURATIONS.values():
+            frame[minutes] = rows[minutes].to_numpy() if minutes in rows else np.full(len(rows), np.nan)
+        frames.append(pd.DataFrame(frame))
+    return pd.concat(frames, ignore_index=True)
 
 
-def _group(rows: pd.DataFrame, keys: list[str], family: Family) -> pd.DataFrame:
-    grouped = rows.groupby(keys, sort=False)
-    out = grouped[list(family.counts)].sum().astype("int64")
-    for prefix, column in family.durations.items():
+def _grain_table(stacked: pd.DataFrame, grain: str) -> pd.DataFrame:
+    """One grain: group every family's rows by (period_start, who, ticket_type) at once."""
+    rows = stacked.assign(period_start=period_starts(stacked["day"].to_numpy(), grain))
+    grouped = rows.groupby(["period_start", "who", "ticket_type"], sort=False)
+    out = grouped[list(COUNTS)].sum().astype("int64")
+    for prefix, column in DURATIONS.items():
         values = grouped[column]
         out[f"{prefix}_n"] = values.count()
         out[f"{prefix}_mean_min"] = values.mean()
         out[f"{prefix}_median_min"] = values.median()
         out[f"{prefix}_p90_min"] = values.quantile(0.9)
-    return out.reset_index()
+    return out.reset_index().assign(grain=grain)
 
 
 def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import date
 from importlib import resources
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_ERROR, str(e))
     except KeyboardInterrupt:
         return _fail(130, "interrupted; the stores were left as they were")
+    except BrokenPipeError:  # e.g. `itsm-kpi demo | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silences the flush at exit)
+        return EXIT_OK
     except Exception as e:  # the last line of defence: one line for the user, the trace in the log
         log.debug("unexpected error", exc_info=True)
         return _fail(EXIT_ERROR, f"unexpected {type(e).__name__}: {e} (run with -v for the trace)")

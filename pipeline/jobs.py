@@ -39,7 +39,7 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
     stop_heartbeat = _start_heartbeat(ledger, run_id)
     try:
         window_bounds = (window.first, window.end) if window else (None, None)
-        ledger.start_run(run_id, kind, *window_bounds, as_of)
+        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id)
         log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
         try:
             summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,

@@ -94,9 +94,9 @@ class PipelineRun:
         with self._stage(summary, "select"):
             replacements = self._replacements(tables, pulled, tickets, events, changed_keys, summary, run_id)
         summary.status = "partial" if summary.failed_sources else "success"
+        summary.rows_written = sum(len(r.rows) for r in replacements)
         with self._stage(summary, "write"):
-            summary.rows_written = self.stores.commit(
-                run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary))
+            self.stores.commit(run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary))
         return summary
 
     @contextmanager
@@ -141,7 +141,8 @@ class PipelineRun:
         tickets = _concat([b.tickets for b in batches], TICKET_COLUMNS)
         events = _concat([b.events for b in batches], EVENT_COLUMNS)
         rejected = _concat([b.rejected for b in batches], REJECTED_COLUMNS)
-        tickets, events, rejected = validate(tickets, events, rejected,
+        known = self.stores.read("raw_tickets")[FACT_KEY]  # events may arrive after their ticket
+        tickets, events, rejected = validate(tickets, events, rejected, known_tickets=known,
                                              satisfaction_map=self.settings.kpi.satisfaction_map)
         summary.tickets_read = len(tickets) + int((rejected["row_kind"] == "ticket").sum())
         summary.rows_rejected = len(rejected)

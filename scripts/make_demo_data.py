@@ -44,9 +44,9 @@ class Generator:
     def event(self, ticket_id: str, at: datetime, kind: str, value: str = "", actor: str = "") -> None:
         self.events.append({"ticket_id": ticket_id, "at": ts(at), "kind": kind, "value": value, "actor": actor})
 
-    def incident_or_request(self, n: int) -> None:
+    def incident_or_request(self, n: int, ticket_type: str | None = None) -> None:
         rng = self.rng
-        ticket_type = "incident" if rng.random() < 0.75 else "request"
+        ticket_type = ticket_type or ("incident" if rng.random() < 0.75 else "request")
         team = rng.choice(list(ENGINEERS))
         engineer = rng.choice(ENGINEERS[team])
         priority = rng.choices(list(PRIORITY_WEIGHTS), weights=list(PRIORITY_WEIGHTS.values()))[0]
@@ -117,8 +117,8 @@ class Generator:
         return ticket_id
 
     def induced_incident(self, n: int, change_id: str) -> None:
-        self.incident_or_request(n)
-        self.tickets[-1].update(ticket_type="incident", caused_by=change_id, ticket_id=f"INC{n:05d}")
+        self.incident_or_request(n, "incident")
+        self.tickets[-1]["caused_by"] = change_id
 
 
 def write(rows: list[dict[str, str]], path: Path, columns: list[str]) -> None:
