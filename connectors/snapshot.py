@@ -21,7 +21,7 @@ Options (``[sources.options]``): ``order_by`` (tie-break column, numeric), ``act
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +32,7 @@ from connectors.mapping import map_tickets, normalise_nulls, raw_json
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, EVENT_KINDS, REJECTED_COLUMNS, STATUSES, TICKET_COLUMNS, conform
 
-__all__ = ["change_events", "last_snapshots", "map_rows", "order_snapshots", "to_batch"]
+__all__ = ["EMPTY_IS_VALUE", "SNAPSHOT_FIELDS", "change_events", "last_snapshots", "map_rows", "order_snapshots", "to_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def to_batch(raw: pd.DataFrame, cfg: SourceConfig) -> Batch:
     order_by = _option_column(raw, cfg, "order_by")
     actor = _option_column(raw, cfg, "actor_column")
     ordered = order_snapshots(rows, None if order_by is None else order_by.loc[rows.index])
-    events = change_events(ordered, None if actor is None else actor.loc[ordered.index],
-                           response_statuses=_response_statuses(cfg))
+    responds = ordered["status"].isin(_response_statuses(cfg))
+    events = change_events(ordered, None if actor is None else actor.loc[ordered.index], responds=responds)
     tickets = last_snapshots(ordered)
     tickets = _with_first_response(tickets, events)
     events["source"] = cfg.name
@@ -84,7 +84,9 @@ def map_rows(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.Dat
     """``map_tickets`` on every row, keeping each good row's position in ``raw`` as its index.
 
     Only the mapped columns go through ``map_tickets`` (a 36-column export maps in a third of the
-    time); a rejected row is reported with the whole raw row.
+    time); a rejected row is reported with the whole raw row. ``map_tickets`` returns its good rows
+    re-indexed from 0, so each row's position rides along as an extra column and is read back from
+    the rejected rows' JSON.
     """
     work = raw[[c for c in _mapped_source_columns(cfg) if c in raw.columns]].copy()
     work[_ROW] = np.arange(len(raw)).astype(str)
@@ -136,8 +138,8 @@ def _option_column(raw: pd.DataFrame, cfg: SourceConfig, option: str) -> pd.Seri
     return values.set_axis(pd.RangeIndex(len(raw)))
 
 
-def _response_statuses(cfg: SourceConfig) -> tuple[str, ...]:
-    statuses = tuple(cfg.options.get("response_statuses", ()))
+def _response_statuses(cfg: SourceConfig) -> list[str]:
+    statuses = list(cfg.options.get("response_statuses", ()))
     for s in statuses:
         if s not in STATUSES:
             raise ConfigError(f"sources[{cfg.name!r}].options.response_statuses", f"{s!r} is not a canonical status",
@@ -202,32 +204,33 @@ def _group_starts(ticket_ids: pd.Series) -> np.ndarray:
 
 
 def change_events(ordered: pd.DataFrame, actor: pd.Series | None = None,
-                  kinds: Mapping[str, str] = SNAPSHOT_FIELDS, response_statuses: Sequence[str] = ()) -> pd.DataFrame:
-    """Events for every change between consecutive snapshots (``ordered`` as from ``order_snapshots``).
+                  kinds: Mapping[str, str] = SNAPSHOT_FIELDS, empty_is_value: Collection[str] = EMPTY_IS_VALUE,
+                  responds: pd.Series | None = None) -> pd.DataFrame:
+    """Events for every change between consecutive rows of a ticket (``ordered`` as from ``order_snapshots``).
 
-    One row per change with ``ticket_id``, ``at`` (the snapshot's ``updated_at``), ``kind``, ``value``
-    (the new value; empty for an assignee or group that was removed), ``actor`` (aligned with
-    ``ordered``) and ``seq`` (snapshot order, then kind order within a snapshot). With
-    ``response_statuses``, a ``response`` event marks each ticket's first snapshot in one of them.
+    ``kinds`` maps event kind -> column of ``ordered``; ``at`` is the row's ``updated_at``. One event per
+    change with the new value (empty only for the kinds in ``empty_is_value``, where it means
+    "removed"), ``actor`` (aligned with ``ordered``) and ``seq`` (row order, then kind order within a
+    row). Where ``responds`` (aligned with ``ordered``) is true, each ticket's first such row also
+    gets a ``response`` event.
     """
     starts = _group_starts(ordered["ticket_id"])
     base = _EventBase(_text(ordered["ticket_id"]), ordered["updated_at"].array,
                       _text(actor) if actor is not None else np.full(len(ordered), None, dtype=object))
     parts = []
-    for kind, column in kinds.items():  # five kinds, each one vectorised pass over all rows
+    for kind, column in kinds.items():  # a handful of kinds, each one vectorised pass over all rows
         values = _text(ordered[column])
-        parts.append(base.events(_changed(values, starts, kind in EMPTY_IS_VALUE), kind, values))
-    if response_statuses:
-        hit = _first_in(_text(ordered["status"]), starts, response_statuses)
+        parts.append(base.events(_changed(values, starts, kind in empty_is_value), kind, values))
+    if responds is not None:
+        hit = _first_true(responds.to_numpy(dtype=bool, na_value=False), starts)
         parts.append(base.events(hit, "response", np.full(len(ordered), None, dtype=object)))
     return _sequence(pd.concat(parts, ignore_index=True))
 
 
-def _first_in(values: np.ndarray, group_start: np.ndarray, wanted: Sequence[str]) -> np.ndarray:
-    """Per row: is this the first row of its group whose value is in ``wanted``."""
-    hit = np.isin(values, np.array(list(wanted), dtype=object))
+def _first_true(hit: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """Per row: is this the first true row of its group."""
     running = np.cumsum(hit)
-    before_group = np.r_[0, running][group_start]  # hits before the group's first row
+    before_group = np.r_[0, running][group_start]  # true rows before the group's first row
     return hit & (running - before_group == 1)
 
 
