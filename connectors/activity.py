@@ -215,20 +215,19 @@ def _is_engineer(resource: pd.Series, opts: ActivityOptions) -> pd.Series:
 
 def _reasons(norm: pd.DataFrame, at: pd.Series, bad_at: pd.Series, key: pd.Series, known: pd.Series,
              opts: ActivityOptions) -> pd.Series:
-    """The first problem of each row as text (missing where the row is fine)."""
-    stamp = norm[opts.timestamp_column].astype("object").fillna("")
-    checks = [
-        (norm[opts.case_column].isna(), f"missing case id (column '{opts.case_column}')"),
-        (at.isna() & ~bad_at, f"missing timestamp (column '{opts.timestamp_column}')"),
-        (bad_at, "unparseable timestamp '" + stamp + "'"),
-        (key.isna(), f"missing activity (column '{opts.activity_column}')"),
-        (~known, "unmapped activity '" + key.astype("object").fillna("") + "'"),
+    """The first problem of each row as text (missing where the row is fine); texts built only where needed."""
+    checks = [  # (mask, reason, the value quoted after the reason)
+        (norm[opts.case_column].isna(), f"missing case id (column '{opts.case_column}')", None),
+        (at.isna() & ~bad_at, f"missing timestamp (column '{opts.timestamp_column}')", None),
+        (bad_at, "unparseable timestamp", norm[opts.timestamp_column]),
+        (key.isna(), f"missing activity (column '{opts.activity_column}')", None),
+        (~known, "unmapped activity", key),
     ]
     out = pd.Series(None, index=norm.index, dtype="object")
-    for mask, text in checks:
+    for mask, reason, values in checks:
         new = mask.to_numpy(dtype=bool) & out.isna().to_numpy()
         if new.any():
-            out[new] = text[new] if isinstance(text, pd.Series) else text
+            out[new] = reason if values is None else reason + " '" + values[new].astype("object").fillna("") + "'"
     return out
 
 
