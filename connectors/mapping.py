@@ -228,14 +228,21 @@ def parse_timestamps(values: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, p
     ``cfg.timestamp_format`` (strftime), ``cfg.dayfirst`` and ``cfg.options['epoch']`` (``'ms'``/``'s'``).
     The mask is true where a value is present but cannot be read.
     """
-    text = _as_text(values)
-    text = text.where(text != "")
-    present = text.notna()
-    out = pd.Series(pd.NaT, index=values.index, dtype=TS)
+    # Exports repeat timestamps a lot (snapshots copy opened_at into every row): parse each distinct
+    # text once and spread the results back by code.
+    codes, distinct = pd.factorize(_as_text(values), use_na_sentinel=True)
+    distinct = pd.Series(distinct, dtype="str")
+    distinct = distinct.where(distinct != "")
+    parsed = pd.Series(pd.NaT, index=distinct.index, dtype=TS)
+    present = distinct.notna()
     if present.any():
-        out[present] = _parse_present(text[present], cfg).astype(TS)
-    out = out.dt.floor("s").astype(TS)
-    return out, present & out.isna()
+        parsed[present] = _parse_present(distinct[present], cfg).astype(TS)
+    parsed = parsed.dt.floor("s").astype(TS)
+    taken = np.where(codes >= 0, codes, len(parsed))
+    out = pd.Series(pd.concat([parsed, pd.Series([pd.NaT], dtype=TS)], ignore_index=True).array[taken],
+                    index=values.index, dtype=TS)
+    bad = np.concatenate([(present & parsed.isna()).to_numpy(), [False]])[taken]
+    return out, pd.Series(bad, index=values.index)
 
 
 # --- shared column mapping -----------------------------------------------------------------------
