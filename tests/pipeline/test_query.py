@@ -1,0 +1,159 @@
+"""``itsm-kpi query`` (pipeline/query.py) over the Parquet store (DuckDB) and the SQL stores."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from test_views import demo_tables, expected_rollup, write_store  # noqa: F401 (demo_tables is a fixture)
+
+from kpis import KpiTables
+from kpis.schema import KPI_ENGINEER_COLUMNS
+from pipeline.query import StoreQuery, run_query
+from pipeline.views import VIEWS, create_views
+
+
+@pytest.fixture(scope="module", params=[
+    "sqlite",
+    pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
+])
+def store(request: pytest.FixtureRequest, demo_tables: KpiTables,  # noqa: F811
+          tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(Parquet root, SQL URL) of both stores holding the demo tables, views created in SQL."""
+    root = tmp_path_factory.mktemp("store")
+    if request.param == "sqlite":
+        url = f"sqlite:///{root / 'kpi.sqlite'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database()
+        request.addfinalizer(lambda: server.drop_database(url.rsplit("/", 1)[1]))
+    write_store(demo_tables, root, url).close()
+    engine = create_engine(url)
+    create_views(engine)
+    engine.dispose()
+    return root, url
+
+
+def query(store: tuple[Path, str], sql: str, engine: str, fmt: str = "text") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_query(sql, store_path=store[0], sql_url=store[1], engine=engine, fmt=fmt, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def jsonl(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines()]
+
+
+ROLLUP = ("SELECT engineer, opened_count, resolved_count, first_fix_rate, csat_rate, response_mean_min "
+          "FROM v_engineer_quarter WHERE period_start = '2026-07-01' ORDER BY engineer")
+
+
+@pytest.mark.parametrize("engine", ["parquet", "sql"])
+def test_rollup_query_returns_the_pandas_numbers(store: tuple[Path, str], demo_tables: KpiTables,  # noqa: F811
+                                                 engine: str) -> None:
+    code, out, err = query(store, ROLLUP, engine, "json")
+    assert (code, err) == (0, "")
+    rows = pd.DataFrame(jsonl(out))
+    expected = expected_rollup(demo_tables.kpi_engineer, "engineer", "quarter")
+    expected = expected[expected["period_start"] == pd.Timestamp("2026-07-01")].sort_values("engineer")
+    assert list(rows["engineer"]) == list(expected["engineer"])
+    for column in ("opened_count", "resolved_count", "first_fix_rate", "csat_rate", "response_mean_min"):
+        pd.testing.assert_series_equal(rows[column].astype(float).reset_index(drop=True),
+                                       expected[column].astype(float).reset_index(drop=True),
+                                       check_names=False, rtol=1e-9)
+
+
+def test_parquet_and_sql_stores_answer_alike(store: tuple[Path, str]) -> None:
+    _, parquet, _ = query(store, ROLLUP, "parquet", "csv")
+    _, sql, _ = query(store, ROLLUP, "sql", "csv")
+    a, b = list(csv.reader(io.StringIO(parquet))), list(csv.reader(io.StringIO(sql)))
+    assert a[0] == b[0]
+    assert [r[:3] for r in a] == [r[:3] for r in b]
+    for x, y in zip(a[1:], b[1:], strict=True):
+        for u, v in zip(x[3:], y[3:], strict=True):
+            assert (u == v == "") or float(u) == pytest.approx(float(v), rel=1e-12)
+
+
+def test_every_table_and_view_is_queryable_over_parquet(store: tuple[Path, str]) -> None:
+    for name in ["ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi",
+                 *[v.name for v in VIEWS]]:
+        code, out, err = query(store, f"SELECT COUNT(*) AS n FROM {name}", "parquet", "json")
+        assert (code, err) == (0, ""), name
+        assert jsonl(out)[0]["n"] > 0, name
+
+
+def test_parquet_tables_keep_the_schema_column_order(store: tuple[Path, str]) -> None:
+    code, out, _ = query(store, "SELECT * FROM kpi_engineer WHERE grain = 'quarter' LIMIT 1", "parquet", "csv")
+    assert code == 0
+    assert next(csv.reader(io.StringIO(out))) == list(KPI_ENGINEER_COLUMNS)
+
+
+def test_text_output_is_an_aligned_table_with_a_row_count(store: tuple[Path, str]) -> None:
+    code, out, _ = query(store, ROLLUP, "parquet")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split(" | ")[0].strip() == "engineer"
+    assert set(lines[1]) <= {"-", "+"}
+    assert lines[-1] == f"({len(lines) - 3} rows)"
+
+    def width(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    # every row's separators sit at the same display columns (names are Chinese: double-width)
+    def bars(line: str) -> list[int]:
+        return [width(line[:i]) for i, c in enumerate(line) if c == "|"]
+
+    assert len({tuple(bars(line)) for line in [lines[0], *lines[2:-1]]}) == 1
+
+
+def test_csv_output_has_a_header_and_empty_nulls(store: tuple[Path, str]) -> None:
+    code, out, _ = query(store, "SELECT 'a' AS x, NULL AS y, 1.5 AS z", "parquet", "csv")
+    assert code == 0
+    assert out == "x,y,z\na,,1.5\n"
+
+
+def test_bad_sql_is_one_line_and_exit_2(store: tuple[Path, str]) -> None:
+    for engine in ("parquet", "sql"):
+        code, out, err = query(store, "SELECT * FROM no_such_table", engine)
+        assert code == 2
+        assert out == ""
+        assert err.startswith("itsm-kpi query: ") and err.count("\n") == 1
+
+
+def test_missing_stores_are_one_line_and_exit_4(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_query("SELECT 1", store_path=tmp_path / "nowhere", sql_url=None, engine="parquet", fmt="text",
+                     out=out, err=err)
+    assert code == 4 and "no Parquet store" in err.getvalue() and err.getvalue().count("\n") == 1
+    err = io.StringIO()
+    code = run_query("SELECT 1", store_path=tmp_path, sql_url=f"sqlite:///{tmp_path / 'none.sqlite'}",
+                     engine="sql", fmt="text", out=out, err=err)
+    assert code == 4 and "no SQLite store" in err.getvalue()
+    assert not (tmp_path / "none.sqlite").exists()
+    assert out.getvalue() == ""
+
+
+def test_unknown_format_or_engine_is_refused(store: tuple[Path, str]) -> None:
+    assert query(store, "SELECT 1", "parquet", "xml")[0] == 2
+    assert query(store, "SELECT 1", "oracle")[0] == 2
+
+
+def test_query_never_writes_the_sql_store(store: tuple[Path, str]) -> None:
+    code, _, err = query(store, "DELETE FROM scorecard", "sql")
+    assert code == 2 and err
+    engine = create_engine(store[1])
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM scorecard")).scalar() > 0
+    engine.dispose()
+
+
+def test_store_query_gives_frames_for_code(store: tuple[Path, str]) -> None:
+    with StoreQuery(store_path=store[0], sql_url=None, engine="parquet") as q:
+        frame = q.frame("SELECT grain, COUNT(*) AS n FROM v_scorecard_current GROUP BY grain ORDER BY grain")
+    assert list(frame["grain"]) == ["day", "month", "quarter", "week"]
