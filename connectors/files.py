@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from connectors.base import Batch, SourceConfig
 from connectors.errors import SourceResponseError, SourceUnreachable
@@ -147,11 +148,19 @@ def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None
     text = _decode(_read_bytes(path, compressed), cfg, path)
     sep = cfg.options.get("delimiter", "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep, nrows=nrows)
-    except pd.errors.ParserError as e:
+        frame = _parse_csv_text(text, sep, nrows)
+    except (pd.errors.ParserError, pa.ArrowInvalid) as e:
         raise SourceResponseError(cfg.name, f"{path.name} is not a readable CSV: {e}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _parse_csv_text(text: str, sep: str, nrows: int | None) -> pd.DataFrame:
+    """Every cell as text. Arrow's multithreaded parser reads whole files; the C parser takes the head."""
+    if nrows is None and len(sep) == 1:
+        return pd.read_csv(io.BytesIO(text.encode("utf-8")), dtype=str, keep_default_na=False, sep=sep,
+                           engine="pyarrow")
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep, nrows=nrows)
 
 
 def _sheet_rows(workbook: Any, path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | None) -> list[tuple]:

@@ -68,6 +68,8 @@ _EVENT_VALUE_MAPS = {"status": ("status_map", STATUSES), "priority": ("priority_
 
 def _as_text(values: pd.Series) -> pd.Series:
     """Any series -> ``str`` dtype with whitespace stripped; missing stays missing."""
+    if str(values.dtype) == "str":
+        return values.str.strip()
     return values.astype("object").where(values.notna(), None).astype("str").str.strip()
 
 
