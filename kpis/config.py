@@ -29,6 +29,13 @@ LOWER_IS_BETTER_PREFIXES = ("response_mean", "response_median", "response_p90", 
                             "resolution_median", "resolution_p90", "reopen", "induced")
 
 
+def check_keys(section: str, cfg: Mapping[str, Any], allowed: set[str] | frozenset[str]) -> None:
+    """Refuse a key the section does not know, naming it: a typo must not silently fall back to a default."""
+    for key in cfg:
+        if key not in allowed:
+            raise ConfigError(f"{section}.{key}", "is not a setting", f"use one of {', '.join(sorted(allowed))}")
+
+
 def parse_duration(text: str | int | float, key: str = "duration") -> int:
     """``30m``, ``4h``, ``90s``, ``1h30m``, ``2d`` (or a number of seconds) -> whole seconds."""
     if isinstance(text, bool):
@@ -91,6 +98,7 @@ class CalendarSpec:
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any]) -> CalendarSpec:
         key = f"calendars.{name}"
+        check_keys(key, cfg, {"timezone", "hours", "holidays", "country", "subdivision", "extra_workdays"})
         if "timezone" not in cfg:
             raise ConfigError(f"{key}.timezone", "is missing", "every calendar needs an IANA timezone")
         hours: dict[int, tuple[tuple[int, int], ...]] = {}
@@ -129,6 +137,7 @@ class SlaPolicy:
     @classmethod
     def from_config(cls, i: int, cfg: Mapping[str, Any]) -> SlaPolicy:
         key = f"sla[{i}]"
+        check_keys(key, cfg, {"ticket_type", "priority", "response", "resolution", "calendar"})
         ticket_type = cfg.get("ticket_type")
         if ticket_type not in (None, "*", *TICKET_TYPES):
             raise ConfigError(f"{key}.ticket_type", f"{ticket_type!r} is unknown", f"use one of {', '.join(TICKET_TYPES)}")
@@ -158,6 +167,7 @@ class ScorecardEntry:
     @classmethod
     def from_config(cls, i: int, cfg: Mapping[str, Any], known_kpis: set[str]) -> ScorecardEntry:
         key = f"scorecard[{i}]"
+        check_keys(key, cfg, {"kpi", "target", "weight", "higher_is_better"})
         kpi = cfg.get("kpi")
         if kpi not in known_kpis:
             raise ConfigError(f"{key}.kpi", f"{kpi!r} is not a KPI", "name a kpi_engineer column, e.g. first_fix_rate")
@@ -215,6 +225,9 @@ class KpiSettings:
         """Build the settings from the whole config mapping (TOML sections)."""
         kpi = dict(cfg.get("kpi", {}))
         reporting = dict(cfg.get("reporting", {}))
+        check_keys("kpi", kpi, {"default_calendar", "pause_statuses", "resolution_counts_as_response",
+                                "failed_close_codes", "satisfaction_map", "ticket_types"})
+        check_keys("reporting", reporting, {"timezone", "grains", "min_sample"})
         calendars = {name: CalendarSpec.from_config(name, c) for name, c in dict(cfg.get("calendars", {})).items()}
         default_calendar = kpi.get("default_calendar", ALWAYS_OPEN)
         calendars.setdefault(ALWAYS_OPEN, CalendarSpec.always(reporting.get("timezone", "UTC")))

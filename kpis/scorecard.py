@@ -21,8 +21,8 @@ _KEYS = ["grain", "period_start", "engineer"]
 def compute_scorecard(facts: pd.DataFrame, settings: KpiSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (``scorecard``, ``scorecard_kpi``): one row per engineer and period, and its parts."""
     totals = aggregate_periods(facts, settings, by="engineer", by_type=False)
-    parts = pd.concat([kpi_scores(totals, entry) for entry in settings.scorecard], ignore_index=True) \
-        if settings.scorecard else pd.DataFrame(columns=[*_KEYS, "kpi", "value", "score", "weight"])
+    parts = conform(pd.concat([kpi_scores(totals, entry) for entry in settings.scorecard], ignore_index=True)
+                    if settings.scorecard else pd.DataFrame(), SCORECARD_KPI_COLUMNS)
     scorecard = _engineer_scores(totals, parts)
     parts["as_of"] = scorecard["as_of"] = totals["as_of"].iloc[0] if len(totals) else pd.NaT
     return conform(scorecard, SCORECARD_COLUMNS), conform(parts, SCORECARD_KPI_COLUMNS)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.base import SourceConfig
-from kpis.config import KpiSettings, parse_duration, parse_timezone
+from kpis.config import KpiSettings, check_keys, parse_duration, parse_timezone
 from kpis.errors import ConfigError
 
 ENV_PREFIX = "ITSM_KPI_"
@@ -151,6 +151,7 @@ def _scalar(text: str) -> Any:
 
 
 def _store(cfg: Mapping[str, Any]) -> StoreSettings:
+    check_keys("store", cfg, {"path", "sql_url"})
     path = Path(cfg.get("path", "kpi-store"))
     sql_url = str(cfg.get("sql_url", f"sqlite:///{path / 'kpi.sqlite'}"))
     if "://" not in sql_url:
@@ -160,6 +161,7 @@ def _store(cfg: Mapping[str, Any]) -> StoreSettings:
 
 
 def _schedule(cfg: Mapping[str, Any]) -> ScheduleSettings:
+    check_keys("schedule", cfg, {"cron", "timezone"})
     cron = str(cfg.get("cron", ScheduleSettings.cron))
     if len(cron.split()) != 5:
         raise ConfigError("schedule.cron", f"{cron!r} is not a 5-field cron expression", 'e.g. "15 1 * * *"')
@@ -167,6 +169,7 @@ def _schedule(cfg: Mapping[str, Any]) -> ScheduleSettings:
 
 
 def _run(cfg: Mapping[str, Any]) -> RunSettings:
+    check_keys("run", cfg, {"overlap", "lock_wait", "stale_lock"})
     return RunSettings(
         overlap_s=parse_duration(cfg.get("overlap", "1h"), "run.overlap"),
         lock_wait_s=parse_duration(cfg.get("lock_wait", "10m"), "run.lock_wait"),

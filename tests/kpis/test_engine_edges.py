@@ -1,0 +1,36 @@
+"""Edges of the engine that no single KPI rule covers: empty input, unknown config keys."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kpis import KpiSettings, compute_all
+from kpis.errors import ConfigError
+from kpis.schema import TABLE_COLUMNS, empty_events, empty_tickets
+
+
+@pytest.mark.parametrize("scorecard", [[], [{"kpi": "first_fix_rate", "target": 0.8, "weight": 1}]])
+def test_no_tickets_gives_empty_tables_with_the_stored_dtypes(scorecard) -> None:
+    settings = KpiSettings.from_config({"scorecard": scorecard})
+    tables = compute_all(empty_tickets(), empty_events(), settings, pd.Timestamp("2026-01-01", tz="UTC"))
+    for name, frame in [("ticket_facts", tables.facts), ("kpi_engineer", tables.kpi_engineer),
+                        ("kpi_team", tables.kpi_team), ("scorecard", tables.scorecard),
+                        ("scorecard_kpi", tables.scorecard_kpi)]:
+        assert len(frame) == 0
+        assert list(frame.columns) == list(TABLE_COLUMNS[name])
+        if "period_start" in frame:
+            assert str(frame["period_start"].dtype) == "datetime64[s]"
+
+
+@pytest.mark.parametrize("cfg, key", [
+    ({"kpi": {"bogus": 1}}, "kpi.bogus"),
+    ({"reporting": {"timezon": "UTC"}}, "reporting.timezon"),
+    ({"sla": [{"ticket_type": "incident", "responce": "30m"}]}, "sla[0].responce"),
+    ({"calendars": {"x": {"timezone": "UTC", "holiday": []}}}, "calendars.x.holiday"),
+    ({"scorecard": [{"kpi": "csat_rate", "target": 1, "wieght": 1}]}, "scorecard[0].wieght"),
+])
+def test_a_mistyped_key_is_refused_by_name(cfg, key) -> None:
+    with pytest.raises(ConfigError) as error:
+        KpiSettings.from_config(cfg)
+    assert error.value.key == key
