@@ -73,7 +73,8 @@ def parquet_tables(store_path: Path) -> dict[str, Path]:
     if not store_path.is_dir():
         return {}
     return {
-        d.name: d for d in sorted(store_path.iterdir())
+        d.name: d
+        for d in sorted(store_path.iterdir())
         if d.is_dir() and not d.name.startswith(".") and next(d.glob("**/*.parquet"), None) is not None
     }
 
@@ -88,20 +89,27 @@ def _table_view_sql(name: str, path: Path) -> str:
     glob = _sql_literal(str(path / "**" / "*.parquet"))
     columns = PARQUET_COLUMNS.get(name)
     select = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-    return (f'CREATE VIEW "{name}" AS SELECT {select} FROM read_parquet({glob}, '
-            "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)")
+    return (
+        f'CREATE VIEW "{name}" AS SELECT {select} FROM read_parquet({glob}, '
+        "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
+    )
 
 
 def _duckdb_connection(store_path: Path) -> Any:
     try:
         import duckdb  # noqa: PLC0415 (optional dependency: itsm-kpi[query])
     except ImportError:
-        raise QueryError("querying the Parquet store needs DuckDB: pip install 'itsm-kpi[query]' "
-                         "(or use --engine sql)", EXIT_STORE) from None
+        raise QueryError(
+            "querying the Parquet store needs DuckDB: pip install 'itsm-kpi[query]' (or use --engine sql)",
+            EXIT_STORE,
+        ) from None
     tables = parquet_tables(store_path)
     if not tables:
-        raise QueryError(f"no Parquet store at {store_path} (no table directories with Parquet files; "
-                         "run `itsm-kpi demo` or `itsm-kpi run` first, or pass --store/--config)", EXIT_STORE)
+        raise QueryError(
+            f"no Parquet store at {store_path} (no table directories with Parquet files; "
+            "run `itsm-kpi demo` or `itsm-kpi run` first, or pass --store/--config)",
+            EXIT_STORE,
+        )
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -142,15 +150,18 @@ def _duckdb_result(con: Any, sql: str) -> Result:
 # -- SQL through SQLAlchemy --------------------------------------------------------------------
 def _sql_engine(sql_url: str | None) -> Engine:
     if not sql_url:
-        raise QueryError("no SQL store: give --config with store.sql_url, or use --engine parquet", EXIT_STORE)
+        raise QueryError(
+            "no SQL store: give --config with store.sql_url, or use --engine parquet", EXIT_STORE
+        )
     try:
         url = make_url(sql_url)
     except ArgumentError as exc:
         raise QueryError(f"store.sql_url is not a SQLAlchemy URL: {_one_line(exc)}", EXIT_STORE) from exc
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         if not Path(url.database).is_file():
-            raise QueryError(f"no SQLite store at {url.database} (run `itsm-kpi demo` or `itsm-kpi run` first)",
-                             EXIT_STORE)
+            raise QueryError(
+                f"no SQLite store at {url.database} (run `itsm-kpi demo` or `itsm-kpi run` first)", EXIT_STORE
+            )
     try:
         return create_engine(url)
     except (ImportError, SQLAlchemyError) as exc:
@@ -271,8 +282,9 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 def _is_number(values: Sequence[Any]) -> bool:
     present = [v for v in values if v is not None]
-    return bool(present) and all(isinstance(v, int | float | Decimal) and not isinstance(v, bool)
-                                 for v in present)
+    return bool(present) and all(
+        isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in present
+    )
 
 
 def write_text(result: Result, out: TextIO) -> None:
@@ -280,7 +292,9 @@ def write_text(result: Result, out: TextIO) -> None:
     cells = [[_text_cell(v) for v in row] for row in result.rows]
     numeric = [_is_number([row[i] for row in result.rows]) for i in range(len(result.columns))]
     widths = [max([_width(c)] + [_width(row[i]) for row in cells]) for i, c in enumerate(result.columns)]
-    out.write(" | ".join(_pad(c, w, False) for c, w in zip(result.columns, widths, strict=True)).rstrip() + "\n")
+    out.write(
+        " | ".join(_pad(c, w, False) for c, w in zip(result.columns, widths, strict=True)).rstrip() + "\n"
+    )
     out.write("-+-".join("-" * w for w in widths) + "\n")
     for row in cells:
         line = " | ".join(_pad(v, w, r) for v, w, r in zip(row, widths, numeric, strict=True))
@@ -293,8 +307,12 @@ def write_csv(result: Result, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(result.columns)
     for row in result.rows:
-        writer.writerow(["" if v is None else _text_cell(v) if isinstance(v, bool) else _plain(v)
-                         for v in (_plain(x) for x in row)])
+        writer.writerow(
+            [
+                "" if v is None else _text_cell(v) if isinstance(v, bool) else _plain(v)
+                for v in (_plain(x) for x in row)
+            ]
+        )
 
 
 def write_json(result: Result, out: TextIO) -> None:
@@ -312,8 +330,16 @@ def write_result(result: Result, fmt: str, out: TextIO) -> None:
     _WRITERS[fmt](result, out)
 
 
-def run_query(sql: str, *, store_path: Path, sql_url: str | None, engine: str, fmt: str, out: TextIO,
-              err: TextIO | None = None) -> int:
+def run_query(
+    sql: str,
+    *,
+    store_path: Path,
+    sql_url: str | None,
+    engine: str,
+    fmt: str,
+    out: TextIO,
+    err: TextIO | None = None,
+) -> int:
     """Run ``sql`` against the chosen store and write the rows to ``out``; return the exit status.
 
     0 on success; 2 for a statement that fails (or an unknown format); 4 when the store is missing or

@@ -60,31 +60,41 @@ LABELS: dict[str, dict[str, str]] = {
     "ranking": {"en": "Scorecard ranking", "zh": "量化考核排名"},
     "ranking_note": {
         "en": "Score = weighted mean of the KPI scores x 100; each KPI scores min(1, value / target). "
-              "Engineers with a low sample are reported but not ranked.",
-        "zh": "得分 = 各指标得分的加权平均 × 100；单项得分 = min(1, 实际值 / 目标值)。样本不足的人员列出但不参与排名。"},
+        "Engineers with a low sample are reported but not ranked.",
+        "zh": "得分 = 各指标得分的加权平均 × 100；单项得分 = min(1, 实际值 / 目标值)。样本不足的人员列出但不参与排名。",
+    },
     "engineer_kpis": {"en": "Engineer KPIs against targets", "zh": "人员指标与考核目标对比"},
     "engineer_kpis_note": {
         "en": "Over all ticket types; rates re-aggregated from their counts. ✓ meets the target, ✗ misses it.",
-        "zh": "汇总全部工单类型；比率由分子分母重新计算。✓ 达标，✗ 未达标。"},
+        "zh": "汇总全部工单类型；比率由分子分母重新计算。✓ 达标，✗ 未达标。",
+    },
     "trends": {"en": "Weekly trends", "zh": "周趋势"},
     "trends_daily": {"en": "Daily trends", "zh": "日趋势"},
-    "trends_note": {"en": "Whole team, per week starting on the date shown; dashed line = target.",
-                    "zh": "全团队，按周统计（横轴为周一日期）；虚线为目标值。"},
-    "trends_note_daily": {"en": "Whole team, per day; dashed line = target.",
-                          "zh": "全团队，按日统计；虚线为目标值。"},
+    "trends_note": {
+        "en": "Whole team, per week starting on the date shown; dashed line = target.",
+        "zh": "全团队，按周统计（横轴为周一日期）；虚线为目标值。",
+    },
+    "trends_note_daily": {
+        "en": "Whole team, per day; dashed line = target.",
+        "zh": "全团队，按日统计；虚线为目标值。",
+    },
     "volume": {"en": "Tickets opened and resolved", "zh": "新建与解决工单数"},
     "sla_priority": {"en": "SLA compliance by priority", "zh": "按优先级的 SLA 达标率"},
     "sla_priority_note": {
         "en": "Response SLA by the priority at the response (tickets opened in the period); resolution SLA "
-              "by the priority at the resolution (tickets resolved in the period). In-progress tickets excluded.",
-        "zh": "响应 SLA 按响应时的优先级统计（本期新建工单）；解决 SLA 按解决时的优先级统计（本期解决工单）。处理中工单不计入。"},
+        "by the priority at the resolution (tickets resolved in the period). In-progress tickets excluded.",
+        "zh": "响应 SLA 按响应时的优先级统计（本期新建工单）；解决 SLA 按解决时的优先级统计（本期解决工单）。处理中工单不计入。",
+    },
     "breaches": {"en": "Tickets with a breached SLA", "zh": "SLA 超时工单"},
     "breaches_note": {
         "en": "Response breaches of tickets opened in the period; resolution breaches of tickets resolved in it, "
-              "and of tickets still open. Business minutes.",
-        "zh": "本期新建工单的响应超时；本期解决及仍未解决工单的解决超时。时长为工作分钟。"},
-    "breaches_more": {"en": "{n} more: query v_sla_breaches for all of them.",
-                      "zh": "另有 {n} 条：完整列表请查询视图 v_sla_breaches。"},
+        "and of tickets still open. Business minutes.",
+        "zh": "本期新建工单的响应超时；本期解决及仍未解决工单的解决超时。时长为工作分钟。",
+    },
+    "breaches_more": {
+        "en": "{n} more: query v_sla_breaches for all of them.",
+        "zh": "另有 {n} 条：完整列表请查询视图 v_sla_breaches。",
+    },
     "no_data": {"en": "No data for this period.", "zh": "本期无数据。"},
     "no_breaches": {"en": "No SLA breaches in this period.", "zh": "本期无 SLA 超时工单。"},
     "rank": {"en": "Rank", "zh": "排名"},
@@ -116,8 +126,10 @@ LABELS: dict[str, dict[str, str]] = {
     "request": {"en": "request", "zh": "服务请求"},
     "maintenance": {"en": "maintenance", "zh": "运维任务"},
     "breached_tickets": {"en": "SLA breaches", "zh": "SLA 超时工单"},
-    "footer": {"en": "itsm-kpi · KPI definitions in KPIS.md · tables and views in docs/tables.md",
-               "zh": "itsm-kpi · 指标口径见 KPIS.md · 表与视图说明见 docs/tables.md"},
+    "footer": {
+        "en": "itsm-kpi · KPI definitions in KPIS.md · tables and views in docs/tables.md",
+        "zh": "itsm-kpi · 指标口径见 KPIS.md · 表与视图说明见 docs/tables.md",
+    },
     # KPIs
     "response_sla_rate": {"en": "Response SLA", "zh": "响应达标率"},
     "resolution_sla_rate": {"en": "Resolution SLA", "zh": "解决时限达标率"},
@@ -231,10 +243,26 @@ SCHEME_TARGETS: dict[str, Target] = {
     "first_fix_rate": Target(0.80),
     "csat_rate": Target(0.85),
 }
-ENGINEER_KPIS = ("response_mean_min", "response_sla_rate", "resolution_sla_rate", "first_fix_rate",
-                 "reopen_rate", "accuracy_rate", "csat_rate", "maintenance_on_time_rate", "induced_incidents")
-RATE_KPIS = {"response_sla_rate", "resolution_sla_rate", "first_fix_rate", "reopen_rate", "accuracy_rate",
-             "csat_rate", "maintenance_on_time_rate"}
+ENGINEER_KPIS = (
+    "response_mean_min",
+    "response_sla_rate",
+    "resolution_sla_rate",
+    "first_fix_rate",
+    "reopen_rate",
+    "accuracy_rate",
+    "csat_rate",
+    "maintenance_on_time_rate",
+    "induced_incidents",
+)
+RATE_KPIS = {
+    "response_sla_rate",
+    "resolution_sla_rate",
+    "first_fix_rate",
+    "reopen_rate",
+    "accuracy_rate",
+    "csat_rate",
+    "maintenance_on_time_rate",
+}
 
 
 def _targets(parts: pd.DataFrame, extra: Mapping[str, Target] | None) -> dict[str, Target]:
@@ -263,17 +291,35 @@ class ReportData:
     timezone: str
 
 
-_TREND_COUNTS = ("opened_count", "resolved_count", "response_n", "response_total_min", "response_sla_met", "response_sla_breached",
-                 "resolution_sla_met", "resolution_sla_breached", "first_fix_count", "csat_answered",
-                 "csat_satisfied")
+_TREND_COUNTS = (
+    "opened_count",
+    "resolved_count",
+    "response_n",
+    "response_total_min",
+    "response_sla_met",
+    "response_sla_breached",
+    "resolution_sla_met",
+    "resolution_sla_breached",
+    "first_fix_count",
+    "csat_answered",
+    "csat_satisfied",
+)
 _RATES = {
     "response_sla_rate": ("response_sla_met", ("response_sla_met", "response_sla_breached")),
     "resolution_sla_rate": ("resolution_sla_met", ("resolution_sla_met", "resolution_sla_breached")),
     "first_fix_rate": ("first_fix_count", ("resolved_count",)),
     "csat_rate": ("csat_satisfied", ("csat_answered",)),
 }
-_FACT_COLUMNS = ("ticket_id", "engineer", "response_priority", "resolution_priority", "response_sla",
-                 "resolution_sla", "opened_at", "resolved_at")
+_FACT_COLUMNS = (
+    "ticket_id",
+    "engineer",
+    "response_priority",
+    "resolution_priority",
+    "response_sla",
+    "resolution_sla",
+    "opened_at",
+    "resolved_at",
+)
 
 
 def _lit(value: date | str) -> str:
@@ -307,19 +353,25 @@ def _period_filter(period: Period) -> str:
 
 
 def _read_scorecard(store: StoreQuery, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
-    card = store.frame(f"SELECT engineer, score, rank, kpis_scored, low_sample, as_of, kpi_version "
-                       f"FROM scorecard WHERE {_period_filter(period)}")
+    card = store.frame(
+        f"SELECT engineer, score, rank, kpis_scored, low_sample, as_of, kpi_version "
+        f"FROM scorecard WHERE {_period_filter(period)}"
+    )
     card = _numeric(card, ("engineer", "low_sample", "as_of", "kpi_version"))
     card["low_sample"] = _bool(card["low_sample"])
-    parts = store.frame(f"SELECT engineer, kpi, value, target, weight, higher_is_better, attainment, score "
-                        f"FROM scorecard_kpi WHERE {_period_filter(period)}")
+    parts = store.frame(
+        f"SELECT engineer, kpi, value, target, weight, higher_is_better, attainment, score "
+        f"FROM scorecard_kpi WHERE {_period_filter(period)}"
+    )
     parts = _numeric(parts, ("engineer", "kpi", "higher_is_better"))
     parts["higher_is_better"] = _bool(parts["higher_is_better"])
     return card, parts
 
 
 def _read_engineers(store: StoreQuery, period: Period) -> pd.DataFrame:
-    frame = store.frame(f"SELECT * FROM ({rollup_sql(period.grain)}) r WHERE period_start = {_lit(period.start)}")
+    frame = store.frame(
+        f"SELECT * FROM ({rollup_sql(period.grain)}) r WHERE period_start = {_lit(period.start)}"
+    )
     frame = _numeric(frame, ("grain", "period_start", "engineer", "low_sample", "as_of", "kpi_version"))
     frame["low_sample"] = _bool(frame["low_sample"])
     return frame
@@ -327,18 +379,23 @@ def _read_engineers(store: StoreQuery, period: Period) -> pd.DataFrame:
 
 def _read_trend(store: StoreQuery, period: Period) -> pd.DataFrame:
     first = period.start - timedelta(days=6) if period.trend_grain == "week" else period.start
-    columns = ", ".join("response_mean_min * response_n AS response_total_min" if c == "response_total_min" else c
-                        for c in _TREND_COUNTS)
+    columns = ", ".join(
+        "response_mean_min * response_n AS response_total_min" if c == "response_total_min" else c
+        for c in _TREND_COUNTS
+    )
     frame = store.frame(
         f"SELECT period_start, {columns} FROM kpi_engineer "
         f"WHERE grain = {_lit(period.trend_grain)} AND period_start >= {_lit(first)} "
-        f"AND period_start < {_lit(period.end)}")
+        f"AND period_start < {_lit(period.end)}"
+    )
     frame = _dates(_numeric(frame, ("period_start",)))
     totals = frame.groupby("period_start", sort=True)[list(_TREND_COUNTS)].sum()
     for rate, (num, dens) in _RATES.items():
         den = sum(totals[d] for d in dens)
         totals[rate] = totals[num] / den.where(den > 0)
-    totals["response_mean_min"] = totals["response_total_min"] / totals["response_n"].where(totals["response_n"] > 0)
+    totals["response_mean_min"] = totals["response_total_min"] / totals["response_n"].where(
+        totals["response_n"] > 0
+    )
     return totals.reindex(_trend_starts(period), fill_value=np.nan).rename_axis("period_start").reset_index()
 
 
@@ -363,8 +420,10 @@ def _in_period(values: pd.Series, period: Period, timezone: str) -> pd.Series:
 
 
 def _read_facts(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
-    frame = store.frame(f"SELECT {', '.join(_FACT_COLUMNS)} FROM ticket_facts "
-                        "WHERE response_sla IS NOT NULL OR resolution_sla IS NOT NULL")
+    frame = store.frame(
+        f"SELECT {', '.join(_FACT_COLUMNS)} FROM ticket_facts "
+        "WHERE response_sla IS NOT NULL OR resolution_sla IS NOT NULL"
+    )
     frame = _utc(frame, ("opened_at", "resolved_at"))
     frame["response_in_period"] = _in_period(frame["opened_at"], period, timezone)
     frame["resolution_in_period"] = _in_period(frame["resolved_at"], period, timezone)
@@ -396,11 +455,20 @@ def read_report_data(store: StoreQuery, period: Period, timezone: str) -> Report
     card, parts = _read_scorecard(store, period)
     if card.empty:
         have = _available_periods(store, period.grain)
-        raise ReportError(f"no scorecard for {period.grain} {period.text} in the store; "
-                          f"{period.grain} periods stored: {', '.join(have) if have else 'none'}")
-    return ReportData(period=period, scorecard=card, parts=parts, engineers=_read_engineers(store, period),
-                      trend=_read_trend(store, period), facts=_read_facts(store, period, timezone),
-                      breaches=_read_breaches(store, period, timezone), timezone=timezone)
+        raise ReportError(
+            f"no scorecard for {period.grain} {period.text} in the store; "
+            f"{period.grain} periods stored: {', '.join(have) if have else 'none'}"
+        )
+    return ReportData(
+        period=period,
+        scorecard=card,
+        parts=parts,
+        engineers=_read_engineers(store, period),
+        trend=_read_trend(store, period),
+        facts=_read_facts(store, period, timezone),
+        breaches=_read_breaches(store, period, timezone),
+        timezone=timezone,
+    )
 
 
 # -- formatting ------------------------------------------------------------------------------------
@@ -439,24 +507,50 @@ def _fmt_time(value: Any, timezone: str) -> str:
 
 
 # -- charts: inline SVG ----------------------------------------------------------------------------
-PALETTE = {"accent": "#1f4e79", "second": "#2a9d8f", "third": "#e9a23b", "bad": "#c0392b",
-           "muted": "#b8c2cc", "grid": "#e3e7ec", "ink": "#1d2733", "text": "#6b7785"}
+PALETTE = {
+    "accent": "#1f4e79",
+    "second": "#2a9d8f",
+    "third": "#e9a23b",
+    "bad": "#c0392b",
+    "muted": "#b8c2cc",
+    "grid": "#e3e7ec",
+    "ink": "#1d2733",
+    "text": "#6b7785",
+}
 
 
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
-    return (f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-            f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">'
-            f"<title>{esc(title)}</title>{''.join(body)}</svg>")
+    return (
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">'
+        f"<title>{esc(title)}</title>{''.join(body)}</svg>"
+    )
 
 
-def _text(x: float, y: float, value: str, *, anchor: str = "start", size: int = 11,
-          color: str = PALETTE["text"], weight: str = "normal") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{color}" '
-            f'font-weight="{weight}">{esc(value)}</text>')
+def _text(
+    x: float,
+    y: float,
+    value: str,
+    *,
+    anchor: str = "start",
+    size: int = 11,
+    color: str = PALETTE["text"],
+    weight: str = "normal",
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{color}" '
+        f'font-weight="{weight}">{esc(value)}</text>'
+    )
 
 
-def hbar_chart(items: Sequence[tuple[str, float | None, bool]], *, title: str, maximum: float = 100.0,
-               value_format: Callable[[float], str] = lambda v: f"{v:.1f}", note: str = "") -> str:
+def hbar_chart(
+    items: Sequence[tuple[str, float | None, bool]],
+    *,
+    title: str,
+    maximum: float = 100.0,
+    value_format: Callable[[float], str] = lambda v: f"{v:.1f}",
+    note: str = "",
+) -> str:
     """Horizontal bars, one per (label, value, muted); muted bars are grey and carry ``note``."""
     row, left, right, width = 26, 110, 60, 640
     height = max(1, len(items)) * row + 24
@@ -464,8 +558,10 @@ def hbar_chart(items: Sequence[tuple[str, float | None, bool]], *, title: str, m
     body = [f'<line x1="{left}" y1="4" x2="{left}" y2="{height - 20}" stroke="{PALETTE["grid"]}"/>']
     for tick in (0.25, 0.5, 0.75, 1.0):
         x = left + inner * tick
-        body.append(f'<line x1="{x:.1f}" y1="4" x2="{x:.1f}" y2="{height - 20}" stroke="{PALETTE["grid"]}" '
-                    'stroke-dasharray="2,3"/>')
+        body.append(
+            f'<line x1="{x:.1f}" y1="4" x2="{x:.1f}" y2="{height - 20}" stroke="{PALETTE["grid"]}" '
+            'stroke-dasharray="2,3"/>'
+        )
         body.append(_text(x, height - 6, value_format(maximum * tick), anchor="middle", size=10))
     for i, (name, value, muted) in enumerate(items):
         y = 6 + i * row
@@ -475,10 +571,13 @@ def hbar_chart(items: Sequence[tuple[str, float | None, bool]], *, title: str, m
             continue
         w = max(1.0, inner * min(float(value), maximum) / maximum)
         color = PALETTE["muted"] if muted else PALETTE["accent"]
-        body.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 10}" rx="3" fill="{color}"/>')
+        body.append(
+            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 10}" rx="3" fill="{color}"/>'
+        )
         suffix = f"  {note}" if muted and note else ""
-        body.append(_text(left + w + 6, y + 14, value_format(float(value)) + suffix, size=11,
-                          color=PALETTE["ink"]))
+        body.append(
+            _text(left + w + 6, y + 14, value_format(float(value)) + suffix, size=11, color=PALETTE["ink"])
+        )
     return _svg(width, height, body, title)
 
 
@@ -503,19 +602,27 @@ def _nice_step(raw: float) -> float:
     return float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw))
 
 
-def _y_grid(low: float, high: float, step: float, x0: float, x1: float, top: float, bottom: float,
-            percent: bool) -> list[str]:
+def _y_grid(
+    low: float, high: float, step: float, x0: float, x1: float, top: float, bottom: float, percent: bool
+) -> list[str]:
     body = []
     for tick in np.arange(low, high + step / 2, step):
         y = _y(tick, top, bottom, low, high)
         body.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="{PALETTE["grid"]}"/>')
-        body.append(_text(x0 - 6, y + 4, f"{tick * 100:.0f}%" if percent else f"{tick:,.0f}", anchor="end",
-                          size=10))
+        body.append(
+            _text(x0 - 6, y + 4, f"{tick * 100:.0f}%" if percent else f"{tick:,.0f}", anchor="end", size=10)
+        )
     return body
 
 
-def line_chart(x_labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None], str]], *,
-               title: str, target: float | None = None, percent: bool = True) -> str:
+def line_chart(
+    x_labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None], str]],
+    *,
+    title: str,
+    target: float | None = None,
+    percent: bool = True,
+) -> str:
     """Lines over ``x_labels`` (gaps where a value is None), y from 0 to 100 % (or to the max), target dashed."""
     width, height, left, right, top, bottom = 520, 220, 44, 12, 12, 186
     values = [float(v) for _, vs, _ in series for v in vs if not _missing(v)]
@@ -529,15 +636,18 @@ def line_chart(x_labels: Sequence[str], series: Sequence[tuple[str, Sequence[flo
             body.append(_text(xs[i], bottom + 16, name, anchor="middle", size=10))
     if target is not None:
         y = _y(target, top, bottom, low, high)
-        body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{PALETTE["bad"]}" '
-                    'stroke-width="1.2" stroke-dasharray="5,4"/>')
+        body.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{PALETTE["bad"]}" '
+            'stroke-width="1.2" stroke-dasharray="5,4"/>'
+        )
     for _, vals, color in series:
         body += _polyline(xs, vals, color, lambda v: _y(v, top, bottom, low, high))
     return _svg(width, height, body, title)
 
 
-def _polyline(xs: Sequence[float], values: Sequence[float | None], color: str,
-              to_y: Callable[[float], float]) -> list[str]:
+def _polyline(
+    xs: Sequence[float], values: Sequence[float | None], color: str, to_y: Callable[[float], float]
+) -> list[str]:
     parts, run = [], []
     for x, v in zip(xs, values, strict=True):
         if _missing(v):
@@ -556,8 +666,14 @@ def _polyline(xs: Sequence[float], values: Sequence[float | None], color: str,
     return out
 
 
-def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None], str]], *,
-              title: str, percent: bool = True, target: float | None = None) -> str:
+def bar_chart(
+    groups: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None], str]],
+    *,
+    title: str,
+    percent: bool = True,
+    target: float | None = None,
+) -> str:
     """Grouped vertical bars: one group per label, one bar per series; values 0..1 when ``percent``."""
     width, height, left, right, top, bottom = 520, 220, 44, 12, 16, 186
     values = [float(v) for _, vs, _ in series for v in vs if not _missing(v)]
@@ -575,24 +691,38 @@ def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float 
             if _missing(value):
                 continue
             y = _y(float(value), top, bottom, 0, high)
-            body.append(f'<rect x="{x0 + s * bar:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" '
-                        f'height="{max(0.5, bottom - y):.1f}" fill="{color}"/>')
+            body.append(
+                f'<rect x="{x0 + s * bar:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" '
+                f'height="{max(0.5, bottom - y):.1f}" fill="{color}"/>'
+            )
             if len(groups) <= 6:
                 shown = f"{float(value) * 100:.0f}%" if percent else f"{float(value):,.0f}"
-                body.append(_text(x0 + s * bar + (bar - 2) / 2, y - 4, shown, anchor="middle", size=10,
-                                  color=PALETTE["ink"]))
+                body.append(
+                    _text(
+                        x0 + s * bar + (bar - 2) / 2,
+                        y - 4,
+                        shown,
+                        anchor="middle",
+                        size=10,
+                        color=PALETTE["ink"],
+                    )
+                )
     if target is not None:
         y = _y(target, top, bottom, 0, high)
-        body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{PALETTE["bad"]}" '
-                    'stroke-width="1.2" stroke-dasharray="5,4"/>')
+        body.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{PALETTE["bad"]}" '
+            'stroke-width="1.2" stroke-dasharray="5,4"/>'
+        )
     return _svg(width, height, body, title)
 
 
 def _legend(series: Sequence[tuple[str, str]], target_label: str | None = None) -> str:
     items = [f'<span><i style="background:{color}"></i>{esc(name)}</span>' for name, color in series]
     if target_label:
-        items.append(f'<span><i style="background:{PALETTE["bad"]};height:2px;vertical-align:3px"></i>'
-                     f"{esc(target_label)}</span>")
+        items.append(
+            f'<span><i style="background:{PALETTE["bad"]};height:2px;vertical-align:3px"></i>'
+            f"{esc(target_label)}</span>"
+        )
     return f'<div class="legend">{"".join(items)}</div>'
 
 
@@ -608,6 +738,7 @@ def _sum(frame: pd.DataFrame, column: str) -> float:
 
 def team_totals(engineers: pd.DataFrame) -> dict[str, float | None]:
     """The whole team's KPIs over the period, re-aggregated from the engineers' counts."""
+
     def ratio(num: float, den: float) -> float | None:
         return num / den if den else None
 
@@ -617,7 +748,9 @@ def team_totals(engineers: pd.DataFrame) -> dict[str, float | None]:
     return {
         "opened_count": _sum(engineers, "opened_count"),
         "resolved_count": _sum(engineers, "resolved_count"),
-        "response_mean_min": ratio(float(weighted), _sum(engineers, "response_n")) if not _missing(weighted) else None,
+        "response_mean_min": ratio(float(weighted), _sum(engineers, "response_n"))
+        if not _missing(weighted)
+        else None,
         "response_sla_rate": ratio(met, met + breached),
         "resolution_sla_rate": ratio(rmet, rmet + rbreached),
         "first_fix_rate": ratio(_sum(engineers, "first_fix_count"), _sum(engineers, "resolved_count")),
@@ -628,8 +761,10 @@ def team_totals(engineers: pd.DataFrame) -> dict[str, float | None]:
 def _tile(name: str, value: str, state: bool | None, target_text: str) -> str:
     css = "" if state is None else (" ok" if state else " bad")
     target_html = f'<div class="target">{esc(target_text)}</div>' if target_text else ""
-    return (f'<div class="tile{css}"><div class="label">{esc(name)}</div>'
-            f'<div class="value">{esc(value)}</div>{target_html}</div>')
+    return (
+        f'<div class="tile{css}"><div class="label">{esc(name)}</div>'
+        f'<div class="value">{esc(value)}</div>{target_html}</div>'
+    )
 
 
 def tiles_html(data: ReportData, targets: Mapping[str, Target], lang: str) -> str:
@@ -639,14 +774,18 @@ def tiles_html(data: ReportData, targets: Mapping[str, Target], lang: str) -> st
     for kpi, value in totals.items():
         target = targets.get(kpi)
         text = f"{label('target', lang)} {fmt_target(kpi, target)}" if target else ""
-        tiles.append(_tile(label(kpi, lang), fmt_value(kpi, value), target.met(value) if target else None, text))
+        tiles.append(
+            _tile(label(kpi, lang), fmt_value(kpi, value), target.met(value) if target else None, text)
+        )
     tiles.append(_tile(label("breached_tickets", lang), f"{len(data.breaches):,}", None, ""))
     return f'<div class="tiles">{"".join(tiles)}</div>'
 
 
 def _ordered_scorecard(card: pd.DataFrame) -> pd.DataFrame:
     card = card.assign(_unranked=card["rank"].isna())
-    return card.sort_values(["_unranked", "rank", "score"], ascending=[True, True, False]).reset_index(drop=True)
+    return card.sort_values(["_unranked", "rank", "score"], ascending=[True, True, False]).reset_index(
+        drop=True
+    )
 
 
 def _engineer_cell(name: str, low_sample: bool, lang: str) -> str:
@@ -679,27 +818,44 @@ def _scorecard_kpis(parts: pd.DataFrame) -> list[str]:
 def ranking_html(data: ReportData, targets: Mapping[str, Target], lang: str) -> str:
     """The scorecard: a bar per engineer, then each KPI's score against its configured target."""
     card = _ordered_scorecard(data.scorecard)
-    items = [(str(r.engineer), None if _missing(r.score) else float(r.score), bool(r.low_sample or _missing(r.rank)))
-             for r in card.itertuples()]
+    items = [
+        (
+            str(r.engineer),
+            None if _missing(r.score) else float(r.score),
+            bool(r.low_sample or _missing(r.rank)),
+        )
+        for r in card.itertuples()
+    ]
     chart = hbar_chart(items, title=label("ranking", lang), note=label("not_ranked", lang))
     kpis = _scorecard_kpis(data.parts)
     weights = data.parts.drop_duplicates("kpi").set_index("kpi")["weight"] if kpis else pd.Series(dtype=float)
-    head = "".join(f'<th class="num">{esc(label(k, lang))}<small>{esc(fmt_target(k, targets[k]))} · '
-                   f'{esc(label("weight", lang))} {float(weights[k]) * 100:.0f}%</small></th>'
-                   for k in kpis if k in targets)
+    head = "".join(
+        f'<th class="num">{esc(label(k, lang))}<small>{esc(fmt_target(k, targets[k]))} · '
+        f"{esc(label('weight', lang))} {float(weights[k]) * 100:.0f}%</small></th>"
+        for k in kpis
+        if k in targets
+    )
     values = data.parts.set_index(["engineer", "kpi"])["value"] if kpis else pd.Series(dtype=float)
     rows = []
     for r in card.itertuples():
         rank = "—" if _missing(r.rank) else f"{int(r.rank)}"
         cells = "".join(_kpi_cell(k, values.get((r.engineer, k)), targets[k]) for k in kpis if k in targets)
-        rows.append(f'<tr class="{"low" if r.low_sample else ""}"><td class="num">{esc(rank)}</td>'
-                    f"{_engineer_cell(str(r.engineer), bool(r.low_sample), lang)}{_score_cell(r.score)}"
-                    f'<td class="num">{int(r.kpis_scored) if not _missing(r.kpis_scored) else 0}</td>{cells}</tr>')
-    table = (f'<div class="table-wrap"><table><thead><tr><th class="num">{esc(label("rank", lang))}</th>'
-             f'<th>{esc(label("engineer", lang))}</th><th class="num">{esc(label("score", lang))}</th>'
-             f'<th class="num">{esc(label("kpis_scored", lang))}</th>{head}</tr></thead>'
-             f'<tbody>{"".join(rows)}</tbody></table></div>')
-    return _panel(label("ranking", lang), label("ranking_note", lang), f'<figure class="ranking">{chart}</figure>{table}')
+        rows.append(
+            f'<tr class="{"low" if r.low_sample else ""}"><td class="num">{esc(rank)}</td>'
+            f"{_engineer_cell(str(r.engineer), bool(r.low_sample), lang)}{_score_cell(r.score)}"
+            f'<td class="num">{int(r.kpis_scored) if not _missing(r.kpis_scored) else 0}</td>{cells}</tr>'
+        )
+    table = (
+        f'<div class="table-wrap"><table><thead><tr><th class="num">{esc(label("rank", lang))}</th>'
+        f'<th>{esc(label("engineer", lang))}</th><th class="num">{esc(label("score", lang))}</th>'
+        f'<th class="num">{esc(label("kpis_scored", lang))}</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+    return _panel(
+        label("ranking", lang),
+        label("ranking_note", lang),
+        f'<figure class="ranking">{chart}</figure>{table}',
+    )
 
 
 def engineers_html(data: ReportData, targets: Mapping[str, Target], lang: str) -> str:
@@ -707,30 +863,48 @@ def engineers_html(data: ReportData, targets: Mapping[str, Target], lang: str) -
     frame = data.engineers.sort_values(["low_sample", "engineer"]).reset_index(drop=True)
     if frame.empty:
         return _panel(label("engineer_kpis", lang), "", f'<p class="empty">{esc(label("no_data", lang))}</p>')
-    head = [f'<th>{esc(label("engineer", lang))}</th>',
-            f'<th class="num">{esc(label("opened", lang))}</th>',
-            f'<th class="num">{esc(label("resolved", lang))}</th>']
+    head = [
+        f"<th>{esc(label('engineer', lang))}</th>",
+        f'<th class="num">{esc(label("opened", lang))}</th>',
+        f'<th class="num">{esc(label("resolved", lang))}</th>',
+    ]
     for kpi in ENGINEER_KPIS:
         target = targets.get(kpi)
         small = f"<small>{esc(fmt_target(kpi, target))}</small>" if target else "<small>&nbsp;</small>"
         head.append(f'<th class="num">{esc(label(kpi, lang))}{small}</th>')
     rows = []
     for r in frame.to_dict("records"):
-        cells = [_engineer_cell(str(r["engineer"]), bool(r["low_sample"]), lang),
-                 f'<td class="num">{fmt_value("opened_count", r["opened_count"])}</td>',
-                 f'<td class="num">{fmt_value("resolved_count", r["resolved_count"])}</td>']
+        cells = [
+            _engineer_cell(str(r["engineer"]), bool(r["low_sample"]), lang),
+            f'<td class="num">{fmt_value("opened_count", r["opened_count"])}</td>',
+            f'<td class="num">{fmt_value("resolved_count", r["resolved_count"])}</td>',
+        ]
         cells += [_kpi_cell(kpi, r.get(kpi), targets.get(kpi)) for kpi in ENGINEER_KPIS]
         rows.append(f'<tr class="{"low" if r["low_sample"] else ""}">{"".join(cells)}</tr>')
-    table = (f'<div class="table-wrap"><table><thead><tr>{"".join(head)}</tr></thead>'
-             f'<tbody>{"".join(rows)}</tbody></table></div>')
+    table = (
+        f'<div class="table-wrap"><table><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
     return _panel(label("engineer_kpis", lang), label("engineer_kpis_note", lang), table)
 
 
-def _trend_figure(trend: pd.DataFrame, xs: list[str], kpi: str, targets: Mapping[str, Target], lang: str,
-                  *, percent: bool = True) -> str:
+def _trend_figure(
+    trend: pd.DataFrame,
+    xs: list[str],
+    kpi: str,
+    targets: Mapping[str, Target],
+    lang: str,
+    *,
+    percent: bool = True,
+) -> str:
     target = targets.get(kpi)
-    chart = line_chart(xs, [(label(kpi, lang), list(trend[kpi]), PALETTE["accent"])], title=label(kpi, lang),
-                       target=target.value if target else None, percent=percent)
+    chart = line_chart(
+        xs,
+        [(label(kpi, lang), list(trend[kpi]), PALETTE["accent"])],
+        title=label(kpi, lang),
+        target=target.value if target else None,
+        percent=percent,
+    )
     caption = label(kpi, lang) + (f" ({label('target', lang)} {fmt_target(kpi, target)})" if target else "")
     return f"<figure><figcaption>{esc(caption)}</figcaption>{chart}</figure>"
 
@@ -746,8 +920,10 @@ def trends_html(data: ReportData, targets: Mapping[str, Target], lang: str) -> s
     xs = [d.strftime("%m-%d") for d in trend["period_start"]]
     figures = [_trend_figure(trend, xs, kpi, targets, lang) for kpi in _RATES]
     figures.append(_trend_figure(trend, xs, "response_mean_min", targets, lang, percent=False))
-    series = [(label("opened", lang), list(trend["opened_count"]), PALETTE["accent"]),
-              (label("resolved", lang), list(trend["resolved_count"]), PALETTE["second"])]
+    series = [
+        (label("opened", lang), list(trend["opened_count"]), PALETTE["accent"]),
+        (label("resolved", lang), list(trend["resolved_count"]), PALETTE["second"]),
+    ]
     volume = bar_chart(xs, series, title=label("volume", lang), percent=False)
     legend = _legend([(name, color) for name, _, color in series])
     figures.append(f"<figure><figcaption>{esc(label('volume', lang))}</figcaption>{legend}{volume}</figure>")
@@ -762,8 +938,15 @@ def sla_by_priority(facts: pd.DataFrame) -> pd.DataFrame:
         counts = rows.groupby([f"{metric}_priority", f"{metric}_sla"]).size().unstack(fill_value=0)
         for priority, row in counts.iterrows():
             met, breached = int(row.get("met", 0)), int(row.get("breached", 0))
-            out.append({"metric": metric, "priority": priority, "met": met, "breached": breached,
-                        "rate": met / (met + breached) if met + breached else None})
+            out.append(
+                {
+                    "metric": metric,
+                    "priority": priority,
+                    "met": met,
+                    "breached": breached,
+                    "rate": met / (met + breached) if met + breached else None,
+                }
+            )
     frame = pd.DataFrame(out, columns=["metric", "priority", "met", "breached", "rate"])
     return frame.sort_values(["priority", "metric"]).reset_index(drop=True)
 
@@ -776,8 +959,10 @@ def priority_html(data: ReportData, targets: Mapping[str, Target], lang: str) ->
         return _panel(title, note, f'<p class="empty">{esc(label("no_data", lang))}</p>')
     priorities = sorted(table["priority"].unique())
     rate = table.set_index(["metric", "priority"])["rate"]
-    series = [(label(m, lang), [rate.get((m, p)) for p in priorities], color)
-              for m, color in (("response", PALETTE["accent"]), ("resolution", PALETTE["second"]))]
+    series = [
+        (label(m, lang), [rate.get((m, p)) for p in priorities], color)
+        for m, color in (("response", PALETTE["accent"]), ("resolution", PALETTE["second"]))
+    ]
     chart = bar_chart(priorities, series, title=title)
     legend = _legend([(name, color) for name, _, color in series])
     by = table.set_index(["priority", "metric"])
@@ -789,15 +974,24 @@ def priority_html(data: ReportData, targets: Mapping[str, Target], lang: str) ->
             if rec is None:
                 cells += ['<td class="num">—</td>'] * 3
                 continue
-            cells += [f'<td class="num">{int(rec["met"])}</td>', f'<td class="num">{int(rec["breached"])}</td>',
-                      _kpi_cell(f"{m}_sla_rate", rec["rate"], targets.get(f"{m}_sla_rate"))]
+            cells += [
+                f'<td class="num">{int(rec["met"])}</td>',
+                f'<td class="num">{int(rec["breached"])}</td>',
+                _kpi_cell(f"{m}_sla_rate", rec["rate"], targets.get(f"{m}_sla_rate")),
+            ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    head = f'<th>{esc(label("priority", lang))}</th>' + "".join(
+    head = f"<th>{esc(label('priority', lang))}</th>" + "".join(
         f'<th class="num">{esc(label(m, lang))}<small>{esc(label(k, lang))}</small></th>'
-        for m in ("response", "resolution") for k in ("met", "breached", "compliance"))
-    counts = (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-              f'<tbody>{"".join(rows)}</tbody></table></div>')
-    return _panel(title, note, f'<div class="charts"><figure>{legend}{chart}</figure><div>{counts}</div></div>')
+        for m in ("response", "resolution")
+        for k in ("met", "breached", "compliance")
+    )
+    counts = (
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+    return _panel(
+        title, note, f'<div class="charts"><figure>{legend}{chart}</figure><div>{counts}</div></div>'
+    )
 
 
 def _minutes_cell(elapsed: Any, target: Any, over: Any, breached: bool) -> str:
@@ -824,12 +1018,16 @@ def breaches_html(data: ReportData, lang: str) -> str:
     title, note = label("breaches", lang), label("breaches_note", lang)
     if frame.empty:
         return _panel(title, note, f'<p class="empty">{esc(label("no_breaches", lang))}</p>')
-    head = "".join(f"<th>{esc(label(k, lang))}</th>" for k in ("ticket", "type", "priority", "engineer", "team",
-                                                               "opened_at", "breach"))
-    head += (f'<th class="num">{esc(label("response", lang))}<small>{esc(label("elapsed", lang))} / '
-             f'{esc(label("target", lang))}</small></th>'
-             f'<th class="num">{esc(label("resolution", lang))}<small>{esc(label("elapsed", lang))} / '
-             f'{esc(label("target", lang))}</small></th>')
+    head = "".join(
+        f"<th>{esc(label(k, lang))}</th>"
+        for k in ("ticket", "type", "priority", "engineer", "team", "opened_at", "breach")
+    )
+    head += (
+        f'<th class="num">{esc(label("response", lang))}<small>{esc(label("elapsed", lang))} / '
+        f"{esc(label('target', lang))}</small></th>"
+        f'<th class="num">{esc(label("resolution", lang))}<small>{esc(label("elapsed", lang))} / '
+        f"{esc(label('target', lang))}</small></th>"
+    )
     rows = []
     for r in frame.head(BREACH_ROWS).to_dict("records"):
         rows.append(
@@ -837,15 +1035,26 @@ def breaches_html(data: ReportData, lang: str) -> str:
             f"<td>{esc(r['engineer'])}</td><td>{esc(r['team'])}</td>"
             f"<td>{esc(_fmt_time(r['opened_at'], data.timezone))}</td>"
             f"<td>{_breach_badge(str(r['breach']), bool(r['still_open']), lang)}</td>"
-            + _minutes_cell(r["response_elapsed_min"], r["response_target_min"], r["response_over_min"],
-                            r["response_sla"] == "breached")
-            + _minutes_cell(r["resolution_elapsed_min"], r["resolution_target_min"], r["resolution_over_min"],
-                            r["resolution_sla"] == "breached")
-            + "</tr>")
+            + _minutes_cell(
+                r["response_elapsed_min"],
+                r["response_target_min"],
+                r["response_over_min"],
+                r["response_sla"] == "breached",
+            )
+            + _minutes_cell(
+                r["resolution_elapsed_min"],
+                r["resolution_target_min"],
+                r["resolution_over_min"],
+                r["resolution_sla"] == "breached",
+            )
+            + "</tr>"
+        )
     more = len(frame) - BREACH_ROWS
     tail = f'<p class="note">{esc(label("breaches_more", lang).format(n=more))}</p>' if more > 0 else ""
-    table = (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
-             f'<tbody>{"".join(rows)}</tbody></table></div>{tail}')
+    table = (
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>{tail}"
+    )
     return _panel(f"{title} ({len(frame)})", note, table)
 
 
@@ -856,20 +1065,33 @@ def _css() -> str:
 
 def _header(data: ReportData, lang: str, generated_at: datetime) -> str:
     as_of = data.scorecard["as_of"].dropna()
-    as_of_text = _fmt_time(pd.to_datetime(as_of, utc=True, format="ISO8601").max(), data.timezone) if len(as_of) else "—"
+    as_of_text = (
+        _fmt_time(pd.to_datetime(as_of, utc=True, format="ISO8601").max(), data.timezone)
+        if len(as_of)
+        else "—"
+    )
     version = data.scorecard["kpi_version"].dropna()
     p = data.period
-    spans = [f"{label('period', lang)}: {p.start.isoformat()} – {(p.end - timedelta(days=1)).isoformat()}",
-             f"{label('as_of', lang)}: {as_of_text}",
-             f"{label('timezone', lang)}: {data.timezone}",
-             f"{label('kpi_version', lang)}: {version.iloc[0] if len(version) else '—'}",
-             f"{label('generated', lang)}: {generated_at.strftime('%Y-%m-%d %H:%M')}"]
-    return (f'<header class="top"><h1>{esc(label("title", lang))} · {esc(p.title(lang))}</h1>'
-            f'<div class="sub">{"".join(f"<span>{esc(s)}</span>" for s in spans)}</div></header>')
+    spans = [
+        f"{label('period', lang)}: {p.start.isoformat()} – {(p.end - timedelta(days=1)).isoformat()}",
+        f"{label('as_of', lang)}: {as_of_text}",
+        f"{label('timezone', lang)}: {data.timezone}",
+        f"{label('kpi_version', lang)}: {version.iloc[0] if len(version) else '—'}",
+        f"{label('generated', lang)}: {generated_at.strftime('%Y-%m-%d %H:%M')}",
+    ]
+    return (
+        f'<header class="top"><h1>{esc(label("title", lang))} · {esc(p.title(lang))}</h1>'
+        f'<div class="sub">{"".join(f"<span>{esc(s)}</span>" for s in spans)}</div></header>'
+    )
 
 
-def render_report(data: ReportData, lang: str, *, targets: Mapping[str, Target] | None = None,
-                  generated_at: datetime | None = None) -> str:
+def render_report(
+    data: ReportData,
+    lang: str,
+    *,
+    targets: Mapping[str, Target] | None = None,
+    generated_at: datetime | None = None,
+) -> str:
     """The whole HTML page for ``data`` in ``lang`` (``zh`` or ``en``)."""
     if lang not in LANGS:
         raise ReportError(f"unknown language {lang!r}; use zh or en")
@@ -885,16 +1107,27 @@ def render_report(data: ReportData, lang: str, *, targets: Mapping[str, Target] 
     ]
     html_lang = "zh-CN" if lang == "zh" else "en"
     title = f"{label('title', lang)} · {data.period.title(lang)}"
-    return (f'<!DOCTYPE html>\n<html lang="{html_lang}"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{_css()}</style></head><body>"
-            f"{_header(data, lang, generated_at)}<main>{''.join(sections)}</main>"
-            f"<footer>{esc(label('footer', lang))}</footer></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="{html_lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{_css()}</style></head><body>"
+        f"{_header(data, lang, generated_at)}<main>{''.join(sections)}</main>"
+        f"<footer>{esc(label('footer', lang))}</footer></body></html>\n"
+    )
 
 
-def build_report(store_path: Path, sql_url: str | None, period: str, lang: str, out_path: Path, *,
-                 grain: str | None = None, engine: str = "parquet", timezone: str = "UTC",
-                 targets: Mapping[str, Target] | None = None) -> Path:
+def build_report(
+    store_path: Path,
+    sql_url: str | None,
+    period: str,
+    lang: str,
+    out_path: Path,
+    *,
+    grain: str | None = None,
+    engine: str = "parquet",
+    timezone: str = "UTC",
+    targets: Mapping[str, Target] | None = None,
+) -> Path:
     """Write the HTML report for ``period`` to ``out_path`` and return the path.
 
     ``engine`` ``parquet`` reads ``store_path`` through DuckDB, ``sql`` reads ``sql_url``. ``timezone`` is the

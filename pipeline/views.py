@@ -22,7 +22,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
-__all__ = ["VIEWS", "View", "create_view_statements", "create_views", "rollup_sql", "view_sql", "view_statements"]
+__all__ = [
+    "VIEWS",
+    "View",
+    "create_view_statements",
+    "create_views",
+    "rollup_sql",
+    "view_sql",
+    "view_statements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +70,33 @@ _COUNTS = (
 )
 # (rate, numerator, denominator columns summed, meaning)
 _RATES = (
-    ("response_sla_rate", "response_sla_met", ("response_sla_met", "response_sla_breached"),
-     "SUM(response_sla_met) / SUM(met + breached); null when none is decided"),
-    ("resolution_sla_rate", "resolution_sla_met", ("resolution_sla_met", "resolution_sla_breached"),
-     "SUM(resolution_sla_met) / SUM(met + breached); null when none is decided"),
+    (
+        "response_sla_rate",
+        "response_sla_met",
+        ("response_sla_met", "response_sla_breached"),
+        "SUM(response_sla_met) / SUM(met + breached); null when none is decided",
+    ),
+    (
+        "resolution_sla_rate",
+        "resolution_sla_met",
+        ("resolution_sla_met", "resolution_sla_breached"),
+        "SUM(resolution_sla_met) / SUM(met + breached); null when none is decided",
+    ),
     ("first_fix_rate", "first_fix_count", ("resolved_count",), "SUM(first_fix_count) / SUM(resolved_count)"),
     ("reopen_rate", "reopened_count", ("resolved_count",), "SUM(reopened_count) / SUM(resolved_count)"),
-    ("accuracy_rate", "accuracy_correct", ("accuracy_assessable",),
-     "SUM(accuracy_correct) / SUM(accuracy_assessable)"),
+    (
+        "accuracy_rate",
+        "accuracy_correct",
+        ("accuracy_assessable",),
+        "SUM(accuracy_correct) / SUM(accuracy_assessable)",
+    ),
     ("csat_rate", "csat_satisfied", ("csat_answered",), "SUM(csat_satisfied) / SUM(csat_answered)"),
-    ("maintenance_on_time_rate", "maintenance_on_time", ("maintenance_due",),
-     "SUM(maintenance_on_time) / SUM(maintenance_due)"),
+    (
+        "maintenance_on_time_rate",
+        "maintenance_on_time",
+        ("maintenance_due",),
+        "SUM(maintenance_on_time) / SUM(maintenance_due)",
+    ),
 )
 _DURATIONS = (("response", "response"), ("resolution", "resolution"))
 
@@ -89,8 +113,10 @@ def _rate_expr(numerator: str, denominators: tuple[str, ...]) -> str:
 def _single_type(metric: str, column: str) -> str:
     """The value of the only ticket-type row with values, else null (a percentile cannot be combined)."""
     with_values = f"{metric}_n > 0"
-    return (f"CASE WHEN SUM(CASE WHEN {with_values} THEN 1 ELSE 0 END) = 1 "
-            f"THEN MAX(CASE WHEN {with_values} THEN {column} END) END")
+    return (
+        f"CASE WHEN SUM(CASE WHEN {with_values} THEN 1 ELSE 0 END) = 1 "
+        f"THEN MAX(CASE WHEN {with_values} THEN {column} END) END"
+    )
 
 
 def _rollup_columns(who: str, who_doc: str, with_scorecard: bool) -> tuple[tuple[str, str], ...]:
@@ -103,10 +129,15 @@ def _rollup_columns(who: str, who_doc: str, with_scorecard: bool) -> tuple[tuple
     for metric, _ in _DURATIONS:
         cols += [
             (f"{metric}_mean_min", f"Mean {metric} business minutes: SUM(mean x n) / SUM(n), exact"),
-            (f"{metric}_median_min", f"Median {metric} business minutes, only when one ticket type has "
-                                     "values (a median cannot be combined); else null"),
-            (f"{metric}_p90_min", f"P90 {metric} business minutes, only when one ticket type has values; "
-                                  "else null"),
+            (
+                f"{metric}_median_min",
+                f"Median {metric} business minutes, only when one ticket type has "
+                "values (a median cannot be combined); else null",
+            ),
+            (
+                f"{metric}_p90_min",
+                f"P90 {metric} business minutes, only when one ticket type has values; else null",
+            ),
         ]
     cols += list(_COUNTS)
     cols += [(rate, doc) for rate, _, _, doc in _RATES]
@@ -116,23 +147,27 @@ def _rollup_columns(who: str, who_doc: str, with_scorecard: bool) -> tuple[tuple
             ("score", "From scorecard: weighted score 0..100"),
             ("rank", "From scorecard: rank within the period (1 = best); null when not ranked"),
         ]
-    cols += [("as_of", "Latest as-of of the rows combined (UTC)"), ("kpi_version", "Version of the KPI definitions")]
+    cols += [
+        ("as_of", "Latest as-of of the rows combined (UTC)"),
+        ("kpi_version", "Version of the KPI definitions"),
+    ]
     return tuple(cols)
 
 
 def _rollup_select(table: str, who: str, grain: str) -> str:
     exprs = ["grain", "period_start", who, "CAST(COUNT(*) AS BIGINT) AS ticket_types"]
     for metric, _ in _DURATIONS:
-        exprs.append(f"SUM({metric}_mean_min * {metric}_n) / NULLIF({_sum_float(f'{metric}_n')}, 0) "
-                     f"AS {metric}_mean_min")
+        exprs.append(
+            f"SUM({metric}_mean_min * {metric}_n) / NULLIF({_sum_float(f'{metric}_n')}, 0) "
+            f"AS {metric}_mean_min"
+        )
         exprs.append(f"{_single_type(metric, f'{metric}_median_min')} AS {metric}_median_min")
         exprs.append(f"{_single_type(metric, f'{metric}_p90_min')} AS {metric}_p90_min")
     exprs += [f"CAST(SUM({name}) AS BIGINT) AS {name}" for name, _ in _COUNTS]
     exprs += [f"{_rate_expr(num, dens)} AS {rate}" for rate, num, dens, _ in _RATES]
     exprs += ["MAX(as_of) AS as_of", "MAX(kpi_version) AS kpi_version"]
     body = ",\n    ".join(exprs)
-    return (f"SELECT\n    {body}\nFROM {table}\nWHERE grain = '{grain}'\n"
-            f"GROUP BY grain, period_start, {who}")
+    return f"SELECT\n    {body}\nFROM {table}\nWHERE grain = '{grain}'\nGROUP BY grain, period_start, {who}"
 
 
 def rollup_sql(grain: str, *, who: str = "engineer") -> str:
@@ -147,8 +182,10 @@ def rollup_sql(grain: str, *, who: str = "engineer") -> str:
         return inner
     names = [name for name, _ in _rollup_columns(who, "", True)]
     picked = ", ".join(f"s.{n}" if n in ("low_sample", "score", "rank") else f"k.{n}" for n in names)
-    return (f"SELECT {picked}\nFROM (\n{inner}\n) k\nLEFT JOIN scorecard s\n"
-            "  ON s.grain = k.grain AND s.period_start = k.period_start AND s.engineer = k.engineer")
+    return (
+        f"SELECT {picked}\nFROM (\n{inner}\n) k\nLEFT JOIN scorecard s\n"
+        "  ON s.grain = k.grain AND s.period_start = k.period_start AND s.engineer = k.engineer"
+    )
 
 
 def _rollup_view(name: str, grain: str, who: str) -> View:
@@ -157,8 +194,10 @@ def _rollup_view(name: str, grain: str, who: str) -> View:
     extra = "; with the engineer's score and rank" if who == "engineer" else ""
     return View(
         name=name,
-        description=(f"One row per ({grain}, {who}): the {who}'s KPIs over all ticket types, rates "
-                     f"re-aggregated from kpi_{who} numerators and denominators{extra}"),
+        description=(
+            f"One row per ({grain}, {who}): the {who}'s KPIs over all ticket types, rates "
+            f"re-aggregated from kpi_{who} numerators and denominators{extra}"
+        ),
         sql=rollup_sql(grain, who=who),
         columns=_rollup_columns(who, who_doc, who == "engineer"),
         based_on=based_on,
@@ -201,13 +240,13 @@ _BREACHES_SQL = f"""SELECT
     CASE WHEN response_sla = 'breached' AND resolution_sla = 'breached' THEN 'both'
          WHEN response_sla = 'breached' THEN 'response' ELSE 'resolution' END AS breach,
     response_sla, response_priority,
-    {_minutes('response_business_s')} AS response_elapsed_min,
-    {_minutes('response_target_s')} AS response_target_min,
-    {_minutes('response_business_s - response_target_s')} AS response_over_min,
+    {_minutes("response_business_s")} AS response_elapsed_min,
+    {_minutes("response_target_s")} AS response_target_min,
+    {_minutes("response_business_s - response_target_s")} AS response_over_min,
     resolution_sla, resolution_priority,
-    {_minutes('resolution_business_s')} AS resolution_elapsed_min,
-    {_minutes('resolution_target_s')} AS resolution_target_min,
-    {_minutes('resolution_business_s - resolution_target_s')} AS resolution_over_min,
+    {_minutes("resolution_business_s")} AS resolution_elapsed_min,
+    {_minutes("resolution_target_s")} AS resolution_target_min,
+    {_minutes("resolution_business_s - resolution_target_s")} AS resolution_over_min,
     as_of
 FROM ticket_facts
 WHERE response_sla = 'breached' OR resolution_sla = 'breached'"""
@@ -237,12 +276,21 @@ VIEWS: tuple[View, ...] = (
     _rollup_view("v_engineer_quarter", "quarter", "engineer"),
     _rollup_view("v_engineer_month", "month", "engineer"),
     _rollup_view("v_team_quarter", "quarter", "team"),
-    View("v_sla_breaches",
-         "One row per ticket_facts row whose response or resolution SLA is breached, with elapsed vs "
-         "target minutes", _BREACHES_SQL, _BREACH_COLUMNS, ("ticket_facts",)),
-    View("v_scorecard_current",
-         "The scorecard rows of the latest period_start of each grain; order by grain, rank",
-         _SCORECARD_CURRENT_SQL, _SCORECARD_CURRENT_COLUMNS, ("scorecard",)),
+    View(
+        "v_sla_breaches",
+        "One row per ticket_facts row whose response or resolution SLA is breached, with elapsed vs "
+        "target minutes",
+        _BREACHES_SQL,
+        _BREACH_COLUMNS,
+        ("ticket_facts",),
+    ),
+    View(
+        "v_scorecard_current",
+        "The scorecard rows of the latest period_start of each grain; order by grain, rank",
+        _SCORECARD_CURRENT_SQL,
+        _SCORECARD_CURRENT_COLUMNS,
+        ("scorecard",),
+    ),
 )
 _BY_NAME = {v.name: v for v in VIEWS}
 
@@ -259,7 +307,9 @@ def _quote_literal(value: str) -> str:
 
 def _comment_statements(view: View) -> list[str]:
     statements = [f"COMMENT ON VIEW {view.name} IS {_quote_literal(view.description)}"]
-    statements += [f"COMMENT ON COLUMN {view.name}.{col} IS {_quote_literal(doc)}" for col, doc in view.columns]
+    statements += [
+        f"COMMENT ON COLUMN {view.name}.{col} IS {_quote_literal(doc)}" for col, doc in view.columns
+    ]
     return statements
 
 

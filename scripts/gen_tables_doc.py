@@ -27,7 +27,7 @@ DOC = REPO / "docs" / "tables.md"
 #: Tables only the Parquet store holds (the SQL ones are described by ``sqlschema.TABLE_COMMENTS``).
 PARQUET_ONLY_COMMENTS = {
     "raw_tickets": "The raw layer: the latest canonical row of every ticket read (KPIS.md 1.1); "
-                   "the pipeline recomputes from it",
+    "the pipeline recomputes from it",
     "raw_events": "The raw layer: every canonical event read (KPIS.md 1.2)",
 }
 
@@ -90,11 +90,15 @@ def _overview() -> list[str]:
     lines = ["| table | stores | key | Parquet partition | one row is |", "|---|---|---|---|---|"]
     for name in table_names():
         part = PARTITION_BY.get(name) if name in PARQUET_COLUMNS else None
-        lines.append(f"| [`{name}`](#{name}) | {stores_of(name)} | {_code(table_key(name))} | "
-                     f"{_code([part] if part else [])} | {_cell(table_comment(name))} |")
+        lines.append(
+            f"| [`{name}`](#{name}) | {stores_of(name)} | {_code(table_key(name))} | "
+            f"{_code([part] if part else [])} | {_cell(table_comment(name))} |"
+        )
     for view in VIEWS:
-        lines.append(f"| [`{view.name}`](#{view.name}) | view (SQL; DuckDB in `itsm-kpi query`) | — | — | "
-                     f"{_cell(view.description)} |")
+        lines.append(
+            f"| [`{view.name}`](#{view.name}) | view (SQL; DuckDB in `itsm-kpi query`) | — | — | "
+            f"{_cell(view.description)} |"
+        )
     return lines
 
 
@@ -114,17 +118,34 @@ def _table_section(name: str) -> list[str]:
         where.append(f"Parquet `<store>/{name}/" + (f"{part}=<value>/" if part else "") + "`")
     if name in sqlschema.metadata.tables:
         where.append(f"SQL table `{name}`")
-    lines = [f"### {name}", "", table_comment(name) + ".", "",
-             f"Key: {_code(table_key(name))}. Stored in: {'; '.join(where)}.", "",
-             "| column | type | key | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{col}` | {typ} | {'yes' if col in key else ''} | {_cell(doc)} |"
-              for col, typ, doc in table_columns(name)]
+    lines = [
+        f"### {name}",
+        "",
+        table_comment(name) + ".",
+        "",
+        f"Key: {_code(table_key(name))}. Stored in: {'; '.join(where)}.",
+        "",
+        "| column | type | key | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{col}` | {typ} | {'yes' if col in key else ''} | {_cell(doc)} |"
+        for col, typ, doc in table_columns(name)
+    ]
     return lines + [""]
 
 
 def _view_section(view: View) -> list[str]:
-    lines = [f"### {view.name}", "", view.description + ".", "",
-             f"Built on: {_code(view.based_on)}.", "", "| column | meaning |", "|---|---|"]
+    lines = [
+        f"### {view.name}",
+        "",
+        view.description + ".",
+        "",
+        f"Built on: {_code(view.based_on)}.",
+        "",
+        "| column | meaning |",
+        "|---|---|",
+    ]
     lines += [f"| `{col}` | {_cell(doc)} |" for col, doc in view.columns]
     return lines + [""]
 
@@ -141,7 +162,7 @@ def render() -> str:
         "`period_start` is a local date in the reporting timezone. Every rate is stored with its numerator and",
         "denominator: re-aggregate as `SUM(numerator) / NULLIF(SUM(denominator), 0)`, never average rates.",
         "",
-        "Query either store with `itsm-kpi query \"SQL\"` (Parquet through DuckDB by default, `--engine sql`",
+        'Query either store with `itsm-kpi query "SQL"` (Parquet through DuckDB by default, `--engine sql`',
         "for the SQL store); the views below exist in both.",
         "",
         "## Overview",
@@ -157,10 +178,14 @@ def render() -> str:
     ]
     for name in table_names():
         lines += _table_section(name)
-    lines += ["## Views", "",
-              "Rates in the rollup views are re-aggregated from the numerators and denominators; means as",
-              "`SUM(mean x n) / SUM(n)`. Medians and P90s cannot be combined across ticket types: a rollup",
-              "carries them only when a single ticket type has values, else null.", ""]
+    lines += [
+        "## Views",
+        "",
+        "Rates in the rollup views are re-aggregated from the numerators and denominators; means as",
+        "`SUM(mean x n) / SUM(n)`. Medians and P90s cannot be combined across ticket types: a rollup",
+        "carries them only when a single ticket type has values, else null.",
+        "",
+    ]
     for view in VIEWS:
         lines += _view_section(view)
     return "\n".join(lines).rstrip() + "\n"

@@ -63,7 +63,13 @@ window.addEventListener('load', function () {
 
 def chromium_binary() -> str:
     """The Chromium to drive, or skip (fail under CI) when there is none."""
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "headless_shell"):
+    for name in (
+        os.environ.get("CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "headless_shell",
+    ):
         if name and shutil.which(name):
             return shutil.which(name)  # type: ignore[return-value]
     message = "Chromium not found (apt-get install -y chromium fonts-noto-cjk, or set CHROMIUM=/path)"
@@ -73,9 +79,19 @@ def chromium_binary() -> str:
 
 
 def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-             "--hide-scrollbars", "--disable-extensions", "--disable-sync", "--mute-audio"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--hide-scrollbars",
+        "--disable-extensions",
+        "--disable-sync",
+        "--mute-audio",
+    ]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -91,9 +107,17 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def probe(binary: str, page: Path, tmp_path: Path) -> dict:
     """Load a copy of ``page`` carrying the probe script and return what the probe recorded."""
     probed = tmp_path / f"probed-{page.name}"
-    probed.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
-    done = run_chromium(binary, tmp_path / "profile-dom", f"--window-size={WIDTH},900",
-                        "--virtual-time-budget=5000", "--dump-dom", probed.as_uri())
+    probed.write_text(
+        page.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE, 1), encoding="utf-8"
+    )
+    done = run_chromium(
+        binary,
+        tmp_path / "profile-dom",
+        f"--window-size={WIDTH},900",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
+    )
     found = re.search(r'<pre id="__probe">(.*?)</pre>', done.stdout, re.S)
     assert found, f"the probe did not report (chromium exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(html.unescape(found.group(1)))
@@ -104,8 +128,9 @@ def probe(binary: str, page: Path, tmp_path: Path) -> dict:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_report_renders_in_chromium(demo_store: Path, tmp_path: Path, lang: str) -> None:
     binary = chromium_binary()
-    page = build_report(demo_store, None, "2026Q3", lang, tmp_path / f"report-{lang}.html",
-                        timezone="Asia/Shanghai")
+    page = build_report(
+        demo_store, None, "2026Q3", lang, tmp_path / f"report-{lang}.html", timezone="Asia/Shanghai"
+    )
     seen = probe(binary, page, tmp_path)
 
     charts = [c for c in seen["charts"] if c["cls"] == "chart"]
@@ -121,6 +146,11 @@ def test_report_renders_in_chromium(demo_store: Path, tmp_path: Path, lang: str)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"report-{lang}.png"
     height = min(int(seen["scrollHeight"]), 12000)
-    done = run_chromium(binary, tmp_path / "profile-shot", f"--window-size={WIDTH},{height}",
-                        f"--screenshot={shot}", page.as_uri())
+    done = run_chromium(
+        binary,
+        tmp_path / "profile-shot",
+        f"--window-size={WIDTH},{height}",
+        f"--screenshot={shot}",
+        page.as_uri(),
+    )
     assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot: {done.stderr[-2000:]}"

@@ -1,5 +1,8 @@
 """``itsm-kpi query`` (pipeline/query.py) over the Parquet store (DuckDB) and the SQL stores."""
 
+# demo_tables is a fixture imported from test_views; test arguments of that name are its uses, not redefinitions.
+# ruff: noqa: F401, F811
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
-from test_views import demo_tables, expected_rollup, write_store  # noqa: F401 (demo_tables is a fixture)
+from test_views import demo_tables, expected_rollup, write_store
 
 from kpis import KpiTables
 from kpis.schema import KPI_ENGINEER_COLUMNS
@@ -19,7 +22,7 @@ from pipeline.query import StoreQuery, run_query
 from pipeline.views import VIEWS, create_views
 
 
-def _write(demo_tables: KpiTables, root: Path, url: str) -> tuple[Path, str]:  # noqa: F811
+def _write(demo_tables: KpiTables, root: Path, url: str) -> tuple[Path, str]:
     write_store(demo_tables, root, url).close()
     engine = create_engine(url)
     create_views(engine)
@@ -28,18 +31,24 @@ def _write(demo_tables: KpiTables, root: Path, url: str) -> tuple[Path, str]:  #
 
 
 @pytest.fixture(scope="module")
-def local(demo_tables: KpiTables, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:  # noqa: F811
+def local(demo_tables: KpiTables, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(Parquet root, SQLite URL) holding the demo tables, views created in SQLite."""
     root = tmp_path_factory.mktemp("store")
     return _write(demo_tables, root, f"sqlite:///{root / 'kpi.sqlite'}")
 
 
-@pytest.fixture(scope="module", params=[
-    "sqlite",
-    pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
-])
-def store(request: pytest.FixtureRequest, demo_tables: KpiTables,  # noqa: F811
-          tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+@pytest.fixture(
+    scope="module",
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
+    ],
+)
+def store(
+    request: pytest.FixtureRequest,
+    demo_tables: KpiTables,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, str]:
     """Like ``local``, and again with a fresh database on the conftest's PostgreSQL server."""
     if request.param == "sqlite":
         return request.getfixturevalue("local")
@@ -59,13 +68,18 @@ def jsonl(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines()]
 
 
-ROLLUP = ("SELECT engineer, opened_count, resolved_count, first_fix_rate, csat_rate, response_mean_min "
-          "FROM v_engineer_quarter WHERE period_start = '2026-07-01' ORDER BY engineer")
+ROLLUP = (
+    "SELECT engineer, opened_count, resolved_count, first_fix_rate, csat_rate, response_mean_min "
+    "FROM v_engineer_quarter WHERE period_start = '2026-07-01' ORDER BY engineer"
+)
 
 
 @pytest.mark.parametrize("engine", ["parquet", "sql"])
-def test_rollup_query_returns_the_pandas_numbers(store: tuple[Path, str], demo_tables: KpiTables,  # noqa: F811
-                                                 engine: str) -> None:
+def test_rollup_query_returns_the_pandas_numbers(
+    store: tuple[Path, str],
+    demo_tables: KpiTables,
+    engine: str,
+) -> None:
     code, out, err = query(store, ROLLUP, engine, "json")
     assert (code, err) == (0, "")
     rows = pd.DataFrame(jsonl(out))
@@ -73,9 +87,12 @@ def test_rollup_query_returns_the_pandas_numbers(store: tuple[Path, str], demo_t
     expected = expected[expected["period_start"] == pd.Timestamp("2026-07-01")].sort_values("engineer")
     assert list(rows["engineer"]) == list(expected["engineer"])
     for column in ("opened_count", "resolved_count", "first_fix_rate", "csat_rate", "response_mean_min"):
-        pd.testing.assert_series_equal(rows[column].astype(float).reset_index(drop=True),
-                                       expected[column].astype(float).reset_index(drop=True),
-                                       check_names=False, rtol=1e-9)
+        pd.testing.assert_series_equal(
+            rows[column].astype(float).reset_index(drop=True),
+            expected[column].astype(float).reset_index(drop=True),
+            check_names=False,
+            rtol=1e-9,
+        )
 
 
 def test_parquet_and_sql_stores_answer_alike(store: tuple[Path, str]) -> None:
@@ -91,13 +108,21 @@ def test_parquet_and_sql_stores_answer_alike(store: tuple[Path, str]) -> None:
 
 def test_every_table_and_view_is_queryable_over_parquet(local: tuple[Path, str]) -> None:
     with StoreQuery(store_path=local[0], sql_url=None, engine="parquet") as q:
-        for name in ["ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi",
-                     *[v.name for v in VIEWS]]:
+        for name in [
+            "ticket_facts",
+            "kpi_engineer",
+            "kpi_team",
+            "scorecard",
+            "scorecard_kpi",
+            *[v.name for v in VIEWS],
+        ]:
             assert q.result(f"SELECT COUNT(*) AS n FROM {name}").rows[0][0] > 0, name
 
 
 def test_parquet_tables_keep_the_schema_column_order(local: tuple[Path, str]) -> None:
-    code, out, _ = query(local, "SELECT * FROM kpi_engineer WHERE grain = 'quarter' LIMIT 1", "parquet", "csv")
+    code, out, _ = query(
+        local, "SELECT * FROM kpi_engineer WHERE grain = 'quarter' LIMIT 1", "parquet", "csv"
+    )
     assert code == 0
     assert next(csv.reader(io.StringIO(out))) == list(KPI_ENGINEER_COLUMNS)
 
@@ -136,12 +161,26 @@ def test_bad_sql_is_one_line_and_exit_2(store: tuple[Path, str]) -> None:
 
 def test_missing_stores_are_one_line_and_exit_4(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = run_query("SELECT 1", store_path=tmp_path / "nowhere", sql_url=None, engine="parquet", fmt="text",
-                     out=out, err=err)
+    code = run_query(
+        "SELECT 1",
+        store_path=tmp_path / "nowhere",
+        sql_url=None,
+        engine="parquet",
+        fmt="text",
+        out=out,
+        err=err,
+    )
     assert code == 4 and "no Parquet store" in err.getvalue() and err.getvalue().count("\n") == 1
     err = io.StringIO()
-    code = run_query("SELECT 1", store_path=tmp_path, sql_url=f"sqlite:///{tmp_path / 'none.sqlite'}",
-                     engine="sql", fmt="text", out=out, err=err)
+    code = run_query(
+        "SELECT 1",
+        store_path=tmp_path,
+        sql_url=f"sqlite:///{tmp_path / 'none.sqlite'}",
+        engine="sql",
+        fmt="text",
+        out=out,
+        err=err,
+    )
     assert code == 4 and "no SQLite store" in err.getvalue()
     assert not (tmp_path / "none.sqlite").exists()
     assert out.getvalue() == ""

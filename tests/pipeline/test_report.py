@@ -1,5 +1,8 @@
 """``itsm-kpi report`` (pipeline/report.py): a self-contained, escaped HTML page with the period's numbers."""
 
+# demo_tables is a fixture imported from test_views; test arguments of that name are its uses, not redefinitions.
+# ruff: noqa: F401, F811
+
 from __future__ import annotations
 
 import re
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_views import AS_OF, demo_tables, write_store  # noqa: F401 (demo_tables is a fixture)
+from test_views import AS_OF, demo_tables, write_store
 
 from kpis import KpiTables
 from pipeline.errors import StoreError
@@ -27,33 +30,46 @@ EVIL = '<b onmouseover="x">刘&洋</b>'
 
 
 @pytest.fixture(scope="module")
-def store(demo_tables: KpiTables, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def store(demo_tables: KpiTables, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("store")
     write_store(demo_tables, root, f"sqlite:///{root / 'kpi.sqlite'}").close()
     return root
 
 
-def report(store: Path, tmp_path: Path, period: str = "2026Q3", lang: str = "en", engine: str = "parquet") -> str:
-    out = build_report(store, f"sqlite:///{store / 'kpi.sqlite'}", period, lang, tmp_path / f"r-{lang}.html",
-                       engine=engine, timezone=TZ)
+def report(
+    store: Path, tmp_path: Path, period: str = "2026Q3", lang: str = "en", engine: str = "parquet"
+) -> str:
+    out = build_report(
+        store,
+        f"sqlite:///{store / 'kpi.sqlite'}",
+        period,
+        lang,
+        tmp_path / f"r-{lang}.html",
+        engine=engine,
+        timezone=TZ,
+    )
     return out.read_text(encoding="utf-8")
 
 
 # -- periods ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "grain", "start", "end"), [
-    ("2026Q3", "quarter", date(2026, 7, 1), date(2026, 10, 1)),
-    ("2026q4", "quarter", date(2026, 10, 1), date(2027, 1, 1)),
-    ("2026-12", "month", date(2026, 12, 1), date(2027, 1, 1)),
-    ("2026-W01", "week", date(2025, 12, 29), date(2026, 1, 5)),
-    ("2026-08-15", "day", date(2026, 8, 15), date(2026, 8, 16)),
-])
+@pytest.mark.parametrize(
+    ("text", "grain", "start", "end"),
+    [
+        ("2026Q3", "quarter", date(2026, 7, 1), date(2026, 10, 1)),
+        ("2026q4", "quarter", date(2026, 10, 1), date(2027, 1, 1)),
+        ("2026-12", "month", date(2026, 12, 1), date(2027, 1, 1)),
+        ("2026-W01", "week", date(2025, 12, 29), date(2026, 1, 5)),
+        ("2026-08-15", "day", date(2026, 8, 15), date(2026, 8, 16)),
+    ],
+)
 def test_periods_parse_to_local_date_ranges(text: str, grain: str, start: date, end: date) -> None:
     period = parse_period(text)
     assert (period.grain, period.start, period.end) == (grain, start, end)
 
 
-@pytest.mark.parametrize(("text", "grain"), [("2026Q5", None), ("2026-13", None), ("Q3", None),
-                                             ("2026Q3", "month")])
+@pytest.mark.parametrize(
+    ("text", "grain"), [("2026Q5", None), ("2026-13", None), ("Q3", None), ("2026Q3", "month")]
+)
 def test_bad_periods_are_refused(text: str, grain: str | None) -> None:
     with pytest.raises(ReportError):
         parse_period(text, grain)
@@ -73,8 +89,9 @@ def test_report_is_one_self_contained_file(store: Path, tmp_path: Path) -> None:
     assert page.count("<svg") == 8  # ranking, 4 rate trends, response time, volume, SLA by priority
 
 
-def test_report_ranks_the_scorecard_and_marks_targets(store: Path, tmp_path: Path,
-                                                      demo_tables: KpiTables) -> None:  # noqa: F811
+def test_report_ranks_the_scorecard_and_marks_targets(
+    store: Path, tmp_path: Path, demo_tables: KpiTables
+) -> None:
     page = report(store, tmp_path)
     card = demo_tables.scorecard
     card = card[(card["grain"] == "quarter") & (card["period_start"] == pd.Timestamp("2026-07-01"))]
@@ -93,8 +110,9 @@ def test_both_languages_come_from_the_dictionary(store: Path, tmp_path: Path) ->
     assert '<html lang="en">' in en and "Scorecard ranking" in en and "量化考核排名" not in en
 
 
-def test_low_sample_engineers_are_marked_and_not_ranked(store: Path, tmp_path: Path,
-                                                        demo_tables: KpiTables) -> None:  # noqa: F811
+def test_low_sample_engineers_are_marked_and_not_ranked(
+    store: Path, tmp_path: Path, demo_tables: KpiTables
+) -> None:
     page = report(store, tmp_path, period="2026-10")
     card = demo_tables.scorecard
     october = card[(card["grain"] == "month") & (card["period_start"] == pd.Timestamp("2026-10-01"))]
@@ -111,7 +129,7 @@ def test_sql_and_parquet_stores_give_the_same_report(store: Path, tmp_path: Path
     assert strip_time(report(store, tmp_path, engine="sql")) == strip_time(report(store, tmp_path))
 
 
-def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, demo_tables: KpiTables) -> None:  # noqa: F811
+def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, demo_tables: KpiTables) -> None:
     with StoreQuery(store_path=store, sql_url=None, engine="parquet") as q:
         data = read_report_data(q, parse_period("2026Q3"), TZ)
     table = sla_by_priority(data.facts).set_index(["metric", "priority"])
@@ -123,7 +141,7 @@ def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, demo_tables
     assert table.loc[("response", "P2"), "breached"] == (p2["response_sla"] == "breached").sum()
 
 
-def test_breached_tickets_are_listed(store: Path, tmp_path: Path, demo_tables: KpiTables) -> None:  # noqa: F811
+def test_breached_tickets_are_listed(store: Path, tmp_path: Path, demo_tables: KpiTables) -> None:
     page = report(store, tmp_path)
     facts = demo_tables.facts
     opened = facts["opened_at"].dt.tz_convert(TZ)
@@ -132,7 +150,7 @@ def test_breached_tickets_are_listed(store: Path, tmp_path: Path, demo_tables: K
         assert f"<td>{ticket}</td>" in page
 
 
-def test_all_data_is_escaped(demo_tables: KpiTables, tmp_path: Path) -> None:  # noqa: F811
+def test_all_data_is_escaped(demo_tables: KpiTables, tmp_path: Path) -> None:
     def evil(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         for column in ("engineer", "ticket_id", "team"):
@@ -140,8 +158,12 @@ def test_all_data_is_escaped(demo_tables: KpiTables, tmp_path: Path) -> None:  #
                 frame[column] = frame[column].replace({"刘洋": EVIL, "INC00146": EVIL, "桌面组": EVIL})
         return frame
 
-    tables = KpiTables(*(evil(getattr(demo_tables, f)) for f in
-                         ("facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")))
+    tables = KpiTables(
+        *(
+            evil(getattr(demo_tables, f))
+            for f in ("facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
+        )
+    )
     root = tmp_path / "store"
     write_store(tables, root, f"sqlite:///{root / 'kpi.sqlite'}").close()
     page = report(root, tmp_path)

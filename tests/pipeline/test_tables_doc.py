@@ -39,8 +39,12 @@ def test_every_schema_column_has_a_description() -> None:
 
 
 def test_every_sql_column_and_table_has_a_comment() -> None:
-    missing = [f"{t.name}.{c.name}" for t in sqlschema.metadata.tables.values() for c in t.columns
-               if _blank(c.comment)]
+    missing = [
+        f"{t.name}.{c.name}"
+        for t in sqlschema.metadata.tables.values()
+        for c in t.columns
+        if _blank(c.comment)
+    ]
     missing += [t.name for t in sqlschema.metadata.tables.values() if _blank(t.comment)]
     assert not missing, f"SQL tables/columns without a comment: {missing}"
 
@@ -69,8 +73,9 @@ def test_every_table_is_documented_with_every_column(gen: ModuleType) -> None:
 def test_docs_tables_md_is_current(gen: ModuleType) -> None:
     doc = REPO / "docs" / "tables.md"
     assert doc.exists(), "docs/tables.md is missing: run python scripts/gen_tables_doc.py"
-    assert doc.read_text(encoding="utf-8") == gen.render(), \
+    assert doc.read_text(encoding="utf-8") == gen.render(), (
         "docs/tables.md is out of date: run python scripts/gen_tables_doc.py"
+    )
 
 
 def test_check_mode_reports_a_stale_file(gen: ModuleType, tmp_path: Path) -> None:

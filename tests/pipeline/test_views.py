@@ -24,10 +24,23 @@ AS_OF = pd.Timestamp("2026-10-15T00:00:00Z")
 TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
 
 COUNTS = [
-    "opened_count", "response_n", "response_sla_met", "response_sla_breached", "resolved_count",
-    "resolution_n", "resolution_sla_met", "resolution_sla_breached", "first_fix_count", "reopened_count",
-    "accuracy_assessable", "accuracy_correct", "csat_answered", "csat_satisfied", "maintenance_due",
-    "maintenance_on_time", "induced_incidents",
+    "opened_count",
+    "response_n",
+    "response_sla_met",
+    "response_sla_breached",
+    "resolved_count",
+    "resolution_n",
+    "resolution_sla_met",
+    "resolution_sla_breached",
+    "first_fix_count",
+    "reopened_count",
+    "accuracy_assessable",
+    "accuracy_correct",
+    "csat_answered",
+    "csat_satisfied",
+    "maintenance_due",
+    "maintenance_on_time",
+    "induced_incidents",
 ]
 RATES = {  # rate: (numerator, denominator columns), straight from KPIS.md 4
     "response_sla_rate": ("response_sla_met", ["response_sla_met", "response_sla_breached"]),
@@ -46,8 +59,9 @@ def compute_demo_tables(scratch: Path) -> KpiTables:
     settings = demo_settings(scratch)
     cfg = settings.sources[0]
     batch = build_connector(cfg).pull(since=None, until=None)
-    tickets, events, _ = validate(batch.tickets, batch.events, batch.rejected,
-                                  satisfaction_map=settings.kpi.satisfaction_map)
+    tickets, events, _ = validate(
+        batch.tickets, batch.events, batch.rejected, satisfaction_map=settings.kpi.satisfaction_map
+    )
     return compute_all(tickets, events, settings.kpi, AS_OF)
 
 
@@ -55,8 +69,13 @@ def write_store(tables: KpiTables, root: Path, sql_url: str) -> Stores:
     """Commit the tables to a Parquet store at ``root`` and the SQL store at ``sql_url``."""
     stores = Stores(root, sql_url)
     stores.prepare()
-    frames = {"ticket_facts": tables.facts, "kpi_engineer": tables.kpi_engineer, "kpi_team": tables.kpi_team,
-              "scorecard": tables.scorecard, "scorecard_kpi": tables.scorecard_kpi}
+    frames = {
+        "ticket_facts": tables.facts,
+        "kpi_engineer": tables.kpi_engineer,
+        "kpi_team": tables.kpi_team,
+        "scorecard": tables.scorecard,
+        "scorecard_kpi": tables.scorecard_kpi,
+    }
     stores.commit("test-run", [Replacement(name, frames[name]) for name in TABLES])
     return stores
 
@@ -66,11 +85,16 @@ def demo_tables(tmp_path_factory: pytest.TempPathFactory) -> KpiTables:
     return compute_demo_tables(tmp_path_factory.mktemp("demo-settings"))
 
 
-@pytest.fixture(scope="module", params=[
-    "sqlite",
-    pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
-])
-def store(request: pytest.FixtureRequest, demo_tables: KpiTables, tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture(
+    scope="module",
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
+    ],
+)
+def store(
+    request: pytest.FixtureRequest, demo_tables: KpiTables, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """A SQL store (SQLite file, or a fresh database on the conftest's PostgreSQL server) holding the demo
     tables with the views created; one per module, since the tests only read it."""
     root = tmp_path_factory.mktemp("store")
@@ -109,9 +133,12 @@ def expected_rollup(kpi: pd.DataFrame, who: str, grain: str) -> pd.DataFrame:
         out[rate] = out[num] / den.where(den != 0)
     for metric in ("response", "resolution"):
         out[f"{metric}_mean_min"] = grouped[f"{metric}_total"].sum(min_count=1) / out[f"{metric}_n"].where(
-            out[f"{metric}_n"] != 0)
+            out[f"{metric}_n"] != 0
+        )
         for stat in ("median", "p90"):
-            out[f"{metric}_{stat}_min"] = grouped.apply(_single_type_value(metric, stat), include_groups=False)
+            out[f"{metric}_{stat}_min"] = grouped.apply(
+                _single_type_value(metric, stat), include_groups=False
+            )
     return out.reset_index()
 
 
@@ -119,6 +146,7 @@ def _single_type_value(metric: str, stat: str):
     def pick(group: pd.DataFrame) -> float:
         with_values = group[group[f"{metric}_n"] > 0]
         return float(with_values[f"{metric}_{stat}_min"].iloc[0]) if len(with_values) == 1 else np.nan
+
     return pick
 
 
@@ -132,11 +160,24 @@ def assert_rollup_equal(actual: pd.DataFrame, expected: pd.DataFrame, who: str) 
     actual, expected = normalised(actual, who), normalised(expected, who)
     assert list(actual[who]) == list(expected[who])
     assert list(actual["period_start"]) == list(expected["period_start"])
-    columns = ["ticket_types", *COUNTS, *RATES, "response_mean_min", "resolution_mean_min",
-               "response_median_min", "response_p90_min", "resolution_median_min", "resolution_p90_min"]
+    columns = [
+        "ticket_types",
+        *COUNTS,
+        *RATES,
+        "response_mean_min",
+        "resolution_mean_min",
+        "response_median_min",
+        "response_p90_min",
+        "resolution_median_min",
+        "resolution_p90_min",
+    ]
     for column in columns:
-        np.testing.assert_allclose(actual[column].astype(float).to_numpy(),
-                                   expected[column].astype(float).to_numpy(), rtol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            actual[column].astype(float).to_numpy(),
+            expected[column].astype(float).to_numpy(),
+            rtol=1e-9,
+            err_msg=column,
+        )
 
 
 # -- tests ----------------------------------------------------------------------------------------
@@ -150,9 +191,12 @@ def test_views_exist_with_their_documented_columns_and_can_be_recreated(store: s
         assert len(frame) > 0, view.name
 
 
-@pytest.mark.parametrize(("view", "grain"), [("v_engineer_quarter", "quarter"), ("v_engineer_month", "month")])
-def test_engineer_rollups_equal_pandas_over_kpi_engineer(store: str, demo_tables: KpiTables, view: str,
-                                                         grain: str) -> None:
+@pytest.mark.parametrize(
+    ("view", "grain"), [("v_engineer_quarter", "quarter"), ("v_engineer_month", "month")]
+)
+def test_engineer_rollups_equal_pandas_over_kpi_engineer(
+    store: str, demo_tables: KpiTables, view: str, grain: str
+) -> None:
     actual = read(store, f"SELECT * FROM {view}")
     assert (actual["grain"] == grain).all()
     assert_rollup_equal(actual, expected_rollup(demo_tables.kpi_engineer, "engineer", grain), "engineer")
@@ -171,13 +215,16 @@ def test_engineer_rates_agree_with_the_scorecard_values(store: str, demo_tables:
     merged = parts.merge(view, on=["period_start", "engineer"], suffixes=("", "_view"))
     assert len(merged) == len(parts) > 0
     for kpi, group in merged.groupby("kpi"):
-        np.testing.assert_allclose(group["value"].astype(float), group[kpi].astype(float), rtol=1e-9,
-                                   err_msg=kpi)
+        np.testing.assert_allclose(
+            group["value"].astype(float), group[kpi].astype(float), rtol=1e-9, err_msg=kpi
+        )
 
 
 def test_engineer_rollup_carries_score_rank_and_low_sample(store: str, demo_tables: KpiTables) -> None:
-    view = normalised(read(store, "SELECT engineer, period_start, score, rank, low_sample "
-                                  "FROM v_engineer_quarter"), "engineer")
+    view = normalised(
+        read(store, "SELECT engineer, period_start, score, rank, low_sample FROM v_engineer_quarter"),
+        "engineer",
+    )
     card = demo_tables.scorecard[demo_tables.scorecard["grain"] == "quarter"].copy()
     card["period_start"] = card["period_start"].dt.date
     merged = view.merge(card, on=["period_start", "engineer"], suffixes=("", "_card"))
@@ -217,15 +264,20 @@ def test_scorecard_current_is_the_latest_period_of_each_grain(store: str, demo_t
 
 @pytest.mark.integration
 @pytest.mark.postgres
-def test_postgres_views_carry_column_comments(demo_tables: KpiTables, postgres_url: str, tmp_path: Path) -> None:
+def test_postgres_views_carry_column_comments(
+    demo_tables: KpiTables, postgres_url: str, tmp_path: Path
+) -> None:
     write_store(demo_tables, tmp_path / "store", postgres_url).close()
     engine = create_engine(postgres_url)
     create_views(engine)
     engine.dispose()
-    comments = read(postgres_url, """
+    comments = read(
+        postgres_url,
+        """
         SELECT c.relname AS view, a.attname AS column, col_description(c.oid, a.attnum) AS comment
         FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-        WHERE c.relkind = 'v' AND c.relname LIKE 'v\\_%' AND a.attnum > 0""")
+        WHERE c.relkind = 'v' AND c.relname LIKE 'v\\_%' AND a.attnum > 0""",
+    )
     expected = {(v.name, col): doc for v in VIEWS for col, doc in v.columns}
     found = {(r.view, r.column): r.comment for r in comments.itertuples()}
     assert found == expected
