@@ -195,6 +195,11 @@ def write_csv(path: Path, rows: list[dict], fields: tuple[str, ...] | list[str],
     return path
 
 
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 # --- one export per format: (files written, the [[sources]] entry) ---------------------------------
 def export_canonical_csv(folder: Path) -> dict[str, Any]:
     """UTF-8 CSV with canonical column names and ISO timestamps carrying +08:00."""
