@@ -177,25 +177,16 @@ def day2_export(month: list[dict[str, str]]) -> tuple[list[dict[str, str]], list
     return tickets, events
 
 
-def day3_export() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """A small export of 2026-08-02 (new tickets only), for a second source catching up."""
-    d = "2026-08-02"
-    tickets = [_ticket(f"FLD{i:03d}", at(d, f"{9 + i}:00"), first_response_at=at(d, f"{9 + i}:10"),
-                       resolved_at=at(d, f"{10 + i}:00"), closed_at=at(d, f"{10 + i}:00"),
-                       updated_at=at(d, f"{10 + i}:00"), assignee="赵磊", assignment_group="系统组")
-               for i in range(3)]
+def new_tickets(prefix: str, day: str, n: int, engineer: str = "赵磊") -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """An export of ``n`` tickets opened and resolved on ``day`` (nothing already known changes)."""
+    tickets = [_ticket(f"{prefix}{i:03d}", at(day, f"{9 + i:02d}:00"), first_response_at=at(day, f"{9 + i:02d}:10"),
+                       resolved_at=at(day, f"{10 + i:02d}:00"), closed_at=at(day, f"{10 + i:02d}:00"),
+                       updated_at=at(day, f"{10 + i:02d}:00"), assignee=engineer,
+                       assignment_group=ENGINEERS[engineer])
+               for i in range(n)]
     events = [dict(ticket_id=t["ticket_id"], at=t["opened_at"], kind="status", value="NEW", actor="系统")
               for t in tickets]
     return tickets, events
-
-
-def field_export() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """A second source's July: a few tickets of its own (ids may collide with helpdesk's on purpose)."""
-    tickets = [_ticket(f"INC{i:04d}", at(f"2026-07-{10 + i:02d}", "14:00"), first_response_at=at(f"2026-07-{10 + i:02d}", "14:20"),
-                       resolved_at=at(f"2026-07-{10 + i:02d}", "17:00"), closed_at=at(f"2026-07-{10 + i:02d}", "17:00"),
-                       updated_at=at(f"2026-07-{10 + i:02d}", "17:00"), assignee="赵磊", assignment_group="系统组")
-               for i in range(5)]
-    return tickets, []
 
 
 def write_export(folder: Path, name: str, tickets: list[dict[str, str]], events: list[dict[str, str]]) -> None:
