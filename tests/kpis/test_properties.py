@@ -175,7 +175,7 @@ def at(sec: int) -> pd.Timestamp:
 
 @st.composite
 def datasets(draw):
-    n = draw(st.integers(1, 7))
+    n = draw(st.integers(1, 6))
     ids = [f"T{i}" for i in range(n)]
     trows, erows = [], []
     for tid in ids:
@@ -233,7 +233,8 @@ def assert_same_tables(x, y):
                                       obj=name)
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+# compute_all costs ~1 s even on a handful of tickets, so these run few, small examples.
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                      HealthCheck.data_too_large])
 @given(datasets(), st.randoms(use_true_random=False))
 def test_results_do_not_depend_on_row_order(data, rnd):
@@ -246,7 +247,7 @@ def test_results_do_not_depend_on_row_order(data, rnd):
     assert_same_tables(base, shuffled)
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                      HealthCheck.data_too_large])
 @given(datasets())
 def test_reruns_are_identical(data):
@@ -263,7 +264,7 @@ def _ratio_ok(rate, num, den) -> bool:
     return not pd.isna(rate) and abs(float(rate) - num / den) < 1e-12
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                      HealthCheck.data_too_large])
 @given(datasets())
 def test_bookkeeping_identities(data):
@@ -316,7 +317,12 @@ def test_bookkeeping_identities(data):
             if r["response_n"] > 0:
                 assert r["response_median_min"] <= r["response_p90_min"] + 1e-9
 
-    # scorecard: scores within 0..100; ranked rows are exactly the not-low-sample ones
+    # scorecard: scores within 0..100; ranked rows are exactly the not-low-sample ones with a score
+    # (DECISIONS.md D11: the 'unassigned' pseudo-engineer is not ranked either)
     sc = out.scorecard
     assert ((sc["score"].dropna() >= -1e-9) & (sc["score"].dropna() <= 100 + 1e-9)).all()
-    assert (sc["rank"].notna() == (~sc["low_sample"].astype(bool) & sc["score"].notna())).all()
+    rankable = ~sc["low_sample"].astype(bool) & sc["score"].notna() & (sc["engineer"] != "unassigned")
+    assert (sc["rank"].notna() == rankable).all()
+    # rank 1 is the best score of its (grain, period)
+    for _, g in sc[rankable].groupby(["grain", "period_start"]):
+        assert g.loc[g["score"].idxmax(), "rank"] == 1

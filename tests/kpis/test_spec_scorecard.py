@@ -181,7 +181,20 @@ def test_ties_share_a_rank():
     # jon: first fix 2/3 -> (2/3)/0.8 = 0.8333 -> score 100 x (0.3 + 0.2 + 0.3 x 0.8333 + 0.2) = 95
     j = kpi_row(score, engineer="jon")
     assert approx_eq(j["score"], 95.0)
-    assert j["rank"] in (2, 3)  # the spec does not say dense or min ranking; it must come after the tie
+    # The spec does not say how ties rank; DECISIONS.md D11 chose the 'min' method (1, 1, 3)
+    assert j["rank"] == 3
+
+
+def test_unassigned_is_reported_but_not_ranked():
+    # DECISIONS.md D11: the 'unassigned' pseudo-engineer is not a person to rank (the spec only names
+    # low_sample). Three resolved incidents without an assignee score 100 (same as hal above) and are not
+    # low sample, yet get no rank; kit (95, see jon) is rank 1.
+    tix = tickets(*[inc(f"U{i}", None, 5, 10) for i in range(3)],
+                  *[inc(f"K{i}", "kit", 5, 10, reopen_count=1 if i == 0 else None) for i in range(3)])
+    score, _ = score_month(tix)
+    u = kpi_row(score, engineer="unassigned")
+    assert approx_eq(u["score"], 100.0) and u["low_sample"] is False and u["rank"] is None
+    assert kpi_row(score, engineer="kit")["rank"] == 1
 
 
 def test_period_without_any_resolution_scores_the_kpis_that_have_a_value():
