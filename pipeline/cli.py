@@ -61,11 +61,18 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_CONFIG, f"itsm-kpi: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="itsm-kpi", description="IT-service KPIs from ticketing data.")
+    parser = _Parser(prog="itsm-kpi", description="IT-service KPIs from ticketing data.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the bundled sample data")
     demo.add_argument("--store", type=Path, default=Path("kpi-store"), help="where to write (default ./kpi-store)")
@@ -91,7 +98,63 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the config and reach every source; writes nothing")
     _config_args(validate, as_of=False)
     validate.set_defaults(handler=_validate)
+    _analyst_commands(sub)
     return parser
+
+
+def _analyst_commands(sub) -> None:
+    query = sub.add_parser("query", help="read-only SQL over the Parquet store (DuckDB) or the SQL store")
+    query.add_argument("sql", help='e.g. "SELECT * FROM v_scorecard_current ORDER BY grain, rank"')
+    _store_args(query)
+    fmt = query.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv", help="CSV with a header row")
+    fmt.add_argument("--json", dest="format", action="store_const", const="json", help="JSON lines, one per row")
+    query.set_defaults(handler=_query, format="text")
+
+    report = sub.add_parser("report", help="write the HTML scorecard report of one period")
+    report.add_argument("--period", required=True, help="2026Q3, 2026-08, 2026-W33 or 2026-08-15")
+    report.add_argument("--grain", choices=["day", "week", "month", "quarter"], default=None,
+                        help="must agree with --period (default: taken from it)")
+    report.add_argument("--lang", choices=["zh", "en"], default="zh", help="zh (default) or en")
+    report.add_argument("--out", type=Path, default=None, help="default ./report-<period>-<lang>.html")
+    report.add_argument("--timezone", default=None,
+                        help="reporting timezone (default: reporting.timezone of --config; UTC with --store)")
+    _store_args(report)
+    report.set_defaults(handler=_report)
+
+
+def _store_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default ./itsm-kpi.toml)")
+    where.add_argument("--store", type=Path, default=None,
+                       help="a store directory as `itsm-kpi demo` writes it (Parquet tables + kpi.sqlite)")
+    parser.add_argument("--engine", choices=["parquet", "sql"], default="parquet",
+                        help="parquet: the Parquet store through DuckDB (default); sql: the SQL store")
+
+
+def _store_location(args: argparse.Namespace) -> tuple[Path, str, str]:
+    """(Parquet root, SQL URL, reporting timezone) from --store or the config."""
+    if args.store is not None:
+        return args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", "UTC"
+    settings = Settings.load(args.config)
+    return settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone
+
+
+def _query(args: argparse.Namespace) -> int:
+    from pipeline.query import run_query  # noqa: PLC0415
+
+    path, url, _ = _store_location(args)
+    return run_query(args.sql, store_path=path, sql_url=url, engine=args.engine, fmt=args.format, out=sys.stdout)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipeline.report import build_report  # noqa: PLC0415
+
+    path, url, tz = _store_location(args)
+    out = build_report(path, url, args.period, args.lang, args.out or Path(f"report-{args.period}-{args.lang}.html"),
+                       grain=args.grain, engine=args.engine, timezone=args.timezone or tz)
+    print(f"report written to {out}")
+    return EXIT_OK
 
 
 def _config_args(parser: argparse.ArgumentParser, *, as_of: bool) -> None:
@@ -137,7 +200,11 @@ def _execute(settings: Settings, kind: str, as_of: pd.Timestamp | None, window: 
     if summary.rejected_by_reason:
         reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.rejected_by_reason.items()))
         print(f"  rejected rows (see table rejected_rows): {reasons}")
-    return EXIT_SOURCE if summary.failed_sources else EXIT_OK
+    if summary.failed_sources:
+        first, *others = summary.failed_sources.values()
+        more = f" (+{len(others)} more source(s) failed)" if others else ""
+        return _fail(EXIT_SOURCE, f"{first}{more}; the other sources' data were written, the next run retries")
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -184,8 +251,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"results: Parquet under {settings.store.path}/<table>/, SQLite at {settings.store.path / 'kpi.sqlite'}")
     print(f"  sqlite3 {settings.store.path / 'kpi.sqlite'} \"SELECT engineer, score, rank FROM scorecard "
           "WHERE grain='quarter' ORDER BY rank\"")
-    print(f"  duckdb -c \"SELECT * FROM read_parquet('{settings.store.path}/kpi_engineer/**/*.parquet', "
-          "hive_partitioning=true) WHERE grain='month'\"")
+    print(f"  itsm-kpi query --store {settings.store.path} \"SELECT * FROM v_scorecard_current ORDER BY grain, rank\"")
+    print(f"  itsm-kpi report --store {settings.store.path} --period 2026Q3 --timezone Asia/Shanghai --lang en")
     return code
 
 

@@ -38,7 +38,7 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
     ledger.acquire_lock(run_id, wait_s=settings.run.lock_wait_s, stale_after_s=settings.run.stale_lock_s)
     stop_heartbeat = _start_heartbeat(ledger, run_id)
     try:
-        window_bounds = (window.first, window.end) if window else (None, None)
+        window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
         ledger.start_run(kind, *window_bounds, as_of, run_id=run_id)
         log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
         try:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from connectors.base import Batch, SourceConfig
@@ -22,6 +23,7 @@ from connectors.errors import SourceError
 from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import compute_all
+from kpis.keys import positions, ticket_keys
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
 from pipeline.periods import Window, facts_in_window, touched_periods, window_periods
 from pipeline.settings import Settings
@@ -30,6 +32,8 @@ from pipeline.stores import Replacement, Stores
 log = logging.getLogger(__name__)
 
 FACT_KEY = ["source", "ticket_id"]
+REJECT_KEY = ["source", "row_kind", "raw"]
+EVENT_IDENTITY = ["source", "ticket_id", "at", "kind", "value", "actor"]
 PERIOD_KEY = ["grain", "period_start"]
 PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
 
@@ -86,13 +90,15 @@ class PipelineRun:
         """Run every stage; the stores are written once, at the end, atomically."""
         summary = RunSummary(run_id=run_id, kind=self.kind)
         with self._stage(summary, "pull"):
-            pulled = self._pull_all(summary)
+            raw = RawLayer(conform(self.stores.read("raw_tickets"), TICKET_COLUMNS),
+                           conform(self.stores.read("raw_events"), EVENT_COLUMNS))
+            pulled = self._pull_all(summary, raw)
         with self._stage(summary, "merge"):
-            tickets, events, changed_keys = self._merged_raw(pulled)
+            merged = raw.merge(pulled)
         with self._stage(summary, "compute"):
-            tables = compute_all(tickets, events, self.settings.kpi, self.as_of)
+            tables = compute_all(merged.tickets, merged.events, self.settings.kpi, self.as_of)
         with self._stage(summary, "select"):
-            replacements = self._replacements(tables, pulled, tickets, events, changed_keys, summary, run_id)
+            replacements = self._replacements(tables, pulled, merged, summary, run_id)
         summary.status = "partial" if summary.failed_sources else "success"
         summary.rows_written = sum(len(r.rows) for r in replacements)
         with self._stage(summary, "write"):
@@ -108,7 +114,7 @@ class PipelineRun:
         log.info("stage %s done in %.2fs", name, summary.stage_seconds[name])
 
     # --- pull -------------------------------------------------------------------------------
-    def _pull_all(self, summary: RunSummary) -> Pulled:
+    def _pull_all(self, summary: RunSummary, raw: RawLayer) -> Pulled:
         batches, cursors, files = [], {}, {}
         for cfg in self.settings.sources:
             try:
@@ -122,7 +128,7 @@ class PipelineRun:
             if batch.cursor:
                 cursors[cfg.name] = batch.cursor
             files[cfg.name] = batch.files_read
-        return self._validated(batches, summary, cursors, files)
+        return self._validated(batches, summary, cursors, files, raw.tickets[FACT_KEY])
 
     def _pull_one(self, cfg: SourceConfig) -> Batch:
         since = until = None
@@ -137,11 +143,11 @@ class PipelineRun:
         log.info("pulling source %s (%s) since %s", cfg.name, cfg.kind, since)
         return connector.pull(since=since, until=until)
 
-    def _validated(self, batches: list[Batch], summary: RunSummary, cursors, files) -> Pulled:
+    def _validated(self, batches: list[Batch], summary: RunSummary, cursors, files, known: pd.DataFrame) -> Pulled:
         tickets = _concat([b.tickets for b in batches], TICKET_COLUMNS)
         events = _concat([b.events for b in batches], EVENT_COLUMNS)
         rejected = _concat([b.rejected for b in batches], REJECTED_COLUMNS)
-        known = self.stores.read("raw_tickets")[FACT_KEY]  # events may arrive after their ticket
+        # events may arrive after their ticket: tickets already in the raw layer are known
         tickets, events, rejected = validate(tickets, events, rejected, known_tickets=known,
                                              satisfaction_map=self.settings.kpi.satisfaction_map)
         summary.tickets_read = len(tickets) + int((rejected["row_kind"] == "ticket").sum())
@@ -149,18 +155,9 @@ class PipelineRun:
         summary.rejected_by_reason = _reason_counts(rejected)
         return Pulled(tickets, events, rejected, cursors, files)
 
-    # --- merge ------------------------------------------------------------------------------
-    def _merged_raw(self, pulled: Pulled) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """The raw layer with this run's tickets replacing their earlier versions (and their events)."""
-        old_tickets = conform(self.stores.read("raw_tickets"), TICKET_COLUMNS)
-        old_events = conform(self.stores.read("raw_events"), EVENT_COLUMNS)
-        keys = pulled.tickets[FACT_KEY].drop_duplicates()
-        tickets = pd.concat([_without(old_tickets, keys), pulled.tickets], ignore_index=True)
-        events = pd.concat([_without(old_events, keys), pulled.events], ignore_index=True)
-        return tickets, events, keys
-
     # --- select -----------------------------------------------------------------------------
-    def _replacements(self, tables, pulled, tickets, events, changed_keys, summary, run_id) -> list[Replacement]:
+    def _replacements(self, tables, pulled: Pulled, merged: Merged, summary: RunSummary,
+                      run_id: str) -> list[Replacement]:
         old_facts = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
         if self.kind == "run":
             facts, periods = self._incremental_scope(tables.facts, old_facts)
@@ -169,10 +166,11 @@ class PipelineRun:
         summary.periods_written = len(periods)
         rejected = pulled.rejected.assign(run_id=run_id)
         out = [
-            Replacement("raw_tickets", pulled.tickets, changed_keys),
-            Replacement("raw_events", pulled.events, changed_keys),
+            Replacement("raw_tickets", pulled.tickets, pulled.tickets[FACT_KEY]),
+            Replacement("raw_events", merged.changed_events, merged.changed_keys),
             Replacement("ticket_facts", facts, facts[FACT_KEY]),
-            Replacement("rejected_rows", rejected, pd.DataFrame()),
+            # a row read again replaces its earlier rejection: reruns never duplicate rejected rows
+            Replacement("rejected_rows", rejected, rejected[REJECT_KEY].drop_duplicates()),
         ]
         for table in PERIOD_TABLES:
             frame = getattr(tables, table)
@@ -214,6 +212,44 @@ class PipelineRun:
 _FILE_KINDS = ("csv", "excel", "json", "ndjson", "parquet")
 
 
+@dataclass(frozen=True)
+class Merged:
+    """The raw layer after this run: every ticket and event, and what changed."""
+
+    tickets: pd.DataFrame
+    events: pd.DataFrame
+    changed_keys: pd.DataFrame  # (source, ticket_id) with a new ticket row or new events
+    changed_events: pd.DataFrame  # the whole merged history of those tickets
+
+
+@dataclass(frozen=True)
+class RawLayer:
+    """The canonical input kept from earlier runs (Parquet ``raw_tickets`` / ``raw_events``)."""
+
+    tickets: pd.DataFrame
+    events: pd.DataFrame
+
+    def merge(self, pulled: Pulled) -> Merged:
+        """This run's tickets replace their earlier versions; their events are added to the history.
+
+        A daily export holds only that day's events, a REST pull re-sends the whole history: the
+        union, without repeats of the same event, is right for both. New events sort after the kept
+        ones where time and kind tie (their ``seq`` continues after the stored ones).
+        """
+        ticket_keys = pulled.tickets[FACT_KEY].drop_duplicates()
+        changed = pd.concat([ticket_keys, pulled.events[FACT_KEY]], ignore_index=True).drop_duplicates()
+        offset = int(self.events["seq"].max()) + 1 if len(self.events) else 0
+        new_events = pulled.events.assign(seq=pulled.events["seq"] + offset)
+        history = pd.concat([_only(self.events, changed), new_events], ignore_index=True)
+        history = history.drop_duplicates(EVENT_IDENTITY, keep="first", ignore_index=True)
+        return Merged(
+            tickets=pd.concat([_without(self.tickets, ticket_keys), pulled.tickets], ignore_index=True),
+            events=pd.concat([_without(self.events, changed), history], ignore_index=True),
+            changed_keys=changed,
+            changed_events=history,
+        )
+
+
 def changed_facts(new_facts: pd.DataFrame, old_facts: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``new_facts`` that are new or differ from ``old_facts`` in anything but ``as_of``."""
     compare = [c for c in TICKET_FACT_COLUMNS if c != "as_of"]
@@ -224,11 +260,20 @@ def changed_facts(new_facts: pd.DataFrame, old_facts: pd.DataFrame) -> pd.DataFr
     return new_facts[is_changed].reset_index(drop=True)
 
 
-def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+def _key_hits(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """Where a row's (source, ticket_id) is among ``keys``."""
     if frame.empty or keys.empty:
-        return frame
-    marked = frame.merge(keys.assign(_hit=True), on=FACT_KEY, how="left")
-    return frame[marked["_hit"].isna().to_numpy()]
+        return np.zeros(len(frame), dtype=bool)
+    return positions(ticket_keys(keys["source"], keys["ticket_id"]),
+                     ticket_keys(frame["source"], frame["ticket_id"])) >= 0
+
+
+def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    return frame[~_key_hits(frame, keys)]
+
+
+def _only(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    return frame[_key_hits(frame, keys)]
 
 
 def _concat(frames: list[pd.DataFrame], columns) -> pd.DataFrame:
