@@ -894,3 +894,52 @@ def test_induced_incident():
         assert row(f, tid)["induced_incident"] is want, tid
     assert row(f, "I7", source="other")["induced_incident"] is False
     assert f["induced_incident"].notna().all()
+
+
+def test_engineer_at_the_last_resolution_after_a_reopen():
+    # alice works it, resolved 12:00, reopened 14:00, bob takes it over 15:00, resolved again 18:00:
+    # resolved_at is the last resolution (18:00), so the engineer is bob
+    tix = tickets(T("T1"))
+    evs = events(ev("T1", "2026-03-02T10:00Z", "assignee", "alice"), ev("T1", "2026-03-02T15:00Z", "assignee", "bob"),
+                 statuses("T1", ("2026-03-02T10:00Z", "IN_PROGRESS"), ("2026-03-02T12:00Z", "RESOLVED"),
+                          ("2026-03-02T14:00Z", "IN_PROGRESS"), ("2026-03-02T18:00Z", "RESOLVED")))
+    r = one(tix, evs)
+    assert r["engineer"] == "bob"
+    assert r["reassigned"] is True  # alice -> bob
+
+
+def test_breach_against_as_of_counts_business_time():
+    # office calendar (Shanghai) policy: response 1 h. Opened Fri 2026-03-06 17:00, no response, unresolved.
+    # as_of Mon 2026-03-09 08:00: elapsed business = Fri 17:00-18:00 = 3600, not above 3600 -> in_progress
+    #   (wall-clock 63 h would say breached)
+    # as_of Mon 09:00:01: 3600 + 1 = 3601 > 3600 -> breached
+    st = settings(kpi={"default_calendar": "office"},
+                  sla=[{"ticket_type": "incident", "response": "1h", "resolution": "1d"}])
+    tix = tickets(T("T1", priority="P3", opened_at=str(local("2026-03-06 17:00", "Asia/Shanghai"))))
+    r = one(tix, st=st, as_of=local("2026-03-09 08:00", "Asia/Shanghai"))
+    assert r["response_sla"] == "in_progress"
+    r = one(tix, st=st, as_of=local("2026-03-09 09:00:01", "Asia/Shanghai"))
+    assert r["response_sla"] == "breached"
+    # resolution target 1 d = 86400 business seconds: 3601 of them -> in_progress
+    assert r["resolution_sla"] == "in_progress"
+
+
+def test_excluded_ticket_has_no_kpi_flags():
+    # a cancelled, resolved-looking incident with a diagnosis: diagnosis not assessable (false, not null),
+    # accuracy, first fix and SLA null, not induced
+    tix = tickets(T("T1", status="CANCELLED", priority="P1", diagnosed_category="net", category="net",
+                    resolved_at="2026-03-02T11:00Z", caused_by="M1"),
+                  T("M1", ticket_type="maintenance"))
+    r = one(tix, st=settings(sla=SLA))
+    assert r["diagnosis_assessable"] is False and r["diagnosis_accurate"] is None
+    assert r["first_fix"] is None and r["resolution_sla"] is None and r["response_sla"] is None
+    assert r["induced_incident"] is False
+
+
+def test_closed_as_the_first_status_event_is_a_resolution():
+    # Reading: with no status before it, the status before CLOSED is "neither RESOLVED nor CLOSED", so a
+    # ticket whose only status event is CLOSED at 12:00 was resolved at 12:00 (2 h after opening).
+    tix = tickets(T("T1", status="CLOSED"))
+    r = one(tix, events(statuses("T1", ("2026-03-02T12:00Z", "CLOSED"))))
+    assert r["first_resolved_at"] == r["resolved_at"] == ts("2026-03-02T12:00Z")
+    assert r["resolution_business_s"] == 7200
