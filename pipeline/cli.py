@@ -251,6 +251,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"results: Parquet under {settings.store.path}/<table>/, SQLite at {settings.store.path / 'kpi.sqlite'}")
     print(f"  sqlite3 {settings.store.path / 'kpi.sqlite'} \"SELECT engineer, score, rank FROM scorecard "
           "WHERE grain='quarter' ORDER BY rank\"")
+    print(f"  duckdb -c \"SELECT * FROM read_parquet('{settings.store.path}/kpi_engineer/**/*.parquet', "
+          "hive_partitioning=true) WHERE grain='month'\"")
     print(f"  itsm-kpi query --store {settings.store.path} \"SELECT * FROM v_scorecard_current ORDER BY grain, rank\"")
     print(f"  itsm-kpi report --store {settings.store.path} --period 2026Q3 --timezone Asia/Shanghai --lang en")
     return code
