@@ -156,9 +156,17 @@ _TS_FIELDS = {c.name for c in TICKET_COLUMNS.values() if c.dtype == TS}
 _INT_FIELDS = {c.name for c in TICKET_COLUMNS.values() if c.dtype == INT}
 
 
-def tickets() -> list[dict[str, Any]]:
-    """The canonical ticket set, every canonical field present (None when empty)."""
-    return [{f: t.get(f) for f in TICKET_FIELDS} for t in _T]
+# The same export a day later: INC001 was handed to 李娜 and a new incident came in.
+_V2_CHANGES = {"INC001": dict(assignee="李娜", assignment_group="网络组", updated_at="2026-07-31 18:00")}
+_V2_NEW = [dict(ticket_id="INC012", ticket_type="incident", priority="P2", status="RESOLVED",
+                opened_at="2026-07-29 09:00", updated_at="2026-07-29 11:00", first_response_at="2026-07-29 09:05",
+                resolved_at="2026-07-29 11:00", assignee="王强", assignment_group="系统组")]
+
+
+def tickets(v2: bool = False) -> list[dict[str, Any]]:
+    """The canonical ticket set, every canonical field present (None when empty); ``v2``: a day later."""
+    source = [{**t, **_V2_CHANGES.get(t["ticket_id"], {})} for t in _T] + _V2_NEW if v2 else _T
+    return [{f: t.get(f) for f in TICKET_FIELDS} for t in source]
 
 
 def events() -> list[dict[str, Any]]:
@@ -201,9 +209,9 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
 
 
 # --- one export per format: (files written, the [[sources]] entry) ---------------------------------
-def export_canonical_csv(folder: Path) -> dict[str, Any]:
+def export_canonical_csv(folder: Path, *, v2: bool = False) -> dict[str, Any]:
     """UTF-8 CSV with canonical column names and ISO timestamps carrying +08:00."""
-    write_csv(folder / "tickets.csv", _rows(tickets(), _TS_FIELDS, _iso_offset), TICKET_FIELDS)
+    write_csv(folder / "tickets.csv", _rows(tickets(v2), _TS_FIELDS, _iso_offset), TICKET_FIELDS)
     write_csv(folder / "events.csv", _rows(events(), {"at"}, _iso_offset), EVENT_FIELDS)
     return {"kind": "csv", "path": str(folder / "tickets.csv"), "events_path": str(folder / "events.csv")}
 
@@ -475,6 +483,6 @@ def by_key(table: str, data: list[tuple], **key: Any) -> dict[str, Any]:
 
 
 def run_rows(url: str) -> list[dict[str, Any]]:
-    frame = read_sql(url, "pipeline_runs")
+    frame = read_sql(url, "pipeline_runs").sort_values(["started_at", "run_id"])
     return [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
 
