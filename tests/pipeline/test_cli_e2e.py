@@ -220,3 +220,17 @@ def test_as_of_without_offset_exit_2(tmp_path: Path) -> None:
     assert result.code == 2
     assert "no offset" in _one_reason(result)
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(("window", "named"), [
+    (("--from", "2026-07-01"), "--to"),                               # --to forgotten
+    (("--from", "2026-07-31", "--to", "2026-07-01"), "--to"),         # dates swapped
+    (("--from", "2026-07-01", "--to", "2026-07-32"), "2026-07-32"),   # no such date
+    (("--quarter", "2026Q5"), "2026Q5"),
+])
+def test_a_bad_window_exit_2(tmp_path: Path, window: tuple[str, ...], named: str) -> None:
+    config = h.write_config(tmp_path / "c.toml", tmp_path / "store", h.export_canonical_csv(tmp_path))
+    result = h.cli("backfill", *window, "--config", str(config), "--as-of", h.AS_OF)
+    assert result.code == 2
+    assert named in result.reason_lines()[-1]
+    assert not (tmp_path / "store").exists()
