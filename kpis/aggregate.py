@@ -194,17 +194,56 @@ def _stack(families: list[Family], by_type: bool) -> pd.DataFrame:
 
 
 def _grain_table(stacked: pd.DataFrame, grain: str) -> pd.DataFrame:
-    """One grain: group every family's rows by (period_start, who, ticket_type) at once."""
-    rows = stacked.assign(period_start=period_starts(stacked["day"].to_numpy(), grain))
-    grouped = rows.groupby(["period_start", "who", "ticket_type"], sort=False)
-    out = grouped[list(COUNTS)].sum().astype("int64")
+    """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy."""
+    period = period_starts(stacked["day"].to_numpy(), grain).astype("int64")
+    who, ticket_type = stacked["who"].to_numpy(dtype="int64"), stacked["ticket_type"].to_numpy(dtype="int64")
+    n_who, n_type = int(who.max(initial=0)) + 1, int(ticket_type.max(initial=0)) + 1
+    first = int(period.min(initial=0))
+    group, keys = pd.factorize(((period - first) * n_who + who) * n_type + ticket_type)
+    size = len(keys)
+    out = {"period_start": (keys // (n_who * n_type) + first).astype("datetime64[D]"),
+           "who": keys // n_type % n_who, "ticket_type": keys % n_type}
+    for count in COUNTS:
+        out[count] = np.bincount(group, weights=stacked[count].to_numpy(), minlength=size).astype("int64")
     for prefix, column in DURATIONS.items():
-        values = grouped[column]
-        out[f"{prefix}_n"] = values.count()
-        out[f"{prefix}_mean_min"] = values.mean()
-        out[f"{prefix}_median_min"] = values.median()
-        out[f"{prefix}_p90_min"] = values.quantile(0.9)
-    return out.reset_index().assign(grain=grain)
+        out.update(_duration_stats(prefix, group, stacked[column].to_numpy(), size))
+    return pd.DataFrame(out).assign(grain=grain)
+
+
+def _duration_stats(prefix: str, group: np.ndarray, minutes: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """n, mean, median and P90 per group, ignoring missing values; percentiles as ``percentile_cont``."""
+    known = ~np.isnan(minutes)
+    group, minutes = group[known], minutes[known]
+    n = np.bincount(group, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, weights=minutes, minlength=size) / n
+    median, p90 = percentile_cont(group, minutes, n, (0.5, 0.9))
+    return {f"{prefix}_n": n, f"{prefix}_mean_min": mean, f"{prefix}_median_min": median, f"{prefix}_p90_min": p90}
+
+
+def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fractions: tuple[float, ...]) -> list:
+    """Per group, the continuous percentiles (linear interpolation between order statistics).
+
+    The same as SQL ``percentile_cont`` and numpy's default: position ``(n - 1) * q`` in the sorted values.
+    Groups without values get NaN.
+    """
+    order = np.lexsort((values, group))
+    ordered = values[order]
+    start = np.cumsum(n) - n
+    last = start + np.maximum(n - 1, 0)
+    results = []
+    for q in fractions:
+        position = (np.maximum(n - 1, 0)) * q
+        below = np.floor(position).astype("int64")
+        top = max(len(ordered) - 1, 0)  # groups without values point anywhere valid; masked below
+        low = np.minimum(start + below, top)
+        high = np.minimum(np.minimum(low + 1, last), top)
+        if len(ordered):
+            value = ordered[low] + (position - below) * (ordered[high] - ordered[low])
+        else:
+            value = np.zeros(len(n))
+        results.append(np.where(n > 0, value, np.nan))
+    return results
 
 
 def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.DataFrame:

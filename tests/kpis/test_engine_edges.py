@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kpis import KpiSettings, compute_all
+from kpis.aggregate import percentile_cont
 from kpis.errors import ConfigError
 from kpis.schema import TABLE_COLUMNS, empty_events, empty_tickets
 
@@ -34,3 +38,19 @@ def test_a_mistyped_key_is_refused_by_name(cfg, key) -> None:
     with pytest.raises(ConfigError) as error:
         KpiSettings.from_config(cfg)
     assert error.value.key == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.floats(-1e6, 1e6, allow_nan=False)), max_size=60))
+def test_group_percentiles_equal_numpy_percentile_per_group(pairs) -> None:
+    groups = np.array([g for g, _ in pairs], dtype="int64")
+    values = np.array([v for _, v in pairs], dtype="float64")
+    n = np.bincount(groups, minlength=7)
+    median, p90 = percentile_cont(groups, values, n, (0.5, 0.9))
+    for g in range(7):
+        mine = values[groups == g]
+        if len(mine) == 0:
+            assert np.isnan(median[g]) and np.isnan(p90[g])
+        else:
+            assert median[g] == pytest.approx(np.percentile(mine, 50), rel=1e-12, abs=1e-9)
+            assert p90[g] == pytest.approx(np.percentile(mine, 90), rel=1e-12, abs=1e-9)
