@@ -120,8 +120,16 @@ def test_hand_worked_scorecard(reference) -> None:
     # REQ005 alone: 1 resolved < min_sample 2 -> reported, not ranked
     unassigned = h.by_key("scorecard", card, grain="month", period_start="2026-07-01", engineer="unassigned")
     assert (unassigned["low_sample"], unassigned["rank"]) == (True, None)
-    ranks = sorted(r for r in card if r[0] == "month" and r[7] is not None)
-    assert sorted(r[7] for r in ranks) == [1, 2, 3]
+    # 李娜: response SLA 3 / 4 (INC011 answered after 60 min; INC010 was opened in June) -> 0.75 / 0.95;
+    # first fix 4 / 5 (REQ003 was reassigned) -> 1; CSAT 2 / 2 -> 1 (capped); no induced incident -> 1.
+    li = h.by_key("scorecard", card, grain="month", period_start="2026-07-01", engineer="李娜")
+    assert li["score"] == pytest.approx((0.3 * 0.75 / 0.95 + 0.3 + 0.2 + 0.2) * 100, rel=1e-12)
+    # 王强: response SLA 1 / 4 (INC007 never answered, INC009 and REQ004 answered by their resolution, late);
+    # first fix 2 / 3 (INC009 reopened); CSAT 1 / 2 (INC008 不满意); no induced incident.
+    wang = h.by_key("scorecard", card, grain="month", period_start="2026-07-01", engineer="王强")
+    assert wang["score"] == pytest.approx(
+        (0.3 * 0.25 / 0.95 + 0.3 * (2 / 3) / 0.8 + 0.2 * 0.5 / 0.85 + 0.2) * 100, rel=1e-12)
+    assert (li["rank"], wang["rank"], zhang["rank"]) == (1, 2, 3)  # 93.7 > 64.66 > 64.44
 
 
 def test_a_july_backfill_writes_julys_periods_and_the_edge_week_whole(reference) -> None:
