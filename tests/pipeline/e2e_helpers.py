@@ -272,9 +272,11 @@ def export_xlsx(folder: Path) -> dict[str, Any]:
 
 
 def export_json(folder: Path) -> dict[str, Any]:
-    """A JSON array per file; timestamps in UTC with ``Z``, counts as JSON numbers, empty as null."""
-    (folder / "tickets.json").write_text(
-        json.dumps(_rows(tickets(), _TS_FIELDS, _iso_utc), ensure_ascii=False, indent=1), encoding="utf-8")
+    """A JSON array per file; timestamps in UTC with ``Z``, counts and numeric survey answers as JSON
+    numbers, empty as null."""
+    records = [dict(t, satisfaction=int(t["satisfaction"])) if str(t["satisfaction"]).isdigit() else t
+               for t in _rows(tickets(), _TS_FIELDS, _iso_utc)]
+    (folder / "tickets.json").write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     (folder / "events.json").write_text(
         json.dumps(_rows(events(), {"at"}, _iso_utc), ensure_ascii=False), encoding="utf-8")
     return {"kind": "json", "path": str(folder / "tickets.json"), "events_path": str(folder / "events.json")}
