@@ -1,0 +1,162 @@
+"""Benchmark: a full load of synthetic tickets, then a nightly run where 1% of them changed.
+
+    python scripts/bench_nightly.py                          # 1M tickets, 1% changed, SQLite + Parquet
+    python scripts/bench_nightly.py --tickets 100000         # a quick look
+    python scripts/bench_nightly.py --events-per-ticket 5    # with history (as scripts/bench.py's scenario)
+    python scripts/bench_nightly.py --profile                # cProfile of the nightly run, top functions
+
+Everything goes through ``pipeline.jobs.run_job`` with a real config: the tickets (``scripts/bench.py``'s
+generators) are written as a Parquet export into a source folder; the full load is the first nightly
+``run`` (it reads every file), the reference full recomputation is a ``backfill`` of the whole period,
+and the nightly run reads one new export holding the changed 1%. Prints wall times, the per-stage
+times the run records in pipeline_runs, and the ratio (target: nightly <= 10% of the full backfill).
+No asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import synthetic_events, synthetic_tickets  # noqa: E402
+
+from pipeline.jobs import run_job  # noqa: E402
+from pipeline.periods import dates_window  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+
+AS_OF_LOAD = pd.Timestamp("2026-01-15T00:00:00Z")
+AS_OF_NIGHT = pd.Timestamp("2026-01-16T00:00:00Z")
+WINDOW = dates_window(date(2025, 1, 1), date(2026, 1, 15))  # every anchor of the synthetic year
+
+
+def config(root: Path) -> Settings:
+    """The KPI settings of scripts/bench.py, one Parquet file source, SQLite + Parquet under ``root``."""
+    office = {"timezone": "Asia/Shanghai", "country": "CN",
+              "hours": {d: ["09:00-12:00", "13:30-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}}
+    return Settings.from_mapping({
+        "store": {"path": str(root / "store"), "sql_url": f"sqlite:///{root / 'store' / 'kpi.sqlite'}"},
+        "reporting": {"timezone": "Asia/Shanghai"},
+        "kpi": {"default_calendar": "office", "satisfaction_map": {"满意": 5, "一般": 3}},
+        "calendars": {"office": office},
+        "sla": [{"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "4h", "calendar": "24x7"},
+                {"ticket_type": "incident", "response": "1h", "resolution": "16h"},
+                {"ticket_type": "request", "response": "2h", "resolution": "3d"}],
+        "scorecard": [{"kpi": "response_sla_rate", "target": 0.95, "weight": 0.4},
+                      {"kpi": "first_fix_rate", "target": 0.8, "weight": 0.3},
+                      {"kpi": "csat_rate", "target": 0.85, "weight": 0.3}],
+        "sources": [{"name": "bench", "kind": "parquet", "path": str(root / "exports" / "tickets"),
+                     **({"events_path": str(root / "exports" / "events")} if (root / "exports" / "events").exists() else {}),
+                     "timezone": "UTC"}],
+        "run": {"lock_wait": "1m"},
+    })
+
+
+def export(frame: pd.DataFrame, path: Path) -> None:
+    """A Parquet export as a ticketing system would write it (canonical columns, no ``source``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.drop(columns=["source"]).to_parquet(path, index=False)
+
+
+def changed_tickets(tickets: pd.DataFrame, share: float, spread: str, rng: np.random.Generator) -> pd.DataFrame:
+    """``share`` of the tickets, each changed the way a day changes tickets: some resolved, some
+    reassigned, some answered a survey; every one with a newer ``updated_at``.
+
+    ``spread``: ``recent`` draws 98% of them from the tickets opened in the last 45 days (what a night
+    really changes) and 2% from the whole year (a late survey answer, a reopen of an old ticket);
+    ``uniform`` draws them all from the whole year (the worst case for period-level replacement).
+    """
+    n = int(len(tickets) * share)
+    if spread == "uniform":
+        pick = rng.choice(len(tickets), n, replace=False)
+    else:
+        recent = np.flatnonzero((tickets["opened_at"] >= pd.Timestamp("2025-11-17", tz="UTC")).to_numpy())
+        old = rng.choice(len(tickets), n // 50, replace=False)
+        pick = np.union1d(rng.choice(recent, min(n - len(old), len(recent)), replace=False), old)
+    pick = np.sort(pick)
+    day = tickets.iloc[pick].copy().reset_index(drop=True)
+    n = len(day)
+    when = pd.Timestamp("2026-01-15T08:00:00Z") + pd.to_timedelta(rng.integers(0, 12 * 3600, n), unit="s")
+    kind = rng.integers(0, 3, n)
+    open_ = day["resolved_at"].isna().to_numpy()
+    resolve = (kind == 0) | open_
+    day.loc[resolve, "resolved_at"] = when[resolve]
+    day.loc[resolve, "status"] = "CLOSED"
+    reassign = kind == 1
+    day.loc[reassign, "assignee"] = "eng" + pd.Series(rng.integers(0, 500, int(reassign.sum()))).astype("str").to_numpy()
+    answer = kind == 2
+    day.loc[answer, "satisfaction"] = "满意"
+    day.loc[answer, "satisfaction_at"] = when[answer]
+    day["updated_at"] = when
+    return day
+
+
+def timed(label: str, settings: Settings, **kw):
+    started = time.perf_counter()
+    summary = run_job(settings, **kw)
+    took = time.perf_counter() - started
+    stages = "  ".join(f"{k} {v:.1f}s" for k, v in summary.stage_seconds.items())
+    print(f"{label:<26} {took:8.1f} s   {summary.periods_written:>5} periods  {summary.rows_written:>9,} rows   "
+          f"[{stages}]", flush=True)
+    return took, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--events-per-ticket", type=int, default=0)
+    parser.add_argument("--changed", type=float, default=0.01, help="share of tickets changed by the night")
+    parser.add_argument("--spread", choices=("recent", "uniform"), default="recent",
+                        help="which tickets the night changes (default: mostly recent ones)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the stores here (default: a temp dir)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the nightly run")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-nightly-") as tmp:
+        root = args.workdir or Path(tmp)
+        rng = np.random.default_rng(7)
+        started = time.perf_counter()
+        tickets = synthetic_tickets(args.tickets, rng)
+        tickets["updated_at"] = tickets["resolved_at"].fillna(tickets["opened_at"])
+        export(tickets, root / "exports" / "tickets" / "2026-01-14.parquet")
+        if args.events_per_ticket:
+            export(synthetic_events(tickets, args.events_per_ticket, rng), root / "exports" / "events" / "2026-01-14.parquet")
+        print(f"{args.tickets:,} tickets, {args.tickets * args.events_per_ticket:,} events, "
+              f"{args.changed:.1%} changed by the night ({args.spread}); data written in {time.perf_counter() - started:.1f} s "
+              f"under {root}", flush=True)
+        settings = config(root)
+
+        load_s, _ = timed("full load (first run)", settings, kind="run", as_of=AS_OF_LOAD)
+        backfill_s, _ = timed("full backfill (window)", settings, kind="backfill", as_of=AS_OF_LOAD, window=WINDOW)
+
+        day = changed_tickets(tickets, args.changed, args.spread, rng)
+        export(day, root / "exports" / "tickets" / "2026-01-15.parquet")
+        if args.events_per_ticket:  # the folder must hold a file for the night too (an empty day)
+            export(synthetic_events(day.head(0), 1, rng), root / "exports" / "events" / "2026-01-15.parquet")
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        night_s, _ = timed(f"nightly ({len(day):,} changed)", settings, kind="run", as_of=AS_OF_NIGHT)
+        if profiler:
+            profiler.disable()
+
+        print(f"nightly / full backfill = {night_s / backfill_s:.1%}   (target <= 10%)")
+        print(f"nightly / full load     = {night_s / load_s:.1%}")
+        if profiler:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(35)
+            print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()
