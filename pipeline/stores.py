@@ -36,12 +36,11 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Table,
-    and_,
     create_engine,
     delete,
-    exists,
     insert,
     select,
+    tuple_,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -376,8 +375,11 @@ def _delete_matching(conn: Connection, table: Table, values: pa.Table) -> None:
     _insert(conn, tmp, values)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(tmp)}")
-    match = and_(*[table.c[name] == tmp.c[name] for name in values.column_names])
-    result = conn.execute(delete(table).where(exists(select(1).select_from(tmp).where(match))))
+    # A row-value IN (subquery): SQLite builds a transient index on it, PostgreSQL a hashed semi-join
+    # (a correlated EXISTS makes SQLite scan the temporary table once per row).
+    names = values.column_names
+    match = tuple_(*[table.c[name] for name in names]).in_(select(*[tmp.c[name] for name in names]))
+    result = conn.execute(delete(table).where(match))
     log.debug("%s: deleted %s rows", table.name, result.rowcount)
     tmp.drop(conn)
 
