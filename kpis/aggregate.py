@@ -50,7 +50,8 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates."""
     codes = Codes(facts, by, settings.reporting_timezone)
     stacked = _stack(_families(facts, codes), by_type)
-    frames = [_grain_table(stacked, grain) for grain in settings.grains]
+    durations = {column: Durations.of(stacked[column].to_numpy()) for column in DURATIONS.values()}
+    frames = [_grain_table(stacked, durations, grain) for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
     table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
@@ -193,7 +194,22 @@ def _stack(families: list[Family], by_type: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _grain_table(stacked: pd.DataFrame, grain: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Durations:
+    """The known values of one duration column, with their sort order computed once for every grain."""
+
+    rows: np.ndarray  # positions in the stacked frame
+    values: np.ndarray
+    by_value: np.ndarray  # stable argsort of values
+
+    @classmethod
+    def of(cls, minutes: np.ndarray) -> Durations:
+        rows = np.flatnonzero(~np.isnan(minutes))
+        values = minutes[rows]
+        return cls(rows, values, np.argsort(values, kind="stable"))
+
+
+def _grain_table(stacked: pd.DataFrame, durations: dict[str, Durations], grain: str) -> pd.DataFrame:
     """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy."""
     period = period_starts(stacked["day"].to_numpy(), grain).astype("int64")
     who, ticket_type = stacked["who"].to_numpy(dtype="int64"), stacked["ticket_type"].to_numpy(dtype="int64")
@@ -206,28 +222,30 @@ def _grain_table(stacked: pd.DataFrame, grain: str) -> pd.DataFrame:
     for count in COUNTS:
         out[count] = np.bincount(group, weights=stacked[count].to_numpy(), minlength=size).astype("int64")
     for prefix, column in DURATIONS.items():
-        out.update(_duration_stats(prefix, group, stacked[column].to_numpy(), size))
+        out.update(_duration_stats(prefix, group, durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
 
 
-def _duration_stats(prefix: str, group: np.ndarray, minutes: np.ndarray, size: int) -> dict[str, np.ndarray]:
+def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
     """n, mean, median and P90 per group, ignoring missing values; percentiles as ``percentile_cont``."""
-    known = ~np.isnan(minutes)
-    group, minutes = group[known], minutes[known]
+    group = group[durations.rows]
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(group, weights=minutes, minlength=size) / n
-    median, p90 = percentile_cont(group, minutes, n, (0.5, 0.9))
+        mean = np.bincount(group, weights=durations.values, minlength=size) / n
+    median, p90 = percentile_cont(group, durations.values, n, (0.5, 0.9), by_value=durations.by_value)
     return {f"{prefix}_n": n, f"{prefix}_mean_min": mean, f"{prefix}_median_min": median, f"{prefix}_p90_min": p90}
 
 
-def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fractions: tuple[float, ...]) -> list:
+def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fractions: tuple[float, ...],
+                    by_value: np.ndarray | None = None) -> list:
     """Per group, the continuous percentiles (linear interpolation between order statistics).
 
     The same as SQL ``percentile_cont`` and numpy's default: position ``(n - 1) * q`` in the sorted values.
-    Groups without values get NaN.
+    Groups without values get NaN. ``by_value`` (a stable argsort of ``values``) saves the value sort
+    when the same values are grouped several ways.
     """
-    order = np.lexsort((values, group))
+    by_value = np.argsort(values, kind="stable") if by_value is None else by_value
+    order = by_value[np.argsort(group[by_value], kind="stable")]
     ordered = values[order]
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)
