@@ -117,6 +117,13 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _close_abandoned_run(conn: Connection, run_id: str, now: datetime, reason: str) -> None:
+    """The run whose stale lock was taken over will never finish: record it as failed, with why."""
+    still_running = (RUNS.c.run_id == run_id) & (RUNS.c.status == "running")
+    conn.execute(update(RUNS).where(still_running).values(
+        status="failed", finished_at=now, error=f"abandoned: {reason}; its lock was taken over"))
+
+
 class Ledger:
     """Runs, watermarks, files already read and the run lock, in the SQL store behind ``engine``."""
 
@@ -255,6 +262,7 @@ class Ledger:
             if reason and self._take_over(conn, holder, mine):
                 log.warning("run lock %r: took it over from run %s on %s pid %s (%s)", self.lock_name,
                             holder["holder"], holder["host"], holder["pid"], reason)
+                _close_abandoned_run(conn, holder["holder"], now, reason)
                 return None
             return holder
 

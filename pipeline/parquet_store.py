@@ -73,7 +73,6 @@ PARTITION_BY: dict[str, str] = {
     "raw_tickets": "source",
     "raw_events": "source",
 }
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 _ARROW_TYPES = {
     STR: pa.string(),
@@ -208,7 +207,7 @@ class ParquetStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         part = PARTITION_BY.get(table)
         if data.num_rows == 0:
-            self._write_empty(target, data, part)
+            self._write_empty(target, data)
             return
         partitioning = ds.partitioning(pa.schema([data.schema.field(part)]), flavor="hive") if part else None
         ds.write_dataset(data, target, format="parquet", partitioning=partitioning,
@@ -216,11 +215,13 @@ class ParquetStore:
                          max_rows_per_group=256 * 1024)
 
     @staticmethod
-    def _write_empty(target: Path, data: pa.Table, part: str | None) -> None:
-        """An empty dataset still needs one file so DuckDB's glob finds the table and its columns."""
-        if part:
-            target = target / f"{part}={NULL_PARTITION}"
-            data = data.drop_columns([part])
+    def _write_empty(target: Path, data: pa.Table) -> None:
+        """An empty dataset still needs one file so DuckDB's glob finds the table and its columns.
+
+        It goes at the top of the table's directory with every column, the partition column included:
+        a ``part=__HIVE_DEFAULT_PARTITION__`` directory would leave plain hive discovery in pyarrow
+        nothing to infer the partition type from.
+        """
         target.mkdir(parents=True, exist_ok=True)
         pq.write_table(data, target / "part-0.parquet")
 
