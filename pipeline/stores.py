@@ -56,6 +56,7 @@ from pipeline.parquet_store import (
     distinct,
     to_arrow,
 )
+from pipeline.views import create_views
 
 __all__ = ["FAULT_POINTS", "Replacement", "Stores"]
 
@@ -117,6 +118,7 @@ class Stores:
         self._prepare_sqlite_dir()
         try:
             sqlschema.create_all(self.engine)
+            create_views(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"SQL store {self._url_text} cannot be reached or written: {_one_line(exc)} "
                              "(check store.sql_url and that the database is up)") from exc
