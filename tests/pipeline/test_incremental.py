@@ -68,8 +68,6 @@ def two_days(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return TwoDays(nightly, fresh, day1, day2_run)
 
 
-@pytest.mark.xfail(strict=True, reason="bug BUG-O1: a nightly run drops the stored events of tickets re-exported "
-                   "in a daily file (pipeline/run.py _merged_raw)")
 def test_nightly_equals_a_full_recomputation(two_days: TwoDays) -> None:
     assert_stores_agree(two_days.nightly)
     assert_same(snapshot(two_days.nightly), snapshot(two_days.fresh))
