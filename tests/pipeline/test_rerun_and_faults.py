@@ -180,9 +180,15 @@ def _kill_inside_the_commit(point: str, tmp_path: Path, sql_url: str, state_v2) 
     assert "took it over" in result.err
     assert _state(settings) == state_v2
     _assert_settled(settings)
-    statuses = {r["run_id"]: r["status"] for r in h.run_rows(sql_url)}
-    assert len(statuses) == 3
-    assert statuses[killed_id] != "running", "the killed run is left 'running' in pipeline_runs for ever"
+    runs = {r["run_id"]: r for r in h.run_rows(sql_url)}
+    assert len(runs) == 3
+    # a killed run that had committed is a success; one that had not is closed as failed by the taker
+    killed = runs[killed_id]
+    if point in BEFORE_SQL_COMMIT:
+        assert killed["status"] == "failed" and killed["finished_at"] is not None
+        assert "abandoned" in killed["error"] and "gone" in killed["error"]
+    else:
+        assert killed["status"] == "success"
 
 
 @pytest.mark.parametrize(("point", "backend"), [
