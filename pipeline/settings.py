@@ -114,7 +114,7 @@ def apply_env_overrides(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
         if path and path[0] in _SECTIONS:
-            _set_path(merged, path, _scalar(env[name]))
+            _set_path(merged, path, env[name])
     return merged
 
 
@@ -137,13 +137,25 @@ def _set_path(target: Any, path: list[str], value: Any) -> None:
             target = target[index]
         else:
             target = target.setdefault(part, nxt)
+    key_name = path[-1]
     if isinstance(target, list):
-        target[int(path[-1])] = value
+        index = int(key_name)
+        target[index] = _typed(value, target[index] if index < len(target) else None, key_name)
     else:
-        target[path[-1]] = value
+        target[key_name] = _typed(value, target.get(key_name), key_name)
 
 
-def _scalar(text: str) -> Any:
+# Settings that are always text, whatever an environment value for them looks like.
+_TEXT_KEYS = frozenset({"path", "events_path", "sql_url", "name", "kind", "url", "username", "password_env",
+                        "token_env", "timezone", "cron", "layout", "encoding", "sheet", "events_sheet",
+                        "timestamp_format", "default_calendar", "default_ticket_type", "start", "calendar",
+                        "ticket_type", "priority", "response", "resolution", "overlap", "lock_wait", "stale_lock"})
+
+
+def _typed(text: str, current: Any, key: str) -> Any:
+    """An environment value as the setting it replaces: text stays text; else read as a TOML value."""
+    if isinstance(current, str) or key in _TEXT_KEYS:
+        return text
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

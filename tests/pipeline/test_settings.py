@@ -126,8 +126,6 @@ def test_an_environment_override_for_a_source_that_does_not_exist_is_refused(tmp
     assert "sources.2.path" in message
 
 
-@pytest.mark.xfail(strict=True, reason="bug E7: env values are parsed as TOML scalars even for text settings "
-                                       "(pipeline/settings.py apply_env_overrides/_scalar)")
 @pytest.mark.parametrize(("key", "value"), [
     ("ITSM_KPI_STORE__PATH", "2026"),                   # a folder named after the year
     ("ITSM_KPI_SOURCES__0__PATH", "2026-07-01"),        # a daily export folder
