@@ -70,7 +70,7 @@ class Codes:
     def base(self, rows: np.ndarray, anchor: pd.Series) -> pd.DataFrame:
         """Grouping columns of the selected ``rows`` (a mask over the facts) with their anchor's local day."""
         return pd.DataFrame({"who": self.who[rows], "ticket_type": self.ticket_type[rows],
-                             "day": local_days(anchor[rows], self.timezone)})
+                             "day": local_days(anchor.array[rows], self.timezone)})
 
     def decode(self, table: pd.DataFrame, by_type: bool) -> pd.DataFrame:
         """Replace the code columns by their names."""
@@ -87,38 +87,36 @@ def _families(facts: pd.DataFrame, codes: Codes) -> list[Family]:
             _maintenance(facts, codes, included), _induced(facts, codes)]
 
 
-def _flag(values: pd.Series) -> np.ndarray:
-    return values.to_numpy(dtype=bool, na_value=False)
+def _flag(values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    return values.to_numpy(dtype=bool, na_value=False)[rows]
 
 
-def _minutes(seconds: pd.Series) -> np.ndarray:
-    return seconds.to_numpy(dtype="float64", na_value=np.nan) / SECONDS_PER_MINUTE
+def _minutes(seconds: pd.Series, rows: np.ndarray) -> np.ndarray:
+    return seconds.to_numpy(dtype="float64", na_value=np.nan)[rows] / SECONDS_PER_MINUTE
 
 
-def _sla_counts(status: pd.Series, prefix: str) -> dict[str, np.ndarray]:
-    return {f"{prefix}_met": _flag(status == "met"), f"{prefix}_breached": _flag(status == "breached")}
+def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {f"{prefix}_met": _flag(status == "met", rows), f"{prefix}_breached": _flag(status == "breached", rows)}
 
 
 def _opened(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
-    f = facts[included]
     rows = codes.base(included, facts["opened_at"]).assign(
-        opened_count=True, response_minutes=_minutes(f["response_business_s"]),
-        **_sla_counts(f["response_sla"], "response_sla"))
+        opened_count=True, response_minutes=_minutes(facts["response_business_s"], included),
+        **_sla_counts(facts["response_sla"], "response_sla", included))
     return Family(rows)
 
 
 def _resolved(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     selected = included & facts["resolved_at"].notna().to_numpy()
-    f = facts[selected]
-    fixable = f["ticket_type"].isin(_FIXABLE).to_numpy()
+    fixable = facts["ticket_type"].isin(_FIXABLE).to_numpy()[selected]
     rows = codes.base(selected, facts["resolved_at"]).assign(
         resolved_count=fixable,
-        resolution_minutes=_minutes(f["resolution_business_s"]),
-        first_fix_count=_flag(f["first_fix"]),
-        reopened_count=fixable & _flag(f["reopened"]),
-        accuracy_assessable=_flag(f["diagnosis_assessable"]),
-        accuracy_correct=_flag(f["diagnosis_accurate"]),
-        **_sla_counts(f["resolution_sla"], "resolution_sla"),
+        resolution_minutes=_minutes(facts["resolution_business_s"], selected),
+        first_fix_count=_flag(facts["first_fix"], selected),
+        reopened_count=fixable & _flag(facts["reopened"], selected),
+        accuracy_assessable=_flag(facts["diagnosis_assessable"], selected),
+        accuracy_correct=_flag(facts["diagnosis_accurate"], selected),
+        **_sla_counts(facts["resolution_sla"], "resolution_sla", selected),
     )
     return Family(rows)
 
@@ -127,24 +125,25 @@ def _csat(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     anchor = facts["satisfaction_at"].fillna(facts["resolved_at"])
     selected = included & facts["csat_score"].notna().to_numpy() & anchor.notna().to_numpy()
     rows = codes.base(selected, anchor).assign(
-        csat_answered=True, csat_satisfied=_flag(facts.loc[selected, "csat_satisfied"]))
+        csat_answered=True, csat_satisfied=_flag(facts["csat_satisfied"], selected))
     return Family(rows)
 
 
 def _maintenance(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
     selected = included & facts["maintenance_on_time"].notna().to_numpy()
     rows = codes.base(selected, facts["planned_end"]).assign(
-        maintenance_due=True, maintenance_on_time=_flag(facts.loc[selected, "maintenance_on_time"]))
+        maintenance_due=True, maintenance_on_time=_flag(facts["maintenance_on_time"], selected))
     return Family(rows)
 
 
 def _induced(facts: pd.DataFrame, codes: Codes) -> Family:
     """Induced incidents, credited to the maintenance ticket's engineer/team in its maintenance row."""
     position = np.arange(len(facts))
-    is_maintenance = _flag(facts["ticket_type"] == "maintenance")
+    everyone = np.ones(len(facts), dtype=bool)
+    is_maintenance = _flag(facts["ticket_type"] == "maintenance", everyone)
     maintenance = pd.DataFrame({"source": facts["source"], "ticket_id": facts["ticket_id"], "m": position})[is_maintenance]
     incidents = pd.DataFrame({"source": facts["source"], "caused_by": facts["caused_by"], "i": position})
-    incidents = incidents[_flag(facts["induced_incident"])]
+    incidents = incidents[_flag(facts["induced_incident"], everyone)]
     pairs = incidents.merge(maintenance, left_on=["source", "caused_by"], right_on=["source", "ticket_id"])
     m, i = pairs["m"].to_numpy(dtype="int64"), pairs["i"].to_numpy(dtype="int64")
     rows = pd.DataFrame({"who": codes.who[m], "ticket_type": codes.ticket_type[m],
