@@ -199,13 +199,17 @@ class Durations:
 
     rows: np.ndarray  # positions in the stacked frame
     values: np.ndarray
-    by_value: np.ndarray  # stable argsort of values
+    rank: np.ndarray  # each value's position in ``ascending``
+    ascending: np.ndarray  # the values sorted
 
     @classmethod
     def of(cls, minutes: np.ndarray) -> Durations:
         rows = np.flatnonzero(~np.isnan(minutes))
         values = minutes[rows]
-        return cls(rows, values, np.argsort(values, kind="stable"))
+        by_value = np.argsort(values, kind="stable")
+        rank = np.empty(len(values), dtype="int64")
+        rank[by_value] = np.arange(len(values))
+        return cls(rows, values, rank, values[by_value])
 
 
 def _grain_table(stacked: pd.DataFrame, durations: dict[str, Durations], grain: str) -> pd.DataFrame:
@@ -231,21 +235,27 @@ def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: 
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(group, weights=durations.values, minlength=size) / n
-    median, p90 = percentile_cont(group, durations.values, n, (0.5, 0.9), by_value=durations.by_value)
+    median, p90 = percentile_cont(group, durations.values, n, (0.5, 0.9), ranked=(durations.rank, durations.ascending))
     return {f"{prefix}_n": n, f"{prefix}_mean_min": mean, f"{prefix}_median_min": median, f"{prefix}_p90_min": p90}
 
 
 def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fractions: tuple[float, ...],
-                    by_value: np.ndarray | None = None) -> list:
+                    ranked: tuple[np.ndarray, np.ndarray] | None = None) -> list:
     """Per group, the continuous percentiles (linear interpolation between order statistics).
 
     The same as SQL ``percentile_cont`` and numpy's default: position ``(n - 1) * q`` in the sorted values.
-    Groups without values get NaN. ``by_value`` (a stable argsort of ``values``) saves the value sort
-    when the same values are grouped several ways.
+    Groups without values get NaN. ``ranked`` = (each value's rank, the values sorted), computed once
+    when the same values are grouped several ways: then one plain integer sort of (group, rank) orders
+    the values within every group.
     """
-    by_value = np.argsort(values, kind="stable") if by_value is None else by_value
-    order = by_value[np.argsort(group[by_value], kind="stable")]
-    ordered = values[order]
+    if ranked is None:
+        by_value = np.argsort(values, kind="stable")
+        rank = np.empty(len(values), dtype="int64")
+        rank[by_value] = np.arange(len(values))
+        ranked = (rank, values[by_value])
+    rank, ascending = ranked
+    width = max(len(values), 1)
+    ordered = ascending[np.sort(group.astype("int64") * width + rank) % width]
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)
     results = []
