@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kpis.aggregate import aggregate
+from kpis.aggregate import aggregate, kpi_rows
 from kpis.config import KpiSettings
 from kpis.facts import compute_facts
 from kpis.scorecard import compute_scorecard
@@ -31,11 +31,12 @@ class KpiTables:
 def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> KpiTables:
     """Facts, both aggregates and the scorecard for canonical ``tickets``/``events`` at ``as_of``."""
     facts = compute_facts(tickets, events, settings, as_of)
-    scorecard, scorecard_kpi = compute_scorecard(facts, settings)
+    rows = kpi_rows(facts, settings)  # shared: the three aggregates differ only in who is credited
+    scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows)
     return KpiTables(
         facts=facts,
-        kpi_engineer=aggregate(facts, settings, by="engineer"),
-        kpi_team=aggregate(facts, settings, by="team"),
+        kpi_engineer=aggregate(facts, settings, by="engineer", rows=rows),
+        kpi_team=aggregate(facts, settings, by="team", rows=rows),
         scorecard=scorecard,
         scorecard_kpi=scorecard_kpi,
     )

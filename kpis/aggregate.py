@@ -39,19 +39,43 @@ class Family:
     rows: pd.DataFrame  # columns: who (code), ticket_type (code), day (datetime64[D]) and its measures
 
 
-def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer") -> pd.DataFrame:
-    """``kpi_engineer`` (by="engineer") or ``kpi_team`` (by="team") rows for every configured grain."""
+def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer",
+              rows: KpiRows | None = None) -> pd.DataFrame:
+    """``kpi_engineer`` (by="engineer") or ``kpi_team`` (by="team") rows for every configured grain.
+
+    ``rows`` (from ``kpi_rows``) may be passed when several aggregates are made from the same facts.
+    """
     columns = KPI_ENGINEER_COLUMNS if by == "engineer" else KPI_TEAM_COLUMNS
-    table = aggregate_periods(facts, settings, by=by, by_type=True)
+    table = aggregate_periods(facts, settings, by=by, by_type=True, rows=rows)
     return conform(table, columns)
 
 
-def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool) -> pd.DataFrame:
+@dataclass(frozen=True)
+class KpiRows:
+    """Every KPI family's rows stacked: the facts row each one counts for, its anchor's local day, its measures.
+
+    It does not depend on who is credited, so engineer, team and scorecard aggregates share it.
+    """
+
+    stacked: pd.DataFrame
+    durations: dict[str, Durations]
+
+
+def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
+    """The stacked KPI rows of ``facts`` with anchors placed in the reporting timezone."""
+    stacked = _stack(_families(facts, settings.reporting_timezone))
+    return KpiRows(stacked, {column: Durations.of(stacked[column].to_numpy()) for column in DURATIONS.values()})
+
+
+def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool,
+                      rows: KpiRows | None = None) -> pd.DataFrame:
     """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates."""
-    codes = Codes(facts, by, settings.reporting_timezone)
-    stacked = _stack(_families(facts, codes), by_type)
-    durations = {column: Durations.of(stacked[column].to_numpy()) for column in DURATIONS.values()}
-    frames = [_grain_table(stacked, durations, grain) for grain in settings.grains]
+    rows = rows or kpi_rows(facts, settings)
+    codes = Codes(facts, by)
+    row = rows.stacked["row"].to_numpy()
+    who = codes.who[row]
+    ticket_type = codes.ticket_type[row] if by_type else np.zeros(len(row), dtype="int64")
+    frames = [_grain_table(rows.stacked, who, ticket_type, rows.durations, grain) for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
     table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
@@ -62,15 +86,10 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
 class Codes:
     """Integer codes for the grouping columns, so grouping never touches strings."""
 
-    def __init__(self, facts: pd.DataFrame, who: str, timezone: str) -> None:
-        self.who_name, self.timezone = who, timezone
+    def __init__(self, facts: pd.DataFrame, who: str) -> None:
+        self.who_name = who
         self.who, self.who_names = pd.factorize(facts[who])
         self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"])
-
-    def base(self, rows: np.ndarray, anchor: pd.Series) -> pd.DataFrame:
-        """Grouping columns of the selected ``rows`` (a mask over the facts) with their anchor's local day."""
-        return pd.DataFrame({"who": self.who[rows], "ticket_type": self.ticket_type[rows],
-                             "day": local_days(anchor.array[rows], self.timezone)})
 
     def decode(self, table: pd.DataFrame, by_type: bool) -> pd.DataFrame:
         """Replace the code columns by their names."""
@@ -81,10 +100,21 @@ class Codes:
         return table
 
 
-def _families(facts: pd.DataFrame, codes: Codes) -> list[Family]:
+def _families(facts: pd.DataFrame, timezone: str) -> list[Family]:
     included = facts["excluded_reason"].isna().to_numpy()
-    return [_opened(facts, codes, included), _resolved(facts, codes, included), _csat(facts, codes, included),
-            _maintenance(facts, codes, included), _induced(facts, codes)]
+    base = Anchored(timezone)
+    return [_opened(facts, base, included), _resolved(facts, base, included), _csat(facts, base, included),
+            _maintenance(facts, base, included), _induced(facts, timezone)]
+
+
+@dataclass(frozen=True)
+class Anchored:
+    """Builds a family's base columns: the facts rows it counts and the local day of their anchor."""
+
+    timezone: str
+
+    def __call__(self, rows: np.ndarray, anchor: pd.Series) -> pd.DataFrame:
+        return pd.DataFrame({"row": np.flatnonzero(rows), "day": local_days(anchor.array[rows], self.timezone)})
 
 
 def _flag(values: pd.Series, rows: np.ndarray) -> np.ndarray:
@@ -99,17 +129,17 @@ def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray) -> dict[str, n
     return {f"{prefix}_met": _flag(status == "met", rows), f"{prefix}_breached": _flag(status == "breached", rows)}
 
 
-def _opened(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
-    rows = codes.base(included, facts["opened_at"]).assign(
+def _opened(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:
+    rows = base(included, facts["opened_at"]).assign(
         opened_count=True, response_minutes=_minutes(facts["response_business_s"], included),
         **_sla_counts(facts["response_sla"], "response_sla", included))
     return Family(rows)
 
 
-def _resolved(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
+def _resolved(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:
     selected = included & facts["resolved_at"].notna().to_numpy()
     fixable = facts["ticket_type"].isin(_FIXABLE).to_numpy()[selected]
-    rows = codes.base(selected, facts["resolved_at"]).assign(
+    rows = base(selected, facts["resolved_at"]).assign(
         resolved_count=fixable,
         resolution_minutes=_minutes(facts["resolution_business_s"], selected),
         first_fix_count=_flag(facts["first_fix"], selected),
@@ -121,22 +151,22 @@ def _resolved(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family
     return Family(rows)
 
 
-def _csat(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
+def _csat(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:
     anchor = facts["satisfaction_at"].fillna(facts["resolved_at"])
     selected = included & facts["csat_score"].notna().to_numpy() & anchor.notna().to_numpy()
-    rows = codes.base(selected, anchor).assign(
+    rows = base(selected, anchor).assign(
         csat_answered=True, csat_satisfied=_flag(facts["csat_satisfied"], selected))
     return Family(rows)
 
 
-def _maintenance(facts: pd.DataFrame, codes: Codes, included: np.ndarray) -> Family:
+def _maintenance(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:
     selected = included & facts["maintenance_on_time"].notna().to_numpy()
-    rows = codes.base(selected, facts["planned_end"]).assign(
+    rows = base(selected, facts["planned_end"]).assign(
         maintenance_due=True, maintenance_on_time=_flag(facts["maintenance_on_time"], selected))
     return Family(rows)
 
 
-def _induced(facts: pd.DataFrame, codes: Codes) -> Family:
+def _induced(facts: pd.DataFrame, timezone: str) -> Family:
     """Induced incidents, credited to the maintenance ticket's engineer/team in its maintenance row."""
     position = np.arange(len(facts))
     everyone = np.ones(len(facts), dtype=bool)
@@ -146,8 +176,7 @@ def _induced(facts: pd.DataFrame, codes: Codes) -> Family:
     incidents = incidents[_flag(facts["induced_incident"], everyone)]
     pairs = incidents.merge(maintenance, left_on=["source", "caused_by"], right_on=["source", "ticket_id"])
     m, i = pairs["m"].to_numpy(dtype="int64"), pairs["i"].to_numpy(dtype="int64")
-    rows = pd.DataFrame({"who": codes.who[m], "ticket_type": codes.ticket_type[m],
-                         "day": local_days(facts["opened_at"].iloc[i], codes.timezone), "induced_incidents": True})
+    rows = pd.DataFrame({"row": m, "day": local_days(facts["opened_at"].iloc[i], timezone), "induced_incidents": True})
     return Family(rows)
 
 
@@ -178,13 +207,12 @@ COUNTS = ("opened_count", "response_sla_met", "response_sla_breached", "resolved
 DURATIONS = {"response": "response_minutes", "resolution": "resolution_minutes"}
 
 
-def _stack(families: list[Family], by_type: bool) -> pd.DataFrame:
+def _stack(families: list[Family]) -> pd.DataFrame:
     """All families' rows in one frame (absent counts 0, absent minutes NaN), rows without an anchor dropped."""
     frames = []
     for family in families:
         rows = family.rows[~np.isnat(family.rows["day"].to_numpy())]
-        frame = {"who": rows["who"].to_numpy(), "ticket_type": rows["ticket_type"].to_numpy() if by_type else 0,
-                 "day": rows["day"].to_numpy()}
+        frame = {"row": rows["row"].to_numpy(dtype="int64"), "day": rows["day"].to_numpy()}
         for count in COUNTS:
             frame[count] = rows[count].to_numpy(dtype="int8") if count in rows else np.zeros(len(rows), "int8")
         for minutes in DURATIONS.values():
@@ -212,13 +240,13 @@ class Durations:
         return cls(rows, values, rank, values[by_value])
 
 
-def _grain_table(stacked: pd.DataFrame, durations: dict[str, Durations], grain: str) -> pd.DataFrame:
+def _grain_table(stacked: pd.DataFrame, who: np.ndarray, ticket_type: np.ndarray, durations: dict[str, Durations],
+                 grain: str) -> pd.DataFrame:
     """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy."""
     period = period_starts(stacked["day"].to_numpy(), grain).astype("int64")
-    who, ticket_type = stacked["who"].to_numpy(dtype="int64"), stacked["ticket_type"].to_numpy(dtype="int64")
     n_who, n_type = int(who.max(initial=0)) + 1, int(ticket_type.max(initial=0)) + 1
     first = int(period.min(initial=0))
-    group, keys = pd.factorize(((period - first) * n_who + who) * n_type + ticket_type)
+    group, keys = dense_groups(((period - first) * n_who + who) * n_type + ticket_type)
     size = len(keys)
     out = {"period_start": (keys // (n_who * n_type) + first).astype("datetime64[D]"),
            "who": keys // n_type % n_who, "ticket_type": keys % n_type}
@@ -227,6 +255,22 @@ def _grain_table(stacked: pd.DataFrame, durations: dict[str, Durations], grain: 
     for prefix, column in DURATIONS.items():
         out.update(_duration_stats(prefix, group, durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
+
+
+def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct values of a non-negative int64 key 0..k-1 (ascending); return (codes, values).
+
+    The key's range is bounded (periods x people x types), so a lookup table beats hashing.
+    """
+    span = int(key.max(initial=-1)) + 1
+    if span > 4 * len(key) + 1024:
+        codes, values = pd.factorize(key, sort=True)
+        return codes, values
+    present = np.zeros(span, dtype=bool)
+    present[key] = True
+    values = np.flatnonzero(present)
+    lookup = np.cumsum(present) - 1
+    return lookup[key], values
 
 
 def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
