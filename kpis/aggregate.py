@@ -57,14 +57,17 @@ class KpiRows:
     It does not depend on who is credited, so engineer, team and scorecard aggregates share it.
     """
 
-    stacked: pd.DataFrame
+    stacked: pd.DataFrame  # row, day
+    flagged: dict[str, np.ndarray]  # count -> positions in ``stacked`` where it is 1
     durations: dict[str, Durations]
 
 
 def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
     """The stacked KPI rows of ``facts`` with anchors placed in the reporting timezone."""
     stacked = _stack(_families(facts, settings.reporting_timezone))
-    return KpiRows(stacked, {column: Durations.of(stacked[column].to_numpy()) for column in DURATIONS.values()})
+    flagged = {count: np.flatnonzero(stacked[count].to_numpy()) for count in COUNTS}
+    durations = {column: Durations.of(stacked[column].to_numpy()) for column in DURATIONS.values()}
+    return KpiRows(stacked[["row", "day"]], flagged, durations)
 
 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool,
@@ -75,7 +78,7 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     row = rows.stacked["row"].to_numpy()
     who = codes.who[row]
     ticket_type = codes.ticket_type[row] if by_type else np.zeros(len(row), dtype="int64")
-    frames = [_grain_table(rows.stacked, who, ticket_type, rows.durations, grain) for grain in settings.grains]
+    frames = [_grain_table(rows, who, ticket_type, grain) for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
     table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
@@ -240,10 +243,9 @@ class Durations:
         return cls(rows, values, rank, values[by_value])
 
 
-def _grain_table(stacked: pd.DataFrame, who: np.ndarray, ticket_type: np.ndarray, durations: dict[str, Durations],
-                 grain: str) -> pd.DataFrame:
+def _grain_table(rows: KpiRows, who: np.ndarray, ticket_type: np.ndarray, grain: str) -> pd.DataFrame:
     """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy."""
-    period = period_starts(stacked["day"].to_numpy(), grain).astype("int64")
+    period = period_starts(rows.stacked["day"].to_numpy(), grain).astype("int64")
     n_who, n_type = int(who.max(initial=0)) + 1, int(ticket_type.max(initial=0)) + 1
     first = int(period.min(initial=0))
     group, keys = dense_groups(((period - first) * n_who + who) * n_type + ticket_type)
@@ -251,9 +253,9 @@ def _grain_table(stacked: pd.DataFrame, who: np.ndarray, ticket_type: np.ndarray
     out = {"period_start": (keys // (n_who * n_type) + first).astype("datetime64[D]"),
            "who": keys // n_type % n_who, "ticket_type": keys % n_type}
     for count in COUNTS:
-        out[count] = np.bincount(group, weights=stacked[count].to_numpy(), minlength=size).astype("int64")
+        out[count] = np.bincount(group[rows.flagged[count]], minlength=size)
     for prefix, column in DURATIONS.items():
-        out.update(_duration_stats(prefix, group, durations[column], size))
+        out.update(_duration_stats(prefix, group, rows.durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
 
 
