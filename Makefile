@@ -23,8 +23,9 @@ test: install  ## the whole suite: unit, property and integration tests (real SQ
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
-bench: install  ## synthetic-data benchmark: wall time and peak RSS per stage
+bench: install  ## synthetic-data benchmarks: engine stages (wall time, peak RSS), then nightly vs full backfill
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_nightly.py
 
 lint: install
 	$(BIN)/ruff check .
