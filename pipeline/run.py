@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from connectors.base import Batch, SourceConfig
+from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
 from connectors.registry import build_connector
 from connectors.validate import validate
@@ -134,12 +134,17 @@ class PipelineRun:
         since = until = None
         if self.kind == "run":
             mark = self.ledger.watermark(cfg.name)
-            since = None if mark is None else pd.Timestamp(mark) - pd.Timedelta(seconds=self.settings.run.overlap_s)
-            since = since if since is not None else (pd.Timestamp(cfg.start) if cfg.start else None)
+            if mark is not None:  # re-read an overlap: records merge by key, so nothing doubles
+                since = pd.Timestamp(mark) - pd.Timedelta(seconds=self.settings.run.overlap_s)
+            elif cfg.start:
+                since = pd.Timestamp(cfg.start)
         elif self.window is not None:
             since, until = self.window.utc_bounds(self.settings.kpi.reporting_timezone)
-        skip = self.ledger.seen_files(cfg.name) if self.kind == "run" else set()
-        connector = build_connector(cfg, skip_files=skip) if cfg.kind in _FILE_KINDS else build_connector(cfg)
+        if cfg.kind in FILE_KINDS:
+            skip = self.ledger.seen_files(cfg.name) if self.kind == "run" else set()
+            connector = build_connector(cfg, skip_files=skip)
+        else:
+            connector = build_connector(cfg)
         log.info("pulling source %s (%s) since %s", cfg.name, cfg.kind, since)
         return connector.pull(since=since, until=until)
 
@@ -158,11 +163,11 @@ class PipelineRun:
     # --- select -----------------------------------------------------------------------------
     def _replacements(self, tables, pulled: Pulled, merged: Merged, summary: RunSummary,
                       run_id: str) -> list[Replacement]:
-        old_facts = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
         if self.kind == "run":
+            old_facts = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
             facts, periods = self._incremental_scope(tables.facts, old_facts)
         else:
-            facts, periods = self._window_scope(tables.facts, old_facts)
+            facts, periods = self._window_scope(tables.facts)
         summary.periods_written = len(periods)
         rejected = pulled.rejected.assign(run_id=run_id)
         out = [
@@ -187,7 +192,7 @@ class PipelineRun:
                                   self.settings.kpi.grains, self.settings.kpi.reporting_timezone)
         return changed, periods
 
-    def _window_scope(self, new_facts: pd.DataFrame, old_facts: pd.DataFrame):
+    def _window_scope(self, new_facts: pd.DataFrame):
         """A backfill: every period of the window (whole weeks at its edges); the demo: every period."""
         tz, grains = self.settings.kpi.reporting_timezone, self.settings.kpi.grains
         if self.window is None:
@@ -207,9 +212,6 @@ class PipelineRun:
             for write in writes:
                 write(conn)
         return apply
-
-
-_FILE_KINDS = ("csv", "excel", "json", "ndjson", "parquet")
 
 
 @dataclass(frozen=True)
