@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import synthetic_events, synthetic_tickets  # noqa: E402
+from bench import KPI_CONFIG, synthetic_events, synthetic_tickets  # noqa: E402
 
 from pipeline.jobs import run_job  # noqa: E402
 from pipeline.periods import dates_window  # noqa: E402
@@ -42,19 +42,9 @@ WINDOW = dates_window(date(2025, 1, 1), date(2026, 1, 15))  # every anchor of th
 
 def config(root: Path) -> Settings:
     """The KPI settings of scripts/bench.py, one Parquet file source, SQLite + Parquet under ``root``."""
-    office = {"timezone": "Asia/Shanghai", "country": "CN",
-              "hours": {d: ["09:00-12:00", "13:30-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}}
     return Settings.from_mapping({
+        **KPI_CONFIG,
         "store": {"path": str(root / "store"), "sql_url": f"sqlite:///{root / 'store' / 'kpi.sqlite'}"},
-        "reporting": {"timezone": "Asia/Shanghai"},
-        "kpi": {"default_calendar": "office", "satisfaction_map": {"满意": 5, "一般": 3}},
-        "calendars": {"office": office},
-        "sla": [{"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "4h", "calendar": "24x7"},
-                {"ticket_type": "incident", "response": "1h", "resolution": "16h"},
-                {"ticket_type": "request", "response": "2h", "resolution": "3d"}],
-        "scorecard": [{"kpi": "response_sla_rate", "target": 0.95, "weight": 0.4},
-                      {"kpi": "first_fix_rate", "target": 0.8, "weight": 0.3},
-                      {"kpi": "csat_rate", "target": 0.85, "weight": 0.3}],
         "sources": [{"name": "bench", "kind": "parquet", "path": str(root / "exports" / "tickets"),
                      **({"events_path": str(root / "exports" / "events")} if (root / "exports" / "events").exists() else {}),
                      "timezone": "UTC"}],
