@@ -43,7 +43,15 @@ from connectors.base import Batch, SourceConfig
 from connectors.mapping import normalise_nulls, parse_timestamps, rejected_rows
 from connectors.snapshot import change_events, map_rows
 from kpis.errors import ConfigError
-from kpis.schema import DONE_STATUSES, EVENT_COLUMNS, REJECTED_COLUMNS, STATUSES, TICKET_COLUMNS, conform
+from kpis.schema import (
+    DONE_STATUSES,
+    EVENT_COLUMNS,
+    REJECTED_COLUMNS,
+    STATUSES,
+    TICKET_COLUMNS,
+    concat_frames,
+    conform,
+)
 
 __all__ = ["ActivityOptions", "activity_events", "activity_keys", "activity_rows", "activity_tickets", "to_batch"]
 
@@ -144,7 +152,7 @@ def to_batch(raw: pd.DataFrame, cfg: SourceConfig) -> Batch:
     log.info("source %s: %d activity rows -> %d tickets, %d events, %d rejected",
              cfg.name, len(raw), len(tickets), len(events), len(rejected) + len(case_rejected))
     return Batch(tickets=conform(tickets, TICKET_COLUMNS), events=conform(events, EVENT_COLUMNS),
-                 rejected=_concat([rejected, case_rejected]), rows_read=len(raw))
+                 rejected=concat_frames([rejected, case_rejected], REJECTED_COLUMNS), rows_read=len(raw))
 
 
 def _check_columns(raw: pd.DataFrame, cfg: SourceConfig, opts: ActivityOptions) -> None:
@@ -154,11 +162,6 @@ def _check_columns(raw: pd.DataFrame, cfg: SourceConfig, opts: ActivityOptions) 
         if name is not None and name not in raw.columns:
             raise ConfigError(_key(cfg, option), f"column {name!r} is not in the file",
                               f"name one of: {', '.join(map(str, raw.columns))}")
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else conform(pd.DataFrame(), REJECTED_COLUMNS)
 
 
 # --- rows --------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from connectors.base import Batch, SourceConfig
 from connectors.errors import SourceResponseError, SourceUnreachable
 from connectors.mapping import map_events, map_tickets
 from kpis.errors import ConfigError
-from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, conform
+from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, concat_frames, conform
 
 __all__ = ["FileConnector", "read_raw_table"]
 
@@ -292,11 +292,6 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).astype("str") if len(frames) > 1 else frames[0]
 
 
-def _concat_canonical(frames: Iterable[pd.DataFrame], columns: dict) -> pd.DataFrame:
-    frames = [conform(f, columns) for f in frames]
-    return conform(pd.concat(frames, ignore_index=True), columns)
-
-
 class FileConnector:
     """A file source (``kind`` csv / excel / json / ndjson / parquet) read once per file."""
 
@@ -350,8 +345,8 @@ class FileConnector:
             events, rejected = map_events(events_raw, cfg)
             batch = replace(
                 batch,
-                events=_concat_canonical([batch.events, events], EVENT_COLUMNS),
-                rejected=_concat_canonical([batch.rejected, rejected], REJECTED_COLUMNS),
+                events=concat_frames([batch.events, events], EVENT_COLUMNS),
+                rejected=concat_frames([batch.rejected, rejected], REJECTED_COLUMNS),
                 rows_read=batch.rows_read + len(events_raw),
             )
         return batch

@@ -21,7 +21,7 @@ Options (``[sources.options]``): ``order_by`` (tie-break column, numeric), ``act
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,16 @@ import pandas as pd
 from connectors.base import Batch, SourceConfig
 from connectors.mapping import map_tickets, normalise_nulls, raw_json
 from kpis.errors import ConfigError
-from kpis.schema import EVENT_COLUMNS, EVENT_KINDS, REJECTED_COLUMNS, STATUSES, TICKET_COLUMNS, conform
+from kpis.schema import (
+    EVENT_COLUMNS,
+    EVENT_KINDS,
+    REJECTED_COLUMNS,
+    STATUSES,
+    TICKET_COLUMNS,
+    concat_frames,
+    conform,
+    empty_rejected,
+)
 
 __all__ = ["EMPTY_IS_VALUE", "SNAPSHOT_FIELDS", "change_events", "last_snapshots", "map_rows", "order_snapshots", "to_batch"]
 
@@ -70,7 +79,7 @@ def to_batch(raw: pd.DataFrame, cfg: SourceConfig) -> Batch:
     log.info("source %s: %d snapshot rows -> %d tickets, %d events, %d rejected",
              cfg.name, len(raw), len(tickets), len(events), len(rejected) + len(no_time))
     return Batch(tickets=conform(tickets, TICKET_COLUMNS), events=conform(events, EVENT_COLUMNS),
-                 rejected=_concat_rejected([rejected, no_time]), rows_read=len(raw))
+                 rejected=concat_frames([rejected, no_time], REJECTED_COLUMNS), rows_read=len(raw))
 
 
 # --- mapping with row positions --------------------------------------------------------------------
@@ -104,7 +113,7 @@ def _require_update_time(rows: pd.DataFrame, raw: pd.DataFrame, cfg: SourceConfi
     """A snapshot without ``updated_at`` cannot be placed in its history: reject it."""
     missing = rows["updated_at"].isna()
     if not missing.any():
-        return rows, _empty_rejected()
+        return rows, empty_rejected()
     source_col = cfg.columns.get("updated_at", "updated_at")
     positions = rows.index[missing]
     rejected = pd.DataFrame({
@@ -116,14 +125,6 @@ def _require_update_time(rows: pd.DataFrame, raw: pd.DataFrame, cfg: SourceConfi
     })
     return rows[~missing], conform(rejected, REJECTED_COLUMNS)
 
-
-def _empty_rejected() -> pd.DataFrame:
-    return conform(pd.DataFrame(), REJECTED_COLUMNS)
-
-
-def _concat_rejected(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else _empty_rejected()
 
 
 def _option_column(raw: pd.DataFrame, cfg: SourceConfig, option: str) -> pd.Series | None:

@@ -13,6 +13,13 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an error's message (of the driver's error for SQLAlchemy ones)."""
+    cause = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return lines[0] if lines else type(cause).__name__
+
+
 class ItsmKpiError(Exception):
     """Base of every error itsm-kpi raises on purpose; its message is one actionable line."""
 

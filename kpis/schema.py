@@ -278,6 +278,12 @@ def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:
     return s.astype(dtype)
 
 
+def concat_frames(frames, columns: dict[str, Column]) -> pd.DataFrame:
+    """Stack frames of one table; the result has exactly ``columns`` (typed and empty when there are none)."""
+    frames = [f for f in frames if len(f)]
+    return conform(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), columns)
+
+
 def empty_tickets() -> pd.DataFrame:
     """An empty canonical ``tickets`` frame."""
     return empty_frame(TICKET_COLUMNS)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from kpis.errors import first_line
 from pipeline.ledger import Ledger
 from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
@@ -45,7 +46,7 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
             summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,
                                   progress=progress).execute(run_id)
         except Exception as e:
-            ledger.fail_run(run_id, _one_line(e))
+            ledger.fail_run(run_id, f"{type(e).__name__}: {first_line(e)}")
             raise
         return summary
     finally:
@@ -72,7 +73,3 @@ def _start_heartbeat(ledger: Ledger, run_id: str) -> Callable[[], None]:
         thread.join(timeout=5)
     return stop_beating
 
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"

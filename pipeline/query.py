@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from kpis.errors import ItsmKpiError
+from kpis.errors import ItsmKpiError, first_line
 from pipeline.views import VIEWS, view_statements
 
 __all__ = ["ENGINES", "FORMATS", "QueryError", "Result", "StoreQuery", "run_query", "write_result"]
@@ -60,11 +60,6 @@ class Result:
         """The rows as a frame (values as the engine returned them)."""
         return pd.DataFrame.from_records(self.rows, columns=self.columns)
 
-
-def _one_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(orig).__name__
 
 
 # -- Parquet through DuckDB --------------------------------------------------------------------
@@ -118,7 +113,7 @@ def _duckdb_connection(store_path: Path) -> Any:
         _create_duckdb_views(con, set(tables))
     except duckdb.Error as exc:
         con.close()
-        raise QueryError(f"cannot open the Parquet store {store_path}: {_one_line(exc)}", EXIT_STORE) from exc
+        raise QueryError(f"cannot open the Parquet store {store_path}: {first_line(exc)}", EXIT_STORE) from exc
     return con
 
 
@@ -137,13 +132,13 @@ def _duckdb_result(con: Any, sql: str) -> Result:
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
-        raise QueryError(_one_line(exc)) from exc
+        raise QueryError(first_line(exc)) from exc
     if relation is None:  # a statement that returns no rows
         return Result([], [])
     try:
         table = relation.to_arrow_table()  # through Arrow: timestamps with time zone need no pytz
     except duckdb.Error as exc:
-        raise QueryError(_one_line(exc)) from exc
+        raise QueryError(first_line(exc)) from exc
     return Result(list(table.column_names), [tuple(row.values()) for row in table.to_pylist()])
 
 
@@ -156,7 +151,7 @@ def _sql_engine(sql_url: str | None) -> Engine:
     try:
         url = make_url(sql_url)
     except ArgumentError as exc:
-        raise QueryError(f"store.sql_url is not a SQLAlchemy URL: {_one_line(exc)}", EXIT_STORE) from exc
+        raise QueryError(f"store.sql_url is not a SQLAlchemy URL: {first_line(exc)}", EXIT_STORE) from exc
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         if not Path(url.database).is_file():
             raise QueryError(
@@ -165,7 +160,7 @@ def _sql_engine(sql_url: str | None) -> Engine:
     try:
         return create_engine(url)
     except (ImportError, SQLAlchemyError) as exc:
-        raise QueryError(f"cannot use store.sql_url: {_one_line(exc)}", EXIT_STORE) from exc
+        raise QueryError(f"cannot use store.sql_url: {first_line(exc)}", EXIT_STORE) from exc
 
 
 def _read_only(conn: Connection) -> None:
@@ -179,7 +174,7 @@ def _sql_result(conn: Connection, sql: str) -> Result:
     try:
         cursor = conn.exec_driver_sql(sql)
     except SQLAlchemyError as exc:
-        raise QueryError(_one_line(exc)) from exc
+        raise QueryError(first_line(exc)) from exc
     if not cursor.returns_rows:
         return Result([], [])
     return Result(list(cursor.keys()), [tuple(row) for row in cursor.all()])
@@ -209,7 +204,7 @@ class StoreQuery:
             _read_only(self._conn)
         except SQLAlchemyError as exc:
             self.close()
-            raise QueryError(f"cannot reach the SQL store: {_one_line(exc)}", EXIT_STORE) from exc
+            raise QueryError(f"cannot reach the SQL store: {first_line(exc)}", EXIT_STORE) from exc
 
     @property
     def dialect(self) -> str:

@@ -24,7 +24,14 @@ from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import compute_all
 from kpis.keys import positions, ticket_keys
-from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
+from kpis.schema import (
+    EVENT_COLUMNS,
+    REJECTED_COLUMNS,
+    TICKET_COLUMNS,
+    TICKET_FACT_COLUMNS,
+    concat_frames,
+    conform,
+)
 from pipeline.periods import Window, facts_in_window, touched_periods, window_periods
 from pipeline.settings import Settings
 from pipeline.stores import Replacement, Stores
@@ -149,9 +156,9 @@ class PipelineRun:
         return connector.pull(since=since, until=until)
 
     def _validated(self, batches: list[Batch], summary: RunSummary, cursors, files, known: pd.DataFrame) -> Pulled:
-        tickets = _concat([b.tickets for b in batches], TICKET_COLUMNS)
-        events = _concat([b.events for b in batches], EVENT_COLUMNS)
-        rejected = _concat([b.rejected for b in batches], REJECTED_COLUMNS)
+        tickets = concat_frames([b.tickets for b in batches], TICKET_COLUMNS)
+        events = concat_frames([b.events for b in batches], EVENT_COLUMNS)
+        rejected = concat_frames([b.rejected for b in batches], REJECTED_COLUMNS)
         # events may arrive after their ticket: tickets already in the raw layer are known
         tickets, events, rejected = validate(tickets, events, rejected, known_tickets=known,
                                              satisfaction_map=self.settings.kpi.satisfaction_map)
@@ -276,13 +283,6 @@ def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 
 def _only(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     return frame[_key_hits(frame, keys)]
-
-
-def _concat(frames: list[pd.DataFrame], columns) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return conform(pd.DataFrame(), columns)
-    return conform(pd.concat(frames, ignore_index=True), columns)
 
 
 def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:

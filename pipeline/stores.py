@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from kpis.errors import first_line
 from kpis.schema import TABLE_COLUMNS, conform
 from pipeline import sqlschema
 from pipeline.errors import StoreError
@@ -92,11 +93,6 @@ class _Plan:
         return self.table in TABLE_COLUMNS
 
 
-def _one_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return text[0] if text else type(orig).__name__
-
 
 class Stores:
     """The Parquet store under ``parquet_root`` and the SQL store at ``sql_url``, committed together."""
@@ -120,13 +116,13 @@ class Stores:
             sqlschema.create_all(self.engine)
             create_views(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"SQL store {self._url_text} cannot be reached or written: {_one_line(exc)} "
+            raise StoreError(f"SQL store {self._url_text} cannot be reached or written: {first_line(exc)} "
                              "(check store.sql_url and that the database is up)") from exc
         try:
             with self.parquet.commit_lock():
                 self._recover()
         except _STORE_ERRORS as exc:
-            raise StoreError(f"cannot recover the interrupted commit in {self.parquet.root}: {_one_line(exc)}") from exc
+            raise StoreError(f"cannot recover the interrupted commit in {self.parquet.root}: {first_line(exc)}") from exc
 
     def _prepare_parquet_root(self) -> None:
         root = self.parquet.root
@@ -136,7 +132,7 @@ class Stores:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise StoreError(f"Parquet store {root} is not writable: {_one_line(exc)} "
+            raise StoreError(f"Parquet store {root} is not writable: {first_line(exc)} "
                              "(check store.path: it must be a directory this user can write)") from exc
 
     def _prepare_sqlite_dir(self) -> None:
@@ -147,7 +143,7 @@ class Stores:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"SQL store {self._url_text}: cannot create {folder}: {_one_line(exc)} "
+            raise StoreError(f"SQL store {self._url_text}: cannot create {folder}: {first_line(exc)} "
                              "(check store.sql_url)") from exc
 
     def _recover(self) -> None:
@@ -186,7 +182,7 @@ class Stores:
         try:
             return self.parquet.read(table, filters)
         except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {_one_line(exc)}") from exc
+            raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
 
     def read_sql(self, table: str) -> pd.DataFrame:
         """A SQL table as a conformed frame, ordered by its primary key."""
@@ -195,7 +191,7 @@ class Stores:
             with self.engine.connect() as conn:
                 return _read_sql(conn, table)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read SQL table {table} from {self._url_text}: {_one_line(exc)}") from exc
+            raise StoreError(f"cannot read SQL table {table} from {self._url_text}: {first_line(exc)}") from exc
 
     # -- committing ----------------------------------------------------------------------------
     def commit(self, run_id: str, replacements: list[Replacement], *,
@@ -221,7 +217,7 @@ class Stores:
                 self._stage_and_commit_sql(journal, plans, ledger_writes)
                 self._swap(run_id, tables)
         except _STORE_ERRORS as exc:
-            raise StoreError(f"run {run_id} could not write the stores: {_one_line(exc)}") from exc
+            raise StoreError(f"run {run_id} could not write the stores: {first_line(exc)}") from exc
         written = sum(p.rows.num_rows for p in plans)
         log.info("run %s committed %d rows to %s", run_id, written, ", ".join(tables))
         return written
@@ -306,7 +302,7 @@ def _engine(sql_url: str) -> Engine:
             connect_args["connect_timeout"] = 10
         return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-        raise StoreError(f"store.sql_url is not a usable SQLAlchemy URL: {_one_line(exc)} "
+        raise StoreError(f"store.sql_url is not a usable SQLAlchemy URL: {first_line(exc)} "
                          "(e.g. sqlite:///kpi-store/kpi.sqlite or postgresql+psycopg://user@host/db)") from exc
 
 
