@@ -9,6 +9,7 @@ numerator / denominator and null on a zero denominator.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,17 +58,72 @@ class KpiRows:
     It does not depend on who is credited, so engineer, team and scorecard aggregates share it.
     """
 
-    stacked: pd.DataFrame  # row, day
-    flagged: dict[str, np.ndarray]  # count -> positions in ``stacked`` where it is 1
+    row: np.ndarray  # the facts row each stacked row counts for
+    day: np.ndarray  # its anchor's local date as a day number (days since 1970-01-01)
+    flagged: dict[str, np.ndarray]  # count -> stacked positions where it is 1
     durations: dict[str, Durations]
+
+    def period(self, grain: str) -> np.ndarray:
+        """Each stacked row's period start as a day number (one lookup table over the days present)."""
+        if grain == "day" or not len(self.day):
+            return self.day
+        first = int(self.day.min())
+        days = np.arange(first, int(self.day.max()) + 1).astype("datetime64[D]")
+        table = period_starts(days, grain).astype("int64")
+        return table[self.day - first]
 
 
 def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
-    """The stacked KPI rows of ``facts`` with anchors placed in the reporting timezone."""
-    stacked = _stack(_families(facts, settings.reporting_timezone))
-    flagged = {count: np.flatnonzero(stacked[count].to_numpy()) for count in COUNTS}
-    durations = {column: Durations.of(stacked[column].to_numpy()) for column in DURATIONS.values()}
-    return KpiRows(stacked[["row", "day"]], flagged, durations)
+    """The stacked KPI rows of ``facts`` with anchors placed in the reporting timezone.
+
+    Families are stacked one at a time (rows without an anchor dropped), keeping only what the
+    aggregates read: the positions of every count's 1s and the known values of every duration.
+    """
+    stack = _Stack()
+    for family in _families(facts, settings.reporting_timezone):
+        stack.add(family.rows)
+    return stack.rows()
+
+
+class _Stack:
+    """Accumulates families' rows as arrays of positions in the stacked order."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.row: list[np.ndarray] = []
+        self.day: list[np.ndarray] = []
+        self.flagged: dict[str, list[np.ndarray]] = {count: [] for count in COUNTS}
+        self.duration_rows: dict[str, list[np.ndarray]] = {column: [] for column in DURATIONS.values()}
+        self.duration_values: dict[str, list[np.ndarray]] = {column: [] for column in DURATIONS.values()}
+
+    def add(self, family: pd.DataFrame) -> None:
+        day = family["day"].to_numpy().astype("datetime64[D]")
+        anchored = ~np.isnat(day)
+        family = family[anchored]
+        self.row.append(family["row"].to_numpy(dtype="int64"))
+        self.day.append(day[anchored].astype("int64"))
+        for count in [c for c in COUNTS if c in family]:
+            self.flagged[count].append(np.flatnonzero(family[count].to_numpy(dtype=bool)) + self.size)
+        for column in [c for c in DURATIONS.values() if c in family]:
+            values = family[column].to_numpy(dtype="float64")
+            known = np.flatnonzero(~np.isnan(values))
+            self.duration_rows[column].append(known + self.size)
+            self.duration_values[column].append(values[known])
+        self.size += len(family)
+
+    def rows(self) -> KpiRows:
+        positions = "int32" if self.size < 2**31 else "int64"  # half the memory of int64
+        return KpiRows(
+            row=_concat(self.row, positions), day=_concat(self.day),
+            flagged={count: _concat(parts, positions) for count, parts in self.flagged.items()},
+            durations={column: Durations.of(_concat(self.duration_rows[column], positions),
+                                            _concat(self.duration_values[column], "float64"))
+                       for column in DURATIONS.values()},
+        )
+
+
+def _concat(parts: list[np.ndarray], dtype: str = "int64") -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype=dtype)
 
 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool,
@@ -75,10 +131,9 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates."""
     rows = rows or kpi_rows(facts, settings)
     codes = Codes(facts, by)
-    row = rows.stacked["row"].to_numpy()
-    who = codes.who[row]
-    ticket_type = codes.ticket_type[row] if by_type else np.zeros(len(row), dtype="int64")
-    frames = [_grain_table(rows, who, ticket_type, grain) for grain in settings.grains]
+    n_type = max(len(codes.type_names), 1) if by_type else 1
+    who_type = (codes.who * n_type + (codes.ticket_type if by_type else 0))[rows.row]  # one key, half the memory
+    frames = [_grain_table(rows, who_type, n_type, grain) for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
     table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
@@ -103,11 +158,12 @@ class Codes:
         return table
 
 
-def _families(facts: pd.DataFrame, timezone: str) -> list[Family]:
+def _families(facts: pd.DataFrame, timezone: str) -> Iterator[Family]:
     included = facts["excluded_reason"].isna().to_numpy()
     base = Anchored(timezone)
-    return [_opened(facts, base, included), _resolved(facts, base, included), _csat(facts, base, included),
-            _maintenance(facts, base, included), _induced(facts, timezone)]
+    for make in (_opened, _resolved, _csat, _maintenance):
+        yield make(facts, base, included)
+    yield _induced(facts, timezone)
 
 
 @dataclass(frozen=True)
@@ -210,20 +266,6 @@ COUNTS = ("opened_count", "response_sla_met", "response_sla_breached", "resolved
 DURATIONS = {"response": "response_minutes", "resolution": "resolution_minutes"}
 
 
-def _stack(families: list[Family]) -> pd.DataFrame:
-    """All families' rows in one frame (absent counts 0, absent minutes NaN), rows without an anchor dropped."""
-    frames = []
-    for family in families:
-        rows = family.rows[~np.isnat(family.rows["day"].to_numpy())]
-        frame = {"row": rows["row"].to_numpy(dtype="int64"), "day": rows["day"].to_numpy()}
-        for count in COUNTS:
-            frame[count] = rows[count].to_numpy(dtype="int8") if count in rows else np.zeros(len(rows), "int8")
-        for minutes in DURATIONS.values():
-            frame[minutes] = rows[minutes].to_numpy() if minutes in rows else np.full(len(rows), np.nan)
-        frames.append(pd.DataFrame(frame))
-    return pd.concat(frames, ignore_index=True)
-
-
 @dataclass(frozen=True)
 class Durations:
     """The known values of one duration column, with their sort order computed once for every grain."""
@@ -234,24 +276,26 @@ class Durations:
     ascending: np.ndarray  # the values sorted
 
     @classmethod
-    def of(cls, minutes: np.ndarray) -> Durations:
-        rows = np.flatnonzero(~np.isnan(minutes))
-        values = minutes[rows]
+    def of(cls, rows: np.ndarray, values: np.ndarray) -> Durations:
+        """The known ``values`` at stacked positions ``rows``."""
         by_value = np.argsort(values, kind="stable")
         rank = np.empty(len(values), dtype="int64")
         rank[by_value] = np.arange(len(values))
         return cls(rows, values, rank, values[by_value])
 
 
-def _grain_table(rows: KpiRows, who: np.ndarray, ticket_type: np.ndarray, grain: str) -> pd.DataFrame:
-    """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy."""
-    period = period_starts(rows.stacked["day"].to_numpy(), grain).astype("int64")
-    n_who, n_type = int(who.max(initial=0)) + 1, int(ticket_type.max(initial=0)) + 1
+def _grain_table(rows: KpiRows, who_type: np.ndarray, n_type: int, grain: str) -> pd.DataFrame:
+    """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy.
+
+    ``who_type`` is ``who * n_type + ticket_type`` per stacked row.
+    """
+    period = rows.period(grain)
+    n_who_type = (int(who_type.max(initial=0)) // n_type + 1) * n_type  # a multiple of n_type: decodable
     first = int(period.min(initial=0))
-    group, keys = dense_groups(((period - first) * n_who + who) * n_type + ticket_type)
+    group, keys = dense_groups((period - first) * n_who_type + who_type)
     size = len(keys)
-    out = {"period_start": (keys // (n_who * n_type) + first).astype("datetime64[D]"),
-           "who": keys // n_type % n_who, "ticket_type": keys % n_type}
+    out = {"period_start": (keys // n_who_type + first).astype("datetime64[D]"),
+           "who": keys % n_who_type // n_type, "ticket_type": keys % n_type}
     for count in COUNTS:
         out[count] = np.bincount(group[rows.flagged[count]], minlength=size)
     for prefix, column in DURATIONS.items():

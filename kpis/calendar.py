@@ -11,6 +11,7 @@ float64 for any plausible date, and NaN propagates through arithmetic and compar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,10 @@ def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarr
 
 def from_epoch_seconds(seconds: np.ndarray) -> pd.Series:
     """Float64 epoch seconds (NaN = missing) -> ``datetime64[us, UTC]`` series."""
-    return pd.Series(pd.to_datetime(seconds, unit="s", utc=True)).astype("datetime64[us, UTC]")
+    missing = np.isnan(seconds)
+    micros = np.where(missing, 0, seconds * 1_000_000).round().astype("int64")
+    micros[missing] = np.iinfo("int64").min  # NaT
+    return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"))
 
 
 class BusinessCalendar:
@@ -45,6 +49,7 @@ class BusinessCalendar:
         self.spec = spec
         self._first_day: date | None = None
         self._last_day: date | None = None
+        self._origin: float | None = None  # the instant whose cumulative business time is 0, fixed once set
         self._starts = np.empty(0)
         self._lengths = np.empty(0)
         self._cum_before = np.empty(0)
@@ -55,25 +60,28 @@ class BusinessCalendar:
         ``start``/``end`` are timestamps (Series, DatetimeIndex) or float64 epoch seconds arrays.
         Where ``end < start`` the result is negative (minus the business time of ``[end, start)``).
         """
-        a, b = _as_seconds(start), _as_seconds(end)
-        if self.spec.always_open:
-            return b - a
-        both = np.concatenate([a, b])
-        if (~np.isnan(both)).any():
-            self._cover(float(np.nanmin(both)), float(np.nanmax(both)))
-        return self._cumulative(b) - self._cumulative(a)
+        return self.cumulative(_as_seconds(end)) - self.cumulative(_as_seconds(start))
 
-    def _cumulative(self, seconds: np.ndarray) -> np.ndarray:
-        """Business seconds from the start of the laid-out range up to each instant (NaN stays NaN)."""
-        valid = ~np.isnan(seconds)
-        out = np.full(seconds.shape, np.nan)
-        t = seconds[valid]
-        i = np.searchsorted(self._starts, t, side="right") - 1
-        inside = i >= 0
-        ic = np.where(inside, i, 0)
-        part = np.clip(t - self._starts[ic], 0, self._lengths[ic]) if len(self._starts) else np.zeros_like(t)
-        out[valid] = np.where(inside, self._cum_before[ic] + part, 0.0) if len(self._starts) else 0.0
-        return out
+    def cumulative(self, seconds: np.ndarray) -> np.ndarray:
+        """Business seconds from a fixed origin up to each instant (negative before it; NaN stays NaN).
+
+        Differences of two results are business time, also across calls: growing the laid-out range
+        never moves the origin.
+        """
+        if self.spec.always_open:
+            return seconds
+        finite = seconds[np.isfinite(seconds)]
+        if len(finite):
+            self._cover(float(finite.min()), float(finite.max()))
+        return self._lookup(seconds)
+
+    def _lookup(self, seconds: np.ndarray) -> np.ndarray:
+        if not len(self._starts):
+            return np.where(np.isnan(seconds), np.nan, 0.0)
+        i = np.searchsorted(self._starts, seconds, side="right") - 1  # NaN sorts last and stays NaN below
+        ic = np.maximum(i, 0)
+        part = np.clip(seconds - self._starts[ic], 0, self._lengths[ic])
+        return np.where(i >= 0, self._cum_before[ic] + part, self._cum_before[0])
 
     def _cover(self, lo: float, hi: float) -> None:
         """Lay out the working intervals for every local date between two instants (with a margin)."""
@@ -81,14 +89,16 @@ class BusinessCalendar:
         last = (datetime.fromtimestamp(hi, UTC) + timedelta(days=_MARGIN_DAYS)).date()
         if self._first_day is not None and self._first_day <= first and last <= self._last_day:
             return
-        if self._first_day is not None:  # grow, never shrink: earlier callers' results stay comparable
+        if self._first_day is not None:  # grow, never shrink
             first, last = min(first, self._first_day), max(last, self._last_day)
         starts, ends = self._intervals_utc(first, last)
         starts, ends = _merge_overlaps(starts, ends)
-        lengths = ends - starts
-        self._starts, self._lengths = starts, lengths
-        self._cum_before = np.concatenate([[0.0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+        self._starts, self._lengths = starts, ends - starts
+        self._cum_before = np.concatenate([[0.0], np.cumsum(self._lengths)[:-1]]) if len(starts) else starts
         self._first_day, self._last_day = first, last
+        if self._origin is None:
+            self._origin = float(starts[0]) if len(starts) else lo
+        self._cum_before = self._cum_before - self._lookup(np.array([self._origin]))[0]
 
     def _intervals_utc(self, first: date, last: date) -> tuple[np.ndarray, np.ndarray]:
         tz = ZoneInfo(self.spec.timezone)
@@ -145,6 +155,22 @@ def _as_seconds(values) -> np.ndarray:
     return epoch_seconds(values)
 
 
+@dataclass(frozen=True)
+class CalendarColumn:
+    """Which calendar applies to each row: ``codes`` index into ``names``."""
+
+    codes: np.ndarray
+    names: tuple[str, ...]
+
+    def take(self, rows: np.ndarray) -> CalendarColumn:
+        """The calendars of the selected rows (a boolean mask or positions)."""
+        return CalendarColumn(self.codes[rows], self.names)
+
+    def present(self) -> np.ndarray:
+        """The codes that occur at least once."""
+        return np.flatnonzero(np.bincount(self.codes, minlength=len(self.names)))
+
+
 class CalendarSet:
     """All configured calendars, built lazily by name; computes business time per row's calendar."""
 
@@ -157,10 +183,22 @@ class CalendarSet:
             self._built[name] = BusinessCalendar(self._specs[name])
         return self._built[name]
 
-    def business_seconds(self, calendar_names: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """Business seconds of ``[start, end)`` where each row names its own calendar."""
-        out = np.full(len(start), np.nan)
-        for name in pd.unique(calendar_names):
-            rows = calendar_names == name
-            out[rows] = self[name].business_seconds(start[rows], end[rows])
+    def cumulative(self, calendars: CalendarColumn, seconds: np.ndarray) -> np.ndarray:
+        """Each row's cumulative business time in its own calendar (see ``BusinessCalendar.cumulative``)."""
+        present = calendars.present()
+        if len(present) == 1:
+            return self[calendars.names[present[0]]].cumulative(seconds)
+        out = np.full(len(seconds), np.nan)
+        for code in present:
+            rows = calendars.codes == code
+            out[rows] = self[calendars.names[code]].cumulative(seconds[rows])
         return out
+
+    def cumulative_at(self, calendars: CalendarColumn, instant: float) -> np.ndarray:
+        """Each row's cumulative business time at one instant (cheap: one lookup per calendar)."""
+        per_calendar = np.array([self[name].cumulative(np.array([instant]))[0] for name in calendars.names])
+        return per_calendar[calendars.codes]
+
+    def business_seconds(self, calendars: CalendarColumn, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Business seconds of ``[start, end)`` where each row names its own calendar."""
+        return self.cumulative(calendars, end) - self.cumulative(calendars, start)

@@ -9,12 +9,13 @@ maintenance, induced incidents. All of it is numpy over whole columns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kpis.calendar import CalendarSet, epoch_seconds, from_epoch_seconds
+from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds, from_epoch_seconds
 from kpis.config import KpiSettings, SlaPolicy
 from kpis.csat import csat_scores
 from kpis.keys import positions, ticket_keys
@@ -45,7 +46,11 @@ class TicketFrame:
         self.vocabulary = vocabulary
         self._codes = {c: vocabulary.encode(self.frame[c]) for c in _CODED}
         self._times: dict[str, np.ndarray] = {}
-        self.keys = ticket_keys(self.frame["source"], self.frame["ticket_id"])
+
+    @cached_property
+    def keys(self) -> pa.Array:
+        """The ``(source, ticket_id)`` key of every ticket (see kpis.keys)."""
+        return ticket_keys(self.frame["source"], self.frame["ticket_id"])
 
     def code(self, column: str) -> np.ndarray:
         """Vocabulary codes of a string column (-1 = missing or blank)."""
@@ -56,6 +61,11 @@ class TicketFrame:
         if column not in self._times:
             self._times[column] = epoch_seconds(self.frame[column])
         return self._times[column]
+
+    def drop_caches(self) -> None:
+        """Free the codes and epoch seconds once every fact is computed."""
+        self._codes.clear()
+        self._times.clear()
 
     def is_(self, column: str, *texts: str) -> np.ndarray:
         """Where a coded column holds one of ``texts``."""
@@ -114,6 +124,8 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
 
 
 def _history(t: TicketFrame, events: pd.DataFrame) -> History:
+    if not len(events):
+        return sorted_history(events, np.empty(0, dtype="int64"), np.empty(0), t.vocabulary)
     tix = positions(t.keys, ticket_keys(events["source"], events["ticket_id"]))
     known = tix >= 0  # events of unknown tickets were quarantined upstream; ignore any left
     events = events[known] if not known.all() else events
@@ -186,7 +198,7 @@ def _policy_index(ticket_type: np.ndarray, priority: np.ndarray, policies: tuple
 class _Policy:
     priority: np.ndarray  # codes
     target_s: np.ndarray  # NaN when no policy or no target
-    calendar: np.ndarray  # calendar name per ticket
+    calendar: CalendarColumn
 
 
 def _policy_at(ctx: Context, stop_at: np.ndarray, target: str) -> _Policy:
@@ -197,26 +209,32 @@ def _policy_at(ctx: Context, stop_at: np.ndarray, target: str) -> _Policy:
     priority = np.where(priority == MISSING, ctx.t.code("priority"), priority)
     index = _policy_index(ctx.t.code("ticket_type"), priority, settings.sla, ctx.v)
     targets = np.array([np.nan if getattr(p, target) is None else getattr(p, target) for p in settings.sla] + [np.nan])
-    names = np.array([p.calendar or settings.default_calendar for p in settings.sla] + [settings.default_calendar],
-                     dtype=object)
-    return _Policy(priority=priority, target_s=targets[index], calendar=names[index])
+    names = tuple(dict.fromkeys([p.calendar or settings.default_calendar for p in settings.sla]
+                                + [settings.default_calendar]))
+    calendar_of_policy = np.array([names.index(p.calendar or settings.default_calendar) for p in settings.sla]
+                                  + [names.index(settings.default_calendar)])
+    return _Policy(priority=priority, target_s=targets[index], calendar=CalendarColumn(calendar_of_policy[index], names))
 
 
 def _durations_and_sla(ctx: Context, response_at, resolved_at, in_scope) -> tuple[dict, dict]:
     t, calendars, segments = ctx.t, ctx.calendars, ctx.status_history.segments
     opened = t.time("opened_at")
-    as_of = np.full(t.n, ctx.as_of_s)
     rp, sp = _policy_at(ctx, response_at, "response_s"), _policy_at(ctx, resolved_at, "resolution_s")
+    # Business time is a difference of cumulative lookups; opened_at's lookup serves both metrics
+    # when they use the same calendars, and as_of's is one lookup per calendar.
+    opened_r = calendars.cumulative(rp.calendar, opened)
+    same = np.array_equal(rp.calendar.codes, sp.calendar.codes) and rp.calendar.names == sp.calendar.names
+    opened_s = opened_r if same else calendars.cumulative(sp.calendar, opened)
     response_cal = response_at - opened
-    response_bus = calendars.business_seconds(rp.calendar, opened, response_at)
+    response_bus = calendars.cumulative(rp.calendar, response_at) - opened_r
     resolution_cal = resolved_at - opened
-    resolution_bus = (calendars.business_seconds(sp.calendar, opened, resolved_at)
+    resolution_bus = (calendars.cumulative(sp.calendar, resolved_at) - opened_s
                       - paused_business_seconds(segments, opened, resolved_at, sp.calendar, calendars))
-    open_now = np.isnan(resolved_at)  # only unresolved tickets need the elapsed time up to as_of
-    elapsed_resolution = np.full(t.n, np.nan)
-    elapsed_resolution[open_now] = (
-        calendars.business_seconds(sp.calendar[open_now], opened[open_now], as_of[open_now])
-        - paused_business_seconds(segments, opened, as_of, sp.calendar, calendars)[open_now])
+    as_of = np.full(t.n, ctx.as_of_s)
+    elapsed_resolution = np.where(np.isnan(resolved_at), calendars.cumulative_at(sp.calendar, ctx.as_of_s) - opened_s
+                                  - paused_business_seconds(segments, opened, as_of, sp.calendar, calendars), np.nan)
+    elapsed_response = np.where(np.isnan(response_at), calendars.cumulative_at(rp.calendar, ctx.as_of_s) - opened_r,
+                                np.nan)
     negative_response, negative_resolution = response_cal < 0, resolution_cal < 0
     v = ctx.v
     dq = np.where(negative_response, v.code("negative_response"),
@@ -229,7 +247,6 @@ def _durations_and_sla(ctx: Context, response_at, resolved_at, in_scope) -> tupl
         "resolution_calendar_s": np.where(negative_resolution, np.nan, resolution_cal),
         "resolution_business_s": np.where(negative_resolution, np.nan, resolution_bus),
     }
-    elapsed_response = np.where(np.isnan(response_at), calendars.business_seconds(rp.calendar, opened, as_of), np.nan)
     codes = {
         "response_priority": rp.priority,
         "resolution_priority": sp.priority,
@@ -290,10 +307,15 @@ def _maintenance_on_time(ctx: Context, status, in_scope, resolved_at) -> pd.arra
 
 
 def _induced_incident(t: TicketFrame, in_scope: np.ndarray) -> np.ndarray:
-    maintenance = t.keys.filter(pa.array(t.is_("ticket_type", "maintenance")))
-    cause = ticket_keys(t.frame["source"], t.frame["caused_by"])
-    names_maintenance = (positions(maintenance, cause) >= 0) & t.frame["caused_by"].notna().to_numpy()
-    return t.is_("ticket_type", "incident") & in_scope & names_maintenance
+    """In-scope incidents whose ``caused_by`` names a maintenance ticket of the same source."""
+    candidate = t.is_("ticket_type", "incident") & in_scope & t.frame["caused_by"].notna().to_numpy()
+    induced = np.zeros(t.n, dtype=bool)
+    if candidate.any():
+        maintenance = t.frame[t.is_("ticket_type", "maintenance")]
+        maintenance_keys = ticket_keys(maintenance["source"], maintenance["ticket_id"])
+        causes = t.frame[candidate]
+        induced[candidate] = positions(maintenance_keys, ticket_keys(causes["source"], causes["caused_by"])) >= 0
+    return induced
 
 
 def _nullable_bool(values: np.ndarray, known: np.ndarray) -> pd.arrays.BooleanArray:
@@ -306,7 +328,9 @@ def _nullable_int(seconds: np.ndarray) -> pd.arrays.IntegerArray:
 
 
 def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
-    frame = {name: t.vocabulary.decode(codes) for name, codes in coded.items()}
+    # Each intermediate array is popped as its column is built, so peak memory stays near the result's size.
+    t.drop_caches()
+    frame = {name: t.vocabulary.decode(coded.pop(name)) for name in list(coded)}
     for name in ("first_resolved_at", "resolved_at", "response_at"):
         frame[name] = from_epoch_seconds(out.pop(name))
     for name in [c for c in out if c.endswith("_s")]:
@@ -315,7 +339,7 @@ def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarra
     for column in ("source", "ticket_id", "ticket_type", "opened_at", "closed_at", "planned_end", "satisfaction_at",
                    "caused_by"):
         frame[column] = t.frame[column]
-    result = pd.DataFrame(frame)
+    result = pd.DataFrame(frame, copy=False)
     result["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
     result["kpi_version"] = KPI_VERSION
     return conform(result, TICKET_FACT_COLUMNS)

@@ -264,8 +264,8 @@ def conform(frame: pd.DataFrame, columns: dict[str, Column]) -> pd.DataFrame:
         if col.name in frame.columns:
             out[col.name] = _as_dtype(frame[col.name], dtype).reset_index(drop=True)
         else:
-            out[col.name] = pd.Series([None] * n, dtype=dtype)
-    return pd.DataFrame(out)
+            out[col.name] = pd.Series(index=pd.RangeIndex(n), dtype=dtype)
+    return pd.DataFrame(out, copy=False)
 
 
 def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kpis.calendar import CalendarSet
+from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.schema import DONE_STATUSES, EVENT_KINDS
-from kpis.vocabulary import MISSING, Vocabulary
+from kpis.vocabulary import CODE_DTYPE, MISSING, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class KindEvents:
         """
         n = len(query_at)
         if len(self) == 0:
-            return np.full(n, MISSING, dtype="int64")
+            return np.full(n, MISSING, dtype=CODE_DTYPE)
         base = int(self.at.min())
         span = int(self.at.max()) - base + 2  # offsets -1 .. span-1 stay inside one ticket's slot
         q = np.clip(np.nan_to_num(query_at, nan=np.inf), base - 1, base + span - 1)
@@ -195,7 +195,7 @@ def paused_business_seconds(
     segments: pd.DataFrame,
     opened_at: np.ndarray,
     end_at: np.ndarray,
-    calendar_names: np.ndarray,
+    calendar: CalendarColumn,
     calendars: CalendarSet,
 ) -> np.ndarray:
     """Per ticket: business seconds of its excluded segments inside ``[opened_at, end_at)``."""
@@ -207,5 +207,5 @@ def paused_business_seconds(
     end = np.minimum(segments["end"].to_numpy(), end_at[tix])
     inside = end > start  # False where end_at is NaN
     seconds = np.zeros(len(tix))
-    seconds[inside] = calendars.business_seconds(calendar_names[tix][inside], start[inside], end[inside])
+    seconds[inside] = calendars.business_seconds(calendar.take(tix[inside]), start[inside], end[inside])
     return np.bincount(tix, weights=seconds, minlength=n)

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 MISSING = -1
+CODE_DTYPE = "int32"  # a computation sees far fewer than 2**31 distinct texts; half the memory of int64
 ABSENT = -2  # the code of a text the vocabulary has never seen: equal to no code
 
 
@@ -33,7 +34,7 @@ class Vocabulary:
     def encode(self, values: pd.Series) -> np.ndarray:
         """Codes of a text column (surrounding blanks stripped; blank or missing -> -1)."""
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        remap = np.array([self._code_of_unique(u) for u in uniques] + [MISSING], dtype="int64")
+        remap = np.array([self._code_of_unique(u) for u in uniques] + [MISSING], dtype=CODE_DTYPE)
         return remap[codes]
 
     def _code_of_unique(self, value: object) -> int:
@@ -55,5 +56,5 @@ class Vocabulary:
     def decode(self, codes: np.ndarray) -> pd.Series:
         """Codes -> a pandas ``str`` column (-1 -> missing)."""
         dictionary = pa.array(self._texts, type=pa.large_string())
-        taken = dictionary.take(pa.array(codes, mask=codes < 0, type=pa.int64()))
+        taken = dictionary.take(pa.array(codes, mask=codes < 0, type=pa.int32()))
         return pd.Series(pd.array(taken, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
