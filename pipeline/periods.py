@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpis.aggregate import local_days, period_starts
 
@@ -73,6 +77,16 @@ def facts_in_window(facts: pd.DataFrame, window: Window, timezone: str) -> pd.Da
         days = local_days(facts[anchor], timezone)
         hit |= ~np.isnat(days) & (days >= first) & (days < end)
     return facts[hit].reset_index(drop=True)
+
+
+def periods_filter(periods: pd.DataFrame) -> pc.Expression:
+    """A pyarrow filter for the rows of a period table that lie in ``periods`` (grain, period_start)."""
+    matches = [
+        (pc.field("grain") == grain)
+        & pc.field("period_start").isin(pa.array(group["period_start"].dt.date.tolist(), type=pa.date32()))
+        for grain, group in periods.groupby("grain", sort=True)
+    ]
+    return functools.reduce(operator.or_, matches) if matches else pc.scalar(False)
 
 
 def _induced_incident_openings(facts: pd.DataFrame, all_facts: pd.DataFrame) -> pd.Series:

@@ -27,12 +27,15 @@ from kpis.keys import positions, ticket_keys
 from kpis.schema import (
     EVENT_COLUMNS,
     REJECTED_COLUMNS,
+    TABLE_COLUMNS,
+    TABLE_KEYS,
     TICKET_COLUMNS,
     TICKET_FACT_COLUMNS,
     concat_frames,
     conform,
 )
-from pipeline.periods import Window, facts_in_window, touched_periods, window_periods
+from pipeline.changes import row_changes
+from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.settings import Settings
 from pipeline.stores import Replacement, Stores
 
@@ -170,34 +173,39 @@ class PipelineRun:
     # --- select -----------------------------------------------------------------------------
     def _replacements(self, tables, pulled: Pulled, merged: Merged, summary: RunSummary,
                       run_id: str) -> list[Replacement]:
-        if self.kind == "run":
-            old_facts = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
-            facts, periods = self._incremental_scope(tables.facts, old_facts)
-        else:
-            facts, periods = self._window_scope(tables.facts)
-        summary.periods_written = len(periods)
         rejected = pulled.rejected.assign(run_id=run_id)
         out = [
             Replacement("raw_tickets", pulled.tickets, pulled.tickets[FACT_KEY]),
             Replacement("raw_events", merged.changed_events, merged.changed_keys),
-            Replacement("ticket_facts", facts, facts[FACT_KEY]),
             # a row read again replaces its earlier rejection: reruns never duplicate rejected rows
             Replacement("rejected_rows", rejected, rejected[REJECT_KEY].drop_duplicates()),
         ]
-        for table in PERIOD_TABLES:
-            frame = getattr(tables, table)
-            rows = frame.merge(periods, on=PERIOD_KEY, how="inner")
-            out.append(Replacement(table, rows, periods))
+        if self.kind == "run":
+            facts, periods = self._incremental_scope(tables.facts)
+            out.append(Replacement("ticket_facts", facts, facts[FACT_KEY]))
+            out += [self._changed_rows(table, getattr(tables, table), periods) for table in PERIOD_TABLES]
+        else:
+            facts, periods = self._window_scope(tables.facts)
+            out.append(Replacement("ticket_facts", facts, facts[FACT_KEY]))
+            out += [Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
+                    for table in PERIOD_TABLES]
+        summary.periods_written = len(periods)
         return out
 
-    def _incremental_scope(self, new_facts: pd.DataFrame, old_facts: pd.DataFrame):
+    def _incremental_scope(self, new_facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Facts that differ from the stored ones, and every period their old or new anchors touch."""
-        changed = changed_facts(new_facts, old_facts)
-        keys = changed[FACT_KEY]
-        before = old_facts.merge(keys, on=FACT_KEY, how="inner")
-        periods = touched_periods(pd.concat([changed, before], ignore_index=True), new_facts,
+        stored = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
+        changes = row_changes(new_facts, stored, FACT_KEY)
+        periods = touched_periods(pd.concat([changes.rows, changes.before], ignore_index=True), new_facts,
                                   self.settings.kpi.grains, self.settings.kpi.reporting_timezone)
-        return changed, periods
+        return changes.rows, periods
+
+    def _changed_rows(self, table: str, computed: pd.DataFrame, periods: pd.DataFrame) -> Replacement:
+        """The rows of the touched periods that differ from the stored ones; stored rows gone are deleted."""
+        new = computed.merge(periods, on=PERIOD_KEY)
+        stored = conform(self.stores.read(table, filters=periods_filter(periods)), TABLE_COLUMNS[table])
+        changes = row_changes(new, stored, list(TABLE_KEYS[table]))
+        return Replacement(table, changes.rows, changes.gone)
 
     def _window_scope(self, new_facts: pd.DataFrame):
         """A backfill: every period of the window (whole weeks at its edges); the demo: every period."""
@@ -257,16 +265,6 @@ class RawLayer:
             changed_keys=changed,
             changed_events=history,
         )
-
-
-def changed_facts(new_facts: pd.DataFrame, old_facts: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``new_facts`` that are new or differ from ``old_facts`` in anything but ``as_of``."""
-    compare = [c for c in TICKET_FACT_COLUMNS if c != "as_of"]
-    if old_facts.empty:
-        return new_facts
-    merged = new_facts[compare].merge(old_facts[compare], how="left", indicator=True)
-    is_changed = (merged["_merge"] == "left_only").to_numpy()
-    return new_facts[is_changed].reset_index(drop=True)
 
 
 def _key_hits(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:

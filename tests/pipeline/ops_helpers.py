@@ -420,17 +420,3 @@ def periods_of(day: str) -> set[tuple[str, pd.Timestamp]]:
     quarter = date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
     return {("day", pd.Timestamp(d)), ("week", pd.Timestamp(monday)), ("month", pd.Timestamp(d.replace(day=1))),
             ("quarter", pd.Timestamp(quarter))}
-
-
-def written_periods(config: Path, as_of: pd.Timestamp) -> set[tuple[str, pd.Timestamp]]:
-    """(grain, period_start) of every SQL period-table row stamped with ``as_of``."""
-    stores = open_stores(config)
-    found: set = set()
-    try:
-        for table in PERIOD_TABLES:
-            frame = stores.read_sql(table)
-            hit = frame[frame["as_of"] == as_of]
-            found |= {(g, pd.Timestamp(p)) for g, p in zip(hit["grain"], hit["period_start"], strict=True)}
-    finally:
-        stores.close()
-    return found
