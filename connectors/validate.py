@@ -22,6 +22,7 @@ import pandas as pd
 
 from connectors.mapping import RowReasons, raw_json
 from kpis.csat import unmappable_satisfaction
+from kpis.keys import positions, ticket_keys
 from kpis.schema import (
     EVENT_COLUMNS,
     EVENT_KINDS,
@@ -86,12 +87,15 @@ def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: 
 
 def _unknown_ticket(events: pd.DataFrame, tickets: pd.DataFrame, known: pd.DataFrame | None) -> pd.Series:
     """True where the event's (source, ticket_id) is neither among ``tickets`` nor ``known``."""
+    if events.empty:
+        return pd.Series(False, index=events.index)
     keys = [tickets[["source", "ticket_id"]]]
     if known is not None and len(known):
-        keys.append(known[["source", "ticket_id"]].astype("str"))
-    pairs = pd.MultiIndex.from_frame(pd.concat(keys, ignore_index=True).astype("object"))
-    event_pairs = pd.MultiIndex.from_frame(events[["source", "ticket_id"]].astype("object"))
-    return pd.Series(~event_pairs.isin(pairs), index=events.index)
+        keys.append(known[["source", "ticket_id"]])
+    known_keys = pd.concat(keys, ignore_index=True)
+    found = positions(ticket_keys(known_keys["source"], known_keys["ticket_id"]),
+                      ticket_keys(events["source"], events["ticket_id"]))
+    return pd.Series(found < 0, index=events.index)
 
 
 def _event_reasons(events: pd.DataFrame, present: set[str], tickets: pd.DataFrame,

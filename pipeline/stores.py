@@ -92,6 +92,10 @@ class _Plan:
     def in_sql(self) -> bool:
         return self.table in TABLE_COLUMNS
 
+    @property
+    def changes_anything(self) -> bool:
+        return self.rows.num_rows > 0 or (self.scope is not None and self.scope.num_rows > 0)
+
 
 
 class Stores:
@@ -211,7 +215,8 @@ class Stores:
         journal = {"run_id": run_id, "commit_id": uuid.uuid4().hex, "tables": tables,
                    "started_at": datetime.now(UTC).isoformat()}
         try:
-            plans = [_plan(r) for r in replacements]
+            # a table with nothing to change is left alone (once it exists: an empty table gets its file)
+            plans = [p for p in map(_plan, replacements) if p.changes_anything or not self.parquet.has(p.table)]
             with self.parquet.commit_lock():
                 self._recover()
                 self._stage_and_commit_sql(journal, plans, ledger_writes)
@@ -355,12 +360,22 @@ def _read_sql(conn: Connection, table: str) -> pd.DataFrame:
 # -- SQL bulk writes ---------------------------------------------------------------------------
 def _replace_sql(conn: Connection, plan: _Plan) -> None:
     table = sqlschema.metadata.tables[plan.table]
-    if plan.scope is not None and plan.scope.num_rows:
-        _delete_matching(conn, table, plan.scope)
-    keys = PARQUET_KEYS.get(plan.table, ())
-    if keys and plan.rows.num_rows:
-        _delete_matching(conn, table, plan.rows.select(list(keys)))
+    for values in _rows_to_delete(plan):
+        _delete_matching(conn, table, values)
     _insert(conn, table, plan.rows)
+
+
+def _rows_to_delete(plan: _Plan) -> list[pa.Table]:
+    """The scope and the new rows' keys; one table when the scope is made of the key columns."""
+    keys = list(PARQUET_KEYS.get(plan.table, ()))
+    deletes = [plan.scope] if plan.scope is not None and plan.scope.num_rows else []
+    if keys and plan.rows.num_rows:
+        new_keys = plan.rows.select(keys)
+        if deletes and sorted(deletes[0].column_names) == sorted(keys):
+            deletes = [distinct(pa.concat_tables([deletes[0].select(keys), new_keys]))]
+        else:
+            deletes.append(new_keys)
+    return deletes
 
 
 def _delete_matching(conn: Connection, table: Table, values: pa.Table) -> None:
