@@ -12,9 +12,15 @@ _SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in a source name
 
 def ticket_keys(source: pd.Series, ticket_id: pd.Series) -> pa.Array:
     """One string per row identifying the ticket across sources."""
-    src = pa.array(source.astype("str").array, type=pa.large_string())
-    tid = pa.array(ticket_id.astype("str").array, type=pa.large_string())
-    return pc.binary_join_element_wise(src, tid, pa.scalar(_SEPARATOR, type=pa.large_string()))
+    return row_keys(pd.DataFrame({"source": source.astype("str").array, "ticket_id": ticket_id.astype("str").array}))
+
+
+def row_keys(frame: pd.DataFrame) -> pa.Array:
+    """One string per row joining all of ``frame``'s columns (any type, cast to text by Arrow)."""
+    parts = [pc.cast(pa.array(frame[c], from_pandas=True), pa.large_string()) for c in frame.columns]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, pa.scalar(_SEPARATOR, type=pa.large_string()))
 
 
 def positions(keys: pa.Array, lookups: pa.Array) -> np.ndarray:

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from kpis.keys import positions
+from kpis.keys import positions, row_keys
 
 IGNORED = ("as_of",)
-_SEPARATOR = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -45,19 +42,11 @@ def row_changes(new: pd.DataFrame, stored: pd.DataFrame, key: list[str]) -> RowC
 
 def _align(new_keys: pd.DataFrame, stored_keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of positions (new, stored) with equal keys; -1 on the side that has no such key."""
-    new_text, stored_text = _key_text(new_keys), _key_text(stored_keys)
+    new_text, stored_text = row_keys(new_keys), row_keys(stored_keys)
     stored_of_new = positions(stored_text, new_text)
     unmatched_stored = np.flatnonzero(positions(new_text, stored_text) < 0)
     return (np.concatenate([np.arange(len(new_keys)), np.full(len(unmatched_stored), -1)]),
             np.concatenate([stored_of_new, unmatched_stored]))
-
-
-def _key_text(keys: pd.DataFrame) -> pa.Array:
-    """Each row's key columns joined into one string (a separator no text column holds)."""
-    parts = [pc.cast(pa.array(keys[c], from_pandas=True), pa.large_string()) for c in keys.columns]
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, pa.scalar(_SEPARATOR, type=pa.large_string()), null_handling="replace")
 
 
 def _same_rows(new: pd.DataFrame, stored: pd.DataFrame, new_pos: np.ndarray, stored_pos: np.ndarray) -> np.ndarray:
