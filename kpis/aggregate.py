@@ -180,8 +180,8 @@ def _flag(values: pd.Series, rows: np.ndarray) -> np.ndarray:
     return values.to_numpy(dtype=bool, na_value=False)[rows]
 
 
-def _minutes(seconds: pd.Series, rows: np.ndarray) -> np.ndarray:
-    return seconds.to_numpy(dtype="float64", na_value=np.nan)[rows] / SECONDS_PER_MINUTE
+def _seconds(seconds: pd.Series, rows: np.ndarray) -> np.ndarray:
+    return seconds.to_numpy(dtype="float64", na_value=np.nan)[rows]
 
 
 def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -190,7 +190,7 @@ def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray) -> dict[str, n
 
 def _opened(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:
     rows = base(included, facts["opened_at"]).assign(
-        opened_count=True, response_minutes=_minutes(facts["response_business_s"], included),
+        opened_count=True, response_seconds=_seconds(facts["response_business_s"], included),
         **_sla_counts(facts["response_sla"], "response_sla", included))
     return Family(rows)
 
@@ -200,7 +200,7 @@ def _resolved(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Fami
     fixable = facts["ticket_type"].isin(_FIXABLE).to_numpy()[selected]
     rows = base(selected, facts["resolved_at"]).assign(
         resolved_count=fixable,
-        resolution_minutes=_minutes(facts["resolution_business_s"], selected),
+        resolution_seconds=_seconds(facts["resolution_business_s"], selected),
         first_fix_count=_flag(facts["first_fix"], selected),
         reopened_count=fixable & _flag(facts["reopened"], selected),
         accuracy_assessable=_flag(facts["diagnosis_assessable"], selected),
@@ -263,7 +263,9 @@ def period_starts(days: np.ndarray, grain: str) -> np.ndarray:
 COUNTS = ("opened_count", "response_sla_met", "response_sla_breached", "resolved_count", "resolution_sla_met",
           "resolution_sla_breached", "first_fix_count", "reopened_count", "accuracy_assessable", "accuracy_correct",
           "csat_answered", "csat_satisfied", "maintenance_due", "maintenance_on_time", "induced_incidents")
-DURATIONS = {"response": "response_minutes", "resolution": "resolution_minutes"}
+# Durations are summed in whole seconds and turned into minutes per group: a sum of integers is exact,
+# so a mean does not depend on the order of the facts (a nightly run compares it with the stored one).
+DURATIONS = {"response": "response_seconds", "resolution": "resolution_seconds"}
 
 
 @dataclass(frozen=True)
@@ -320,13 +322,14 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
-    """n, mean, median and P90 per group, ignoring missing values; percentiles as ``percentile_cont``."""
+    """n, mean, median and P90 in minutes per group of seconds, ignoring missing values; percentiles as ``percentile_cont``."""
     group = group[durations.rows]
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(group, weights=durations.values, minlength=size) / n
     median, p90 = percentile_cont(group, durations.values, n, (0.5, 0.9), ranked=(durations.rank, durations.ascending))
-    return {f"{prefix}_n": n, f"{prefix}_mean_min": mean, f"{prefix}_median_min": median, f"{prefix}_p90_min": p90}
+    return {f"{prefix}_n": n, f"{prefix}_mean_min": mean / SECONDS_PER_MINUTE,
+            f"{prefix}_median_min": median / SECONDS_PER_MINUTE, f"{prefix}_p90_min": p90 / SECONDS_PER_MINUTE}
 
 
 def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fractions: tuple[float, ...],

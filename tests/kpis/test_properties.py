@@ -228,9 +228,10 @@ TABLES = {"facts": TABLE_KEYS["ticket_facts"], "kpi_engineer": TABLE_KEYS["kpi_e
 
 
 def assert_same_tables(x, y):
+    """Equal to the last bit: a nightly run compares recomputed rows with stored ones exactly."""
     for name, keys in TABLES.items():
         pd.testing.assert_frame_equal(_sorted(getattr(x, name), keys), _sorted(getattr(y, name), keys),
-                                      obj=name)
+                                      obj=name, check_exact=True)
 
 
 # compute_all costs ~1 s even on a handful of tickets, so these run few, small examples.

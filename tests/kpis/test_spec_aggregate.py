@@ -123,6 +123,20 @@ def test_response_mean_median_p90_are_continuous_percentiles():
     assert r["low_sample"] is True  # 0 + 0 < 3
 
 
+def test_mean_is_exact_seconds_over_n_in_any_ticket_order():
+    # responses 1 .. 10 s: 55 s / 10 = 5.5 s = 0.091666... min, the same float whatever the row order
+    # (a sum of per-row minutes, 1/60 + 2/60 + ..., rounds differently forwards and backwards)
+    def mean(seconds):
+        tix = tickets(*[I(f"T{s}", first_response_at=str(ts("2026-03-10T02:00Z") + pd.Timedelta(seconds=s)))
+                        for s in seconds])
+        eng, _ = run(tix, s=st(reporting={"grains": ["month"]}))
+        return kpi_row(eng, grain="month", period_start="2026-03-01", engineer="bob",
+                       ticket_type="incident")["response_mean_min"]
+
+    forwards, backwards = mean(range(1, 11)), mean(range(10, 0, -1))
+    assert forwards == backwards == 55 / 10 / 60
+
+
 def test_resolution_percentiles_with_an_outlier_and_unrounded_minutes():
     # resolutions 1.5, 2, 3, 4, 100 min -> mean 110.5 / 5 = 22.1; median 3;
     # P90: position 0.9 x 4 = 3.6 -> 4 + 0.6 x (100 - 4) = 61.6
