@@ -14,7 +14,7 @@ from kpis.config import KpiSettings
 from kpis.facts import compute_facts
 from kpis.scorecard import compute_scorecard
 
-__all__ = ["KpiSettings", "KpiTables", "aggregate", "compute_all", "compute_facts", "compute_scorecard"]
+__all__ = ["KpiSettings", "KpiTables", "aggregate", "compute_all", "compute_facts", "compute_scorecard", "kpi_tables"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,11 @@ class KpiTables:
 
 def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> KpiTables:
     """Facts, both aggregates and the scorecard for canonical ``tickets``/``events`` at ``as_of``."""
-    facts = compute_facts(tickets, events, settings, as_of)
+    return kpi_tables(compute_facts(tickets, events, settings, as_of), settings)
+
+
+def kpi_tables(facts: pd.DataFrame, settings: KpiSettings) -> KpiTables:
+    """Both aggregates and the scorecard for ``ticket_facts`` (one ``as_of`` for every row)."""
     rows = kpi_rows(facts, settings)  # shared: the three aggregates differ only in who is credited
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows)
     return KpiTables(

@@ -6,6 +6,9 @@ and ``[[scorecard]]`` sections and fails with a ``ConfigError`` naming the key a
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kpis.errors import ConfigError
-from kpis.schema import GRAINS, KPI_ENGINEER_COLUMNS, PRIORITIES, STATUSES, TICKET_TYPES
+from kpis.schema import GRAINS, KPI_ENGINEER_COLUMNS, KPI_VERSION, PRIORITIES, STATUSES, TICKET_TYPES
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_OPEN = "24x7"
@@ -266,3 +269,35 @@ class KpiSettings:
             min_sample=min_sample,
             scorecard=tuple(ScorecardEntry.from_config(i, e, known) for i, e in enumerate(cfg.get("scorecard", []))),
         )
+
+
+#: The settings that per-ticket facts depend on; the others only shape the aggregates.
+_FACT_SETTINGS = ("calendars", "default_calendar", "sla", "pause_statuses", "resolution_counts_as_response",
+                  "failed_close_codes", "satisfaction_map", "ticket_types")
+
+
+def facts_fingerprint(settings: KpiSettings) -> str:
+    """A digest of everything ``compute_facts`` reads from the settings, plus the KPI definitions' version.
+
+    Equal fingerprints mean stored facts of a ticket whose input did not change are still right, so a
+    nightly run may recompute only the changed ones (pipeline/refresh.py).
+    """
+    payload = {name: _canonical(getattr(settings, name)) for name in _FACT_SETTINGS}
+    payload["kpi_version"] = KPI_VERSION
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-ready form of a settings value that does not depend on set or dict order."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return sorted([str(k), _canonical(v)] for k, v in value.items())
+    if isinstance(value, (set, frozenset)):
+        return sorted(str(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return [_canonical(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -1,4 +1,4 @@
-"""The run ledger in the SQL store: runs, watermarks, files already read, and the run lock.
+"""The run ledger in the SQL store: runs, watermarks, files already read, store state and the run lock.
 
 Methods named ``*_writes`` return a function of a SQLAlchemy ``Connection`` instead of writing: pass
 them (joined with ``combine_writes``) to ``Stores.commit(ledger_writes=...)`` so the ledger commits in
@@ -37,6 +37,7 @@ Writes = Callable[[Connection], None]
 LOCK_NAME = "itsm-kpi"
 _T = sqlschema.metadata.tables
 RUNS, STATE, FILES, LOCK = _T["pipeline_runs"], _T["source_state"], _T["source_files"], _T["run_lock"]
+STORE_STATE = _T["store_state"]
 
 
 def _now() -> datetime:
@@ -223,6 +224,21 @@ class Ledger:
             rows = [{"source": source, "file_key": k, "run_id": run_id, "read_at": now} for k in keys if k not in known]
             if rows:
                 conn.execute(insert(FILES), rows)
+        return write
+
+    # -- facts about the stored data --------------------------------------------------------------
+    def store_state(self, name: str) -> str | None:
+        """A value recorded about the stored data (e.g. ``facts_fingerprint``), or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(STORE_STATE.c.value).where(STORE_STATE.c.name == name)).scalar()
+
+    def set_store_state_writes(self, name: str, value: str | None) -> Writes:
+        """The write that records ``value`` under ``name`` (None forgets it)."""
+        def write(conn: Connection) -> None:
+            if value is None:
+                conn.execute(delete(STORE_STATE).where(STORE_STATE.c.name == name))
+            else:
+                _upsert(conn, STORE_STATE, {"name": name, "value": value, "updated_at": _now()}, ["name"])
         return write
 
     # -- the lock ------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
 from connectors.registry import build_connector
 from connectors.validate import validate
-from kpis import compute_all
+from kpis import compute_facts, kpi_tables
+from kpis.config import facts_fingerprint
 from kpis.keys import positions, ticket_keys
 from kpis.schema import (
     EVENT_COLUMNS,
@@ -34,17 +35,18 @@ from kpis.schema import (
     concat_frames,
     conform,
 )
-from pipeline.changes import row_changes
+from pipeline.changes import RowChanges, row_changes
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
+from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
 from pipeline.stores import Replacement, Stores
 
 log = logging.getLogger(__name__)
 
-FACT_KEY = ["source", "ticket_id"]
 REJECT_KEY = ["source", "row_kind", "raw"]
 EVENT_IDENTITY = ["source", "ticket_id", "at", "kind", "value", "actor"]
 PERIOD_KEY = ["grain", "period_start"]
+FACTS_FINGERPRINT = "facts_fingerprint"  # store_state: the fact settings the stored facts were computed with
 PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
 
 
@@ -106,9 +108,12 @@ class PipelineRun:
         with self._stage(summary, "merge"):
             merged = raw.merge(pulled)
         with self._stage(summary, "compute"):
-            tables = compute_all(merged.tickets, merged.events, self.settings.kpi, self.as_of)
+            refresh = self._refresh_facts(merged) if self.kind == "run" else None
+            facts = refresh.facts if refresh else compute_facts(merged.tickets, merged.events, self.settings.kpi,
+                                                                 self.as_of)
+            tables = kpi_tables(facts, self.settings.kpi)
         with self._stage(summary, "select"):
-            replacements = self._replacements(tables, pulled, merged, summary, run_id)
+            replacements = self._replacements(tables, refresh, pulled, merged, summary, run_id)
         summary.status = "partial" if summary.failed_sources else "success"
         summary.rows_written = sum(len(r.rows) for r in replacements)
         with self._stage(summary, "write"):
@@ -170,9 +175,19 @@ class PipelineRun:
         summary.rejected_by_reason = _reason_counts(rejected)
         return Pulled(tickets, events, rejected, cursors, files)
 
+    # --- compute ----------------------------------------------------------------------------
+    def _refresh_facts(self, merged: Merged) -> FactsRefresh:
+        """A nightly run's facts: stored ones reused where they cannot have changed (pipeline/refresh.py)."""
+        stored = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
+        reuse = self.ledger.store_state(FACTS_FINGERPRINT) == facts_fingerprint(self.settings.kpi)
+        if not reuse:
+            log.info("fact settings changed or not recorded: recomputing every ticket's facts")
+        return refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
+                             self.as_of, reuse=reuse)
+
     # --- select -----------------------------------------------------------------------------
-    def _replacements(self, tables, pulled: Pulled, merged: Merged, summary: RunSummary,
-                      run_id: str) -> list[Replacement]:
+    def _replacements(self, tables, refresh: FactsRefresh | None, pulled: Pulled, merged: Merged,
+                      summary: RunSummary, run_id: str) -> list[Replacement]:
         rejected = pulled.rejected.assign(run_id=run_id)
         out = [
             Replacement("raw_tickets", pulled.tickets, pulled.tickets[FACT_KEY]),
@@ -180,8 +195,8 @@ class PipelineRun:
             # a row read again replaces its earlier rejection: reruns never duplicate rejected rows
             Replacement("rejected_rows", rejected, rejected[REJECT_KEY].drop_duplicates()),
         ]
-        if self.kind == "run":
-            facts, periods = self._incremental_scope(tables.facts)
+        if refresh is not None:
+            facts, periods = self._incremental_scope(refresh.changes, tables.facts)
             out.append(Replacement("ticket_facts", facts, facts[FACT_KEY]))
             out += [self._changed_rows(table, getattr(tables, table), periods) for table in PERIOD_TABLES]
         else:
@@ -192,10 +207,8 @@ class PipelineRun:
         summary.periods_written = len(periods)
         return out
 
-    def _incremental_scope(self, new_facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _incremental_scope(self, changes: RowChanges, new_facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Facts that differ from the stored ones, and every period their old or new anchors touch."""
-        stored = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
-        changes = row_changes(new_facts, stored, FACT_KEY)
         periods = touched_periods(pd.concat([changes.rows, changes.before], ignore_index=True), new_facts,
                                   self.settings.kpi.grains, self.settings.kpi.reporting_timezone)
         return changes.rows, periods
@@ -217,6 +230,9 @@ class PipelineRun:
     # --- ledger -----------------------------------------------------------------------------
     def _ledger_writes(self, run_id: str, pulled: Pulled, summary: RunSummary):
         writes = [self.ledger.finish_run_writes(run_id, summary)]
+        # A backfill writes the facts of its window only: the next nightly run recomputes them all.
+        fingerprint = None if self.kind == "backfill" else facts_fingerprint(self.settings.kpi)
+        writes.append(self.ledger.set_store_state_writes(FACTS_FINGERPRINT, fingerprint))
         if self.kind == "run":
             for source, cursor in pulled.cursors.items():
                 writes.append(self.ledger.set_watermark_writes(source, cursor))

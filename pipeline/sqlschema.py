@@ -10,6 +10,7 @@ SQLite ignores it). The ledger tables are described with ``kpis.schema.Column`` 
     source_state, source_files               watermarks and files already read (SQL only)
     run_lock                                 the one-run-at-a-time lock (SQL only)
     store_commits                            which store commits reached SQL (SQL only; see stores.py)
+    store_state                              facts about the stored data, e.g. the facts' config fingerprint
 """
 
 from __future__ import annotations
@@ -97,12 +98,19 @@ STORE_COMMITS_COLUMNS = _cols(
     Column("tables", STR, "Tables replaced, comma-separated"),
 )
 
+STORE_STATE_COLUMNS = _cols(
+    Column("name", STR, "What is recorded, e.g. facts_fingerprint"),
+    Column("value", STR, "Its value"),
+    Column("updated_at", TS, "When it was last written (UTC)"),
+)
+
 LEDGER_COLUMNS: dict[str, dict[str, Column]] = {
     "pipeline_runs": PIPELINE_RUNS_COLUMNS,
     "source_state": SOURCE_STATE_COLUMNS,
     "source_files": SOURCE_FILES_COLUMNS,
     "run_lock": RUN_LOCK_COLUMNS,
     "store_commits": STORE_COMMITS_COLUMNS,
+    "store_state": STORE_STATE_COLUMNS,
 }
 LEDGER_KEYS: dict[str, tuple[str, ...]] = {
     "pipeline_runs": ("run_id",),
@@ -110,6 +118,7 @@ LEDGER_KEYS: dict[str, tuple[str, ...]] = {
     "source_files": ("source", "file_key"),
     "run_lock": ("name",),
     "store_commits": ("commit_id",),
+    "store_state": ("name",),
 }
 
 #: Every SQL table's columns (the surrogate ``rejected_rows.row_id`` aside).
@@ -128,6 +137,7 @@ TABLE_COMMENTS = {
     "source_files": "Files already read per file source",
     "run_lock": "The lock that keeps runs from overlapping",
     "store_commits": "Store commits whose SQL transaction committed (used to recover an interrupted Parquet swap)",
+    "store_state": "Facts about the stored data, e.g. the settings fingerprint of the stored ticket_facts",
 }
 
 _TYPES: dict[str, type[TypeEngine]] = {

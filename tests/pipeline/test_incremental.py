@@ -131,3 +131,27 @@ def test_reruns_without_new_files_write_no_period(two_days: TwoDays) -> None:
         assert (last["status"], last["periods_written"], last["rows_read"], last["rows_written"]) == (
             "success", 0, 0, 0)
         assert_same(snapshot(nightly, drop=()), before)
+
+
+def test_a_changed_fact_setting_recomputes_every_ticket(tmp_path: Path) -> None:
+    """Stored facts are reused only under the settings they were computed with: a new P1 resolution
+    target (4 h -> 2 h) with no new file still moves every P1 incident's facts and their periods."""
+    exports = tmp_path / "exports"
+    month_tickets, month_events = month_export()
+    write_export(exports, "2026-07-31", month_tickets, month_events)
+    nightly = write_config(tmp_path, f"sqlite:///{tmp_path / 'nightly.sqlite'}", sources={"helpdesk": exports},
+                           store=tmp_path / "nightly")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY1_AS_OF.isoformat()) == 0
+    before = snapshot(nightly)
+    nightly.write_text(nightly.read_text(encoding="utf-8").replace('resolution = "4h"', 'resolution = "2h"', 1),
+                       encoding="utf-8")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert runs(nightly).iloc[-1]["rows_written"] > 0
+    fresh = write_config(tmp_path, f"sqlite:///{tmp_path / 'fresh.sqlite'}", sources={"helpdesk": exports},
+                         store=tmp_path / "fresh")
+    fresh.write_text(nightly.read_text(encoding="utf-8").replace(str(tmp_path / "nightly"), str(tmp_path / "fresh")),
+                     encoding="utf-8")
+    assert cli("run", "--config", str(fresh), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    after = snapshot(nightly)
+    assert not after[("sql", "ticket_facts")].equals(before[("sql", "ticket_facts")])
+    assert_same(after, snapshot(fresh))

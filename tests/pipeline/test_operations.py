@@ -21,6 +21,7 @@ from ops_helpers import (
     assert_same,
     assert_stores_agree,
     cli,
+    load,
     month_export,
     new_tickets,
     runs,
@@ -31,6 +32,8 @@ from ops_helpers import (
     write_config,
     write_export,
 )
+
+from kpis.config import facts_fingerprint
 
 EXIT_SOURCE = 3
 
@@ -166,6 +169,18 @@ def test_a_quarter_backfill_twice_changes_nothing_and_leaves_watermarks(nightly_
     done = runs(config)
     assert list(done["kind"]) == ["run", "backfill", "backfill"] and set(done["status"]) == {"success"}
     assert_stores_agree(config)
+
+
+def test_a_backfill_makes_the_next_nightly_run_recompute_every_fact(nightly_store: Path) -> None:
+    """A backfill writes the facts of its window only, so the stored facts no longer say which settings
+    they were computed with; a nightly run records them again."""
+    config = nightly_store
+    fingerprint = facts_fingerprint(load(config).kpi)
+    assert sql_rows(config, "store_state").set_index("name")["value"].to_dict() == {"facts_fingerprint": fingerprint}
+    assert cli("backfill", "--quarter", "2026Q3", "--config", str(config), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert sql_rows(config, "store_state").empty
+    assert cli("run", "--config", str(config), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert sql_rows(config, "store_state").set_index("name")["value"].to_dict() == {"facts_fingerprint": fingerprint}
 
 
 def test_a_backfill_records_its_window_in_utc(nightly_store: Path) -> None:

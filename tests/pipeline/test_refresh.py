@@ -1,0 +1,131 @@
+"""pipeline.refresh: a nightly run recomputes only the facts that can have changed, and gets the same facts.
+
+Day 1 (as_of 2026-03-10 03:00Z) stores the facts of six tickets; day 2 (as_of 2026-03-11 03:00Z) brings
+one changed ticket and one new one. P1 incidents: response 30 min, resolution 4 h, 24x7.
+
+    A   closed incident, untouched                        -> kept as stored
+    B   open incident, responded, opened 02:00Z day 1     -> clock: in_progress at day 1, breached at day 2
+    C   closed incident reassigned on day 2 (new row)     -> changed
+    D   closed incident caused_by M2, which arrives day 2 -> cross-ticket: induced only on day 2
+    E   closed incident, untouched                        -> kept as stored
+    M   maintenance IN_PROGRESS, planned end 12:00Z day 1 -> clock: not due at day 1, due (late) at day 2
+    M2  maintenance, new on day 2                         -> changed (new)
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kpis import compute_facts
+from kpis.config import KpiSettings, facts_fingerprint
+from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
+from pipeline.refresh import reads_the_clock, refresh_facts
+
+DAY1, DAY2 = pd.Timestamp("2026-03-10T03:00Z"), pd.Timestamp("2026-03-11T03:00Z")
+SETTINGS = KpiSettings.from_config({"sla": [{"ticket_type": "incident", "priority": "P1",
+                                             "response": "30m", "resolution": "4h"}]})
+KEY = ["source", "ticket_id"]
+
+
+def incident(tid: str, **kw) -> dict:
+    closed = {"status": "CLOSED", "first_response_at": "2026-03-09T08:05Z", "resolved_at": "2026-03-09T09:00Z"}
+    return {"ticket_id": tid, "ticket_type": "incident", "priority": "P1", "opened_at": "2026-03-09T08:00Z",
+            "assignee": "bob", "assignment_group": "desk", **closed, **kw}
+
+
+def maintenance(tid: str, **kw) -> dict:
+    return {"ticket_id": tid, "ticket_type": "maintenance", "opened_at": "2026-03-08T08:00Z", "status": "IN_PROGRESS",
+            "planned_end": "2026-03-10T12:00Z", "assignee": "ann", "assignment_group": "ops", **kw}
+
+
+def frame(*rows: dict) -> pd.DataFrame:
+    out = pd.DataFrame([{"source": "hd", **r} for r in rows])
+    for c in [c.name for c in TICKET_COLUMNS.values() if c.dtype.startswith("datetime64") and c.name in out]:
+        out[c] = pd.to_datetime(out[c], utc=True)
+    return conform(out, TICKET_COLUMNS)
+
+
+NO_EVENTS = conform(pd.DataFrame({c: [] for c in EVENT_COLUMNS}), EVENT_COLUMNS)
+DAY1_TICKETS = frame(incident("A"), incident("B", status="IN_PROGRESS", opened_at="2026-03-10T02:00Z",
+                                            first_response_at="2026-03-10T02:10Z", resolved_at=None),
+                     incident("C"), incident("D", caused_by="M2"), incident("E"), maintenance("M"))
+DAY2_CHANGES = frame(incident("C", assignee="cy"), maintenance("M2", status="CLOSED", actual_end="2026-03-09T10:00Z",
+                                                               resolved_at="2026-03-09T10:00Z"))
+DAY2_TICKETS = pd.concat([DAY1_TICKETS[DAY1_TICKETS["ticket_id"] != "C"], DAY2_CHANGES], ignore_index=True)
+
+
+def stored_day1() -> pd.DataFrame:
+    return compute_facts(DAY1_TICKETS, NO_EVENTS, SETTINGS, DAY1)
+
+
+def by_key(facts: pd.DataFrame) -> pd.DataFrame:
+    return facts.sort_values(KEY, ignore_index=True)
+
+
+def test_day1_facts_are_what_day2_must_change() -> None:
+    """The hand-worked day-1 state the other tests build on."""
+    facts = stored_day1().set_index("ticket_id")
+    assert facts.loc["B", "resolution_sla"] == "in_progress"  # 1 h of 4 h elapsed
+    assert pd.isna(facts.loc["M", "maintenance_on_time"])  # planned end 12:00Z not reached at 03:00Z
+    assert not facts.loc["D", "induced_incident"]  # M2 is not known yet
+
+
+def test_only_changed_clock_and_cause_tickets_are_recomputed() -> None:
+    refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=True)
+    # C, M2 changed; B (unresolved) and M (maintenance not done) read the clock; D names M2. A, E kept.
+    assert refresh.recomputed == 5
+    assert sorted(refresh.changes.rows["ticket_id"]) == ["B", "C", "D", "M", "M2"]
+    assert sorted(refresh.changes.before["ticket_id"]) == ["B", "C", "D", "M"]  # M2 had no stored row
+    facts = refresh.facts.set_index("ticket_id")
+    assert facts.loc["B", "resolution_sla"] == "breached"  # 25 h elapsed > 4 h
+    assert not facts.loc["M", "maintenance_on_time"]  # due (day 2 is past 12:00Z day 1), not done
+    assert facts.loc["D", "induced_incident"]
+    assert facts.loc["C", "engineer"] == "cy"
+    assert (refresh.facts["as_of"] == DAY2).all()
+
+
+def test_reused_facts_equal_a_full_recomputation() -> None:
+    refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=True)
+    full = compute_facts(DAY2_TICKETS, NO_EVENTS, SETTINGS, DAY2)
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(full), check_exact=True)
+
+
+def test_without_reuse_every_ticket_is_recomputed() -> None:
+    refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=False)
+    assert refresh.recomputed == 7
+    assert sorted(refresh.changes.rows["ticket_id"]) == ["B", "C", "D", "M", "M2"]
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(DAY2_TICKETS, NO_EVENTS, SETTINGS, DAY2)))
+
+
+def test_stored_facts_missing_a_ticket_mean_a_full_recomputation() -> None:
+    stored = stored_day1()
+    stored = stored[stored["ticket_id"] != "E"]  # E is in the raw layer but has no stored facts
+    refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored, SETTINGS, DAY2, reuse=True)
+    assert refresh.recomputed == 7
+    assert "E" in set(refresh.changes.rows["ticket_id"])
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(DAY2_TICKETS, NO_EVENTS, SETTINGS, DAY2)))
+
+
+def test_reads_the_clock() -> None:
+    facts = stored_day1().set_index("ticket_id")
+    clock = dict(zip(facts.index, reads_the_clock(facts.reset_index()), strict=True))
+    assert clock == {"A": False, "B": True, "C": False, "D": False, "E": False, "M": True}
+
+
+@pytest.mark.parametrize("change, moves", [
+    ({"sla": [{"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "5h"}]}, True),
+    ({"kpi": {"failed_close_codes": ["rolled_back"]}}, True),
+    ({"reporting": {"min_sample": 3}}, False),  # aggregates only
+    ({"reporting": {"grains": ["month"]}}, False),
+])
+def test_fingerprint_follows_the_settings_facts_read(change: dict, moves: bool) -> None:
+    base = {"sla": [{"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "4h"}]}
+    changed = KpiSettings.from_config({**base, **change})
+    assert (facts_fingerprint(changed) != facts_fingerprint(SETTINGS)) is moves
+
+
+def test_fingerprint_ignores_set_and_mapping_order() -> None:
+    one = KpiSettings.from_config({"kpi": {"failed_close_codes": ["a", "b", "c"], "satisfaction_map": {"x": 5, "y": 1}}})
+    two = KpiSettings.from_config({"kpi": {"failed_close_codes": ["c", "a", "b"], "satisfaction_map": {"y": 1, "x": 5}}})
+    assert facts_fingerprint(one) == facts_fingerprint(two)
