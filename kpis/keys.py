@@ -17,7 +17,13 @@ def ticket_keys(source: pd.Series, ticket_id: pd.Series) -> pa.Array:
 
 def row_keys(frame: pd.DataFrame) -> pa.Array:
     """One string per row joining all of ``frame``'s columns (any type, cast to text by Arrow)."""
-    parts = [pc.cast(pa.array(frame[c], from_pandas=True), pa.large_string()) for c in frame.columns]
+    return join_keys([pa.array(frame[c], from_pandas=True) for c in frame.columns])
+
+
+def join_keys(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
+    """One string per row joining Arrow ``columns`` as ``row_keys`` does (``ticket_keys`` of an Arrow table)."""
+    parts = [pc.cast(c, pa.large_string()) for c in columns]
+    parts = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
     if len(parts) == 1:
         return parts[0]
     return pc.binary_join_element_wise(*parts, pa.scalar(_SEPARATOR, type=pa.large_string()))

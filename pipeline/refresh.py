@@ -25,9 +25,10 @@ import pyarrow.compute as pc
 
 from kpis import compute_facts
 from kpis.config import KpiSettings
-from kpis.keys import ticket_keys
-from kpis.schema import DONE_STATUSES, TABLE_KEYS, TS
+from kpis.keys import join_keys, ticket_keys
+from kpis.schema import DONE_STATUSES, TABLE_KEYS, TICKET_FACT_COLUMNS, TS
 from pipeline.changes import RowChanges, row_changes
+from pipeline.parquet_store import to_arrow, to_pandas
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,12 @@ class FactsRefresh:
     recomputed: int  # tickets whose facts this run computed
 
 
-def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.DataFrame, stored: pd.DataFrame,
+def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.DataFrame, stored: pa.Table,
                   settings: KpiSettings, as_of: pd.Timestamp, *, reuse: bool) -> FactsRefresh:
     """Facts of the raw layer (``tickets``/``events``) at ``as_of``, reusing ``stored`` where ``reuse`` allows.
 
     ``changed_keys``: (source, ticket_id) of the tickets with a new row or new events in this run.
+    ``stored``: the stored ``ticket_facts`` as Arrow (as read, so the rows kept are never copied to pandas twice).
     ``reuse``: the stored facts were computed with these settings (the caller compares fingerprints).
     """
     if reuse:
@@ -55,52 +57,54 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
         if partial is not None:
             return partial
     facts = compute_facts(tickets, events, settings, as_of)
-    return FactsRefresh(facts, row_changes(facts, stored, FACT_KEY), recomputed=len(facts))
+    return FactsRefresh(facts, row_changes(facts, to_pandas(stored, TICKET_FACT_COLUMNS), FACT_KEY),
+                        recomputed=len(facts))
 
 
-def _recompute_affected(tickets, events, changed_keys, stored, settings, as_of) -> FactsRefresh | None:
-    stored_keys = ticket_keys(stored["source"], stored["ticket_id"])
+def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of) -> FactsRefresh | None:
+    stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
-    stale = (_is_in(stored_keys, changed) | reads_the_clock(stored)
-             | _names_a_changed_cause(stored, changed))
-    affected = pc.unique(pa.concat_arrays([_flat(changed), _flat(stored_keys.filter(pa.array(stale)))]))
+    stale = _is_in(stored_keys, changed) | reads_the_clock(stored) | _names_a_changed_cause(stored, changed)
+    affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(pa.array(stale))]))
     recompute = _is_in(ticket_keys(tickets["source"], tickets["ticket_id"]), affected)
-    if len(tickets) - int(recompute.sum()) != len(stored) - int(stale.sum()):
+    kept = stored.num_rows - int(stale.sum())
+    if len(tickets) - int(recompute.sum()) != kept:
         log.warning("stored ticket_facts do not match the raw layer (%d facts kept for %d tickets): "
-                    "recomputing every ticket's facts", len(stored) - int(stale.sum()),
-                    len(tickets) - int(recompute.sum()))
+                    "recomputing every ticket's facts", kept, len(tickets) - int(recompute.sum()))
         return None
-    new = compute_facts(tickets[recompute], events[_is_in(ticket_keys(events["source"], events["ticket_id"]), affected)],
-                        settings, as_of)
-    kept = stored[~stale]
-    facts = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    of_affected = _is_in(ticket_keys(events["source"], events["ticket_id"]), affected)
+    new = compute_facts(tickets[recompute], events[of_affected], settings, as_of)
+    stale_mask = pa.array(stale)
+    facts = to_pandas(pa.concat_tables([stored.filter(pc.invert(stale_mask)), to_arrow(new, TICKET_FACT_COLUMNS)]),
+                      TICKET_FACT_COLUMNS)
     facts["as_of"] = pd.Series(pd.Timestamp(as_of).tz_convert("UTC"), index=facts.index).astype(TS)
     log.info("recomputed the facts of %d of %d tickets (changed or clock-dependent)", len(new), len(facts))
-    return FactsRefresh(facts, row_changes(new, stored[stale], FACT_KEY), recomputed=len(new))
+    before = to_pandas(stored.filter(stale_mask), TICKET_FACT_COLUMNS)
+    return FactsRefresh(facts, row_changes(new, before, FACT_KEY), recomputed=len(new))
 
 
-def reads_the_clock(facts: pd.DataFrame) -> np.ndarray:
+def reads_the_clock(facts: pa.Table) -> np.ndarray:
     """Facts rows that a later ``as_of`` can change: SLA clocks still running, maintenance not yet done."""
-    running = facts["resolved_at"].isna().to_numpy() | facts["response_at"].isna().to_numpy()
-    pending_maintenance = ((facts["ticket_type"] == "maintenance").to_numpy(dtype=bool, na_value=False)
-                           & facts["planned_end"].notna().to_numpy()
-                           & ~facts["status"].isin(sorted(DONE_STATUSES)).to_numpy(dtype=bool, na_value=False))
-    return running | pending_maintenance
+    running = pc.or_(pc.is_null(facts["resolved_at"]), pc.is_null(facts["response_at"]))
+    pending_maintenance = pc.and_(
+        pc.and_(pc.equal(facts["ticket_type"], "maintenance").fill_null(False), pc.is_valid(facts["planned_end"])),
+        pc.invert(pc.is_in(facts["status"], value_set=pa.array(sorted(DONE_STATUSES)))))
+    return _numpy(pc.or_(running, pending_maintenance))
 
 
-def _names_a_changed_cause(facts: pd.DataFrame, changed: pa.Array) -> np.ndarray:
+def _names_a_changed_cause(facts: pa.Table, changed: pa.Array) -> np.ndarray:
     """Facts rows whose ``caused_by`` names a changed ticket of the same source."""
-    hit = np.zeros(len(facts), dtype=bool)
-    has_cause = facts["caused_by"].notna().to_numpy()
+    has_cause = _numpy(pc.is_valid(facts["caused_by"]))
+    hit = np.zeros(facts.num_rows, dtype=bool)
     if has_cause.any():
-        causes = facts[has_cause]
-        hit[has_cause] = _is_in(ticket_keys(causes["source"], causes["caused_by"]), changed)
+        causes = facts.filter(pa.array(has_cause))
+        hit[has_cause] = _is_in(join_keys([causes["source"], causes["caused_by"]]), changed)
     return hit
 
 
-def _flat(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+def _numpy(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _is_in(keys: pa.Array, value_set: pa.Array) -> np.ndarray:
-    return pc.is_in(keys, value_set=value_set).to_numpy(zero_copy_only=False)
+    return _numpy(pc.is_in(keys, value_set=value_set))

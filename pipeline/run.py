@@ -31,7 +31,6 @@ from kpis.schema import (
     TABLE_COLUMNS,
     TABLE_KEYS,
     TICKET_COLUMNS,
-    TICKET_FACT_COLUMNS,
     concat_frames,
     conform,
 )
@@ -178,7 +177,7 @@ class PipelineRun:
     # --- compute ----------------------------------------------------------------------------
     def _refresh_facts(self, merged: Merged) -> FactsRefresh:
         """A nightly run's facts: stored ones reused where they cannot have changed (pipeline/refresh.py)."""
-        stored = conform(self.stores.read("ticket_facts"), TICKET_FACT_COLUMNS)
+        stored = self.stores.read_arrow("ticket_facts")
         reuse = self.ledger.store_state(FACTS_FINGERPRINT) == facts_fingerprint(self.settings.kpi)
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")

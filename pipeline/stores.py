@@ -188,6 +188,14 @@ class Stores:
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
 
+    def read_arrow(self, table: str) -> pa.Table:
+        """A whole Parquet table as Arrow, as stored (see ``read``)."""
+        _check_table(table, PARQUET_COLUMNS)
+        try:
+            return self.parquet.read_arrow(table)
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
+
     def read_sql(self, table: str) -> pd.DataFrame:
         """A SQL table as a conformed frame, ordered by its primary key."""
         _check_table(table, sqlschema.SQL_COLUMNS)

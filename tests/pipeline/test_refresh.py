@@ -15,11 +15,13 @@ one changed ticket and one new one. P1 incidents: response 30 min, resolution 4 
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kpis import compute_facts
 from kpis.config import KpiSettings, facts_fingerprint
-from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
+from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
+from pipeline.parquet_store import to_arrow
 from pipeline.refresh import reads_the_clock, refresh_facts
 
 DAY1, DAY2 = pd.Timestamp("2026-03-10T03:00Z"), pd.Timestamp("2026-03-11T03:00Z")
@@ -55,8 +57,13 @@ DAY2_CHANGES = frame(incident("C", assignee="cy"), maintenance("M2", status="CLO
 DAY2_TICKETS = pd.concat([DAY1_TICKETS[DAY1_TICKETS["ticket_id"] != "C"], DAY2_CHANGES], ignore_index=True)
 
 
-def stored_day1() -> pd.DataFrame:
+def day1_facts() -> pd.DataFrame:
     return compute_facts(DAY1_TICKETS, NO_EVENTS, SETTINGS, DAY1)
+
+
+def stored_day1() -> pa.Table:
+    """Day 1's facts as the Parquet store hands them back."""
+    return to_arrow(day1_facts(), TICKET_FACT_COLUMNS)
 
 
 def by_key(facts: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +72,7 @@ def by_key(facts: pd.DataFrame) -> pd.DataFrame:
 
 def test_day1_facts_are_what_day2_must_change() -> None:
     """The hand-worked day-1 state the other tests build on."""
-    facts = stored_day1().set_index("ticket_id")
+    facts = day1_facts().set_index("ticket_id")
     assert facts.loc["B", "resolution_sla"] == "in_progress"  # 1 h of 4 h elapsed
     assert pd.isna(facts.loc["M", "maintenance_on_time"])  # planned end 12:00Z not reached at 03:00Z
     assert not facts.loc["D", "induced_incident"]  # M2 is not known yet
@@ -99,8 +106,8 @@ def test_without_reuse_every_ticket_is_recomputed() -> None:
 
 
 def test_stored_facts_missing_a_ticket_mean_a_full_recomputation() -> None:
-    stored = stored_day1()
-    stored = stored[stored["ticket_id"] != "E"]  # E is in the raw layer but has no stored facts
+    day1 = day1_facts()
+    stored = to_arrow(day1[day1["ticket_id"] != "E"], TICKET_FACT_COLUMNS)  # E is in the raw layer, not stored
     refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored, SETTINGS, DAY2, reuse=True)
     assert refresh.recomputed == 7
     assert "E" in set(refresh.changes.rows["ticket_id"])
@@ -108,8 +115,7 @@ def test_stored_facts_missing_a_ticket_mean_a_full_recomputation() -> None:
 
 
 def test_reads_the_clock() -> None:
-    facts = stored_day1().set_index("ticket_id")
-    clock = dict(zip(facts.index, reads_the_clock(facts.reset_index()), strict=True))
+    clock = dict(zip(day1_facts()["ticket_id"], reads_the_clock(stored_day1()), strict=True))
     assert clock == {"A": False, "B": True, "C": False, "D": False, "E": False, "M": True}
 
 

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import update
 
 from kpis.schema import BOOL, DATE, FLOAT, GRAINS, INT, STR, TABLE_COLUMNS, TS, conform
-from pipeline import sqlschema
+from pipeline import parquet_store, sqlschema
 from pipeline.errors import StoreError
 from pipeline.ledger import Ledger
 from pipeline.parquet_store import PARQUET_COLUMNS, PARQUET_KEYS, PARTITION_BY
@@ -163,6 +163,33 @@ def test_parquet_datasets_are_hive_partitioned_for_pyarrow_and_duckdb(stores: St
     count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/kpi_team/**/*.parquet', "
                        "hive_partitioning = true) WHERE grain = 'day'").fetchall()
     assert count == [(2,)]
+
+
+def test_a_big_partition_is_split_into_files_and_reads_back_whole(stores: Stores,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parquet_store, "_ROWS_PER_FILE", 4)  # 1M-row partitions get files of 256k rows
+    rows = sample("ticket_facts", 10, source="hd")
+    stores.commit("run-1", [Replacement("ticket_facts", rows, pd.DataFrame())])
+    root = stores.parquet.root
+    assert sorted(p.name for p in (root / "ticket_facts" / "source=hd").iterdir()) == [
+        "part-0.parquet", "part-1.parquet", "part-2.parquet"]  # 4 + 4 + 2 rows
+    pd.testing.assert_frame_equal(canonical(stores.read("ticket_facts"), "ticket_facts"),
+                                  canonical(rows, "ticket_facts"))
+    count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{root}/ticket_facts/**/*.parquet', "
+                       "hive_partitioning = true)").fetchall()
+    assert count == [(10,)]
+
+
+def test_a_table_read_during_a_run_is_read_again_after_a_commit_replaced_it(stores: Stores) -> None:
+    first, second = sample("ticket_facts", 3, seed=1), sample("ticket_facts", 2, seed=2)
+    second["ticket_id"] = "new-" + second["ticket_id"]
+    stores.commit("run-1", [Replacement("ticket_facts", first, pd.DataFrame())])
+    assert stores.read_arrow("ticket_facts").num_rows == 3
+    other = Stores(stores.parquet.root, str(stores.engine.url))  # another process's commit
+    other.commit("run-2", [Replacement("ticket_facts", second, pd.DataFrame())])
+    assert stores.read_arrow("ticket_facts").num_rows == 5
+    pd.testing.assert_frame_equal(canonical(stores.read("ticket_facts"), "ticket_facts"),
+                                  canonical(pd.concat([first, second]), "ticket_facts"))
 
 
 def test_an_empty_table_is_still_a_dataset_duckdb_can_read(stores: Stores) -> None:
