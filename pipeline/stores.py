@@ -368,16 +368,19 @@ def _read_sql(conn: Connection, table: str) -> pd.DataFrame:
 # -- SQL bulk writes ---------------------------------------------------------------------------
 def _replace_sql(conn: Connection, plan: _Plan) -> None:
     table = sqlschema.metadata.tables[plan.table]
-    for values in _rows_to_delete(plan):
+    # SQLite replaces a row of the same primary key (= the table's key) itself: INSERT OR REPLACE saves
+    # staging the new rows' keys in a temporary table to delete them first.
+    upsert = conn.dialect.name == "sqlite" and bool(PARQUET_KEYS.get(plan.table))
+    for values in _rows_to_delete(plan, new_keys=not upsert):
         _delete_matching(conn, table, values)
-    _insert(conn, table, plan.rows)
+    _insert(conn, table, plan.rows, replace=upsert)
 
 
-def _rows_to_delete(plan: _Plan) -> list[pa.Table]:
-    """The scope and the new rows' keys; one table when the scope is made of the key columns."""
+def _rows_to_delete(plan: _Plan, *, new_keys: bool = True) -> list[pa.Table]:
+    """The scope and (``new_keys``) the new rows' keys; one table when the scope is made of the key columns."""
     keys = list(PARQUET_KEYS.get(plan.table, ()))
     deletes = [plan.scope] if plan.scope is not None and plan.scope.num_rows else []
-    if keys and plan.rows.num_rows:
+    if keys and plan.rows.num_rows and new_keys:
         new_keys = plan.rows.select(keys)
         if deletes and sorted(deletes[0].column_names) == sorted(keys):
             deletes = [distinct(pa.concat_tables([deletes[0].select(keys), new_keys]))]
@@ -405,13 +408,14 @@ def _delete_matching(conn: Connection, table: Table, values: pa.Table) -> None:
     tmp.drop(conn)
 
 
-def _insert(conn: Connection, table: Table, data: pa.Table) -> None:
+def _insert(conn: Connection, table: Table, data: pa.Table, *, replace: bool = False) -> None:
+    """Bulk-insert ``data``; ``replace`` (SQLite only) replaces rows with the same primary key."""
     if data.num_rows == 0:
         return
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
         _copy_postgres(conn, table, data)
     elif conn.dialect.name == "sqlite":
-        _executemany_sqlite(conn, table, data)
+        _executemany_sqlite(conn, table, data, replace=replace)
     else:
         for batch in data.to_batches(max_chunksize=_CHUNK_ROWS):
             conn.execute(insert(table), batch.to_pylist())
@@ -442,11 +446,12 @@ def _sqlite_values(column: pa.ChunkedArray) -> list[Any]:
     return column.to_pylist()
 
 
-def _executemany_sqlite(conn: Connection, table: Table, data: pa.Table) -> None:
+def _executemany_sqlite(conn: Connection, table: Table, data: pa.Table, *, replace: bool = False) -> None:
     quote = conn.dialect.identifier_preparer
     names = ", ".join(quote.quote(name) for name in data.column_names)
     marks = ", ".join("?" for _ in data.column_names)
-    sql = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    sql = f"{verb} INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
     for batch in data.to_batches(max_chunksize=_CHUNK_ROWS):
         chunk = pa.Table.from_batches([batch], schema=data.schema)
         rows = list(zip(*(_sqlite_values(chunk.column(i)) for i in range(chunk.num_columns)), strict=True))

@@ -7,6 +7,7 @@ from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, Text, create
 
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS
 from pipeline import sqlschema
+from pipeline.parquet_store import PARQUET_KEYS
 
 EXPECTED_TYPES = {"str": Text, "Int64": BigInteger, "Float64": Double, "boolean": Boolean, "date32": Date,
                   "datetime64[us, UTC]": DateTime}
@@ -60,3 +61,11 @@ def test_postgresql_stores_the_column_comments(postgres_url: str) -> None:
     assert str(columns["period_start"]["type"]) == "DATE"
     assert inspect(engine).get_table_comment("ticket_facts")["text"].startswith("One row per (source, ticket_id)")
     engine.dispose()
+
+
+def test_every_keyed_table_has_its_key_as_the_sql_primary_key() -> None:
+    """SQLite writes replace rows with INSERT OR REPLACE, which matches on the primary key: it must be the key."""
+    for table, key in PARQUET_KEYS.items():
+        if table in sqlschema.metadata.tables:
+            primary = [c.name for c in sqlschema.metadata.tables[table].primary_key.columns]
+            assert sorted(primary) == sorted(key), table
