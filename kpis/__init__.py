@@ -36,10 +36,11 @@ def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettin
 def kpi_tables(facts: pd.DataFrame, settings: KpiSettings) -> KpiTables:
     """Both aggregates and the scorecard for ``ticket_facts`` (one ``as_of`` for every row)."""
     rows = kpi_rows(facts, settings)  # shared: the three aggregates differ only in who is credited
-    scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows)
+    engineer = aggregate(facts, settings, by="engineer", rows=rows)
+    scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer)
     return KpiTables(
         facts=facts,
-        kpi_engineer=aggregate(facts, settings, by="engineer", rows=rows),
+        kpi_engineer=engineer,
         kpi_team=aggregate(facts, settings, by="team", rows=rows),
         scorecard=scorecard,
         scorecard_kpi=scorecard_kpi,

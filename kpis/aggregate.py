@@ -141,6 +141,17 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     return table
 
 
+def without_ticket_types(table: pd.DataFrame, by: str, settings: KpiSettings) -> pd.DataFrame:
+    """``aggregate_periods(..., by_type=False)`` from the per-ticket-type rows of ``aggregate``: counts summed,
+    rates recomputed from them. Duration statistics cannot be summed and are left out."""
+    counts = [c.name for c in KPI_ENGINEER_COLUMNS.values() if c.dtype == "Int64"]
+    summed = table.groupby(["grain", "period_start", by], sort=False)[counts].sum().reset_index()
+    summed = _finish(summed, [by], settings)
+    summed["as_of"] = table["as_of"].iloc[0] if len(table) else pd.NaT
+    summed["kpi_version"] = KPI_VERSION
+    return summed
+
+
 class Codes:
     """Integer codes for the grouping columns, so grouping never touches strings."""
 

@@ -11,17 +11,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kpis.aggregate import KpiRows, aggregate_periods
+from kpis.aggregate import KpiRows, aggregate_periods, without_ticket_types
 from kpis.config import KpiSettings, ScorecardEntry
 from kpis.schema import SCORECARD_COLUMNS, SCORECARD_KPI_COLUMNS, UNASSIGNED, conform
 
 _KEYS = ["grain", "period_start", "engineer"]
 
 
-def compute_scorecard(facts: pd.DataFrame, settings: KpiSettings,
-                      rows: KpiRows | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (``scorecard``, ``scorecard_kpi``): one row per engineer and period, and its parts."""
-    totals = aggregate_periods(facts, settings, by="engineer", by_type=False, rows=rows)
+def compute_scorecard(facts: pd.DataFrame, settings: KpiSettings, rows: KpiRows | None = None,
+                      engineer: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (``scorecard``, ``scorecard_kpi``): one row per engineer and period, and its parts.
+
+    ``engineer``: the ``kpi_engineer`` rows of the same facts, when already computed; unless a duration
+    statistic is scored, the totals are then summed from them instead of aggregated again.
+    """
+    if engineer is not None and not any(entry.kpi.endswith("_min") for entry in settings.scorecard):
+        totals = without_ticket_types(engineer, "engineer", settings)
+    else:
+        totals = aggregate_periods(facts, settings, by="engineer", by_type=False, rows=rows)
     parts = conform(pd.concat([kpi_scores(totals, entry) for entry in settings.scorecard], ignore_index=True)
                     if settings.scorecard else pd.DataFrame(), SCORECARD_KPI_COLUMNS)
     scorecard = _engineer_scores(totals, parts)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis import compute_all
+from kpis import aggregate, compute_all, compute_facts, compute_scorecard
 from kpis.calendar import BusinessCalendar
 from kpis.config import WEEKDAYS, CalendarSpec
 from kpis.schema import TABLE_KEYS
@@ -257,6 +258,21 @@ def test_reruns_are_identical(data):
     second = compute_all(t.copy(), e.copy(), ENGINE_SETTINGS, AS_OF)
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), obj=name)
+
+
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+@given(datasets())
+def test_scorecard_from_engineer_rows_equals_the_scorecard_from_facts(data):
+    """Without a duration statistic in the scorecard, its totals are summed from kpi_engineer rows."""
+    counts_only = dataclasses.replace(ENGINE_SETTINGS, scorecard=tuple(
+        e for e in ENGINE_SETTINGS.scorecard if not e.kpi.endswith("_min")))
+    facts = compute_facts(*frames(*data), counts_only, AS_OF)
+    engineer = aggregate(facts, counts_only, by="engineer")
+    summed = compute_scorecard(facts, counts_only, engineer=engineer)
+    aggregated = compute_scorecard(facts, counts_only)
+    for name, one, two in zip(("scorecard", "scorecard_kpi"), summed, aggregated, strict=True):
+        pd.testing.assert_frame_equal(one, two, obj=name, check_exact=True)
 
 
 def _ratio_ok(rate, num, den) -> bool:
