@@ -161,7 +161,7 @@ class ParquetStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        # Whole tables read in this run, until new_version rewrites them (a night reads and then rewrites
+        # Whole tables read with keep=True, until new_version rewrites them (a night reads and then rewrites
         # ticket_facts and raw_tickets): keyed by the table directory's identity, which a swap changes.
         self._whole: dict[str, tuple[tuple[int, int, int], pa.Table]] = {}
 
@@ -192,8 +192,12 @@ class ParquetStore:
             partitioning = ds.partitioning(pa.schema([schema.field(part)]), flavor="hive")
         return ds.dataset(path, format="parquet", schema=schema, partitioning=partitioning)
 
-    def read_arrow(self, table: str, filter: pc.Expression | None = None) -> pa.Table:
-        """A live dataset as Arrow (empty with the right schema when it does not exist yet)."""
+    def read_arrow(self, table: str, filter: pc.Expression | None = None, *, keep: bool = False) -> pa.Table:
+        """A live dataset as Arrow (empty with the right schema when it does not exist yet).
+
+        ``keep``: hold on to the whole table until ``new_version`` rewrites it (a run that reads a table
+        and then rewrites it reads it once).
+        """
         path = self.table_dir(table)
         if not path.exists():
             return arrow_schema(PARQUET_COLUMNS[table]).empty_table()
@@ -201,15 +205,18 @@ class ParquetStore:
             return self._dataset(table, path).to_table(filter=filter)
         identity = _identity(path)
         cached = self._whole.get(table)
-        if cached is None or cached[0] != identity:
-            cached = self._whole[table] = (identity, self._dataset(table, path).to_table())
-        return cached[1]
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        data = self._dataset(table, path).to_table()
+        if keep:
+            self._whole[table] = (identity, data)
+        return data
 
-    def read(self, table: str, filters: Any = None) -> pd.DataFrame:
+    def read(self, table: str, filters: Any = None, *, keep: bool = False) -> pd.DataFrame:
         """A live dataset as a conformed frame; ``filters`` is a pyarrow expression or DNF tuples."""
         if filters is not None and not isinstance(filters, pc.Expression):
             filters = pq.filters_to_expression(filters)
-        return to_pandas(self.read_arrow(table, filters), PARQUET_COLUMNS[table])
+        return to_pandas(self.read_arrow(table, filters, keep=keep), PARQUET_COLUMNS[table])
 
     # -- writing -------------------------------------------------------------------------------
     def new_version(self, table: str, rows: pa.Table, scope: pa.Table | None) -> pa.Table:

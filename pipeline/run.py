@@ -101,8 +101,8 @@ class PipelineRun:
         """Run every stage; the stores are written once, at the end, atomically."""
         summary = RunSummary(run_id=run_id, kind=self.kind)
         with self._stage(summary, "pull"):
-            raw = RawLayer(conform(self.stores.read("raw_tickets"), TICKET_COLUMNS),
-                           conform(self.stores.read("raw_events"), EVENT_COLUMNS))
+            raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
+                           conform(self.stores.read("raw_events", keep=True), EVENT_COLUMNS))
             pulled = self._pull_all(summary, raw)
         with self._stage(summary, "merge"):
             merged = raw.merge(pulled)
@@ -177,7 +177,7 @@ class PipelineRun:
     # --- compute ----------------------------------------------------------------------------
     def _refresh_facts(self, merged: Merged) -> FactsRefresh:
         """A nightly run's facts: stored ones reused where they cannot have changed (pipeline/refresh.py)."""
-        stored = self.stores.read_arrow("ticket_facts")
+        stored = self.stores.read_arrow("ticket_facts", keep=True)
         reuse = self.ledger.store_state(FACTS_FINGERPRINT) == facts_fingerprint(self.settings.kpi)
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")

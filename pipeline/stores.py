@@ -176,23 +176,23 @@ class Stores:
         self.engine.dispose()
 
     # -- reading -------------------------------------------------------------------------------
-    def read(self, table: str, filters: Any = None) -> pd.DataFrame:
+    def read(self, table: str, filters: Any = None, *, keep: bool = False) -> pd.DataFrame:
         """A Parquet table (outputs, ``pipeline_runs`` or the raw layer) as a conformed frame.
 
         ``filters``: a ``pyarrow.compute`` expression or DNF tuples like ``[("source", "=", "a")]``
-        (dates compare with ``datetime.date``).
+        (dates compare with ``datetime.date``). ``keep``: the commit that rewrites the table reuses this read.
         """
         _check_table(table, PARQUET_COLUMNS)
         try:
-            return self.parquet.read(table, filters)
+            return self.parquet.read(table, filters, keep=keep)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
 
-    def read_arrow(self, table: str) -> pa.Table:
+    def read_arrow(self, table: str, *, keep: bool = False) -> pa.Table:
         """A whole Parquet table as Arrow, as stored (see ``read``)."""
         _check_table(table, PARQUET_COLUMNS)
         try:
-            return self.parquet.read_arrow(table)
+            return self.parquet.read_arrow(table, keep=keep)
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
 

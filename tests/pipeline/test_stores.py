@@ -184,7 +184,7 @@ def test_a_table_read_during_a_run_is_read_again_after_a_commit_replaced_it(stor
     first, second = sample("ticket_facts", 3, seed=1), sample("ticket_facts", 2, seed=2)
     second["ticket_id"] = "new-" + second["ticket_id"]
     stores.commit("run-1", [Replacement("ticket_facts", first, pd.DataFrame())])
-    assert stores.read_arrow("ticket_facts").num_rows == 3
+    assert stores.read_arrow("ticket_facts", keep=True).num_rows == 3
     other = Stores(stores.parquet.root, str(stores.engine.url))  # another process's commit
     other.commit("run-2", [Replacement("ticket_facts", second, pd.DataFrame())])
     assert stores.read_arrow("ticket_facts").num_rows == 5
