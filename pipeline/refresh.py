@@ -65,7 +65,8 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
     stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
     stale = _is_in(stored_keys, changed) | reads_the_clock(stored) | _names_a_changed_cause(stored, changed)
-    affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(pa.array(stale))]))
+    stale_mask = pa.array(stale)
+    affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(stale_mask)]))
     recompute = _is_in(ticket_keys(tickets["source"], tickets["ticket_id"]), affected)
     kept = stored.num_rows - int(stale.sum())
     if len(tickets) - int(recompute.sum()) != kept:
@@ -74,7 +75,6 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
         return None
     of_affected = _is_in(ticket_keys(events["source"], events["ticket_id"]), affected)
     new = compute_facts(tickets[recompute], events[of_affected], settings, as_of)
-    stale_mask = pa.array(stale)
     facts = to_pandas(pa.concat_tables([stored.filter(pc.invert(stale_mask)), to_arrow(new, TICKET_FACT_COLUMNS)]),
                       TICKET_FACT_COLUMNS)
     facts["as_of"] = pd.Series(pd.Timestamp(as_of).tz_convert("UTC"), index=facts.index).astype(TS)

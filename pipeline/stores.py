@@ -20,7 +20,8 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,17 +183,20 @@ class Stores:
         ``filters``: a ``pyarrow.compute`` expression or DNF tuples like ``[("source", "=", "a")]``
         (dates compare with ``datetime.date``). ``keep``: the commit that rewrites the table reuses this read.
         """
-        _check_table(table, PARQUET_COLUMNS)
-        try:
+        with self._reading(table):
             return self.parquet.read(table, filters, keep=keep)
-        except (OSError, pa.ArrowException) as exc:
-            raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
 
     def read_arrow(self, table: str, *, keep: bool = False) -> pa.Table:
         """A whole Parquet table as Arrow, as stored (see ``read``)."""
+        with self._reading(table):
+            return self.parquet.read_arrow(table, keep=keep)
+
+    @contextmanager
+    def _reading(self, table: str) -> Iterator[None]:
+        """Check the table name; turn a failed Parquet read into a one-line StoreError."""
         _check_table(table, PARQUET_COLUMNS)
         try:
-            return self.parquet.read_arrow(table, keep=keep)
+            yield
         except (OSError, pa.ArrowException) as exc:
             raise StoreError(f"cannot read Parquet table {table} in {self.parquet.root}: {first_line(exc)}") from exc
 
@@ -381,11 +385,11 @@ def _rows_to_delete(plan: _Plan, *, new_keys: bool = True) -> list[pa.Table]:
     keys = list(PARQUET_KEYS.get(plan.table, ()))
     deletes = [plan.scope] if plan.scope is not None and plan.scope.num_rows else []
     if keys and plan.rows.num_rows and new_keys:
-        new_keys = plan.rows.select(keys)
+        added = plan.rows.select(keys)
         if deletes and sorted(deletes[0].column_names) == sorted(keys):
-            deletes = [distinct(pa.concat_tables([deletes[0].select(keys), new_keys]))]
+            deletes = [distinct(pa.concat_tables([deletes[0].select(keys), added]))]
         else:
-            deletes.append(new_keys)
+            deletes.append(added)
     return deletes
 
 
