@@ -29,6 +29,33 @@ def join_keys(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, pa.scalar(_SEPARATOR, type=pa.large_string()))
 
 
+def frame_positions(keys: pd.DataFrame | pa.Table, lookups: pd.DataFrame | pa.Table) -> np.ndarray:
+    """For each row of ``lookups``, the position of the row of ``keys`` with equal values (-1 when none).
+
+    Both hold the same key columns. Arrow hash-joins the columns as they are: at 500k rows of four
+    key columns that is ~3x faster than joining each row into one string first. A key found twice in
+    ``keys`` gives one of its positions.
+    """
+    keys, lookups = _numbered(keys, "__key"), _numbered(lookups, "__lookup")
+    names = [n for n in lookups.column_names if n != "__lookup"]
+    found = np.full(lookups.num_rows, -1, dtype="int64")
+    if keys.num_rows and lookups.num_rows:
+        keys = keys.select([*names, "__key"])
+        lookups = lookups.cast(pa.schema([keys.schema.field(n) if n in names else f for n, f in
+                                          zip(lookups.column_names, lookups.schema, strict=True)]))
+        pairs = lookups.join(keys, keys=names, join_type="inner", use_threads=True)
+        found[pairs["__lookup"].to_numpy()] = pairs["__key"].to_numpy()
+    return found
+
+
+def _numbered(frame: pd.DataFrame | pa.Table, name: str) -> pa.Table:
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    # Arrow joins large_string keys (what pandas' str columns become) ~3x slower than string keys
+    small = [pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema]
+    table = table.cast(pa.schema(small))
+    return table.append_column(name, pa.array(np.arange(table.num_rows, dtype="int64")))
+
+
 def positions(keys: pa.Array, lookups: pa.Array) -> np.ndarray:
     """For each lookup, the position of the equal key in ``keys`` (-1 when there is none)."""
     found = pc.index_in(lookups, value_set=keys)

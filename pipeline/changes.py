@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kpis.keys import positions, row_keys
+from kpis.keys import frame_positions
 
 IGNORED = ("as_of",)
 
@@ -42,9 +42,10 @@ def row_changes(new: pd.DataFrame, stored: pd.DataFrame, key: list[str]) -> RowC
 
 def _align(new_keys: pd.DataFrame, stored_keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of positions (new, stored) with equal keys; -1 on the side that has no such key."""
-    new_text, stored_text = row_keys(new_keys), row_keys(stored_keys)
-    stored_of_new = positions(stored_text, new_text)
-    unmatched_stored = np.flatnonzero(positions(new_text, stored_text) < 0)
+    stored_of_new = frame_positions(stored_keys, new_keys)
+    matched = np.zeros(len(stored_keys), dtype=bool)
+    matched[stored_of_new[stored_of_new >= 0]] = True
+    unmatched_stored = np.flatnonzero(~matched)
     return (np.concatenate([np.arange(len(new_keys)), np.full(len(unmatched_stored), -1)]),
             np.concatenate([stored_of_new, unmatched_stored]))
 

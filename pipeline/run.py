@@ -24,7 +24,7 @@ from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import compute_facts, kpi_tables
 from kpis.config import facts_fingerprint
-from kpis.keys import positions, ticket_keys
+from kpis.keys import frame_positions
 from kpis.schema import (
     EVENT_COLUMNS,
     REJECTED_COLUMNS,
@@ -215,7 +215,7 @@ class PipelineRun:
     def _changed_rows(self, table: str, computed: pd.DataFrame, periods: pd.DataFrame) -> Replacement:
         """The rows of the touched periods that differ from the stored ones; stored rows gone are deleted."""
         new = computed.merge(periods, on=PERIOD_KEY)
-        stored = conform(self.stores.read(table, filters=periods_filter(periods)), TABLE_COLUMNS[table])
+        stored = conform(self.stores.read(table, filters=periods_filter(periods), keep=True), TABLE_COLUMNS[table])
         changes = row_changes(new, stored, list(TABLE_KEYS[table]))
         return Replacement(table, changes.rows, changes.gone)
 
@@ -286,8 +286,7 @@ def _key_hits(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     """Where a row's (source, ticket_id) is among ``keys``."""
     if frame.empty or keys.empty:
         return np.zeros(len(frame), dtype=bool)
-    return positions(ticket_keys(keys["source"], keys["ticket_id"]),
-                     ticket_keys(frame["source"], frame["ticket_id"])) >= 0
+    return frame_positions(keys[FACT_KEY], frame[FACT_KEY]) >= 0
 
 
 def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
