@@ -130,6 +130,8 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
             text = col.dt.strftime("%Y-%m-%dT%H:%M:%S")
         elif pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
             text = col.astype("str").str.lower()
+        elif isinstance(col.dtype, pd.StringDtype):
+            text = col  # already text (a Parquet string column): no per-cell conversion
         else:
             text = col.astype("object").map(_cell_text)
         out[str(name).strip()] = text.astype("object").where(text.notna(), None).astype("str")
