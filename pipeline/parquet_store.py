@@ -91,9 +91,10 @@ _ROWS_PER_FILE = 256 * 1024
 
 
 def _write_options() -> ds.FileWriteOptions:
-    # zstd without dictionary pages: at 1M ticket_facts rows ~25% faster to write than the default
-    # (snappy + dictionary) and ~30% smaller, read as fast (measured with pyarrow 26).
-    return ds.ParquetFileFormat().make_write_options(compression="zstd", use_dictionary=False)
+    # LZ4 without dictionary pages: a nightly run rereads and rewrites the big tables, and at 1M
+    # ticket_facts rows LZ4 writes in 0.41 s and reads in 0.27 s where zstd takes 0.65 s and 0.55 s
+    # (pyarrow 26, 2 cores). The files are ~70% larger than zstd's (69 MB instead of 41 MB).
+    return ds.ParquetFileFormat().make_write_options(compression="lz4", use_dictionary=False)
 
 
 def arrow_schema(columns: dict[str, Column]) -> pa.Schema:
@@ -196,21 +197,22 @@ class ParquetStore:
         """A live dataset as Arrow (empty with the right schema when it does not exist yet).
 
         ``keep``: hold on to the whole table until ``new_version`` rewrites it (a run that reads a table
-        and then rewrites it reads it once).
+        and then rewrites it reads it once); a ``filter`` then applies to the table held.
         """
         path = self.table_dir(table)
         if not path.exists():
             return arrow_schema(PARQUET_COLUMNS[table]).empty_table()
-        if filter is not None:
+        if filter is not None and not keep:
             return self._dataset(table, path).to_table(filter=filter)
         identity = _identity(path)
         cached = self._whole.get(table)
         if cached is not None and cached[0] == identity:
-            return cached[1]
-        data = self._dataset(table, path).to_table()
+            data = cached[1]
+        else:
+            data = self._dataset(table, path).to_table()
         if keep:
             self._whole[table] = (identity, data)
-        return data
+        return data if filter is None else data.filter(filter)
 
     def read(self, table: str, filters: Any = None, *, keep: bool = False) -> pd.DataFrame:
         """A live dataset as a conformed frame; ``filters`` is a pyarrow expression or DNF tuples."""

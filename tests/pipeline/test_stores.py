@@ -208,6 +208,17 @@ def test_read_filters_on_partition_and_date(stores: Stores) -> None:
     assert sorted(got["period_start"].dt.day) == [6, 10]
 
 
+def test_a_filtered_read_that_keeps_the_table_filters_the_whole_table_it_keeps(stores: Stores) -> None:
+    rows = sample("kpi_engineer", 12)
+    stores.commit("run-1", [Replacement("kpi_engineer", rows, period_scope(rows))])
+    week = [("grain", "=", "week"), ("period_start", ">=", date(2026, 1, 5))]
+
+    kept = stores.read("kpi_engineer", week, keep=True)
+
+    pd.testing.assert_frame_equal(kept, stores.read("kpi_engineer", week))
+    assert stores.read_arrow("kpi_engineer", keep=True).num_rows == 12  # the whole table, not the filtered rows
+
+
 def test_reading_a_table_never_written_gives_an_empty_frame_with_its_columns(stores: Stores) -> None:
     frame = stores.read("raw_events")
     assert frame.empty and list(frame.columns) == list(PARQUET_COLUMNS["raw_events"])
