@@ -41,13 +41,14 @@ class Family:
 
 
 def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer",
-              rows: KpiRows | None = None) -> pd.DataFrame:
+              rows: KpiRows | None = None, only: pd.DataFrame | None = None) -> pd.DataFrame:
     """``kpi_engineer`` (by="engineer") or ``kpi_team`` (by="team") rows for every configured grain.
 
     ``rows`` (from ``kpi_rows``) may be passed when several aggregates are made from the same facts.
+    ``only``: (grain, period_start, ``by``) groups; when given, only their rows are computed.
     """
     columns = KPI_ENGINEER_COLUMNS if by == "engineer" else KPI_TEAM_COLUMNS
-    table = aggregate_periods(facts, settings, by=by, by_type=True, rows=rows)
+    table = aggregate_periods(facts, settings, by=by, by_type=True, rows=rows, only=only)
     return conform(table, columns)
 
 
@@ -127,13 +128,19 @@ def _concat(parts: list[np.ndarray], dtype: str = "int64") -> np.ndarray:
 
 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool,
-                      rows: KpiRows | None = None) -> pd.DataFrame:
-    """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates."""
+                      rows: KpiRows | None = None, only: pd.DataFrame | None = None) -> pd.DataFrame:
+    """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates.
+
+    ``only``: (grain, period_start, ``by``) groups; when given, only their rows are computed (a group's
+    rows are the same as in the whole table: every stacked row of the group is counted).
+    """
     rows = rows or kpi_rows(facts, settings)
     codes = Codes(facts, by)
     n_type = max(len(codes.type_names), 1) if by_type else 1
     who_type = (codes.who * n_type + (codes.ticket_type if by_type else 0))[rows.row]  # one key, half the memory
-    frames = [_grain_table(rows, who_type, n_type, grain) for grain in settings.grains]
+    frames = [_grain_table(rows, who_type, n_type, grain,
+                           None if only is None else codes.groups(only[only["grain"] == grain]))
+              for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
     table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
@@ -159,6 +166,12 @@ class Codes:
         self.who_name = who
         self.who, self.who_names = pd.factorize(facts[who])
         self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"])
+
+    def groups(self, only: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(period start day numbers, who codes) of ``only``'s groups whose who appears in the facts."""
+        who = self.who_names.get_indexer(only[self.who_name].astype("str"))
+        days = only["period_start"].to_numpy().astype("datetime64[D]").astype("int64")
+        return days[who >= 0], who[who >= 0]
 
     def decode(self, table: pd.DataFrame, by_type: bool) -> pd.DataFrame:
         """Replace the code columns by their names."""
@@ -297,23 +310,51 @@ class Durations:
         return cls(rows, values, rank, values[by_value])
 
 
-def _grain_table(rows: KpiRows, who_type: np.ndarray, n_type: int, grain: str) -> pd.DataFrame:
+def _grain_table(rows: KpiRows, who_type: np.ndarray, n_type: int, grain: str,
+                 only: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy.
 
-    ``who_type`` is ``who * n_type + ticket_type`` per stacked row.
+    ``who_type`` is ``who * n_type + ticket_type`` per stacked row. ``only``: (period day numbers, who
+    codes) of the groups to compute; the stacked rows of other groups are left out.
     """
     period = rows.period(grain)
     n_who_type = (int(who_type.max(initial=0)) // n_type + 1) * n_type  # a multiple of n_type: decodable
     first = int(period.min(initial=0))
-    group, keys = dense_groups((period - first) * n_who_type + who_type)
+    key = (period - first) * n_who_type + who_type
+    selected = None if only is None else _in_groups(period - first, who_type // n_type, only, first,
+                                                    n_who_type // n_type)
+    group, keys = dense_groups(key if selected is None else key[selected])
     size = len(keys)
+    if selected is not None:  # every stacked row's group, -1 outside the selected groups
+        group = _scatter(group, selected, len(key))
     out = {"period_start": (keys // n_who_type + first).astype("datetime64[D]"),
            "who": keys % n_who_type // n_type, "ticket_type": keys % n_type}
     for count in COUNTS:
-        out[count] = np.bincount(group[rows.flagged[count]], minlength=size)
+        out[count] = np.bincount(_known(group[rows.flagged[count]]), minlength=size)
     for prefix, column in DURATIONS.items():
         out.update(_duration_stats(prefix, group, rows.durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
+
+
+def _in_groups(period: np.ndarray, who: np.ndarray, only: tuple[np.ndarray, np.ndarray], first: int,
+               n_who: int) -> np.ndarray:
+    """Positions of the stacked rows whose (period, who) is one of ``only``'s groups (a lookup table)."""
+    span = int(period.max(initial=-1)) + 1
+    table = np.zeros(span * n_who, dtype=bool)
+    days, codes = only[0] - first, only[1]
+    inside = (days >= 0) & (days < span) & (codes < n_who)
+    table[days[inside] * n_who + codes[inside]] = True
+    return np.flatnonzero(table[period * n_who + who])
+
+
+def _scatter(group: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    everywhere = np.full(size, -1, dtype="int64")
+    everywhere[positions] = group
+    return everywhere
+
+
+def _known(group: np.ndarray) -> np.ndarray:
+    return group[group >= 0]
 
 
 def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,10 +376,12 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
     """n, mean, median and P90 in minutes per group of seconds, ignoring missing values; percentiles as ``percentile_cont``."""
     group = group[durations.rows]
+    counted = group >= 0
+    group, values, rank = group[counted], durations.values[counted], durations.rank[counted]
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(group, weights=durations.values, minlength=size) / n
-    median, p90 = percentile_cont(group, durations.values, n, (0.5, 0.9), ranked=(durations.rank, durations.ascending))
+        mean = np.bincount(group, weights=values, minlength=size) / n
+    median, p90 = percentile_cont(group, values, n, (0.5, 0.9), ranked=(rank, durations.ascending))
     return {f"{prefix}_n": n, f"{prefix}_mean_min": mean / SECONDS_PER_MINUTE,
             f"{prefix}_median_min": median / SECONDS_PER_MINUTE, f"{prefix}_p90_min": p90 / SECONDS_PER_MINUTE}
 
@@ -350,7 +393,7 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
     The same as SQL ``percentile_cont`` and numpy's default: position ``(n - 1) * q`` in the sorted values.
     Groups without values get NaN. ``ranked`` = (each value's rank, the values sorted), computed once
     when the same values are grouped several ways: then one plain integer sort of (group, rank) orders
-    the values within every group.
+    the values within every group. ``values`` may be a subset of the ranked ones.
     """
     if ranked is None:
         by_value = np.argsort(values, kind="stable")
@@ -358,7 +401,7 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
         rank[by_value] = np.arange(len(values))
         ranked = (rank, values[by_value])
     rank, ascending = ranked
-    width = max(len(values), 1)
+    width = max(len(ascending), 1)  # ranks index ``ascending``, which may hold more values than ``values``
     ordered = ascending[np.sort(group.astype("int64") * width + rank) % width]
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)

@@ -19,16 +19,19 @@ _KEYS = ["grain", "period_start", "engineer"]
 
 
 def compute_scorecard(facts: pd.DataFrame, settings: KpiSettings, rows: KpiRows | None = None,
-                      engineer: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      engineer: pd.DataFrame | None = None,
+                      only: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (``scorecard``, ``scorecard_kpi``): one row per engineer and period, and its parts.
 
     ``engineer``: the ``kpi_engineer`` rows of the same facts, when already computed; unless a duration
     statistic is scored, the totals are then summed from them instead of aggregated again.
+    ``only``: (grain, period_start, engineer) groups to compute (``engineer`` then holds their rows);
+    ranks are then among those groups only, so the caller ranks again with ``ranked``.
     """
     if engineer is not None and not any(entry.kpi.endswith("_min") for entry in settings.scorecard):
         totals = without_ticket_types(engineer, "engineer", settings)
     else:
-        totals = aggregate_periods(facts, settings, by="engineer", by_type=False, rows=rows)
+        totals = aggregate_periods(facts, settings, by="engineer", by_type=False, rows=rows, only=only)
     parts = conform(pd.concat([kpi_scores(totals, entry) for entry in settings.scorecard], ignore_index=True)
                     if settings.scorecard else pd.DataFrame(), SCORECARD_KPI_COLUMNS)
     scorecard = _engineer_scores(totals, parts)
@@ -64,7 +67,15 @@ def _engineer_scores(totals: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
     table["score"] = table["weighted"] / table["weight_scored"] * 100
     table["kpis_scored"] = table["kpis_scored"].fillna(0).astype("int64")
     table["weight_scored"] = table["weight_scored"].fillna(0.0)
-    rankable = table["score"].notna() & ~table["low_sample"] & (table["engineer"] != UNASSIGNED)
+    return ranked(table.drop(columns=["weighted"]))
+
+
+def ranked(scorecard: pd.DataFrame) -> pd.DataFrame:
+    """``scorecard`` with ``rank`` set among the engineers of each (grain, period_start): 1 = best score.
+
+    Unranked (null): no score, a low sample, or the unassigned pseudo-engineer. Ties share the best rank.
+    """
+    table = scorecard.reset_index(drop=True)
+    rankable = table["score"].notna() & ~table["low_sample"].astype(bool) & (table["engineer"] != UNASSIGNED)
     ranks = table[rankable].groupby(["grain", "period_start"])["score"].rank(method="min", ascending=False)
-    table["rank"] = ranks.reindex(table.index).astype("Int64")
-    return table.drop(columns=["weighted"])
+    return table.assign(rank=ranks.reindex(table.index).astype("Int64"))

@@ -34,7 +34,9 @@ from kpis.schema import (
     concat_frames,
     conform,
 )
-from pipeline.changes import RowChanges, row_changes
+from kpis.scorecard import ranked
+from pipeline.changes import row_changes
+from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
@@ -107,12 +109,15 @@ class PipelineRun:
         with self._stage(summary, "merge"):
             merged = raw.merge(pulled)
         with self._stage(summary, "compute"):
-            refresh = self._refresh_facts(merged) if self.kind == "run" else None
-            facts = refresh.facts if refresh else compute_facts(merged.tickets, merged.events, self.settings.kpi,
-                                                                 self.as_of)
-            tables = kpi_tables(facts, self.settings.kpi)
+            if self.kind == "run":
+                refresh, groups = self._refresh_facts(merged)
+                tables = group_tables(refresh.facts, self.settings.kpi, groups)
+            else:
+                refresh, groups = None, None
+                tables = kpi_tables(compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of),
+                                    self.settings.kpi)
         with self._stage(summary, "select"):
-            replacements = self._replacements(tables, refresh, pulled, merged, summary, run_id)
+            replacements = self._replacements(tables, refresh, groups, pulled, merged, summary, run_id)
         summary.status = "partial" if summary.failed_sources else "success"
         summary.rows_written = sum(len(r.rows) for r in replacements)
         with self._stage(summary, "write"):
@@ -175,18 +180,21 @@ class PipelineRun:
         return Pulled(tickets, events, rejected, cursors, files)
 
     # --- compute ----------------------------------------------------------------------------
-    def _refresh_facts(self, merged: Merged) -> FactsRefresh:
-        """A nightly run's facts: stored ones reused where they cannot have changed (pipeline/refresh.py)."""
+    def _refresh_facts(self, merged: Merged) -> tuple[FactsRefresh, TouchedGroups]:
+        """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
+        and the groups whose KPI rows the changed facts can have moved (pipeline/groups.py)."""
         stored = self.stores.read_arrow("ticket_facts", keep=True)
         reuse = self.ledger.store_state(FACTS_FINGERPRINT) == facts_fingerprint(self.settings.kpi)
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
-        return refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
-                             self.as_of, reuse=reuse)
+        refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
+                                self.as_of, reuse=reuse)
+        kpi = self.settings.kpi
+        return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
 
     # --- select -----------------------------------------------------------------------------
-    def _replacements(self, tables, refresh: FactsRefresh | None, pulled: Pulled, merged: Merged,
-                      summary: RunSummary, run_id: str) -> list[Replacement]:
+    def _replacements(self, tables, refresh: FactsRefresh | None, groups: TouchedGroups | None, pulled: Pulled,
+                      merged: Merged, summary: RunSummary, run_id: str) -> list[Replacement]:
         rejected = pulled.rejected.assign(run_id=run_id)
         out = [
             Replacement("raw_tickets", pulled.tickets, pulled.tickets[FACT_KEY]),
@@ -194,10 +202,12 @@ class PipelineRun:
             # a row read again replaces its earlier rejection: reruns never duplicate rejected rows
             Replacement("rejected_rows", rejected, rejected[REJECT_KEY].drop_duplicates()),
         ]
-        if refresh is not None:
-            facts, periods = self._incremental_scope(refresh.changes, tables.facts)
-            out.append(Replacement("ticket_facts", facts, facts[FACT_KEY]))
-            out += [self._changed_rows(table, getattr(tables, table), periods) for table in PERIOD_TABLES]
+        if refresh is not None and groups is not None:
+            periods = groups.periods()
+            out.append(Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY]))
+            out += [self._changed_group_rows(table, getattr(tables, table), groups, periods)
+                    for table in ("kpi_engineer", "kpi_team", "scorecard_kpi")]
+            out.append(self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods))
         else:
             facts, periods = self._window_scope(tables.facts)
             out.append(Replacement("ticket_facts", facts, facts[FACT_KEY]))
@@ -206,18 +216,28 @@ class PipelineRun:
         summary.periods_written = len(periods)
         return out
 
-    def _incremental_scope(self, changes: RowChanges, new_facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Facts that differ from the stored ones, and every period their old or new anchors touch."""
-        periods = touched_periods(pd.concat([changes.rows, changes.before], ignore_index=True), new_facts,
-                                  self.settings.kpi.grains, self.settings.kpi.reporting_timezone)
-        return changes.rows, periods
+    def _stored_rows(self, table: str, periods: pd.DataFrame) -> pd.DataFrame:
+        return conform(self.stores.read(table, filters=periods_filter(periods), keep=True), TABLE_COLUMNS[table])
 
-    def _changed_rows(self, table: str, computed: pd.DataFrame, periods: pd.DataFrame) -> Replacement:
-        """The rows of the touched periods that differ from the stored ones; stored rows gone are deleted."""
-        new = computed.merge(periods, on=PERIOD_KEY)
-        stored = conform(self.stores.read(table, filters=periods_filter(periods), keep=True), TABLE_COLUMNS[table])
-        changes = row_changes(new, stored, list(TABLE_KEYS[table]))
+    def _changed_group_rows(self, table: str, computed: pd.DataFrame, groups: TouchedGroups,
+                            periods: pd.DataFrame) -> Replacement:
+        """The touched groups' rows that differ from the stored ones; their stored rows now gone are deleted."""
+        by = "team" if table == "kpi_team" else "engineer"
+        stored = self._stored_rows(table, periods)
+        stored = stored[in_groups(stored, groups.of(by), by)].reset_index(drop=True)
+        changes = row_changes(computed, stored, list(TABLE_KEYS[table]))
         return Replacement(table, changes.rows, changes.gone)
+
+    def _changed_scorecard_rows(self, computed: pd.DataFrame, touched: pd.DataFrame,
+                                periods: pd.DataFrame) -> Replacement:
+        """Scorecard rows of the touched periods that differ from the stored ones: the touched engineers'
+        rows, and every row whose rank moved with their scores (ranks are among all of a period's engineers)."""
+        stored = self._stored_rows("scorecard", periods)
+        untouched = stored[~in_groups(stored, touched, "engineer")]
+        as_of = computed["as_of"].iloc[0] if len(computed) else pd.Timestamp(self.as_of)
+        scorecard = ranked(concat_frames([untouched, computed], TABLE_COLUMNS["scorecard"])).assign(as_of=as_of)
+        changes = row_changes(conform(scorecard, TABLE_COLUMNS["scorecard"]), stored, list(TABLE_KEYS["scorecard"]))
+        return Replacement("scorecard", changes.rows, changes.gone)
 
     def _window_scope(self, new_facts: pd.DataFrame):
         """A backfill: every period of the window (whole weeks at its edges); the demo: every period."""

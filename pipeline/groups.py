@@ -1,0 +1,122 @@
+"""Which (grain, period, engineer or team) groups a nightly run must recompute (DECISIONS.md D31).
+
+A group's KPI row depends only on the facts credited to it: a fact is credited to the groups of its own
+engineer/team at each of its anchors (opened, resolved, answered, planned end), and an induced incident
+also to its maintenance ticket's engineer/team at the incident's opening. A group can therefore change
+only when a credit to it changed, i.e. through
+
+- a changed fact: the groups of its stored version and of its new one, at every anchor;
+- an induced-incident credit present before or after this run but not both (a new cause, a maintenance
+  ticket reassigned, an incident moved to another day...), found by comparing both credit lists.
+
+Every other group's rows are the stored ones, so only these are aggregated, compared and written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kpis import KpiTables
+from kpis.aggregate import aggregate, kpi_rows, local_days, period_starts
+from kpis.config import KpiSettings
+from kpis.keys import frame_positions
+from kpis.scorecard import compute_scorecard
+from pipeline.changes import RowChanges
+from pipeline.periods import ANCHORS, PERIOD_KEY
+
+WHO = ("engineer", "team")
+_CREDIT_COLUMNS = ["source", "ticket_id", "caused_by", "induced_incident", "opened_at", "ticket_type", *WHO]
+
+
+@dataclass(frozen=True)
+class TouchedGroups:
+    """The groups to recompute: (grain, period_start, engineer) and (grain, period_start, team)."""
+
+    engineer: pd.DataFrame
+    team: pd.DataFrame
+
+    def of(self, by: str) -> pd.DataFrame:
+        """The groups of ``by`` (engineer or team)."""
+        return self.engineer if by == "engineer" else self.team
+
+    def periods(self) -> pd.DataFrame:
+        """Every (grain, period_start) holding a touched group."""
+        both = pd.concat([self.engineer[PERIOD_KEY], self.team[PERIOD_KEY]], ignore_index=True)
+        return both.drop_duplicates(ignore_index=True)
+
+
+def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFrame, grains: tuple[str, ...],
+                   timezone: str) -> TouchedGroups:
+    """The groups whose rows this run can have changed (see the module docstring).
+
+    ``changes``: the facts rows that differ from the stored ones (``rows``) and their stored versions
+    (``before``); ``stored_facts``: the stored ``ticket_facts``; ``facts``: every fact after this run.
+    """
+    changed = pd.concat([changes.rows, changes.before], ignore_index=True)
+    credits = [_own_credits(changed), _changed_induced_credits(_credit_frame(stored_facts), facts[_CREDIT_COLUMNS])]
+    days = pd.concat(credits, ignore_index=True)
+    return TouchedGroups(*(_groups(days, by, grains, timezone) for by in WHO))
+
+
+def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
+    """``kpis.kpi_tables`` for the touched groups only: their rows equal those of the whole tables,
+    but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``)."""
+    rows = kpi_rows(facts, settings)
+    engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)
+    scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer, only=groups.engineer)
+    team = aggregate(facts, settings, by="team", rows=rows, only=groups.team)
+    return KpiTables(facts=facts, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
+                     scorecard_kpi=scorecard_kpi)
+
+
+def in_groups(frame: pd.DataFrame, groups: pd.DataFrame, by: str) -> np.ndarray:
+    """Which rows of a period table ``frame`` belong to one of ``groups`` (grain, period_start, ``by``)."""
+    key = [*PERIOD_KEY, by]
+    return frame_positions(groups[key], frame[key]) >= 0
+
+
+def _own_credits(facts: pd.DataFrame) -> pd.DataFrame:
+    """(at, engineer, team) for every anchor of every row of ``facts``."""
+    return pd.concat([pd.DataFrame({"at": facts[anchor], "engineer": facts["engineer"], "team": facts["team"]})
+                      for anchor in ANCHORS], ignore_index=True)
+
+
+def _credit_frame(stored: pa.Table) -> pd.DataFrame:
+    """The stored facts an induced credit can come from (flagged incidents and maintenance tickets)."""
+    may_credit = pc.or_(pc.fill_null(stored["induced_incident"], False),
+                        pc.fill_null(pc.equal(stored["ticket_type"], "maintenance"), False))
+    return stored.filter(may_credit).select(_CREDIT_COLUMNS).to_pandas()
+
+
+def _induced_credits(facts: pd.DataFrame) -> pd.DataFrame:
+    """(incident source and id, its opening, the maintenance ticket's engineer and team), as aggregate credits them."""
+    incidents = facts.loc[facts["induced_incident"].fillna(False).astype(bool), ["source", "caused_by", "ticket_id", "opened_at"]]
+    maintenance = facts.loc[(facts["ticket_type"] == "maintenance").fillna(False).astype(bool),
+                            ["source", "ticket_id", *WHO]]
+    pairs = incidents.merge(maintenance.rename(columns={"ticket_id": "caused_by"}), on=["source", "caused_by"])
+    return pairs[["source", "ticket_id", "opened_at", *WHO]].astype({"opened_at": "datetime64[us, UTC]"})
+
+
+def _changed_induced_credits(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """(at, engineer, team) of the induced credits found before this run or after it, not both."""
+    before, after = _induced_credits(stored), _induced_credits(new)
+    gone = before[frame_positions(after, before) < 0]
+    added = after[frame_positions(before, after) < 0]
+    both = pd.concat([gone, added], ignore_index=True)
+    return pd.DataFrame({"at": both["opened_at"], "engineer": both["engineer"], "team": both["team"]})
+
+
+def _groups(credits: pd.DataFrame, by: str, grains: tuple[str, ...], timezone: str) -> pd.DataFrame:
+    """Distinct (grain, period_start, ``by``) of credits (at, ``by``); credits without a time are none."""
+    credits = credits[credits["at"].notna().to_numpy()]
+    days = local_days(credits["at"], timezone) if len(credits) else np.array([], dtype="datetime64[D]")
+    who = credits[by].astype("str").to_numpy()
+    frames = [pd.DataFrame({"grain": grain, "period_start": period_starts(days, grain), by: who}) for grain in grains]
+    groups = pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
+    groups["period_start"] = groups["period_start"].astype("datetime64[s]")
+    return groups
