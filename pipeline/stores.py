@@ -21,6 +21,7 @@ import io
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -188,10 +189,10 @@ class Stores:
         with self._reading(table):
             return self.parquet.read(table, filters, keep=keep)
 
-    def read_arrow(self, table: str, *, keep: bool = False) -> pa.Table:
-        """A whole Parquet table as Arrow, as stored (see ``read``)."""
+    def read_arrow(self, table: str, filters: pc.Expression | None = None, *, keep: bool = False) -> pa.Table:
+        """A Parquet table as Arrow, as stored (see ``read``)."""
         with self._reading(table):
-            return self.parquet.read_arrow(table, keep=keep)
+            return self.parquet.read_arrow(table, filters, keep=keep)
 
     @contextmanager
     def _reading(self, table: str) -> Iterator[None]:
@@ -247,16 +248,27 @@ class Stores:
 
     def _stage_and_commit_sql(self, journal: dict[str, Any], plans: list[_Plan],
                               ledger_writes: Callable[[Connection], None] | None) -> None:
+        """Stage the Parquet tables while the SQL transaction writes (Arrow and SQLite/psycopg release
+        the GIL); SQL commits only once the staging is done and the journal written."""
         run_id = journal["run_id"]
         try:
-            for plan in plans:
-                self.parquet.stage(run_id, plan.table, self.parquet.new_version(plan.table, plan.rows, plan.scope))
-            self._fault("parquet_staged")
-            self.parquet.write_journal(journal)
-            self._sql_transaction(journal, plans, ledger_writes)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-staging") as pool:
+                staging = pool.submit(self._stage_parquet, run_id, plans)
+                # leaving the pool waits for the staging, so a failed commit never races with it
+                self._sql_transaction(journal, plans, ledger_writes, before_commit=lambda: self._staged(staging, journal))
         except BaseException:
             self._settle_failed_commit(journal)
             raise
+
+    def _stage_parquet(self, run_id: str, plans: list[_Plan]) -> None:
+        for plan in plans:
+            self.parquet.stage(run_id, plan.table, self.parquet.new_version(plan.table, plan.rows, plan.scope))
+
+    def _staged(self, staging: Future[None], journal: dict[str, Any]) -> None:
+        """Wait for the Parquet staging (raising its error), then write the journal: SQL may now commit."""
+        staging.result()
+        self._fault("parquet_staged")
+        self.parquet.write_journal(journal)
 
     def _settle_failed_commit(self, journal: dict[str, Any]) -> None:
         """After a failure up to the SQL commit: roll Parquet back, or forward if SQL did commit."""
@@ -277,7 +289,8 @@ class Stores:
         self.parquet.delete_journal()
 
     def _sql_transaction(self, journal: dict[str, Any], plans: list[_Plan],
-                         ledger_writes: Callable[[Connection], None] | None) -> None:
+                         ledger_writes: Callable[[Connection], None] | None,
+                         before_commit: Callable[[], None]) -> None:
         with self.engine.connect() as conn, conn.begin():
             for plan in plans:
                 if plan.in_sql:
@@ -289,6 +302,7 @@ class Stores:
                 commit_id=journal["commit_id"], run_id=journal["run_id"], committed_at=datetime.now(UTC),
                 tables=",".join(journal["tables"])))
             runs = to_arrow(_read_sql(conn, "pipeline_runs"), PARQUET_COLUMNS["pipeline_runs"])
+            before_commit()
             self.parquet.stage(journal["run_id"], "pipeline_runs", runs)
             self._fault("before_sql_commit")
 
