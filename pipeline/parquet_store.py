@@ -227,13 +227,17 @@ class ParquetStore:
         Kept rows keep their order and the new rows follow, sorted by key: sorting only what is new
         keeps a nightly rewrite cheap, and the result is the same for the same history.
         """
-        keys = PARQUET_KEYS.get(table, ())
+        keys = list(PARQUET_KEYS.get(table, ()))
         kept = self.read_arrow(table)
         self._whole.pop(table, None)  # the run is done reading it
-        if scope is not None:
-            kept = anti_join(kept, scope)
+        if keys and scope is not None and sorted(scope.column_names) == sorted(keys):
+            kept = anti_join(kept, distinct(pa.concat_tables([scope.select(keys), rows.select(keys)])))  # one pass
+        else:
+            if scope is not None:
+                kept = anti_join(kept, scope)
+            if keys:
+                kept = anti_join(kept, distinct(rows.select(keys)))
         if keys:
-            kept = anti_join(kept, distinct(rows.select(list(keys))))
             rows = rows.sort_by([(k, "ascending") for k in keys])
         return pa.concat_tables([kept, rows])
 
