@@ -325,12 +325,12 @@ def _grain_table(rows: KpiRows, who_type: np.ndarray, n_type: int, grain: str,
                                                     n_who_type // n_type)
     group, keys = dense_groups(key if selected is None else key[selected])
     size = len(keys)
-    if selected is not None:  # every stacked row's group, -1 outside the selected groups
-        group = _scatter(group, selected, len(key))
+    if selected is not None:  # every stacked row's group; rows outside the selected groups count in bin ``size``
+        group = _scatter(group, selected, len(key), size)
     out = {"period_start": (keys // n_who_type + first).astype("datetime64[D]"),
            "who": keys % n_who_type // n_type, "ticket_type": keys % n_type}
     for count in COUNTS:
-        out[count] = np.bincount(_known(group[rows.flagged[count]]), minlength=size)
+        out[count] = np.bincount(group[rows.flagged[count]], minlength=size + 1)[:size]
     for prefix, column in DURATIONS.items():
         out.update(_duration_stats(prefix, group, rows.durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
@@ -347,14 +347,10 @@ def _in_groups(period: np.ndarray, who: np.ndarray, only: tuple[np.ndarray, np.n
     return np.flatnonzero(table[period * n_who + who])
 
 
-def _scatter(group: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
-    everywhere = np.full(size, -1, dtype="int64")
+def _scatter(group: np.ndarray, positions: np.ndarray, size: int, outside: int) -> np.ndarray:
+    everywhere = np.full(size, outside, dtype="int64")
     everywhere[positions] = group
     return everywhere
-
-
-def _known(group: np.ndarray) -> np.ndarray:
-    return group[group >= 0]
 
 
 def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -376,7 +372,7 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
     """n, mean, median and P90 in minutes per group of seconds, ignoring missing values; percentiles as ``percentile_cont``."""
     group = group[durations.rows]
-    counted = group >= 0
+    counted = group < size  # rows outside the selected groups are in bin ``size``
     group, values, rank = group[counted], durations.values[counted], durations.rank[counted]
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):

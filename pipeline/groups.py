@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from kpis import KpiTables
 from kpis.aggregate import aggregate, kpi_rows, local_days, period_starts
 from kpis.config import KpiSettings
-from kpis.keys import frame_positions
+from kpis.keys import frame_positions, key_hits
 from kpis.scorecard import compute_scorecard
 from pipeline.changes import RowChanges
 from pipeline.periods import ANCHORS, PERIOD_KEY
@@ -74,10 +74,11 @@ def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGrou
                      scorecard_kpi=scorecard_kpi)
 
 
-def in_groups(frame: pd.DataFrame, groups: pd.DataFrame, by: str) -> np.ndarray:
+def in_groups(frame: pd.DataFrame | pa.Table, groups: pd.DataFrame, by: str) -> np.ndarray:
     """Which rows of a period table ``frame`` belong to one of ``groups`` (grain, period_start, ``by``)."""
     key = [*PERIOD_KEY, by]
-    return frame_positions(groups[key], frame[key]) >= 0
+    rows = frame.select(key) if isinstance(frame, pa.Table) else frame[key]
+    return key_hits(rows, groups[key])
 
 
 def _own_credits(facts: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
@@ -24,7 +25,7 @@ from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import compute_facts, kpi_tables
 from kpis.config import facts_fingerprint
-from kpis.keys import frame_positions
+from kpis.keys import key_hits
 from kpis.schema import (
     EVENT_COLUMNS,
     REJECTED_COLUMNS,
@@ -37,6 +38,7 @@ from kpis.schema import (
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
 from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
+from pipeline.parquet_store import to_pandas
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
@@ -216,15 +218,19 @@ class PipelineRun:
         summary.periods_written = len(periods)
         return out
 
-    def _stored_rows(self, table: str, periods: pd.DataFrame) -> pd.DataFrame:
-        return conform(self.stores.read(table, filters=periods_filter(periods), keep=True), TABLE_COLUMNS[table])
+    def _stored_rows(self, table: str, periods: pd.DataFrame, groups: pd.DataFrame | None = None,
+                     by: str = "engineer") -> pd.DataFrame:
+        """The stored rows of ``periods`` (and of ``groups`` only, when given; filtered before pandas)."""
+        rows = self.stores.read_arrow(table, periods_filter(periods), keep=True)
+        if groups is not None:
+            rows = rows.filter(pa.array(in_groups(rows, groups, by)))
+        return to_pandas(rows, TABLE_COLUMNS[table])
 
     def _changed_group_rows(self, table: str, computed: pd.DataFrame, groups: TouchedGroups,
                             periods: pd.DataFrame) -> Replacement:
         """The touched groups' rows that differ from the stored ones; their stored rows now gone are deleted."""
         by = "team" if table == "kpi_team" else "engineer"
-        stored = self._stored_rows(table, periods)
-        stored = stored[in_groups(stored, groups.of(by), by)].reset_index(drop=True)
+        stored = self._stored_rows(table, periods, groups.of(by), by)
         changes = row_changes(computed, stored, list(TABLE_KEYS[table]))
         return Replacement(table, changes.rows, changes.gone)
 
@@ -306,7 +312,7 @@ def _key_hits(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     """Where a row's (source, ticket_id) is among ``keys``."""
     if frame.empty or keys.empty:
         return np.zeros(len(frame), dtype=bool)
-    return frame_positions(keys[FACT_KEY], frame[FACT_KEY]) >= 0
+    return key_hits(frame[FACT_KEY], keys[FACT_KEY])
 
 
 def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
