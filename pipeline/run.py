@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -308,19 +307,12 @@ class RawLayer:
         )
 
 
-def _key_hits(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
-    """Where a row's (source, ticket_id) is among ``keys``."""
-    if frame.empty or keys.empty:
-        return np.zeros(len(frame), dtype=bool)
-    return key_hits(frame[FACT_KEY], keys[FACT_KEY])
-
-
 def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    return frame[~_key_hits(frame, keys)]
+    return frame[~key_hits(frame[FACT_KEY], keys[FACT_KEY])]
 
 
 def _only(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    return frame[_key_hits(frame, keys)]
+    return frame[key_hits(frame[FACT_KEY], keys[FACT_KEY])]
 
 
 def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
