@@ -337,9 +337,44 @@ class ParquetStore:
         shutil.rmtree(self.staging_dir(run_id), ignore_errors=True)
         shutil.rmtree(self.trash_dir(run_id), ignore_errors=True)
 
+    @contextlib.contextmanager
+    def claim_staging(self, run_id: str) -> Iterator[None]:
+        """Hold an flock on the run's staging directory: while it is held, the staging is no orphan.
+
+        A run stages tables before it commits; another process's ``prepare()`` must not take them for
+        the leftovers of a killed run. The OS releases the flock when the process dies.
+        """
+        path = self.staging_dir(run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
     def remove_orphans(self) -> None:
-        """Delete staging and trash left by a commit killed before it wrote its journal."""
-        for sub in (".staging", ".trash"):
-            for path in (self.root / sub).glob("*"):
-                log.warning("removing %s left by an interrupted commit", path)
+        """Delete staging and trash left by a run killed before its commit wrote its journal
+        (a staging directory a live run claims is left alone)."""
+        for path in (self.root / ".staging").glob("*"):
+            if not _claimed(path):
+                log.warning("removing %s left by an interrupted run", path)
                 shutil.rmtree(path, ignore_errors=True)
+        for path in (self.root / ".trash").glob("*"):
+            log.warning("removing %s left by an interrupted commit", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _claimed(path: Path) -> bool:
+    """Whether a live process holds ``claim_staging``'s flock on ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # not a directory we can open: nobody can have claimed it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

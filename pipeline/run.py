@@ -1,7 +1,10 @@
 """One pipeline run: pull, validate, merge into the raw layer, compute, write both stores.
 
-    pull (per source) -> validate -> merge into raw_tickets/raw_events -> compute_all over the raw layer
-    -> choose what to replace (changed tickets' facts, the periods they touch) -> Stores.commit
+    pull (per source) -> validate -> merge into raw_tickets/raw_events -> facts -> KPI tables
+    -> choose what to replace (changed tickets' facts, the groups or periods they touch) -> Stores.commit
+
+Each table goes to the Parquet staging as soon as it is final, so it is written while the run computes
+the rest; nothing is visible before ``Stores.commit``.
 
 A source that cannot be read is skipped (its watermark stays) and the run ends ``partial``; a broken
 config or store stops the run before anything is written. The stores change only in ``Stores.commit``.
@@ -22,7 +25,7 @@ from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
 from connectors.registry import build_connector
 from connectors.validate import validate
-from kpis import compute_facts, kpi_tables
+from kpis import KpiTables, compute_facts, kpi_tables
 from kpis.config import facts_fingerprint
 from kpis.keys import key_hits
 from kpis.schema import (
@@ -41,7 +44,7 @@ from pipeline.parquet_store import to_pandas
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
-from pipeline.stores import Replacement, Stores
+from pipeline.stores import Replacement, Staging, Stores
 
 log = logging.getLogger(__name__)
 
@@ -101,28 +104,30 @@ class PipelineRun:
         self.progress = progress or (lambda stage: None)
 
     def execute(self, run_id: str) -> RunSummary:
-        """Run every stage; the stores are written once, at the end, atomically."""
+        """Run every stage; the stores are written once, at the end, atomically.
+
+        Each table is handed to the Parquet staging as soon as it is final (the raw layer after the
+        merge, the facts before the KPIs), so it is written while the run computes the rest.
+        """
         summary = RunSummary(run_id=run_id, kind=self.kind)
-        with self._stage(summary, "pull"):
-            raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
-                           conform(self.stores.read("raw_events", keep=True), EVENT_COLUMNS))
-            pulled = self._pull_all(summary, raw)
-        with self._stage(summary, "merge"):
-            merged = raw.merge(pulled)
-        with self._stage(summary, "compute"):
-            if self.kind == "run":
-                refresh, groups = self._refresh_facts(merged)
-                tables = group_tables(refresh.facts, self.settings.kpi, groups)
-            else:
-                refresh, groups = None, None
-                tables = kpi_tables(compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of),
-                                    self.settings.kpi)
-        with self._stage(summary, "select"):
-            replacements = self._replacements(tables, refresh, groups, pulled, merged, summary, run_id)
-        summary.status = "partial" if summary.failed_sources else "success"
-        summary.rows_written = sum(len(r.rows) for r in replacements)
-        with self._stage(summary, "write"):
-            self.stores.commit(run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary))
+        with self.stores.staging(run_id) as staging:
+            with self._stage(summary, "pull"):
+                raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
+                               conform(self.stores.read("raw_events", keep=True), EVENT_COLUMNS))
+                pulled = self._pull_all(summary, raw)
+            with self._stage(summary, "merge"):
+                merged = raw.merge(pulled)
+            written = self._raw_replacements(pulled, merged, run_id)
+            staging.add(written)
+            with self._stage(summary, "compute"):
+                facts, tables, groups = self._compute(merged, staging, written)
+            with self._stage(summary, "select"):
+                replacements = self._replacements(tables, groups, facts, summary)
+            summary.status = "partial" if summary.failed_sources else "success"
+            summary.rows_written = sum(len(r.rows) for r in [*written, *replacements])
+            with self._stage(summary, "write"):
+                self.stores.commit(run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary),
+                                   staging=staging)
         return summary
 
     @contextmanager
@@ -181,6 +186,25 @@ class PipelineRun:
         return Pulled(tickets, events, rejected, cursors, files)
 
     # --- compute ----------------------------------------------------------------------------
+    def _compute(self, merged: Merged, staging: Staging,
+                 written: list[Replacement]) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
+        """The facts to write (handed to ``staging`` at once), the KPI tables and, for a nightly run,
+        the groups they were computed for (every group otherwise)."""
+        if self.kind == "run":
+            refresh, groups = self._refresh_facts(merged)
+            facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
+            all_facts = refresh.facts
+        else:
+            groups, all_facts = None, compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of)
+            in_scope = all_facts if self.window is None else facts_in_window(
+                all_facts, self.window, self.settings.kpi.reporting_timezone)
+            facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
+        staging.add([facts])
+        written.append(facts)
+        if groups is not None:
+            return facts, group_tables(all_facts, self.settings.kpi, groups), groups
+        return facts, kpi_tables(all_facts, self.settings.kpi), None
+
     def _refresh_facts(self, merged: Merged) -> tuple[FactsRefresh, TouchedGroups]:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
         and the groups whose KPI rows the changed facts can have moved (pipeline/groups.py)."""
@@ -194,26 +218,30 @@ class PipelineRun:
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
 
     # --- select -----------------------------------------------------------------------------
-    def _replacements(self, tables, refresh: FactsRefresh | None, groups: TouchedGroups | None, pulled: Pulled,
-                      merged: Merged, summary: RunSummary, run_id: str) -> list[Replacement]:
+    @staticmethod
+    def _raw_replacements(pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
+        """The raw layer's changes and this run's rejected rows (final once merged)."""
         rejected = pulled.rejected.assign(run_id=run_id)
-        out = [
+        return [
             Replacement("raw_tickets", pulled.tickets, pulled.tickets[FACT_KEY]),
             Replacement("raw_events", merged.changed_events, merged.changed_keys),
             # a row read again replaces its earlier rejection: reruns never duplicate rejected rows
             Replacement("rejected_rows", rejected, rejected[REJECT_KEY].drop_duplicates()),
         ]
-        if refresh is not None and groups is not None:
+
+    def _replacements(self, tables: KpiTables, groups: TouchedGroups | None, facts: Replacement,
+                      summary: RunSummary) -> list[Replacement]:
+        """The period tables' replacements: a nightly run's changed rows of the touched groups, or
+        every period of a backfill's window (of the demo's facts)."""
+        if groups is not None:
             periods = groups.periods()
-            out.append(Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY]))
-            out += [self._changed_group_rows(table, getattr(tables, table), groups, periods)
-                    for table in ("kpi_engineer", "kpi_team", "scorecard_kpi")]
+            out = [self._changed_group_rows(table, getattr(tables, table), groups, periods)
+                   for table in ("kpi_engineer", "kpi_team", "scorecard_kpi")]
             out.append(self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods))
         else:
-            facts, periods = self._window_scope(tables.facts)
-            out.append(Replacement("ticket_facts", facts, facts[FACT_KEY]))
-            out += [Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
-                    for table in PERIOD_TABLES]
+            periods = self._window_periods(facts.rows)
+            out = [Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
+                   for table in PERIOD_TABLES]
         summary.periods_written = len(periods)
         return out
 
@@ -244,12 +272,12 @@ class PipelineRun:
         changes = row_changes(conform(scorecard, TABLE_COLUMNS["scorecard"]), stored, list(TABLE_KEYS["scorecard"]))
         return Replacement("scorecard", changes.rows, changes.gone)
 
-    def _window_scope(self, new_facts: pd.DataFrame):
-        """A backfill: every period of the window (whole weeks at its edges); the demo: every period."""
+    def _window_periods(self, facts: pd.DataFrame) -> pd.DataFrame:
+        """A backfill: every period of the window (whole weeks at its edges); the demo: every period of its facts."""
         tz, grains = self.settings.kpi.reporting_timezone, self.settings.kpi.grains
         if self.window is None:
-            return new_facts, touched_periods(new_facts, new_facts, grains, tz)
-        return facts_in_window(new_facts, self.window, tz), window_periods(self.window, grains)
+            return touched_periods(facts, facts, grains, tz)
+        return window_periods(self.window, grains)
 
     # --- ledger -----------------------------------------------------------------------------
     def _ledger_writes(self, run_id: str, pulled: Pulled, summary: RunSummary):

@@ -3,7 +3,10 @@
 ``Stores.commit`` replaces rows in several tables at once and leaves both stores exactly as they were
 on any failure before the SQL commit, and both at the new state after it:
 
-1. each table's new full version is staged under ``<root>/.staging/<run_id>/<table>/``;
+1. each table's new full version is staged under ``<root>/.staging/<run_id>/<table>/``, in a background
+   thread, as soon as the run hands it over (``Stores.staging``: the raw layer after the merge, the
+   facts before the KPIs are computed); the run holds an flock on its staging directory, so another
+   process's ``prepare()`` never takes it for a killed run's leftovers;
 2. ``<root>/.journal.json`` names the commit (``commit_id``), the run and the staged tables;
 3. one SQL transaction deletes the scoped rows, bulk-inserts the new ones (COPY on PostgreSQL),
    runs the caller's ledger writes, records ``commit_id`` in ``store_commits`` and stages a snapshot
@@ -62,11 +65,14 @@ from pipeline.parquet_store import (
 )
 from pipeline.views import create_views
 
-__all__ = ["FAULT_POINTS", "Replacement", "Stores"]
+__all__ = ["COMMIT_FAULT_POINTS", "FAULT_POINTS", "Replacement", "Staging", "Stores"]
 
 log = logging.getLogger(__name__)
 
-FAULT_POINTS = ("parquet_staged", "before_sql_commit", "after_sql_commit", "after_swap")
+#: Where ``fault`` hooks fire inside a commit, in order.
+COMMIT_FAULT_POINTS = ("parquet_staged", "before_sql_commit", "after_sql_commit", "after_swap")
+#: ... and before it: a run has handed tables over to the staging and goes on computing.
+FAULT_POINTS = ("handed_over", *COMMIT_FAULT_POINTS)
 _CHUNK_ROWS = 50_000
 _SQLITE_CACHE_KIB = 256 * 1024
 _STORE_ERRORS = (OSError, pa.ArrowException, SQLAlchemyError)
@@ -99,6 +105,59 @@ class _Plan:
     @property
     def changes_anything(self) -> bool:
         return self.rows.num_rows > 0 or (self.scope is not None and self.scope.num_rows > 0)
+
+
+class Staging:
+    """A run's tables, each staged to Parquet in a background thread as soon as it is handed over.
+
+    Made by ``Stores.staging``; ``Stores.commit`` adds the last tables, waits for the staging and
+    publishes everything in one commit.
+    """
+
+    def __init__(self, parquet: ParquetStore, run_id: str, fault: Callable[[str], None]) -> None:
+        self.run_id = run_id
+        self.tables: list[str] = []  # every table handed over, in order (the journal names them)
+        self.plans: list[_Plan] = []  # those with something to write
+        self.committing = False  # set by commit: from then on, it settles the staged tables itself
+        self.staged_early = False  # tables were handed over before the commit (read from the live tables then)
+        self._parquet, self._fault = parquet, fault
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-staging")
+        self._pending: list[Future[None]] = []
+
+    def add(self, replacements: list[Replacement], *, last: bool = False) -> None:
+        """Validate the replacements now (before anything is written) and stage them in the background.
+
+        ``last``: the commit's own tables (the others were handed over early, while the run computed).
+        """
+        for replacement in replacements:
+            if replacement.table == "pipeline_runs":
+                raise StoreError("pipeline_runs is written by the ledger (pass ledger_writes), not by a Replacement")
+            if replacement.table in self.tables:
+                raise StoreError(f"run {self.run_id}: one Replacement per table, got {replacement.table} twice")
+            plan = _plan(replacement)
+            self.tables.append(plan.table)
+            # a table with nothing to change is left alone (once it exists: an empty table gets its file)
+            if plan.changes_anything or not self._parquet.has(plan.table):
+                self.plans.append(plan)
+                self._pending.append(self._pool.submit(self._stage, plan))
+        if not last:
+            self.staged_early = True
+            try:
+                self._fault("handed_over")
+            except _STORE_ERRORS as exc:
+                raise StoreError(f"run {self.run_id} could not stage {', '.join(self.tables)}: {first_line(exc)}") from exc
+
+    def _stage(self, plan: _Plan) -> None:
+        self._parquet.stage(self.run_id, plan.table, self._parquet.new_version(plan.table, plan.rows, plan.scope))
+
+    def wait(self) -> None:
+        """Block until every table handed over is staged; raise the first staging error."""
+        for pending in self._pending:
+            pending.result()
+
+    def close(self) -> None:
+        """Stop staging: wait for the table in progress, drop those not started."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 
@@ -154,11 +213,12 @@ class Stores:
             raise StoreError(f"SQL store {self._url_text}: cannot create {folder}: {first_line(exc)} "
                              "(check store.sql_url)") from exc
 
-    def _recover(self) -> None:
+    def _recover(self) -> bool:
+        """Settle a commit a killed run left behind (true if there was one) and remove orphans."""
         journal = self.parquet.read_journal()
         if journal is None:
             self.parquet.remove_orphans()
-            return
+            return False
         run_id, tables = journal["run_id"], journal["tables"]
         if self._sql_committed(journal["commit_id"]):
             log.warning("run %s was killed after its SQL commit: finishing its Parquet swap", run_id)
@@ -168,6 +228,7 @@ class Stores:
             self.parquet.roll_back(run_id, tables)
         self.parquet.delete_journal()
         self.parquet.remove_orphans()
+        return True
 
     def _sql_committed(self, commit_id: str) -> bool:
         commits = sqlschema.metadata.tables["store_commits"]
@@ -213,32 +274,47 @@ class Stores:
             raise StoreError(f"cannot read SQL table {table} from {self._url_text}: {first_line(exc)}") from exc
 
     # -- committing ----------------------------------------------------------------------------
+    @contextmanager
+    def staging(self, run_id: str) -> Iterator[Staging]:
+        """Stage a run's tables in the background as soon as each is final, while the run computes the
+        rest; ``commit(..., staging=)`` publishes them. Leaving the block without a commit discards them."""
+        with self.parquet.claim_staging(run_id):
+            staging = Staging(self.parquet, run_id, self._fault)
+            try:
+                yield staging
+            finally:
+                staging.close()
+                if not staging.committing:
+                    self.parquet.discard(run_id)
+
     def commit(self, run_id: str, replacements: list[Replacement], *,
-               ledger_writes: Callable[[Connection], None] | None = None) -> int:
+               ledger_writes: Callable[[Connection], None] | None = None, staging: Staging | None = None) -> int:
         """Replace rows in both stores at once; return the number of new rows written.
 
         ``ledger_writes(conn)`` runs inside the SQL transaction, so the run ledger and the watermarks
         commit with the data. ``pipeline_runs`` is copied to Parquet as it stands in that transaction.
+        ``staging``: the run's ``Stores.staging``, holding tables handed over earlier; they commit with these.
         On a failure before the SQL commit both stores are left as they were; after it, both end at
         the new state (at once, or by the next ``prepare()`` if the swap itself cannot be finished).
         """
-        tables = [r.table for r in replacements] + ["pipeline_runs"]
-        if "pipeline_runs" in tables[:-1]:
-            raise StoreError("pipeline_runs is written by the ledger (pass ledger_writes), not by a Replacement")
-        if len(set(tables)) != len(tables):
-            raise StoreError(f"run {run_id}: one Replacement per table and commit, got {', '.join(tables)}")
-        journal = {"run_id": run_id, "commit_id": uuid.uuid4().hex, "tables": tables,
-                   "started_at": datetime.now(UTC).isoformat()}
+        if staging is None:
+            with self.staging(run_id) as own:
+                return self.commit(run_id, replacements, ledger_writes=ledger_writes, staging=own)
         try:
-            # a table with nothing to change is left alone (once it exists: an empty table gets its file)
-            plans = [p for p in map(_plan, replacements) if p.changes_anything or not self.parquet.has(p.table)]
+            staging.add(replacements, last=True)
+            tables = [*staging.tables, "pipeline_runs"]
+            journal = {"run_id": run_id, "commit_id": uuid.uuid4().hex, "tables": tables,
+                       "started_at": datetime.now(UTC).isoformat()}
             with self.parquet.commit_lock():
-                self._recover()
-                self._stage_and_commit_sql(journal, plans, ledger_writes)
+                if self._recover() and staging.staged_early:
+                    raise StoreError("the store was recovered from an interrupted commit while this run staged "
+                                     "its tables; run again")
+                staging.committing = True
+                self._stage_and_commit_sql(journal, staging, ledger_writes)
                 self._swap(run_id, tables)
         except _STORE_ERRORS as exc:
             raise StoreError(f"run {run_id} could not write the stores: {first_line(exc)}") from exc
-        written = sum(p.rows.num_rows for p in plans)
+        written = sum(p.rows.num_rows for p in staging.plans)
         log.info("run %s committed %d rows to %s", run_id, written, ", ".join(tables))
         return written
 
@@ -246,27 +322,21 @@ class Stores:
         if self._fault_hook is not None:
             self._fault_hook(point)
 
-    def _stage_and_commit_sql(self, journal: dict[str, Any], plans: list[_Plan],
+    def _stage_and_commit_sql(self, journal: dict[str, Any], staging: Staging,
                               ledger_writes: Callable[[Connection], None] | None) -> None:
-        """Stage the Parquet tables while the SQL transaction writes (Arrow and SQLite/psycopg release
+        """The SQL transaction runs while the Parquet staging goes on (Arrow and SQLite/psycopg release
         the GIL); SQL commits only once the staging is done and the journal written."""
-        run_id = journal["run_id"]
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-staging") as pool:
-                staging = pool.submit(self._stage_parquet, run_id, plans)
-                # leaving the pool waits for the staging, so a failed commit never races with it
-                self._sql_transaction(journal, plans, ledger_writes, before_commit=lambda: self._staged(staging, journal))
+            self._sql_transaction(journal, staging.plans, ledger_writes,
+                                  before_commit=lambda: self._staged(staging, journal))
         except BaseException:
+            staging.close()  # a failed commit never races with the staging thread
             self._settle_failed_commit(journal)
             raise
 
-    def _stage_parquet(self, run_id: str, plans: list[_Plan]) -> None:
-        for plan in plans:
-            self.parquet.stage(run_id, plan.table, self.parquet.new_version(plan.table, plan.rows, plan.scope))
-
-    def _staged(self, staging: Future[None], journal: dict[str, Any]) -> None:
+    def _staged(self, staging: Staging, journal: dict[str, Any]) -> None:
         """Wait for the Parquet staging (raising its error), then write the journal: SQL may now commit."""
-        staging.result()
+        staging.wait()
         self._fault("parquet_staged")
         self.parquet.write_journal(journal)
 

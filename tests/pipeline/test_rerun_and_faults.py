@@ -29,7 +29,7 @@ from pipeline.stores import FAULT_POINTS, Stores
 
 AS_OF = pd.Timestamp(h.AS_OF).tz_convert("UTC")
 WINDOW = dates_window(date(2026, 7, 1), date(2026, 7, 31))
-BEFORE_SQL_COMMIT = ("parquet_staged", "before_sql_commit")
+BEFORE_SQL_COMMIT = ("handed_over", "parquet_staged", "before_sql_commit")
 RAW = ("raw_tickets", "raw_events")
 
 
@@ -196,6 +196,7 @@ def _kill_inside_the_commit(point: str, tmp_path: Path, sql_url: str, state_v2) 
     pytest.param("before_sql_commit", "postgresql", marks=[pytest.mark.postgres, pytest.mark.integration]),
     ("after_sql_commit", "sqlite"),
     ("parquet_staged", "sqlite"),  # before the journal: only the Parquet side has anything to clean up
+    ("handed_over", "sqlite"),  # tables staged while the run computes, no commit begun
 ])
 def test_a_run_killed_inside_the_commit_is_settled_and_the_next_run_succeeds(
         point: str, backend: str, request: pytest.FixtureRequest, tmp_path: Path, state_v2) -> None:

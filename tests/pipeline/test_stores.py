@@ -28,7 +28,7 @@ from pipeline import parquet_store, sqlschema
 from pipeline.errors import StoreError
 from pipeline.ledger import Ledger
 from pipeline.parquet_store import PARQUET_COLUMNS, PARQUET_KEYS, PARTITION_BY
-from pipeline.stores import FAULT_POINTS, Replacement, Stores
+from pipeline.stores import COMMIT_FAULT_POINTS, Replacement, Stores
 
 TRICKY = ["", 'say "hi"', "line\nbreak", "comma, semicolon;", "back\\slash", "中文 满意", "tab\there", None]
 ALL_TABLES = [*TABLE_COLUMNS, "raw_tickets", "raw_events"]
@@ -379,7 +379,7 @@ def _commit_then_die(root: str, sql_url: str, point: str) -> None:
     os._exit(0)
 
 
-@pytest.mark.parametrize("point", FAULT_POINTS)
+@pytest.mark.parametrize("point", COMMIT_FAULT_POINTS)
 def test_prepare_settles_a_commit_killed_at_any_point(tmp_path: Path, sql_url: str, point: str) -> None:
     stores = Stores(tmp_path / "store", sql_url)
     stores.prepare()
@@ -407,6 +407,68 @@ def test_prepare_settles_a_commit_killed_at_any_point(tmp_path: Path, sql_url: s
     assert not recovered.parquet.journal_path.exists()
     assert is_empty(recovered.parquet.root / ".staging") and is_empty(recovered.parquet.root / ".trash")
     recovered.close()
+
+
+# -- tables handed over before the commit ----------------------------------------------------------
+def test_tables_handed_over_early_commit_with_the_rest_as_one(tmp_path: Path, sql_url: str) -> None:
+    expected = _expected_after_second_commit(tmp_path / "expected")
+    stores = Stores(tmp_path / "store", sql_url)
+    stores.prepare()
+    _commit_first_version(stores)
+    engineer, facts, rejected = _second_version()
+    before = snapshot(stores)
+
+    with stores.staging("run-2") as staging:
+        staging.add([facts, rejected])
+        staging.wait()
+        assert (stores.parquet.staging_dir("run-2") / "ticket_facts").is_dir()
+        assert_same(before, snapshot(stores))  # staged, not published
+        stores.commit("run-2", [engineer], staging=staging)
+
+    _assert_same_data(expected, snapshot(stores))
+    assert is_empty(stores.parquet.root / ".staging")
+    stores.close()
+
+
+def test_a_run_failing_after_handing_tables_over_leaves_both_stores_as_before(stores: Stores) -> None:
+    _commit_first_version(stores)
+    before = snapshot(stores)
+    engineer, facts, _ = _second_version()
+
+    with pytest.raises(Boom), stores.staging("run-2") as staging:
+        staging.add([facts, engineer])
+        raise Boom("the KPIs could not be computed")
+
+    assert_same(before, snapshot(stores))
+    assert is_empty(stores.parquet.root / ".staging")
+
+
+def _prepare_in(root: str, sql_url: str) -> None:
+    """In a child process: what a second run does first (it then waits for the run lock)."""
+    stores = Stores(Path(root), sql_url)
+    stores.prepare()
+    stores.close()
+
+
+def test_another_process_preparing_leaves_a_live_runs_staging_alone(tmp_path: Path, sql_url: str) -> None:
+    expected = _expected_after_second_commit(tmp_path / "expected")
+    stores = Stores(tmp_path / "store", sql_url)
+    stores.prepare()
+    _commit_first_version(stores)
+    engineer, facts, rejected = _second_version()
+
+    with stores.staging("run-2") as staging:
+        staging.add([facts])
+        staging.wait()
+        child = processes().Process(target=_prepare_in, args=(str(tmp_path / "store"), sql_url))
+        child.start()
+        child.join(120)
+        assert child.exitcode == 0
+        assert (stores.parquet.staging_dir("run-2") / "ticket_facts").is_dir()
+        stores.commit("run-2", [engineer, rejected], staging=staging)
+
+    _assert_same_data(expected, snapshot(stores))
+    stores.close()
 
 
 def test_a_sql_error_rolls_back_both_stores(stores: Stores) -> None:
