@@ -7,10 +7,12 @@ on any failure before the SQL commit, and both at the new state after it:
    thread, as soon as the run hands it over (``Stores.staging``: the raw layer after the merge, the
    facts before the KPIs are computed); the run holds an flock on its staging directory, so another
    process's ``prepare()`` never takes it for a killed run's leftovers;
-2. ``<root>/.journal.json`` names the commit (``commit_id``), the run and the staged tables;
-3. one SQL transaction deletes the scoped rows, bulk-inserts the new ones (COPY on PostgreSQL),
-   runs the caller's ledger writes, records ``commit_id`` in ``store_commits`` and stages a snapshot
-   of ``pipeline_runs`` for Parquet; then commits;
+2. meanwhile, one SQL transaction, opened by the first table handed over and fed by a second thread,
+   deletes each table's scoped rows and bulk-inserts the new ones (COPY on PostgreSQL); at the commit
+   it runs the caller's ledger writes, records ``commit_id`` in ``store_commits`` and stages a
+   snapshot of ``pipeline_runs`` for Parquet;
+3. once everything is staged, ``<root>/.journal.json`` names the commit (``commit_id``), the run and
+   the staged tables; then SQL commits;
 4. the staged directories are swapped into place (old ones through ``<root>/.trash/<run_id>/``);
 5. the journal is deleted.
 
@@ -108,24 +110,28 @@ class _Plan:
 
 
 class Staging:
-    """A run's tables, each staged to Parquet in a background thread as soon as it is handed over.
+    """A run's writes in flight: each table handed over is staged to Parquet in one background thread
+    and written into the run's open SQL transaction in another, while the run computes the rest.
 
-    Made by ``Stores.staging``; ``Stores.commit`` adds the last tables, waits for the staging and
-    publishes everything in one commit.
+    Made by ``Stores.staging``; ``Stores.commit`` adds the last tables, waits for both threads and
+    commits (the SQL transaction stays open until then, so nothing is visible before).
     """
 
-    def __init__(self, parquet: ParquetStore, run_id: str, fault: Callable[[str], None]) -> None:
+    def __init__(self, parquet: ParquetStore, engine: Engine, run_id: str, fault: Callable[[str], None]) -> None:
         self.run_id = run_id
         self.tables: list[str] = []  # every table handed over, in order (the journal names them)
         self.plans: list[_Plan] = []  # those with something to write
         self.committing = False  # set by commit: from then on, it settles the staged tables itself
         self.staged_early = False  # tables were handed over before the commit (read from the live tables then)
-        self._parquet, self._fault = parquet, fault
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-staging")
-        self._pending: list[Future[None]] = []
+        self._parquet, self._engine, self._fault = parquet, engine, fault
+        self._parquet_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-staging")
+        self._sql_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sql-writes")
+        self._staged: list[Future[None]] = []
+        self._written: list[Future[None]] = []
+        self._conn: Connection | None = None  # opened, with its transaction, by the SQL thread's first write
 
     def add(self, replacements: list[Replacement], *, last: bool = False) -> None:
-        """Validate the replacements now (before anything is written) and stage them in the background.
+        """Validate the replacements now (before anything is written) and write them in the background.
 
         ``last``: the commit's own tables (the others were handed over early, while the run computed).
         """
@@ -139,7 +145,9 @@ class Staging:
             # a table with nothing to change is left alone (once it exists: an empty table gets its file)
             if plan.changes_anything or not self._parquet.has(plan.table):
                 self.plans.append(plan)
-                self._pending.append(self._pool.submit(self._stage, plan))
+                self._staged.append(self._parquet_thread.submit(self._stage, plan))
+                if plan.in_sql:
+                    self._written.append(self._sql_thread.submit(lambda plan=plan: _replace_sql(self._sql(), plan)))
         if not last:
             self.staged_early = True
             try:
@@ -150,15 +158,36 @@ class Staging:
     def _stage(self, plan: _Plan) -> None:
         self._parquet.stage(self.run_id, plan.table, self._parquet.new_version(plan.table, plan.rows, plan.scope))
 
-    def wait(self) -> None:
+    def _sql(self) -> Connection:
+        """The run's SQL connection, in its open transaction (SQL thread only)."""
+        if self._conn is None:
+            self._conn = self._engine.connect()
+            self._conn.begin()
+        return self._conn
+
+    def wait_parquet(self) -> None:
         """Block until every table handed over is staged; raise the first staging error."""
-        for pending in self._pending:
-            pending.result()
+        for staged in self._staged:
+            staged.result()
+
+    def commit_sql(self, last_writes: Callable[[Connection], None]) -> None:
+        """After the tables' SQL writes: ``last_writes(conn)``, then commit the transaction (SQL thread)."""
+        for written in self._written:
+            written.result()  # the first error of an earlier write, before anything else runs
+
+        def finish() -> None:
+            conn = self._sql()
+            last_writes(conn)
+            conn.commit()
+        self._sql_thread.submit(finish).result()
 
     def close(self) -> None:
-        """Stop staging: wait for the table in progress, drop those not started."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
+        """Stop: wait for the writes in progress, drop those not started, roll back an open transaction."""
+        self._parquet_thread.shutdown(wait=True, cancel_futures=True)
+        self._sql_thread.shutdown(wait=True, cancel_futures=True)
+        if self._conn is not None:
+            self._conn.close()  # rolls back what was not committed
+            self._conn = None
 
 
 class Stores:
@@ -279,7 +308,7 @@ class Stores:
         """Stage a run's tables in the background as soon as each is final, while the run computes the
         rest; ``commit(..., staging=)`` publishes them. Leaving the block without a commit discards them."""
         with self.parquet.claim_staging(run_id):
-            staging = Staging(self.parquet, run_id, self._fault)
+            staging = Staging(self.parquet, self.engine, run_id, self._fault)
             try:
                 yield staging
             finally:
@@ -324,19 +353,19 @@ class Stores:
 
     def _stage_and_commit_sql(self, journal: dict[str, Any], staging: Staging,
                               ledger_writes: Callable[[Connection], None] | None) -> None:
-        """The SQL transaction runs while the Parquet staging goes on (Arrow and SQLite/psycopg release
-        the GIL); SQL commits only once the staging is done and the journal written."""
+        """Finish the SQL transaction (ledger, commit record) and commit it once the Parquet staging is
+        done and the journal written; on a failure, settle both stores."""
         try:
-            self._sql_transaction(journal, staging.plans, ledger_writes,
-                                  before_commit=lambda: self._staged(staging, journal))
+            staging.commit_sql(lambda conn: self._last_sql_writes(conn, journal, ledger_writes,
+                                                                  before_commit=lambda: self._staged(staging, journal)))
         except BaseException:
-            staging.close()  # a failed commit never races with the staging thread
+            staging.close()  # rolls SQL back; a failed commit never races with the staging thread
             self._settle_failed_commit(journal)
             raise
 
     def _staged(self, staging: Staging, journal: dict[str, Any]) -> None:
         """Wait for the Parquet staging (raising its error), then write the journal: SQL may now commit."""
-        staging.wait()
+        staging.wait_parquet()
         self._fault("parquet_staged")
         self.parquet.write_journal(journal)
 
@@ -358,23 +387,20 @@ class Stores:
             self.parquet.roll_back(run_id, tables)
         self.parquet.delete_journal()
 
-    def _sql_transaction(self, journal: dict[str, Any], plans: list[_Plan],
+    def _last_sql_writes(self, conn: Connection, journal: dict[str, Any],
                          ledger_writes: Callable[[Connection], None] | None,
                          before_commit: Callable[[], None]) -> None:
-        with self.engine.connect() as conn, conn.begin():
-            for plan in plans:
-                if plan.in_sql:
-                    _replace_sql(conn, plan)
-            if ledger_writes is not None:
-                ledger_writes(conn)
-            commits = sqlschema.metadata.tables["store_commits"]
-            conn.execute(insert(commits).values(
-                commit_id=journal["commit_id"], run_id=journal["run_id"], committed_at=datetime.now(UTC),
-                tables=",".join(journal["tables"])))
-            runs = to_arrow(_read_sql(conn, "pipeline_runs"), PARQUET_COLUMNS["pipeline_runs"])
-            before_commit()
-            self.parquet.stage(journal["run_id"], "pipeline_runs", runs)
-            self._fault("before_sql_commit")
+        """The end of the run's transaction: its ledger, the commit record, ``pipeline_runs`` staged for Parquet."""
+        if ledger_writes is not None:
+            ledger_writes(conn)
+        commits = sqlschema.metadata.tables["store_commits"]
+        conn.execute(insert(commits).values(
+            commit_id=journal["commit_id"], run_id=journal["run_id"], committed_at=datetime.now(UTC),
+            tables=",".join(journal["tables"])))
+        runs = to_arrow(_read_sql(conn, "pipeline_runs"), PARQUET_COLUMNS["pipeline_runs"])
+        before_commit()
+        self.parquet.stage(journal["run_id"], "pipeline_runs", runs)
+        self._fault("before_sql_commit")
 
     def _swap(self, run_id: str, tables: list[str]) -> None:
         """SQL has committed: get Parquet to the new state whatever happens."""

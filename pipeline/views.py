@@ -17,10 +17,14 @@ PostgreSQL column comments and the views' part of ``docs/tables.md``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+
+from pipeline import sqlschema
 
 __all__ = [
     "VIEWS",
@@ -33,6 +37,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_STATE = sqlschema.metadata.tables["store_state"]
+_VIEWS_FINGERPRINT = "views_fingerprint"  # store_state: the statements the views were last made with
 
 _FLOAT = "DOUBLE PRECISION"
 
@@ -332,7 +339,20 @@ def _execute_all(conn: Connection, statements: list[str]) -> None:
 
 
 def create_views(engine: Engine) -> None:
-    """(Re)create every analyst view in one transaction; call it after the tables exist. Idempotent."""
+    """(Re)create every analyst view in one transaction; call it after the tables exist. Idempotent.
+
+    When every view exists as these statements make it (a fingerprint in ``store_state``), nothing is
+    written: a process opening the stores while a run holds its write transaction does not wait for it.
+    """
+    statements = create_view_statements(engine.dialect.name)
+    fingerprint = hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
+    with engine.connect() as conn:
+        current = conn.execute(select(_STATE.c.value).where(_STATE.c.name == _VIEWS_FINGERPRINT)).scalar()
+        present = set(inspect(conn).get_view_names())
+    if current == fingerprint and present >= {v.name for v in VIEWS}:
+        return
     with engine.begin() as conn:
-        _execute_all(conn, create_view_statements(conn.dialect.name))
+        _execute_all(conn, statements)
+        conn.execute(delete(_STATE).where(_STATE.c.name == _VIEWS_FINGERPRINT))
+        conn.execute(insert(_STATE).values(name=_VIEWS_FINGERPRINT, value=fingerprint, updated_at=datetime.now(UTC)))
     log.info("created views %s", ", ".join(v.name for v in VIEWS))

@@ -420,7 +420,7 @@ def test_tables_handed_over_early_commit_with_the_rest_as_one(tmp_path: Path, sq
 
     with stores.staging("run-2") as staging:
         staging.add([facts, rejected])
-        staging.wait()
+        staging.wait_parquet()
         assert (stores.parquet.staging_dir("run-2") / "ticket_facts").is_dir()
         assert_same(before, snapshot(stores))  # staged, not published
         stores.commit("run-2", [engineer], staging=staging)
@@ -459,7 +459,7 @@ def test_another_process_preparing_leaves_a_live_runs_staging_alone(tmp_path: Pa
 
     with stores.staging("run-2") as staging:
         staging.add([facts])
-        staging.wait()
+        staging.wait_parquet()
         child = processes().Process(target=_prepare_in, args=(str(tmp_path / "store"), sql_url))
         child.start()
         child.join(120)
