@@ -304,7 +304,9 @@ class Durations:
     @classmethod
     def of(cls, rows: np.ndarray, values: np.ndarray) -> Durations:
         """The known ``values`` at stacked positions ``rows``."""
-        by_value = np.argsort(values, kind="stable")
+        # Equal values may take each other's ranks: the percentiles read values, never positions, so any
+        # order of ties gives the same numbers, and the unstable sort is twice as fast.
+        by_value = np.argsort(values)
         rank = np.empty(len(values), dtype="int64")
         rank[by_value] = np.arange(len(values))
         return cls(rows, values, rank, values[by_value])
@@ -392,7 +394,7 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
     the values within every group. ``values`` may be a subset of the ranked ones.
     """
     if ranked is None:
-        by_value = np.argsort(values, kind="stable")
+        by_value = np.argsort(values)  # ties in any order: see Durations.of
         rank = np.empty(len(values), dtype="int64")
         rank[by_value] = np.arange(len(values))
         ranked = (rank, values[by_value])
