@@ -3,8 +3,8 @@
     pull (per source) -> validate -> merge into raw_tickets/raw_events -> facts -> KPI tables
     -> choose what to replace (changed tickets' facts, the groups or periods they touch) -> Stores.commit
 
-Each table goes to the Parquet staging as soon as it is final, so it is written while the run computes
-the rest; nothing is visible before ``Stores.commit``.
+Each table goes to the stores' staging (Parquet and the open SQL transaction) as soon as it is final,
+so it is written while the run computes the rest; nothing is visible before ``Stores.commit``.
 
 A source that cannot be read is skipped (its watermark stays) and the run ends ``partial``; a broken
 config or store stops the run before anything is written. The stores change only in ``Stores.commit``.
@@ -106,8 +106,8 @@ class PipelineRun:
     def execute(self, run_id: str) -> RunSummary:
         """Run every stage; the stores are written once, at the end, atomically.
 
-        Each table is handed to the Parquet staging as soon as it is final (the raw layer after the
-        merge, the facts before the KPIs), so it is written while the run computes the rest.
+        Each table is handed to ``staging`` as soon as it is final (the raw layer after the merge, the
+        facts before the KPIs), so both stores are written while the run computes the rest.
         """
         summary = RunSummary(run_id=run_id, kind=self.kind)
         with self.stores.staging(run_id) as staging:
@@ -117,14 +117,14 @@ class PipelineRun:
                 pulled = self._pull_all(summary, raw)
             with self._stage(summary, "merge"):
                 merged = raw.merge(pulled)
-            written = self._raw_replacements(pulled, merged, run_id)
-            staging.add(written)
+            raw_layer = self._raw_replacements(pulled, merged, run_id)
+            staging.add(raw_layer)
             with self._stage(summary, "compute"):
-                facts, tables, groups = self._compute(merged, staging, written)
+                facts, tables, groups = self._compute(merged, staging)
             with self._stage(summary, "select"):
                 replacements = self._replacements(tables, groups, facts, summary)
             summary.status = "partial" if summary.failed_sources else "success"
-            summary.rows_written = sum(len(r.rows) for r in [*written, *replacements])
+            summary.rows_written = sum(len(r.rows) for r in [*raw_layer, facts, *replacements])
             with self._stage(summary, "write"):
                 self.stores.commit(run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary),
                                    staging=staging)
@@ -186,8 +186,7 @@ class PipelineRun:
         return Pulled(tickets, events, rejected, cursors, files)
 
     # --- compute ----------------------------------------------------------------------------
-    def _compute(self, merged: Merged, staging: Staging,
-                 written: list[Replacement]) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
+    def _compute(self, merged: Merged, staging: Staging) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
         """The facts to write (handed to ``staging`` at once), the KPI tables and, for a nightly run,
         the groups they were computed for (every group otherwise)."""
         if self.kind == "run":
@@ -200,7 +199,6 @@ class PipelineRun:
                 all_facts, self.window, self.settings.kpi.reporting_timezone)
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
         staging.add([facts])
-        written.append(facts)
         if groups is not None:
             return facts, group_tables(all_facts, self.settings.kpi, groups), groups
         return facts, kpi_tables(all_facts, self.settings.kpi), None
