@@ -12,7 +12,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import socket
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,14 +21,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
-from sqlalchemy import update
+from sqlalchemy import DateTime, update
+from sqlalchemy.dialects import sqlite
 
 from kpis.schema import BOOL, DATE, FLOAT, GRAINS, INT, STR, TABLE_COLUMNS, TS, conform
 from pipeline import parquet_store, sqlschema
 from pipeline.errors import StoreError
 from pipeline.ledger import Ledger
 from pipeline.parquet_store import PARQUET_COLUMNS, PARQUET_KEYS, PARTITION_BY
-from pipeline.stores import COMMIT_FAULT_POINTS, Replacement, Stores
+from pipeline.stores import COMMIT_FAULT_POINTS, Replacement, Stores, _sqlite_values
 
 TRICKY = ["", 'say "hi"', "line\nbreak", "comma, semicolon;", "back\\slash", "中文 满意", "tab\there", None]
 ALL_TABLES = [*TABLE_COLUMNS, "raw_tickets", "raw_events"]
@@ -136,6 +137,17 @@ def _second_version() -> list[Replacement]:
 
 
 # -- round trips -----------------------------------------------------------------------------------
+def test_bulk_inserted_timestamps_are_the_text_sqlalchemy_writes_on_sqlite() -> None:
+    """Rows matched by value (a scope delete) and analysts' string comparisons need one text per instant."""
+    instants = [datetime(2026, 1, 15, 8, 0, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 59, 5, tzinfo=UTC),
+                datetime(2026, 7, 1, 1, 2, 3, 456789, tzinfo=UTC)]
+    column = pa.chunked_array([[*instants, None]], type=pa.timestamp("us", tz="UTC"))
+    dialect = sqlite.dialect()
+    store = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert _sqlite_values(column) == [store(t.replace(tzinfo=None)) for t in instants] + [None]
+    assert _sqlite_values(column)[0] == "2026-01-15 08:00:00.000000"
+
+
 @pytest.mark.parametrize("table", ALL_TABLES)
 def test_a_frame_read_back_equals_the_frame_written(stores: Stores, table: str) -> None:
     rows = sample(table, 30, seed=3)
