@@ -281,3 +281,23 @@ def test_postgres_views_carry_column_comments(
     expected = {(v.name, col): doc for v in VIEWS for col, doc in v.columns}
     found = {(r.view, r.column): r.comment for r in comments.itertuples()}
     assert found == expected
+
+
+def test_views_already_current_are_left_alone_and_a_dropped_one_comes_back(tmp_path: Path) -> None:
+    """Opening the stores while a run holds SQLite's write lock must not wait for it; a view someone
+    dropped is made again."""
+    url = f"sqlite:///{tmp_path / 'kpi.sqlite'}"
+    Stores(tmp_path / "store", url).prepare()
+    writer = create_engine(url).connect()
+    writer.exec_driver_sql("BEGIN IMMEDIATE")  # what a run's open transaction holds
+    impatient = create_engine(url, connect_args={"timeout": 0.1})
+    try:
+        create_views(impatient)  # would raise "database is locked" if it wrote
+    finally:
+        writer.exec_driver_sql("ROLLBACK")
+        writer.close()
+    with impatient.begin() as conn:
+        conn.exec_driver_sql(f"DROP VIEW {VIEWS[0].name}")
+    create_views(impatient)
+    assert len(read(url, f"SELECT * FROM {VIEWS[0].name}").columns) == len(VIEWS[0].columns)
+    impatient.dispose()
