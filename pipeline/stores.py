@@ -305,8 +305,9 @@ class Stores:
     # -- committing ----------------------------------------------------------------------------
     @contextmanager
     def staging(self, run_id: str) -> Iterator[Staging]:
-        """Stage a run's tables in the background as soon as each is final, while the run computes the
-        rest; ``commit(..., staging=)`` publishes them. Leaving the block without a commit discards them."""
+        """Write a run's tables in the background (Parquet staging, the open SQL transaction) as soon as
+        each is final, while the run computes the rest; ``commit(..., staging=)`` publishes them.
+        Leaving the block without a commit discards them."""
         with self.parquet.claim_staging(run_id):
             staging = Staging(self.parquet, self.engine, run_id, self._fault)
             try:
