@@ -99,7 +99,8 @@ STORE_COMMITS_COLUMNS = _cols(
 )
 
 STORE_STATE_COLUMNS = _cols(
-    Column("name", STR, "What is recorded, e.g. facts_fingerprint"),
+    Column("name", STR, "What is recorded: facts_fingerprint (the settings the stored ticket_facts were "
+           "computed with) or views_fingerprint (the statements the analyst views were made with)"),
     Column("value", STR, "Its value"),
     Column("updated_at", TS, "When it was last written (UTC)"),
 )
