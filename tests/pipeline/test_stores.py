@@ -422,11 +422,17 @@ def test_prepare_settles_a_commit_killed_at_any_point(tmp_path: Path, sql_url: s
 
 
 # -- tables handed over before the commit ----------------------------------------------------------
-def test_tables_handed_over_early_commit_with_the_rest_as_one(tmp_path: Path, sql_url: str) -> None:
+def _first_version_store(tmp_path: Path, sql_url: str) -> tuple[Stores, dict[str, pd.DataFrame]]:
+    """A store holding the first version, and what both commits without any failure give."""
     expected = _expected_after_second_commit(tmp_path / "expected")
     stores = Stores(tmp_path / "store", sql_url)
     stores.prepare()
     _commit_first_version(stores)
+    return stores, expected
+
+
+def test_tables_handed_over_early_commit_with_the_rest_as_one(tmp_path: Path, sql_url: str) -> None:
+    stores, expected = _first_version_store(tmp_path, sql_url)
     engineer, facts, rejected = _second_version()
     before = snapshot(stores)
 
@@ -463,10 +469,7 @@ def _prepare_in(root: str, sql_url: str) -> None:
 
 
 def test_another_process_preparing_leaves_a_live_runs_staging_alone(tmp_path: Path, sql_url: str) -> None:
-    expected = _expected_after_second_commit(tmp_path / "expected")
-    stores = Stores(tmp_path / "store", sql_url)
-    stores.prepare()
-    _commit_first_version(stores)
+    stores, expected = _first_version_store(tmp_path, sql_url)
     engineer, facts, rejected = _second_version()
 
     with stores.staging("run-2") as staging:
