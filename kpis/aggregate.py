@@ -293,23 +293,61 @@ DURATIONS = {"response": "response_seconds", "resolution": "resolution_seconds"}
 
 
 @dataclass(frozen=True)
-class Durations:
-    """The known values of one duration column, with their sort order computed once for every grain."""
+class SortCodes:
+    """Integers that sort as the values they stand for, so that one integer sort of ``group * width + code``
+    orders the values within every group.
 
-    rows: np.ndarray  # positions in the stacked frame
-    values: np.ndarray
-    rank: np.ndarray  # each value's position in ``ascending``
-    ascending: np.ndarray  # the values sorted
+    Whole numbers of a moderate range (durations in seconds) are their own codes, shifted to start at 0:
+    no sort is needed to make them. Other values are coded by their rank (one argsort).
+    """
+
+    code: np.ndarray  # int64, 0 <= code < width
+    width: int
+    offset: float  # value = code + offset, when ``ascending`` is None
+    ascending: np.ndarray | None  # value = ascending[code] for ranked values
 
     @classmethod
-    def of(cls, rows: np.ndarray, values: np.ndarray) -> Durations:
-        """The known ``values`` at stacked positions ``rows``."""
+    def of(cls, values: np.ndarray) -> SortCodes:
+        """The codes of ``values`` (float64, no NaN)."""
+        if len(values):
+            low, high = float(values.min()), float(values.max())
+            if high - low < _MAX_VALUE_WIDTH and bool(np.all(values == np.floor(values))):
+                return cls((values - low).astype("int64"), int(high - low) + 1, low, None)
         # Equal values may take each other's ranks: the percentiles read values, never positions, so any
         # order of ties gives the same numbers, and the unstable sort is twice as fast.
         by_value = np.argsort(values)
         rank = np.empty(len(values), dtype="int64")
         rank[by_value] = np.arange(len(values))
-        return cls(rows, values, rank, values[by_value])
+        return cls(rank, max(len(values), 1), 0.0, values[by_value])
+
+    def take(self, positions: np.ndarray) -> SortCodes:
+        """The codes of the values at ``positions`` (decoded the same way)."""
+        return SortCodes(self.code[positions], self.width, self.offset, self.ascending)
+
+    def values(self, codes: np.ndarray) -> np.ndarray:
+        """The values that ``codes`` stand for."""
+        if self.ascending is None:
+            return codes.astype("float64") + self.offset
+        return self.ascending[codes]
+
+
+# Whole-number values span at most this many codes (~34 years in seconds), so that group * width + code
+# stays far inside int64 for any number of groups a table can have.
+_MAX_VALUE_WIDTH = 2**30
+
+
+@dataclass(frozen=True)
+class Durations:
+    """The known values of one duration column, with their sort codes computed once for every grain."""
+
+    rows: np.ndarray  # positions in the stacked frame
+    values: np.ndarray
+    codes: SortCodes
+
+    @classmethod
+    def of(cls, rows: np.ndarray, values: np.ndarray) -> Durations:
+        """The known ``values`` at stacked positions ``rows``."""
+        return cls(rows, values, SortCodes.of(values))
 
 
 def _grain_table(rows: KpiRows, who_type: np.ndarray, n_type: int, grain: str,
@@ -375,32 +413,26 @@ def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: 
     """n, mean, median and P90 in minutes per group of seconds, ignoring missing values; percentiles as ``percentile_cont``."""
     group = group[durations.rows]
     counted = group < size  # rows outside the selected groups are in bin ``size``
-    group, values, rank = group[counted], durations.values[counted], durations.rank[counted]
+    group, values, codes = group[counted], durations.values[counted], durations.codes.take(counted)
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(group, weights=values, minlength=size) / n
-    median, p90 = percentile_cont(group, values, n, (0.5, 0.9), ranked=(rank, durations.ascending))
+    median, p90 = percentile_cont(group, values, n, (0.5, 0.9), codes=codes)
     return {f"{prefix}_n": n, f"{prefix}_mean_min": mean / SECONDS_PER_MINUTE,
             f"{prefix}_median_min": median / SECONDS_PER_MINUTE, f"{prefix}_p90_min": p90 / SECONDS_PER_MINUTE}
 
 
 def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fractions: tuple[float, ...],
-                    ranked: tuple[np.ndarray, np.ndarray] | None = None) -> list:
+                    codes: SortCodes | None = None) -> list:
     """Per group, the continuous percentiles (linear interpolation between order statistics).
 
     The same as SQL ``percentile_cont`` and numpy's default: position ``(n - 1) * q`` in the sorted values.
-    Groups without values get NaN. ``ranked`` = (each value's rank, the values sorted), computed once
-    when the same values are grouped several ways: then one plain integer sort of (group, rank) orders
-    the values within every group. ``values`` may be a subset of the ranked ones.
+    Groups without values get NaN. ``codes``: the values' ``SortCodes``, when computed once for values
+    grouped several ways; one integer sort of (group, code) then orders the values within every group.
     """
-    if ranked is None:
-        by_value = np.argsort(values)  # ties in any order: see Durations.of
-        rank = np.empty(len(values), dtype="int64")
-        rank[by_value] = np.arange(len(values))
-        ranked = (rank, values[by_value])
-    rank, ascending = ranked
-    width = max(len(ascending), 1)  # ranks index ``ascending``, which may hold more values than ``values``
-    ordered = ascending[np.sort(group.astype("int64") * width + rank) % width]
+    if codes is None:
+        codes = SortCodes.of(values)
+    ordered = codes.values(np.sort(group.astype("int64") * codes.width + codes.code) % codes.width)
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)
     results = []

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpis import KpiSettings, compute_all
-from kpis.aggregate import percentile_cont
+from kpis.aggregate import SortCodes, percentile_cont
 from kpis.errors import ConfigError
 from kpis.schema import TABLE_COLUMNS, empty_events, empty_tickets
 
@@ -40,8 +40,10 @@ def test_a_mistyped_key_is_refused_by_name(cfg, key) -> None:
     assert error.value.key == key
 
 
+# Whole numbers (durations in seconds) are sorted as their own codes, other values by their rank: both ways.
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 6), st.floats(-1e6, 1e6, allow_nan=False)), max_size=60))
+@given(st.lists(st.tuples(st.integers(0, 6), st.floats(-1e6, 1e6, allow_nan=False)), max_size=60)
+       | st.lists(st.tuples(st.integers(0, 6), st.integers(-10**6, 10**6)), max_size=60))
 def test_group_percentiles_equal_numpy_percentile_per_group(pairs) -> None:
     groups = np.array([g for g, _ in pairs], dtype="int64")
     values = np.array([v for _, v in pairs], dtype="float64")
@@ -54,3 +56,11 @@ def test_group_percentiles_equal_numpy_percentile_per_group(pairs) -> None:
         else:
             assert median[g] == pytest.approx(np.percentile(mine, 50), rel=1e-12, abs=1e-9)
             assert p90[g] == pytest.approx(np.percentile(mine, 90), rel=1e-12, abs=1e-9)
+
+
+def test_whole_numbers_are_their_own_sort_codes_and_other_values_are_ranked() -> None:
+    whole = SortCodes.of(np.array([30.0, -5.0, 7.0]))
+    assert whole.ascending is None and whole.code.tolist() == [35, 0, 12] and whole.width == 36
+    assert whole.values(whole.code).tolist() == [30.0, -5.0, 7.0]
+    ranked = SortCodes.of(np.array([0.5, -5.0, 7.0]))
+    assert ranked.code.tolist() == [1, 0, 2] and ranked.values(ranked.code).tolist() == [0.5, -5.0, 7.0]
