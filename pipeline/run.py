@@ -26,6 +26,7 @@ from connectors.errors import SourceError
 from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import KpiTables, compute_facts, kpi_tables
+from kpis.aggregate import FACTS_READ
 from kpis.config import facts_fingerprint
 from kpis.keys import key_hits
 from kpis.schema import (
@@ -211,7 +212,7 @@ class PipelineRun:
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
-                                self.as_of, reuse=reuse)
+                                self.as_of, reuse=reuse, columns=FACTS_READ)
         kpi = self.settings.kpi
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
 

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis import aggregate, compute_all, compute_facts, compute_scorecard
+from kpis import aggregate, compute_all, compute_facts, compute_scorecard, kpi_tables
+from kpis.aggregate import FACTS_READ
 from kpis.calendar import BusinessCalendar
 from kpis.config import WEEKDAYS, CalendarSpec
 from kpis.schema import TABLE_KEYS
@@ -273,6 +274,18 @@ def test_scorecard_from_engineer_rows_equals_the_scorecard_from_facts(data):
     aggregated = compute_scorecard(facts, counts_only)
     for name, one, two in zip(("scorecard", "scorecard_kpi"), summed, aggregated, strict=True):
         pd.testing.assert_frame_equal(one, two, obj=name, check_exact=True)
+
+
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+@given(datasets())
+def test_the_aggregates_read_only_the_facts_columns_they_declare(data):
+    """A nightly run hands the aggregates only ``FACTS_READ`` of its 1M facts: the tables must not change."""
+    facts = compute_facts(*frames(*data), ENGINE_SETTINGS, AS_OF)
+    whole = kpi_tables(facts, ENGINE_SETTINGS)
+    projected = kpi_tables(facts[list(FACTS_READ)], ENGINE_SETTINGS)
+    for name in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi"):
+        pd.testing.assert_frame_equal(getattr(whole, name), getattr(projected, name), obj=name, check_exact=True)
 
 
 def _ratio_ok(rate, num, den) -> bool:

@@ -98,6 +98,17 @@ def test_reused_facts_equal_a_full_recomputation() -> None:
     pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(full), check_exact=True)
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_facts_asked_for_some_columns_hold_those_and_changes_hold_all(reuse: bool) -> None:
+    columns = ["source", "ticket_id", "engineer", "resolution_sla", "as_of"]
+    refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=reuse,
+                            columns=columns)
+    full = compute_facts(DAY2_TICKETS, NO_EVENTS, SETTINGS, DAY2)
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(full[columns]), check_exact=True)
+    assert list(refresh.changes.rows.columns) == list(TICKET_FACT_COLUMNS)
+    assert sorted(refresh.changes.rows["ticket_id"]) == ["B", "C", "D", "M", "M2"]
+
+
 def test_without_reuse_every_ticket_is_recomputed() -> None:
     refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=False)
     assert refresh.recomputed == 7
