@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.base import Batch, SourceConfig
 from connectors.errors import SourceResponseError, SourceUnreachable
@@ -125,17 +126,31 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for name in frame.columns:
         col = frame[name]
         if isinstance(col.dtype, pd.DatetimeTZDtype):
-            text = col.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S") + "+00:00"
+            text = _iso_seconds(col.dt.tz_convert("UTC").dt.tz_localize(None), suffix="+00:00")
         elif pd.api.types.is_datetime64_dtype(col):
-            text = col.dt.strftime("%Y-%m-%dT%H:%M:%S")
+            text = _iso_seconds(col)
         elif pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
             text = col.astype("str").str.lower()
         elif isinstance(col.dtype, pd.StringDtype):
             text = col  # already text (a Parquet string column): no per-cell conversion
         else:
             text = col.astype("object").map(_cell_text)
-        out[str(name).strip()] = text.astype("object").where(text.notna(), None).astype("str")
+        if str(text.dtype) != "str":  # str already: no round trip through objects
+            text = text.astype("object").where(text.notna(), None).astype("str")
+        out[str(name).strip()] = text
     return pd.DataFrame(out, index=frame.index)
+
+
+def _iso_seconds(naive: pd.Series, suffix: str = "") -> pd.Series:
+    """Timestamps -> ``YYYY-MM-DDTHH:MM:SS`` + ``suffix`` (the text ``strftime`` writes, seconds floored).
+
+    Arrow's cast to text is ~10x faster than ``strftime`` (a 1M-row export has ~9 timestamp columns).
+    """
+    seconds = pc.floor_temporal(pa.array(naive, from_pandas=True), unit="second").cast(pa.timestamp("s"))
+    text = pc.replace_substring(seconds.cast(pa.string()), " ", "T", max_replacements=1)
+    if suffix:
+        text = pc.binary_join_element_wise(text, pa.scalar(suffix), "")
+    return pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype), index=naive.index).astype("str")
 
 
 def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from openpyxl import Workbook
 
 from connectors.base import Batch
 from connectors.errors import SourceUnreachable
-from connectors.files import FileConnector, read_raw_table
+from connectors.files import FileConnector, _text_frame, read_raw_table
 from kpis.errors import ConfigError
 from kpis.schema import TICKET_COLUMNS, conform
 
@@ -329,3 +329,17 @@ def test_check_reports_missing_file(make_source, tmp_path):
 def test_check_of_a_good_source_is_empty(write_csv, make_source):
     path = write_csv("t.csv", HEADER, ROWS)
     assert FileConnector(make_source(path=str(path))).check() == []
+
+
+def test_typed_timestamps_become_the_text_strftime_wrote() -> None:
+    """Parquet/Excel timestamps go to text by Arrow: the same text, seconds floored (before 1970 too)."""
+    naive = pd.Series(pd.to_datetime(["2026-03-01 08:00:59.999999", "1969-12-31 23:59:59.5", None,
+                                      "1901-01-01 00:00:00.0", "2099-12-31 23:59:59.0"]), dtype="datetime64[us]")
+    aware = naive.dt.tz_localize("Asia/Shanghai")
+    frame = _text_frame(pd.DataFrame({"naive": naive, "aware": aware}))
+    expected_naive = naive.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    expected_aware = aware.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S") + "+00:00"
+    assert frame["naive"].tolist()[:2] == ["2026-03-01T08:00:59", "1969-12-31T23:59:59"]
+    assert frame["naive"].fillna("-").tolist() == expected_naive.fillna("-").tolist()
+    assert frame["aware"].fillna("-").tolist() == expected_aware.fillna("-").tolist()
+    assert frame["aware"].tolist()[0] == "2026-03-01T00:00:59+00:00" and frame["aware"].isna().tolist()[2]
