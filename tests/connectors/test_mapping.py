@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
-from connectors.mapping import map_events, map_tickets, normalise_nulls, parse_timestamps, raw_json
+from connectors.mapping import (
+    has_offset_text,
+    map_events,
+    map_tickets,
+    normalise_nulls,
+    parse_timestamps,
+    raw_json,
+)
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS
 
@@ -282,3 +290,18 @@ def test_map_events_uses_the_source_sequence_when_it_has_one(make_source):
                       "value": ["NEW", "CLOSED"], "seq": ["20", "10"]})
     events, _ = map_events(raw, make_source())
     assert events["seq"].tolist() == [20, 10]
+
+
+# The zone test runs in Arrow (RE2); it must classify texts as Python's re did with \d and \s.
+PYTHON_HAS_OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$")
+
+
+@pytest.mark.parametrize("text", [
+    "2026-03-01T08:00:00Z", "2026-03-01 08:00:00+08:00", "2026-03-01 08:00 +0800", "2026-03-01 08:00:00.5 UTC",
+    "2026-03-01 08:00:00,25\tGMT", "2026-03-01 08:00\u00a0UTC", "2026-03-01 08:00\u3000z", "2026-03-01 08:00\x1cZ",
+    "2026-03-01 \u0660\u0668:\u0660\u0660+08:00", "2026-03-01 08:00:00", "2026-03-01", "08:00 UTC later",
+    "2026-03-01 08:00+8", "8:00Z", "2026-03-01 08:00:00-05",
+])
+def test_zone_detection_reads_texts_as_pythons_re_did(text: str) -> None:
+    expected = PYTHON_HAS_OFFSET.search(text) is not None
+    assert has_offset_text(pd.Series([text], dtype="str")).tolist() == [expected]
