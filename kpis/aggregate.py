@@ -20,7 +20,7 @@ from kpis.schema import KPI_ENGINEER_COLUMNS, KPI_TEAM_COLUMNS, KPI_VERSION, con
 
 SECONDS_PER_MINUTE = 60.0
 #: The ``ticket_facts`` columns the aggregates and the scorecard read: a caller holding many facts may
-#: pass only these (tests/kpis/test_engine_edges.py checks the tables come out the same).
+#: pass only these (tests/kpis/test_properties.py checks the tables come out the same).
 FACTS_READ = ("source", "ticket_id", "ticket_type", "engineer", "team", "excluded_reason", "opened_at",
               "resolved_at", "satisfaction_at", "planned_end", "response_business_s", "response_sla",
               "resolution_business_s", "resolution_sla", "first_fix", "reopened", "diagnosis_assessable",

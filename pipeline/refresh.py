@@ -61,8 +61,8 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
         if partial is not None:
             return partial
     facts = compute_facts(tickets, events, settings, as_of)
-    return FactsRefresh(facts[list(wanted)], row_changes(facts, to_pandas(stored, TICKET_FACT_COLUMNS), FACT_KEY),
-                        recomputed=len(facts))
+    changes = row_changes(facts, to_pandas(stored, TICKET_FACT_COLUMNS), FACT_KEY)
+    return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts))
 
 
 def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of,
