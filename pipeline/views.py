@@ -20,11 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy import Connection, Engine, inspect
 
-from pipeline import sqlschema
+from pipeline.ledger import Ledger
 
 __all__ = [
     "VIEWS",
@@ -38,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_STATE = sqlschema.metadata.tables["store_state"]
 _VIEWS_FINGERPRINT = "views_fingerprint"  # store_state: the statements the views were last made with
 
 _FLOAT = "DOUBLE PRECISION"
@@ -346,13 +344,11 @@ def create_views(engine: Engine) -> None:
     """
     statements = create_view_statements(engine.dialect.name)
     fingerprint = hashlib.sha256("\n;\n".join(statements).encode()).hexdigest()
-    with engine.connect() as conn:
-        current = conn.execute(select(_STATE.c.value).where(_STATE.c.name == _VIEWS_FINGERPRINT)).scalar()
-        present = set(inspect(conn).get_view_names())
-    if current == fingerprint and present >= {v.name for v in VIEWS}:
+    ledger = Ledger(engine)
+    present = set(inspect(engine).get_view_names())
+    if ledger.store_state(_VIEWS_FINGERPRINT) == fingerprint and present >= {v.name for v in VIEWS}:
         return
     with engine.begin() as conn:
         _execute_all(conn, statements)
-        conn.execute(delete(_STATE).where(_STATE.c.name == _VIEWS_FINGERPRINT))
-        conn.execute(insert(_STATE).values(name=_VIEWS_FINGERPRINT, value=fingerprint, updated_at=datetime.now(UTC)))
+        ledger.set_store_state_writes(_VIEWS_FINGERPRINT, fingerprint)(conn)
     log.info("created views %s", ", ".join(v.name for v in VIEWS))
