@@ -10,7 +10,7 @@ numerator / denominator and null on a zero denominator.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -70,15 +70,18 @@ class KpiRows:
     day: np.ndarray  # its anchor's local date as a day number (days since 1970-01-01)
     flagged: dict[str, np.ndarray]  # count -> stacked positions where it is 1
     durations: dict[str, Durations]
+    _periods: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def period(self, grain: str) -> np.ndarray:
-        """Each stacked row's period start as a day number (one lookup table over the days present)."""
+        """Each stacked row's period start as a day number (one lookup table over the days present);
+        made once per grain, as the engineer, team and scorecard aggregates all ask for it."""
         if grain == "day" or not len(self.day):
             return self.day
-        first = int(self.day.min())
-        days = np.arange(first, int(self.day.max()) + 1).astype("datetime64[D]")
-        table = period_starts(days, grain).astype("int64")
-        return table[self.day - first]
+        if grain not in self._periods:
+            first = int(self.day.min())
+            days = np.arange(first, int(self.day.max()) + 1).astype("datetime64[D]")
+            self._periods[grain] = period_starts(days, grain).astype("int64")[self.day - first]
+        return self._periods[grain]
 
 
 def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
