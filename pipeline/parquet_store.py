@@ -344,11 +344,8 @@ class ParquetStore:
         A run stages tables before it commits; another process's ``prepare()`` must not take them for
         the leftovers of a killed run. The OS releases the flock when the process dies.
         """
-        path = self.staging_dir(run_id)
-        path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY)
+        fd = _locked_directory(self.staging_dir(run_id))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the flock
@@ -357,24 +354,54 @@ class ParquetStore:
         """Delete staging and trash left by a run killed before its commit wrote its journal
         (a staging directory a live run claims is left alone)."""
         for path in (self.root / ".staging").glob("*"):
-            if not _claimed(path):
-                log.warning("removing %s left by an interrupted run", path)
-                shutil.rmtree(path, ignore_errors=True)
+            _remove_unclaimed(path)
         for path in (self.root / ".trash").glob("*"):
             log.warning("removing %s left by an interrupted commit", path)
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _claimed(path: Path) -> bool:
-    """Whether a live process holds ``claim_staging``'s flock on ``path``."""
+def _locked_directory(path: Path) -> int:
+    """Create ``path`` and hold an exclusive flock on it; return the descriptor.
+
+    Another process's ``remove_orphans`` may delete the directory between its creation and the flock
+    (it deletes only while holding the flock itself): then the flock is on a removed directory, and
+    the claim starts again.
+    """
+    while True:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _same_directory(fd, path):
+            return fd
+        os.close(fd)
+
+
+def _same_directory(fd: int, path: Path) -> bool:
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_unclaimed(path: Path) -> None:
+    """Delete a staging directory unless a live process holds ``claim_staging``'s flock on it; the
+    flock is held while deleting, so a run claiming it meanwhile waits and then makes a new one."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False  # not a directory we can open: nobody can have claimed it
+        fd = None  # not a directory we can open: nobody can have claimed it
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        log.warning("removing %s left by an interrupted run", path)
+        shutil.rmtree(path, ignore_errors=True)
     except BlockingIOError:
-        return True
+        return  # a live run's staging
     finally:
-        os.close(fd)
-    return False
+        if fd is not None:
+            os.close(fd)
