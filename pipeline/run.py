@@ -123,11 +123,14 @@ class PipelineRun:
             with self._stage(summary, "compute"):
                 facts, tables, groups = self._compute(merged, staging)
             with self._stage(summary, "select"):
-                replacements = self._replacements(tables, groups, facts, summary)
+                replacements = []
+                for replacement in self._replacements(tables, groups, facts, summary):
+                    staging.add([replacement])  # written while the next table is selected
+                    replacements.append(replacement)
             summary.status = "partial" if summary.failed_sources else "success"
             summary.rows_written = sum(len(r.rows) for r in [*raw_layer, facts, *replacements])
             with self._stage(summary, "write"):
-                self.stores.commit(run_id, replacements, ledger_writes=self._ledger_writes(run_id, pulled, summary),
+                self.stores.commit(run_id, [], ledger_writes=self._ledger_writes(run_id, pulled, summary),
                                    staging=staging)
         return summary
 
@@ -229,20 +232,20 @@ class PipelineRun:
         ]
 
     def _replacements(self, tables: KpiTables, groups: TouchedGroups | None, facts: Replacement,
-                      summary: RunSummary) -> list[Replacement]:
-        """The period tables' replacements: a nightly run's changed rows of the touched groups, or
-        every period of a backfill's window (of the demo's facts)."""
+                      summary: RunSummary) -> Iterator[Replacement]:
+        """The period tables' replacements, one by one: a nightly run's changed rows of the touched groups,
+        or every period of a backfill's window (of the demo's facts)."""
         if groups is not None:
             periods = groups.periods()
-            out = [self._changed_group_rows(table, getattr(tables, table), groups, periods)
-                   for table in ("kpi_engineer", "kpi_team", "scorecard_kpi")]
-            out.append(self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods))
+            summary.periods_written = len(periods)
+            for table in ("kpi_engineer", "kpi_team", "scorecard_kpi"):
+                yield self._changed_group_rows(table, getattr(tables, table), groups, periods)
+            yield self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods)
         else:
             periods = self._window_periods(facts.rows)
-            out = [Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
-                   for table in PERIOD_TABLES]
-        summary.periods_written = len(periods)
-        return out
+            summary.periods_written = len(periods)
+            for table in PERIOD_TABLES:
+                yield Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
 
     def _stored_rows(self, table: str, periods: pd.DataFrame, groups: pd.DataFrame | None = None,
                      by: str = "engineer") -> pd.DataFrame:
