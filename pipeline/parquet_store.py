@@ -151,6 +151,18 @@ def anti_join(table: pa.Table, scope: pa.Table) -> pa.Table:
     return kept.select(table.column_names)
 
 
+def rows_to_remove(scope: pa.Table | None, rows: pa.Table, keys: list[str]) -> list[pa.Table]:
+    """What replacing ``rows`` within ``scope`` removes from a table with these ``keys``: the rows matching
+    the scope and those with a new row's key; one table (one pass) when the scope is made of the keys."""
+    removed = [scope] if scope is not None and scope.num_rows else []
+    if not keys or rows.num_rows == 0:
+        return removed
+    added = rows.select(keys)
+    if removed and sorted(scope.column_names) == sorted(keys):
+        return [distinct(pa.concat_tables([scope.select(keys), added]))]
+    return [*removed, distinct(added)]
+
+
 def _identity(path: Path) -> tuple[int, int, int]:
     """What changes when a directory is replaced by another (a swap renames a new one into place)."""
     st = path.stat()
@@ -230,13 +242,8 @@ class ParquetStore:
         keys = list(PARQUET_KEYS.get(table, ()))
         kept = self.read_arrow(table)
         self._whole.pop(table, None)  # the run is done reading it
-        if keys and scope is not None and sorted(scope.column_names) == sorted(keys):
-            kept = anti_join(kept, distinct(pa.concat_tables([scope.select(keys), rows.select(keys)])))  # one pass
-        else:
-            if scope is not None:
-                kept = anti_join(kept, scope)
-            if keys:
-                kept = anti_join(kept, distinct(rows.select(keys)))
+        for removed in rows_to_remove(scope, rows, keys):
+            kept = anti_join(kept, removed)
         if keys:
             rows = rows.sort_by([(k, "ascending") for k in keys])
         return pa.concat_tables([kept, rows])

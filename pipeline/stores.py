@@ -66,6 +66,7 @@ from pipeline.parquet_store import (
     anti_join,
     dedupe_last,
     distinct,
+    rows_to_remove,
     to_arrow,
 )
 from pipeline.views import create_views
@@ -510,22 +511,18 @@ def _replace_sql(conn: Connection, plan: _Plan) -> None:
 
 
 def _rows_to_delete(plan: _Plan, *, new_keys: bool = True) -> list[pa.Table]:
-    """The scope and (``new_keys``) the new rows' keys; one table when the scope is made of the key columns.
-
-    Without ``new_keys`` (an upsert replaces rows by key) a scope of key columns leaves out the new rows'
-    own keys: a nightly facts scope is exactly those, and deleting them first only repeats the upsert's work.
-    """
+    """The rows to delete before inserting ``plan.rows``: ``rows_to_remove``, or, without ``new_keys``
+    (an upsert replaces rows by key), only the scope's keys that the new rows do not bring back (a
+    nightly facts scope is exactly those keys: deleting them first would repeat the upsert's work)."""
     keys = list(PARQUET_KEYS.get(plan.table, ()))
-    deletes = [plan.scope] if plan.scope is not None and plan.scope.num_rows else []
-    scope_is_keys = bool(deletes) and bool(keys) and sorted(deletes[0].column_names) == sorted(keys)
-    if not (keys and plan.rows.num_rows):
-        return deletes
-    added = plan.rows.select(keys)
-    if not new_keys:
-        return [anti_join(deletes[0].select(keys), added)] if scope_is_keys else deletes
-    if scope_is_keys:
-        return [distinct(pa.concat_tables([deletes[0].select(keys), added]))]
-    return [*deletes, added]
+    if new_keys:
+        return rows_to_remove(plan.scope, plan.rows, keys)
+    scope = plan.scope
+    if scope is None or scope.num_rows == 0:
+        return []
+    if keys and plan.rows.num_rows and sorted(scope.column_names) == sorted(keys):
+        return [anti_join(scope.select(keys), plan.rows.select(keys))]
+    return [scope]
 
 
 def _delete_matching(conn: Connection, table: Table, values: pa.Table) -> None:
