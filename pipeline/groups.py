@@ -66,6 +66,8 @@ def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFr
 def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
     """``kpis.kpi_tables`` for the touched groups only: their rows equal those of the whole tables,
     but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``)."""
+    if groups.engineer.empty and groups.team.empty:
+        facts = facts.iloc[:0]  # a night that moved no credit has nothing to aggregate
     rows = kpi_rows(facts, settings)
     engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer, only=groups.engineer)

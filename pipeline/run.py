@@ -37,6 +37,7 @@ from kpis.schema import (
     TICKET_COLUMNS,
     concat_frames,
     conform,
+    empty_frame,
 )
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
@@ -250,6 +251,8 @@ class PipelineRun:
     def _stored_rows(self, table: str, periods: pd.DataFrame, groups: pd.DataFrame | None = None,
                      by: str = "engineer") -> pd.DataFrame:
         """The stored rows of ``periods`` (and of ``groups`` only, when given; filtered before pandas)."""
+        if periods.empty:  # a night that touched nothing: the table need not be read
+            return empty_frame(TABLE_COLUMNS[table])
         rows = self.stores.read_arrow(table, periods_filter(periods), keep=True)
         if groups is not None:
             rows = rows.filter(pa.array(in_groups(rows, groups, by)))
