@@ -158,9 +158,14 @@ def rows_to_remove(scope: pa.Table | None, rows: pa.Table, keys: list[str]) -> l
     if not keys or rows.num_rows == 0:
         return removed
     added = rows.select(keys)
-    if removed and sorted(scope.column_names) == sorted(keys):
+    if removed and scope_is_keys(scope, keys):
         return [distinct(pa.concat_tables([scope.select(keys), added]))]
     return [*removed, distinct(added)]
+
+
+def scope_is_keys(scope: pa.Table, keys: list[str]) -> bool:
+    """Whether a replacement's ``scope`` names rows by the table's key columns (and nothing else)."""
+    return bool(keys) and sorted(scope.column_names) == sorted(keys)
 
 
 def _identity(path: Path) -> tuple[int, int, int]:

@@ -67,6 +67,7 @@ from pipeline.parquet_store import (
     dedupe_last,
     distinct,
     rows_to_remove,
+    scope_is_keys,
     to_arrow,
 )
 from pipeline.views import create_views
@@ -520,7 +521,7 @@ def _rows_to_delete(plan: _Plan, *, new_keys: bool = True) -> list[pa.Table]:
     scope = plan.scope
     if scope is None or scope.num_rows == 0:
         return []
-    if keys and plan.rows.num_rows and sorted(scope.column_names) == sorted(keys):
+    if plan.rows.num_rows and scope_is_keys(scope, keys):
         return [anti_join(scope.select(keys), plan.rows.select(keys))]
     return [scope]
 
