@@ -6,8 +6,10 @@
     │   ├── SourceUnreachable                network / 5xx / 429 after retries, missing file
     │   ├── SourceAuthError                  401 / 403
     │   └── SourceResponseError              malformed body, pagination loop, other 4xx
-    └── pipeline.errors.StoreError           a store cannot be written or read
-        └── LockTimeout                      another run holds the lock
+    ├── pipeline.store.errors.StoreError     a store cannot be written or read
+    │   └── LockTimeout                      another run holds the lock
+    ├── pipeline.analyst.query.QueryError    an analyst statement is refused or fails
+    └── pipeline.analyst.report.ReportError  the report cannot be built
 """
 
 from __future__ import annotations

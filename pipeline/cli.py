@@ -20,10 +20,10 @@ import pandas as pd
 from connectors.errors import SourceError
 from kpis.errors import ConfigError, ItsmKpiError
 from pipeline import logs
-from pipeline.errors import LockTimeout, StoreError
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
+from pipeline.store.errors import LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
@@ -141,14 +141,14 @@ def _store_location(args: argparse.Namespace) -> tuple[Path, str, str]:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from pipeline.query import run_query  # noqa: PLC0415
+    from pipeline.analyst.query import run_query  # noqa: PLC0415
 
     path, url, _ = _store_location(args)
     return run_query(args.sql, store_path=path, sql_url=url, engine=args.engine, fmt=args.format, out=sys.stdout)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.report import build_report  # noqa: PLC0415
+    from pipeline.analyst.report import build_report  # noqa: PLC0415
 
     path, url, tz = _store_location(args)
     out = build_report(path, url, args.period, args.lang, args.out or Path(f"report-{args.period}-{args.lang}.html"),

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import pandas as pd
 
 from kpis.errors import first_line
-from pipeline.ledger import Ledger
 from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
 from pipeline.settings import Settings
-from pipeline.stores import Stores
+from pipeline.store import Stores
+from pipeline.store.ledger import Ledger
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 30.0

@@ -29,7 +29,7 @@ from kpis.config import KpiSettings
 from kpis.keys import join_keys, ticket_keys
 from kpis.schema import DONE_STATUSES, TABLE_KEYS, TICKET_FACT_COLUMNS, TS, Column
 from pipeline.changes import RowChanges, row_changes
-from pipeline.parquet_store import to_arrow, to_pandas
+from pipeline.store.parquet import to_arrow, to_pandas
 
 log = logging.getLogger(__name__)
 

@@ -42,11 +42,11 @@ from kpis.schema import (
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
 from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
-from pipeline.parquet_store import to_pandas
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
-from pipeline.stores import Replacement, Staging, Stores
+from pipeline.store import Replacement, Staging, Stores
+from pipeline.store.parquet import to_pandas
 
 log = logging.getLogger(__name__)
 

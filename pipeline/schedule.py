@@ -73,12 +73,14 @@ def last_nightly_start(settings: Settings) -> datetime | None:
 
     Raises StoreError when the SQL store cannot be read.
     """
-    from pipeline import sqlschema  # noqa: PLC0415
-    from pipeline.errors import StoreError  # noqa: PLC0415
-    from pipeline.stores import Stores  # noqa: PLC0415
+    from pipeline.store import (
+        Stores,  # noqa: PLC0415
+        schema,  # noqa: PLC0415
+    )
+    from pipeline.store.errors import StoreError  # noqa: PLC0415
 
     stores = Stores(settings.store.path, settings.store.sql_url)
-    runs = sqlschema.metadata.tables["pipeline_runs"]
+    runs = schema.metadata.tables["pipeline_runs"]
     try:
         with stores.engine.connect() as conn:
             if not inspect(conn).has_table("pipeline_runs"):

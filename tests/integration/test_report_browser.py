@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.analyst.report import build_report
 from pipeline.cli import main as cli_main
-from pipeline.report import build_report
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ import pyarrow.dataset as ds
 from sqlalchemy import create_engine, text
 
 from kpis.schema import BOOL, DATE, FLOAT, INT, STR, TABLE_KEYS, TICKET_COLUMNS, TS
-from pipeline.parquet_store import PARQUET_COLUMNS, PARTITION_BY
+from pipeline.store.parquet import PARQUET_COLUMNS, PARTITION_BY
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "helpdesk"

@@ -32,7 +32,7 @@ import pandas as pd
 
 from kpis.schema import TABLE_KEYS
 from pipeline.settings import Settings
-from pipeline.stores import Stores
+from pipeline.store import Stores
 
 TZ = "Asia/Shanghai"
 DAY1_AS_OF = pd.Timestamp("2026-08-01T01:15:00+08:00").tz_convert("UTC")

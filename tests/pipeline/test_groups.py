@@ -28,7 +28,7 @@ from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conf
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
 from pipeline.groups import group_tables, in_groups, touched_groups
-from pipeline.parquet_store import to_arrow
+from pipeline.store.parquet import to_arrow
 
 TZ = "Asia/Shanghai"
 GRAINS = ("day", "month", "quarter")

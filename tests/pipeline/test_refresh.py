@@ -21,8 +21,8 @@ import pytest
 from kpis import compute_facts
 from kpis.config import KpiSettings, facts_fingerprint
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
-from pipeline.parquet_store import to_arrow
 from pipeline.refresh import reads_the_clock, refresh_facts
+from pipeline.store.parquet import to_arrow
 
 DAY1, DAY2 = pd.Timestamp("2026-03-10T03:00Z"), pd.Timestamp("2026-03-11T03:00Z")
 SETTINGS = KpiSettings.from_config({"sla": [{"ticket_type": "incident", "priority": "P1",

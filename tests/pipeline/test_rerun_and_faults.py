@@ -21,11 +21,11 @@ import e2e_helpers as h
 import pandas as pd
 import pytest
 
-from pipeline.errors import StoreError
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
 from pipeline.settings import Settings
-from pipeline.stores import FAULT_POINTS, Stores
+from pipeline.store import FAULT_POINTS, Stores
+from pipeline.store.errors import StoreError
 
 AS_OF = pd.Timestamp(h.AS_OF).tz_convert("UTC")
 WINDOW = dates_window(date(2026, 7, 1), date(2026, 7, 31))

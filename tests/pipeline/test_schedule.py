@@ -33,11 +33,11 @@ from ops_helpers import (
     write_export,
 )
 
-from pipeline.errors import LockTimeout
 from pipeline.jobs import run_job
-from pipeline.ledger import Ledger
 from pipeline.schedule import build_scheduler, missed_night, nightly_trigger
-from pipeline.stores import Stores
+from pipeline.store import Stores
+from pipeline.store.errors import LockTimeout
+from pipeline.store.ledger import Ledger
 
 MONTH_TICKETS = 99  # month_export(): 100 ticket rows, one with an unknown status
 

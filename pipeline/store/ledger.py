@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline import sqlschema
-from pipeline.errors import LockTimeout, StoreError
+from pipeline.store import schema
+from pipeline.store.errors import LockTimeout, StoreError
 
 __all__ = ["LOCK_NAME", "Ledger", "RunCounts", "Writes", "combine_writes"]
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Writes = Callable[[Connection], None]
 LOCK_NAME = "itsm-kpi"
-_T = sqlschema.metadata.tables
+_T = schema.metadata.tables
 RUNS, STATE, FILES, LOCK = _T["pipeline_runs"], _T["source_state"], _T["source_files"], _T["run_lock"]
 STORE_STATE = _T["store_state"]
 
@@ -81,7 +81,7 @@ def _counts_of(summary: RunCounts) -> dict[str, Any]:
 
 
 def _check_status(status: str) -> None:
-    if status not in sqlschema.RUN_STATUSES or status == "running":
+    if status not in schema.RUN_STATUSES or status == "running":
         raise ValueError(f"a finished run's status is success, partial or failed, not {status!r}")
 
 

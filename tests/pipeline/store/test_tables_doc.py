@@ -10,11 +10,11 @@ from types import ModuleType
 import pytest
 
 from kpis.schema import TABLE_COLUMNS
-from pipeline import sqlschema
-from pipeline.parquet_store import PARQUET_COLUMNS
-from pipeline.views import VIEWS
+from pipeline.store import schema as sqlschema
+from pipeline.store.parquet import PARQUET_COLUMNS
+from pipeline.store.views import VIEWS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

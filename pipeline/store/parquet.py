@@ -46,7 +46,7 @@ from kpis.schema import (
     Column,
     conform,
 )
-from pipeline.sqlschema import PIPELINE_RUNS_COLUMNS
+from pipeline.store.schema import PIPELINE_RUNS_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, insert, select, update
 
-from pipeline import sqlschema
-from pipeline.errors import LockTimeout, StoreError
-from pipeline.ledger import Ledger, combine_writes
-from pipeline.stores import Replacement, Stores
+from pipeline.store import Replacement, Stores
+from pipeline.store import schema as sqlschema
+from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.ledger import Ledger, combine_writes
 
 LOCK = sqlschema.metadata.tables["run_lock"]
 AS_OF = pd.Timestamp("2026-03-02T01:15:00+08:00")
@@ -44,7 +44,7 @@ def ledger(engine) -> Ledger:
 def processes() -> multiprocessing.context.BaseContext:
     """Fresh processes, forked from a server that has the heavy imports done (much faster than spawn)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pandas", "pyarrow.dataset", "sqlalchemy", "pipeline.stores", "pipeline.ledger"])
+    ctx.set_forkserver_preload(["pandas", "pyarrow.dataset", "sqlalchemy", "pipeline.store.stores", "pipeline.store.ledger"])
     return ctx
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_a_lock_without_a_recent_heartbeat_is_taken_over(ledger: Ledger, caplog)
     _set_lock_row(ledger, host="another-host", pid=1,
                   heartbeat_at=datetime.now(UTC) - timedelta(seconds=700))
 
-    with caplog.at_level(logging.WARNING, logger="pipeline.ledger"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.store.ledger"):
         ledger.acquire_lock("run-new", wait_s=0, stale_after_s=600)
 
     assert "took it over from run run-old on another-host" in caplog.text
@@ -157,7 +157,7 @@ def test_a_lock_whose_process_is_gone_on_this_host_is_taken_over_at_once(ledger:
         conn.execute(insert(LOCK).values(name=ledger.lock_name, holder="run-dead", host=ledger.host,
                                          pid=gone.pid, acquired_at=now, heartbeat_at=now))
 
-    with caplog.at_level(logging.WARNING, logger="pipeline.ledger"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.store.ledger"):
         ledger.acquire_lock("run-new", wait_s=0, stale_after_s=3600)
     assert f"process {gone.pid} on this host is gone" in caplog.text
 

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Double, Text, create_engine, inspect
 
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS
-from pipeline import sqlschema
-from pipeline.parquet_store import PARQUET_KEYS
+from pipeline.store import schema as sqlschema
+from pipeline.store.parquet import PARQUET_KEYS
 
 EXPECTED_TYPES = {"str": Text, "Int64": BigInteger, "Float64": Double, "boolean": Boolean, "date32": Date,
                   "datetime64[us, UTC]": DateTime}

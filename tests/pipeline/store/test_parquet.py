@@ -1,4 +1,4 @@
-"""pipeline.parquet_store: claiming a run's staging directory against another process's orphan removal."""
+"""pipeline.store.parquet: claiming a run's staging directory against another process's orphan removal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from pipeline.parquet_store import ParquetStore
+from pipeline.store.parquet import ParquetStore
 
 
 def _claimed_by_someone(path: Path) -> bool:

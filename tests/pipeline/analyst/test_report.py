@@ -1,7 +1,4 @@
-"""``itsm-kpi report`` (pipeline/report.py): a self-contained, escaped HTML page with the period's numbers."""
-
-# demo_tables is a fixture imported from test_views; test arguments of that name are its uses, not redefinitions.
-# ruff: noqa: F401, F811
+"""``itsm-kpi report`` (pipeline/analyst/report.py): a self-contained, escaped HTML page with the period's numbers."""
 
 from __future__ import annotations
 
@@ -11,12 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_views import AS_OF, demo_tables, write_store
+from views_helpers import AS_OF, write_store
 
 from kpis import KpiTables
-from pipeline.errors import StoreError
-from pipeline.query import StoreQuery
-from pipeline.report import (
+from pipeline.analyst.query import StoreQuery
+from pipeline.analyst.report import (
     LABELS,
     ReportError,
     build_report,
@@ -24,6 +20,7 @@ from pipeline.report import (
     read_report_data,
     sla_by_priority,
 )
+from pipeline.store.errors import StoreError
 
 TZ = "Asia/Shanghai"
 EVIL = '<b onmouseover="x">刘&洋</b>'

@@ -25,11 +25,13 @@ from sqlalchemy import DateTime, update
 from sqlalchemy.dialects import sqlite
 
 from kpis.schema import BOOL, DATE, FLOAT, GRAINS, INT, STR, TABLE_COLUMNS, TS, conform
-from pipeline import parquet_store, sqlschema
-from pipeline.errors import StoreError
-from pipeline.ledger import Ledger
-from pipeline.parquet_store import PARQUET_COLUMNS, PARQUET_KEYS, PARTITION_BY
-from pipeline.stores import COMMIT_FAULT_POINTS, Replacement, Stores, _sqlite_values
+from pipeline.store import COMMIT_FAULT_POINTS, Replacement, Stores
+from pipeline.store import parquet as parquet_store
+from pipeline.store import schema as sqlschema
+from pipeline.store.errors import StoreError
+from pipeline.store.ledger import Ledger
+from pipeline.store.parquet import PARQUET_COLUMNS, PARQUET_KEYS, PARTITION_BY
+from pipeline.store.sql import _sqlite_values
 
 TRICKY = ["", 'say "hi"', "line\nbreak", "comma, semicolon;", "back\\slash", "中文 满意", "tab\there", None]
 ALL_TABLES = [*TABLE_COLUMNS, "raw_tickets", "raw_events"]
@@ -39,7 +41,7 @@ ALL_TABLES = [*TABLE_COLUMNS, "raw_tickets", "raw_events"]
 def processes() -> multiprocessing.context.BaseContext:
     """Fresh processes, forked from a server that has the heavy imports done (much faster than spawn)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pandas", "pyarrow.dataset", "sqlalchemy", "pipeline.stores", "pipeline.ledger"])
+    ctx.set_forkserver_preload(["pandas", "pyarrow.dataset", "sqlalchemy", "pipeline.store.stores", "pipeline.store.ledger"])
     return ctx
 
 def sample(table: str, n: int, *, seed: int = 0, first_day: int = 0, **fixed: object) -> pd.DataFrame:

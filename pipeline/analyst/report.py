@@ -10,7 +10,7 @@ The page needs no network: the CSS is inlined and every chart is an inline SVG d
 5. SLA compliance by priority;
 6. the tickets whose response or resolution SLA was breached.
 
-Numbers come from the stored tables through the analyst views' SQL (``pipeline.views``), so the report
+Numbers come from the stored tables through the analyst views' SQL (``pipeline.store.views``), so the report
 agrees with ``itsm-kpi query``. Ticket lists are placed in the period by their anchor's local date in
 ``timezone`` (the reporting timezone; the store does not record it). All data is escaped.
 """
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from kpis.errors import ItsmKpiError
-from pipeline.errors import StoreError
-from pipeline.query import EXIT_STORE, QueryError, StoreQuery
-from pipeline.views import rollup_sql, view_sql
+from pipeline.analyst.query import EXIT_STORE, QueryError, StoreQuery
+from pipeline.store.errors import StoreError
+from pipeline.store.views import rollup_sql, view_sql
 
 __all__ = ["LABELS", "Period", "ReportError", "Target", "build_report", "parse_period", "render_report"]
 
@@ -1060,7 +1060,7 @@ def breaches_html(data: ReportData, lang: str) -> str:
 
 # -- the page --------------------------------------------------------------------------------------
 def _css() -> str:
-    return (resources.files("pipeline") / "report_templates" / "report.css").read_text(encoding="utf-8")
+    return (resources.files("pipeline.analyst") / "templates" / "report.css").read_text(encoding="utf-8")
 
 
 def _header(data: ReportData, lang: str, generated_at: datetime) -> str:

@@ -2,7 +2,7 @@
 
 Over Parquet every table directory ``<store>/<table>/`` is a DuckDB view of the same name
 (``read_parquet('<store>/<table>/**/*.parquet', hive_partitioning = true)``, columns in schema order),
-and the analyst views of ``pipeline.views`` are created on top. Over SQL the statement runs in a
+and the analyst views of ``pipeline.store.views`` are created on top. Over SQL the statement runs in a
 transaction that is read-only where the database supports it and always rolled back.
 
 Results are written as an aligned text table, CSV, or JSON lines. ``StoreQuery`` is the same access for
@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from kpis.errors import ItsmKpiError, first_line
-from pipeline.views import VIEWS, view_statements
+from pipeline.store.views import VIEWS, view_statements
 
 __all__ = ["ENGINES", "FORMATS", "QueryError", "Result", "StoreQuery", "run_query", "write_result"]
 
@@ -79,7 +79,7 @@ def _sql_literal(value: str) -> str:
 
 
 def _table_view_sql(name: str, path: Path) -> str:
-    from pipeline.parquet_store import PARQUET_COLUMNS  # noqa: PLC0415 (only the column order)
+    from pipeline.store.parquet import PARQUET_COLUMNS  # noqa: PLC0415 (only the column order)
 
     glob = _sql_literal(str(path / "**" / "*.parquet"))
     columns = PARQUET_COLUMNS.get(name)

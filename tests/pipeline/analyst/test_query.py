@@ -1,7 +1,4 @@
-"""``itsm-kpi query`` (pipeline/query.py) over the Parquet store (DuckDB) and the SQL stores."""
-
-# demo_tables is a fixture imported from test_views; test arguments of that name are its uses, not redefinitions.
-# ruff: noqa: F401, F811
+"""``itsm-kpi query`` (pipeline/analyst/query.py) over the Parquet store (DuckDB) and the SQL stores."""
 
 from __future__ import annotations
 
@@ -14,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
-from test_views import demo_tables, expected_rollup, write_store
+from views_helpers import expected_rollup, write_store
 
 from kpis import KpiTables
 from kpis.schema import KPI_ENGINEER_COLUMNS
-from pipeline.query import StoreQuery, run_query
-from pipeline.views import VIEWS, create_views
+from pipeline.analyst.query import StoreQuery, run_query
+from pipeline.store.views import VIEWS, create_views
 
 
 def _write(demo_tables: KpiTables, root: Path, url: str) -> tuple[Path, str]:

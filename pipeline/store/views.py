@@ -10,7 +10,7 @@ never averaged. Means are re-aggregated exactly as ``SUM(mean * n) / SUM(n)``. A
 combined across ticket types: the rollups carry it only when a single ticket type has values in that
 period, and null otherwise (compute it from ``ticket_facts`` when you need it).
 
-``create_views(engine)`` (re)creates them in a SQL store; ``pipeline.query`` creates the same views
+``create_views(engine)`` (re)creates them in a SQL store; ``pipeline.analyst.query`` creates the same views
 over the Parquet store in DuckDB. Every view column is described here once: the descriptions become
 PostgreSQL column comments and the views' part of ``docs/tables.md``.
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, inspect
 
-from pipeline.ledger import Ledger
+from pipeline.store.ledger import Ledger
 
 __all__ = [
     "VIEWS",
