@@ -90,6 +90,7 @@ EVENT_COLUMNS = _cols(
     Column("value", STR, "New value (canonical status, P1..P4, ...); empty for response"),
     Column("actor", STR, "Who made the change (may be empty)"),
     Column("seq", INT, "Position of the event in its source, the last tie-breaker", required=True),
+    Column("event_id", STR, "The source's own id of this change (audit / changelog / snapshot key), when it has one"),
 )
 
 REJECTED_COLUMNS = _cols(
