@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import html
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,22 +29,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kpis.errors import ItsmKpiError
 from pipeline.analyst.query import EXIT_STORE, QueryError, StoreQuery
+from pipeline.analyst.report_data import TREND_RATES as _RATES
+from pipeline.analyst.report_data import ReportData, read_report_data
+from pipeline.analyst.report_period import Period, ReportError, parse_period
 from pipeline.store.errors import StoreError
-from pipeline.store.views import rollup_sql, view_sql
 
-__all__ = ["LABELS", "Period", "ReportError", "Target", "build_report", "parse_period", "render_report"]
+__all__ = [
+    "LABELS",
+    "Period",
+    "ReportData",
+    "ReportError",
+    "Target",
+    "build_report",
+    "parse_period",
+    "read_report_data",
+    "render_report",
+]
 
 log = logging.getLogger(__name__)
 
 LANGS = ("zh", "en")
-GRAINS = ("day", "week", "month", "quarter")
 BREACH_ROWS = 200
-
-
-class ReportError(ItsmKpiError):
-    """The report cannot be built (unknown period, no data for it, unwritable output)."""
 
 
 # -- labels: one dictionary, both languages --------------------------------------------------------
@@ -151,77 +156,6 @@ def label(key: str, lang: str) -> str:
     return LABELS.get(key, {}).get(lang, key)
 
 
-# -- periods ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Period:
-    """A reporting period: local dates ``[start, end)`` of one grain."""
-
-    grain: str
-    start: date
-    end: date
-    text: str
-
-    @property
-    def trend_grain(self) -> str:
-        """The grain of the trend charts: weeks inside a month or quarter, days inside a week or day."""
-        return "week" if self.grain in ("month", "quarter") else "day"
-
-    def title(self, lang: str) -> str:
-        """``2026Q3`` as the reader says it."""
-        if lang != "zh":
-            return self.text
-        if self.grain == "quarter":
-            return f"{self.start.year}年第{(self.start.month - 1) // 3 + 1}季度"
-        if self.grain == "month":
-            return f"{self.start.year}年{self.start.month}月"
-        if self.grain == "week":
-            year, week, _ = self.start.isocalendar()
-            return f"{year}年第{week}周"
-        return f"{self.start.year}年{self.start.month}月{self.start.day}日"
-
-
-_PATTERNS = {
-    "quarter": re.compile(r"^(\d{4})Q([1-4])$"),
-    "month": re.compile(r"^(\d{4})-(\d{2})$"),
-    "week": re.compile(r"^(\d{4})-W(\d{2})$"),
-    "day": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
-}
-
-
-def _bounds(grain: str, parts: tuple[int, ...]) -> tuple[date, date]:
-    if grain == "quarter":
-        start = date(parts[0], 3 * parts[1] - 2, 1)
-        return start, date(parts[0] + (parts[1] == 4), 1 if parts[1] == 4 else 3 * parts[1] + 1, 1)
-    if grain == "month":
-        start = date(parts[0], parts[1], 1)
-        return start, date(parts[0] + (parts[1] == 12), 1 if parts[1] == 12 else parts[1] + 1, 1)
-    if grain == "week":
-        start = date.fromisocalendar(parts[0], parts[1], 1)
-        return start, start + timedelta(days=7)
-    start = date(*parts)
-    return start, start + timedelta(days=1)
-
-
-def parse_period(text: str, grain: str | None = None) -> Period:
-    """``2026Q3`` (quarter), ``2026-08`` (month), ``2026-W33`` (ISO week) or ``2026-08-15`` (day).
-
-    ``grain`` is inferred from the text when None; when given it must agree with it.
-    """
-    text = text.strip().upper()
-    for found, pattern in _PATTERNS.items():
-        match = pattern.match(text)
-        if match is None:
-            continue
-        if grain is not None and grain != found:
-            raise ReportError(f"period {text!r} is a {found}, not a {grain}; e.g. --grain {found}")
-        try:
-            start, end = _bounds(found, tuple(int(g) for g in match.groups()))
-        except ValueError as exc:
-            raise ReportError(f"period {text!r} is not a real {found}: {exc}") from None
-        return Period(found, start, end, text)
-    raise ReportError(f"period {text!r} is not understood; write 2026Q3, 2026-08, 2026-W33 or 2026-08-15")
-
-
 # -- targets ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
@@ -274,201 +208,6 @@ def _targets(parts: pd.DataFrame, extra: Mapping[str, Target] | None) -> dict[st
             targets[row.kpi] = Target(float(row.target), bool(row.higher_is_better))
     targets.update(extra or {})
     return targets
-
-
-# -- reading the store -----------------------------------------------------------------------------
-@dataclass
-class ReportData:
-    """Everything the report shows, read from the store for one period."""
-
-    period: Period
-    scorecard: pd.DataFrame
-    parts: pd.DataFrame
-    engineers: pd.DataFrame
-    trend: pd.DataFrame
-    facts: pd.DataFrame
-    breaches: pd.DataFrame
-    timezone: str
-
-
-_TREND_COUNTS = (
-    "opened_count",
-    "resolved_count",
-    "response_n",
-    "response_total_min",
-    "response_sla_met",
-    "response_sla_breached",
-    "resolution_sla_met",
-    "resolution_sla_breached",
-    "first_fix_count",
-    "csat_answered",
-    "csat_satisfied",
-)
-_RATES = {
-    "response_sla_rate": ("response_sla_met", ("response_sla_met", "response_sla_breached")),
-    "resolution_sla_rate": ("resolution_sla_met", ("resolution_sla_met", "resolution_sla_breached")),
-    "first_fix_rate": ("first_fix_count", ("resolved_count",)),
-    "csat_rate": ("csat_satisfied", ("csat_answered",)),
-}
-_FACT_COLUMNS = (
-    "ticket_id",
-    "engineer",
-    "response_priority",
-    "resolution_priority",
-    "response_sla",
-    "resolution_sla",
-    "opened_at",
-    "resolved_at",
-)
-
-
-def _lit(value: date | str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _numeric(frame: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
-    for column in frame.columns:
-        if column not in exclude:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
-
-
-def _dates(frame: pd.DataFrame, column: str = "period_start") -> pd.DataFrame:
-    frame[column] = pd.to_datetime(frame[column]).dt.date
-    return frame
-
-
-def _utc(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    for column in columns:
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    return frame
-
-
-def _bool(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: bool(v) if v is not None and not pd.isna(v) else False).astype(bool)
-
-
-def _period_filter(period: Period) -> str:
-    return f"grain = {_lit(period.grain)} AND period_start = {_lit(period.start)}"
-
-
-def _read_scorecard(store: StoreQuery, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
-    card = store.frame(
-        f"SELECT engineer, score, rank, kpis_scored, low_sample, as_of, kpi_version "
-        f"FROM scorecard WHERE {_period_filter(period)}"
-    )
-    card = _numeric(card, ("engineer", "low_sample", "as_of", "kpi_version"))
-    card["low_sample"] = _bool(card["low_sample"])
-    parts = store.frame(
-        f"SELECT engineer, kpi, value, target, weight, higher_is_better, attainment, score "
-        f"FROM scorecard_kpi WHERE {_period_filter(period)}"
-    )
-    parts = _numeric(parts, ("engineer", "kpi", "higher_is_better"))
-    parts["higher_is_better"] = _bool(parts["higher_is_better"])
-    return card, parts
-
-
-def _read_engineers(store: StoreQuery, period: Period) -> pd.DataFrame:
-    frame = store.frame(
-        f"SELECT * FROM ({rollup_sql(period.grain)}) r WHERE period_start = {_lit(period.start)}"
-    )
-    frame = _numeric(frame, ("grain", "period_start", "engineer", "low_sample", "as_of", "kpi_version"))
-    frame["low_sample"] = _bool(frame["low_sample"])
-    return frame
-
-
-def _read_trend(store: StoreQuery, period: Period) -> pd.DataFrame:
-    first = period.start - timedelta(days=6) if period.trend_grain == "week" else period.start
-    columns = ", ".join(
-        "response_mean_min * response_n AS response_total_min" if c == "response_total_min" else c
-        for c in _TREND_COUNTS
-    )
-    frame = store.frame(
-        f"SELECT period_start, {columns} FROM kpi_engineer "
-        f"WHERE grain = {_lit(period.trend_grain)} AND period_start >= {_lit(first)} "
-        f"AND period_start < {_lit(period.end)}"
-    )
-    frame = _dates(_numeric(frame, ("period_start",)))
-    totals = frame.groupby("period_start", sort=True)[list(_TREND_COUNTS)].sum()
-    for rate, (num, dens) in _RATES.items():
-        den = sum(totals[d] for d in dens)
-        totals[rate] = totals[num] / den.where(den > 0)
-    totals["response_mean_min"] = totals["response_total_min"] / totals["response_n"].where(
-        totals["response_n"] > 0
-    )
-    return totals.reindex(_trend_starts(period), fill_value=np.nan).rename_axis("period_start").reset_index()
-
-
-def _trend_starts(period: Period) -> list[date]:
-    """Every trend period overlapping ``period`` (weeks from its Monday, or days), so gaps show as gaps."""
-    step = 7 if period.trend_grain == "week" else 1
-    day = period.start - timedelta(days=period.start.weekday()) if step == 7 else period.start
-    starts = []
-    while day < period.end:
-        starts.append(day)
-        day += timedelta(days=step)
-    return starts
-
-
-def _local_dates(values: pd.Series, timezone: str) -> pd.Series:
-    return values.dt.tz_convert(timezone).dt.date
-
-
-def _in_period(values: pd.Series, period: Period, timezone: str) -> pd.Series:
-    local = _local_dates(values, timezone)
-    return values.notna() & (local >= period.start) & (local < period.end)
-
-
-def _read_facts(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
-    frame = store.frame(
-        f"SELECT {', '.join(_FACT_COLUMNS)} FROM ticket_facts "
-        "WHERE response_sla IS NOT NULL OR resolution_sla IS NOT NULL"
-    )
-    frame = _utc(frame, ("opened_at", "resolved_at"))
-    frame["response_in_period"] = _in_period(frame["opened_at"], period, timezone)
-    frame["resolution_in_period"] = _in_period(frame["resolved_at"], period, timezone)
-    return frame
-
-
-def _read_breaches(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
-    frame = store.frame(f"SELECT * FROM ({view_sql('v_sla_breaches')}) b")
-    frame = _utc(frame, ("opened_at", "response_at", "resolved_at", "as_of"))
-    opened = _in_period(frame["opened_at"], period, timezone)
-    resolved = _in_period(frame["resolved_at"], period, timezone)
-    still_open = frame["resolved_at"].isna() & (_local_dates(frame["opened_at"], timezone) < period.end)
-    response = frame["breach"].isin(["response", "both"]) & opened
-    resolution = frame["breach"].isin(["resolution", "both"]) & (resolved | still_open)
-    frame = frame[response | resolution].copy()
-    frame["still_open"] = frame["resolved_at"].isna()
-    over = frame[["response_over_min", "resolution_over_min"]].apply(pd.to_numeric, errors="coerce")
-    frame["worst_over_min"] = over.max(axis=1)
-    return frame.sort_values(["opened_at", "ticket_id"]).reset_index(drop=True)
-
-
-def _available_periods(store: StoreQuery, grain: str) -> list[str]:
-    frame = store.frame(f"SELECT DISTINCT period_start FROM scorecard WHERE grain = {_lit(grain)}")
-    return sorted(str(d) for d in pd.to_datetime(frame["period_start"]).dt.date) if len(frame) else []
-
-
-def read_report_data(store: StoreQuery, period: Period, timezone: str) -> ReportData:
-    """Read every table the report needs; ReportError when the store has no scorecard for the period."""
-    card, parts = _read_scorecard(store, period)
-    if card.empty:
-        have = _available_periods(store, period.grain)
-        raise ReportError(
-            f"no scorecard for {period.grain} {period.text} in the store; "
-            f"{period.grain} periods stored: {', '.join(have) if have else 'none'}"
-        )
-    return ReportData(
-        period=period,
-        scorecard=card,
-        parts=parts,
-        engineers=_read_engineers(store, period),
-        trend=_read_trend(store, period),
-        facts=_read_facts(store, period, timezone),
-        breaches=_read_breaches(store, period, timezone),
-        timezone=timezone,
-    )
 
 
 # -- formatting ------------------------------------------------------------------------------------
