@@ -12,9 +12,7 @@ from datetime import date, timedelta
 
 from kpis.errors import ItsmKpiError
 
-__all__ = ["GRAINS", "Period", "ReportError", "parse_period"]
-
-GRAINS = ("day", "week", "month", "quarter")
+__all__ = ["Period", "ReportError", "parse_period"]
 
 
 class ReportError(ItsmKpiError):
