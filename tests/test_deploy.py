@@ -350,8 +350,8 @@ def test_operations_doc_points_to_the_unit_instead_of_a_copy():
 # --- the CI step: deploy/build-image ---------------------------------------------------------------------------
 
 FAKE_BUILDER = r"""#!/usr/bin/env bash
-# A stand-in for docker/podman/buildah, behaving as $FAKE says: ok, info_fails, build_fails, root, demo_fails,
-# demo_partial.
+# A stand-in for docker/podman/buildah, behaving as $FAKE says: ok, info_fails, build_fails, root, silent_id,
+# demo_fails, demo_partial.
 mode=${FAKE:-ok}
 case "$1" in
     info) [ "$mode" = info_fails ] && exit 1; exit 0 ;;
@@ -361,7 +361,10 @@ case "$1" in
     build) [ "$mode" = build_fails ] && { echo "build step failed" >&2; exit 1; }; exit 0 ;;
     volume) exit 0 ;;
     run) shift; args=" $* "
-         if [[ "$args" == *" --entrypoint id "* ]]; then [ "$mode" = root ] && echo 0 || echo 10001; exit 0; fi
+         if [[ "$args" == *" --entrypoint id "* ]]; then
+             case "$mode" in root) echo 0 ;; silent_id) ;; *) echo 10001 ;; esac
+             exit 0
+         fi
          if [[ "$args" == *" demo "* ]]; then
              [ "$mode" = demo_fails ] && { echo "itsm-kpi: boom" >&2; exit 1; }
              [ "$mode" = demo_partial ] && { echo "itsm-kpi demo partial: 0 tickets read"; exit 0; }
@@ -412,6 +415,7 @@ def test_build_image_passes_when_the_image_builds_and_its_demo_succeeds(tmp_path
 @pytest.mark.parametrize(("mode", "reason"), [
     ("build_fails", "could not build the image"),
     ("root", "runs as root"),
+    ("silent_id", "id -u in the image printed '', not a uid"),
     ("demo_fails", "itsm-kpi demo --store /tmp/x failed in the container"),
     ("demo_partial", "printed 'itsm-kpi demo partial: 0 tickets read', not a success summary"),
 ])
