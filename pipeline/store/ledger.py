@@ -400,8 +400,8 @@ class Ledger:
     def _lost_message(self, run_id: str, generation: int | None, grant: dict[str, Any] | None) -> str:
         """Why ``run_id`` no longer holds the lock, naming the run that took it when that is known."""
         if grant is not None and grant["taken_from"] == run_id:
-            return (f"run {run_id} lost the run lock to run {grant['holder']} (taken over as stale after "
-                    f"{grant['taken_after_s']} s)")
+            after = "" if grant["taken_after_s"] is None else f" after {grant['taken_after_s']} s"
+            return f"run {run_id} lost the run lock to run {grant['holder']} (taken over as stale{after})"
         if grant is not None and grant["generation"] != generation:
             return (f"run {run_id} lost the run lock (it held generation {generation}; run {grant['holder']} "
                     f"was granted generation {grant['generation']} since)")
