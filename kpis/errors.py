@@ -7,7 +7,8 @@
     │   ├── SourceAuthError                  401 / 403
     │   └── SourceResponseError              malformed body, pagination loop, other 4xx
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
-    │   └── LockTimeout                      another run holds the lock
+    │   ├── LockTimeout                      another run holds the lock
+    │   └── LockLost                         this run's lock was taken over; nothing of it was committed
     ├── pipeline.analyst.query.QueryError    an analyst statement is refused or fails
     └── pipeline.analyst.report.ReportError  the report cannot be built
 """

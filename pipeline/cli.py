@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments; 3 a source could not be read
 (the others' data went through: the run is ``partial``); 4 a store cannot be written; 5 another run
-holds the lock.
+holds the lock, or this run lost it (nothing of this run was committed).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pipeline import logs
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
-from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.errors import LockLost, LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as e:
         return _fail(EXIT_CONFIG, str(e))
-    except LockTimeout as e:
+    except (LockTimeout, LockLost) as e:
         return _fail(EXIT_LOCKED, str(e))
     except StoreError as e:
         return _fail(EXIT_STORE, str(e))
