@@ -192,7 +192,7 @@ def activity_rows(raw: pd.DataFrame, cfg: SourceConfig, opts: ActivityOptions) -
     """
     norm = normalise_nulls(raw[opts.columns()], cfg.null_tokens).set_axis(pd.RangeIndex(len(raw)))
     stamps = read_timestamps(norm[opts.timestamp_column], cfg)
-    require_offsets_or_timezone([(stamps, norm[opts.timestamp_column])], cfg)
+    require_offsets_or_timezone(stamps, norm[opts.timestamp_column], cfg)
     at = stamps.utc
     key = activity_keys(norm, opts)
     status = key.map(dict(opts.status_map))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,17 +213,14 @@ def _timezone_missing(cfg: SourceConfig, example: str | None = None) -> ConfigEr
         'set timezone = "Asia/Shanghai" (the zone the source writes its times in)')
 
 
-def require_offsets_or_timezone(columns: Sequence[tuple[Timestamps, pd.Series]], cfg: SourceConfig) -> None:
-    """A frame whose timestamps are all naive in a source without ``timezone``: a config error.
+def require_offsets_or_timezone(stamps: Timestamps, values: pd.Series, cfg: SourceConfig) -> None:
+    """A column of naive values only, in a source without ``timezone``: a config error.
 
-    ``columns`` holds each timestamp column read from one frame with its values as written. When
-    some value of the frame carries an offset, the naive ones are row errors instead (D-NEXT-2).
+    ``values`` are the column as written. When some value of the column carries an offset, the
+    source writes offsets and its naive values lost theirs: those are row errors instead (D-NEXT-2).
     """
-    if cfg.timezone is not None or any(stamps.has_offsets for stamps, _ in columns):
-        return
-    for stamps, values in columns:
-        if stamps.no_offset.any():
-            raise _timezone_missing(cfg, str(values[stamps.no_offset.to_numpy()].iloc[0]).strip())
+    if cfg.timezone is None and not stamps.has_offsets and stamps.no_offset.any():
+        raise _timezone_missing(cfg, str(values[stamps.no_offset.to_numpy()].iloc[0]).strip())
 
 
 def _parse_epoch(text: pd.Series, unit: str) -> pd.Series:
@@ -339,7 +336,7 @@ def parse_timestamps(values: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, p
     source without ``timezone`` is a ``ConfigError`` naming ``sources[..].timezone``.
     """
     stamps = read_timestamps(values, cfg)
-    require_offsets_or_timezone([(stamps, values)], cfg)
+    require_offsets_or_timezone(stamps, values, cfg)
     return stamps.utc, stamps.bad
 
 
@@ -400,9 +397,8 @@ def _ticket_type(raw: pd.DataFrame, cfg: SourceConfig) -> pd.Series | None:
     return values.fillna(default)
 
 
-def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: RowReasons,
-                   stamps: list[tuple[Timestamps, pd.Series]]) -> pd.Series | None:
-    """One canonical ticket column, parsed; problems recorded in ``reasons``, timestamps read in ``stamps``."""
+def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: RowReasons) -> pd.Series | None:
+    """One canonical ticket column, parsed; problems recorded in ``reasons``."""
     values = _ticket_type(raw, cfg) if name == "ticket_type" else _pick(raw, name, cfg.columns)
     if values is None:
         return None
@@ -414,8 +410,8 @@ def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: Row
         return mapped
     if dtype == TS:
         read = read_timestamps(values, cfg)
+        require_offsets_or_timezone(read, values, cfg)
         read.add_reasons(reasons, name, values)
-        stamps.append((read, values))
         return read.utc
     if dtype == INT:
         parsed, bad = _parse_count(values)
@@ -437,13 +433,11 @@ def map_tickets(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.
     for name in _missing_columns(norm, TICKET_COLUMNS, cfg.columns, optional):
         reasons.add(pd.Series(True, index=norm.index), _missing_column_reason(norm, name, cfg.columns))
     out = {}
-    stamps: list[tuple[Timestamps, pd.Series]] = []
     for name in TICKET_COLUMNS:
         if name != "source":
-            col = _ticket_column(norm, cfg, name, reasons, stamps)
+            col = _ticket_column(norm, cfg, name, reasons)
             if col is not None:
                 out[name] = col
-    require_offsets_or_timezone(stamps, cfg)
     tickets = pd.DataFrame(out, index=norm.index)
     tickets["source"] = cfg.name
     ids = tickets["ticket_id"] if "ticket_id" in tickets else None
@@ -506,7 +500,7 @@ def map_events(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.D
     if at is not None:
         read = read_timestamps(at, cfg)
         read.add_reasons(reasons, "at", at)
-        require_offsets_or_timezone([(read, at)], cfg)
+        require_offsets_or_timezone(read, at, cfg)
         out["at"] = read.utc
     if "kind" in out:
         out["kind"] = _event_kind(out["kind"], cfg)

@@ -148,20 +148,23 @@ def test_out_of_range_timestamp_rejects_its_row_only(make_source):
 
 
 def test_a_naive_value_among_offsets_without_timezone_rejects_its_row(make_source):
-    # the frame's other timestamps carry offsets: the source writes offsets and this value lost its own
+    # the column's other values carry offsets: the source writes offsets and this value lost its own
     raw = text_frame({"ticket_id": ["A", "B", "C"], "ticket_type": ["incident"] * 3, "status": ["RESOLVED"] * 3,
                       "opened_at": ["2026-03-05T10:00:00+08:00", "2026-03-05 10:00:00", "2026-03-05T10:00:00+08:00"],
-                      "resolved_at": [None, None, "2026-03-05 11:00"]})
+                      "resolved_at": ["2026-03-05T12:00:00Z", None, "2026-03-05 11:00"]})
     tickets, rejected = map_tickets(raw, make_source(timezone=None))
     assert tickets["ticket_id"].tolist() == ["A"]
     assert tickets["opened_at"].tolist() == [utc("2026-03-05 02:00")]
+    assert tickets["resolved_at"].tolist() == [utc("2026-03-05 12:00")]
     assert rejected["reason"].tolist() == ["no UTC offset in opened_at (set sources.timezone) '2026-03-05 10:00:00'",
                                            "no UTC offset in resolved_at (set sources.timezone) '2026-03-05 11:00'"]
 
 
-def test_only_naive_values_without_timezone_is_a_config_error_naming_the_source_and_a_value(make_source):
-    raw = text_frame({"ticket_id": ["A"], "ticket_type": ["incident"], "status": ["NEW"],
-                      "opened_at": ["2026-03-05 10:00:00"]})
+def test_a_column_of_naive_values_without_timezone_is_a_config_error_naming_the_source_and_a_value(make_source):
+    # resolved_at carries offsets, opened_at never does: the source writes opened_at naive, always
+    raw = text_frame({"ticket_id": ["A", "B"], "ticket_type": ["incident"] * 2, "status": ["NEW"] * 2,
+                      "opened_at": ["2026-03-05 10:00:00", "2026-03-05 11:00:00"],
+                      "resolved_at": ["2026-03-05T12:00:00Z", None]})
     with pytest.raises(ConfigError, match=r"sources\['hd'\]\.timezone.*'2026-03-05 10:00:00'.*set timezone"):
         map_tickets(raw, make_source(timezone=None))
 

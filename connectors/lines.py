@@ -1,0 +1,304 @@
+"""Text exports that are not clean, read line by line so that one broken line costs one line.
+
+``connectors.files`` decodes a whole file and hands it to Arrow's CSV reader; that fast path stays as
+it is for clean files. Only when it fails does this module run, on that file alone:
+
+- ``decode_lines``: bytes -> text where each line the encoding cannot decode is blanked and reported;
+- ``blank_lines``: the same for lines holding a NUL character (a truncated or padded file);
+- ``bad_csv_lines``: the physical lines of CSV text that are not records (a quote that never closes,
+  a wrong number of fields), found with Python's ``csv`` module one record at a time;
+- ``swallowed_lines``: whether a quoted value of a parsed frame holds whole records (a quote that
+  opened and never closed, which a strict parser reads as one long value);
+- ``ndjson_records``: one JSON document per line, a bad line reported instead of failing the file.
+
+Every function here loops over lines in Python: bounded by the file's size, run only on a file that
+the fast path refused. Line numbers are 1-based physical lines of the file, banner lines included.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "BadLine",
+    "csv_without_bad_lines",
+    "blank_lines",
+    "decode_lines",
+    "header_fields",
+    "json_objects",
+    "ndjson_records",
+    "swallowed_lines",
+]
+
+_UNDECODED = re.compile("[\udc80-\udcff]")  # what ``surrogateescape`` makes of a byte it cannot decode
+_NUL = "\x00"
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """One line (or JSON record) of a file that could not be read: where, its text as read, and why."""
+
+    number: int
+    text: str
+    reason: str
+    unit: str = "line"  # "line", or "record" for an element of a JSON array
+
+
+def _line_bounds(text: str, positions: list[int]) -> list[tuple[int, int, int]]:
+    """(line number, start, end) of the distinct lines holding the character positions (sorted)."""
+    out: list[tuple[int, int, int]] = []
+    number, counted_to = 1, 0
+    for pos in positions:
+        if out and pos < out[-1][2]:
+            continue  # same line as the previous hit
+        number += text.count("\n", counted_to, pos)
+        counted_to = pos
+        start = text.rfind("\n", 0, pos) + 1
+        end = text.find("\n", pos)
+        out.append((number, start, len(text) if end < 0 else end))
+    return out
+
+
+def _blank(text: str, bounds: list[tuple[int, int, int]]) -> str:
+    """``text`` with the given lines emptied (their line ends kept, so line numbers stay)."""
+    pieces, last = [], 0
+    for _, start, end in bounds:
+        pieces.append(text[last:start])
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def decode_lines(data: bytes, encoding: str) -> tuple[str, list[BadLine], int]:
+    """Decode ``data`` (an ASCII-compatible encoding) -> (text, the lines it cannot decode, number of
+    lines holding non-ASCII bytes).
+
+    Each undecodable line is blanked in ``text``; its ``BadLine`` text shows the bytes as ``\\xe9``.
+    """
+    text = data.decode(encoding, errors="surrogateescape")
+    hits = [m.start() for m in _UNDECODED.finditer(text)]
+    bounds = _line_bounds(text, hits)
+    reason = f"line is not valid {encoding} (set sources.encoding if the file uses another encoding)"
+    bad = [BadLine(n, _shown(text[start:end], encoding), reason) for n, start, end in bounds]
+    non_ascii = sum(1 for line in data.split(b"\n") if not line.isascii())
+    return _blank(text, bounds), bad, non_ascii
+
+
+def _shown(line: str, encoding: str) -> str:
+    """A line with undecodable bytes as ``\\xNN`` (the rest as decoded), without its ``\\r``."""
+    raw = line.encode(encoding, errors="surrogateescape")
+    return raw.decode(encoding, errors="backslashreplace").removesuffix("\r")
+
+
+def blank_lines(text: str, char: str = _NUL, reason: str = "NUL byte in line") -> tuple[str, list[BadLine]]:
+    """``text`` with every line holding ``char`` blanked, and those lines (``char`` shown as ``\\x00``)."""
+    positions, pos = [], text.find(char)
+    while pos >= 0:
+        positions.append(pos)
+        end = text.find("\n", pos)
+        pos = -1 if end < 0 else text.find(char, end + 1)
+    bounds = _line_bounds(text, positions)
+    shown = repr(char)[1:-1]
+    bad = [BadLine(n, text[start:end].replace(char, shown).removesuffix("\r"), reason) for n, start, end in bounds]
+    return _blank(text, bounds), bad
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+@contextmanager
+def _any_field_size() -> Iterator[None]:
+    """``csv`` refuses fields over 128 KiB by default; a long description is data, not a broken line."""
+    limit = csv.field_size_limit()
+    csv.field_size_limit(sys.maxsize)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _fields(line: str, sep: str) -> int:
+    """How many fields a line would have if it had no quotes."""
+    return line.count(sep) + 1
+
+
+def _looks_like_records(lines: list[str], sep: str, width: int) -> bool:
+    """Do any of these lines (inside one quoted value) hold a whole record of ``width`` fields?
+
+    Only asked for files of 3 or more columns: a ticket export always has them, and with fewer a
+    sentence with one comma would look like a record.
+    """
+    return width >= 3 and any(_fields(line, sep) >= width for line in lines)
+
+
+@dataclass
+class _Scan:
+    """The state of ``csv_without_bad_lines``: the lines, what a record is, and what was found so far."""
+
+    lines: list[str]
+    sep: str
+    width: int
+    first_number: int
+    bad: list[BadLine] = field(default_factory=list)
+    blank: list[int] = field(default_factory=list)
+    _offsets: list[int] | None = None
+
+    def _problem(self, fields: list[str], start: int, end: int) -> str | None:
+        """Why the record on lines [start, end) is not one of ``width`` fields (None: it is)."""
+        if end - start > 1 and (len(fields) != self.width
+                                or _looks_like_records(self.lines[start + 1:end], self.sep, self.width)):
+            return "unbalanced quote (a quoted field that does not close where the record ends)"
+        if len(fields) != self.width:
+            return f"wrong number of fields ({len(fields)}, header has {self.width})"
+        return None
+
+    def _offset(self, i: int) -> int:
+        """The character offset of line ``i`` in the text (the offsets are counted once, when first needed)."""
+        if i == 0:
+            return 0
+        if self._offsets is None:
+            self._offsets = [0, *itertools.accumulate(len(line) + 1 for line in self.lines)]
+        return self._offsets[i]
+
+    def scan_from(self, source: io.StringIO, i: int) -> int:
+        """Read records of ``source`` (the text) from line ``i`` until one is broken; the line to go on
+        from (all read: the end)."""
+        source.seek(self._offset(i))
+        reader = csv.reader(source, delimiter=self.sep, strict=False)
+        start = i
+        while True:
+            try:
+                fields = next(reader, None)
+            except csv.Error as e:  # e.g. a lone carriage return inside an unquoted field
+                self.bad.append(BadLine(self.first_number + start, self.lines[start].removesuffix("\r"),
+                                        f"unreadable CSV line ({e})"))
+                return start + 1
+            if fields is None:
+                return len(self.lines)
+            end = i + reader.line_num
+            problem = self._problem(fields, start, end)
+            if problem is not None:
+                if end - start == 1 and not "".join(fields).strip():
+                    self.blank.append(start)  # nothing in it: layout, like a blank line
+                else:
+                    self.bad.append(BadLine(self.first_number + start, self.lines[start].removesuffix("\r"), problem))
+                    return start + 1
+            start = end
+
+    def cleaned(self) -> str:
+        """The text with the bad and the blank lines emptied."""
+        for k in itertools.chain(self.blank, (b.number - self.first_number for b in self.bad)):
+            self.lines[k] = ""
+        return "\n".join(self.lines)
+
+
+def csv_without_bad_lines(text: str, sep: str, header_index: int, width: int, first_number: int = 1
+                          ) -> tuple[str, list[BadLine]]:
+    """CSV ``text`` with the lines after its header (line ``header_index``, 0-based) that start no
+    record of ``width`` fields emptied, and those lines; lines with nothing in them are emptied too.
+
+    Reads records with ``csv`` (quotes open only at the start of a field, ``""`` escapes): a record
+    must have ``width`` fields, and one that runs over several lines must hold no line that is a
+    whole record itself. Otherwise its first line is bad and reading starts again at the next line,
+    so a quote that never closes costs its own line only. ``first_number`` is the file's line number
+    of ``text``'s first line.
+    """
+    scan = _Scan(text.split("\n"), sep, width, first_number)
+    source = io.StringIO(text, newline="\n")  # one copy of the text, read from wherever a scan restarts
+    i = header_index + 1
+    with _any_field_size():
+        while i < len(scan.lines):
+            i = scan.scan_from(source, i)
+    return scan.cleaned(), scan.bad
+
+
+def _lines_from(text: str, pos: int) -> Iterator[str]:
+    """The lines of ``text`` from character ``pos`` on, with their line ends, read lazily."""
+    while pos < len(text):
+        end = text.find("\n", pos)
+        if end < 0:
+            yield text[pos:]
+            return
+        yield text[pos:end + 1]
+        pos = end + 1
+
+
+def header_fields(text: str, sep: str) -> tuple[list[str], int]:
+    """The header record of CSV ``text`` (its first non-blank line) -> (fields, its 0-based line index).
+
+    Reads only the first lines: cheap enough for the fast path.
+    """
+    pos = index = 0
+    while True:
+        end = text.find("\n", pos)
+        if end < 0 or text[pos:end].strip():
+            break
+        pos, index = end + 1, index + 1
+    with _any_field_size():
+        fields = next(csv.reader(_lines_from(text, pos), delimiter=sep, strict=False), [])
+    return fields, index
+
+
+def swallowed_lines(frame: pd.DataFrame, sep: str) -> bool:
+    """Does a value of the parsed ``frame`` hold whole records (a quote that never closed)?
+
+    Looks only at values with a line break (a vectorised test per column, usually finding none).
+    """
+    width = len(frame.columns)
+    if width < 3:
+        return False
+    for name in frame.columns:
+        col = frame[name]
+        multi = col[col.str.contains("\n", regex=False, na=False).to_numpy(dtype=bool)]
+        for value in multi:  # values with a line break: few, and only in files that have them
+            if _looks_like_records(value.split("\n")[1:], sep, width):
+                return True
+    return False
+
+
+# --- NDJSON --------------------------------------------------------------------------------------
+
+def ndjson_records(text: str) -> tuple[list[dict[str, Any]], list[BadLine]]:
+    """One JSON object per line -> (the objects, the lines that are not one). Blank lines are skipped."""
+    records: list[dict[str, Any]] = []
+    bad: list[BadLine] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            bad.append(BadLine(number, line.removesuffix("\r"), f"invalid JSON ({e.msg} at column {e.colno})"))
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+        else:
+            bad.append(BadLine(number, line.removesuffix("\r"), _not_an_object(value)))
+    return records, bad
+
+
+def json_objects(values: list[Any]) -> tuple[list[dict[str, Any]], list[BadLine]]:
+    """The elements of a JSON array -> (the objects, the others as bad records numbered from 1)."""
+    records = [v for v in values if isinstance(v, dict)]
+    if len(records) == len(values):
+        return records, []
+    bad = [BadLine(k, json.dumps(v, ensure_ascii=False), _not_an_object(v), "record")
+           for k, v in enumerate(values, start=1) if not isinstance(v, dict)]
+    return records, bad
+
+
+def _not_an_object(value: Any) -> str:
+    """``JSON record is an array, not an object``."""
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+             type(None): "null"}
+    return f"JSON record is {names.get(type(value), type(value).__name__)}, not an object"
