@@ -285,44 +285,56 @@ def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 # --- headers the config names ----------------------------------------------------------------------
 
-def _expected_headers(cfg: SourceConfig, role: str) -> dict[str, tuple[str, bool]]:
-    """Source header -> (the setting that names it, whether its column is required), for one file role.
+@dataclass(frozen=True)
+class _Expected:
+    """The headers a file must have (header -> (the setting naming it, required?)), and every header
+    the config reads (those are no guess for a missing one: `closed_at` is not a typo of `opened_at`)."""
+
+    named: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
+    read: frozenset[str] = frozenset()
+
+    def required_only(self) -> _Expected:
+        return _Expected({h: e for h, e in self.named.items() if e[1]}, self.read)
+
+
+def _expected_headers(cfg: SourceConfig, role: str) -> _Expected:
+    """What the config expects of one file role's headers.
 
     Every header named in ``columns`` (``event_columns`` for history) and, where nothing is mapped,
     the canonical name of each required column. Activity logs name their columns in their options.
     """
     if role == _TICKETS:
         if cfg.layout == "activity":
-            return {}
+            return _Expected()
         mapping, canonical, setting = cfg.columns, TICKET_COLUMNS, "columns"
         filled = {"ticket_type"} if cfg.default_ticket_type else set()
     else:
         mapping, canonical, setting = cfg.event_columns, EVENT_COLUMNS, "event_columns"
         filled = {"seq"}
-    out: dict[str, tuple[str, bool]] = {}
+    named: dict[str, tuple[str, bool]] = {}
     for name, column in canonical.items():
         required = column.required and name not in filled and name != "source"
         if name in mapping:
-            out.setdefault(str(mapping[name]), (f"{setting}.{name}", required))
+            named.setdefault(str(mapping[name]), (f"{setting}.{name}", required))
         elif required:
-            out.setdefault(name, (f"required; map it with {setting}.{name}", True))
-    return out
+            named.setdefault(name, (f"required; map it with {setting}.{name}", True))
+    return _Expected(named, frozenset(str(mapping.get(name, name)) for name in canonical))
 
 
-def _closest(header: str, headers: list[str]) -> str | None:
-    close = difflib.get_close_matches(header, headers, n=1, cutoff=0.6)
+def _closest(header: str, headers: list[str], expect: _Expected) -> str | None:
+    """The file's header most like ``header`` among those the config does not read otherwise."""
+    close = difflib.get_close_matches(header, [h for h in headers if h not in expect.read], n=1, cutoff=0.6)
     return close[0] if close else None
 
 
-def _missing_headers(name: str, missing: list[str], expect: Mapping[str, tuple[str, bool]], headers: list[str]) -> str:
+def _missing_headers(name: str, missing: list[str], expect: _Expected, headers: list[str]) -> str:
     """"`解决时问` (columns.resolved_at) not found in t.csv; did you mean `解决时间`? (headers: ...)"."""
     shown = ", ".join(headers[:_HEADERS_SHOWN]) + (f", ... ({len(headers)} in all)" if len(headers) > _HEADERS_SHOWN else "")
-    if len(missing) == len(expect) > 1 and not any(_closest(h, headers) for h in missing):
+    guesses = [(h, g) for h in missing if (g := _closest(h, headers, expect)) is not None]
+    if len(missing) == len(expect.named) > 1 and not guesses:
         return (f"none of the headers the config names ({', '.join(missing)}) is in {name}; is the header on "
                 f"another line? set options.header_row (headers: {shown or 'none'})")
-    named = ", ".join(f"`{h}` ({expect[h][0]})" for h in missing)
-    guesses = [(h, _closest(h, headers)) for h in missing]
-    guesses = [(h, g) for h, g in guesses if g is not None]
+    named = ", ".join(f"`{h}` ({expect.named[h][0]})" for h in missing)
     hint = ""
     if len(missing) == 1 and guesses:
         hint = f"; did you mean `{guesses[0][1]}`?"
@@ -331,9 +343,9 @@ def _missing_headers(name: str, missing: list[str], expect: Mapping[str, tuple[s
     return f"{named} not found in {name}{hint} (headers: {shown or 'none'})"
 
 
-def _check_headers(path: Path, cfg: SourceConfig, headers: list[str], expect: Mapping[str, tuple[str, bool]]) -> None:
+def _check_headers(path: Path, cfg: SourceConfig, headers: list[str], expect: _Expected) -> None:
     """Refuse the file when a header the config names is not among ``headers``."""
-    missing = [h for h in expect if h not in headers]
+    missing = [h for h in expect.named if h not in headers]
     if missing:
         raise FileRefused(cfg.name, path, _missing_headers(path.name, missing, expect, headers))
 
@@ -419,7 +431,7 @@ def _csv_rows(text: str, utf8: bytes | None, sep: str, nrows: int | None, header
 
 
 def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None,
-              expect: Mapping[str, tuple[str, bool]]) -> RawTable:
+              expect: _Expected) -> RawTable:
     data = _read_bytes(path, compressed, cfg)
     text, bad, utf8 = _decode(data, cfg, path)
     if b"\x00" in data and "\x00" in text:  # bytes are searched fast; UTF-16 has NUL bytes, not NULs
@@ -457,23 +469,24 @@ def _sheet_rows(workbook: Any, path: Path, cfg: SourceConfig, sheet: str | None,
     return list(rows if nrows is None else itertools.islice(rows, nrows + 1))
 
 
-def _open_workbook(path: Path, cfg: SourceConfig) -> Any:
+def _workbook_rows(path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | None) -> list[tuple]:
+    """The rows of one sheet; a file that is no workbook (or a broken one) refuses the file."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
-        return load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as e:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        try:
+            return _sheet_rows(workbook, path, cfg, sheet, nrows)
+        finally:
+            workbook.close()
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, SyntaxError) as e:  # SyntaxError: bad XML
         raise FileRefused(cfg.name, path, f"{path.name} is not a readable Excel workbook ({e})") from None
 
 
 def _read_excel(path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | None,
-                expect: Mapping[str, tuple[str, bool]]) -> RawTable:
-    workbook = _open_workbook(path, cfg)
-    try:
-        rows = _sheet_rows(workbook, path, cfg, sheet, nrows)
-    finally:
-        workbook.close()
+                expect: _Expected) -> RawTable:
+    rows = _workbook_rows(path, cfg, sheet, nrows)
     header = rows[0] if rows else ()
     names = [str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
     if rows:
@@ -499,7 +512,7 @@ def _json_records(data: Any, cfg: SourceConfig, path: Path) -> list:
 
 
 def _read_json(path: Path, cfg: SourceConfig, compressed: bool, lines: bool,
-               expect: Mapping[str, tuple[str, bool]]) -> RawTable:
+               expect: _Expected) -> RawTable:
     """JSON has no header line and leaves out keys without a value: only required keys are checked."""
     text, bad, _ = _decode(_read_bytes(path, compressed, cfg), cfg, path)
     if not text or text.isspace():  # isspace stops at the first character that is not
@@ -514,11 +527,11 @@ def _read_json(path: Path, cfg: SourceConfig, compressed: bool, lines: bool,
         records, more = json_objects(_json_records(data, cfg, path))
     frame = _text_frame(pd.DataFrame.from_records(records)) if records else pd.DataFrame()
     if records:
-        _check_headers(path, cfg, list(frame.columns), {h: e for h, e in expect.items() if e[1]})
+        _check_headers(path, cfg, list(frame.columns), expect.required_only())
     return RawTable(frame, sorted(bad + more, key=lambda b: b.number))
 
 
-def _read_parquet(path: Path, cfg: SourceConfig, expect: Mapping[str, tuple[str, bool]]) -> RawTable:
+def _read_parquet(path: Path, cfg: SourceConfig, expect: _Expected) -> RawTable:
     try:
         frame = _text_frame(pd.read_parquet(path))
     except (pa.ArrowInvalid, OSError) as e:
@@ -528,10 +541,10 @@ def _read_parquet(path: Path, cfg: SourceConfig, expect: Mapping[str, tuple[str,
 
 
 def _read_table(path: Path, cfg: SourceConfig, sheet: str | None = None, nrows: int | None = None,
-                expect: Mapping[str, tuple[str, bool]] | None = None) -> RawTable:
+                expect: _Expected | None = None) -> RawTable:
     """One file -> ``RawTable``; ``expect`` (header -> (setting, required)) refuses a file without them."""
     fmt, compressed = _format_of(path, cfg)
-    expect = expect or {}
+    expect = expect or _Expected()
     if fmt == "csv":
         table = _read_csv(path, cfg, compressed, nrows, expect)
     elif fmt == "excel":
@@ -690,10 +703,12 @@ def _file_rejected(source: str, path: Path, reason: str) -> pd.DataFrame:
 
 @dataclass
 class _Reads:
-    """What reading the files of one role gave: rows, lines and files quarantined, files refused."""
+    """What reading the files of one role gave: rows, lines and files quarantined, the keys of the
+    files read and of those refused (a file that cannot even be opened is refused by its path)."""
 
     frame: pd.DataFrame
     rejected: pd.DataFrame
+    read: list[str]
     refused: set[str]
 
 
@@ -722,20 +737,23 @@ class FileConnector:
         return table.frame, _lines_rejected(cfg.name, f.path, table.bad_lines, _row_kind(cfg, role))
 
     def _read(self, files: list[_File], sheet: str | None, role: str) -> _Reads:
-        frames, rejected, refused = [], [], set()
+        frames, rejected, read, refused = [], [], [], set()
         for f in files:
-            if f.key in self.skip_files:
-                continue
             try:
+                if f.key in self.skip_files:
+                    continue
                 frame, bad = self._read_one(f, sheet, role)
-            except FileRefused as e:
-                log.error("%s; the file is not recorded as read: the next run reads it again", e)
-                rejected.append(_file_rejected(self.config.name, f.path, e.reason))
-                refused.add(f.key)
+            except (FileRefused, OSError) as e:
+                reason = e.reason if isinstance(e, FileRefused) else f"{f.path.name} cannot be read ({e.strerror or e})"
+                log.error("source %s: %s; the file is not recorded as read: the next run reads it again",
+                          self.config.name, reason)
+                rejected.append(_file_rejected(self.config.name, f.path, reason))
+                refused.add(f.__dict__.get("key", str(f.path)))  # the key, unless the file could not be opened
                 continue
             frames.append(frame)
             rejected.append(bad)
-        return _Reads(_concat(frames), concat_frames(rejected, REJECTED_COLUMNS), refused)
+            read.append(f.key)
+        return _Reads(_concat(frames), concat_frames(rejected, REJECTED_COLUMNS), read, refused)
 
     def _event_files(self, ticket_files: list[_File]) -> tuple[list[_File], str | None]:
         """Events come from ``events_path``, or from ``events_sheet`` of the ticket workbooks."""
@@ -758,7 +776,7 @@ class FileConnector:
         tickets = self._read(ticket_files, self.config.sheet, _TICKETS)
         events = self._read(event_files, events_sheet, _EVENTS)
         refused = tickets.refused | events.refused
-        seen = [f.key for f in ticket_files + event_files if f.key not in self.skip_files and f.key not in refused]
+        seen = [key for key in tickets.read + events.read if key not in refused]  # a workbook: both sheets read
         batch = self._to_batch(tickets.frame, events.frame)
         unread = concat_frames([tickets.rejected, events.rejected], REJECTED_COLUMNS)
         return replace(batch, rejected=concat_frames([batch.rejected, unread], REJECTED_COLUMNS),

@@ -555,6 +555,15 @@ def test_a_misspelt_mapped_header_refuses_the_file_with_the_closest_match(tmp_pa
                               "(headers: 工单号, 类型, 状态, 创建时间, 解决时间)")]
 
 
+def test_a_header_the_config_reads_for_another_column_is_no_guess(tmp_path, make_source):
+    # closed_at is close to opened_at as text, but it is closed_at: suggesting it would mislead
+    path = tmp_path / "t.csv"
+    path.write_text("ticket_id,ticket_type,status,closed_at\nA,incident,NEW,2026-03-05 10:00\n")
+    ((_, _, reason),) = unread(pull_one(path, make_source))
+    assert reason == ("`opened_at` (required; map it with columns.opened_at) not found in t.csv "
+                      "(headers: ticket_id, ticket_type, status, closed_at)")
+
+
 def test_a_misspelt_event_header_refuses_the_events_file_only(tmp_path, make_source):
     tickets = tmp_path / "t.csv"
     tickets.write_text(GOOD)
