@@ -58,6 +58,7 @@ from connectors.lines import (
     decode_lines,
     header_fields,
     json_objects,
+    looks_like_utf8,
     ndjson_records,
     swallowed_lines,
 )
@@ -170,24 +171,25 @@ def _decode_as(data: bytes, encoding: str, cfg: SourceConfig, path: Path) -> tup
 def _detect(data: bytes, cfg: SourceConfig, path: Path) -> tuple[str, list[BadLine], str]:
     """UTF-8, else GB18030; a file that decodes cleanly in neither is judged line by line.
 
-    UTF-8 with bad lines is kept when it decodes more of the lines holding non-ASCII bytes than it
-    fails (valid multi-byte UTF-8 is almost never an accident), or when only one line fails and
-    GB18030 does not read the file either; GB18030 with bad lines when they are at most one in a
-    hundred of those lines (it accepts almost any byte pair, so only a near-clean decode counts).
-    Otherwise the file is refused with a message naming ``sources.encoding``.
+    A file that looks like UTF-8 despite bad bytes (``looks_like_utf8``) is not tried as GB18030 first:
+    GB18030 reads almost any byte pair, so a UTF-8 file with one stray byte could decode "cleanly",
+    every Chinese character garbled. UTF-8 with bad lines is kept when it decodes more of the lines
+    holding non-ASCII bytes than it fails, or when only one line fails; GB18030 with bad lines when
+    they are at most one in a hundred of those lines. Otherwise the file is refused, naming
+    ``sources.encoding``.
     """
     try:
         return data.decode("utf-8"), [], "utf-8"
     except UnicodeDecodeError:
         pass
+    utf8 = looks_like_utf8(data)
+    if not utf8:
+        try:
+            return data.decode("gb18030"), [], "gb18030"
+        except UnicodeDecodeError:
+            pass
     text, bad, non_ascii = decode_lines(data, "utf-8")
-    if len(bad) < non_ascii - len(bad):
-        return text, bad, "utf-8"
-    try:
-        return data.decode("gb18030"), [], "gb18030"
-    except UnicodeDecodeError:
-        pass
-    if len(bad) <= 1:
+    if len(bad) <= 1 or (utf8 and len(bad) < non_ascii - len(bad)):
         return text, bad, "utf-8"
     gb_text, gb_bad, _ = decode_lines(data, "gb18030")
     if len(gb_bad) <= max(1, non_ascii // 100):
@@ -404,7 +406,7 @@ def _csv_rows(text: str, utf8: bytes | None, sep: str, nrows: int | None, header
     of ``text``'s first line).
 
     The fast parse is tried first; a parse error, or a quoted value that swallowed whole records, sends
-    the file through ``bad_csv_lines``: those lines are blanked and the rest parsed again.
+    the file through ``csv_without_bad_lines``: those lines are emptied and the rest parsed again.
     """
     cfg, path = where
     header_index, width, first_number = header
@@ -430,17 +432,25 @@ def _csv_rows(text: str, utf8: bytes | None, sep: str, nrows: int | None, header
         raise FileRefused(cfg.name, path, f"{path.name} is not a readable CSV: {str(e).splitlines()[0]}") from None
 
 
-def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None,
-              expect: _Expected) -> RawTable:
+def _csv_text(path: Path, cfg: SourceConfig, compressed: bool, skip: int
+              ) -> tuple[str, list[BadLine], bytes | None]:
+    """The text of a CSV file from its header on (``skip`` banner lines dropped), its bad lines
+    (undecodable, NUL) emptied and returned, and its UTF-8 bytes when they come for free."""
     data = _read_bytes(path, compressed, cfg)
     text, bad, utf8 = _decode(data, cfg, path)
     if b"\x00" in data and "\x00" in text:  # bytes are searched fast; UTF-16 has NUL bytes, not NULs
         text, nul = blank_lines(text)
         bad, utf8 = sorted(bad + nul, key=lambda b: b.number), None
-    skip = _header_row(cfg) - 1
     if skip:  # a banner above the header: not data, nor are bad lines in it
         text, bad = str(_after_lines(text, skip)), [b for b in bad if b.number > skip]
         utf8 = None if utf8 is None else bytes(_after_lines(utf8, skip))
+    return text, bad, utf8
+
+
+def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None,
+              expect: _Expected) -> RawTable:
+    skip = _header_row(cfg) - 1
+    text, bad, utf8 = _csv_text(path, cfg, compressed, skip)
     if not text or text.isspace():  # isspace stops at the first character that is not
         return RawTable(pd.DataFrame(), bad)
     sep = cfg.options.get("delimiter", "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")

@@ -3,20 +3,23 @@
 ``connectors.files`` decodes a whole file and hands it to Arrow's CSV reader; that fast path stays as
 it is for clean files. Only when it fails does this module run, on that file alone:
 
-- ``decode_lines``: bytes -> text where each line the encoding cannot decode is blanked and reported;
+- ``looks_like_utf8`` / ``decode_lines``: whether a file with undecodable bytes is still UTF-8, and
+  its text with each line the encoding cannot decode blanked and reported;
 - ``blank_lines``: the same for lines holding a NUL character (a truncated or padded file);
-- ``bad_csv_lines``: the physical lines of CSV text that are not records (a quote that never closes,
-  a wrong number of fields), found with Python's ``csv`` module one record at a time;
-- ``swallowed_lines``: whether a quoted value of a parsed frame holds whole records (a quote that
-  opened and never closed, which a strict parser reads as one long value);
-- ``ndjson_records``: one JSON document per line, a bad line reported instead of failing the file.
+- ``csv_without_bad_lines``: CSV text without the physical lines that are not records (a quote that
+  never closes, a wrong number of fields), found with Python's ``csv`` module one record at a time;
+- ``ndjson_records`` / ``json_objects``: one JSON document per line, or the elements of an array,
+  a bad one reported instead of failing the file.
 
-Every function here loops over lines in Python: bounded by the file's size, run only on a file that
-the fast path refused. Line numbers are 1-based physical lines of the file, banner lines included.
+Those loop over lines (or search once per bad line) in Python: bounded by the file's size, run only
+on a file that the fast path refused. Two small questions run on every CSV file: ``header_fields``
+(its first record) and ``swallowed_lines`` (asked only when byte counts say a value spans lines).
+Line numbers are 1-based physical lines of the file, banner lines included.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -32,17 +35,18 @@ import pandas as pd
 
 __all__ = [
     "BadLine",
-    "csv_without_bad_lines",
     "blank_lines",
+    "csv_without_bad_lines",
     "decode_lines",
     "header_fields",
     "json_objects",
+    "looks_like_utf8",
     "ndjson_records",
     "swallowed_lines",
 ]
 
 _UNDECODED = re.compile("[\udc80-\udcff]")  # what ``surrogateescape`` makes of a byte it cannot decode
-_NUL = "\x00"
+_NUL = re.compile("\x00")
 
 
 @dataclass(frozen=True)
@@ -55,18 +59,22 @@ class BadLine:
     unit: str = "line"  # "line", or "record" for an element of a JSON array
 
 
-def _line_bounds(text: str, positions: list[int]) -> list[tuple[int, int, int]]:
-    """(line number, start, end) of the distinct lines holding the character positions (sorted)."""
+def _lines_holding(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int, int]]:
+    """(line number, start, end) of each line of ``text`` where ``pattern`` matches; one search per line
+    found, so a line full of matches costs one."""
     out: list[tuple[int, int, int]] = []
     number, counted_to = 1, 0
-    for pos in positions:
-        if out and pos < out[-1][2]:
-            continue  # same line as the previous hit
+    hit = pattern.search(text)
+    while hit is not None:
+        pos = hit.start()
         number += text.count("\n", counted_to, pos)
-        counted_to = pos
         start = text.rfind("\n", 0, pos) + 1
         end = text.find("\n", pos)
         out.append((number, start, len(text) if end < 0 else end))
+        if end < 0:
+            break
+        counted_to = end
+        hit = pattern.search(text, end + 1)
     return out
 
 
@@ -80,6 +88,29 @@ def _blank(text: str, bounds: list[tuple[int, int, int]]) -> str:
     return "".join(pieces)
 
 
+def looks_like_utf8(data: bytes, errors_seen: int = 16, window: int = 1 << 20) -> bool:
+    """Is ``data``, which is not clean UTF-8, still UTF-8 with a few bad bytes?
+
+    Reads it ``window`` bytes at a time from error to error (at most ``errors_seen`` errors, so a GBK
+    file answers within its first line): true when the valid stretches hold more multi-byte
+    continuation bytes than there are errors. A GBK character is valid UTF-8 by chance about once in
+    eight; UTF-8 text has thousands. (Windows, because the error of a decode copies all its input.)
+    """
+    view = memoryview(data)
+    pos = errors = continuation = 0
+    while pos < len(view) and errors < errors_seen:
+        chunk = view[pos:pos + window]
+        try:
+            text, used = codecs.utf_8_decode(chunk, "strict", pos + window >= len(view))
+        except UnicodeDecodeError as e:
+            text, used = codecs.utf_8_decode(chunk[:e.start], "strict", True)
+            errors += 1
+            pos += e.end - e.start  # past the bad bytes (the good ones are counted below)
+        continuation += used - len(text)
+        pos += used
+    return continuation > errors
+
+
 def decode_lines(data: bytes, encoding: str) -> tuple[str, list[BadLine], int]:
     """Decode ``data`` (an ASCII-compatible encoding) -> (text, the lines it cannot decode, number of
     lines holding non-ASCII bytes).
@@ -87,8 +118,7 @@ def decode_lines(data: bytes, encoding: str) -> tuple[str, list[BadLine], int]:
     Each undecodable line is blanked in ``text``; its ``BadLine`` text shows the bytes as ``\\xe9``.
     """
     text = data.decode(encoding, errors="surrogateescape")
-    hits = [m.start() for m in _UNDECODED.finditer(text)]
-    bounds = _line_bounds(text, hits)
+    bounds = _lines_holding(text, _UNDECODED)
     reason = f"line is not valid {encoding} (set sources.encoding if the file uses another encoding)"
     bad = [BadLine(n, _shown(text[start:end], encoding), reason) for n, start, end in bounds]
     non_ascii = sum(1 for line in data.split(b"\n") if not line.isascii())
@@ -101,16 +131,11 @@ def _shown(line: str, encoding: str) -> str:
     return raw.decode(encoding, errors="backslashreplace").removesuffix("\r")
 
 
-def blank_lines(text: str, char: str = _NUL, reason: str = "NUL byte in line") -> tuple[str, list[BadLine]]:
-    """``text`` with every line holding ``char`` blanked, and those lines (``char`` shown as ``\\x00``)."""
-    positions, pos = [], text.find(char)
-    while pos >= 0:
-        positions.append(pos)
-        end = text.find("\n", pos)
-        pos = -1 if end < 0 else text.find(char, end + 1)
-    bounds = _line_bounds(text, positions)
-    shown = repr(char)[1:-1]
-    bad = [BadLine(n, text[start:end].replace(char, shown).removesuffix("\r"), reason) for n, start, end in bounds]
+def blank_lines(text: str, reason: str = "NUL byte in line") -> tuple[str, list[BadLine]]:
+    """``text`` with every line holding a NUL blanked, and those lines (NUL shown as ``\\x00``)."""
+    bounds = _lines_holding(text, _NUL)
+    bad = [BadLine(n, text[start:end].replace("\x00", "\\x00").removesuffix("\r"), reason)
+           for n, start, end in bounds]
     return _blank(text, bounds), bad
 
 

@@ -379,6 +379,20 @@ def test_an_undecodable_byte_costs_its_line_only(tmp_path, make_source):
     assert batch.files_read == (f"t.csv:{sha(path)}",)  # read, with its bad line quarantined
 
 
+def test_a_utf8_file_with_one_stray_byte_is_not_read_as_gb18030(tmp_path, make_source):
+    # two-character names are 6 UTF-8 bytes = 3 valid GB18030 pairs, and 0x81 'A' is one more: the
+    # whole file decodes "cleanly" as GB18030, every name garbled; it is UTF-8 with one bad line
+    header = b"ticket_id,ticket_type,status,opened_at,assignee\n"
+    rows = [f"{t},incident,NEW,2026-03-05 10:00,{name}\n".encode() for t, name in (("A", "张伟"), ("B", "李娜"))]
+    data = header + rows[0] + b"X,incident,NEW,2026-03-05 10:00,\x81A\n" + rows[1]
+    data.decode("gb18030")  # the trap is real
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+    batch = pull_one(path, make_source)
+    assert batch.tickets["assignee"].tolist() == ["张伟", "李娜"]
+    assert [(raw["line"], raw["text"]) for _, raw, _ in unread(batch)] == [(3, "X,incident,NEW,2026-03-05 10:00,\\x81A")]
+
+
 def test_a_gbk_file_with_one_bad_byte_is_still_gbk(tmp_path, make_source):
     text = ",".join(CN_HEADER) + "\n" + "".join(f"GD-{i},故障,处理中,2026-03-05 10:0{i},王伟,满意\n" for i in range(5))
     data = text.encode("gbk").replace(b"GD-3", b"GD-\xff")  # 0xFF is neither GBK nor UTF-8
