@@ -205,8 +205,9 @@ class _Scan:
             try:
                 fields = next(reader, None)
             except csv.Error as e:  # e.g. a lone carriage return inside an unquoted field
+                why = "a carriage return inside a field" if "new-line character" in str(e) else str(e)
                 self.bad.append(BadLine(self.first_number + start, self.lines[start].removesuffix("\r"),
-                                        f"unreadable CSV line ({e})"))
+                                        f"unreadable CSV line ({why})"))
                 return start + 1
             if fields is None:
                 return len(self.lines)

@@ -446,6 +446,15 @@ def test_a_broken_csv_line_costs_its_line_only(tmp_path, make_source, line, reas
     assert got.startswith(reason)
 
 
+def test_a_lone_carriage_return_costs_its_line(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_bytes((GOOD + "B,incident,N\rEW,2026-03-05 10:00\n" + LAST).encode())
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "D"]
+    assert [(raw["line"], reason) for _, raw, reason in unread(batch)] == [
+        (3, "unreadable CSV line (a carriage return inside a field)")]
+
+
 def test_multiline_values_are_data_also_when_the_file_is_read_line_by_line(tmp_path, make_source):
     path = tmp_path / "t.csv"
     path.write_text("ticket_id,ticket_type,status,opened_at,close_code\r\n"
