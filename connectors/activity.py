@@ -40,7 +40,14 @@ import numpy as np
 import pandas as pd
 
 from connectors.base import Batch, SourceConfig
-from connectors.mapping import normalise_nulls, parse_timestamps, rejected_rows
+from connectors.mapping import (
+    TIMESTAMP_RANGE_TEXT,
+    Timestamps,
+    normalise_nulls,
+    read_timestamps,
+    rejected_rows,
+    require_offsets_or_timezone,
+)
 from connectors.snapshot import change_events, map_rows
 from kpis.errors import ConfigError
 from kpis.schema import (
@@ -184,11 +191,13 @@ def activity_rows(raw: pd.DataFrame, cfg: SourceConfig, opts: ActivityOptions) -
     ``assignment_group`` and ``responds`` (a response activity).
     """
     norm = normalise_nulls(raw[opts.columns()], cfg.null_tokens).set_axis(pd.RangeIndex(len(raw)))
-    at, bad_at = parse_timestamps(norm[opts.timestamp_column], cfg)
+    stamps = read_timestamps(norm[opts.timestamp_column], cfg)
+    require_offsets_or_timezone(stamps, norm[opts.timestamp_column], cfg)
+    at = stamps.utc
     key = activity_keys(norm, opts)
     status = key.map(dict(opts.status_map))
     known = status.notna() | key.isin(list(opts.ignore | opts.response))
-    reasons = _reasons(norm, at, bad_at, key, known, opts)
+    reasons = _reasons(norm, stamps, key, known, opts)
     resource = norm[opts.resource_column] if opts.resource_column else pd.Series(None, index=norm.index, dtype="str")
     is_engineer = _is_engineer(resource, opts)
     names_assignee = is_engineer if opts.assignee_activities is None else is_engineer & key.isin(list(opts.assignee_activities))
@@ -216,13 +225,15 @@ def _is_engineer(resource: pd.Series, opts: ActivityOptions) -> pd.Series:
     return resource.notna() & ~resource.isin(systems)
 
 
-def _reasons(norm: pd.DataFrame, at: pd.Series, bad_at: pd.Series, key: pd.Series, known: pd.Series,
+def _reasons(norm: pd.DataFrame, stamps: Timestamps, key: pd.Series, known: pd.Series,
              opts: ActivityOptions) -> pd.Series:
     """The first problem of each row as text (missing where the row is fine); texts built only where needed."""
     checks = [  # (mask, reason, the value quoted after the reason)
         (norm[opts.case_column].isna(), f"missing case id (column '{opts.case_column}')", None),
-        (at.isna() & ~bad_at, f"missing timestamp (column '{opts.timestamp_column}')", None),
-        (bad_at, "unparseable timestamp", norm[opts.timestamp_column]),
+        (stamps.utc.isna() & ~stamps.bad, f"missing timestamp (column '{opts.timestamp_column}')", None),
+        (stamps.unparseable, "unparseable timestamp", norm[opts.timestamp_column]),
+        (stamps.out_of_range, f"timestamp out of range {TIMESTAMP_RANGE_TEXT}", norm[opts.timestamp_column]),
+        (stamps.no_offset, "no UTC offset in timestamp (set sources.timezone)", norm[opts.timestamp_column]),
         (key.isna(), f"missing activity (column '{opts.activity_column}')", None),
         (~known, "unmapped activity", key),
     ]
