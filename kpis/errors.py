@@ -8,7 +8,8 @@
     │   └── SourceResponseError              malformed body, pagination loop, other 4xx
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
     │   └── LockTimeout                      another run holds the lock
-    ├── pipeline.analyst.query.QueryError    an analyst statement is refused or fails
+    ├── pipeline.analyst.query.QueryError    an analyst statement fails, or the store cannot be opened
+    │   └── QueryRefused                     the query sandbox does not allow the statement (exit 2)
     └── pipeline.analyst.report.ReportError  the report cannot be built
 """
 

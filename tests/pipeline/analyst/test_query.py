@@ -153,7 +153,7 @@ def test_bad_sql_is_one_line_and_exit_2(store: tuple[Path, str]) -> None:
         code, out, err = query(store, "SELECT * FROM no_such_table", engine)
         assert code == 2
         assert out == ""
-        assert err.startswith("itsm-kpi query: ") and err.count("\n") == 1
+        assert err.startswith("itsm-kpi: query failed: ") and err.count("\n") == 1
 
 
 def test_missing_stores_are_one_line_and_exit_4(tmp_path: Path) -> None:
