@@ -1,7 +1,9 @@
 """The sandbox over the Parquet store (DuckDB): what a statement may be, and what the connection may touch.
 
-``check_statement`` asks DuckDB's own parser (``duckdb.extract_statements``): exactly one statement of type
-SELECT (which covers WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE and FROM-first queries) or EXPLAIN of such a
+``check_statement`` asks DuckDB's own parser (``extract_statements`` of the locked-down connection: DuckDB
+1.x expands ``IMPORT DATABASE`` while parsing, reading files, so the parser must be sandboxed too): exactly
+one statement of type SELECT (which covers WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE and FROM-first queries;
+DuckDB 1.x also parses read-only PRAGMAs such as ``PRAGMA version`` as SELECT) or EXPLAIN of such a
 statement (so ``EXPLAIN ANALYZE COPY ...`` never runs the COPY). ``lock_down`` is called once the store's
 views are registered: spilling to disk is switched off, external access is switched off with the store
 directory the only allowed one, extensions can no longer be installed or loaded, and the configuration is
@@ -32,12 +34,21 @@ def _first_keyword(text: str) -> str:
     return "an empty statement"
 
 
-def _statements(sql: str) -> list[tuple[Any, str]]:
+def _outside(exc: Exception, store_path: Path) -> QueryRefused:
+    """The refusal of a statement that reached for a file outside the store."""
+    return QueryRefused(
+        f"{first_line(exc)} (only the store's files under {_allowed_directory(store_path)} can be read)"
+    )
+
+
+def _statements(con: Any, sql: str, store_path: Path) -> list[tuple[Any, str]]:
     """(type, text) of each statement of ``sql`` by DuckDB's parser; a kind without a name is refused."""
     import duckdb  # noqa: PLC0415
 
     try:
-        return [(s.type, s.query) for s in duckdb.extract_statements(sql)]
+        return [(s.type, s.query) for s in con.extract_statements(sql)]
+    except duckdb.PermissionException as exc:
+        raise _outside(exc, store_path) from exc
     except duckdb.Error as exc:
         raise QueryError(first_line(exc)) from exc
     except ValueError:  # e.g. UPDATE EXTENSIONS: a StatementType this binding has no name for
@@ -61,11 +72,11 @@ def _explained(text: str) -> str:
     return text[tokens[i][0]:] if i < len(tokens) else ""
 
 
-def check_statement(sql: str) -> None:
-    """Raise QueryRefused unless ``sql`` is exactly one query (or EXPLAIN of one) by DuckDB's parser."""
+def check_statement(con: Any, sql: str, store_path: Path) -> None:
+    """Raise QueryRefused unless ``sql`` is exactly one query (or EXPLAIN of one) by the parser of ``con``."""
     import duckdb  # noqa: PLC0415
 
-    statements = _statements(sql)
+    statements = _statements(con, sql, store_path)
     if not statements:
         raise refused("an empty statement", ALLOWED)
     if len(statements) > 1:
@@ -74,7 +85,7 @@ def check_statement(sql: str) -> None:
     if kind == duckdb.StatementType.SELECT:
         return
     if kind == duckdb.StatementType.EXPLAIN:
-        check_statement(_explained(text))
+        check_statement(con, _explained(text), store_path)
         return
     raise refused(_first_keyword(text), ALLOWED)
 
@@ -105,16 +116,14 @@ def run_statement(con: Any, sql: str, timeout_s: float, store_path: Path) -> Any
     """
     import duckdb  # noqa: PLC0415
 
-    check_statement(sql)
+    check_statement(con, sql, store_path)
     timer = threading.Timer(timeout_s, con.interrupt)
     timer.start()
     try:
         relation = con.sql(sql)
         return None if relation is None else relation.to_arrow_table()
     except duckdb.PermissionException as exc:
-        raise QueryRefused(
-            f"{first_line(exc)} (only the store's files under {_allowed_directory(store_path)} can be read)"
-        ) from exc
+        raise _outside(exc, store_path) from exc
     except duckdb.InterruptException as exc:
         raise timed_out(timeout_s) from exc
     except duckdb.Error as exc:

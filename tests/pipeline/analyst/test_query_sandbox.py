@@ -106,10 +106,14 @@ def query(store: tuple[Path, str], sql: str, engine: str, fmt: str = "text", tim
     return code, out.getvalue(), err.getvalue()
 
 
-def assert_refused(result: tuple[int, str, str], what: str, allowed: str) -> None:
+def assert_refused(result: tuple[int, str, str], what: str | None, allowed: str) -> None:
+    """Exit 2, no output, one line naming ``what`` is not allowed (any refusal when ``what`` is None)."""
     code, out, err = result
     assert (code, out) == (2, ""), err
-    assert err == f"itsm-kpi: query refused: {what} is not allowed {allowed}\n"
+    if what is None:
+        assert err.startswith("itsm-kpi: query refused: ") and err.count("\n") == 1, err
+    else:
+        assert err == f"itsm-kpi: query refused: {what} is not allowed {allowed}\n"
 
 
 # -- DuckDB over the Parquet store ------------------------------------------------------------------------
@@ -125,10 +129,10 @@ DUCKDB_REFUSED = [
     ("SET threads = 1", "SET"),
     ("RESET threads", "RESET"),
     ("SET enable_external_access = true", "SET"),
-    ("PRAGMA version", "PRAGMA"),
+    ("PRAGMA enable_profiling", "PRAGMA"),
     ("CALL pragma_version()", "CALL"),
     ("EXPORT DATABASE 'exported'", "EXPORT"),
-    ("IMPORT DATABASE '{store}'", "IMPORT"),
+    ("IMPORT DATABASE '/etc'", None),  # DuckDB 2 refuses IMPORT, 1.x expands it: a file outside the store
     ("CREATE TABLE t(a int)", "CREATE"),
     ("CREATE VIEW v AS SELECT 1", "CREATE"),
     ("CREATE SECRET (TYPE s3, KEY_ID 'k', SECRET 's')", "CREATE"),
@@ -147,7 +151,7 @@ DUCKDB_REFUSED = [
 
 
 @pytest.mark.parametrize(("sql", "what"), DUCKDB_REFUSED, ids=[s for s, _ in DUCKDB_REFUSED])
-def test_duckdb_refuses_what_is_not_a_query(local: tuple[Path, str], cwd: Path, sql: str, what: str) -> None:
+def test_duckdb_refuses_what_is_not_a_query(local: tuple[Path, str], cwd: Path, sql: str, what: str | None) -> None:
     before = files(cwd, local[0])
     result = query(local, sql.replace("{store}", str(local[0])), "parquet")
     assert_refused(result, what, DUCKDB_ALLOWED)
