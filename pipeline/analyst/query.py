@@ -14,6 +14,7 @@ code (the report uses it).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -55,6 +56,7 @@ __all__ = [
     "Result",
     "StoreQuery",
     "run_query",
+    "csv_cell",
     "write_result",
 ]
 
@@ -381,17 +383,42 @@ def write_text(result: Result, out: TextIO) -> None:
     out.write(f"({len(cells)} row{'' if len(cells) == 1 else 's'})\n")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as the project writes it to CSV: null empty, booleans true/false, numbers as numbers.
+
+    Text that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a
+    leading ``'`` so a spreadsheet shows it instead of running it; a number is data and is written as
+    it is, so ``-3`` in a numeric column stays ``-3`` (DECISIONS.md).
+    """
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _text_cell(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _csv_line(cells: list[Any]) -> str:
+    """One CSV record ending in ``\\n``; a field holding a carriage return or a newline is quoted.
+
+    The csv module quotes only the characters of its line terminator, so the record is written with
+    ``\\r\\n`` (a bare carriage return inside a field then gets quoted too) and ends in ``\\n``.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue()[:-2] + "\n"
+
+
 def write_csv(result: Result, out: TextIO) -> None:
-    """CSV with a header row; null as an empty field, booleans as true/false."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(result.columns)
+    """CSV with a header row, each value through ``csv_cell`` (the header too: names are text)."""
+    out.write(_csv_line([csv_cell(c) for c in result.columns]))
     for row in result.rows:
-        writer.writerow(
-            [
-                "" if v is None else _text_cell(v) if isinstance(v, bool) else _plain(v)
-                for v in (_plain(x) for x in row)
-            ]
-        )
+        out.write(_csv_line([csv_cell(v) for v in row]))
 
 
 def write_json(result: Result, out: TextIO) -> None:
