@@ -19,7 +19,7 @@ from sqlalchemy import create_engine
 from views_helpers import TABLES, write_store
 
 from kpis import KpiTables
-from pipeline.analyst.query import QueryRefused, StoreQuery, run_query
+from pipeline.analyst.query import QueryError, QueryRefused, StoreQuery, run_query
 from pipeline.store.views import VIEWS, create_views
 
 NAMES = [*TABLES, *(v.name for v in VIEWS)]
@@ -372,10 +372,10 @@ def test_postgres_allows_every_kind_of_query_over_every_table_and_view(pg: tuple
 
 
 # -- every engine: timeout, one sandbox for every user ----------------------------------------------------
-SLOW = {
-    "parquet": "SELECT SUM(hash(i)) FROM range(100000000000) t(i)",
-    "sqlite": "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT COUNT(*) FROM r",
-    "postgresql": "SELECT pg_sleep(30)",
+SLOW = {  # each takes well over the 0.5 s timeout, but ends: a broken timeout fails the test, never hangs it
+    "parquet": "SELECT SUM(hash(i)) FROM range(3000000000) t(i)",
+    "sqlite": "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 30000000) SELECT COUNT(*) FROM r",
+    "postgresql": "SELECT pg_sleep(20)",
 }
 
 
@@ -412,3 +412,29 @@ def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
     code, _, err = query((tmp_path, f"sqlite:///{tmp_path / 'none.sqlite'}"), "SELECT 1", "sql")
     assert code == 4 and "no SQLite store" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_the_documented_reader_role_reads_the_store_and_nothing_else(pg: tuple[Path, str]) -> None:
+    """docs/query.md's CREATE ROLE block, as written, on the real server (the pipeline's role: postgres)."""
+    block = (Path(__file__).resolve().parents[3] / "docs" / "query.md").read_text(encoding="utf-8")
+    sql = block.split("```sql\n", 1)[1].split("```", 1)[0]
+    database = pg[1].rsplit("/", 1)[1]
+    sql = sql.replace("DATABASE kpi ", f"DATABASE {database} ").replace("FOR ROLE kpi ", "FOR ROLE postgres ")
+    admin = create_engine(pg[1], isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for statement in (s for s in sql.split(";\n") if s.strip()):
+                conn.exec_driver_sql(statement)
+        reader = pg[1].replace("postgres@", "kpi_reader:change-me@")
+        with StoreQuery(store_path=None, sql_url=reader, engine="sql") as q:
+            assert q.result("SELECT COUNT(*) FROM v_scorecard_current").rows[0][0] > 0
+            assert q.result("SHOW default_transaction_read_only").rows == [("on",)]
+            with pytest.raises(QueryError, match="permission denied for function pg_read_file"):
+                q.result("SELECT pg_read_file('/etc/hostname')")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("DROP OWNED BY kpi_reader")
+            conn.exec_driver_sql("DROP ROLE kpi_reader")
+        admin.dispose()
