@@ -9,7 +9,8 @@
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
     │   ├── LockTimeout                      another run holds the lock
     │   └── LockLost                         this run's lock was taken over; nothing of it was committed
-    ├── pipeline.analyst.query.QueryError    an analyst statement is refused or fails
+    ├── pipeline.analyst.query.QueryError    an analyst statement fails, or the store cannot be opened
+    │   └── QueryRefused                     the query sandbox does not allow the statement (exit 2)
     └── pipeline.analyst.report.ReportError  the report cannot be built
 """
 

@@ -140,11 +140,21 @@ def _store_location(args: argparse.Namespace) -> tuple[Path, str, str]:
     return settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone
 
 
+def _query_timeout_s(args: argparse.Namespace) -> float | None:
+    """``[query].timeout`` in seconds when the config has it (``--store`` has no config: the default)."""
+    if args.store is not None:
+        return None
+    query_settings = getattr(Settings.load(args.config), "query", None)
+    return getattr(query_settings, "timeout_s", None)
+
+
 def _query(args: argparse.Namespace) -> int:
-    from pipeline.analyst.query import run_query  # noqa: PLC0415
+    from pipeline.analyst.query import DEFAULT_TIMEOUT_S, run_query  # noqa: PLC0415
 
     path, url, _ = _store_location(args)
-    return run_query(args.sql, store_path=path, sql_url=url, engine=args.engine, fmt=args.format, out=sys.stdout)
+    timeout_s = _query_timeout_s(args) or DEFAULT_TIMEOUT_S
+    return run_query(args.sql, store_path=path, sql_url=url, engine=args.engine, fmt=args.format, out=sys.stdout,
+                     timeout_s=timeout_s)
 
 
 def _report(args: argparse.Namespace) -> int:
