@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from connectors.base import Batch, SourceConfig
 from connectors.errors import SourceResponseError, SourceUnreachable
 from connectors.mapping import map_events, map_tickets
+from connectors.options import option
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, concat_frames, conform
 
@@ -163,7 +164,7 @@ def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None) -> pd.DataFrame:
     text = _decode(_read_bytes(path, compressed), cfg, path)
-    sep = cfg.options.get("delimiter", "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
+    sep = option(cfg, "delimiter") or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     try:
         frame = _parse_csv_text(text, sep, nrows)
     except (pd.errors.ParserError, pa.ArrowInvalid) as e:
@@ -209,7 +210,7 @@ def _read_excel(path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | N
 def _json_records(data: Any, cfg: SourceConfig, path: Path) -> list:
     if isinstance(data, list):
         return data
-    key = cfg.options.get("records_key")
+    key = option(cfg, "records_key")
     if isinstance(data, dict) and key in data and isinstance(data[key], list):
         return data[key]
     keys = ", ".join(sorted(data)) if isinstance(data, dict) else type(data).__name__

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import SourceConfig
+from connectors.options import REST_KINDS, option
 from kpis.errors import ConfigError
 from kpis.schema import (
     EVENT_COLUMNS,
@@ -212,7 +213,7 @@ def _localize(naive: pd.Series, cfg: SourceConfig) -> pd.Series:
 
 def _parse_present(text: pd.Series, cfg: SourceConfig) -> pd.Series:
     """Present values -> UTC timestamps (NaT where unparseable)."""
-    unit = _EPOCH_UNITS.get(str(cfg.options.get("epoch", "")))
+    unit = _EPOCH_UNITS.get(str(option(cfg, "epoch"))) if cfg.kind not in REST_KINDS else None
     if unit:
         return _parse_epoch(text, unit)
     fmt = cfg.timestamp_format
