@@ -59,8 +59,8 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
+    if isinstance(value, datetime | date):  # written as text, as the examples and the schema have them
+        return json.dumps(value.isoformat())
     if isinstance(value, Mapping):
         inner = ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items() if v is not None)
         return f"{{ {inner} }}" if inner else "{}"
