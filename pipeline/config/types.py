@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -28,8 +28,6 @@ from pydantic import (
 from kpis.config import WEEKDAYS, parse_duration, parse_interval, parse_timezone
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_KINDS, GRAINS, PRIORITIES, STATUSES, TICKET_TYPES
-
-T = TypeVar("T")
 
 
 class Section(BaseModel):
