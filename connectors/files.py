@@ -63,6 +63,7 @@ from connectors.lines import (
     swallowed_lines,
 )
 from connectors.mapping import map_events, map_tickets
+from connectors.options import option
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, concat_frames, conform
 
@@ -353,12 +354,9 @@ def _check_headers(path: Path, cfg: SourceConfig, headers: list[str], expect: _E
 
 
 def _header_row(cfg: SourceConfig) -> int:
-    """``options.header_row``: the 1-based line (CSV) or row (Excel) of the header; rows above are a banner."""
-    value = cfg.options.get("header_row", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"sources[{cfg.name!r}].options.header_row", f"{value!r} is not a row number",
-                          "give the 1-based number of the header line, e.g. options = { header_row = 3 }")
-    return value
+    """``options.header_row``: the 1-based line (CSV) or row (Excel) of the header; rows above are a banner
+    (checked to be a whole number >= 1 when the config is loaded)."""
+    return int(option(cfg, "header_row"))
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -453,7 +451,7 @@ def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None
     text, bad, utf8 = _csv_text(path, cfg, compressed, skip)
     if not text or text.isspace():  # isspace stops at the first character that is not
         return RawTable(pd.DataFrame(), bad)
-    sep = cfg.options.get("delimiter", "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
+    sep = option(cfg, "delimiter") or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
     header, index = header_fields(text, sep)
     header_number = skip + index + 1
     unreadable = [b for b in bad if b.number <= header_number]
@@ -512,7 +510,7 @@ def _read_excel(path: Path, cfg: SourceConfig, sheet: str | None, nrows: int | N
 def _json_records(data: Any, cfg: SourceConfig, path: Path) -> list:
     if isinstance(data, list):
         return data
-    key = cfg.options.get("records_key")
+    key = option(cfg, "records_key")
     if isinstance(data, dict) and key in data and isinstance(data[key], list):
         return data[key]
     keys = ", ".join(sorted(data)) if isinstance(data, dict) else type(data).__name__

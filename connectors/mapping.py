@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import SourceConfig
+from connectors.options import REST_KINDS, option
 from kpis.errors import ConfigError
 from kpis.schema import (
     EVENT_COLUMNS,
@@ -263,7 +264,7 @@ def _parse_present(text: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, pd.Se
     """Present values -> (UTC timestamps, NaT where not read; which carry their zone; which are naive
     values of a source without ``timezone``, left NaT)."""
     every = pd.Series(True, index=text.index)
-    unit = _EPOCH_UNITS.get(str(cfg.options.get("epoch", "")))
+    unit = _EPOCH_UNITS.get(str(option(cfg, "epoch"))) if cfg.kind not in REST_KINDS else None
     if unit:
         return _parse_epoch(text, unit), every, ~every
     fmt = cfg.timestamp_format

@@ -2,6 +2,7 @@
 
     ItsmKpiError
     ├── ConfigError          a config value is missing or wrong (names the key and the fix)
+    │   └── pipeline.config.errors.ConfigProblems   every problem of a config file, found at once
     ├── connectors.errors.SourceError        a source cannot be read
     │   ├── SourceUnreachable                network / 5xx / 429 after retries, missing file
     │   ├── SourceAuthError                  401 / 403
@@ -32,7 +33,7 @@ class ConfigError(ItsmKpiError):
     """A configuration value is missing or invalid."""
 
     def __init__(self, key: str, problem: str, fix: str = "") -> None:
-        self.key = key
+        self.key, self.problem, self.fix = key, problem, fix
         message = f"config {key}: {problem}"
         if fix:
             message += f" ({fix})"

@@ -30,7 +30,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from pipeline.analyst.query import EXIT_STORE, QueryError, StoreQuery
+from pipeline.analyst.query import DEFAULT_TIMEOUT_S, EXIT_STORE, QueryError, StoreQuery
 from pipeline.analyst.report_data import ReportData, read_report_data
 from pipeline.analyst.report_format import (
     Target,
@@ -166,17 +166,18 @@ def build_report(
     engine: str = "parquet",
     timezone: str = "UTC",
     targets: Mapping[str, Target] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Path:
     """Write the HTML report for ``period`` to ``out_path`` and return the path.
 
     ``engine`` ``parquet`` reads ``store_path`` through DuckDB, ``sql`` reads ``sql_url``. ``timezone`` is the
-    reporting timezone that places tickets in the period (pass ``settings.kpi.reporting_timezone``).
-    Raises ReportError (bad period or language, no data for the period) or StoreError (no store).
+    reporting timezone that places tickets in the period (pass ``settings.kpi.reporting_timezone``);
+    ``timeout_s`` stops any one of its statements (``[query].timeout``). Raises ReportError (bad period or language, no data for the period) or StoreError (no store).
     """
     _check_lang(lang)
     wanted = parse_period(period, grain)
     try:
-        with StoreQuery(store_path=store_path, sql_url=sql_url, engine=engine) as store:
+        with StoreQuery(store_path=store_path, sql_url=sql_url, engine=engine, timeout_s=timeout_s) as store:
             data = read_report_data(store, wanted, timezone)
     except QueryError as exc:
         if exc.exit_code == EXIT_STORE:
