@@ -127,35 +127,91 @@ class CalendarSpec:
         )
 
 
+#: The ticket values an ``[[sla]]`` policy may name (KPIS.md 3, SLA policy): ``category`` is the final category,
+#: ``team`` the credited team, the others the ticket's own columns (``priority``: the one in effect at the stop).
+SLA_CONDITIONS = ("ticket_type", "priority", "client", "service", "category", "team", "source")
+_SLA_SETTINGS = frozenset({"name", "response", "resolution", "calendar", "pause_statuses", *SLA_CONDITIONS})
+#: Values a condition's text must come from, where the canonical frames fix them.
+_CONDITION_DOMAINS = {"ticket_type": TICKET_TYPES, "priority": PRIORITIES}
+ANY = "*"  # a condition written "*" matches every ticket, as one that is omitted (v1 configs, DECISIONS.md D12)
+
+
 @dataclass(frozen=True)
 class SlaPolicy:
-    """One ``[[sla]]`` entry; ``None`` for ticket_type or priority matches any."""
+    """One ``[[sla]]`` entry: a name, the values each named condition accepts, targets, calendar and pauses.
 
-    ticket_type: str | None
-    priority: str | None
+    ``conditions`` holds only the conditions the entry names (an omitted or ``"*"`` one matches every ticket);
+    ``calendar`` None = the default calendar; ``pause_statuses`` None = ``[kpi].pause_statuses``.
+    """
+
+    name: str
+    conditions: Mapping[str, tuple[str, ...]]
     response_s: int | None
     resolution_s: int | None
-    calendar: str | None
+    calendar: str | None = None
+    pause_statuses: tuple[str, ...] | None = None
 
     @classmethod
     def from_config(cls, i: int, cfg: Mapping[str, Any]) -> SlaPolicy:
+        """Entry ``i`` (0-based) of ``[[sla]]``; its name defaults to ``sla_<i + 1>``."""
+        name = cfg.get("name", f"sla_{i + 1}")
         key = f"sla[{i}]"
-        check_keys(key, cfg, {"ticket_type", "priority", "response", "resolution", "calendar"})
-        ticket_type = cfg.get("ticket_type")
-        if ticket_type not in (None, "*", *TICKET_TYPES):
-            raise ConfigError(f"{key}.ticket_type", f"{ticket_type!r} is unknown", f"use one of {', '.join(TICKET_TYPES)}")
-        priority = cfg.get("priority")
-        if priority not in (None, "*", *PRIORITIES):
-            raise ConfigError(f"{key}.priority", f"{priority!r} is unknown", f"use one of {', '.join(PRIORITIES)}")
-        response = cfg.get("response")
-        resolution = cfg.get("resolution")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{key}.name", f"{name!r} is not a policy name", 'name it like "acme-core-P1"')
+        for k in cfg:
+            if k not in _SLA_SETTINGS:
+                raise ConfigError(f"{key}.{k}", f"is not a setting of SLA policy {name!r}",
+                                  f"use one of {', '.join(sorted(_SLA_SETTINGS))}")
+        response, resolution, pauses = cfg.get("response"), cfg.get("resolution"), cfg.get("pause_statuses")
         return cls(
-            ticket_type=None if ticket_type == "*" else ticket_type,
-            priority=None if priority == "*" else priority,
+            name=name,
+            conditions=_conditions(cfg, key, name),
             response_s=None if response is None else parse_duration(response, f"{key}.response"),
             resolution_s=None if resolution is None else parse_duration(resolution, f"{key}.resolution"),
             calendar=cfg.get("calendar"),
+            pause_statuses=None if pauses is None else _parse_statuses(pauses, f"{key}.pause_statuses"),
         )
+
+
+def _conditions(cfg: Mapping[str, Any], key: str, policy: str) -> dict[str, tuple[str, ...]]:
+    """The conditions an ``[[sla]]`` entry names, in ``SLA_CONDITIONS`` order (``"*"`` ones left out)."""
+    conditions = {}
+    for condition in SLA_CONDITIONS:
+        if condition in cfg:
+            values = _condition_values(cfg[condition], f"{key}.{condition}", policy, condition)
+            if values is not None:
+                conditions[condition] = values
+    return conditions
+
+
+def _condition_values(raw: Any, key: str, policy: str, condition: str) -> tuple[str, ...] | None:
+    """One value or a list of values -> a tuple of texts; None for ``"*"`` (any value)."""
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list | tuple) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise ConfigError(key, f"{raw!r} is not a value or a list of values (SLA policy {policy!r})",
+                          f'write {condition} = "..." or {condition} = ["...", "..."]')
+    if ANY in values:
+        return None
+    domain = _CONDITION_DOMAINS.get(condition)
+    for v in values:
+        if domain is not None and v not in domain:
+            raise ConfigError(key, f"{v!r} is unknown (SLA policy {policy!r})", f"use one of {', '.join(domain)}")
+    return tuple(dict.fromkeys(values))
+
+
+def _parse_sla(policies: Any, calendars: Mapping[str, CalendarSpec]) -> tuple[SlaPolicy, ...]:
+    """Every ``[[sla]]`` entry, in config order: names unique, calendars defined."""
+    sla = tuple(SlaPolicy.from_config(i, p) for i, p in enumerate(policies))
+    first_with: dict[str, int] = {}
+    for i, p in enumerate(sla):
+        if p.name in first_with:
+            raise ConfigError(f"sla[{i}].name", f"{p.name!r} is already the name of sla[{first_with[p.name]}]",
+                              "give every SLA policy its own name")
+        first_with[p.name] = i
+        if p.calendar is not None and p.calendar not in calendars:
+            raise ConfigError(f"sla[{i}].calendar", f"{p.calendar!r} is not defined (SLA policy {p.name!r})",
+                              f"add [calendars.{p.calendar}] or use one of {', '.join(calendars)}")
+    return sla
 
 
 @dataclass(frozen=True)
@@ -237,11 +293,7 @@ class KpiSettings:
         if default_calendar not in calendars:
             raise ConfigError("kpi.default_calendar", f"{default_calendar!r} is not defined",
                               f"add [calendars.{default_calendar}] or use one of {', '.join(calendars)}")
-        sla = tuple(SlaPolicy.from_config(i, p) for i, p in enumerate(cfg.get("sla", [])))
-        for i, p in enumerate(sla):
-            if p.calendar is not None and p.calendar not in calendars:
-                raise ConfigError(f"sla[{i}].calendar", f"{p.calendar!r} is not defined",
-                                  f"add [calendars.{p.calendar}] or use one of {', '.join(calendars)}")
+        sla = _parse_sla(cfg.get("sla", []), calendars)
         grains = tuple(reporting.get("grains", GRAINS))
         for g in grains:
             if g not in GRAINS:

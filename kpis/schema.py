@@ -80,6 +80,8 @@ TICKET_COLUMNS = _cols(
     Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
     Column("actual_end", TS, "When the maintenance work really ended (UTC)"),
     Column("caused_by", STR, "ticket_id of the maintenance ticket whose work caused this incident"),
+    Column("client", STR, "The organisation served (client contract), e.g. ServiceNow company"),
+    Column("service", STR, "The business system or service affected, e.g. ServiceNow business_service"),
 )
 
 EVENT_COLUMNS = _cols(
@@ -108,6 +110,8 @@ TICKET_FACT_COLUMNS = _cols(
     Column("priority", STR, "Current priority"),
     Column("status", STR, "Current status: the last status event, else the status column"),
     Column("category", STR, "Final category: the last category event, else the category column"),
+    Column("client", STR, "The organisation served (client contract); null when empty"),
+    Column("service", STR, "The business system or service affected; null when empty"),
     Column("opened_at", TS, "When the problem was reported (UTC)"),
     Column("closed_at", TS, "When the ticket was closed (UTC)"),
     Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
@@ -124,6 +128,8 @@ TICKET_FACT_COLUMNS = _cols(
     Column("reassigned", BOOL, "Assignee or group changed from one engineer/team to another"),
     Column("response_priority", STR, "Priority in effect at the response (selects the response SLA policy)"),
     Column("resolution_priority", STR, "Priority in effect at the resolution (selects the resolution SLA policy)"),
+    Column("response_policy", STR, "Name of the SLA policy governing the response (first match in config order)"),
+    Column("resolution_policy", STR, "Name of the SLA policy governing the resolution (first match in config order)"),
     Column("response_target_s", INT, "Response target of the matching SLA policy, seconds"),
     Column("resolution_target_s", INT, "Resolution target of the matching SLA policy, seconds"),
     Column("response_calendar_s", INT, "response_at - opened_at, seconds"),
