@@ -150,6 +150,32 @@ def test_business_time_is_bounded_and_additive(cal_i, base, off, d1, d2):
     assert ac == int(ac)  # whole seconds
 
 
+@hsettings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(len(CALENDARS))), st.sampled_from(BASES), st.integers(0, 10 * 86400),
+       st.integers(1, 6 * 86400))
+def test_earliest_reaching_inverts_cumulative(cal_i, base, off, business_s):
+    """cum(inverse(v)) == v for a reachable v, and one second earlier the business time is short of it."""
+    cal = BusinessCalendar(CalendarSpec.from_config("p", CALENDARS[cal_i]))
+    a = (base + timedelta(seconds=off)).timestamp()
+    value = cal.cumulative(np.array([a])) + business_s
+    t = cal.earliest_reaching(value)
+    assert cal.cumulative(t) == value
+    assert cal.cumulative(t - 1) < value
+    assert t[0] > a and t[0] == int(t[0])
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(st.sampled_from([SPRING, AUTUMN]), st.integers(0, 5 * 1440), st.integers(1, 2 * 1440))
+def test_earliest_reaching_agrees_with_the_literal_reading(base, off_min, business_min):
+    """On whole minutes: the literal business time from a to the inverse is the target, a minute less is short."""
+    a = base + timedelta(minutes=off_min)
+    cal = BusinessCalendar(CalendarSpec.from_config("p", BERLIN_CFG))
+    t = cal.earliest_reaching(cal.cumulative(np.array([a.timestamp()])) + business_min * 60)[0]
+    due = datetime.fromtimestamp(t, UTC)
+    assert literal_business_seconds(BERLIN_CFG, a, due) == business_min * 60
+    assert literal_business_seconds(BERLIN_CFG, a, due - timedelta(minutes=1)) < business_min * 60
+
+
 # ---------------------------------------------------------------- the whole engine on random tickets
 
 STATUS_VALUES = ["NEW", "IN_PROGRESS", "WAITING_CUSTOMER", "WAITING_THIRD_PARTY", "ON_HOLD", "RESOLVED",
