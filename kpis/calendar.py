@@ -143,30 +143,35 @@ class BusinessCalendar:
 
     def _intervals_utc(self, first: date, last: date) -> tuple[np.ndarray, np.ndarray]:
         tz = ZoneInfo(self.spec.timezone)
-        holidays = self._holidays(first.year, last.year)
+        holidays, makeup = self._country_days(first.year, last.year)
         starts, ends = [], []
         day = first
         while day <= last:  # one iteration per calendar day, not per ticket
-            for start_min, end_min in self._hours_of(day, holidays):
+            for start_min, end_min in self._hours_of(day, holidays, makeup):
                 starts.append(_local_minute_to_epoch(day, start_min, tz))
                 ends.append(_local_minute_to_epoch(day, end_min, tz))
             day += timedelta(days=1)
         return np.asarray(starts, dtype="float64"), np.asarray(ends, dtype="float64")
 
-    def _hours_of(self, day: date, holidays: frozenset[date]) -> tuple[tuple[int, int], ...]:
-        # A make-up working day wins over a holiday on the same date (DECISIONS.md).
-        if day in self.spec.extra_workdays:
+    def _hours_of(self, day: date, holidays: frozenset[date], makeup: frozenset[date]) -> tuple[tuple[int, int], ...]:
+        """A local date's working minutes, by the first rule that applies (KPIS.md 2.1)."""
+        if day in self.spec.extra_workdays:  # a declared make-up day wins over a holiday (DECISIONS.md D13)
             return self.spec.hours.get(self.spec.extra_workdays[day], ())
         if day in holidays:
             return ()
+        if day in makeup:  # the country's official make-up working day (调休), worked with Monday's hours
+            return self.spec.hours.get(0, ())
         return self.spec.hours.get(day.weekday(), ())
 
-    def _holidays(self, first_year: int, last_year: int) -> frozenset[date]:
-        days = set(self.spec.holidays)
+    def _country_days(self, first_year: int, last_year: int) -> tuple[frozenset[date], frozenset[date]]:
+        """(holidays, official make-up working days): the explicit holidays plus the country's, if any."""
+        days, makeup = set(self.spec.holidays), set()
         if self.spec.country:
             years = range(first_year, last_year + 1)
-            days |= set(holidays_lib.country_holidays(self.spec.country, subdiv=self.spec.subdivision, years=years))
-        return frozenset(days)
+            official = holidays_lib.country_holidays(self.spec.country, subdiv=self.spec.subdivision, years=years)
+            days |= set(official)
+            makeup = set(official.weekend_workdays)  # listed since holidays 0.48; pyproject asks >= 0.50
+        return frozenset(days), frozenset(makeup)
 
 
 def _local_minute_to_epoch(day: date, minute: int, tz: ZoneInfo) -> float:

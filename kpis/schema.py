@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-KPI_VERSION = "v1"
+KPI_VERSION = "v2"
 
 STATUSES = (
     "NEW",

@@ -6,6 +6,8 @@ Office calendar (Asia/Shanghai, UTC+8, no DST): Mon-Fri 09:00-12:00 and 13:30-18
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -143,6 +145,50 @@ def test_extra_workday_overrides_a_holiday_on_the_same_date():
     # Lead's reading: an extra working day wins over a holiday listed for the same date.
     c = _makeup_calendar(holidays=["2026-09-27"], extra_workdays={"2026-09-27": "fri"})
     assert bs(c, sh("2026-09-27 00:00"), sh("2026-09-28 00:00")) == 10800
+
+
+# China's official make-up working days (调休) as the installed holidays package lists them in
+# weekend_workdays: Sat 2026-10-10 (worked for the National Day week), Sun 2025-09-28, Sat 2026-02-14.
+CN_MAKEUP_SAT = "2026-10-10"
+
+
+def _monday_differs(**extra) -> BusinessCalendar:
+    # Monday 08:00-12:00 (14400 s), Tue-Fri 09:00-12:00 + 13:30-18:00 (27000 s), weekends off, country CN
+    hours = {d: ["09:00-12:00", "13:30-18:00"] for d in WEEKDAYS[1:5]}
+    hours["mon"] = ["08:00-12:00"]
+    return cal(hours=hours, country="CN", **extra)
+
+
+def test_the_package_lists_the_make_up_days_these_tests_use():
+    import holidays
+
+    listed = holidays.country_holidays("CN", years=[2025, 2026]).weekend_workdays
+    assert {date.fromisoformat(d) for d in (CN_MAKEUP_SAT, "2025-09-28", "2026-02-14")} <= listed
+
+
+def test_country_make_up_day_is_worked_with_mondays_hours():
+    # KPIS.md 2.1 (v2): Sat 2026-10-10 is a CN make-up day -> Monday's hours 08:00-12:00 = 14400 (v1: 0)
+    day = (sh(f"{CN_MAKEUP_SAT} 00:00"), sh("2026-10-11 00:00"))
+    assert bs(_monday_differs(), *day) == 14400
+    # with the ordinary office calendar: Monday's 27000; without a country it is a weekend day: 0
+    assert bs(cal(country="CN"), *day) == 27000
+    assert bs(cal(), *day) == 0
+    # a Sunday one in 2025: Sun 2025-09-28 09:00-18:00 on the office calendar = 27000
+    assert bs(cal(country="CN"), sh("2025-09-28 00:00"), sh("2025-09-29 00:00")) == 27000
+
+
+def test_make_up_day_rules_in_order_extra_workday_then_holiday_then_country():
+    day = (sh(f"{CN_MAKEUP_SAT} 00:00"), sh("2026-10-11 00:00"))
+    # extra_workdays first: the date is worked with Friday's hours (27000), not Monday's (14400)
+    assert bs(_monday_differs(extra_workdays={CN_MAKEUP_SAT: "fri"}), *day) == 27000
+    # then a holiday: an explicit holiday on the make-up day removes it
+    assert bs(_monday_differs(holidays=[CN_MAKEUP_SAT]), *day) == 0
+
+
+def test_business_time_across_a_make_up_saturday():
+    # Fri 2026-10-09 17:00 -> Mon 2026-10-12 10:00 on the office calendar with CN:
+    # Fri 17:00-18:00 3600 + Sat (make-up, Monday's hours) 27000 + Sun 0 + Mon 09:00-10:00 3600 = 34200
+    assert bs(cal(country="CN"), sh("2026-10-09 17:00"), sh("2026-10-12 10:00")) == 34200
 
 
 # ---------------------------------------------------------------- daylight saving (Europe/Berlin)
