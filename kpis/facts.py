@@ -2,8 +2,8 @@
 
 ``compute_facts`` encodes the tickets once (``TicketFrame``: small-domain strings as vocabulary codes,
 times as float64 epoch seconds), sorts the events once (``History``), then fills the fact columns group
-by group: who, resolution, response, SLA policies (kpis.sla), each metric's durations and SLA status,
-first fix, diagnosis, CSAT, maintenance, induced incidents. All of it is numpy over whole columns.
+by group: who, resolution, response, SLA policies (kpis.sla), each metric's durations, due time and SLA
+status, first fix, diagnosis, CSAT, maintenance, induced incidents. All of it is numpy over whole columns.
 """
 
 from __future__ import annotations
@@ -20,9 +20,21 @@ from kpis.config import KpiSettings
 from kpis.csat import csat_scores
 from kpis.keys import positions, ticket_keys
 from kpis.schema import DONE_STATUSES, KPI_VERSION, TICKET_FACT_COLUMNS, UNASSIGNED, conform
-from kpis.sla import MetricPolicy, metric_policy, policy_index, policy_names, sla_status
+from kpis.sla import (
+    MetricPolicy,
+    all_pause_statuses,
+    excluded_segments,
+    metric_policy,
+    pause_lookup,
+    policy_index,
+    policy_names,
+    resolution_due_at,
+    response_due_at,
+    sla_status,
+)
 from kpis.timeline import (
     History,
+    Segments,
     StatusHistory,
     changed_between_non_empty,
     paused_business_seconds,
@@ -98,7 +110,8 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
         vocabulary.add(text)
     t = TicketFrame(tickets, vocabulary)
     h = _history(t, events)
-    sh = status_history(h["status"], t.n, settings.pause_statuses, vocabulary)
+    pauses = all_pause_statuses(settings.sla, settings.pause_statuses)
+    sh = status_history(h["status"], t.n, pauses, vocabulary)
     ctx = Context(t, h, sh, settings, CalendarSet(dict(settings.calendars)), float(pd.Timestamp(as_of).timestamp()))
     coded: dict[str, np.ndarray] = {}
     out: dict[str, object] = {}
@@ -188,10 +201,11 @@ def _rework(ctx: Context) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Policies:
-    """The policies governing each ticket's response and resolution."""
+    """The policies governing each ticket's response and resolution, and what resolution time leaves out."""
 
     response: MetricPolicy
     resolution: MetricPolicy
+    excluded: Segments  # the segments taken off each ticket's resolution time (its policy's pauses, reopen gaps)
 
 
 def _policies(ctx: Context, response_at: np.ndarray, resolved_at: np.ndarray, coded: dict[str, np.ndarray]) -> Policies:
@@ -206,7 +220,9 @@ def _policies(ctx: Context, response_at: np.ndarray, resolved_at: np.ndarray, co
         priority = _priority_at(ctx, stop_at)
         index = policy_index(settings.sla, {**values, "priority": priority}, v)
         metrics.append(metric_policy(settings.sla, index, priority, target, settings.default_calendar))
-    return Policies(response=metrics[0], resolution=metrics[1])
+    pauses = pause_lookup(settings.sla, settings.pause_statuses, v)
+    excluded = excluded_segments(ctx.status_history.segments, metrics[1].index, pauses)
+    return Policies(response=metrics[0], resolution=metrics[1], excluded=excluded)
 
 
 def _priority_at(ctx: Context, stop_at: np.ndarray) -> np.ndarray:
@@ -218,7 +234,7 @@ def _priority_at(ctx: Context, stop_at: np.ndarray) -> np.ndarray:
 
 def _response_facts(ctx: Context, policy: MetricPolicy, response_at: np.ndarray,
                     in_scope: np.ndarray) -> tuple[dict, dict]:
-    """Response durations, target and verdict (never paused)."""
+    """Response durations, target, due time and verdict (never paused)."""
     calendars, opened = ctx.calendars, ctx.t.time("opened_at")
     opened_cum = calendars.cumulative(policy.calendar, opened)
     calendar_s = response_at - opened
@@ -230,6 +246,7 @@ def _response_facts(ctx: Context, policy: MetricPolicy, response_at: np.ndarray,
         "response_target_s": policy.target_s,
         "response_calendar_s": np.where(negative, np.nan, calendar_s),
         "response_business_s": np.where(negative, np.nan, business_s),
+        "response_due_at": response_due_at(opened, opened_cum, policy, in_scope, calendars),
     }
     codes = {"response_priority": policy.priority, "response_policy": policy_names(ctx.settings.sla, policy.index, ctx.v),
              "response_sla": sla_status(ctx.v, response_at, business_s, elapsed_at_as_of, policy.target_s,
@@ -239,21 +256,22 @@ def _response_facts(ctx: Context, policy: MetricPolicy, response_at: np.ndarray,
 
 def _resolution_facts(ctx: Context, policies: Policies, resolved_at: np.ndarray,
                       in_scope: np.ndarray) -> tuple[dict, dict]:
-    """Resolution durations (pauses and reopen gaps taken off), target and verdict."""
+    """Resolution durations (pauses and reopen gaps taken off), target, due time and verdict."""
     calendars, opened, policy = ctx.calendars, ctx.t.time("opened_at"), policies.resolution
     opened_cum = calendars.cumulative(policy.calendar, opened)
     calendar_s = resolved_at - opened
     business_s = (calendars.cumulative(policy.calendar, resolved_at) - opened_cum
-                  - paused_business_seconds(ctx.status_history.segments, opened, resolved_at, policy.calendar, calendars))
+                  - paused_business_seconds(policies.excluded, opened, resolved_at, policy.calendar, calendars))
     negative = calendar_s < 0
     as_of = np.full(ctx.t.n, ctx.as_of_s)
     elapsed_at_as_of = np.where(np.isnan(resolved_at), calendars.cumulative_at(policy.calendar, ctx.as_of_s)
-                                - opened_cum - paused_business_seconds(ctx.status_history.segments, opened, as_of,
+                                - opened_cum - paused_business_seconds(policies.excluded, opened, as_of,
                                                                       policy.calendar, calendars), np.nan)
     values = {
         "resolution_target_s": policy.target_s,
         "resolution_calendar_s": np.where(negative, np.nan, calendar_s),
         "resolution_business_s": np.where(negative, np.nan, business_s),
+        "resolution_due_at": resolution_due_at(opened, opened_cum, policy, policies.excluded, in_scope, calendars),
     }
     codes = {"resolution_priority": policy.priority,
              "resolution_policy": policy_names(ctx.settings.sla, policy.index, ctx.v),
@@ -331,7 +349,7 @@ def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarra
     # Each intermediate array is popped as its column is built, so peak memory stays near the result's size.
     t.drop_caches()
     frame = {name: t.vocabulary.decode(coded.pop(name)) for name in list(coded)}
-    for name in ("first_resolved_at", "resolved_at", "response_at"):
+    for name in ("first_resolved_at", "resolved_at", "response_at", "response_due_at", "resolution_due_at"):
         frame[name] = from_epoch_seconds(out.pop(name))
     for name in [c for c in out if c.endswith("_s")]:
         frame[name] = _nullable_int(out.pop(name))

@@ -139,6 +139,9 @@ TICKET_FACT_COLUMNS = _cols(
     Column("dq_flag", STR, "Data-quality flag: negative_response or negative_resolution"),
     Column("response_sla", STR, "met / breached / in_progress against the response target"),
     Column("resolution_sla", STR, "met / breached / in_progress against the resolution target"),
+    Column("response_due_at", TS, "When the response business time reaches its target (UTC); null without one"),
+    Column("resolution_due_at", TS, "When the resolution business time, pauses taken off, reaches its target "
+                                    "(UTC); null without one or when the clock stops in a pause before it"),
     Column("first_fix", BOOL, "Resolved incident/request neither reopened nor reassigned"),
     Column("initial_diagnosis", STR, "diagnosed_category, else the category in effect at the response"),
     Column("diagnosis_assessable", BOOL, "Resolved incident/request with an initial diagnosis and a final category"),

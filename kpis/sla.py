@@ -1,8 +1,10 @@
-"""SLA policies, targets and verdicts (KPIS.md 3: SLA policy, response/resolution SLA).
+"""SLA policies, targets, due times and verdicts (KPIS.md 3: SLA policy, response/resolution SLA and due times).
 
 A ticket's metric (response, resolution) is governed by the first ``[[sla]]`` policy in config order whose
 conditions all match it; matching is one boolean mask per policy over vocabulary codes. The policy gives the
-target and the calendar.
+target, the calendar and (for resolution) the pause statuses. A due time is the earliest instant at which
+the metric's counted business time reaches the target: the calendar's inverse (``earliest_reaching``) applied
+inside the stretch of the timeline where the target is reached.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpis.calendar import CalendarColumn
+from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.config import SlaPolicy
+from kpis.schema import STATUSES
+from kpis.timeline import Pieces, Segments, counted_pieces
 from kpis.vocabulary import MISSING, Vocabulary
 
 
@@ -66,6 +70,34 @@ def policy_names(policies: tuple[SlaPolicy, ...], index: np.ndarray, v: Vocabula
     return codes[index]
 
 
+def pause_lookup(policies: tuple[SlaPolicy, ...], default: tuple[str, ...], v: Vocabulary) -> np.ndarray:
+    """``[policy position, status code]`` -> does that status pause resolution time under that policy.
+
+    A policy without ``pause_statuses`` (and a ticket without a policy, the last row) pauses in ``default``.
+    """
+    width = int(max(v.codes(STATUSES).max(initial=-1), -1)) + 1
+    lookup = np.zeros((len(policies) + 1, width), dtype=bool)
+    for i, statuses in enumerate([*(p.pause_statuses for p in policies), None]):
+        codes = v.codes(statuses if statuses is not None else default)
+        lookup[i, codes[codes >= 0]] = True
+    return lookup
+
+
+def all_pause_statuses(policies: tuple[SlaPolicy, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+    """Every status that pauses the resolution time of some ticket."""
+    every = [*default, *(s for p in policies for s in (p.pause_statuses or ()))]
+    return tuple(dict.fromkeys(every))
+
+
+def excluded_segments(candidates: Segments, resolution_index: np.ndarray, lookup: np.ndarray) -> Segments:
+    """The segments taken off each ticket's resolution time: reopen gaps and its own policy's pauses."""
+    status = candidates.status
+    known = (status >= 0) & (status < lookup.shape[1])
+    paused = np.zeros(len(candidates), dtype=bool)
+    paused[known] = lookup[resolution_index[candidates.tix[known]], status[known]]
+    return candidates.select(candidates.reopen_gap | paused)
+
+
 def sla_status(v: Vocabulary, stop_at: np.ndarray, elapsed_at_stop: np.ndarray, elapsed_at_as_of: np.ndarray,
                target_s: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     """``response_sla`` / ``resolution_sla`` codes: met / breached / in_progress; -1 where not eligible or
@@ -76,3 +108,64 @@ def sla_status(v: Vocabulary, stop_at: np.ndarray, elapsed_at_stop: np.ndarray, 
         np.where(elapsed_at_as_of > target_s, v.code("breached"), v.code("in_progress")),
     )
     return np.where(eligible & ~np.isnan(target_s), status, MISSING)
+
+
+def response_due_at(opened_at: np.ndarray, opened_cum: np.ndarray, policy: MetricPolicy, eligible: np.ndarray,
+                    calendars: CalendarSet) -> np.ndarray:
+    """The earliest instant at which business time since ``opened_at`` reaches the response target (never
+    paused); NaN without a target or where not ``eligible``. ``opened_cum``: ``opened_at``'s cumulative
+    business time on the policy calendar."""
+    target = np.where(eligible, policy.target_s, np.nan)
+    due = calendars.earliest_reaching(policy.calendar, opened_cum + target)
+    return np.where(target == 0, opened_at, due)
+
+
+def resolution_due_at(opened_at: np.ndarray, opened_cum: np.ndarray, policy: MetricPolicy, excluded: Segments,
+                      eligible: np.ndarray, calendars: CalendarSet) -> np.ndarray:
+    """The earliest instant at which the counted resolution time reaches the target: business time since
+    ``opened_at`` minus the ``excluded`` segments, the last status holding for ever. NaN without a target,
+    where not ``eligible``, and where the clock stops (a pause that never ends) before the target."""
+    target = np.where(eligible, policy.target_s, np.nan)
+    paused = np.zeros(len(target), dtype=bool)
+    paused[excluded.tix] = True
+    paused &= target > 0  # NaN compares false
+    plain = ~paused
+    due = np.full(len(target), np.nan)
+    due[plain] = calendars.earliest_reaching(policy.calendar.take(plain), opened_cum[plain] + target[plain])
+    if paused.any():
+        tix, at = _due_in_pieces(counted_pieces(excluded.select(paused[excluded.tix]), opened_at), target,
+                                 policy.calendar, calendars)
+        due[tix] = at
+    return np.where(target == 0, opened_at, due)
+
+
+def _due_in_pieces(pieces: Pieces, target_s: np.ndarray, calendar: CalendarColumn,
+                   calendars: CalendarSet) -> tuple[np.ndarray, np.ndarray]:
+    """(tickets, due instants): inside the first counted piece of each ticket where its counted business
+    time reaches its target (tickets whose pieces never reach it are left out)."""
+    of_piece = calendar.take(pieces.tix)
+    start_cum = calendars.cumulative(of_piece, pieces.start)
+    endless = np.isinf(pieces.end)
+    length = calendars.cumulative(of_piece, np.where(endless, pieces.start, pieces.end)) - start_cum
+    before = _before_in_ticket(pieces.tix, length)
+    need = target_s[pieces.tix] - before
+    hit = _first_per_ticket(pieces.tix, endless | (length >= need))
+    at = calendars.earliest_reaching(of_piece.take(hit), start_cum[hit] + need[hit])
+    return pieces.tix[hit], np.maximum(at, pieces.start[hit])
+
+
+def _before_in_ticket(tix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For rows sorted by ``tix``: the sum of the same ticket's earlier ``values``."""
+    if not len(tix):
+        return values
+    total = np.cumsum(values)
+    first = np.concatenate([[True], tix[1:] != tix[:-1]])
+    before_ticket = (total - values)[first]  # the running total where each ticket starts
+    return total - values - np.repeat(before_ticket, np.diff(np.append(np.flatnonzero(first), len(tix))))
+
+
+def _first_per_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """For rows sorted by ``tix``: the position of each ticket's first row where ``flag`` holds."""
+    where = np.flatnonzero(flag)
+    first = np.concatenate([[True], tix[where][1:] != tix[where][:-1]]) if len(where) else np.zeros(0, dtype=bool)
+    return where[first]

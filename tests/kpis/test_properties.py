@@ -4,7 +4,9 @@
 - the vectorised ``business_seconds`` equals a slow, literal, minute-by-minute reading of KPIS.md 2.1 written
   here with ``zoneinfo`` (lunch breaks, a holiday, a make-up day, Europe/Berlin around both DST changes);
 - ``compute_all`` does not depend on the order of ticket rows or event rows (``seq`` kept), reruns are
-  identical, and the tables keep the spec's bookkeeping identities on random input.
+  identical, and the tables keep the spec's bookkeeping identities on random input;
+- the business-time inverse round-trips and is the earliest such instant; due times equal a literal reading
+  of KPIS.md 3 (a binary search over a literal elapsed time) and agree with the SLA verdicts.
 """
 
 from __future__ import annotations
@@ -382,3 +384,111 @@ def test_bookkeeping_identities(data):
     # rank 1 is the best score of its (grain, period)
     for _, g in sc[rankable].groupby(["grain", "period_start"]):
         assert g.loc[g["score"].idxmax(), "rank"] == 1
+
+
+# ---------------------------------------------------------------- due times against a literal reading
+
+# Policies with their own pause statuses and calendars, matched on priority and category.
+DUE_SETTINGS = settings(
+    kpi={"default_calendar": "office"},
+    reporting={"timezone": "Asia/Shanghai"},
+    sla=[{"name": "p1", "priority": "P1", "response": "30m", "resolution": "4h", "calendar": "24x7",
+          "pause_statuses": ["WAITING_THIRD_PARTY"]},
+         {"name": "net", "category": "net", "response": "2h", "resolution": "1d",
+          "pause_statuses": ["ON_HOLD", "WAITING_CUSTOMER"]},
+         {"name": "rest", "ticket_type": ["incident", "request"], "response": "1h", "resolution": "2d"}],
+)
+_NOT_REOPEN = {"RESOLVED", "CLOSED", "CANCELLED"}
+_SEARCH_S = 90 * 86400
+
+
+def literal_excluded(status_events: list[dict], pauses: set[str]) -> list[tuple[float, float]]:
+    """KPIS.md 2.2 read literally: each status holds until the next status event; pause statuses and
+    RESOLVED/CLOSED followed later by a working status are not counted."""
+    evs = sorted(status_events, key=lambda e: (e["at"], e["seq"]))
+    out = []
+    for i, e in enumerate(evs):
+        end = evs[i + 1]["at"] if i + 1 < len(evs) else float("inf")
+        later_work = any(x["value"] not in _NOT_REOPEN for x in evs[i + 1:])
+        if e["value"] in pauses or (e["value"] in ("RESOLVED", "CLOSED") and later_work):
+            out.append((e["at"], end))
+    return out
+
+
+def literal_elapsed(cal: BusinessCalendar, opened: float, t: float, excluded: list[tuple[float, float]]) -> float:
+    """Business time of [opened, t) less the excluded parts inside it."""
+    parts = [(max(s, opened), min(e, t)) for s, e in excluded if min(e, t) > max(s, opened)]
+    starts = np.array([opened, *(p[0] for p in parts)])
+    ends = np.array([t, *(p[1] for p in parts)])
+    seconds = cal.business_seconds(starts, ends)
+    return float(seconds[0] - seconds[1:].sum())
+
+
+def literal_due(cal: BusinessCalendar, opened: float, target: float, excluded) -> float | None:
+    """The earliest whole second t >= opened with literal_elapsed(t) >= target (binary search; elapsed only grows)."""
+    lo, hi = opened, opened + _SEARCH_S
+    if literal_elapsed(cal, opened, hi, excluded) < target:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if literal_elapsed(cal, opened, mid, excluded) >= target else (mid + 1, hi)
+    return lo
+
+
+def _seconds(value) -> float | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).timestamp()
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+@given(datasets())
+def test_due_times_follow_the_literal_reading_and_agree_with_the_verdicts(data):
+    trows, erows = data
+    f = compute_facts(*frames(trows, erows), DUE_SETTINGS, AS_OF)
+    policies = {p.name: p for p in DUE_SETTINGS.sla}
+    calendars = {name: BusinessCalendar(spec) for name, spec in DUE_SETTINGS.calendars.items()}
+    as_of = AS_OF.timestamp()
+    for r in f.to_dict("records"):
+        status_events = [dict(e, at=pd.Timestamp(e["at"]).timestamp()) for e in erows
+                         if (e["source"], e["ticket_id"]) == (r["source"], r["ticket_id"]) and e["kind"] == "status"]
+        opened = r["opened_at"].timestamp()
+        for metric, stop in (("response", r["response_at"]), ("resolution", r["resolved_at"])):
+            name, due = r[f"{metric}_policy"], _seconds(r[f"{metric}_due_at"])
+            if pd.isna(name) or pd.notna(r["excluded_reason"]):
+                assert due is None, (metric, r)
+                continue
+            policy = policies[name]
+            cal = calendars[policy.calendar or DUE_SETTINGS.default_calendar]
+            pauses = set(policy.pause_statuses if policy.pause_statuses is not None else DUE_SETTINGS.pause_statuses)
+            excluded = literal_excluded(status_events, pauses) if metric == "resolution" else []
+            target = getattr(policy, f"{metric}_s")
+            assert due == literal_due(cal, opened, target, excluded), (metric, r)
+            _verdict_agrees(r[f"{metric}_sla"], _seconds(stop), due, as_of, target,
+                            lambda t, c=cal, o=opened, x=excluded: literal_elapsed(c, o, t, x))
+
+
+def _verdict_agrees(verdict, stop, due, as_of, target, elapsed) -> None:
+    """A stopped metric is breached exactly when working time lies between its due time and its stop;
+    an open one is breached once working time has passed since its due time."""
+    if pd.isna(verdict):
+        return
+    if stop is not None:
+        assert (verdict == "breached") == (due is not None and stop > due and elapsed(stop) > target)
+        if verdict == "met" and due is not None and stop > due:
+            assert elapsed(stop) == target  # no working time between the due time and the stop
+    else:
+        assert (verdict == "breached") == (due is not None and due < as_of and elapsed(as_of) > target)
+
+
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+@given(datasets(), st.randoms(use_true_random=False))
+def test_facts_with_per_policy_pauses_do_not_depend_on_row_order(data, rnd):
+    trows, erows = data
+    base = compute_facts(*frames(trows, erows), DUE_SETTINGS, AS_OF)
+    t2, e2 = list(trows), list(erows)
+    rnd.shuffle(t2)
+    rnd.shuffle(e2)  # seq travels with each event
+    shuffled = compute_facts(*frames(t2, e2), DUE_SETTINGS, AS_OF)
+    keys = list(TABLE_KEYS["ticket_facts"])
+    pd.testing.assert_frame_equal(_sorted(base, keys), _sorted(shuffled, keys), check_exact=True)
