@@ -21,7 +21,8 @@ from kpis.schema import KPI_ENGINEER_COLUMNS, KPI_TEAM_COLUMNS, KPI_VERSION, con
 SECONDS_PER_MINUTE = 60.0
 #: The ``ticket_facts`` columns the aggregates and the scorecard read: a caller holding many facts may
 #: pass only these (tests/kpis/test_properties.py checks the tables come out the same).
-FACTS_READ = ("source", "ticket_id", "ticket_type", "engineer", "team", "excluded_reason", "opened_at",
+FACTS_READ = ("source", "ticket_id", "ticket_type", "engineer", "team", "client", "service", "category", "priority",
+              "excluded_reason", "opened_at",
               "resolved_at", "satisfaction_at", "planned_end", "response_business_s", "response_sla",
               "resolution_business_s", "resolution_sla", "first_fix", "reopened", "diagnosis_assessable",
               "diagnosis_accurate", "csat_score", "csat_satisfied", "maintenance_on_time", "caused_by",

@@ -23,6 +23,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_OPEN = "24x7"
 DEFAULT_PAUSE_STATUSES = ("WAITING_CUSTOMER", "WAITING_THIRD_PARTY")
 DEFAULT_FAILED_CLOSE_CODES = ("failed", "rolled_back")
+#: What ``kpi_breakdown`` may break the KPIs down by: ticket_facts columns saying what a ticket is about.
+BREAKDOWN_DIMENSIONS = ("client", "service", "category", "priority", "source")
+DEFAULT_BREAKDOWNS = ("client", "service", "category", "priority")
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -258,6 +261,18 @@ def _parse_statuses(values: Any, key: str) -> tuple[str, ...]:
     return values
 
 
+def _parse_breakdowns(values: Any) -> tuple[str, ...]:
+    """``[reporting].breakdowns``: known dimensions, each once."""
+    values = [values] if isinstance(values, str) else list(values)
+    for i, v in enumerate(values):
+        if v not in BREAKDOWN_DIMENSIONS:
+            raise ConfigError("reporting.breakdowns", f"{v!r} is not a dimension",
+                              f"use {', '.join(BREAKDOWN_DIMENSIONS)}")
+        if v in values[:i]:
+            raise ConfigError("reporting.breakdowns", f"{v!r} is listed twice", "list each dimension once")
+    return tuple(values)
+
+
 @dataclass(frozen=True)
 class KpiSettings:
     """Everything ``kpis`` needs to turn canonical frames into facts and aggregates."""
@@ -273,6 +288,7 @@ class KpiSettings:
     reporting_timezone: str = "UTC"
     grains: tuple[str, ...] = GRAINS
     min_sample: int = 10
+    breakdowns: tuple[str, ...] = DEFAULT_BREAKDOWNS
     scorecard: tuple[ScorecardEntry, ...] = ()
 
     def calendar_for(self, name: str | None) -> CalendarSpec:
@@ -286,7 +302,7 @@ class KpiSettings:
         reporting = dict(cfg.get("reporting", {}))
         check_keys("kpi", kpi, {"default_calendar", "pause_statuses", "resolution_counts_as_response",
                                 "failed_close_codes", "satisfaction_map", "ticket_types"})
-        check_keys("reporting", reporting, {"timezone", "grains", "min_sample"})
+        check_keys("reporting", reporting, {"timezone", "grains", "min_sample", "breakdowns"})
         calendars = {name: CalendarSpec.from_config(name, c) for name, c in dict(cfg.get("calendars", {})).items()}
         default_calendar = kpi.get("default_calendar", ALWAYS_OPEN)
         calendars.setdefault(ALWAYS_OPEN, CalendarSpec.always(reporting.get("timezone", "UTC")))
@@ -319,6 +335,7 @@ class KpiSettings:
                 reporting.get("timezone", calendars[default_calendar].timezone), "reporting.timezone"),
             grains=grains,
             min_sample=min_sample,
+            breakdowns=_parse_breakdowns(reporting.get("breakdowns", DEFAULT_BREAKDOWNS)),
             scorecard=tuple(ScorecardEntry.from_config(i, e, known) for i, e in enumerate(cfg.get("scorecard", []))),
         )
 

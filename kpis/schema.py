@@ -1,7 +1,7 @@
 """The canonical frames and every stored table's columns, in one place.
 
 Connectors produce ``tickets`` and ``events`` frames with the columns of KPIS.md 1.1 / 1.2;
-``kpis`` turns them into ``ticket_facts``, ``kpi_engineer``, ``kpi_team`` and ``scorecard``.
+``kpis`` turns them into ``ticket_facts``, ``kpi_engineer``, ``kpi_team``, ``kpi_breakdown`` and ``scorecard``.
 Each column carries its dtype and the one-line meaning that becomes its SQL column comment and
 its row in ``docs/tables.md``.
 """
@@ -155,11 +155,12 @@ TICKET_FACT_COLUMNS = _cols(
 )
 
 
-def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
+def _kpi_columns(*who: Column) -> dict[str, Column]:
+    """The KPIS.md 4 columns, keyed by grain, period_start, ``who`` (the credited columns) and ticket_type."""
     return _cols(
         Column("grain", STR, "day / week / month / quarter"),
         Column("period_start", DATE, "Local date (reporting timezone) that starts the period"),
-        Column(who, STR, who_doc),
+        *who,
         Column("ticket_type", STR, "incident / request / maintenance"),
         Column("opened_count", INT, "Tickets opened (anchor opened_at)"),
         Column("response_n", INT, "Tickets with a response business time (anchor opened_at)"),
@@ -199,8 +200,15 @@ def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
     )
 
 
-KPI_ENGINEER_COLUMNS = _kpi_columns("engineer", "Engineer credited with the tickets")
-KPI_TEAM_COLUMNS = _kpi_columns("team", "Team credited with the tickets")
+KPI_ENGINEER_COLUMNS = _kpi_columns(Column("engineer", STR, "Engineer credited with the tickets"))
+KPI_TEAM_COLUMNS = _kpi_columns(Column("team", STR, "Team credited with the tickets"))
+KPI_BREAKDOWN_COLUMNS = _kpi_columns(
+    Column("dimension", STR, "What the rows are broken down by: client, service, category, priority (reporting.breakdowns)"),
+    Column("member", STR, "The tickets' value of the dimension (final category, current priority); '(none)' when empty"),
+)
+# kpi_breakdown joins TABLE_COLUMNS / TABLE_KEYS in the change that makes the stores write it: that change
+# also gives it its SQL table comment and Parquet partitioning (pipeline/), which the table tests require.
+KPI_BREAKDOWN_KEYS = ("grain", "period_start", "dimension", "member", "ticket_type")
 
 SCORECARD_COLUMNS = _cols(
     Column("grain", STR, "day / week / month / quarter"),

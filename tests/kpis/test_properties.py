@@ -26,7 +26,7 @@ from kpis import aggregate, compute_all, compute_facts, compute_scorecard, kpi_t
 from kpis.aggregate import FACTS_READ
 from kpis.calendar import BusinessCalendar
 from kpis.config import WEEKDAYS, CalendarSpec
-from kpis.schema import TABLE_KEYS
+from kpis.schema import KPI_BREAKDOWN_KEYS, TABLE_KEYS
 
 UTC = UTC
 
@@ -254,7 +254,7 @@ def _sorted(frame: pd.DataFrame, keys) -> pd.DataFrame:
 
 TABLES = {"facts": TABLE_KEYS["ticket_facts"], "kpi_engineer": TABLE_KEYS["kpi_engineer"],
           "kpi_team": TABLE_KEYS["kpi_team"], "scorecard": TABLE_KEYS["scorecard"],
-          "scorecard_kpi": TABLE_KEYS["scorecard_kpi"]}
+          "scorecard_kpi": TABLE_KEYS["scorecard_kpi"], "kpi_breakdown": KPI_BREAKDOWN_KEYS}
 
 
 def assert_same_tables(x, y):
@@ -312,7 +312,7 @@ def test_the_aggregates_read_only_the_facts_columns_they_declare(data):
     facts = compute_facts(*frames(*data), ENGINE_SETTINGS, AS_OF)
     whole = kpi_tables(facts, ENGINE_SETTINGS)
     projected = kpi_tables(facts[list(FACTS_READ)], ENGINE_SETTINGS)
-    for name in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi"):
+    for name in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown"):
         pd.testing.assert_frame_equal(getattr(whole, name), getattr(projected, name), obj=name, check_exact=True)
 
 
@@ -348,7 +348,8 @@ def test_bookkeeping_identities(data):
     scored = f[f["csat_score"].notna()]
     assert (scored["csat_satisfied"] == (scored["csat_score"] >= 4)).all()
 
-    for table, who in ((out.kpi_engineer, "engineer"), (out.kpi_team, "team")):
+    breakdowns = [(out.kpi_breakdown[out.kpi_breakdown["dimension"] == d], "member") for d in ENGINE_SETTINGS.breakdowns]
+    for table, who in ((out.kpi_engineer, "engineer"), (out.kpi_team, "team"), *breakdowns):
         # row emission rule
         five = table[["opened_count", "resolved_count", "csat_answered", "maintenance_due", "induced_incidents"]]
         assert (five.sum(axis=1) > 0).all(), who
