@@ -37,7 +37,8 @@ from kpis.timeline import (
     Segments,
     StatusHistory,
     changed_between_non_empty,
-    paused_business_seconds,
+    cumulative_bounds,
+    paused_seconds,
     sorted_history,
     status_history,
 )
@@ -128,8 +129,9 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
     out.update(first_resolved_at=first_res, resolved_at=resolved, response_at=response_at)
     out.update(_rework(ctx))
     policies = _policies(ctx, response_at, resolved, coded)
-    for values, codes in (_response_facts(ctx, policies.response, response_at, in_scope),
-                          _resolution_facts(ctx, policies, resolved, in_scope)):
+    opened_cum = _opened_cumulative(ctx, policies)
+    for values, codes in (_response_facts(ctx, policies.response, opened_cum[0], response_at, in_scope),
+                          _resolution_facts(ctx, policies, opened_cum[1], resolved, in_scope)):
         out.update(values)
         coded.update(codes)
     coded["dq_flag"] = _dq_flag(ctx, response_at, resolved)
@@ -232,11 +234,21 @@ def _priority_at(ctx: Context, stop_at: np.ndarray) -> np.ndarray:
     return np.where(priority == MISSING, ctx.t.code("priority"), priority)
 
 
-def _response_facts(ctx: Context, policy: MetricPolicy, response_at: np.ndarray,
+def _opened_cumulative(ctx: Context, policies: Policies) -> tuple[np.ndarray, np.ndarray]:
+    """opened_at's cumulative business time on the response's and on the resolution's calendars (looked up
+    once when every ticket's two calendars are the same)."""
+    response, resolution = policies.response.calendar, policies.resolution.calendar
+    opened = ctx.t.time("opened_at")
+    on_response = ctx.calendars.cumulative(response, opened)
+    if response.names == resolution.names and np.array_equal(response.codes, resolution.codes):
+        return on_response, on_response
+    return on_response, ctx.calendars.cumulative(resolution, opened)
+
+
+def _response_facts(ctx: Context, policy: MetricPolicy, opened_cum: np.ndarray, response_at: np.ndarray,
                     in_scope: np.ndarray) -> tuple[dict, dict]:
     """Response durations, target, due time and verdict (never paused)."""
     calendars, opened = ctx.calendars, ctx.t.time("opened_at")
-    opened_cum = calendars.cumulative(policy.calendar, opened)
     calendar_s = response_at - opened
     business_s = calendars.cumulative(policy.calendar, response_at) - opened_cum
     negative = calendar_s < 0
@@ -254,24 +266,22 @@ def _response_facts(ctx: Context, policy: MetricPolicy, response_at: np.ndarray,
     return values, codes
 
 
-def _resolution_facts(ctx: Context, policies: Policies, resolved_at: np.ndarray,
+def _resolution_facts(ctx: Context, policies: Policies, opened_cum: np.ndarray, resolved_at: np.ndarray,
                       in_scope: np.ndarray) -> tuple[dict, dict]:
     """Resolution durations (pauses and reopen gaps taken off), target, due time and verdict."""
     calendars, opened, policy = ctx.calendars, ctx.t.time("opened_at"), policies.resolution
-    opened_cum = calendars.cumulative(policy.calendar, opened)
     calendar_s = resolved_at - opened
-    business_s = (calendars.cumulative(policy.calendar, resolved_at) - opened_cum
-                  - paused_business_seconds(policies.excluded, opened, resolved_at, policy.calendar, calendars))
+    unresolved = np.isnan(resolved_at)
+    stop_cum = calendars.cumulative(policy.calendar, np.where(unresolved, ctx.as_of_s, resolved_at))
+    excluded = cumulative_bounds(policies.excluded, policy.calendar, calendars)
+    elapsed = stop_cum - opened_cum - paused_seconds(excluded, opened_cum, stop_cum)  # until as_of if unresolved
+    business_s, elapsed_at_as_of = np.where(unresolved, np.nan, elapsed), np.where(unresolved, elapsed, np.nan)
     negative = calendar_s < 0
-    as_of = np.full(ctx.t.n, ctx.as_of_s)
-    elapsed_at_as_of = np.where(np.isnan(resolved_at), calendars.cumulative_at(policy.calendar, ctx.as_of_s)
-                                - opened_cum - paused_business_seconds(policies.excluded, opened, as_of,
-                                                                      policy.calendar, calendars), np.nan)
     values = {
         "resolution_target_s": policy.target_s,
         "resolution_calendar_s": np.where(negative, np.nan, calendar_s),
         "resolution_business_s": np.where(negative, np.nan, business_s),
-        "resolution_due_at": resolution_due_at(opened, opened_cum, policy, policies.excluded, in_scope, calendars),
+        "resolution_due_at": resolution_due_at(opened, opened_cum, policy, excluded, in_scope, calendars),
     }
     codes = {"resolution_priority": policy.priority,
              "resolution_policy": policy_names(ctx.settings.sla, policy.index, ctx.v),

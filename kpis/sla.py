@@ -1,10 +1,11 @@
 """SLA policies, targets, due times and verdicts (KPIS.md 3: SLA policy, response/resolution SLA and due times).
 
 A ticket's metric (response, resolution) is governed by the first ``[[sla]]`` policy in config order whose
-conditions all match it; matching is one boolean mask per policy over vocabulary codes. The policy gives the
-target, the calendar and (for resolution) the pause statuses. A due time is the earliest instant at which
-the metric's counted business time reaches the target: the calendar's inverse (``earliest_reaching``) applied
-inside the stretch of the timeline where the target is reached.
+conditions all match it; matching is one boolean mask per policy over the distinct combinations of the
+tickets' values (vocabulary codes). The policy gives the target, the calendar and (for resolution) the pause
+statuses. A due time is the earliest instant at which the metric's counted business time reaches the target:
+the calendar's inverse (``earliest_reaching``) of the cumulative business time at which that happens, found in
+the counted piece of the timeline where it does (pauses and reopen gaps work in cumulative business time too).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kpis.aggregate import dense_groups
 from kpis.calendar import CalendarColumn, CalendarSet
-from kpis.config import SlaPolicy
+from kpis.config import SLA_CONDITIONS, SlaPolicy
 from kpis.schema import STATUSES
 from kpis.timeline import Pieces, Segments, counted_pieces
 from kpis.vocabulary import MISSING, Vocabulary
@@ -25,13 +27,28 @@ def policy_index(policies: tuple[SlaPolicy, ...], values: Mapping[str, np.ndarra
     """Per ticket, the position of the first policy whose conditions all match; ``len(policies)`` where none does.
 
     ``values``: per condition the tickets' vocabulary codes (-1 = empty). A condition a policy omits matches
-    every ticket, also one whose value is empty; a named one matches only the values it lists.
+    every ticket, also one whose value is empty; a named one matches only the values it lists. The policies
+    are matched against the distinct combinations of the named conditions' values (a few hundred, however
+    many tickets), each ticket then takes its combination's policy.
     """
-    n = len(values["ticket_type"])
-    index = np.full(n, len(policies), dtype="int32")
+    named = [c for c in SLA_CONDITIONS if any(c in p.conditions for p in policies)]
+    combination, first = _combinations([values[c] for c in named], len(values["ticket_type"]))
+    distinct = {c: values[c][first] for c in named}
+    index = np.full(len(first), len(policies), dtype="int32")
     for i in range(len(policies) - 1, -1, -1):  # walk backwards so the first match is written last
-        index[_matches(policies[i], values, v, n)] = i
-    return index
+        index[_matches(policies[i], distinct, v, len(first))] = i
+    return index[combination]
+
+
+def _combinations(columns: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(per row the number of its combination of ``columns``' values, one row holding each combination)."""
+    combination = np.zeros(n, dtype="int64")
+    for column in columns:
+        dense, distinct = dense_groups(column.astype("int64") + 1)  # codes start at -1 (empty)
+        combination, _ = dense_groups(combination * len(distinct) + dense)
+    first = np.zeros(int(combination.max(initial=-1)) + 1, dtype="int64")
+    first[combination] = np.arange(n)  # the last row of each combination: any one will do
+    return combination, first
 
 
 def _matches(policy: SlaPolicy, values: Mapping[str, np.ndarray], v: Vocabulary, n: int) -> np.ndarray:
@@ -120,38 +137,36 @@ def response_due_at(opened_at: np.ndarray, opened_cum: np.ndarray, policy: Metri
     return np.where(target == 0, opened_at, due)
 
 
-def resolution_due_at(opened_at: np.ndarray, opened_cum: np.ndarray, policy: MetricPolicy, excluded: Segments,
+def resolution_due_at(opened_at: np.ndarray, opened_cum: np.ndarray, policy: MetricPolicy, excluded: Pieces,
                       eligible: np.ndarray, calendars: CalendarSet) -> np.ndarray:
     """The earliest instant at which the counted resolution time reaches the target: business time since
-    ``opened_at`` minus the ``excluded`` segments, the last status holding for ever. NaN without a target,
-    where not ``eligible``, and where the clock stops (a pause that never ends) before the target."""
+    ``opened_at`` minus the ``excluded`` stretches (as cumulative business time), the last status holding for
+    ever. NaN without a target, where not ``eligible``, and where the clock stops (a pause that never ends)
+    before the target."""
     target = np.where(eligible, policy.target_s, np.nan)
+    reach_cum = opened_cum + target  # the cumulative business time at which the target is reached ...
+    tix = excluded.tix
+    taken_off = np.minimum(excluded.end, reach_cum[tix]) - np.maximum(excluded.start, opened_cum[tix]) > 0
     paused = np.zeros(len(target), dtype=bool)
-    paused[excluded.tix] = True
-    paused &= target > 0  # NaN compares false
-    plain = ~paused
-    due = np.full(len(target), np.nan)
-    due[plain] = calendars.earliest_reaching(policy.calendar.take(plain), opened_cum[plain] + target[plain])
+    paused[tix[taken_off]] = True  # ... unless something is taken off before it (NaN: False)
+    paused &= target > 0
     if paused.any():
-        tix, at = _due_in_pieces(counted_pieces(excluded.select(paused[excluded.tix]), opened_at), target,
-                                 policy.calendar, calendars)
-        due[tix] = at
+        pieces = counted_pieces(excluded.select(paused[tix]), opened_cum)
+        reached, at_cum = _reach_in_pieces(pieces, target)
+        reach_cum[paused] = np.nan  # stays so where the clock stops before the target
+        reach_cum[reached] = at_cum
+    due = calendars.earliest_reaching(policy.calendar, reach_cum)
     return np.where(target == 0, opened_at, due)
 
 
-def _due_in_pieces(pieces: Pieces, target_s: np.ndarray, calendar: CalendarColumn,
-                   calendars: CalendarSet) -> tuple[np.ndarray, np.ndarray]:
-    """(tickets, due instants): inside the first counted piece of each ticket where its counted business
-    time reaches its target (tickets whose pieces never reach it are left out)."""
-    of_piece = calendar.take(pieces.tix)
-    start_cum = calendars.cumulative(of_piece, pieces.start)
+def _reach_in_pieces(pieces: Pieces, target_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tickets, cumulative business time): where, inside the first counted piece whose end reaches it, each
+    ticket's counted time reaches its target (tickets whose pieces never reach it are left out)."""
     endless = np.isinf(pieces.end)
-    length = calendars.cumulative(of_piece, np.where(endless, pieces.start, pieces.end)) - start_cum
-    before = _before_in_ticket(pieces.tix, length)
-    need = target_s[pieces.tix] - before
+    length = np.where(endless, 0.0, pieces.end - pieces.start)
+    need = target_s[pieces.tix] - _before_in_ticket(pieces.tix, length)
     hit = _first_per_ticket(pieces.tix, endless | (length >= need))
-    at = calendars.earliest_reaching(of_piece.take(hit), start_cum[hit] + need[hit])
-    return pieces.tix[hit], np.maximum(at, pieces.start[hit])
+    return pieces.tix[hit], pieces.start[hit] + need[hit]
 
 
 def _before_in_ticket(tix: np.ndarray, values: np.ndarray) -> np.ndarray:

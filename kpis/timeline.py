@@ -214,47 +214,49 @@ def _segments(events: KindEvents, same_as_prev: np.ndarray, reopen_gap: np.ndarr
     return Segments(events.tix, events.at, end, events.value, reopen_gap)
 
 
-def paused_business_seconds(
-    segments: Segments,
-    opened_at: np.ndarray,
-    end_at: np.ndarray,
-    calendar: CalendarColumn,
-    calendars: CalendarSet,
-) -> np.ndarray:
-    """Per ticket: business seconds of its excluded ``segments`` inside ``[opened_at, end_at)``."""
-    n = len(opened_at)
-    if len(segments) == 0:
-        return np.zeros(n)
-    tix = segments.tix
-    start = np.maximum(segments.start, opened_at[tix])
-    end = np.minimum(segments.end, end_at[tix])
-    inside = end > start  # False where end_at is NaN
-    seconds = np.zeros(len(tix))
-    seconds[inside] = calendars.business_seconds(calendar.take(tix[inside]), start[inside], end[inside])
-    return np.bincount(tix, weights=seconds, minlength=n)
-
-
 @dataclass(frozen=True)
 class Pieces:
-    """Counted stretches of tickets' timelines, sorted by (tix, start); ``end`` = inf for one that never ends."""
+    """Stretches of tickets' timelines, sorted by (tix, start), in a measure of time that only grows: instants,
+    or cumulative business time on each ticket's calendar (where clipping an instant clips its measure).
+    ``end`` = inf for a stretch that never ends."""
 
     tix: np.ndarray
     start: np.ndarray
     end: np.ndarray
 
+    def select(self, keep: np.ndarray) -> Pieces:
+        """The stretches where ``keep`` is true."""
+        return Pieces(self.tix[keep], self.start[keep], self.end[keep])
 
-def counted_pieces(excluded: Segments, opened_at: np.ndarray) -> Pieces:
-    """Per ticket of ``excluded``: ``[opened_at, inf)`` minus its excluded segments, in time order.
 
-    The pieces between the segments may be empty (start == end). A ticket whose last excluded segment
+def cumulative_bounds(segments: Segments, calendar: CalendarColumn, calendars: CalendarSet) -> Pieces:
+    """The segments with their start and end as cumulative business time on their ticket's calendar."""
+    of_segment = calendar.take(segments.tix)
+    endless = np.isinf(segments.end)
+    end = calendars.cumulative(of_segment, np.where(endless, segments.start, segments.end))
+    return Pieces(segments.tix, calendars.cumulative(of_segment, segments.start), np.where(endless, np.inf, end))
+
+
+def paused_seconds(excluded: Pieces, opened_cum: np.ndarray, stop_cum: np.ndarray) -> np.ndarray:
+    """Per ticket: the business seconds of its ``excluded`` stretches inside ``[opened, stop)``, all given as
+    cumulative business time: the part inside is ``min(end, stop) - max(start, opened)`` where positive."""
+    tix = excluded.tix
+    inside = np.minimum(excluded.end, stop_cum[tix]) - np.maximum(excluded.start, opened_cum[tix])
+    return np.bincount(tix, weights=np.where(inside > 0, inside, 0.0), minlength=len(opened_cum))
+
+
+def counted_pieces(excluded: Pieces, opened: np.ndarray) -> Pieces:
+    """Per ticket of ``excluded``: ``[opened, inf)`` minus its excluded stretches, in time order.
+
+    The pieces between the stretches may be empty (start == end). A ticket whose last excluded stretch
     never ends (its clock stops for good) has no final piece.
     """
     tix = excluded.tix
     first = np.concatenate([[True], tix[1:] != tix[:-1]]) if len(tix) else np.zeros(0, dtype=bool)
     last = np.concatenate([first[1:], [True]]) if len(tix) else first
-    start = np.maximum(np.where(first, -np.inf, np.roll(excluded.end, 1)), opened_at[tix])
+    start = np.maximum(np.where(first, -np.inf, np.roll(excluded.end, 1)), opened[tix])
     between = Pieces(tix, start, np.maximum(excluded.start, start))
-    final_tix, final_start = tix[last], np.maximum(excluded.end[last], opened_at[tix[last]])
+    final_tix, final_start = tix[last], np.maximum(excluded.end[last], opened[tix[last]])
     running = np.isfinite(final_start)
     final = Pieces(final_tix[running], final_start[running], np.full(int(running.sum()), np.inf))
     return _merged(between, final)
