@@ -124,7 +124,7 @@ class Calendar(Section):
                                                json_schema_extra={"additionalProperties": False})
 
 
-_Condition = one_or_many(Text, "one value or a list of values")
+_Condition = one_or_many(Text, "one value or a list of values", non_empty=True)
 
 
 class Sla(Section):
@@ -132,9 +132,9 @@ class Sla(Section):
 
     name: Text | None = Field(None, description="stored in ticket_facts.response_policy / resolution_policy "
                               "(default sla_N, N its position from 1)")
-    ticket_type: one_or_many(Literal[(*TICKET_TYPES, "*")], "incident, request, maintenance; \"*\" = any") | None = \
+    ticket_type: one_or_many(Literal[(*TICKET_TYPES, "*")], "incident, request, maintenance; \"*\" = any", non_empty=True) | None = \
         Field(None, description="condition: ticket type(s); omitted or \"*\" matches any")  # type: ignore[valid-type]
-    priority: one_or_many(Literal[(*PRIORITIES, "*")], "P1..P4; \"*\" = any") | None = \
+    priority: one_or_many(Literal[(*PRIORITIES, "*")], "P1..P4; \"*\" = any", non_empty=True) | None = \
         Field(None, description="condition: priority(ies); omitted or \"*\" matches any")  # type: ignore[valid-type]
     client: _Condition | None = Field(None, description="condition: client(s)")  # type: ignore[valid-type]
     service: _Condition | None = Field(None, description="condition: service(s)")  # type: ignore[valid-type]

@@ -201,8 +201,11 @@ def _listed(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
-def one_or_many(item: Any, description: str) -> Any:
-    """``item`` or a list of ``item``, validated as a list (one message for a bad value)."""
+def one_or_many(item: Any, description: str, *, non_empty: bool = False) -> Any:
+    """``item`` or a list of ``item``, validated as a list (one message for a bad value). ``non_empty``: an
+    empty list is refused (an SLA condition that lists nothing would match nothing)."""
     item_schema = TypeAdapter(item).json_schema()
-    schema = {"anyOf": [item_schema, {"type": "array", "items": item_schema}], "description": description}
-    return Annotated[list[item], BeforeValidator(_listed), WithJsonSchema(schema)]
+    array: dict[str, Any] = {"type": "array", "items": item_schema, **({"minItems": 1} if non_empty else {})}
+    schema = {"anyOf": [item_schema, array], "description": description}
+    return Annotated[list[item], BeforeValidator(_listed), Field(min_length=1 if non_empty else 0),
+                     WithJsonSchema(schema)]
