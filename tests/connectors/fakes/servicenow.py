@@ -88,7 +88,7 @@ class FakeServiceNow(FakeVendor):
 
     def audit(self, sys_id: str, table: str, field: str, old: str, new: str, at: str, user: str = "admin") -> None:
         n = sum(1 for a in self.tables.get("sys_audit", []) if a["documentkey"] == sys_id) + 1
-        self.add("sys_audit", sys_id=f"a{sys_id}{n}", documentkey=sys_id, tablename=table, fieldname=field,
+        self.add("sys_audit", sys_id=f"a-{sys_id}-{n}", documentkey=sys_id, tablename=table, fieldname=field,
                  oldvalue=old, newvalue=new, sys_created_on=at, user=user, record_checkpoint=str(n))
 
     def update(self, number: str, at: str, **changes: Any) -> None:
