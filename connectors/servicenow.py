@@ -13,6 +13,11 @@ stored UTC ``YYYY-MM-DD HH:MM:SS`` and every choice its stored value):
   comment (``sys_journal_field`` element ``comments``) by someone other than the caller and not by
   an automation account. The legacy ``made_sla`` flag is never read.
 
+References are dot-walked to their display field rather than read with ``sysparm_display_value=true``
+(which would also turn every time into the account's local display format): ``company.name`` is the
+client, ``business_service.name`` (else ``cmdb_ci.name``) the service. Every event carries the sys_id
+of the record it came from (``sys_audit`` row, ``task_sla``, ``sys_journal_field``) as ``event_id``.
+
 ``state`` values of ``sc_req_item`` and ``change_request`` mean other things than the incident's,
 so they are qualified with their table (``change_request:3``) before the status map sees them.
 """
@@ -37,7 +42,7 @@ TICKET_FIELDS = (
     "sys_id", "number", "sys_class_name", "state", "priority", "opened_at", "sys_created_on", "sys_updated_on",
     "resolved_at", "closed_at", "assigned_to.user_name", "assignment_group.name", "reopen_count",
     "reassignment_count", "category", "close_code", "start_date", "end_date", "work_end", "caused_by.number",
-    "caller_id.user_name",
+    "caller_id.user_name", "company.name", "business_service.name", "cmdb_ci.name",
 )
 TIMESTAMP_FIELDS = ("opened_at", "sys_created_on", "sys_updated_on", "resolved_at", "closed_at", "start_date",
                     "end_date", "work_end")
@@ -52,6 +57,11 @@ AUTOMATION_USERS = ("system", "guest")
 def sn_time(when: datetime) -> str:
     """An aware datetime -> ServiceNow's stored format ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
     return format_utc(when).replace("T", " ").rstrip("Z")
+
+
+def affected_service(record: RawRecord) -> str | None:
+    """The ticket's business service (``business_service``), else its configuration item (``cmdb_ci``)."""
+    return record.get("business_service.name") or record.get("cmdb_ci.name") or None
 
 
 def qualified_state(table: str, state: str | None) -> str | None:
@@ -123,6 +133,7 @@ class ServiceNowConnector(RestConnector):
             record[key] = iso_utc(record.get(key))
         record["sys_class_name"] = record.get("sys_class_name") or table
         record["state"] = qualified_state(table, record.get("state"))
+        record["service"] = affected_service(record)
         record["_table"] = table
         return record
 

@@ -250,3 +250,10 @@ def test_two_changes_in_one_second_get_different_event_ids(url: str, instance: F
     assert list(same_second.sort_values("seq")["value"]) == ["RESOLVED", "CLOSED"]
     assert same_second["event_id"].nunique() == 2
 
+
+def test_client_is_the_company_and_service_the_business_service_else_the_ci(url: str) -> None:
+    t = connector(url).pull().tickets.set_index("ticket_id")
+    assert t.loc["INC0010001", ["client", "service"]].tolist() == ["ACME", "ERP"]
+    assert t.loc["INC0010002", ["client", "service"]].tolist() == ["Globex", "mail-srv01"]  # no business service
+    assert t.loc["INC0010003", ["client", "service"]].isna().all()  # empty references
+    assert t.loc["RITM0020001", ["client", "service"]].isna().all()  # fields not on the record at all
