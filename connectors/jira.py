@@ -158,7 +158,8 @@ class JiraConnector(RestConnector):
                 key = keys.get(str(log_entry.get("issueId")))
                 for history in log_entry.get("changeHistories") or []:
                     events += self._history_events(key, history, kinds) if key else []
-        events += [RawEvent(str(r["key"]), str(r["first_response_at"]), "response", None)
+        response_id = f"sla:{self.fields.get('first_response')}"
+        events += [RawEvent(str(r["key"]), str(r["first_response_at"]), "response", None, event_id=response_id)
                    for r in records if r.get("first_response_at") and r.get("key")]
         return events
 
@@ -171,9 +172,10 @@ class JiraConnector(RestConnector):
 
     @staticmethod
     def _history_events(key: str, history: dict[str, Any], kinds: dict[str, str]) -> list[RawEvent]:
+        """One event per item of a changelog history whose field is read, ``event_id`` = ``<history id>:<item index>``."""
         at = str(iso_utc(history.get("created")))
         actor = name_of(history.get("author"))
         return [RawEvent(key, at, kinds[item.get("fieldId") or item.get("field")], text(item.get("toString")),
-                         actor, text(item.get("fromString")))
-                for item in history.get("items") or []
+                         actor, text(item.get("fromString")), event_id=f"{history.get('id')}:{index}")
+                for index, item in enumerate(history.get("items") or [])
                 if (item.get("fieldId") or item.get("field")) in kinds]

@@ -162,3 +162,30 @@ def test_check_reports_unmapped_status_and_type(url: str, site: FakeJira) -> Non
 def test_check_reports_missing_sla_field(url: str, site: FakeJira) -> None:
     problems = connector(url, options={"first_response_sla": "Time to acknowledge"}).check()
     assert problems == ['the "Time to acknowledge" SLA field was not found in /rest/api/3/field: that column stays empty']
+
+
+def event_rows(batch) -> set[tuple]:
+    ev = batch.events
+    return set(zip(ev["ticket_id"], ev["kind"], ev["at"], ev["value"].fillna(""), ev["event_id"], strict=True))
+
+
+def test_event_ids_are_history_id_and_item_index(url: str, site: FakeJira) -> None:
+    at = datetime(2026, 1, 7, 8, 0, tzinfo=UTC)
+    site.change("ITSM-2", at, status="Waiting for customer", assignee="Dave")  # one history, two items
+    site.change("ITSM-2", at, priority="High")  # another history in the same second
+    two_items, other = (h["id"] for h in site.changelogs["10002"][-2:])
+    ev = connector(url).pull().events
+    ev = ev[ev["ticket_id"] == "ITSM-2"]
+    same_second = set(zip(ev.loc[ev["at"] == at, "kind"], ev.loc[ev["at"] == at, "event_id"], strict=True))
+    assert same_second == {("status", f"{two_items}:0"), ("assignee", f"{two_items}:1"), ("priority", f"{other}:0")}
+    assert not ev["event_id"].duplicated().any()
+    assert set(ev.loc[ev["at"] == datetime(2026, 1, 5, 3, 0, tzinfo=UTC), "event_id"]) == {
+        "initial:status", "initial:priority"}  # the values before their first change, at creation
+
+
+def test_the_same_changelog_read_twice_gives_the_same_event_ids(url: str) -> None:
+    first, second = connector(url).pull(), connector(url).pull()
+    assert first.events["event_id"].notna().all()
+    assert event_rows(first) == event_rows(second)
+    responses = first.events[first.events["kind"] == "response"]
+    assert set(responses["event_id"]) == {"sla:customfield_10031"}  # the SLA field whose first cycle stop it is

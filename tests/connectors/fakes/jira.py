@@ -56,6 +56,7 @@ class FakeJira(FakeVendor):
         self.issues: dict[str, dict[str, Any]] = {}  # key -> issue
         self.changelogs: dict[str, list[dict[str, Any]]] = {}  # issue id -> histories, oldest first
         self.repeat_token = False
+        self.history_ids = 50000  # history ids are unique across the site, as Jira's are
 
     def route(self, request: Request) -> Response:
         if request.path == "/rest/api/3/field":
@@ -130,8 +131,9 @@ class FakeJira(FakeVendor):
                 issue["fields"][field] = {"displayName": new, "accountId": f"acc-{new}"} if new else None
             else:
                 issue["fields"][field] = {"name": new}
-        log = self.changelogs[issue["id"]]
-        log.append({"id": str(len(log) + 1), "author": {"displayName": author}, "created": jira_time(at), "items": items})
+        self.history_ids += 1
+        self.changelogs[issue["id"]].append({"id": str(self.history_ids), "author": {"displayName": author},
+                                             "created": jira_time(at), "items": items})
         issue["fields"]["updated"] = jira_time(at)
         issue["_updated_ms"] = ms(at)
 
