@@ -189,3 +189,13 @@ def test_the_same_changelog_read_twice_gives_the_same_event_ids(url: str) -> Non
     assert event_rows(first) == event_rows(second)
     responses = first.events[first.events["kind"] == "response"]
     assert set(responses["event_id"]) == {"sla:customfield_10031"}  # the SLA field whose first cycle stop it is
+
+
+def test_client_is_the_first_organization_and_service_the_first_component(url: str, site: FakeJira) -> None:
+    del site.issues["ITSM-4"]["fields"]["customfield_10002"]  # a request type without the Organizations field
+    t = connector(url).pull().tickets.set_index("ticket_id")
+    assert t.loc["ITSM-1", ["client", "service"]].tolist() == ["ACME", "Network"]  # shared with ACME and Globex
+    assert t.loc["ITSM-3", ["client", "service"]].tolist() == ["ACME", "ERP"]  # components ERP, Network
+    assert t.loc["ITSM-2", ["client", "service"]].isna().all()  # no organization, no component
+    assert pd.isna(t.loc["ITSM-4", "client"])
+    assert site.count("/rest/servicedeskapi") == 0  # the field names the organizations: no extra call

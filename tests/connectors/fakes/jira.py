@@ -32,6 +32,9 @@ FIELDS = [
      "schema": {"type": "sd-servicelevelagreement", "custom": "com.atlassian.servicedesk:sd-sla-field", "customId": 10030}},
     {"id": "customfield_10031", "name": "Time to first response", "custom": True,
      "schema": {"type": "sd-servicelevelagreement", "custom": "com.atlassian.servicedesk:sd-sla-field", "customId": 10031}},
+    {"id": "customfield_10002", "name": "Organizations", "custom": True,
+     "schema": {"type": "array", "items": "sd-customerorganization",
+                "custom": "com.atlassian.servicedesk:sd-customer-organizations", "customId": 10002}},
     {"id": "customfield_10045", "name": "Satisfaction", "custom": True,
      "schema": {"type": "sd-feedback", "custom": "com.atlassian.servicedesk:sd-request-feedback", "customId": 10045}},
     {"id": "customfield_10046", "name": "Satisfaction date", "custom": True,
@@ -138,6 +141,12 @@ class FakeJira(FakeVendor):
         issue["_updated_ms"] = ms(at)
 
 
+def organizations(*names: str) -> list[dict[str, Any]]:
+    """An Organizations field value as the platform API returns it: id, name and a servicedeskapi link each."""
+    return [{"id": str(i), "name": name, "_links": {"self": f"https://site/rest/servicedeskapi/organization/{i}"}}
+            for i, name in enumerate(names, start=1)]
+
+
 def sla(stop: datetime | None) -> dict[str, Any]:
     """An SLA field value with one completed cycle stopped at ``stop`` (or only an ongoing one)."""
     value: dict[str, Any] = {"id": "2", "name": "Time to first response", "completedCycles": []}
@@ -150,6 +159,10 @@ def sla(stop: datetime | None) -> dict[str, Any]:
     return value
 
 
+CLIENTS = {1: ("ACME", "Globex"), 2: ()}  # issue number -> its customer organizations; ACME otherwise
+COMPONENTS = {2: [], 3: [{"name": "ERP"}, {"name": "Network"}]}  # issue number -> components; Network otherwise
+
+
 def sample_site(authorization: str) -> FakeJira:
     """Seven issues; ITSM-3..ITSM-6 share one ``updated`` second; ITSM-1 has a long changelog."""
     jira = FakeJira(authorization)
@@ -158,6 +171,8 @@ def sample_site(authorization: str) -> FakeJira:
         created = t0 + timedelta(hours=n)
         issuetype = {6: "Service Request", 7: "Change"}.get(n, "Incident")
         jira.add(n, created, issuetype=issuetype, customfield_10031=sla(created + timedelta(minutes=12) if n != 2 else None),
+                 customfield_10002=organizations(*CLIENTS.get(n, ("ACME",))),
+                 components=COMPONENTS.get(n, [{"name": "Network"}]),
                  customfield_10045={"rating": 4} if n == 1 else None,
                  customfield_10046=jira_time(created + timedelta(days=1)) if n == 1 else None)
         jira.change(f"ITSM-{n}", created + timedelta(minutes=5), assignee="Beth")
