@@ -9,13 +9,14 @@ Endpoints:
   whole history of each ticket -- status, assignee, group, priority (and a category custom field
   when ``options.category_field`` names one) -- plus the first response and the satisfaction
   rating's time;
-* ``GET /api/v2/users/show_many.json?ids=...`` (names and roles) and ``GET /api/v2/groups.json``:
-  each id asked once per run.
+* ``GET /api/v2/users/show_many.json?ids=...`` (names and roles), ``GET /api/v2/groups.json`` and
+  ``GET /api/v2/organizations/show_many.json?ids=...`` (the client): each id asked once per run.
 
 First response, as Zendesk's first reply time counts it: the first public comment by a user whose
 role is agent or admin, other than the comment the ticket was created with, not added by a trigger
 or automation (via ``rule``/``system``); without one, ``created_at`` + the metric set's
-``reply_time_in_minutes``. Every event carries ``<audit id>:<event id>`` as ``event_id``.
+``reply_time_in_minutes``. Client = the ticket's organization's name; service = the custom field
+``options.service_field``. Every event carries ``<audit id>:<event id>`` as ``event_id``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 AUDITS_PATH = "/api/v2/tickets/{id}/audits.json"
 USERS_PATH = "/api/v2/users/show_many.json"
+ORGANIZATIONS_PATH = "/api/v2/organizations/show_many.json"
 GROUPS_PATH = "/api/v2/groups.json"
 SHOW_MANY_IDS = 100  # show_many answers at most this many ids, in one page
 # audit event field_name -> canonical kind
@@ -53,12 +55,14 @@ class ZendeskOptions:
     """The ``options`` of a Zendesk source (docs/connectors.md), read in this one place."""
 
     category_field: str | None = None  # custom field id holding the category
+    service_field: str | None = None  # custom field id holding the service (business system)
     satisfaction_scores: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCORES))
 
     @classmethod
     def read(cls, options: Mapping[str, Any]) -> ZendeskOptions:
         """The options of a source entry (laid over the preset's)."""
         return cls(category_field=text(options.get("category_field")) or None,
+                   service_field=text(options.get("service_field")) or None,
                    satisfaction_scores={**DEFAULT_SCORES, **dict(options.get("satisfaction_scores", {}))})
 
     @property
@@ -77,6 +81,7 @@ class ZendeskConnector(RestConnector):
         self.zendesk = ZendeskOptions.read(self.options)
         # id -> record, kept for the connector's life (one run): each id is asked for once
         self._users: dict[str, dict[str, Any]] = {}
+        self._organizations: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, str] | None = None
 
     def authorization(self, cfg: Any, secret: str) -> str:
@@ -98,12 +103,13 @@ class ZendeskConnector(RestConnector):
 
     def _flatten(self, ticket: dict[str, Any], metrics: dict[str, Any]) -> RawRecord:
         record: RawRecord = {k: text(ticket.get(k)) for k in ("id", "type", "status", "priority", "assignee_id",
-                                                               "group_id", "requester_id")}
+                                                               "group_id", "requester_id", "organization_id")}
         record.update(created_at=iso_utc(ticket.get("created_at")), updated_at=iso_utc(ticket.get("updated_at")),
                       solved_at=iso_utc(metrics.get("solved_at")), reopens=text(metrics.get("reopens")))
         record["_reply_minutes"] = text((metrics.get("reply_time_in_minutes") or {}).get("calendar"))
         record["satisfaction"] = self._score((ticket.get("satisfaction_rating") or {}).get("score"))
         record["category"] = custom_field(ticket, self.zendesk.category_field)
+        record["service"] = custom_field(ticket, self.zendesk.service_field)
         return record
 
     def _score(self, score: Any) -> str | None:
@@ -189,11 +195,14 @@ class ZendeskConnector(RestConnector):
     # --- names --------------------------------------------------------------------------------
 
     def _names(self, records: list[RawRecord], audits: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-        """``u<id>`` / ``g<id>`` -> the name of each user and group mentioned."""
+        """``u<id>`` / ``g<id>`` / ``o<id>`` -> the name of each user, group and organization mentioned."""
         users = self._show_many(USERS_PATH, "users", mentioned_users(records, audits), self._users)
         names = {f"u{i}": str(u.get("name")) for i, u in users.items() if u.get("name") is not None}
         if any(r.get("group_id") for r in records):
             names.update(self._group_names())
+        org_ids = (r.get("organization_id") for r in records)
+        orgs = self._show_many(ORGANIZATIONS_PATH, "organizations", org_ids, self._organizations)
+        names.update({f"o{i}": str(o.get("name")) for i, o in orgs.items() if o.get("name") not in (None, "")})
         return names
 
     def _show_many(self, path: str, key: str, ids: Iterable[str | None],
@@ -262,9 +271,10 @@ def event_id(audit: dict[str, Any], ev: dict[str, Any]) -> str:
 
 
 def _name_record(record: RawRecord, names: dict[str, str]) -> None:
-    """Assignee and group by name."""
+    """Assignee and group by name; client = the organization's name (None when it has none or is gone)."""
     record["assignee"] = _name(names, "u", record.get("assignee_id"))
     record["group"] = _name(names, "g", record.get("group_id"))
+    record["client"] = names.get(f"o{record.get('organization_id')}") if record.get("organization_id") else None
 
 
 def _name(names: dict[str, str], prefix: str, value: str | None) -> str | None:

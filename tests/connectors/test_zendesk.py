@@ -6,9 +6,10 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from fakes.base import serve
-from fakes.zendesk import FakeZendesk, sample_account
+from fakes.zendesk import SERVICE_FIELD, FakeZendesk, sample_account
 
 from connectors.base import SourceConfig
 from connectors.errors import SourceAuthError, SourceResponseError
@@ -174,6 +175,28 @@ def test_a_response_from_the_metric_set_has_a_stable_id(url: str, account: FakeZ
     response = ev[(ev["ticket_id"] == "9") & (ev["kind"] == "response")]
     assert list(zip(response["at"], response["event_id"], strict=True)) == [
         (datetime(2026, 1, 5, 10, 42, tzinfo=UTC), "metric_set:reply_time")]
+
+
+def test_client_is_the_organization_name_and_service_a_custom_field(url: str, account: FakeZendesk) -> None:
+    created = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    account.add(9, created, organization=32, custom_fields=[{"id": SERVICE_FIELD, "value": "erp"}])
+    account.add(10, created, organization=None, custom_fields=[{"id": SERVICE_FIELD, "value": None}])
+    account.add(11, created, organization=99)  # an organization deleted since: show_many leaves it out
+    t = connector(url, options={"service_field": SERVICE_FIELD}).pull().tickets.set_index("ticket_id")
+    assert t.loc["9", ["client", "service"]].tolist() == ["Globex", "erp"]
+    assert t.loc["1", "client"] == "ACME" and pd.isna(t.loc["1", "service"])  # no such custom field on it
+    assert t.loc["10", ["client", "service"]].isna().all()
+    assert pd.isna(t.loc["11", "client"])
+
+
+def test_organizations_and_users_are_read_in_bulk_once_per_run(url: str, account: FakeZendesk) -> None:
+    zd = connector(url)
+    zd.pull()
+    account.change(2, datetime(2026, 1, 7, 8, 0, tzinfo=UTC), status="open")
+    zd.pull(since=datetime(2026, 1, 7, tzinfo=UTC))
+    assert account.count("/api/v2/organizations/show_many.json") == 1  # 8 tickets, 1 organization: one call
+    assert account.count("/api/v2/users/show_many.json") == 1  # the second pull knows every user already
+    assert account.count("/api/v2/groups.json") == 1
 
 
 def first_responses(batch) -> dict[str, datetime]:
