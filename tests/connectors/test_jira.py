@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from fakes.base import serve
-from fakes.jira import FakeJira, sample_site
+from fakes.jira import FIELDS, FakeJira, sample_site
 
 from connectors.base import SourceConfig
 from connectors.errors import SourceAuthError, SourceResponseError, SourceUnreachable
@@ -199,3 +199,10 @@ def test_client_is_the_first_organization_and_service_the_first_component(url: s
     assert t.loc["ITSM-2", ["client", "service"]].isna().all()  # no organization, no component
     assert pd.isna(t.loc["ITSM-4", "client"])
     assert site.count("/rest/servicedeskapi") == 0  # the field names the organizations: no extra call
+
+
+def test_check_reports_a_site_without_the_organizations_field(url: str, monkeypatch) -> None:
+    monkeypatch.setattr("fakes.jira.FIELDS", [f for f in FIELDS if f["name"] != "Organizations"])
+    assert connector(url).check() == [
+        "the Organizations (customer organizations) field was not found in /rest/api/3/field: that column stays empty"]
+    assert connector(url).pull().tickets["client"].isna().all()
