@@ -80,8 +80,8 @@ TICKET_COLUMNS = _cols(
     Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
     Column("actual_end", TS, "When the maintenance work really ended (UTC)"),
     Column("caused_by", STR, "ticket_id of the maintenance ticket whose work caused this incident"),
-    Column("client", STR, "The organisation served (client contract), e.g. ServiceNow company"),
-    Column("service", STR, "The business system or service affected, e.g. ServiceNow business_service"),
+    Column("client", STR, "The organisation served (客户): ServiceNow company, JSM organization, Zendesk organization name"),
+    Column("service", STR, "The business system or service affected (业务系统)"),
 )
 
 EVENT_COLUMNS = _cols(
