@@ -34,9 +34,11 @@ class KpiTables:
     kpi_breakdown: pd.DataFrame = field(default_factory=lambda: empty_frame(KPI_BREAKDOWN_COLUMNS))
 
 
-def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> KpiTables:
-    """Facts, the aggregates, the breakdowns and the scorecard for canonical ``tickets``/``events`` at ``as_of``."""
-    return kpi_tables(compute_facts(tickets, events, settings, as_of), settings)
+def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp,
+                approvals: pd.DataFrame | None = None) -> KpiTables:
+    """Facts, the aggregates, the breakdowns and the scorecard for canonical ``tickets``/``events`` at ``as_of``,
+    with the approved exemptions ``approvals`` (KPIS.md 1.4; None: none) applied."""
+    return kpi_tables(compute_facts(tickets, events, settings, as_of, approvals), settings)
 
 
 def kpi_tables(facts: pd.DataFrame, settings: KpiSettings) -> KpiTables:

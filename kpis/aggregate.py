@@ -193,6 +193,25 @@ class Codes:
         return table
 
 
+#: The timestamp that places each KPI family in its period, in the order ``_families`` yields them.
+FAMILY_ANCHORS = ("opened_at", "resolved_at", "satisfaction_at", "planned_end", "induced")
+
+
+def credits(facts: pd.DataFrame, settings: KpiSettings) -> pd.DataFrame:
+    """Every credit the aggregates give: one row per (facts row credited, KPI family) with the family's anchor
+    (``FAMILY_ANCHORS``; ``induced`` = the incident's opened_at, credited to the maintenance ticket's row), its
+    local day and the counts it adds (a bool column per count). The rows ``kpi_rows`` stacks, kept apart by
+    family, so that an explanation can say which period rows a ticket counts in and for what."""
+    frames = []
+    for anchor, family in zip(FAMILY_ANCHORS, _families(facts, settings.reporting_timezone), strict=True):
+        rows = family.rows
+        rows = rows[~pd.isna(rows["day"].to_numpy())]
+        counts = {c: rows[c].to_numpy(dtype=bool) if c in rows else np.zeros(len(rows), dtype=bool) for c in COUNTS}
+        frames.append(pd.DataFrame({"row": rows["row"].to_numpy(dtype="int64"), "anchor": anchor,
+                                    "day": rows["day"].to_numpy().astype("datetime64[D]"), **counts}))
+    return pd.concat(frames, ignore_index=True)
+
+
 def _families(facts: pd.DataFrame, timezone: str) -> Iterator[Family]:
     included = facts["excluded_reason"].isna().to_numpy()
     base = Anchored(timezone)

@@ -182,3 +182,55 @@ def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def settings_to_json(settings: KpiSettings) -> str:
+    """``settings`` as JSON text that ``settings_from_json`` reads back into equal settings (same fingerprint).
+
+    A run stores it with its results (``store_state``), so that ``itsm-kpi explain`` recomputes a ticket with
+    the settings the run used, from the store alone.
+    """
+    payload = {f.name: _canonical(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+    payload["kpi_version"] = KPI_VERSION
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def settings_from_json(text: str) -> KpiSettings:
+    """The settings ``settings_to_json`` wrote (``ValueError`` for text it did not write)."""
+    data = json.loads(text)
+    try:
+        return KpiSettings(
+            calendars={name: _calendar(spec) for name, spec in data["calendars"]},
+            default_calendar=data["default_calendar"],
+            sla=tuple(_policy(p) for p in data["sla"]),
+            pause_statuses=tuple(data["pause_statuses"]),
+            resolution_counts_as_response=bool(data["resolution_counts_as_response"]),
+            failed_close_codes=frozenset(data["failed_close_codes"]),
+            satisfaction_map={k: float(v) for k, v in data["satisfaction_map"]},
+            ticket_types=tuple(data["ticket_types"]),
+            reporting_timezone=data["reporting_timezone"],
+            grains=tuple(data["grains"]),
+            min_sample=int(data["min_sample"]),
+            breakdowns=tuple(data["breakdowns"]),
+            scorecard=tuple(ScorecardEntry(**e) for e in data["scorecard"]),
+        )
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not stored KPI settings: {e}") from None
+
+
+def _calendar(spec: Mapping[str, Any]) -> CalendarSpec:
+    return CalendarSpec(
+        name=spec["name"], timezone=spec["timezone"],
+        hours={int(day): tuple(tuple(i) for i in intervals) for day, intervals in spec["hours"]},
+        holidays=frozenset(date.fromisoformat(d) for d in spec["holidays"]),
+        country=spec["country"], subdivision=spec["subdivision"],
+        extra_workdays={date.fromisoformat(d): int(w) for d, w in spec["extra_workdays"]},
+        always_open=bool(spec["always_open"]),
+    )
+
+
+def _policy(policy: Mapping[str, Any]) -> SlaPolicy:
+    pauses = policy["pause_statuses"]
+    return SlaPolicy(name=policy["name"], conditions={k: tuple(v) for k, v in policy["conditions"]},
+                     response_s=policy["response_s"], resolution_s=policy["resolution_s"],
+                     calendar=policy["calendar"], pause_statuses=None if pauses is None else tuple(pauses))

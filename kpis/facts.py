@@ -18,8 +18,9 @@ import pyarrow as pa
 from kpis.calendar import CalendarSet, epoch_seconds, from_epoch_seconds
 from kpis.config import KpiSettings
 from kpis.csat import csat_scores
+from kpis.exemptions import Exemptions, exempt_verdicts, exempted_reason, exemptions
 from kpis.keys import positions, ticket_keys
-from kpis.schema import DONE_STATUSES, KPI_VERSION, TICKET_FACT_COLUMNS, UNASSIGNED, conform
+from kpis.schema import DONE_STATUSES, EXEMPT, KPI_VERSION, TICKET_FACT_COLUMNS, UNASSIGNED, conform
 from kpis.sla import (
     MetricPolicy,
     all_pause_statuses,
@@ -47,7 +48,7 @@ from kpis.vocabulary import MISSING, Vocabulary
 FIXABLE_TYPES = ("incident", "request")
 _CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "category", "diagnosed_category",
           "close_code", "client", "service")
-_PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", "met", "breached", "in_progress", "negative_response",
+_PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", EXEMPT, "met", "breached", "in_progress", "negative_response",
              "negative_resolution", "RESOLVED", "CLOSED", "CANCELLED", "incident", "request", "maintenance")
 
 
@@ -98,14 +99,37 @@ class Context:
     settings: KpiSettings
     calendars: CalendarSet
     as_of_s: float
+    exemptions: Exemptions
 
     @property
     def v(self) -> Vocabulary:
         return self.t.vocabulary
 
 
-def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Return ``ticket_facts`` (one row per ticket) for canonical ``tickets`` and ``events`` at ``as_of``."""
+@dataclass(frozen=True)
+class FactBasis:
+    """What the fact groups share once the tickets are read: who, when resolved and answered, which policies.
+
+    The first half of ``compute_facts``; ``kpis.segments`` explains one ticket's numbers from the same basis.
+    """
+
+    ctx: Context
+    coded: dict[str, np.ndarray]  # status, priority, category, client, service, excluded_reason, engineer, team
+    first_resolved_at: np.ndarray
+    resolved_at: np.ndarray
+    response_at: np.ndarray
+    policies: Policies
+
+    @property
+    def in_scope(self) -> np.ndarray:
+        """Tickets in the KPIs: not excluded (cancelled, out of scope, exempt)."""
+        return self.coded["excluded_reason"] == MISSING
+
+
+def fact_basis(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp,
+               approvals: pd.DataFrame | None = None) -> FactBasis:
+    """Read the tickets and their history once: current values, credited engineer and team, resolution and
+    response times, exclusions (an applied ticket exemption included) and each metric's SLA policy."""
     vocabulary = Vocabulary()
     for text in _PRODUCED:
         vocabulary.add(text)
@@ -113,45 +137,67 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
     h = _history(t, events)
     pauses = all_pause_statuses(settings.sla, settings.pause_statuses)
     sh = status_history(h["status"], t.n, pauses, vocabulary)
-    ctx = Context(t, h, sh, settings, CalendarSet(dict(settings.calendars)), float(pd.Timestamp(as_of).timestamp()))
+    ctx = Context(t, h, sh, settings, CalendarSet(dict(settings.calendars)), float(pd.Timestamp(as_of).timestamp()),
+                  exemptions(t.keys, approvals, as_of))
     coded: dict[str, np.ndarray] = {}
-    out: dict[str, object] = {}
     coded["status"] = np.where(sh.has_status, sh.last_status, t.code("status"))
     coded["priority"] = np.where(h["priority"].has_any(t.n), h["priority"].non_empty().last_value(t.n), t.code("priority"))
     coded["category"] = np.where(h["category"].has_any(t.n), h["category"].last_value(t.n), t.code("category"))
     coded["client"], coded["service"] = t.code("client"), t.code("service")
-    coded["excluded_reason"] = _excluded_reason(ctx, coded["status"])
-    in_scope = coded["excluded_reason"] == MISSING
+    coded["excluded_reason"] = exempted_reason(_excluded_reason(ctx, coded["status"]), ctx.exemptions.ticket, vocabulary)
     first_res, resolved = _resolution_times(ctx, coded["status"])
     response_at = _response_at(ctx, first_res)
     coded["engineer"] = _credited(ctx, "assignee", "assignee", resolved)
     coded["team"] = _credited(ctx, "group", "assignment_group", resolved)
-    out.update(first_resolved_at=first_res, resolved_at=resolved, response_at=response_at)
-    out.update(_rework(ctx))
     policies = _policies(ctx, response_at, resolved, coded)
+    return FactBasis(ctx, coded, first_res, resolved, response_at, policies)
+
+
+def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp,
+                  approvals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return ``ticket_facts`` (one row per ticket) for canonical ``tickets`` and ``events`` at ``as_of``.
+
+    ``approvals``: approved exemptions (``kpis.schema.ADJUSTMENT_COLUMNS``; None: none), applied as KPIS.md 3
+    says to the tickets they name when approved at or before ``as_of`` (``kpis.exemptions``).
+    """
+    basis = fact_basis(tickets, events, settings, as_of, approvals)
+    ctx, coded, in_scope, resolved, response_at = (basis.ctx, basis.coded, basis.in_scope, basis.resolved_at,
+                                                   basis.response_at)
+    t, policies = ctx.t, basis.policies
+    out: dict[str, object] = {"first_resolved_at": basis.first_resolved_at, "resolved_at": resolved,
+                              "response_at": response_at}
+    out.update(_rework(ctx))
     opened_cum = _opened_cumulative(ctx, policies)
     for values, codes in (_response_facts(ctx, policies.response, opened_cum[0], response_at, in_scope),
                           _resolution_facts(ctx, policies, opened_cum[1], resolved, in_scope)):
         out.update(values)
         coded.update(codes)
+    coded["response_sla"] = exempt_verdicts(coded["response_sla"], ctx.exemptions.response, ctx.v)
+    coded["resolution_sla"] = exempt_verdicts(coded["resolution_sla"], ctx.exemptions.resolution, ctx.v)
     coded["dq_flag"] = _dq_flag(ctx, response_at, resolved)
     out.update(_first_fix(ctx, in_scope, resolved, out["reopened"], out["reassigned"]))
     diagnosis, coded["initial_diagnosis"] = _diagnosis(ctx, coded["category"], response_at, in_scope, resolved,
                                                        out["reopened"])
     out.update(diagnosis)
-    out.update(_csat(t, settings))
+    out.update(_csat(t, ctx.settings))
     out["maintenance_on_time"] = _maintenance_on_time(ctx, coded["status"], in_scope, resolved)
     out["induced_incident"] = _induced_incident(t, in_scope)
     return _to_frame(t, out, coded, as_of)
 
 
 def _history(t: TicketFrame, events: pd.DataFrame) -> History:
+    events, tix = known_events(t, events)
+    return sorted_history(events, tix, epoch_seconds(events["at"]), t.vocabulary)
+
+
+def known_events(t: TicketFrame, events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The events of ``t``'s tickets, and each one's ticket number (``tix``)."""
     if not len(events):
-        return sorted_history(events, np.empty(0, dtype="int64"), np.empty(0), t.vocabulary)
+        return events, np.empty(0, dtype="int64")
     tix = positions(t.keys, ticket_keys(events["source"], events["ticket_id"]))
     known = tix >= 0  # events of unknown tickets were quarantined upstream; ignore any left
     events = events[known] if not known.all() else events
-    return sorted_history(events, tix[known].astype("int64"), epoch_seconds(events["at"]), t.vocabulary)
+    return events, tix[known].astype("int64")
 
 
 def _excluded_reason(ctx: Context, status: np.ndarray) -> np.ndarray:
@@ -208,6 +254,7 @@ class Policies:
     response: MetricPolicy
     resolution: MetricPolicy
     excluded: Segments  # the segments taken off each ticket's resolution time (its policy's pauses, reopen gaps)
+    pauses: np.ndarray  # [policy position, status code] -> does it pause resolution time (kpis.sla.pause_lookup)
 
 
 def _policies(ctx: Context, response_at: np.ndarray, resolved_at: np.ndarray, coded: dict[str, np.ndarray]) -> Policies:
@@ -224,7 +271,7 @@ def _policies(ctx: Context, response_at: np.ndarray, resolved_at: np.ndarray, co
         metrics.append(metric_policy(settings.sla, index, priority, target, settings.default_calendar))
     pauses = pause_lookup(settings.sla, settings.pause_statuses, v)
     excluded = excluded_segments(ctx.status_history.segments, metrics[1].index, pauses)
-    return Policies(response=metrics[0], resolution=metrics[1], excluded=excluded)
+    return Policies(response=metrics[0], resolution=metrics[1], excluded=excluded, pauses=pauses)
 
 
 def _priority_at(ctx: Context, stop_at: np.ndarray) -> np.ndarray:

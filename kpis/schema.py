@@ -2,6 +2,7 @@
 
 Connectors produce ``tickets`` and ``events`` frames with the columns of KPIS.md 1.1 / 1.2;
 ``kpis`` turns them into ``ticket_facts``, ``kpi_engineer``, ``kpi_team``, ``kpi_breakdown`` and ``scorecard``.
+Approved exemptions (KPIS.md 1.4) arrive as an ``adjustments`` frame (``ADJUSTMENT_COLUMNS``).
 Each column carries its dtype and the one-line meaning that becomes its SQL column comment and
 its row in ``docs/tables.md``.
 """
@@ -31,6 +32,9 @@ PRIORITIES = ("P1", "P2", "P3", "P4")
 # The tie-break order of events sharing one timestamp (KPIS.md 1.2).
 EVENT_KINDS = ("response", "assignee", "group", "priority", "category", "status")
 GRAINS = ("day", "week", "month", "quarter")
+#: What an approved exemption exempts (KPIS.md 1.4): that SLA, or the whole ticket.
+EXEMPTION_SCOPES = ("response", "resolution", "ticket")
+EXEMPT = "exempt"  # the SLA verdict of an exempted metric, and the excluded_reason of an exempted ticket
 UNASSIGNED = "unassigned"
 
 # Dtype names used below.
@@ -99,9 +103,30 @@ REJECTED_COLUMNS = _cols(
     Column("run_id", STR, "The run that read the row"),
     Column("source", STR, "Source the row came from"),
     Column("ticket_id", STR, "Ticket id of the row, when it could be read"),
-    Column("row_kind", STR, "ticket or event"),
+    Column("row_kind", STR, "ticket, event, file (a file that could not be read) or adjustment (an approval)"),
     Column("raw", STR, "The row as read, JSON"),
     Column("reason", STR, "Why the row could not be used"),
+)
+
+#: One approved exemption as read (KPIS.md 1.4), with the file it came from.
+ADJUSTMENT_COLUMNS = _cols(
+    Column("source", STR, "The ticket's source (the only configured source when the file has no source column)",
+           required=True),
+    Column("ticket_id", STR, "The exempted ticket", required=True),
+    Column("scope", STR, "response or resolution (that SLA is exempt) or ticket (the whole ticket, out of every KPI)",
+           required=True),
+    Column("reason", STR, "Why, as approved (e.g. 客户原因, 第三方原因, 不可抗力)", required=True),
+    Column("approved_by", STR, "Who approved it", required=True),
+    Column("approved_at", TS, "When it was approved (UTC); it applies to runs whose as_of is at or after it",
+           required=True),
+    Column("file", STR, "The approvals file it was read from (adjustments.path)"),
+)
+
+#: The ``adjustments`` table: every valid approval, one per (source, ticket_id, scope), and whether it applied.
+STORED_ADJUSTMENT_COLUMNS = _cols(
+    *ADJUSTMENT_COLUMNS.values(),
+    Column("applied", BOOL, "The last run applied it: approved_at <= that run's as_of and the ticket exists"),
+    Column("as_of", TS, "The as-of of the run that last changed this row (UTC)"),
 )
 
 TICKET_FACT_COLUMNS = _cols(
@@ -118,7 +143,8 @@ TICKET_FACT_COLUMNS = _cols(
     Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
     Column("satisfaction_at", TS, "When the survey was answered (UTC)"),
     Column("caused_by", STR, "Maintenance ticket whose work caused this incident"),
-    Column("excluded_reason", STR, "Why the ticket is in no KPI (cancelled, out_of_scope); null when included"),
+    Column("excluded_reason", STR, "Why the ticket is in no KPI (cancelled, out_of_scope, exempt: an approved "
+                                   "ticket exemption); null when included"),
     Column("engineer", STR, "Engineer credited: last assignee at or before resolution, else assignee, else 'unassigned'"),
     Column("team", STR, "Team credited: last group at or before resolution, else assignment_group, else 'unassigned'"),
     Column("first_resolved_at", TS, "First resolution (UTC); null while not resolved"),
@@ -138,8 +164,10 @@ TICKET_FACT_COLUMNS = _cols(
     Column("resolution_calendar_s", INT, "resolved_at - opened_at, seconds"),
     Column("resolution_business_s", INT, "Business seconds from opened_at to resolved_at minus pauses"),
     Column("dq_flag", STR, "Data-quality flag: negative_response or negative_resolution"),
-    Column("response_sla", STR, "met / breached / in_progress against the response target"),
-    Column("resolution_sla", STR, "met / breached / in_progress against the resolution target"),
+    Column("response_sla", STR, "met / breached / in_progress against the response target; exempt by an approved "
+                                "response exemption"),
+    Column("resolution_sla", STR, "met / breached / in_progress against the resolution target; exempt by an "
+                                  "approved resolution exemption"),
     Column("response_due_at", TS, "When the response business time reaches its target (UTC); null without one"),
     Column("resolution_due_at", TS, "When the resolution business time, pauses taken off, reaches its target "
                                     "(UTC); null without one or when the clock stops in a pause before it"),
@@ -246,6 +274,7 @@ TABLE_COLUMNS: dict[str, dict[str, Column]] = {
     "scorecard": SCORECARD_COLUMNS,
     "scorecard_kpi": SCORECARD_KPI_COLUMNS,
     "rejected_rows": REJECTED_COLUMNS,
+    "adjustments": STORED_ADJUSTMENT_COLUMNS,
 }
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -254,6 +283,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "kpi_team": ("grain", "period_start", "team", "ticket_type"),
     "scorecard": ("grain", "period_start", "engineer"),
     "scorecard_kpi": ("grain", "period_start", "engineer", "kpi"),
+    "adjustments": ("source", "ticket_id", "scope"),
 }
 
 
@@ -317,3 +347,8 @@ def empty_events() -> pd.DataFrame:
 def empty_rejected() -> pd.DataFrame:
     """An empty ``rejected_rows`` frame."""
     return empty_frame(REJECTED_COLUMNS)
+
+
+def empty_adjustments() -> pd.DataFrame:
+    """An empty ``adjustments`` frame (no approved exemption)."""
+    return empty_frame(ADJUSTMENT_COLUMNS)

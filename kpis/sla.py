@@ -108,11 +108,16 @@ def all_pause_statuses(policies: tuple[SlaPolicy, ...], default: tuple[str, ...]
 
 def excluded_segments(candidates: Segments, resolution_index: np.ndarray, lookup: np.ndarray) -> Segments:
     """The segments taken off each ticket's resolution time: reopen gaps and its own policy's pauses."""
-    status = candidates.status
+    return candidates.select(candidates.reopen_gap | paused(candidates, resolution_index, lookup))
+
+
+def paused(segments: Segments, resolution_index: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """Which segments are in a status that pauses their ticket's resolution time under its policy."""
+    status = segments.status
     known = (status >= 0) & (status < lookup.shape[1])
-    paused = np.zeros(len(candidates), dtype=bool)
-    paused[known] = lookup[resolution_index[candidates.tix[known]], status[known]]
-    return candidates.select(candidates.reopen_gap | paused)
+    out = np.zeros(len(segments), dtype=bool)
+    out[known] = lookup[resolution_index[segments.tix[known]], status[known]]
+    return out
 
 
 def sla_status(v: Vocabulary, stop_at: np.ndarray, elapsed_at_stop: np.ndarray, elapsed_at_as_of: np.ndarray,

@@ -63,6 +63,12 @@ class KindEvents:
 
         ``query_at`` has one entry per ticket; NaN means "after every event".
         """
+        i = self.index_at(query_at)
+        return np.where(i >= 0, self.value[np.maximum(i, 0)], MISSING) if len(self) else i
+
+    def index_at(self, query_at: np.ndarray) -> np.ndarray:
+        """Per ticket: the position (in these events) of its last event at or before ``query_at[tix]``, -1
+        when there is none (``value_at`` reads its value; an explanation names the event)."""
         n = len(query_at)
         if len(self) == 0:
             return np.full(n, MISSING, dtype=CODE_DTYPE)
@@ -74,7 +80,7 @@ class KindEvents:
         i = np.searchsorted(keys, q_keys, side="right") - 1
         ic = np.maximum(i, 0)
         hit = (i >= 0) & (self.tix[ic] == np.arange(n))
-        return np.where(hit, self.value[ic], MISSING)
+        return np.where(hit, i, -1)
 
 
 def _per_ticket(tix: np.ndarray, values: np.ndarray, n: int, *, first: bool, fill) -> np.ndarray:
@@ -99,14 +105,24 @@ class History:
 
 def sorted_history(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray, vocabulary: Vocabulary) -> History:
     """Sort events by ticket, time, the kind tie-break order and source order; split them by kind."""
-    kind_codes, kind_names = pd.factorize(events["kind"])
-    kind_rank = pd.Index(list(EVENT_KINDS)).get_indexer(kind_names)[kind_codes] if len(kind_names) else kind_codes
-    seq = events["seq"].to_numpy(dtype="int64", na_value=0)
-    order = _event_order(tix, at, kind_rank, seq)
+    kind_rank = kind_ranks(events)
+    order = _event_order(tix, at, kind_rank, events["seq"].to_numpy(dtype="int64", na_value=0))
     tix, at, kind_rank = tix[order], at[order], kind_rank[order]
     value = vocabulary.encode(events["value"])[order]
     return History({kind: KindEvents(tix[m], at[m], value[m])
                     for r, kind in enumerate(EVENT_KINDS) for m in [kind_rank == r]})
+
+
+def kind_ranks(events: pd.DataFrame) -> np.ndarray:
+    """Each event's kind as its position in the tie-break order ``EVENT_KINDS`` (-1 for another kind)."""
+    kind_codes, kind_names = pd.factorize(events["kind"])
+    return pd.Index(list(EVENT_KINDS)).get_indexer(kind_names)[kind_codes] if len(kind_names) else kind_codes
+
+
+def history_order(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The permutation ``sorted_history`` sorts ``events`` by: the i-th event of a kind in ``History`` is the
+    i-th row of that kind in ``events.take(history_order(...))`` (an explanation maps roles back to rows)."""
+    return _event_order(tix, at, kind_ranks(events), events["seq"].to_numpy(dtype="int64", na_value=0))
 
 
 def _event_order(tix: np.ndarray, at: np.ndarray, kind_rank: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -165,33 +181,57 @@ class StatusHistory:
     segments: Segments  # the segments that may be taken off resolution time: pause candidates and reopen gaps
 
 
+@dataclass(frozen=True)
+class StatusFlags:
+    """What each status event is (events sorted as in ``KindEvents``)."""
+
+    same_as_prev: np.ndarray  # the previous status event is the same ticket's
+    is_resolution: np.ndarray  # RESOLVED, or CLOSED after a status that is neither RESOLVED nor CLOSED
+    is_reopen: np.ndarray  # a change from RESOLVED/CLOSED to a status other than RESOLVED, CLOSED, CANCELLED
+    reopen_gap: np.ndarray  # RESOLVED or CLOSED with a later working status of the ticket (KPIS.md 2.2)
+
+
+def status_flags(events: KindEvents, vocabulary: Vocabulary) -> StatusFlags:
+    """Resolutions, reopens and reopen gaps among status events (KPIS.md 2.2, 3)."""
+    tix, value = events.tix, events.value
+    done = vocabulary.codes(sorted(DONE_STATUSES))
+    not_reopen = vocabulary.codes([*sorted(DONE_STATUSES), "CANCELLED"])
+    same_as_prev = np.concatenate([[False], tix[1:] == tix[:-1]])
+    prev_done = same_as_prev & np.isin(np.roll(value, 1), done)
+    works = ~np.isin(value, not_reopen)
+    return StatusFlags(
+        same_as_prev=same_as_prev,
+        is_resolution=(value == vocabulary.code("RESOLVED")) | ((value == vocabulary.code("CLOSED")) & ~prev_done),
+        is_reopen=prev_done & works,
+        reopen_gap=np.isin(value, done) & _later_in_ticket(tix, works),
+    )
+
+
 def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...], vocabulary: Vocabulary) -> StatusHistory:
     """Resolutions, reopens and the segments that may pause a ticket (KPIS.md 2.2, 3).
 
     ``pause_statuses``: every status that pauses some ticket (which ones pause which ticket is its SLA
     policy's business, see kpis.sla); ``segments`` keeps those and the reopen gaps.
     """
-    tix, value = events.tix, events.value
-    done = vocabulary.codes(sorted(DONE_STATUSES))
-    not_reopen = vocabulary.codes([*sorted(DONE_STATUSES), "CANCELLED"])
-    same_as_prev = np.concatenate([[False], tix[1:] == tix[:-1]])
-    prev_done = same_as_prev & np.isin(np.roll(value, 1), done)
-    is_resolution = (value == vocabulary.code("RESOLVED")) | ((value == vocabulary.code("CLOSED")) & ~prev_done)
-    is_reopen = prev_done & ~np.isin(value, not_reopen)
+    flags = status_flags(events, vocabulary)
     last_status = events.last_value(n)
-    currently_done = np.isin(last_status, done)
-    resolutions = events.select(is_resolution)
-    works = ~np.isin(value, not_reopen)
-    reopen_gap = np.isin(value, done) & _later_in_ticket(tix, works)
-    candidate = np.isin(value, vocabulary.codes(pause_statuses)) | reopen_gap
+    currently_done = np.isin(last_status, vocabulary.codes(sorted(DONE_STATUSES)))
+    resolutions = events.select(flags.is_resolution)
+    candidate = np.isin(events.value, vocabulary.codes(pause_statuses)) | flags.reopen_gap
     return StatusHistory(
         has_status=events.has_any(n),
         last_status=last_status,
         first_resolved_at=np.where(currently_done, resolutions.first_at(n), np.nan),
         last_resolved_at=np.where(currently_done, resolutions.last_at(n), np.nan),
-        reopen_count=np.bincount(tix[is_reopen], minlength=n),
-        segments=_segments(events, same_as_prev, reopen_gap).select(candidate),
+        reopen_count=np.bincount(events.tix[flags.is_reopen], minlength=n),
+        segments=_segments(events, flags.same_as_prev, flags.reopen_gap).select(candidate),
     )
+
+
+def all_status_segments(events: KindEvents, vocabulary: Vocabulary) -> Segments:
+    """Every status segment of every ticket (``status_history`` keeps only those that may be taken off)."""
+    flags = status_flags(events, vocabulary)
+    return _segments(events, flags.same_as_prev, flags.reopen_gap)
 
 
 def _later_in_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
