@@ -23,3 +23,13 @@ class SourceAuthError(SourceError):
 
 class SourceResponseError(SourceError):
     """The source answered with something we cannot use (malformed body, a pagination loop, a 4xx)."""
+
+
+class AdjustmentsError(ItsmKpiError):
+    """An approvals file (``[adjustments]``) cannot be read at all, or the file set cannot be used: KPIs computed
+    without it would be wrong, so the run stops before writing anything (exit 2: a person fixes the file or
+    the config)."""
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = path
+        super().__init__(f"adjustments: {message}")

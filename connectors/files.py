@@ -67,7 +67,8 @@ from connectors.options import option
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, concat_frames, conform
 
-__all__ = ["FileConnector", "FileRefused", "RawTable", "read_raw_table", "resolve_files"]
+__all__ = ["FileConnector", "FileRefused", "RawTable", "file_digest", "lines_rejected", "matching_files",
+           "read_export", "read_raw_table", "resolve_files"]
 
 log = logging.getLogger(__name__)
 
@@ -586,6 +587,35 @@ def read_raw_table(path: str | Path, cfg: SourceConfig, *, sheet: str | None = N
     return _read_table(path, cfg, sheet).frame
 
 
+def read_export(path: Path, cfg: SourceConfig, headers: Mapping[str, str]) -> RawTable:
+    """One export file read as a source's files are (encodings, ``.gz``, bad lines quarantined, blank rows
+    dropped), refused (``FileRefused``) unless it has every header of ``headers`` (header -> the setting that
+    names it, quoted in the refusal)."""
+    expect = _Expected({h: (setting, True) for h, setting in headers.items()}, frozenset(headers))
+    return _read_table(Path(path), cfg, expect=expect)
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def matching_files(pattern: str, formats: Iterable[str]) -> list[Path]:
+    """A file, a glob or a folder -> the files of one of the readers ``formats`` (csv, excel, json, ndjson,
+    parquet) it names, sorted, each real file once; empty when there is none (a named file is kept whatever
+    its extension: it was asked for)."""
+    target, wanted = Path(pattern), set(formats)
+    if target.is_file():
+        return [target]
+    found = target.iterdir() if target.is_dir() else _glob(pattern)
+    return _once_each(p for p in found if p.is_file() and _known_format(p)[0] in wanted
+                      and not p.name.startswith((".", "~$")))
+
+
 # --- a source: its files, each read once ---------------------------------------------------------
 
 @dataclass
@@ -596,11 +626,7 @@ class _File:
 
     @cached_property
     def key(self) -> str:
-        digest = hashlib.sha256()
-        with self.path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        return f"{self.path.name}:{digest.hexdigest()}"
+        return f"{self.path.name}:{file_digest(self.path)}"
 
 
 def _matches_kind(path: Path, cfg: SourceConfig) -> bool:
@@ -691,7 +717,7 @@ def _row_kind(cfg: SourceConfig, role: str) -> str:
     return "event" if role == _EVENTS or cfg.layout == "activity" else "ticket"
 
 
-def _lines_rejected(source: str, path: Path, bad: list[BadLine], row_kind: str) -> pd.DataFrame:
+def lines_rejected(source: str, path: Path, bad: list[BadLine], row_kind: str) -> pd.DataFrame:
     """``rejected_rows`` for lines that could not be read: the raw column holds file, line and text."""
     return conform(pd.DataFrame({
         "source": source,
@@ -738,11 +764,11 @@ class FileConnector:
         log.info("source %s: reading %s", cfg.name, f.path)
         table = _read_table(f.path, cfg, sheet, expect=_expected_headers(cfg, role))
         if not table.bad_lines:
-            return table.frame, _lines_rejected(cfg.name, f.path, [], "ticket")
+            return table.frame, lines_rejected(cfg.name, f.path, [], "ticket")
         first = table.bad_lines[0]
         log.warning("source %s: %s: %d lines cannot be read and are quarantined (%s %d: %s)", cfg.name,
                     f.path.name, len(table.bad_lines), first.unit, first.number, first.reason)
-        return table.frame, _lines_rejected(cfg.name, f.path, table.bad_lines, _row_kind(cfg, role))
+        return table.frame, lines_rejected(cfg.name, f.path, table.bad_lines, _row_kind(cfg, role))
 
     def _read(self, files: list[_File], sheet: str | None, role: str) -> _Reads:
         frames, rejected, read, refused = [], [], [], set()

@@ -7,12 +7,14 @@
     │   ├── SourceUnreachable                network / 5xx / 429 after retries, missing file
     │   ├── SourceAuthError                  401 / 403
     │   └── SourceResponseError              malformed body, pagination loop, other 4xx
+    ├── connectors.errors.AdjustmentsError   an approvals file cannot be read at all: the run stops (exit 2)
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
     │   ├── LockTimeout                      another run holds the lock
     │   └── LockLost                         this run's lock was taken over; nothing of it was committed
     ├── pipeline.analyst.query.QueryError    an analyst statement fails, or the store cannot be opened
     │   └── QueryRefused                     the query sandbox does not allow the statement (exit 2)
-    └── pipeline.analyst.report.ReportError  the report cannot be built
+    ├── pipeline.analyst.report.ReportError  the report cannot be built
+    └── pipeline.explain.UnknownTicket       explain: no such ticket (or source) in the store (exit 2)
 """
 
 from __future__ import annotations

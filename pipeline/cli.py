@@ -1,7 +1,8 @@
 """The ``itsm-kpi`` command line (CONTRACT.md): parse, call, print one summary line, exit with a code.
 
-Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments; 3 a source could not be read
-(the others' data went through: the run is ``partial``); 4 a store cannot be written; 5 another run
+Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments (also an approvals file that cannot be
+read, a ticket ``explain`` cannot find); 3 a source could not be read (the others' data went through: the run
+is ``partial``); 4 a store cannot be written (or read: ``explain`` before any run); 5 another run
 holds the lock, or this run lost it (nothing of this run was committed). A config is checked whole when a command loads it, before any source is read, store
 opened or run recorded: every problem is printed, one line each (``file: key.path: what (line N)``).
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from connectors.errors import SourceError
+from connectors.errors import AdjustmentsError, SourceError
 from kpis.errors import ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
 from pipeline import logs
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as e:
         return _config_failed(e)
+    except AdjustmentsError as e:
+        return _fail(EXIT_CONFIG, str(e))
     except (LockTimeout, LockLost) as e:
         return _fail(EXIT_LOCKED, str(e))
     except StoreError as e:
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as e:
         return _fail(EXIT_SOURCE, str(e))
     except ItsmKpiError as e:
+        if type(e).__name__ == "UnknownTicket":  # pipeline.explain, imported only when explaining
+            return _fail(EXIT_CONFIG, str(e))
         return _fail(EXIT_ERROR, str(e))
     except KeyboardInterrupt:
         return _fail(130, "interrupted; the stores were left as they were")
@@ -157,6 +162,18 @@ def _analyst_commands(sub) -> None:
     _store_args(report)
     report.set_defaults(handler=_report)
 
+    explain = sub.add_parser("explain", help="why one ticket's numbers are what they are, as the last run computed them")
+    explain.add_argument("ticket_id", metavar="TICKET_ID", help="the ticket's id in its source")
+    explain.add_argument("--source", default=None, help="the ticket's source (needed when several hold the id)")
+    where = explain.add_mutually_exclusive_group()
+    where.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default ./itsm-kpi.toml)")
+    where.add_argument("--store", type=Path, default=None,
+                       help="a store directory as `itsm-kpi demo` writes it (Parquet tables + kpi.sqlite)")
+    explain.add_argument("--json", action="store_true", help="one JSON object (docs/disputes.md) instead of text")
+    explain.add_argument("--lang", choices=["zh", "en"], default=None,
+                         help="language of the text (default: reporting.language of --config; zh with --store)")
+    explain.set_defaults(handler=_explain)
+
 
 def _store_args(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
@@ -208,6 +225,23 @@ def _report(args: argparse.Namespace) -> int:
                        args.out or Path(f"report-{args.period}-{args.lang}.html"), grain=args.grain,
                        engine=args.engine, timezone=args.timezone or where.timezone, timeout_s=where.timeout_s)
     print(f"report written to {out}")
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from pipeline.explain import Where, explain_ticket  # noqa: PLC0415
+    from pipeline.explain_text import render  # noqa: PLC0415
+
+    if args.store is not None:
+        where, lang = Where(args.store, f"sqlite:///{args.store / 'kpi.sqlite'}"), "zh"
+    else:
+        settings = Settings.load(args.config)
+        where, lang = Where(settings.store.path, settings.store.sql_url, settings.kpi), settings.reporting.language
+    explanation = explain_ticket(where, args.ticket_id, args.source)
+    if args.json:
+        print(json.dumps(explanation, ensure_ascii=False))
+    else:
+        print("\n".join(render(explanation, args.lang or lang)))
     return EXIT_OK
 
 
@@ -295,6 +329,8 @@ def demo_settings(store: Path) -> Settings:
     for source in raw["sources"]:
         source["path"] = str(data_dir / "tickets.csv")
         source["events_path"] = str(data_dir / "events.csv")
+    if "adjustments" in raw:
+        raw["adjustments"]["path"] = str(data_dir / "exemptions.csv")
     return Settings.from_mapping(raw)
 
 

@@ -47,26 +47,28 @@ class FactsRefresh:
 
 def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.DataFrame, stored: pa.Table,
                   settings: KpiSettings, as_of: pd.Timestamp, *, reuse: bool,
-                  columns: Sequence[str] | None = None) -> FactsRefresh:
+                  columns: Sequence[str] | None = None, approvals: pd.DataFrame | None = None) -> FactsRefresh:
     """Facts of the raw layer (``tickets``/``events``) at ``as_of``, reusing ``stored`` where ``reuse`` allows.
 
     ``changed_keys``: (source, ticket_id) of the tickets with a new row or new events in this run.
     ``stored``: the stored ``ticket_facts`` as Arrow (as read, so the rows kept are never copied to pandas twice).
     ``reuse``: the stored facts were computed with these settings (the caller compares fingerprints).
     ``columns``: the columns ``facts`` holds (every column when None); ``changes`` always has them all.
+    ``approvals``: the approved exemptions ``compute_facts`` applies (the tickets whose approvals changed
+    must be among ``changed_keys``: pipeline/approvals.py).
     """
     wanted = {c: TICKET_FACT_COLUMNS[c] for c in (columns or TICKET_FACT_COLUMNS)}
     if reuse:
-        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, as_of, wanted)
+        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, as_of, wanted, approvals)
         if partial is not None:
             return partial
-    facts = compute_facts(tickets, events, settings, as_of)
+    facts = compute_facts(tickets, events, settings, as_of, approvals)
     changes = row_changes(facts, to_pandas(stored, TICKET_FACT_COLUMNS), FACT_KEY)
     return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts))
 
 
 def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of,
-                        wanted: dict[str, Column]) -> FactsRefresh | None:
+                        wanted: dict[str, Column], approvals: pd.DataFrame | None = None) -> FactsRefresh | None:
     stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
     stale = _is_in(stored_keys, changed) | reads_the_clock(stored) | _names_a_changed_cause(stored, changed)
@@ -79,7 +81,7 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
                     "recomputing every ticket's facts", kept, len(tickets) - int(recompute.sum()))
         return None
     of_affected = _is_in(ticket_keys(events["source"], events["ticket_id"]), affected)
-    new = compute_facts(tickets[recompute], events[of_affected], settings, as_of)
+    new = compute_facts(tickets[recompute], events[of_affected], settings, as_of, approvals)
     kept_rows = stored.select(list(wanted)).filter(pc.invert(stale_mask))  # only the columns asked for: 1M rows
     facts = to_pandas(pa.concat_tables([kept_rows, to_arrow(new[list(wanted)], wanted)]), wanted)
     if "as_of" in wanted:

@@ -27,7 +27,7 @@ from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import KpiTables, compute_facts, kpi_tables
 from kpis.aggregate import FACTS_READ
-from kpis.config import facts_fingerprint
+from kpis.config import facts_fingerprint, settings_to_json
 from kpis.keys import key_hits
 from kpis.schema import (
     EVENT_COLUMNS,
@@ -40,6 +40,7 @@ from kpis.schema import (
     empty_frame,
 )
 from kpis.scorecard import ranked
+from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
 from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
@@ -47,6 +48,7 @@ from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
 from pipeline.store import Replacement, Staging, Stores
 from pipeline.store.parquet import to_pandas
+from pipeline.store.recompute import KPI_SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +127,11 @@ class PipelineRun:
                 pulled = self._pull_all(summary, raw)
             with self._stage(summary, "merge"):
                 merged = raw.merge(pulled)
-            raw_layer = self._raw_replacements(pulled, merged, run_id)
+            approvals = run_approvals(self.settings, self.stores, self.as_of, merged, pulled, summary, run_id)
+            raw_layer = self._raw_replacements(pulled, merged, run_id) + approvals.replacements
             staging.add(raw_layer)
             with self._stage(summary, "compute"):
-                facts, tables, groups = self._compute(merged, staging)
+                facts, tables, groups = self._compute(approvals.widened(merged), staging, approvals.approvals)
             with self._stage(summary, "select"):
                 replacements = []
                 for replacement in self._replacements(tables, groups, facts, summary):
@@ -197,15 +200,17 @@ class PipelineRun:
         return Pulled(tickets, events, rejected, cursors, files)
 
     # --- compute ----------------------------------------------------------------------------
-    def _compute(self, merged: Merged, staging: Staging) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
+    def _compute(self, merged: Merged, staging: Staging,
+                 approvals: pd.DataFrame) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
         """The facts to write (handed to ``staging`` at once), the KPI tables and, for a nightly run,
-        the groups they were computed for (every group otherwise)."""
+        the groups they were computed for (every group otherwise). ``approvals``: the approved exemptions."""
         if self.kind == "run":
-            refresh, groups = self._refresh_facts(merged)
+            refresh, groups = self._refresh_facts(merged, approvals)
             facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
             all_facts = refresh.facts
         else:
-            groups, all_facts = None, compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of)
+            groups, all_facts = None, compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of,
+                                                    approvals)
             in_scope = all_facts if self.window is None else facts_in_window(
                 all_facts, self.window, self.settings.kpi.reporting_timezone)
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
@@ -214,7 +219,7 @@ class PipelineRun:
             return facts, group_tables(all_facts, self.settings.kpi, groups), groups
         return facts, kpi_tables(all_facts, self.settings.kpi), None
 
-    def _refresh_facts(self, merged: Merged) -> tuple[FactsRefresh, TouchedGroups]:
+    def _refresh_facts(self, merged: Merged, approvals: pd.DataFrame) -> tuple[FactsRefresh, TouchedGroups]:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
         and the groups whose KPI rows the changed facts can have moved (pipeline/groups.py)."""
         stored = self.stores.read_arrow("ticket_facts", keep=True)
@@ -222,7 +227,7 @@ class PipelineRun:
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
-                                self.as_of, reuse=reuse, columns=FACTS_READ)
+                                self.as_of, reuse=reuse, columns=FACTS_READ, approvals=approvals)
         kpi = self.settings.kpi
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
 
@@ -296,6 +301,7 @@ class PipelineRun:
         # A backfill writes the facts of its window only: the next nightly run recomputes them all.
         fingerprint = None if self.kind == "backfill" else facts_fingerprint(self.settings.kpi)
         writes.append(self.ledger.set_store_state_writes(FACTS_FINGERPRINT, fingerprint))
+        writes.append(self.ledger.set_store_state_writes(KPI_SETTINGS, settings_to_json(self.settings.kpi)))
         if self.kind == "run":
             for source, cursor in pulled.cursors.items():
                 writes.append(self.ledger.set_watermark_writes(source, cursor))

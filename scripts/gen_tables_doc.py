@@ -29,6 +29,9 @@ PARQUET_ONLY_COMMENTS = {
     "raw_tickets": "The raw layer: the latest canonical row of every ticket read (KPIS.md 1.1); "
     "the pipeline recomputes from it",
     "raw_events": "The raw layer: every canonical event read (KPIS.md 1.2)",
+    "raw_adjustments": "The raw layer of approvals: every usable approval of every approvals file read, one per "
+    "(file, source, ticket_id, scope); the adjustments table is made from it",
+    "adjustment_files": "Each approvals file read ([adjustments].path) with the checksum of the version read",
 }
 
 TYPES = {  # logical type -> (Parquet / Arrow, SQLite, PostgreSQL)

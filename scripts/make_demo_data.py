@@ -144,7 +144,24 @@ def main() -> None:
                       "satisfaction_at", "planned_start", "planned_end", "actual_end", "caused_by"]
     write(gen.tickets, OUT / "tickets.csv", ticket_columns)
     write(gen.events, OUT / "events.csv", ["ticket_id", "at", "kind", "value", "actor"])
-    print(f"wrote {len(gen.tickets)} tickets and {len(gen.events)} events to {OUT}")
+    write(APPROVALS, OUT / "exemptions.csv", list(APPROVALS[0]))
+    print(f"wrote {len(gen.tickets)} tickets, {len(gen.events)} events and {len(APPROVALS)} approvals to {OUT}")
+
+
+def _approval(ticket: str, scope: str, reason: str, by: str, at: str) -> dict[str, str]:
+    return {"工单号": ticket, "豁免范围": scope, "原因": reason, "审批人": by, "审批时间": at}
+
+
+# The client's signed-off exemptions of the quarter (docs/disputes.md), as a manager keeps them in a sheet:
+# Chinese headers, the scope as 响应 / 解决 / 整单, local times without an offset. INC00089 was approved twice.
+APPROVALS = [
+    _approval("INC00004", "响应", "第三方原因：门禁故障，无法进入机房", "王主任", "2026-07-10 09:00"),
+    _approval("INC00034", "解决", "第三方原因：运营商线路故障", "王主任", "2026-08-20 15:30"),
+    _approval("INC00089", "解决", "客户原因：等待客户提供备件", "李处长", "2026-08-20 15:30"),
+    _approval("INC00089", "解决", "客户原因：等待客户提供备件", "李处长", "2026-08-25 09:00"),
+    _approval("INC00095", "整单", "不可抗力：台风导致机房停电", "王主任", "2026-09-20 11:00"),
+    _approval("INC00031", "解决", "客户原因：客户要求次日上门", "王主任", "2026-09-28 10:00"),
+]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ shape: the model reports that by itself, so every problem is found in one pass.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from connectors.options import REST_KINDS
@@ -156,9 +158,21 @@ def _supported_countries() -> dict[str, list[str]]:
     return {code: list(subdivisions) for code, subdivisions in holidays.list_supported_countries().items()}
 
 
+def adjustments_path(raw: Mapping[str, Any]) -> list[Problem]:
+    """An ``[adjustments].path`` naming one file (no glob, not a folder) names a file that exists: approvals
+    that silently go missing would change the KPIs. A glob or folder with no files yet is fine (a warning
+    when a run reads it)."""
+    path = _table(raw, "adjustments").get("path")
+    if not isinstance(path, str) or not path or glob.has_magic(path) or Path(path).exists():
+        return []
+    return [Problem(("adjustments", "path"), f"{path!r} does not exist; create the approvals file, or name a folder "
+                    "or a glob (e.g. \"exemptions/*.xlsx\") that may hold none yet (relative paths start at the "
+                    "working directory)")]
+
+
 CHECKS: tuple[Callable[[Mapping[str, Any]], list[Problem]], ...] = (
     unique_names, calendars_defined, sla_sources_configured, default_ticket_types, rest_credentials,
-    activity_case_column, compute_engine, calendar_countries,
+    activity_case_column, compute_engine, calendar_countries, adjustments_path,
 )
 
 

@@ -32,8 +32,9 @@ from pipeline.config.model import Config
 __all__ = ["Loaded", "load_config", "read_toml", "validate_mapping"]
 
 _SECRET_KEYS = ("password", "token", "api_key", "secret")
-#: What makes a folder a store: the SQLite file or a table's Parquet folder.
-_STORE_MARKERS = ("kpi.sqlite", *TABLE_COLUMNS, "raw_tickets", "raw_events")
+#: What makes a folder a store: the SQLite file or a table's Parquet folder (not ``adjustments``: a folder of
+#: approvals files may well be called so, and a store always has its other tables beside it).
+_STORE_MARKERS = ("kpi.sqlite", *(t for t in TABLE_COLUMNS if t != "adjustments"), "raw_tickets", "raw_events")
 
 
 class Loaded:

@@ -171,9 +171,10 @@ class AdjustmentColumns(Section):
 
 
 class Adjustments(Section):
-    """Approved SLA exemptions (KPIS.md 1.4)."""
+    """Approved SLA exemptions (KPIS.md 1.4): files of approvals, each read once (docs/disputes.md)."""
 
-    path: Text = Field(description="csv, excel or json by extension: a file, a glob or a folder")
+    path: Text = Field(description="csv, excel or json by extension: a file (which must exist), a glob or a folder; "
+                       "a changed file replaces what its earlier version approved")
     timezone: Timezone | None = Field(None, description="for approved_at values without an offset")
     columns: AdjustmentColumns = Field(default_factory=AdjustmentColumns, description="field -> column of the file")
     scope_map: dict[str, Literal["response", "resolution", "ticket"]] = Field(

@@ -33,6 +33,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from kpis.schema import (
+    ADJUSTMENT_COLUMNS,
     BOOL,
     DATE,
     EVENT_COLUMNS,
@@ -46,12 +47,15 @@ from kpis.schema import (
     Column,
     conform,
 )
-from pipeline.store.schema import PIPELINE_RUNS_COLUMNS
+from pipeline.store.schema import ADJUSTMENT_FILE_COLUMNS, PIPELINE_RUNS_COLUMNS
 
 log = logging.getLogger(__name__)
 
 #: Tables kept only in Parquet: the raw layer the pipeline recomputes from.
-PARQUET_ONLY_COLUMNS: dict[str, dict[str, Column]] = {"raw_tickets": TICKET_COLUMNS, "raw_events": EVENT_COLUMNS}
+PARQUET_ONLY_COLUMNS: dict[str, dict[str, Column]] = {
+    "raw_tickets": TICKET_COLUMNS, "raw_events": EVENT_COLUMNS,
+    "raw_adjustments": ADJUSTMENT_COLUMNS, "adjustment_files": ADJUSTMENT_FILE_COLUMNS,
+}
 PARQUET_COLUMNS: dict[str, dict[str, Column]] = {
     **TABLE_COLUMNS,
     "pipeline_runs": PIPELINE_RUNS_COLUMNS,
@@ -62,6 +66,8 @@ PARQUET_KEYS: dict[str, tuple[str, ...]] = {
     **TABLE_KEYS,
     "pipeline_runs": ("run_id",),
     "raw_tickets": ("source", "ticket_id"),
+    "raw_adjustments": ("file", "source", "ticket_id", "scope"),
+    "adjustment_files": ("file",),
 }
 PARTITION_BY: dict[str, str] = {
     "kpi_engineer": "grain",
@@ -70,6 +76,7 @@ PARTITION_BY: dict[str, str] = {
     "scorecard_kpi": "grain",
     "ticket_facts": "source",
     "rejected_rows": "source",
+    "adjustments": "source",
     "raw_tickets": "source",
     "raw_events": "source",
 }
@@ -230,6 +237,13 @@ class ParquetStore:
         if keep:
             self._whole[table] = (identity, data)
         return data if filter is None else data.filter(filter)
+
+    def read_columns(self, table: str, columns: list[str]) -> pd.DataFrame:
+        """Some columns of every row of a live dataset (none when it does not exist), read without the rest."""
+        path = self.table_dir(table)
+        if not path.exists():
+            return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+        return self._dataset(table, path).to_table(columns=columns).to_pandas()
 
     def read(self, table: str, filters: Any = None, *, keep: bool = False) -> pd.DataFrame:
         """A live dataset as a conformed frame; ``filters`` is a pyarrow expression or DNF tuples."""

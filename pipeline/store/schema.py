@@ -6,6 +6,7 @@ SQLite ignores it). The ledger tables are described with ``kpis.schema.Column`` 
 
     ticket_facts, kpi_engineer, kpi_team,    the KPI outputs (in both stores)
     scorecard, scorecard_kpi, rejected_rows
+    adjustments                              the approved exemptions, and whether the last run applied them
     pipeline_runs                            one row per run (in both stores)
     source_state, source_files               watermarks and files already read (SQL only)
     run_lock                                 the one-run-at-a-time lock (SQL only)
@@ -35,6 +36,7 @@ from sqlalchemy.types import TypeEngine
 from kpis.schema import BOOL, DATE, FLOAT, INT, STR, TABLE_COLUMNS, TABLE_KEYS, TS, Column
 
 __all__ = [
+    "ADJUSTMENT_FILE_COLUMNS",
     "LEDGER_COLUMNS",
     "LEDGER_KEYS",
     "PIPELINE_RUNS_COLUMNS",
@@ -113,9 +115,20 @@ STORE_COMMITS_COLUMNS = _cols(
 
 STORE_STATE_COLUMNS = _cols(
     Column("name", STR, "What is recorded: facts_fingerprint (the settings the stored ticket_facts were "
-           "computed with) or views_fingerprint (the statements the analyst views were made with)"),
+           "computed with), kpi_settings (the KPI settings of the last run, JSON, for itsm-kpi explain) or "
+           "views_fingerprint (the statements the analyst views were made with)"),
     Column("value", STR, "Its value"),
     Column("updated_at", TS, "When it was last written (UTC)"),
+)
+
+#: The approvals files read (``[adjustments]``), Parquet only like the raw layer: a file is read again only
+#: when its checksum changes, and its new version then replaces what it approved before.
+ADJUSTMENT_FILE_COLUMNS = _cols(
+    Column("file", STR, "The approvals file, as adjustments.path found it"),
+    Column("sha256", STR, "SHA-256 of the version read"),
+    Column("rows_read", INT, "Rows read from that version (data rows and unreadable lines)"),
+    Column("rows_rejected", INT, "Of those, rows rejected (see rejected_rows, row_kind adjustment)"),
+    Column("run_id", STR, "The run that read it"),
 )
 
 LEDGER_COLUMNS: dict[str, dict[str, Column]] = {
@@ -148,6 +161,8 @@ TABLE_COMMENTS = {
     "scorecard": "Scorecard per (grain, period_start, engineer) (KPIS.md 5)",
     "scorecard_kpi": "Scorecard detail per (grain, period_start, engineer, kpi) (KPIS.md 5)",
     "rejected_rows": "One row per input row that could not be used",
+    "adjustments": "One row per (source, ticket_id, scope): every valid approved exemption read (KPIS.md 1.4), "
+                   "the earliest when approved twice, and whether the last run applied it",
     "pipeline_runs": "One row per run of the pipeline",
     "source_state": "Incremental-pull watermark per source",
     "source_files": "Files already read per file source",

@@ -4,6 +4,7 @@
     v_team_quarter                         a team's KPIs over all ticket types, per quarter
     v_sla_breaches                         ticket_facts rows with a breached response or resolution SLA
     v_scorecard_current                    the scorecard of the latest period of each grain
+    v_exemptions                           the approved exemptions with the ticket's engineer, team and verdicts
 
 Rates are re-aggregated from their stored numerators and denominators (``SUM(num) / NULLIF(SUM(den), 0)``),
 never averaged. Means are re-aggregated exactly as ``SUM(mean * n) / SUM(n)``. A median or P90 cannot be
@@ -59,10 +60,12 @@ _COUNTS = (
     ("response_n", "Tickets with a response business time (anchor opened_at)"),
     ("response_sla_met", "Response SLA met"),
     ("response_sla_breached", "Response SLA breached"),
+    ("response_sla_exempt", "Response SLA exempt by an approved exemption"),
     ("resolved_count", "Incidents and requests resolved (anchor resolved_at)"),
     ("resolution_n", "Tickets with a resolution business time (anchor resolved_at)"),
     ("resolution_sla_met", "Resolution SLA met"),
     ("resolution_sla_breached", "Resolution SLA breached"),
+    ("resolution_sla_exempt", "Resolved incidents/requests whose resolution SLA is exempt"),
     ("first_fix_count", "Resolved incidents/requests fixed first time"),
     ("reopened_count", "Resolved incidents/requests that were reopened"),
     ("accuracy_assessable", "Resolved incidents/requests whose diagnosis can be assessed"),
@@ -277,6 +280,36 @@ FROM scorecard s
 JOIN (SELECT grain, MAX(period_start) AS period_start FROM scorecard GROUP BY grain) latest
   ON s.grain = latest.grain AND s.period_start = latest.period_start"""
 
+# -- approved exemptions ---------------------------------------------------------------------------
+_EXEMPTION_COLUMNS = (
+    ("source", "Source of the ticket"),
+    ("ticket_id", "Ticket id"),
+    ("scope", "response / resolution (that SLA) / ticket (the whole ticket, out of every KPI)"),
+    ("reason", "Why, as approved"),
+    ("approved_by", "Who approved it"),
+    ("approved_at", "When it was approved (UTC)"),
+    ("applied", "The last run applied it (approved_at <= its as_of)"),
+    ("file", "The approvals file it was read from"),
+    ("engineer", "Engineer credited with the ticket (ticket_facts)"),
+    ("team", "Team credited with the ticket"),
+    ("ticket_type", "incident / request / maintenance"),
+    ("priority", "Current priority"),
+    ("client", "The organisation served"),
+    ("opened_at", "When the ticket was opened (UTC); anchors the response SLA"),
+    ("resolved_at", "Last resolution (UTC); anchors the resolution SLA"),
+    ("excluded_reason", "exempt when a ticket exemption applies (cancelled and out_of_scope win)"),
+    ("response_sla", "The response verdict: exempt when a response exemption applies"),
+    ("resolution_sla", "The resolution verdict: exempt when a resolution exemption applies"),
+    ("as_of", "The as-of of the run that last changed the approval's row (UTC)"),
+)
+
+_EXEMPTIONS_SQL = """SELECT
+    a.source, a.ticket_id, a.scope, a.reason, a.approved_by, a.approved_at, a.applied, a.file,
+    f.engineer, f.team, f.ticket_type, f.priority, f.client, f.opened_at, f.resolved_at, f.excluded_reason,
+    f.response_sla, f.resolution_sla, a.as_of
+FROM adjustments a
+LEFT JOIN ticket_facts f ON f.source = a.source AND f.ticket_id = a.ticket_id"""
+
 VIEWS: tuple[View, ...] = (
     _rollup_view("v_engineer_quarter", "quarter", "engineer"),
     _rollup_view("v_engineer_month", "month", "engineer"),
@@ -295,6 +328,14 @@ VIEWS: tuple[View, ...] = (
         _SCORECARD_CURRENT_SQL,
         _SCORECARD_CURRENT_COLUMNS,
         ("scorecard",),
+    ),
+    View(
+        "v_exemptions",
+        "One row per approved exemption (adjustments) with the ticket's engineer, team and verdicts from "
+        "ticket_facts: who was exempted from what, why and by whom",
+        _EXEMPTIONS_SQL,
+        _EXEMPTION_COLUMNS,
+        ("adjustments", "ticket_facts"),
     ),
 )
 _BY_NAME = {v.name: v for v in VIEWS}
