@@ -12,15 +12,17 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from connectors.adjustments import read_approvals
 from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import KpiTables, compute_all
+from pipeline.approvals import effective_approvals
 from pipeline.cli import demo_settings
 from pipeline.store import Replacement, Stores
 from pipeline.store.views import create_views
 
 AS_OF = pd.Timestamp("2026-10-15T00:00:00Z")
-TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
+TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "adjustments")
 
 COUNTS = [
     "opened_count",
@@ -56,26 +58,41 @@ RATES = {  # rate: (numerator, denominator columns), straight from KPIS.md 4
 
 # -- the store, shared with the other test modules -------------------------------------------------
 def compute_demo_tables(scratch: Path) -> KpiTables:
-    """The bundled demo data through the connector, validation and the KPI engine."""
+    """The bundled demo data (its approved exemptions included) through the connector, validation and the
+    KPI engine."""
+    tickets, events = demo_input(scratch)
+    return compute_all(tickets, events, demo_settings(scratch).kpi, AS_OF, demo_approvals(scratch, tickets))
+
+
+def demo_input(scratch: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The demo's canonical tickets and events, validated."""
     settings = demo_settings(scratch)
-    cfg = settings.sources[0]
-    batch = build_connector(cfg).pull(since=None, until=None)
+    batch = build_connector(settings.sources[0]).pull(since=None, until=None)
     tickets, events, _ = validate(
         batch.tickets, batch.events, batch.rejected, satisfaction_map=settings.kpi.satisfaction_map
     )
-    return compute_all(tickets, events, settings.kpi, AS_OF)
+    return tickets, events
+
+
+def demo_approvals(scratch: Path, tickets: pd.DataFrame) -> pd.DataFrame:
+    """The demo's ``adjustments`` table at ``AS_OF``: its approvals file read as a run reads it."""
+    settings = demo_settings(scratch)
+    read = read_approvals(settings.adjustments, ("helpdesk",), tickets[["source", "ticket_id"]])
+    return effective_approvals(read.approvals, tickets[["source", "ticket_id"]], AS_OF)
 
 
 def write_store(tables: KpiTables, root: Path, sql_url: str) -> Stores:
-    """Commit the tables to a Parquet store at ``root`` and the SQL store at ``sql_url``."""
+    """Commit the tables (and the demo's approvals) to a Parquet store at ``root`` and the SQL store at ``sql_url``."""
     stores = Stores(root, sql_url)
     stores.prepare()
+    scratch = root.parent / f"{root.name}-scratch"  # demo settings need a store path, not inside this one
     frames = {
         "ticket_facts": tables.facts,
         "kpi_engineer": tables.kpi_engineer,
         "kpi_team": tables.kpi_team,
         "scorecard": tables.scorecard,
         "scorecard_kpi": tables.scorecard_kpi,
+        "adjustments": demo_approvals(scratch, demo_input(scratch)[0]),
     }
     stores.commit("test-run", [Replacement(name, frames[name]) for name in TABLES])
     return stores
