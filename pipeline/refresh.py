@@ -80,8 +80,7 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
         log.warning("stored ticket_facts do not match the raw layer (%d facts kept for %d tickets): "
                     "recomputing every ticket's facts", kept, len(tickets) - int(recompute.sum()))
         return None
-    of_affected = _is_in(ticket_keys(events["source"], events["ticket_id"]), affected)
-    new = compute_facts(tickets[recompute], events[of_affected], settings, as_of, approvals)
+    new = _facts_of(tickets, events, recompute, settings, as_of, approvals)
     kept_rows = stored.select(list(wanted)).filter(pc.invert(stale_mask))  # only the columns asked for: 1M rows
     facts = to_pandas(pa.concat_tables([kept_rows, to_arrow(new[list(wanted)], wanted)]), wanted)
     if "as_of" in wanted:
@@ -89,6 +88,19 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
     log.info("recomputed the facts of %d of %d tickets (changed or clock-dependent)", len(new), len(facts))
     before = to_pandas(stored.filter(stale_mask), TICKET_FACT_COLUMNS)
     return FactsRefresh(facts, row_changes(new, before, FACT_KEY), recomputed=len(new))
+
+
+def _facts_of(tickets: pd.DataFrame, events: pd.DataFrame, recompute: np.ndarray, settings: KpiSettings,
+              as_of: pd.Timestamp, approvals: pd.DataFrame | None) -> pd.DataFrame:
+    """The facts of the tickets ``recompute`` marks, computed with the maintenance tickets their ``caused_by``
+    names (read, not returned): without them an induced incident would lose its ``induced_incident``."""
+    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    chosen = tickets[recompute]
+    read = recompute | _is_in(keys, ticket_keys(chosen["source"], chosen["caused_by"]).drop_null())
+    of_read = _is_in(ticket_keys(events["source"], events["ticket_id"]), keys.filter(pa.array(read)))
+    facts = compute_facts(tickets[read], events[of_read], settings, as_of, approvals)
+    wanted = _is_in(ticket_keys(facts["source"], facts["ticket_id"]), keys.filter(pa.array(recompute)))
+    return facts[wanted].reset_index(drop=True)
 
 
 def reads_the_clock(facts: pa.Table) -> np.ndarray:

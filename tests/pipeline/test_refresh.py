@@ -93,6 +93,20 @@ def test_only_changed_clock_and_cause_tickets_are_recomputed() -> None:
     assert (refresh.facts["as_of"] == DAY2).all()
 
 
+def test_a_changed_incident_keeps_its_induced_flag_when_its_maintenance_ticket_did_not_change() -> None:
+    """Day 3: D (caused by M2, both stored on day 2) is reassigned; M2 is untouched. D is recomputed with M2
+    read beside it, so it stays an induced incident."""
+    day2 = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=True)
+    stored = to_arrow(day2.facts, TICKET_FACT_COLUMNS)
+    changed = frame(incident("D", caused_by="M2", assignee="dee"))
+    day3_tickets = pd.concat([DAY2_TICKETS[DAY2_TICKETS["ticket_id"] != "D"], changed], ignore_index=True)
+    day3 = refresh_facts(day3_tickets, NO_EVENTS, changed[KEY], stored, SETTINGS, DAY2, reuse=True)
+    assert "M2" not in set(day3.changes.rows["ticket_id"])  # read for D, not rewritten
+    assert day3.facts.set_index("ticket_id").loc["D", "induced_incident"]
+    pd.testing.assert_frame_equal(by_key(day3.facts), by_key(compute_facts(day3_tickets, NO_EVENTS, SETTINGS, DAY2)),
+                                  check_exact=True)
+
+
 def test_reused_facts_equal_a_full_recomputation() -> None:
     refresh = refresh_facts(DAY2_TICKETS, NO_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=True)
     full = compute_facts(DAY2_TICKETS, NO_EVENTS, SETTINGS, DAY2)
