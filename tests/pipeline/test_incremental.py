@@ -22,6 +22,7 @@ from ops_helpers import (
     DAY1_AS_OF,
     DAY2_ANCHORS,
     DAY2_AS_OF,
+    DAY3_AS_OF,
     assert_same,
     assert_stores_agree,
     cli,
@@ -155,3 +156,84 @@ def test_a_changed_fact_setting_recomputes_every_ticket(tmp_path: Path) -> None:
     after = snapshot(nightly)
     assert not after[("sql", "ticket_facts")].equals(before[("sql", "ticket_facts")])
     assert_same(after, snapshot(fresh))
+
+
+# --- approved exemptions arriving on later nights (KPIS.md 1.4) --------------------------------------
+APPROVALS_SECTION = """
+[adjustments]
+path = "{folder}/*.csv"
+timezone = "Asia/Shanghai"
+"""
+# Read on night 2 (as_of 08-02 01:15 local): INC0010's resolution and INC0003's response apply at once;
+# INC0011's ticket exemption is approved on 08-02 at 12:00, after night 2's as_of: it applies from night 3 on.
+APPROVALS_CSV = """source,ticket_id,scope,reason,approved_by,approved_at
+helpdesk,INC0010,resolution,客户原因,王主任,2026-07-31 10:00
+helpdesk,INC0003,response,第三方原因,王主任,2026-08-01T09:00:00+08:00
+helpdesk,INC0011,ticket,不可抗力,李处长,2026-08-02 12:00
+helpdesk,INC0010,resolution,客户原因（复核）,李处长,2026-08-01 10:00
+"""
+
+
+def _with_approvals(config: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(config.read_text(encoding="utf-8") + APPROVALS_SECTION.format(folder=folder), encoding="utf-8")
+    return config
+
+
+def _facts(config: Path) -> pd.DataFrame:
+    return sql_rows(config, "ticket_facts").set_index("ticket_id")
+
+
+def test_approvals_arriving_on_later_nights_equal_a_full_recomputation(tmp_path: Path) -> None:
+    """Night 1 without approvals, night 2 reads a sheet (one approval dated in its future), night 3 reads
+    nothing new but must apply that one: every table then equals a fresh store's single run at night 3."""
+    exports, approvals = tmp_path / "exports", tmp_path / "approvals"
+    month_tickets, month_events = month_export()
+    write_export(exports, "2026-07-31", month_tickets, month_events)
+    nightly = _with_approvals(write_config(tmp_path, f"sqlite:///{tmp_path / 'nightly.sqlite'}",
+                                           sources={"helpdesk": exports}, store=tmp_path / "nightly"), approvals)
+    assert cli("run", "--config", str(nightly), "--as-of", DAY1_AS_OF.isoformat()) == 0  # no sheet yet: a warning
+    day1 = _facts(nightly)
+    (approvals / "2026-08.csv").write_text(APPROVALS_CSV, encoding="utf-8")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    day2 = _facts(nightly)
+    assert (day1.loc["INC0010", "resolution_sla"], day2.loc["INC0010", "resolution_sla"]) == ("met", "exempt")
+    assert day2.loc["INC0003", "response_sla"] == "exempt"
+    assert pd.isna(day2.loc["INC0011", "excluded_reason"])  # approved after night 2's as_of
+    assert cli("run", "--config", str(nightly), "--as-of", DAY3_AS_OF.isoformat()) == 0
+    assert _facts(nightly).loc["INC0011", "excluded_reason"] == "exempt"
+    assert runs(nightly).iloc[-1]["rows_read"] == 0  # night 3 read no file: the store's approvals applied
+    stored = sql_rows(nightly, "adjustments").set_index("ticket_id")
+    assert bool(stored.loc["INC0011", "applied"]) and len(stored) == 3  # INC0010 approved twice: one row
+
+    fresh = _with_approvals(write_config(tmp_path, f"sqlite:///{tmp_path / 'fresh.sqlite'}",
+                                         sources={"helpdesk": exports}, store=tmp_path / "fresh"), approvals)
+    assert cli("run", "--config", str(fresh), "--as-of", DAY3_AS_OF.isoformat()) == 0
+    assert_stores_agree(nightly)
+    assert_same(snapshot(nightly), snapshot(fresh))
+    key = list(TABLE_KEYS["adjustments"])
+    pd.testing.assert_frame_equal(sql_rows(nightly, "adjustments").drop(columns="as_of").sort_values(key, ignore_index=True),
+                                  sql_rows(fresh, "adjustments").drop(columns="as_of").sort_values(key, ignore_index=True))
+
+
+def test_a_changed_sheet_replaces_its_approvals_and_a_removed_one_keeps_them(tmp_path: Path) -> None:
+    """Night 2 reads a sheet; night 3 reads its corrected version (INC0010's row deleted); then the sheet is
+    archived (deleted from the folder) and night 4 still applies INC0003's approval."""
+    exports, approvals = tmp_path / "exports", tmp_path / "approvals"
+    month_tickets, month_events = month_export()
+    write_export(exports, "2026-07-31", month_tickets, month_events)
+    nightly = _with_approvals(write_config(tmp_path, f"sqlite:///{tmp_path / 'nightly.sqlite'}",
+                                           sources={"helpdesk": exports}, store=tmp_path / "nightly"), approvals)
+    sheet = approvals / "2026-08.csv"
+    sheet.write_text(APPROVALS_CSV, encoding="utf-8")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert _facts(nightly).loc["INC0010", "resolution_sla"] == "exempt"
+    sheet.write_text("\n".join(line for line in APPROVALS_CSV.splitlines() if "INC0010" not in line) + "\n",
+                     encoding="utf-8")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY3_AS_OF.isoformat()) == 0
+    assert _facts(nightly).loc["INC0010", "resolution_sla"] == "met"  # withdrawn with its row
+    sheet.unlink()
+    assert cli("run", "--config", str(nightly), "--as-of", (DAY3_AS_OF + pd.Timedelta(days=1)).isoformat()) == 0
+    facts = _facts(nightly)
+    assert facts.loc["INC0003", "response_sla"] == "exempt" and facts.loc["INC0011", "excluded_reason"] == "exempt"
+
