@@ -252,3 +252,20 @@ def test_key_lines_follow_headers_arrays_dotted_and_inline_keys() -> None:
     assert lines[("sources", 0, "options", "sub", "x")] == 6
     assert lines[("sources", 1, "options", "满意")] == 10 and lines[("sources", 1, "options", "a", "b")] == 11
     assert line_of(("sources", 1, "options", "nope"), lines) == 9
+
+
+ADJUSTMENTS = '\n[adjustments]\npath = "{path}"\ntimezone = "Asia/Shanghai"\nscope_map = {{ "整单" = "ticket" }}\n'
+
+
+def test_an_approvals_file_that_does_not_exist_is_refused_at_the_door(tmp_path: Path) -> None:
+    line = _one(tmp_path, GOOD + ADJUSTMENTS.format(path=tmp_path / "豁免.xlsx"))
+    assert "adjustments.path" in line and "does not exist" in line and "(line " in line
+
+
+def test_a_glob_or_a_folder_of_approvals_may_hold_none_yet(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, GOOD + ADJUSTMENTS.format(path=tmp_path / "exemptions" / "*.xlsx")), {})
+    assert settings.adjustments.path.endswith("*.xlsx") and settings.adjustments.scope_map == {"整单": "ticket"}
+    (tmp_path / "exemptions").mkdir()
+    assert load_settings(_write(tmp_path, GOOD + ADJUSTMENTS.format(path=tmp_path / "exemptions")), {}).adjustments
+    line = _one(tmp_path, GOOD + ADJUSTMENTS.format(path=tmp_path / "exemptions").replace('"ticket"', '"tickets"'))
+    assert "adjustments.scope_map" in line  # a scope must be one of response, resolution, ticket
