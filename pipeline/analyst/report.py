@@ -9,7 +9,8 @@ The page needs no network: the CSS is inlined and every chart is an inline SVG. 
    CSAT >= 85 %, and every target the scorecard configures), low-sample engineers marked;
 4. weekly trends over the period (daily for a week or a day);
 5. SLA compliance by priority;
-6. the tickets whose response or resolution SLA was breached.
+6. the tickets whose response or resolution SLA was breached, each with its resolution timeline;
+7. the approved exemptions counted in the period, per engineer, with their reasons and approvers.
 
 The work is split in three: reading the store (``report_data``), preparing each section's view
 (``report_team``, ``report_sla``; geometry of charts in ``report_charts``) and drawing it with the Jinja2
@@ -32,6 +33,7 @@ import pandas as pd
 
 from pipeline.analyst.query import DEFAULT_TIMEOUT_S, EXIT_STORE, QueryError, StoreQuery
 from pipeline.analyst.report_data import ReportData, read_report_data
+from pipeline.analyst.report_exemptions import exemptions
 from pipeline.analyst.report_format import (
     Target,
     fmt_count,
@@ -44,8 +46,9 @@ from pipeline.analyst.report_format import (
 from pipeline.analyst.report_messages import LANGS, translator
 from pipeline.analyst.report_period import Period, ReportError, parse_period
 from pipeline.analyst.report_section import ReportContext, Section
-from pipeline.analyst.report_sla import breaches, priority, sla_by_priority
+from pipeline.analyst.report_sla import BREACH_ROWS, breaches, priority, sla_by_priority
 from pipeline.analyst.report_team import engineers, overview, ranking, trends
+from pipeline.analyst.report_timeline import read_timelines
 from pipeline.store.errors import StoreError
 
 __all__ = [
@@ -72,6 +75,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("trends", trends),
     Section("priority", priority),
     Section("breaches", breaches),
+    Section("exemptions", exemptions),
 )
 
 
@@ -179,6 +183,8 @@ def build_report(
     try:
         with StoreQuery(store_path=store_path, sql_url=sql_url, engine=engine, timeout_s=timeout_s) as store:
             data = read_report_data(store, wanted, timezone)
+        listed = data.breaches.head(BREACH_ROWS)
+        data.timelines = read_timelines(store_path, sql_url, listed[["source", "ticket_id", "as_of"]])
     except QueryError as exc:
         if exc.exit_code == EXIT_STORE:
             raise StoreError(str(exc)) from exc

@@ -96,6 +96,7 @@ class Chart:
     height: int
     title: str
     marks: list[Line | Bar | Label | Path] = field(default_factory=list)
+    cls: str = "chart"  # the svg element's class: "chart", or "timeline" for a breached ticket's inline timeline
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ agrees with ``itsm-kpi query``. Ticket lists are placed in the period by their a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
-from pipeline.analyst.query import StoreQuery
+from pipeline.analyst.query import QueryError, StoreQuery
 from pipeline.analyst.report_period import Period, ReportError
 from pipeline.store.views import rollup_sql, view_sql
 
@@ -33,6 +33,9 @@ class ReportData:
     facts: pd.DataFrame
     breaches: pd.DataFrame
     timezone: str
+    exemptions: pd.DataFrame = field(default_factory=pd.DataFrame)  # v_exemptions rows counted in the period
+    #: (source, ticket_id) -> the resolution timeline of a listed breached ticket (report_timeline.py)
+    timelines: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
 
 
 _TREND_COUNTS = (
@@ -209,6 +212,21 @@ def _read_breaches(store: StoreQuery, period: Period, timezone: str) -> pd.DataF
     return frame.sort_values(["opened_at", "ticket_id"]).reset_index(drop=True)
 
 
+def _read_exemptions(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
+    """``v_exemptions`` rows the period's KPI rows count: applied response and ticket exemptions of tickets
+    opened in it, applied resolution exemptions of tickets resolved in it (each at its KPIs' anchor)."""
+    try:
+        frame = store.frame(f"SELECT * FROM ({view_sql('v_exemptions')}) x")
+    except QueryError:  # a store written before approvals were stored has no adjustments table
+        return pd.DataFrame()
+    if frame.empty:
+        return frame
+    frame = _utc(frame, ("approved_at", "opened_at", "resolved_at"))
+    applied = _bool(frame["applied"])
+    anchor = frame["opened_at"].where(frame["scope"] != "resolution", frame["resolved_at"])
+    return frame[applied & _in_period(anchor, period, timezone)].reset_index(drop=True)
+
+
 def _available_periods(store: StoreQuery, grain: str) -> list[str]:
     """The start dates of the scorecard periods of ``grain`` the store holds."""
     frame = store.frame(f"SELECT DISTINCT period_start FROM scorecard WHERE grain = {_lit(grain)}")
@@ -233,4 +251,5 @@ def read_report_data(store: StoreQuery, period: Period, timezone: str) -> Report
         facts=_read_facts(store, period, timezone),
         breaches=_read_breaches(store, period, timezone),
         timezone=timezone,
+        exemptions=_read_exemptions(store, period, timezone),
     )

@@ -10,6 +10,7 @@ import pandas as pd
 from pipeline.analyst.report_charts import PALETTE, Chart, Series, bar_chart
 from pipeline.analyst.report_format import KpiCell, is_missing
 from pipeline.analyst.report_section import ReportContext
+from pipeline.analyst.report_timeline import timeline_chart
 
 __all__ = ["BREACH_ROWS", "breaches", "priority", "sla_by_priority"]
 
@@ -121,6 +122,7 @@ class BreachRow:
     still_open: bool
     response: Minutes
     resolution: Minutes
+    timeline: Chart | None = None  # its resolution timeline (report_timeline), when the store can recompute it
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,11 @@ class BreachesView:
 
     total: int
     rows: list[BreachRow]
+
+    @property
+    def has_timelines(self) -> bool:
+        """Whether any listed ticket has its timeline drawn."""
+        return any(r.timeline is not None for r in self.rows)
 
     @property
     def more(self) -> int:
@@ -146,6 +153,14 @@ def _minutes(r: dict[str, Any], metric: str) -> Minutes:
     )
 
 
+def _timeline(ctx: ReportContext, r: dict[str, Any]) -> Chart | None:
+    """The ticket's resolution timeline as a small chart, when it was read (``ReportData.timelines``)."""
+    segments = ctx.data.timelines.get((str(r["source"]), str(r["ticket_id"])))
+    if segments is None or segments.empty:
+        return None
+    return timeline_chart(segments, f"{ctx.t('timeline')} {r['ticket_id']}")
+
+
 def breaches(ctx: ReportContext) -> BreachesView:
     """The breached tickets of the period (at most ``BREACH_ROWS`` of them listed)."""
     frame = ctx.data.breaches
@@ -161,6 +176,7 @@ def breaches(ctx: ReportContext) -> BreachesView:
             still_open=bool(r["still_open"]),
             response=_minutes(r, "response"),
             resolution=_minutes(r, "resolution"),
+            timeline=_timeline(ctx, r),
         )
         for r in frame.head(BREACH_ROWS).to_dict("records")
     ]

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 WIDTH = 1280
 CHARTS = 8  # ranking, four rate trends, response time trend, volume, SLA by priority
-PANELS = 6  # overview, ranking, engineer KPIs, trends, SLA by priority, breached tickets
+PANELS = 7  # overview, ranking, engineer KPIs, trends, SLA by priority, breached tickets, exemptions
 
 PROBE = """<script>
 window.__errors = [];

@@ -45,6 +45,7 @@ HEADINGS = {
         "Weekly trends",
         "SLA compliance by priority",
         "Tickets with a breached SLA",
+        "Approved exemptions",
     ],
     "zh": [
         "团队总览",
@@ -53,6 +54,7 @@ HEADINGS = {
         "周趋势",
         "按优先级的 SLA 达标率",
         "SLA 超时工单",
+        "已批准的豁免",
     ],
 }
 
@@ -399,3 +401,49 @@ def test_a_missing_store_is_a_store_error(tmp_path: Path) -> None:
 
 def test_as_of_is_shown_in_the_reporting_timezone(store: Path, tmp_path: Path) -> None:
     assert AS_OF.tz_convert(TZ).strftime("%Y-%m-%d %H:%M") in report(store, tmp_path)
+
+
+def test_the_exemptions_panel_counts_each_engineers_approvals_of_the_period(store: Path, tmp_path: Path) -> None:
+    opened, resolved = local_day("f.opened_at"), local_day("f.resolved_at")
+    expected = sql(
+        store,
+        "SELECT f.engineer, SUM(a.scope = 'response'), SUM(a.scope = 'resolution'), SUM(a.scope = 'ticket'), "
+        "COUNT(*), GROUP_CONCAT(DISTINCT a.approved_by) FROM adjustments a JOIN ticket_facts f "
+        "ON f.source = a.source AND f.ticket_id = a.ticket_id WHERE a.applied "
+        f"AND CASE WHEN a.scope = 'resolution' THEN {resolved} ELSE {opened} END BETWEEN ? AND ? "
+        "GROUP BY f.engineer ORDER BY COUNT(*) DESC, f.engineer",
+        *Q3,
+    )
+    assert expected  # the demo's sheet: 5 approvals in Q3
+    table = rows(panels(report(store, tmp_path))["Approved exemptions"])
+    # engineer, response, resolution, whole ticket, total | reasons | approvers | tickets
+    assert [r[:5] for r in table] == [[e, str(a), str(b), str(c), str(n)] for e, a, b, c, n, _ in expected]
+    assert [sorted(r[6].split(", ")) for r in table] == [sorted(approvers.split(",")) for *_, approvers in expected]
+    assert "客户原因：等待客户提供备件" in "".join(r[5] for r in table)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store the real ``itsm-kpi demo`` wrote: raw layer and recorded settings included."""
+    from pipeline.cli import main
+
+    store = tmp_path_factory.mktemp("demo-run") / "store"
+    assert main(["-q", "demo", "--store", str(store), "--as-of", "2026-10-15T00:00:00+08:00"]) == 0
+    return store
+
+
+def test_each_breached_ticket_has_its_timeline_from_the_explain_segments(demo_run: Path, tmp_path: Path) -> None:
+    from pipeline.explain import Where, explain_ticket
+
+    page = report(demo_run, tmp_path)
+    breached = panels(page)["Tickets with a breached SLA"]
+    listed = breached.all("tbody")[0].all("tr")
+    assert listed and all(len(tr.all("svg", "timeline")) == 1 for tr in listed)
+    for tr in listed[:5]:  # one bar per segment explain shows, the counted ones dark blue
+        ticket = tr.all("td")[0].text.strip()
+        segments = explain_ticket(Where(demo_run, f"sqlite:///{demo_run / 'kpi.sqlite'}"), ticket)["segments"]
+        bars = tr.all("svg", "timeline")[0].all("rect")
+        assert len(bars) == len(segments), ticket
+        assert [b.attrs["fill"] == "#1f4e79" for b in bars] == [s["counted"] for s in segments], ticket
+    assert page.count('class="chart"') == 8  # the timelines are not charts of their own
+
