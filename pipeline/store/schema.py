@@ -133,6 +133,8 @@ TABLE_COMMENTS = {
     "scorecard": "Scorecard per (grain, period_start, engineer) (KPIS.md 5)",
     "scorecard_kpi": "Scorecard detail per (grain, period_start, engineer, kpi) (KPIS.md 5)",
     "rejected_rows": "One row per input row that could not be used",
+    "ticket_status_time": "Time in status per (source, ticket_id, status) (KPIS.md 3.1)",
+    "kpi_backlog": "Open tickets at the end of each local day per (day, engineer, ticket_type, priority) (KPIS.md 4.2)",
     "pipeline_runs": "One row per run of the pipeline",
     "source_state": "Incremental-pull watermark per source",
     "source_files": "Files already read per file source",
