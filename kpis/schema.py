@@ -252,6 +252,16 @@ BACKLOG_COLUMNS = _cols(
     Column("kpi_version", STR, "Version of the KPI definitions"),
 )
 
+ALERTS_SENT_COLUMNS = _cols(
+    Column("alert", STR, "Name of the [[alerts]] entry that posted"),
+    Column("kind", STR, "breached or due_soon"),
+    Column("source", STR, "Source of the ticket"),
+    Column("ticket_id", STR, "Ticket id"),
+    Column("metric", STR, "response or resolution"),
+    Column("posted_at", TS, "When it was last posted (UTC)"),
+    Column("run_id", STR, "The run after which it was posted"),
+)
+
 TABLE_COLUMNS: dict[str, dict[str, Column]] = {
     "ticket_facts": TICKET_FACT_COLUMNS,
     "kpi_engineer": KPI_ENGINEER_COLUMNS,
@@ -261,6 +271,7 @@ TABLE_COLUMNS: dict[str, dict[str, Column]] = {
     "rejected_rows": REJECTED_COLUMNS,
     "ticket_status_time": STATUS_TIME_COLUMNS,
     "kpi_backlog": BACKLOG_COLUMNS,
+    "alerts_sent": ALERTS_SENT_COLUMNS,
 }
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -271,6 +282,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "scorecard_kpi": ("grain", "period_start", "engineer", "kpi"),
     "ticket_status_time": ("source", "ticket_id", "status"),
     "kpi_backlog": ("day", "engineer", "ticket_type", "priority"),
+    "alerts_sent": ("alert", "kind", "source", "ticket_id", "metric"),
 }
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from connectors.base import SourceConfig
 from kpis.config import KpiSettings, check_keys, parse_duration, parse_timezone
 from kpis.errors import ConfigError
+from pipeline.alerts.rules import AlertRule
 
 ENV_PREFIX = "ITSM_KPI_"
 DEFAULT_CONFIG = Path("itsm-kpi.toml")
@@ -48,6 +49,7 @@ class RunSettings:
     overlap_s: int = 3600
     lock_wait_s: int = 600
     stale_lock_s: int = 900
+    metrics_file: Path | None = None  # Prometheus textfile, rewritten after every run
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Settings:
     sources: tuple[SourceConfig, ...]
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    alerts: tuple[AlertRule, ...] = ()
+    language: str = "zh"  # [reporting] language of the report and the alerts
+    report_url: str | None = None  # [reporting] where alerts link to
 
     @classmethod
     def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 from helpers import events, settings, tickets
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kpis.backlog import AGE_COLUMNS, kpi_backlog
