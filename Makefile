@@ -9,7 +9,7 @@ $(BIN)/itsm-kpi: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[postgres,query]" --group dev 2>/dev/null || \
-		$(BIN)/pip install -q -e ".[postgres,query]" pytest pytest-xdist pytest-httpserver hypothesis ruff
+		$(BIN)/pip install -q -e ".[postgres,query]" pytest pytest-xdist pytest-httpserver hypothesis ruff jsonschema
 	touch $@
 
 install: $(BIN)/itsm-kpi
@@ -29,6 +29,10 @@ bench: install  ## synthetic-data benchmarks: engine stages (wall time, peak RSS
 
 lint: install
 	$(BIN)/ruff check .
+
+docs: install  ## regenerate docs/tables.md, docs/config.md and the shipped config JSON Schema
+	$(BIN)/python scripts/gen_tables_doc.py
+	$(BIN)/python scripts/gen_config_doc.py
 
 clean:
 	rm -rf kpi-store .pytest_cache .hypothesis

@@ -40,14 +40,21 @@ import numpy as np
 import pandas as pd
 
 from connectors.base import Batch, SourceConfig
-from connectors.mapping import normalise_nulls, parse_timestamps, rejected_rows
+from connectors.mapping import (
+    TIMESTAMP_RANGE_TEXT,
+    Timestamps,
+    normalise_nulls,
+    read_timestamps,
+    rejected_rows,
+    require_offsets_or_timezone,
+)
+from connectors.options import ACTIVITY_DERIVED, option
 from connectors.snapshot import change_events, map_rows
 from kpis.errors import ConfigError
 from kpis.schema import (
     DONE_STATUSES,
     EVENT_COLUMNS,
     REJECTED_COLUMNS,
-    STATUSES,
     TICKET_COLUMNS,
     concat_frames,
     conform,
@@ -59,14 +66,12 @@ log = logging.getLogger(__name__)
 
 ACTIVITY_FIELDS: Mapping[str, str] = {"assignee": "assignee", "group": "assignment_group", "status": "status"}
 _STATUS = "__itsm_kpi_status__"  # the case's derived status, handed to map_tickets as a column
-# Ticket columns the import derives from the activities; ``columns`` cannot supply them.
-_DERIVED = ("ticket_id", "opened_at", "updated_at", "status", "assignee", "assignment_group",
-            "first_response_at", "resolved_at", "closed_at")
+_DERIVED = ACTIVITY_DERIVED  # ticket columns the import derives from the activities
 
 
 @dataclass(frozen=True)
 class ActivityOptions:
-    """The ``options`` of an activity-log source, validated."""
+    """The ``options`` of an activity-log source (checked when the config is loaded), as the import uses them."""
 
     case_column: str
     activity_column: str
@@ -83,27 +88,22 @@ class ActivityOptions:
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> ActivityOptions:
-        """Read ``cfg.options``; a missing or wrong setting is a ``ConfigError`` naming the key."""
-        opts = dict(cfg.options)
-        status_map = dict(opts.get("activity_status_map", cfg.status_map))
-        for activity, status in status_map.items():
-            if status not in STATUSES:
-                raise ConfigError(_key(cfg, f"activity_status_map.{activity}"), f"{status!r} is not a canonical status",
-                                  f"use one of {', '.join(STATUSES)}")
+        """The typed options of ``cfg`` (``connectors.options`` declares them and their defaults)."""
+        status_map = option(cfg, "activity_status_map")
+        assignee = option(cfg, "assignee_activities")
         return cls(
-            case_column=_required(cfg, opts, "case_column", cfg.columns.get("ticket_id")),
-            activity_column=_required(cfg, opts, "activity_column"),
-            timestamp_column=_required(cfg, opts, "timestamp_column"),
-            status_map=status_map,
-            resource_column=opts.get("resource_column"),
-            team_column=opts.get("team_column"),
-            substatus_column=opts.get("substatus_column"),
-            separator=str(opts.get("activity_separator", "/")),
-            ignore=frozenset(opts.get("ignore_activities", ())),
-            response=frozenset(opts.get("response_activities", ())),
-            assignee_activities=None if opts.get("assignee_activities") is None
-            else frozenset(opts["assignee_activities"]),
-            automation=_automation_pattern(cfg, opts.get("automation_resources", ())),
+            case_column=_required(cfg, "case_column", cfg.columns.get("ticket_id")),
+            activity_column=_required(cfg, "activity_column"),
+            timestamp_column=_required(cfg, "timestamp_column"),
+            status_map=dict(cfg.status_map if status_map is None else status_map),
+            resource_column=option(cfg, "resource_column"),
+            team_column=option(cfg, "team_column"),
+            substatus_column=option(cfg, "substatus_column"),
+            separator=option(cfg, "activity_separator"),
+            ignore=frozenset(option(cfg, "ignore_activities")),
+            response=frozenset(option(cfg, "response_activities")),
+            assignee_activities=None if assignee is None else frozenset(assignee),
+            automation=_automation_pattern(option(cfg, "automation_resources")),
         )
 
     def columns(self) -> list[str]:
@@ -113,26 +113,21 @@ class ActivityOptions:
         return [c for c in dict.fromkeys(names) if c is not None]
 
 
-def _key(cfg: SourceConfig, option: str) -> str:
-    return f"sources[{cfg.name!r}].options.{option}"
+def _key(cfg: SourceConfig, setting: str) -> str:
+    return f"sources[{cfg.name!r}].options.{setting}"
 
 
-def _automation_pattern(cfg: SourceConfig, patterns: Any) -> re.Pattern[str] | None:
+def _automation_pattern(patterns: Any) -> re.Pattern[str] | None:
     """One pattern matching any of the ``automation_resources`` regular expressions (whole value)."""
     patterns = [str(p) for p in patterns]
-    if not patterns:
-        return None
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns))
-    except re.error as exc:
-        raise ConfigError(_key(cfg, "automation_resources"), f"is not a valid regular expression ({exc})",
-                          'write e.g. [".*-Siebel"]') from None
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
-def _required(cfg: SourceConfig, opts: Mapping[str, Any], option: str, default: str | None = None) -> str:
-    value = opts.get(option, default)
+def _required(cfg: SourceConfig, name: str, default: str | None = None) -> str:
+    """A column option the import cannot do without (the config model requires it; this guards direct use)."""
+    value = option(cfg, name) or default
     if not value:
-        raise ConfigError(_key(cfg, option), "is missing", "name the source column, e.g. case_column = \"Case ID\"")
+        raise ConfigError(_key(cfg, name), "is missing", "name the source column, e.g. case_column = \"Case ID\"")
     return str(value)
 
 
@@ -156,11 +151,11 @@ def to_batch(raw: pd.DataFrame, cfg: SourceConfig) -> Batch:
 
 
 def _check_columns(raw: pd.DataFrame, cfg: SourceConfig, opts: ActivityOptions) -> None:
-    for option in ("case_column", "activity_column", "timestamp_column", "resource_column", "team_column",
-                   "substatus_column"):
-        name = getattr(opts, option)
+    for setting in ("case_column", "activity_column", "timestamp_column", "resource_column", "team_column",
+                    "substatus_column"):
+        name = getattr(opts, setting)
         if name is not None and name not in raw.columns:
-            raise ConfigError(_key(cfg, option), f"column {name!r} is not in the file",
+            raise ConfigError(_key(cfg, setting), f"column {name!r} is not in the file",
                               f"name one of: {', '.join(map(str, raw.columns))}")
 
 
@@ -184,11 +179,13 @@ def activity_rows(raw: pd.DataFrame, cfg: SourceConfig, opts: ActivityOptions) -
     ``assignment_group`` and ``responds`` (a response activity).
     """
     norm = normalise_nulls(raw[opts.columns()], cfg.null_tokens).set_axis(pd.RangeIndex(len(raw)))
-    at, bad_at = parse_timestamps(norm[opts.timestamp_column], cfg)
+    stamps = read_timestamps(norm[opts.timestamp_column], cfg)
+    require_offsets_or_timezone(stamps, norm[opts.timestamp_column], cfg)
+    at = stamps.utc
     key = activity_keys(norm, opts)
     status = key.map(dict(opts.status_map))
     known = status.notna() | key.isin(list(opts.ignore | opts.response))
-    reasons = _reasons(norm, at, bad_at, key, known, opts)
+    reasons = _reasons(norm, stamps, key, known, opts)
     resource = norm[opts.resource_column] if opts.resource_column else pd.Series(None, index=norm.index, dtype="str")
     is_engineer = _is_engineer(resource, opts)
     names_assignee = is_engineer if opts.assignee_activities is None else is_engineer & key.isin(list(opts.assignee_activities))
@@ -216,13 +213,15 @@ def _is_engineer(resource: pd.Series, opts: ActivityOptions) -> pd.Series:
     return resource.notna() & ~resource.isin(systems)
 
 
-def _reasons(norm: pd.DataFrame, at: pd.Series, bad_at: pd.Series, key: pd.Series, known: pd.Series,
+def _reasons(norm: pd.DataFrame, stamps: Timestamps, key: pd.Series, known: pd.Series,
              opts: ActivityOptions) -> pd.Series:
     """The first problem of each row as text (missing where the row is fine); texts built only where needed."""
     checks = [  # (mask, reason, the value quoted after the reason)
         (norm[opts.case_column].isna(), f"missing case id (column '{opts.case_column}')", None),
-        (at.isna() & ~bad_at, f"missing timestamp (column '{opts.timestamp_column}')", None),
-        (bad_at, "unparseable timestamp", norm[opts.timestamp_column]),
+        (stamps.utc.isna() & ~stamps.bad, f"missing timestamp (column '{opts.timestamp_column}')", None),
+        (stamps.unparseable, "unparseable timestamp", norm[opts.timestamp_column]),
+        (stamps.out_of_range, f"timestamp out of range {TIMESTAMP_RANGE_TEXT}", norm[opts.timestamp_column]),
+        (stamps.no_offset, "no UTC offset in timestamp (set sources.timezone)", norm[opts.timestamp_column]),
         (key.isna(), f"missing activity (column '{opts.activity_column}')", None),
         (~known, "unmapped activity", key),
     ]

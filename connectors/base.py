@@ -11,30 +11,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
-from kpis.config import parse_timezone
-from kpis.errors import ConfigError
+from connectors.options import FILE_KINDS, REST_KINDS
 from kpis.schema import empty_events, empty_rejected, empty_tickets
 
-FILE_KINDS = ("csv", "excel", "json", "ndjson", "parquet")
-REST_KINDS = ("servicenow", "jira", "zendesk")
+__all__ = ["DEFAULT_NULL_TOKENS", "FILE_KINDS", "REST_KINDS", "Batch", "Connector", "SourceConfig"]
+
 DEFAULT_NULL_TOKENS = ("", "?", "N/A", "n/a", "NA", "null", "NULL", "None", "-")
 
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """One ``[[sources]]`` entry, validated.
+    """One ``[[sources]]`` entry, validated by the pipeline's config model (``pipeline/config``).
 
     File sources use ``path`` (a file, a glob or a directory of daily exports) and optionally
     ``events_path``; REST sources use ``url`` and credentials named by ``password_env`` / ``token_env``
     (the secret itself is read from the environment when the connector is built, never stored here).
     ``layout`` says how a file is shaped: ``tickets`` (one row per ticket, the default), ``snapshot``
     (one row per update, each a full copy of the ticket) or ``activity`` (one row per activity).
-    Anything else a connector needs lives in ``options``.
+    Anything else a connector needs lives in ``options``: the options set in the config, typed; a
+    connector reads them with ``connectors.options.option``, which supplies the declared defaults.
     """
 
     name: str
@@ -63,34 +62,6 @@ class SourceConfig:
     start: str | None = None
     page_size: int = 500
     options: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, i: int, cfg: Mapping[str, Any], base_dir: Path | None = None) -> SourceConfig:
-        """Validate one ``[[sources]]`` table; relative paths are taken from ``base_dir``."""
-        key = f"sources[{i}]"
-        known = set(cls.__dataclass_fields__)
-        for k in cfg:
-            if k not in known:
-                raise ConfigError(f"{key}.{k}", "is not a source setting", f"use one of {', '.join(sorted(known))}")
-        for k in ("name", "kind"):
-            if not cfg.get(k):
-                raise ConfigError(f"{key}.{k}", "is missing", 'e.g. name = "helpdesk", kind = "csv"')
-        kind = cfg["kind"]
-        if kind not in FILE_KINDS + REST_KINDS:
-            raise ConfigError(f"{key}.kind", f"{kind!r} is unknown", f"use one of {', '.join(FILE_KINDS + REST_KINDS)}")
-        if kind in FILE_KINDS and not cfg.get("path"):
-            raise ConfigError(f"{key}.path", "is missing", "name the export file or directory")
-        if kind in REST_KINDS and not cfg.get("url"):
-            raise ConfigError(f"{key}.url", "is missing", "give the system's base URL")
-        values = dict(cfg)
-        if values.get("timezone") is not None:
-            values["timezone"] = parse_timezone(values["timezone"], f"{key}.timezone")
-        for k in ("path", "events_path"):
-            if values.get(k) and base_dir is not None and not Path(values[k]).is_absolute():
-                values[k] = str(base_dir / values[k])
-        if "null_tokens" in values:
-            values["null_tokens"] = tuple(values["null_tokens"])
-        return cls(**values)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
 
+from connectors.options import option
 from connectors.paging import NextPageTokenPaginator, Request, paginate
 from connectors.rest import (
     RawEvent,
@@ -43,7 +44,6 @@ CHANGELOG_PATH = "/rest/api/3/changelog/bulkfetch"
 SLA_TYPE = "com.atlassian.servicedesk:sd-sla-field"
 FEEDBACK_TYPE = "com.atlassian.servicedesk:sd-request-feedback"
 FEEDBACK_DATE_TYPE = "com.atlassian.servicedesk:sd-request-feedback-date"
-FIRST_RESPONSE_SLA = "Time to first response"
 BASE_FIELDS = ("issuetype", "status", "priority", "created", "updated", "resolutiondate", "resolution",
                "assignee", "components")
 # changelog fieldId -> canonical event kind (the group field is added from options)
@@ -93,7 +93,7 @@ class JiraConnector(RestConnector):
         return self._fields
 
     def _discover(self, fields: list[dict[str, Any]]) -> dict[str, str]:
-        wanted_sla = str(self.options.get("first_response_sla", FIRST_RESPONSE_SLA)).lower()
+        wanted_sla = str(option(self.mapping, "first_response_sla")).lower()
         found: dict[str, str] = {}
         for field in fields:
             custom = (field.get("schema") or {}).get("custom")
@@ -107,7 +107,7 @@ class JiraConnector(RestConnector):
         return found
 
     def extra_checks(self) -> list[str]:
-        missing = {"first_response": f'the "{self.options.get("first_response_sla", FIRST_RESPONSE_SLA)}" SLA field',
+        missing = {"first_response": f'the "{option(self.mapping, "first_response_sla")}" SLA field',
                    "satisfaction": "the request feedback (satisfaction) field"}
         return [f"{what} was not found in {FIELDS_PATH}: that column stays empty"
                 for role, what in missing.items() if role not in self.fields]
@@ -116,14 +116,14 @@ class JiraConnector(RestConnector):
 
     @property
     def group_field(self) -> str | None:
-        return self.options.get("group_field")
+        return option(self.mapping, "group_field")
 
     def _jql(self, since: datetime, until: datetime | None) -> str:
         jql = f"updated >= {epoch_ms(since)}"
         if until is not None:
             jql += f" AND updated < {epoch_ms(parse_when(until))}"
-        if self.options.get("jql"):
-            jql += f" AND ({self.options['jql']})"
+        if option(self.mapping, "jql"):
+            jql += f" AND ({option(self.mapping, 'jql')})"
         return jql + " ORDER BY updated ASC, key ASC"
 
     def ticket_pages(self, since: datetime, until: datetime | None) -> Iterator[list[RawRecord]]:
@@ -163,7 +163,7 @@ class JiraConnector(RestConnector):
         return events
 
     def _changelogs(self, issue_ids: list[str], field_ids: list[str]) -> Iterator[dict[str, Any]]:
-        size = int(self.options.get("changelog_page_size", 1000))
+        size = int(option(self.mapping, "changelog_page_size"))
         body = {"issueIdsOrKeys": issue_ids, "fieldIds": field_ids, "maxResults": size}
         request = Request(CHANGELOG_PATH, method="POST", json=body)
         for page in paginate(self.client, request, NextPageTokenPaginator(in_body=True), "issueChangeLogs"):

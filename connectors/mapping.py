@@ -9,7 +9,11 @@ first problem found as its reason, never a guess.
 
     map_tickets(raw, cfg) -> (tickets, rejected)
     map_events(raw, cfg)  -> (events, rejected)
-    parse_timestamps(values, cfg) -> (utc, unparseable)
+    read_timestamps(values, cfg) -> Timestamps (UTC values and what was wrong with the others)
+    parse_timestamps(values, cfg) -> (utc, bad)
+
+A timestamp is used only inside ``TIMESTAMP_RANGE`` (1970-01-01 to 2100-01-01 UTC, see
+docs/bad-input.md): a year 9999 or 1900 in an export is a placeholder or a typo, never a time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.base import SourceConfig
+from connectors.options import REST_KINDS, option
 from kpis.errors import ConfigError
 from kpis.schema import (
     EVENT_COLUMNS,
@@ -44,8 +50,13 @@ __all__ = [
     "normalise_nulls",
     "parse_timestamps",
     "raw_json",
+    "read_timestamps",
     "rejected_rows",
+    "require_offsets_or_timezone",
     "RowReasons",
+    "TIMESTAMP_RANGE",
+    "TIMESTAMP_RANGE_TEXT",
+    "Timestamps",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,6 +70,11 @@ _HAS_OFFSET = (r"\p{Nd}{1,2}:\p{Nd}{2}(?::\p{Nd}{2})?(?:[.,]\p{Nd}+)?" + _SPACE
 _EPOCH_UNITS = {"ms": "ms", "s": "s"}
 # A DST gap is shifted the way zoneinfo reads fold=0 (the offset before the change) for 1-hour gaps.
 _DST_GAP = pd.Timedelta("1h")
+# The instants a timestamp may be, [start, end) in UTC. Outside: a placeholder (1900-01-01, 9999-12-31)
+# or a typo, and downstream the calendars would build holidays for centuries and the periods overflow.
+TIMESTAMP_RANGE = (pd.Timestamp("1970-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
+TIMESTAMP_RANGE_TEXT = "1970..2099"  # how reasons name the range
+_HEADERS_SHOWN = 30  # a reason lists at most this many of the headers a source has
 
 # The canonical values each mapped column may hold, and the config map that translates to them.
 _VALUE_MAPS = {
@@ -164,10 +180,48 @@ class RowReasons:
 
 # --- timestamps ----------------------------------------------------------------------------------
 
-def _timezone_missing(cfg: SourceConfig) -> ConfigError:
+@dataclass(frozen=True)
+class Timestamps:
+    """One column of source timestamps read: UTC values, and a mask per kind of problem.
+
+    ``utc`` is missing wherever a mask is true. ``no_offset`` marks naive values of a source without
+    ``timezone``; ``has_offsets`` says whether any value of the column carried an offset (then those
+    naive values are row errors, see ``require_offsets_or_timezone``).
+    """
+
+    utc: pd.Series
+    unparseable: pd.Series
+    out_of_range: pd.Series
+    no_offset: pd.Series
+    has_offsets: bool
+
+    @property
+    def bad(self) -> pd.Series:
+        """True where a value is present but cannot be used."""
+        return self.unparseable | self.out_of_range | self.no_offset
+
+    def add_reasons(self, reasons: RowReasons, name: str, values: pd.Series) -> None:
+        """Record each problem with the column's name and the value as written."""
+        reasons.add(self.unparseable, f"unparseable {name}", values)
+        reasons.add(self.out_of_range, f"{name} out of range {TIMESTAMP_RANGE_TEXT}", values)
+        reasons.add(self.no_offset, f"no UTC offset in {name} (set sources.timezone)", values)
+
+
+def _timezone_missing(cfg: SourceConfig, example: str | None = None) -> ConfigError:
+    seen = f" (e.g. {example!r})" if example else ""
     return ConfigError(
-        f"sources[{cfg.name!r}].timezone", "is missing and the source has timestamps without a UTC offset",
+        f"sources[{cfg.name!r}].timezone", f"is missing and the source has timestamps without a UTC offset{seen}",
         'set timezone = "Asia/Shanghai" (the zone the source writes its times in)')
+
+
+def require_offsets_or_timezone(stamps: Timestamps, values: pd.Series, cfg: SourceConfig) -> None:
+    """A column of naive values only, in a source without ``timezone``: a config error.
+
+    ``values`` are the column as written. When some value of the column carries an offset, the
+    source writes offsets and its naive values lost theirs: those are row errors instead (D-NEXT-2).
+    """
+    if cfg.timezone is None and not stamps.has_offsets and stamps.no_offset.any():
+        raise _timezone_missing(cfg, str(values[stamps.no_offset.to_numpy()].iloc[0]).strip())
 
 
 def _parse_epoch(text: pd.Series, unit: str) -> pd.Series:
@@ -199,26 +253,24 @@ def has_offset_text(text: pd.Series) -> pd.Series:
     return pd.Series(np.asarray(hits.fill_null(False)), index=text.index)
 
 
-def _localize(naive: pd.Series, cfg: SourceConfig) -> pd.Series:
-    """Naive wall-clock times in ``cfg.timezone`` -> UTC (fold=0 for repeated and missing times)."""
-    if naive.notna().any() and cfg.timezone is None:
-        raise _timezone_missing(cfg)
-    if cfg.timezone is None:
-        return pd.Series(pd.NaT, index=naive.index, dtype=TS)
+def _localize(naive: pd.Series, timezone: str) -> pd.Series:
+    """Naive wall-clock times in ``timezone`` -> UTC (fold=0 for repeated and missing times)."""
     ambiguous = np.ones(len(naive), dtype=bool)
-    local = naive.dt.tz_localize(cfg.timezone, ambiguous=ambiguous, nonexistent=_DST_GAP)
+    local = naive.dt.tz_localize(timezone, ambiguous=ambiguous, nonexistent=_DST_GAP)
     return local.dt.tz_convert("UTC")
 
 
-def _parse_present(text: pd.Series, cfg: SourceConfig) -> pd.Series:
-    """Present values -> UTC timestamps (NaT where unparseable)."""
-    unit = _EPOCH_UNITS.get(str(cfg.options.get("epoch", "")))
+def _parse_present(text: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Present values -> (UTC timestamps, NaT where not read; which carry their zone; which are naive
+    values of a source without ``timezone``, left NaT)."""
+    every = pd.Series(True, index=text.index)
+    unit = _EPOCH_UNITS.get(str(option(cfg, "epoch"))) if cfg.kind not in REST_KINDS else None
     if unit:
-        return _parse_epoch(text, unit)
+        return _parse_epoch(text, unit), every, ~every
     fmt = cfg.timestamp_format
     if fmt and ("%z" in fmt or "%Z" in fmt):
-        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
-    has_offset = pd.Series(False, index=text.index) if fmt else has_offset_text(text)
+        return pd.to_datetime(text, format=fmt, utc=True, errors="coerce"), every, ~every
+    has_offset = ~every if fmt else has_offset_text(text)
     out = pd.Series(pd.NaT, index=text.index, dtype=TS)
     if has_offset.any():
         out[has_offset] = pd.to_datetime(text[has_offset], format="ISO8601", utc=True, errors="coerce").astype(TS)
@@ -227,19 +279,31 @@ def _parse_present(text: pd.Series, cfg: SourceConfig) -> pd.Series:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 out[retry] = pd.to_datetime(text[retry], utc=True, dayfirst=cfg.dayfirst, errors="coerce").astype(TS)
+    no_tz = ~every
     naive = ~has_offset
     if naive.any():
-        out[naive] = _localize(_parse_naive(text[naive], cfg), cfg).astype(TS)
-    return out
+        parsed = _parse_naive(text[naive], cfg)
+        if cfg.timezone is None:
+            no_tz[naive] = parsed.notna().to_numpy()
+        else:
+            out[naive] = _localize(parsed, cfg.timezone).astype(TS)
+    return out, has_offset, no_tz
 
 
-def parse_timestamps(values: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, pd.Series]:
-    """Source timestamps -> (UTC ``datetime64[us, UTC]`` truncated to whole seconds, unparseable mask).
+def _spread(per_distinct: pd.Series, codes: np.ndarray, index: pd.Index, fill: Any) -> pd.Series:
+    """Values computed once per distinct text, spread back to every row (``fill`` where missing)."""
+    taken = np.where(codes >= 0, codes, len(per_distinct))
+    padded = pd.concat([per_distinct, pd.Series([fill], dtype=per_distinct.dtype)], ignore_index=True)
+    return pd.Series(padded.array[taken], index=index, dtype=per_distinct.dtype)
+
+
+def read_timestamps(values: pd.Series, cfg: SourceConfig) -> Timestamps:
+    """Source timestamps -> ``Timestamps``: UTC ``datetime64[us, UTC]`` truncated to whole seconds.
 
     Values with an offset (ISO 8601 ``Z`` / ``+08:00``) keep it; naive values are wall-clock time in
-    ``cfg.timezone`` (a ``ConfigError`` naming ``sources[..].timezone`` when it is not set). Honours
-    ``cfg.timestamp_format`` (strftime), ``cfg.dayfirst`` and ``cfg.options['epoch']`` (``'ms'``/``'s'``).
-    The mask is true where a value is present but cannot be read.
+    ``cfg.timezone`` (without one they are marked ``no_offset``). Honours ``cfg.timestamp_format``
+    (strftime), ``cfg.dayfirst`` and ``cfg.options['epoch']`` (``'ms'``/``'s'``). A value outside
+    ``TIMESTAMP_RANGE`` is marked ``out_of_range``; one that cannot be read, ``unparseable``.
     """
     # Exports repeat timestamps a lot (snapshots copy opened_at into every row): parse each distinct
     # text once and spread the results back by code.
@@ -247,15 +311,34 @@ def parse_timestamps(values: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, p
     distinct = pd.Series(distinct, dtype="str")
     distinct = distinct.where(distinct != "")
     parsed = pd.Series(pd.NaT, index=distinct.index, dtype=TS)
+    aware = pd.Series(False, index=distinct.index)
+    no_tz = pd.Series(False, index=distinct.index)
     present = distinct.notna()
     if present.any():
-        parsed[present] = _parse_present(distinct[present], cfg).astype(TS)
+        parsed[present], aware[present], no_tz[present] = _parse_present(distinct[present], cfg)
     parsed = parsed.dt.floor("s").astype(TS)
-    taken = np.where(codes >= 0, codes, len(parsed))
-    out = pd.Series(pd.concat([parsed, pd.Series([pd.NaT], dtype=TS)], ignore_index=True).array[taken],
-                    index=values.index, dtype=TS)
-    bad = np.concatenate([(present & parsed.isna()).to_numpy(), [False]])[taken]
-    return out, pd.Series(bad, index=values.index)
+    low, high = TIMESTAMP_RANGE
+    out_of_range = parsed.notna() & ((parsed < low) | (parsed >= high))
+    parsed = parsed.where(~out_of_range)
+    unparseable = present & parsed.isna() & ~out_of_range & ~no_tz
+    return Timestamps(
+        utc=_spread(parsed, codes, values.index, pd.NaT),
+        unparseable=_spread(unparseable, codes, values.index, False),
+        out_of_range=_spread(out_of_range, codes, values.index, False),
+        no_offset=_spread(no_tz, codes, values.index, False),
+        has_offsets=bool(aware.any()),
+    )
+
+
+def parse_timestamps(values: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, pd.Series]:
+    """Source timestamps -> (UTC timestamps, mask of present values that cannot be used).
+
+    ``read_timestamps`` with its problems folded into one mask; a column of naive values only in a
+    source without ``timezone`` is a ``ConfigError`` naming ``sources[..].timezone``.
+    """
+    stamps = read_timestamps(values, cfg)
+    require_offsets_or_timezone(stamps, values, cfg)
+    return stamps.utc, stamps.bad
 
 
 # --- shared column mapping -----------------------------------------------------------------------
@@ -292,6 +375,13 @@ def _missing_columns(raw: pd.DataFrame, columns: dict, mapping: Mapping[str, str
             if c.required and c.name not in optional and _source_column(c.name, mapping) not in raw.columns]
 
 
+def _missing_column_reason(raw: pd.DataFrame, canonical: str, columns: Mapping[str, str]) -> str:
+    """``missing column 'opened_at' (source column 'Opened'; headers: Number, State)``: what the rows had."""
+    names = [str(c) for c in raw.columns]
+    shown = ", ".join(names[:_HEADERS_SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > _HEADERS_SHOWN else "")
+    return f"missing column '{canonical}' (source column '{_source_column(canonical, columns)}'; headers: {shown or 'none'})"
+
+
 # --- tickets -------------------------------------------------------------------------------------
 
 def _ticket_type(raw: pd.DataFrame, cfg: SourceConfig) -> pd.Series | None:
@@ -320,9 +410,10 @@ def _ticket_column(raw: pd.DataFrame, cfg: SourceConfig, name: str, reasons: Row
         reasons.add(bad, f"unmapped {label}", values)
         return mapped
     if dtype == TS:
-        parsed, bad = parse_timestamps(values, cfg)
-        reasons.add(bad, f"unparseable {name}", values)
-        return parsed
+        read = read_timestamps(values, cfg)
+        require_offsets_or_timezone(read, values, cfg)
+        read.add_reasons(reasons, name, values)
+        return read.utc
     if dtype == INT:
         parsed, bad = _parse_count(values)
         reasons.add(bad, f"bad integer {name}", values)
@@ -341,8 +432,7 @@ def map_tickets(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.
     reasons = RowReasons(norm.index)
     optional = {"source"} | ({"ticket_type"} if cfg.default_ticket_type else set())
     for name in _missing_columns(norm, TICKET_COLUMNS, cfg.columns, optional):
-        reasons.add(pd.Series(True, index=norm.index),
-                    f"missing column '{name}' (source column '{_source_column(name, cfg.columns)}')")
+        reasons.add(pd.Series(True, index=norm.index), _missing_column_reason(norm, name, cfg.columns))
     out = {}
     for name in TICKET_COLUMNS:
         if name != "source":
@@ -401,8 +491,7 @@ def map_events(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.D
     norm = normalise_nulls(raw, cfg.null_tokens)
     reasons = RowReasons(norm.index)
     for name in _missing_columns(norm, EVENT_COLUMNS, cfg.event_columns, {"source", "seq"}):
-        reasons.add(pd.Series(True, index=norm.index),
-                    f"missing column '{name}' (source column '{_source_column(name, cfg.event_columns)}')")
+        reasons.add(pd.Series(True, index=norm.index), _missing_column_reason(norm, name, cfg.event_columns))
     out: dict[str, pd.Series] = {}
     for name in ("ticket_id", "kind", "value", "actor"):
         col = _pick(norm, name, cfg.event_columns)
@@ -410,8 +499,10 @@ def map_events(raw: pd.DataFrame, cfg: SourceConfig) -> tuple[pd.DataFrame, pd.D
             out[name] = col
     at = _pick(norm, "at", cfg.event_columns)
     if at is not None:
-        out["at"], bad = parse_timestamps(at, cfg)
-        reasons.add(bad, "unparseable at", at)
+        read = read_timestamps(at, cfg)
+        read.add_reasons(reasons, "at", at)
+        require_offsets_or_timezone(read, at, cfg)
+        out["at"] = read.utc
     if "kind" in out:
         out["kind"] = _event_kind(out["kind"], cfg)
         if "value" in out:

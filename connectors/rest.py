@@ -6,7 +6,8 @@ history (``RawEvent`` rows). This base class does the rest the same way for ever
 
 * the effective mapping config = the vendor preset (``config/presets/<kind>.toml``) overlaid by the
   user's ``[[sources]]`` entry, key by key;
-* the secret from ``os.environ[password_env or token_env]`` (``ConfigError`` naming the variable);
+* the secret from the variable ``password_env`` or ``token_env`` names, or from the file its ``_FILE``
+  twin names (``connectors.secrets``; ``ConfigError`` naming the variable);
 * one ``HttpClient`` (retries, timeouts, redaction);
 * ``pull``: records merged by ticket id (newest update wins), history for every ticket kept,
   mapping through ``connectors.mapping``, ``Batch.cursor`` = the newest update seen;
@@ -16,7 +17,6 @@ history (``RawEvent`` rows). This base class does the rest the same way for ever
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 import tomllib
@@ -33,6 +33,7 @@ import requests
 from connectors.base import Batch, SourceConfig
 from connectors.http import HttpClient, RetryPolicy, basic_auth, bearer_auth
 from connectors.mapping import map_events, map_tickets
+from connectors.secrets import SecretFileError, env_secret
 from kpis.errors import ConfigError
 
 __all__ = ["RawEvent", "RawRecord", "RestConnector", "iso_utc", "load_preset", "read_secret", "with_preset"]
@@ -111,12 +112,17 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def load_preset(kind: str) -> dict[str, Any]:
-    """The vendor preset ``config/presets/<kind>.toml`` as a dict (empty when there is none)."""
+    """The source entry of the vendor preset ``config/presets/<kind>.toml`` (empty when there is none).
+
+    A preset is a whole config (so it validates like any other and can be copied as a start); its
+    first ``[[sources]]`` entry is the layer laid under the user's source.
+    """
     for folder in _PRESET_DIRS:
         path = folder / f"{kind}.toml"
         if path.is_file():
             with path.open("rb") as fh:
-                return tomllib.load(fh)
+                preset = tomllib.load(fh)
+            return dict(preset["sources"][0]) if preset.get("sources") else preset
     log.warning("no preset found for source kind %s", kind)
     return {}
 
@@ -141,11 +147,14 @@ def read_secret(cfg: SourceConfig) -> str:
     if not var:
         raise ConfigError(f"sources[{cfg.name!r}].password_env", "is missing",
                           "name the environment variable holding the password (password_env) or API token (token_env)")
-    secret = os.environ.get(var)
+    key = "password_env" if cfg.password_env else "token_env"
+    try:
+        secret = env_secret(var)
+    except SecretFileError as e:
+        raise ConfigError(f"sources[{cfg.name!r}].{key}", str(e), f"mount the secret there or unset {var}_FILE") from None
     if not secret:
-        key = "password_env" if cfg.password_env else "token_env"
         raise ConfigError(f"sources[{cfg.name!r}].{key}", f"environment variable {var} is not set",
-                          f"export {var}=... before running")
+                          f"export {var}=... (or {var}_FILE=/path/to/secret) before running")
     return secret
 
 

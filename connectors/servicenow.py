@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
 
+from connectors.options import option
 from connectors.paging import OffsetPaginator, OverlappingLinkPaginator, Request, paginate
 from connectors.rest import RawEvent, RawRecord, RestConnector, chunks, format_utc, iso_utc, text
 
@@ -32,7 +33,6 @@ __all__ = ["ServiceNowConnector"]
 log = logging.getLogger(__name__)
 
 TABLE_PATH = "/api/now/table/{table}"
-TABLES = ("incident", "sc_req_item", "change_request")
 TICKET_FIELDS = (
     "sys_id", "number", "sys_class_name", "state", "priority", "opened_at", "sys_created_on", "sys_updated_on",
     "resolved_at", "closed_at", "assigned_to.user_name", "assignment_group.name", "reopen_count",
@@ -46,7 +46,6 @@ AUDIT_KINDS = {"state": "status", "assigned_to": "assignee", "assignment_group":
                "priority": "priority", "category": "category"}
 # reference fields whose audited sys_id is resolved to a name: fieldname -> (table, name field)
 REFERENCES = {"assigned_to": ("sys_user", "user_name"), "assignment_group": ("sys_user_group", "name")}
-AUTOMATION_USERS = ("system", "guest")
 
 
 def sn_time(when: datetime) -> str:
@@ -70,7 +69,7 @@ class ServiceNowConnector(RestConnector):
 
     @property
     def tables(self) -> tuple[str, ...]:
-        return tuple(self.options.get("tables", TABLES))
+        return tuple(option(self.mapping, "tables"))
 
     def _table_request(self, table: str, query: str, fields: tuple[str, ...]) -> Request:
         params = {"sysparm_query": query, "sysparm_fields": ",".join(fields),
@@ -90,7 +89,8 @@ class ServiceNowConnector(RestConnector):
     @property
     def overlap(self) -> int:
         """Rows each ticket page re-reads of the page before (see ``OverlappingLinkPaginator``)."""
-        wanted = int(self.options.get("page_overlap", max(1, self.page_size // 10)))
+        configured = option(self.mapping, "page_overlap")
+        wanted = max(1, self.page_size // 10) if configured is None else int(configured)
         return max(0, min(wanted, self.page_size - 1))
 
     def ticket_pages(self, since: datetime, until: datetime | None) -> Iterator[list[RawRecord]]:
@@ -142,7 +142,7 @@ class ServiceNowConnector(RestConnector):
         return events
 
     def _id_batches(self, ids: list[str]) -> Iterator[str]:
-        for batch in chunks(sorted(ids), int(self.options.get("id_batch", 100))):
+        for batch in chunks(sorted(ids), int(option(self.mapping, "id_batch"))):
             yield ",".join(batch)
 
     def _audits(self, by_sys_id: dict[str, RawRecord]) -> list[dict[str, Any]]:
@@ -201,7 +201,7 @@ class ServiceNowConnector(RestConnector):
         return found
 
     def _comment_responses(self, by_sys_id: dict[str, RawRecord]) -> dict[str, str]:
-        automation = {u.lower() for u in self.options.get("automation_users", AUTOMATION_USERS)}
+        automation = {u.lower() for u in option(self.mapping, "automation_users")}
         found: dict[str, str] = {}
         for batch in self._id_batches(list(by_sys_id)):
             query = f"element_idIN{batch}^element=comments^ORDERBYsys_created_on"

@@ -29,12 +29,12 @@ import pandas as pd
 
 from connectors.base import Batch, SourceConfig
 from connectors.mapping import map_tickets, normalise_nulls, raw_json
+from connectors.options import option
 from kpis.errors import ConfigError
 from kpis.schema import (
     EVENT_COLUMNS,
     EVENT_KINDS,
     REJECTED_COLUMNS,
-    STATUSES,
     TICKET_COLUMNS,
     concat_frames,
     conform,
@@ -127,25 +127,21 @@ def _require_update_time(rows: pd.DataFrame, raw: pd.DataFrame, cfg: SourceConfi
 
 
 
-def _option_column(raw: pd.DataFrame, cfg: SourceConfig, option: str) -> pd.Series | None:
-    """The raw column named by ``cfg.options[option]``, null tokens made missing (None when not set)."""
-    name = cfg.options.get(option)
+def _option_column(raw: pd.DataFrame, cfg: SourceConfig, setting: str) -> pd.Series | None:
+    """The raw column named by option ``setting``, null tokens made missing (None when not set)."""
+    name = option(cfg, setting)
     if name is None:
         return None
     if name not in raw.columns:
-        raise ConfigError(f"sources[{cfg.name!r}].options.{option}", f"column {name!r} is not in the file",
+        raise ConfigError(f"sources[{cfg.name!r}].options.{setting}", f"column {name!r} is not in the file",
                           f"name one of: {', '.join(map(str, raw.columns[:12]))}")
     values = normalise_nulls(raw[[name]], cfg.null_tokens)[name]
     return values.set_axis(pd.RangeIndex(len(raw)))
 
 
 def _response_statuses(cfg: SourceConfig) -> list[str]:
-    statuses = list(cfg.options.get("response_statuses", ()))
-    for s in statuses:
-        if s not in STATUSES:
-            raise ConfigError(f"sources[{cfg.name!r}].options.response_statuses", f"{s!r} is not a canonical status",
-                              f"use one of {', '.join(STATUSES)}")
-    return statuses
+    """The canonical statuses (checked when the config is loaded) whose first snapshot is the response."""
+    return list(option(cfg, "response_statuses"))
 
 
 # --- the pure part: ordering, change detection, last row -----------------------------------------

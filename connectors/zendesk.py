@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from connectors.errors import SourceResponseError
 from connectors.http import basic_auth, bearer_auth
+from connectors.options import option
 from connectors.paging import CursorExportPaginator, LinksNextPaginator, Request, paginate
 from connectors.rest import RawEvent, RawRecord, RestConnector, chunks, format_utc, iso_utc, text
 
@@ -38,7 +39,7 @@ GROUPS_PATH = "/api/v2/groups.json"
 # audit event field_name -> canonical kind
 AUDIT_KINDS = {"status": "status", "assignee_id": "assignee", "group_id": "group", "priority": "priority"}
 AUTOMATION_CHANNELS = ("rule", "system")  # triggers/automations and Zendesk itself
-DEFAULT_SCORES = {"good": 5, "bad": 1}
+DEFAULT_SCORES = {"good": 5, "bad": 1}  # options.satisfaction_scores adds to or changes these
 
 
 class ZendeskConnector(RestConnector):
@@ -75,11 +76,11 @@ class ZendeskConnector(RestConnector):
 
     def _score(self, score: Any) -> str | None:
         """good/bad -> a number through ``options.satisfaction_scores``; offered/unoffered -> no answer."""
-        scores = {**DEFAULT_SCORES, **dict(self.options.get("satisfaction_scores", {}))}
+        scores = {**DEFAULT_SCORES, **dict(option(self.mapping, "satisfaction_scores"))}
         return text(scores.get(str(score))) if score is not None else None
 
     def _custom_field(self, ticket: dict[str, Any]) -> str | None:
-        field = self.options.get("category_field")
+        field = option(self.mapping, "category_field")
         if not field:
             return None
         values = {str(f.get("id")): f.get("value") for f in ticket.get("custom_fields") or []}
@@ -109,8 +110,8 @@ class ZendeskConnector(RestConnector):
 
     def _ticket_events(self, record: RawRecord, audits: list[dict[str, Any]], names: dict[str, str]) -> list[RawEvent]:
         tid = str(record["id"])
-        kinds = {**AUDIT_KINDS, **({str(self.options["category_field"]): "category"}
-                                   if self.options.get("category_field") else {})}
+        category_field = option(self.mapping, "category_field")
+        kinds = {**AUDIT_KINDS, **({str(category_field): "category"} if category_field else {})}
         events: list[RawEvent] = []
         for audit in sorted(audits, key=lambda a: str(a.get("created_at"))):
             at, actor = str(iso_utc(audit.get("created_at"))), text(audit.get("author_id"))

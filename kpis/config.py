@@ -1,7 +1,8 @@
-"""Typed KPI settings, built once from the plain config mapping (the TOML's sections).
+"""Typed KPI settings: what ``kpis`` needs, as plain frozen dataclasses.
 
-``KpiSettings.from_config(cfg)`` reads the ``[kpi]``, ``[reporting]``, ``[calendars.*]``, ``[[sla]]``
-and ``[[scorecard]]`` sections and fails with a ``ConfigError`` naming the key and the fix.
+The config file is read and checked by ``pipeline/config`` (one typed model of every section), which
+builds these dataclasses; ``kpis`` itself never parses a config. The parse helpers below (durations,
+timezones, dates, working intervals) are shared with that model and raise ``ConfigError`` naming the key.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kpis.errors import ConfigError
-from kpis.schema import GRAINS, KPI_ENGINEER_COLUMNS, KPI_VERSION, PRIORITIES, STATUSES, TICKET_TYPES
+from kpis.schema import GRAINS, KPI_VERSION, TICKET_TYPES
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_OPEN = "24x7"
@@ -30,13 +31,6 @@ _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 # KPIs where a smaller value is better; every other kpi_engineer value column is higher-is-better.
 LOWER_IS_BETTER_PREFIXES = ("response_mean", "response_median", "response_p90", "resolution_mean",
                             "resolution_median", "resolution_p90", "reopen", "induced")
-
-
-def check_keys(section: str, cfg: Mapping[str, Any], allowed: set[str] | frozenset[str]) -> None:
-    """Refuse a key the section does not know, naming it: a typo must not silently fall back to a default."""
-    for key in cfg:
-        if key not in allowed:
-            raise ConfigError(f"{section}.{key}", "is not a setting", f"use one of {', '.join(sorted(allowed))}")
 
 
 def parse_duration(text: str | int | float, key: str = "duration") -> int:
@@ -61,14 +55,16 @@ def parse_timezone(name: Any, key: str) -> str:
     return str(name)
 
 
-def _parse_date(text: Any, key: str) -> date:
+def parse_date(text: Any, key: str) -> date:
+    """A date object or ``YYYY-MM-DD`` text -> the date."""
     try:
         return text if isinstance(text, date) else date.fromisoformat(str(text))
     except ValueError:
         raise ConfigError(key, f"{text!r} is not a date", 'write dates as "2026-10-01"') from None
 
 
-def _parse_interval(text: str, key: str) -> tuple[int, int]:
+def parse_interval(text: str, key: str) -> tuple[int, int]:
+    """``09:00-12:00`` -> (start, end) in minutes after local midnight; ``24:00`` may end a day."""
     m = _INTERVAL.match(str(text).strip())
     if not m:
         raise ConfigError(key, f"{text!r} is not a working interval", 'write "09:00-12:00"')
@@ -98,64 +94,16 @@ class CalendarSpec:
         """The built-in ``24x7`` calendar: business time equals calendar time."""
         return cls(name=ALWAYS_OPEN, timezone=timezone, always_open=True)
 
-    @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any]) -> CalendarSpec:
-        key = f"calendars.{name}"
-        check_keys(key, cfg, {"timezone", "hours", "holidays", "country", "subdivision", "extra_workdays"})
-        if "timezone" not in cfg:
-            raise ConfigError(f"{key}.timezone", "is missing", "every calendar needs an IANA timezone")
-        hours: dict[int, tuple[tuple[int, int], ...]] = {}
-        for day, intervals in dict(cfg.get("hours", {})).items():
-            if day not in WEEKDAYS:
-                raise ConfigError(f"{key}.hours.{day}", "is not a weekday", f"use one of {', '.join(WEEKDAYS)}")
-            items = [intervals] if isinstance(intervals, str) else list(intervals)
-            hours[WEEKDAYS.index(day)] = tuple(sorted(_parse_interval(i, f"{key}.hours.{day}") for i in items))
-        extra = {}
-        for d, weekday in dict(cfg.get("extra_workdays", {})).items():
-            if weekday not in WEEKDAYS:
-                raise ConfigError(f"{key}.extra_workdays.{d}", f"{weekday!r} is not a weekday",
-                                  f"name the weekday whose hours apply: {', '.join(WEEKDAYS)}")
-            extra[_parse_date(d, f"{key}.extra_workdays")] = WEEKDAYS.index(weekday)
-        return cls(
-            name=name,
-            timezone=parse_timezone(cfg["timezone"], f"{key}.timezone"),
-            hours=hours,
-            holidays=frozenset(_parse_date(d, f"{key}.holidays") for d in cfg.get("holidays", [])),
-            country=cfg.get("country"),
-            subdivision=cfg.get("subdivision"),
-            extra_workdays=extra,
-        )
-
 
 @dataclass(frozen=True)
 class SlaPolicy:
-    """One ``[[sla]]`` entry; ``None`` for ticket_type or priority matches any."""
+    """One ``[[sla]]`` entry; ``None`` for ticket_type or priority matches any (``"*"`` in the config)."""
 
     ticket_type: str | None
     priority: str | None
     response_s: int | None
     resolution_s: int | None
     calendar: str | None
-
-    @classmethod
-    def from_config(cls, i: int, cfg: Mapping[str, Any]) -> SlaPolicy:
-        key = f"sla[{i}]"
-        check_keys(key, cfg, {"ticket_type", "priority", "response", "resolution", "calendar"})
-        ticket_type = cfg.get("ticket_type")
-        if ticket_type not in (None, "*", *TICKET_TYPES):
-            raise ConfigError(f"{key}.ticket_type", f"{ticket_type!r} is unknown", f"use one of {', '.join(TICKET_TYPES)}")
-        priority = cfg.get("priority")
-        if priority not in (None, "*", *PRIORITIES):
-            raise ConfigError(f"{key}.priority", f"{priority!r} is unknown", f"use one of {', '.join(PRIORITIES)}")
-        response = cfg.get("response")
-        resolution = cfg.get("resolution")
-        return cls(
-            ticket_type=None if ticket_type == "*" else ticket_type,
-            priority=None if priority == "*" else priority,
-            response_s=None if response is None else parse_duration(response, f"{key}.response"),
-            resolution_s=None if resolution is None else parse_duration(resolution, f"{key}.resolution"),
-            calendar=cfg.get("calendar"),
-        )
 
 
 @dataclass(frozen=True)
@@ -166,40 +114,6 @@ class ScorecardEntry:
     target: float
     weight: float
     higher_is_better: bool
-
-    @classmethod
-    def from_config(cls, i: int, cfg: Mapping[str, Any], known_kpis: set[str]) -> ScorecardEntry:
-        key = f"scorecard[{i}]"
-        check_keys(key, cfg, {"kpi", "target", "weight", "higher_is_better"})
-        kpi = cfg.get("kpi")
-        if kpi not in known_kpis:
-            raise ConfigError(f"{key}.kpi", f"{kpi!r} is not a KPI", "name a kpi_engineer column, e.g. first_fix_rate")
-        for k in ("target", "weight"):
-            if not isinstance(cfg.get(k), int | float) or isinstance(cfg.get(k), bool):
-                raise ConfigError(f"{key}.{k}", "is missing or not a number", f"give the {k} as a number")
-        if cfg["weight"] <= 0:
-            raise ConfigError(f"{key}.weight", "must be above 0", "drop the entry instead of weighting it 0")
-        default_direction = not kpi.startswith(LOWER_IS_BETTER_PREFIXES)
-        return cls(kpi=kpi, target=float(cfg["target"]), weight=float(cfg["weight"]),
-                   higher_is_better=bool(cfg.get("higher_is_better", default_direction)))
-
-
-def _parse_satisfaction_map(raw: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for label, score in dict(raw).items():
-        if not isinstance(score, int | float) or isinstance(score, bool) or not 1 <= score <= 5:
-            raise ConfigError(f"kpi.satisfaction_map.{label}", f"{score!r} is not a score from 1 to 5",
-                              "map every survey answer to a number from 1 to 5")
-        out[str(label)] = float(score)
-    return out
-
-
-def _parse_statuses(values: Any, key: str) -> tuple[str, ...]:
-    values = tuple(values)
-    for v in values:
-        if v not in STATUSES:
-            raise ConfigError(key, f"{v!r} is not a canonical status", f"use one of {', '.join(STATUSES)}")
-    return values
 
 
 @dataclass(frozen=True)
@@ -222,53 +136,6 @@ class KpiSettings:
     def calendar_for(self, name: str | None) -> CalendarSpec:
         """The named calendar, or the default one when ``name`` is None."""
         return self.calendars[name or self.default_calendar]
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> KpiSettings:
-        """Build the settings from the whole config mapping (TOML sections)."""
-        kpi = dict(cfg.get("kpi", {}))
-        reporting = dict(cfg.get("reporting", {}))
-        check_keys("kpi", kpi, {"default_calendar", "pause_statuses", "resolution_counts_as_response",
-                                "failed_close_codes", "satisfaction_map", "ticket_types"})
-        check_keys("reporting", reporting, {"timezone", "grains", "min_sample"})
-        calendars = {name: CalendarSpec.from_config(name, c) for name, c in dict(cfg.get("calendars", {})).items()}
-        default_calendar = kpi.get("default_calendar", ALWAYS_OPEN)
-        calendars.setdefault(ALWAYS_OPEN, CalendarSpec.always(reporting.get("timezone", "UTC")))
-        if default_calendar not in calendars:
-            raise ConfigError("kpi.default_calendar", f"{default_calendar!r} is not defined",
-                              f"add [calendars.{default_calendar}] or use one of {', '.join(calendars)}")
-        sla = tuple(SlaPolicy.from_config(i, p) for i, p in enumerate(cfg.get("sla", [])))
-        for i, p in enumerate(sla):
-            if p.calendar is not None and p.calendar not in calendars:
-                raise ConfigError(f"sla[{i}].calendar", f"{p.calendar!r} is not defined",
-                                  f"add [calendars.{p.calendar}] or use one of {', '.join(calendars)}")
-        grains = tuple(reporting.get("grains", GRAINS))
-        for g in grains:
-            if g not in GRAINS:
-                raise ConfigError("reporting.grains", f"{g!r} is not a grain", f"use {', '.join(GRAINS)}")
-        ticket_types = tuple(kpi.get("ticket_types", TICKET_TYPES))
-        for t in ticket_types:
-            if t not in TICKET_TYPES:
-                raise ConfigError("kpi.ticket_types", f"{t!r} is not a ticket type", f"use {', '.join(TICKET_TYPES)}")
-        min_sample = reporting.get("min_sample", 10)
-        if not isinstance(min_sample, int) or isinstance(min_sample, bool) or min_sample < 0:
-            raise ConfigError("reporting.min_sample", f"{min_sample!r} is not a whole number >= 0", "e.g. min_sample = 10")
-        known = {c.name for c in KPI_ENGINEER_COLUMNS.values() if c.dtype in ("Int64", "Float64")}
-        return cls(
-            calendars=calendars,
-            default_calendar=default_calendar,
-            sla=sla,
-            pause_statuses=_parse_statuses(kpi.get("pause_statuses", DEFAULT_PAUSE_STATUSES), "kpi.pause_statuses"),
-            resolution_counts_as_response=bool(kpi.get("resolution_counts_as_response", True)),
-            failed_close_codes=frozenset(str(c) for c in kpi.get("failed_close_codes", DEFAULT_FAILED_CLOSE_CODES)),
-            satisfaction_map=_parse_satisfaction_map(kpi.get("satisfaction_map", {})),
-            ticket_types=ticket_types,
-            reporting_timezone=parse_timezone(
-                reporting.get("timezone", calendars[default_calendar].timezone), "reporting.timezone"),
-            grains=grains,
-            min_sample=min_sample,
-            scorecard=tuple(ScorecardEntry.from_config(i, e, known) for i, e in enumerate(cfg.get("scorecard", []))),
-        )
 
 
 #: The settings that per-ticket facts depend on; the others only shape the aggregates.

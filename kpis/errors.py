@@ -2,13 +2,16 @@
 
     ItsmKpiError
     ├── ConfigError          a config value is missing or wrong (names the key and the fix)
+    │   └── pipeline.config.errors.ConfigProblems   every problem of a config file, found at once
     ├── connectors.errors.SourceError        a source cannot be read
     │   ├── SourceUnreachable                network / 5xx / 429 after retries, missing file
     │   ├── SourceAuthError                  401 / 403
     │   └── SourceResponseError              malformed body, pagination loop, other 4xx
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
-    │   └── LockTimeout                      another run holds the lock
-    ├── pipeline.analyst.query.QueryError    an analyst statement is refused or fails
+    │   ├── LockTimeout                      another run holds the lock
+    │   └── LockLost                         this run's lock was taken over; nothing of it was committed
+    ├── pipeline.analyst.query.QueryError    an analyst statement fails, or the store cannot be opened
+    │   └── QueryRefused                     the query sandbox does not allow the statement (exit 2)
     └── pipeline.analyst.report.ReportError  the report cannot be built
 """
 
@@ -30,7 +33,7 @@ class ConfigError(ItsmKpiError):
     """A configuration value is missing or invalid."""
 
     def __init__(self, key: str, problem: str, fix: str = "") -> None:
-        self.key = key
+        self.key, self.problem, self.fix = key, problem, fix
         message = f"config {key}: {problem}"
         if fix:
             message += f" ({fix})"

@@ -2,15 +2,18 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments; 3 a source could not be read
 (the others' data went through: the run is ``partial``); 4 a store cannot be written; 5 another run
-holds the lock.
+holds the lock, or this run lost it (nothing of this run was committed). A config is checked whole when a command loads it, before any source is read, store
+opened or run recorded: every problem is printed, one line each (``file: key.path: what (line N)``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -19,11 +22,12 @@ import pandas as pd
 
 from connectors.errors import SourceError
 from kpis.errors import ConfigError, ItsmKpiError
+from kpis.schema import KPI_VERSION
 from pipeline import logs
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
-from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.errors import LockLost, LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
@@ -37,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except ConfigError as e:
-        return _fail(EXIT_CONFIG, str(e))
-    except LockTimeout as e:
+        return _config_failed(e)
+    except (LockTimeout, LockLost) as e:
         return _fail(EXIT_LOCKED, str(e))
     except StoreError as e:
         return _fail(EXIT_STORE, str(e))
@@ -61,6 +65,24 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _config_failed(error: ConfigError) -> int:
+    """Every problem of a config, one ``itsm-kpi: file: key: what`` line each."""
+    lines = getattr(error, "lines", None)
+    for line in lines() if lines is not None else [str(error)]:
+        _fail(EXIT_CONFIG, line)
+    return EXIT_CONFIG
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        package = version("itsm-kpi")
+    except PackageNotFoundError:
+        package = "unknown (not installed)"
+    return f"itsm-kpi {package} (KPI definitions {KPI_VERSION})"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
 
@@ -72,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="itsm-kpi", description="IT-service KPIs from ticketing data.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    parser.add_argument("--version", action="version", version=_version(), help="the package and KPI versions")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the bundled sample data")
@@ -80,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     run = sub.add_parser("run", help="the nightly job: pull what changed, recompute the periods it touches")
-    _config_args(run, as_of=True)
+    _config_args(run, as_of=True, json_out=True)
     run.set_defaults(handler=_run)
 
     backfill = sub.add_parser("backfill", help="recompute a past window's periods in both stores")
@@ -88,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--quarter", type=_quarter, help="e.g. 2026Q3")
     group.add_argument("--from", dest="date_from", type=_date, help="first local date, e.g. 2026-07-01")
     backfill.add_argument("--to", dest="date_to", type=_date, help="last local date (included)")
-    _config_args(backfill, as_of=True)
+    _config_args(backfill, as_of=True, json_out=True)
     backfill.set_defaults(handler=_backfill)
 
     schedule = sub.add_parser("schedule", help="run the nightly job on the configured cron until stopped")
@@ -96,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     schedule.set_defaults(handler=_schedule)
 
     validate = sub.add_parser("validate", help="check the config and reach every source; writes nothing")
-    _config_args(validate, as_of=False)
+    _config_args(validate, as_of=False, json_out=True)
     validate.set_defaults(handler=_validate)
 
     alerts = sub.add_parser("alerts", help="print the messages [[alerts]] would post now; posts and writes nothing")
@@ -104,7 +127,19 @@ def _parser() -> argparse.ArgumentParser:
     _config_args(alerts, as_of=True)
     alerts.set_defaults(handler=_alerts)
     _analyst_commands(sub)
+    _config_commands(sub)
     return parser
+
+
+def _config_commands(sub) -> None:
+    config = sub.add_parser("config", help="the config file: its JSON Schema, the effective config")
+    what = config.add_subparsers(dest="config_command", required=True, metavar="WHAT", parser_class=_Parser)
+    schema = what.add_parser("schema", help="print the JSON Schema (draft 2020-12) of the config file")
+    schema.set_defaults(handler=_config_schema)
+    show = what.add_parser("show", help="print the effective config: defaults filled, environment applied, "
+                           "secrets redacted")
+    show.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default ./itsm-kpi.toml)")
+    show.set_defaults(handler=_config_show)
 
 
 def _analyst_commands(sub) -> None:
@@ -137,35 +172,56 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
                         help="parquet: the Parquet store through DuckDB (default); sql: the SQL store")
 
 
-def _store_location(args: argparse.Namespace) -> tuple[Path, str, str]:
-    """(Parquet root, SQL URL, reporting timezone) from --store or the config."""
+@dataclass(frozen=True)
+class _StoreLocation:
+    """Where ``query`` and ``report`` read: from ``--store``, or from the config."""
+
+    path: Path
+    sql_url: str
+    timezone: str
+    timeout_s: float
+
+
+def _store_location(args: argparse.Namespace) -> _StoreLocation:
+    """The Parquet root, SQL URL, reporting timezone and ``[query].timeout`` from --store or the config."""
+    from pipeline.analyst.query import DEFAULT_TIMEOUT_S  # noqa: PLC0415
+
     if args.store is not None:
-        return args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", "UTC"
+        return _StoreLocation(args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", "UTC", DEFAULT_TIMEOUT_S)
     settings = Settings.load(args.config)
-    return settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone
+    return _StoreLocation(settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone,
+                          settings.query.timeout_s)
 
 
 def _query(args: argparse.Namespace) -> int:
     from pipeline.analyst.query import run_query  # noqa: PLC0415
 
-    path, url, _ = _store_location(args)
-    return run_query(args.sql, store_path=path, sql_url=url, engine=args.engine, fmt=args.format, out=sys.stdout)
+    where = _store_location(args)
+    return run_query(args.sql, store_path=where.path, sql_url=where.sql_url, engine=args.engine, fmt=args.format,
+                     out=sys.stdout, timeout_s=where.timeout_s)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline.analyst.report import build_report  # noqa: PLC0415
+    from pipeline.analyst.report import ReportError, build_report, parse_period  # noqa: PLC0415
 
-    path, url, tz = _store_location(args)
-    out = build_report(path, url, args.period, args.lang, args.out or Path(f"report-{args.period}-{args.lang}.html"),
-                       grain=args.grain, engine=args.engine, timezone=args.timezone or tz)
+    try:
+        parse_period(args.period, args.grain)
+    except ReportError as e:
+        raise ConfigError("--period", str(e)) from None
+    where = _store_location(args)
+    out = build_report(where.path, where.sql_url, args.period, args.lang,
+                       args.out or Path(f"report-{args.period}-{args.lang}.html"), grain=args.grain,
+                       engine=args.engine, timezone=args.timezone or where.timezone, timeout_s=where.timeout_s)
     print(f"report written to {out}")
     return EXIT_OK
 
 
-def _config_args(parser: argparse.ArgumentParser, *, as_of: bool) -> None:
+def _config_args(parser: argparse.ArgumentParser, *, as_of: bool, json_out: bool = False) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file (default ./itsm-kpi.toml)")
     if as_of:
         parser.add_argument("--as-of", type=_timestamp, default=None, help="ISO 8601 timestamp with an offset")
+    if json_out:
+        parser.add_argument("--json", action="store_true", help="one JSON object on stdout instead of the summary")
 
 
 def _timestamp(text: str) -> pd.Timestamp:
@@ -196,13 +252,17 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").floor("s")
 
 
-def _execute(settings: Settings, kind: str, as_of: pd.Timestamp | None, window: Window | None = None) -> int:
+def _execute(settings: Settings, kind: str, as_of: pd.Timestamp | None, window: Window | None = None,
+             *, as_json: bool = False) -> int:
     from pipeline.jobs import run_job  # noqa: PLC0415 (keeps `itsm-kpi --help` fast)
 
     with StageProgress(enabled=sys.stderr.isatty()) as progress:
         summary = run_job(settings, kind=kind, as_of=as_of or _now(), window=window, progress=progress.stage)
-    print(summary.line())
-    if summary.rejected_by_reason:
+    if as_json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False, default=str))
+    else:
+        print(summary.line())
+    if summary.rejected_by_reason and not as_json:
         reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.rejected_by_reason.items()))
         print(f"  rejected rows (see table rejected_rows): {reasons}")
     if summary.failed_sources:
@@ -213,7 +273,7 @@ def _execute(settings: Settings, kind: str, as_of: pd.Timestamp | None, window: 
 
 
 def _run(args: argparse.Namespace) -> int:
-    return _execute(Settings.load(args.config), "run", args.as_of)
+    return _execute(Settings.load(args.config, require_secrets=True), "run", args.as_of, as_json=args.json)
 
 
 def _backfill(args: argparse.Namespace) -> int:
@@ -226,7 +286,8 @@ def _backfill(args: argparse.Namespace) -> int:
             window = dates_window(args.date_from, args.date_to)
         except ValueError as e:
             raise ConfigError("--to", str(e), "swap the dates") from None
-    return _execute(Settings.load(args.config), "backfill", args.as_of, window)
+    return _execute(Settings.load(args.config, require_secrets=True), "backfill", args.as_of, window,
+                    as_json=args.json)
 
 
 def demo_settings(store: Path) -> Settings:
@@ -292,22 +353,62 @@ def _alerts(args: argparse.Namespace) -> int:
 def _schedule(args: argparse.Namespace) -> int:
     from pipeline.schedule import run_scheduler  # noqa: PLC0415
 
-    return run_scheduler(Settings.load(args.config))
+    return run_scheduler(Settings.load(args.config, require_secrets=True))
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Check the config (exit 2), then reach every source and map a page of it (exit 3 on any problem)."""
+    from pipeline.config import ConfigProblems  # noqa: PLC0415
+
+    report: dict = {"config": str(args.config), "ok": False, "problems": [], "sources": []}
+    try:
+        settings = Settings.load(args.config, require_secrets=True)
+    except ConfigProblems as e:
+        if args.json:
+            report["problems"] = [p.as_dict() for p in e.problems]
+            print(json.dumps(report, ensure_ascii=False))
+        raise
+    report["sources"] = [_check_source(cfg) for cfg in settings.sources]
+    failing = [s for s in report["sources"] if not s["ok"]]
+    report["ok"] = not failing
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        for source in report["sources"]:
+            found = source["problems"]
+            print(f"source {source['name']} ({source['kind']}): " + ("ok" if not found else f"{len(found)} problem(s)"))
+            for problem in found:
+                print(f"  - {problem}")
+        print(f"config {args.config}: " + (f"ok; {len(settings.sources)} source(s) checked, no problem" if not failing
+              else f"valid, but {len(failing)} of {len(settings.sources)} source(s) failed their check"))
+    return EXIT_OK if not failing else EXIT_SOURCE
+
+
+def _check_source(cfg) -> dict:
+    """Reach one source and map a page of it: ``{"name", "kind", "ok", "problems"}``; writes nothing."""
     from connectors.registry import build_connector  # noqa: PLC0415
 
-    settings = Settings.load(args.config)
-    problems = 0
-    for cfg in settings.sources:
+    try:
         found = build_connector(cfg).check()
-        problems += len(found)
-        print(f"source {cfg.name} ({cfg.kind}): " + ("ok" if not found else f"{len(found)} problem(s)"))
-        for problem in found:
-            print(f"  - {problem}")
-    print(f"config {args.config}: ok; {len(settings.sources)} source(s), {problems} problem(s)")
-    return EXIT_OK if problems == 0 else EXIT_SOURCE
+    except (SourceError, ConfigError) as e:
+        found = [str(e).splitlines()[0]]
+    return {"name": cfg.name, "kind": cfg.kind, "ok": not found, "problems": found}
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    from pipeline.config.schema import schema_text  # noqa: PLC0415
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config  # noqa: PLC0415
+    from pipeline.config.show import effective, to_toml  # noqa: PLC0415
+
+    Settings.load(args.config)  # every check, the engine's included
+    sys.stdout.write(to_toml(effective(load_config(args.config, None))))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

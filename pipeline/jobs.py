@@ -2,6 +2,9 @@
 
 Every run leaves a ``pipeline_runs`` row: ``success``/``partial`` (written in the same transaction as
 the data) or ``failed`` with the one-line reason (written on its own after the data transaction rolled back).
+A run whose lock was taken over (it stalled past ``run.stale_lock``) commits nothing: its commit checks the
+lock's fencing token (``Ledger.fence_writes``) and raises LockLost; once the heartbeat finds the lock
+lost, the run already stops at its next stage.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
 from pipeline.settings import Settings
 from pipeline.store import Stores
+from pipeline.store.errors import LockLost
 from pipeline.store.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -38,14 +42,15 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
     ledger = Ledger(stores.engine)
     run_id = new_run_id(kind, as_of)
     ledger.acquire_lock(run_id, wait_s=settings.run.lock_wait_s, stale_after_s=settings.run.stale_lock_s)
-    stop_heartbeat = _start_heartbeat(ledger, run_id)
+    lost = threading.Event()
+    stop_heartbeat = _start_heartbeat(ledger, run_id, lost)
     try:
         window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
         ledger.start_run(kind, *window_bounds, as_of, run_id=run_id)
         log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
         try:
             summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,
-                                  progress=progress).execute(run_id)
+                                  progress=_stop_if_lost(ledger, run_id, lost, progress)).execute(run_id)
         except Exception as e:
             reason = f"{type(e).__name__}: {first_line(e)}"
             ledger.fail_run(run_id, reason)
@@ -58,14 +63,30 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
         ledger.release_lock(run_id)
 
 
-def _start_heartbeat(ledger: Ledger, run_id: str) -> Callable[[], None]:
-    """Refresh the lock's heartbeat in the background so a long run is not taken for a dead one."""
+def _stop_if_lost(ledger: Ledger, run_id: str, lost: threading.Event,
+                  progress: Callable[[str], None] | None) -> Callable[[str], None]:
+    """The run's progress callback, raising LockLost at the next stage once the heartbeat found the lock lost."""
+    def stage(name: str) -> None:
+        if lost.is_set():
+            ledger.check_lock(run_id)
+        if progress is not None:
+            progress(name)
+    return stage
+
+
+def _start_heartbeat(ledger: Ledger, run_id: str, lost: threading.Event) -> Callable[[], None]:
+    """Refresh the lock's heartbeat in the background so a long run is not taken for a dead one;
+    set ``lost`` (and stop beating) when the lock was taken over."""
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(HEARTBEAT_S):
             try:
                 ledger.heartbeat(run_id)
+            except LockLost as e:
+                log.error("%s", e)
+                lost.set()
+                return
             except Exception:  # a missed heartbeat must not kill the run; the next one retries
                 log.warning("lock heartbeat failed", exc_info=True)
 

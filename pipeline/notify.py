@@ -16,10 +16,10 @@ import pandas as pd
 
 from pipeline.alerts.data import read_alert_data, record_posts
 from pipeline.alerts.deliver import AlertData, Outcome, deliver, messages
-from pipeline.alerts.rules import AlertContext, AlertRule
+from pipeline.alerts.rules import AlertContext
 from pipeline.metrics import RunMetrics, write_metrics
 from pipeline.run import RunSummary
-from pipeline.settings import Settings
+from pipeline.settings import AlertSettings, Settings
 from pipeline.store import Ledger, Stores
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ def after_run(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, a
 
 def alert_context(settings: Settings, as_of: pd.Timestamp) -> AlertContext:
     """Language, timezone and report link of the messages."""
-    return AlertContext(as_of_iso=as_of.isoformat(), language=settings.language,
-                        timezone=settings.kpi.reporting_timezone, report_url=settings.report_url)
+    return AlertContext(as_of_iso=as_of.isoformat(), language=settings.reporting.language,
+                        timezone=settings.kpi.reporting_timezone, report_url=settings.reporting.report_url)
 
 
 def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_of: pd.Timestamp,
@@ -65,7 +65,7 @@ def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_
     return outcome
 
 
-def _kinds(rule: AlertRule, failed: bool) -> AlertRule:
+def _kinds(rule: AlertSettings, failed: bool) -> AlertSettings:
     """The kinds a rule posts now: only ``run_failed`` after a failure, every other kind after a commit."""
     wanted = tuple(k for k in rule.on if (k == "run_failed") == failed)
     return replace(rule, on=wanted)

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pandas as pd
 import pyarrow as pa
@@ -85,6 +85,12 @@ class RunSummary:
         if self.failed_sources:
             text += "; failed sources: " + ", ".join(f"{k} ({v})" for k, v in self.failed_sources.items())
         return text
+
+    def as_dict(self) -> dict[str, object]:
+        """The summary as one JSON-ready object (``--json``): every counter, and the seconds taken."""
+        data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "started"}
+        data["seconds"] = round(time.monotonic() - self.started, 3)
+        return data
 
 
 @dataclass

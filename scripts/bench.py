@@ -23,6 +23,7 @@ from kpis import aggregate, compute_facts, compute_scorecard
 from kpis.aggregate import kpi_rows
 from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
+from pipeline.config import kpi_settings_from_mapping
 
 SCENARIOS = {"small": [(100_000, 5)], "issue": [(1_000_000, 5), (10_000_000, 0)]}
 BASE = np.datetime64("2025-01-01T00:00:00", "s").astype("int64")
@@ -46,7 +47,7 @@ KPI_CONFIG = {
 
 def settings() -> KpiSettings:
     """The benchmarks' KPI settings."""
-    return KpiSettings.from_config(KPI_CONFIG)
+    return kpi_settings_from_mapping(KPI_CONFIG)
 
 
 def _stamps(seconds: np.ndarray) -> pd.Series:

@@ -12,7 +12,8 @@ import pandas as pd
 from pipeline.alerts import items as pick
 from pipeline.alerts.messages import payload
 from pipeline.alerts.post import AlertPostError, Webhook, secret_from_env
-from pipeline.alerts.rules import AlertContext, AlertRule
+from pipeline.alerts.rules import AlertContext
+from pipeline.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Outcome:
     posted_items: list[dict] = field(default_factory=list)  # alerts_sent rows (without run and time)
 
 
-def messages(rules: list[AlertRule], data: AlertData, context: AlertContext, as_of: pd.Timestamp) -> list[Message]:
+def messages(rules: list[AlertSettings], data: AlertData, context: AlertContext, as_of: pd.Timestamp) -> list[Message]:
     """Every message the rules have to post now, in config order."""
     out = []
     for rule in rules:
@@ -62,7 +63,7 @@ def messages(rules: list[AlertRule], data: AlertData, context: AlertContext, as_
     return out
 
 
-def _items(rule: AlertRule, kind: str, data: AlertData, as_of: pd.Timestamp) -> list[dict]:
+def _items(rule: AlertSettings, kind: str, data: AlertData, as_of: pd.Timestamp) -> list[dict]:
     if kind == "run_failed":
         return [data.run] if data.run else []
     if kind == "below_target":
@@ -74,7 +75,7 @@ def _items(rule: AlertRule, kind: str, data: AlertData, as_of: pd.Timestamp) -> 
     return pick.due_soon_items(facts, as_of, rule.due_within_s)
 
 
-def deliver(rules: list[AlertRule], to_post: list[Message], env: Mapping[str, str],
+def deliver(rules: list[AlertSettings], to_post: list[Message], env: Mapping[str, str],
             webhook: Callable[..., Webhook] = Webhook) -> Outcome:
     """Post every message of the rules whose URL is set; count and remember what went through."""
     outcome = Outcome()
@@ -97,7 +98,7 @@ def deliver(rules: list[AlertRule], to_post: list[Message], env: Mapping[str, st
     return outcome
 
 
-def _webhook(rule: AlertRule, env: Mapping[str, str], webhook: Callable[..., Webhook]) -> Webhook | None:
+def _webhook(rule: AlertSettings, env: Mapping[str, str], webhook: Callable[..., Webhook]) -> Webhook | None:
     """The alert's webhook, or None (with a warning) when its URL variable is not set: it is disabled."""
     url = secret_from_env(rule.url_env, env)
     if not url:

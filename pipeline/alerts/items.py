@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.alerts.rules import AlertRule
+from pipeline.settings import AlertSettings
 
 METRICS = ("response", "resolution")
 FINAL_STATUSES = ("RESOLVED", "CLOSED", "CANCELLED")
@@ -19,7 +19,7 @@ FACT_COLUMNS = ("source", "ticket_id", "status", "engineer", "team", "client", "
                 "response_due_at", "resolution_due_at")
 
 
-def for_rule(facts: pd.DataFrame, rule: AlertRule) -> pd.DataFrame:
+def for_rule(facts: pd.DataFrame, rule: AlertSettings) -> pd.DataFrame:
     """The facts rows an alert may talk about: its team and client filters applied."""
     keep = np.ones(len(facts), dtype=bool)
     if rule.team:

@@ -2,8 +2,10 @@
 
 Over Parquet every table directory ``<store>/<table>/`` is a DuckDB view of the same name
 (``read_parquet('<store>/<table>/**/*.parquet', hive_partitioning = true)``, columns in schema order),
-and the analyst views of ``pipeline.store.views`` are created on top. Over SQL the statement runs in a
-transaction that is read-only where the database supports it and always rolled back.
+and the analyst views of ``pipeline.store.views`` are created on top. Every statement, from ``query`` or
+from the report, goes through the sandbox (``pipeline.analyst.sandbox``): one statement, only a query,
+decided by the engine's parser; DuckDB confined to the store directory, SQLite opened read-only behind an
+authorizer, PostgreSQL in a READ ONLY transaction; each statement stopped after ``timeout_s``.
 
 Results are written as an aligned text table, CSV, or JSON lines. ``StoreQuery`` is the same access for
 code (the report uses it).
@@ -12,9 +14,11 @@ code (the report uses it).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import sqlite3
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -28,25 +32,39 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-from kpis.errors import ItsmKpiError, first_line
+from kpis.errors import first_line
+from pipeline.analyst import sandbox_duckdb, sandbox_postgres, sandbox_sqlite
+from pipeline.analyst.sandbox import (
+    DEFAULT_TIMEOUT_S,
+    EXIT_QUERY,
+    EXIT_STORE,
+    QueryError,
+    QueryRefused,
+    refused,
+    timed_out,
+)
 from pipeline.store.views import VIEWS, view_statements
 
-__all__ = ["ENGINES", "FORMATS", "QueryError", "Result", "StoreQuery", "run_query", "write_result"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "ENGINES",
+    "FORMATS",
+    "QueryError",
+    "QueryRefused",
+    "Result",
+    "StoreQuery",
+    "run_query",
+    "csv_cell",
+    "write_result",
+]
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("parquet", "sql")
 FORMATS = ("text", "csv", "json")
-EXIT_OK, EXIT_QUERY, EXIT_STORE = 0, 2, 4
-
-
-class QueryError(ItsmKpiError):
-    """A query could not run: ``exit_code`` 2 for the statement, 4 for the store."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_QUERY) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+EXIT_OK = 0
 
 
 @dataclass
@@ -59,7 +77,6 @@ class Result:
     def frame(self) -> pd.DataFrame:
         """The rows as a frame (values as the engine returned them)."""
         return pd.DataFrame.from_records(self.rows, columns=self.columns)
-
 
 
 # -- Parquet through DuckDB --------------------------------------------------------------------
@@ -91,13 +108,10 @@ def _table_view_sql(name: str, path: Path) -> str:
 
 
 def _duckdb_connection(store_path: Path) -> Any:
-    try:
-        import duckdb  # noqa: PLC0415 (optional dependency: itsm-kpi[query])
-    except ImportError:
-        raise QueryError(
-            "querying the Parquet store needs DuckDB: pip install 'itsm-kpi[query]' (or use --engine sql)",
-            EXIT_STORE,
-        ) from None
+    """An in-memory DuckDB with the store's tables and views, then locked down to the store."""
+    import duckdb  # noqa: PLC0415 (a core dependency, imported late to keep `itsm-kpi --help` fast)
+
+    store_path = store_path.resolve()
     tables = parquet_tables(store_path)
     if not tables:
         raise QueryError(
@@ -111,6 +125,7 @@ def _duckdb_connection(store_path: Path) -> Any:
         for name, path in tables.items():
             con.execute(_table_view_sql(name, path))
         _create_duckdb_views(con, set(tables))
+        sandbox_duckdb.lock_down(con, store_path)
     except duckdb.Error as exc:
         con.close()
         raise QueryError(f"cannot open the Parquet store {store_path}: {first_line(exc)}", EXIT_STORE) from exc
@@ -126,23 +141,16 @@ def _create_duckdb_views(con: Any, tables: set[str]) -> None:
             con.execute(statement)
 
 
-def _duckdb_result(con: Any, sql: str) -> Result:
-    import duckdb  # noqa: PLC0415
-
-    try:
-        relation = con.sql(sql)
-    except duckdb.Error as exc:
-        raise QueryError(first_line(exc)) from exc
-    if relation is None:  # a statement that returns no rows
-        return Result([], [])
-    try:
-        table = relation.to_arrow_table()  # through Arrow: timestamps with time zone need no pytz
-    except duckdb.Error as exc:
-        raise QueryError(first_line(exc)) from exc
-    return Result(list(table.column_names), [tuple(row.values()) for row in table.to_pylist()])
-
-
 # -- SQL through SQLAlchemy --------------------------------------------------------------------
+def _sqlite_file(database: str | None) -> str:
+    """The SQLite store's file, which must exist (it is opened read-only, never created)."""
+    if database in (None, "", ":memory:") or str(database).startswith("file:"):
+        raise QueryError(f"store.sql_url must name a SQLite file, not {database!r}", EXIT_STORE)
+    if not Path(database).is_file():
+        raise QueryError(f"no SQLite store at {database} (run `itsm-kpi demo` or `itsm-kpi run` first)", EXIT_STORE)
+    return str(database)
+
+
 def _sql_engine(sql_url: str | None) -> Engine:
     if not sql_url:
         raise QueryError(
@@ -152,47 +160,118 @@ def _sql_engine(sql_url: str | None) -> Engine:
         url = make_url(sql_url)
     except ArgumentError as exc:
         raise QueryError(f"store.sql_url is not a SQLAlchemy URL: {first_line(exc)}", EXIT_STORE) from exc
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).is_file():
-            raise QueryError(
-                f"no SQLite store at {url.database} (run `itsm-kpi demo` or `itsm-kpi run` first)", EXIT_STORE
-            )
     try:
-        return create_engine(url)
+        if url.get_backend_name() == "sqlite":
+            path = _sqlite_file(url.database)
+            return create_engine("sqlite://", creator=lambda: sandbox_sqlite.connect_read_only(path),
+                                 poolclass=NullPool)
+        if url.get_backend_name() == "postgresql":
+            sandbox_postgres.require_parser()  # refuse before connecting, not at the first statement
+        return create_engine(url, poolclass=NullPool)
     except (ImportError, SQLAlchemyError) as exc:
         raise QueryError(f"cannot use store.sql_url: {first_line(exc)}", EXIT_STORE) from exc
 
 
-def _read_only(conn: Connection) -> None:
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("PRAGMA query_only = ON")
-    elif conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+class _SqlSandbox:
+    """The sandbox of one SQL connection: checks, settings and error mapping per dialect."""
+
+    def __init__(self, conn: Connection, timeout_s: float) -> None:
+        self.dialect = conn.dialect.name
+        self.timeout_s = timeout_s
+        self._raw: Any = conn.connection.dbapi_connection
+        self.authorizer = sandbox_sqlite.ReadOnlyAuthorizer()
+        self.deadline = sandbox_sqlite.Deadline(timeout_s)
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA query_only = ON")  # belt and braces: the file is opened read-only
+            conn.rollback()  # ends SQLAlchemy's autobegun transaction; the pragma holds for the connection
+            self._raw.set_authorizer(self.authorizer)
+            self._raw.set_progress_handler(self.deadline, 10_000)
+        elif self.dialect != "postgresql":
+            raise QueryError(f"the query sandbox does not support {self.dialect} stores", EXIT_STORE)
+
+    def before(self, conn: Connection, sql: str) -> None:
+        """Check ``sql`` and prepare the statement's transaction (nothing of ``sql`` has run)."""
+        if self.dialect == "postgresql":
+            sandbox_postgres.check_statement(sql)
+            for setting in sandbox_postgres.statement_settings(self.timeout_s):
+                conn.exec_driver_sql(setting)
+        else:
+            self.authorizer.reset()
+            self.deadline.start()
+
+    def after(self) -> None:
+        """Refuse a text that held no statement (SQLite runs it as nothing, silently)."""
+        if self.dialect == "sqlite" and self.authorizer.asked == 0:
+            raise refused("an empty statement", sandbox_sqlite.ALLOWED)
+
+    def error(self, exc: SQLAlchemyError) -> QueryError:
+        """The QueryError for a statement that failed."""
+        message = first_line(exc)
+        if self.dialect == "postgresql":
+            return sandbox_postgres.error_of(exc, message, self.timeout_s)
+        if self.authorizer.denied is not None:
+            return refused(self.authorizer.denied, sandbox_sqlite.ALLOWED)
+        if isinstance(getattr(exc, "orig", None), sqlite3.ProgrammingError) and "one statement" in message:
+            return refused("more than one statement", sandbox_sqlite.ALLOWED)
+        if self.deadline.expired:
+            return timed_out(self.timeout_s)
+        return QueryError(message)
+
+    def release(self) -> None:
+        """Take the authorizer off before the connection is rolled back and closed."""
+        if self.dialect == "sqlite":
+            self._raw.set_authorizer(None)
+            self._raw.set_progress_handler(None, 0)
 
 
-def _sql_result(conn: Connection, sql: str) -> Result:
+def _driver_text(conn: Connection, sql: str) -> str:
+    """``sql`` as the driver must receive it: ``%`` doubled where the driver reads ``%s`` placeholders."""
+    return sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql
+
+
+def _sql_result(conn: Connection, guard: _SqlSandbox, sql: str) -> Result:
+    """Run ``sql`` in its own transaction, always rolled back."""
+    transaction = conn.begin()
     try:
-        cursor = conn.exec_driver_sql(sql)
+        guard.before(conn, sql)
+        cursor = conn.exec_driver_sql(_driver_text(conn, sql))
+        guard.after()
+        if not cursor.returns_rows:
+            return Result([], [])
+        return Result(list(cursor.keys()), [tuple(row) for row in cursor.all()])
     except SQLAlchemyError as exc:
-        raise QueryError(first_line(exc)) from exc
-    if not cursor.returns_rows:
-        return Result([], [])
-    return Result(list(cursor.keys()), [tuple(row) for row in cursor.all()])
+        raise guard.error(exc) from exc
+    finally:
+        transaction.rollback()
 
 
 # -- one access for both -----------------------------------------------------------------------
 class StoreQuery:
-    """Read-only SQL over one store; a context manager. ``engine``: ``parquet`` (DuckDB) or ``sql``."""
+    """Read-only SQL over one store through the sandbox; a context manager.
 
-    def __init__(self, *, store_path: Path | None, sql_url: str | None, engine: str) -> None:
+    ``engine``: ``parquet`` (DuckDB over ``store_path``) or ``sql`` (``sql_url``). ``timeout_s`` is
+    ``[query].timeout``: a statement running longer is stopped.
+    """
+
+    def __init__(
+        self,
+        *,
+        store_path: Path | None,
+        sql_url: str | None,
+        engine: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
         if engine not in ENGINES:
             raise QueryError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
         self.engine = engine
+        self.timeout_s = timeout_s
+        self._store_path = Path(store_path or "kpi-store")
         self._duck: Any = None
         self._sql_engine: Engine | None = None
         self._conn: Connection | None = None
+        self._guard: _SqlSandbox | None = None
         if engine == "parquet":
-            self._duck = _duckdb_connection(Path(store_path or "kpi-store"))
+            self._duck = _duckdb_connection(self._store_path)
         else:
             self._open_sql(sql_url)
 
@@ -200,11 +279,13 @@ class StoreQuery:
         self._sql_engine = _sql_engine(sql_url)
         try:
             self._conn = self._sql_engine.connect()
-            self._conn.begin()
-            _read_only(self._conn)
-        except SQLAlchemyError as exc:
+            self._guard = _SqlSandbox(self._conn, self.timeout_s)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
             self.close()
             raise QueryError(f"cannot reach the SQL store: {first_line(exc)}", EXIT_STORE) from exc
+        except QueryError:
+            self.close()
+            raise
 
     @property
     def dialect(self) -> str:
@@ -212,23 +293,28 @@ class StoreQuery:
         return "duckdb" if self._conn is None else self._conn.dialect.name
 
     def result(self, sql: str) -> Result:
-        """Run one statement; raise QueryError with a one-line reason when it fails."""
+        """Run one statement; raise QueryRefused when the sandbox does not allow it, QueryError when it fails."""
         if self._duck is not None:
-            return _duckdb_result(self._duck, sql)
-        assert self._conn is not None
-        return _sql_result(self._conn, sql)
+            table = sandbox_duckdb.run_statement(self._duck, sql, self.timeout_s, self._store_path)
+            if table is None:
+                return Result([], [])
+            return Result(list(table.column_names), [tuple(row.values()) for row in table.to_pylist()])
+        assert self._conn is not None and self._guard is not None
+        return _sql_result(self._conn, self._guard, sql)
 
     def frame(self, sql: str) -> pd.DataFrame:
         """Run one statement and return its rows as a frame."""
         return self.result(sql).frame()
 
     def close(self) -> None:
-        """Roll back (nothing is ever written) and release the connection."""
+        """Release the connection (every statement's transaction was already rolled back)."""
         if self._duck is not None:
             self._duck.close()
             self._duck = None
+        if self._guard is not None:
+            self._guard.release()
+            self._guard = None
         if self._conn is not None:
-            self._conn.rollback()
             self._conn.close()
             self._conn = None
         if self._sql_engine is not None:
@@ -297,17 +383,42 @@ def write_text(result: Result, out: TextIO) -> None:
     out.write(f"({len(cells)} row{'' if len(cells) == 1 else 's'})\n")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as the project writes it to CSV: null empty, booleans true/false, numbers as numbers.
+
+    Text that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a
+    leading ``'`` so a spreadsheet shows it instead of running it; a number is data and is written as
+    it is, so ``-3`` in a numeric column stays ``-3`` (DECISIONS.md).
+    """
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _text_cell(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _csv_line(cells: list[Any]) -> str:
+    """One CSV record ending in ``\\n``; a field holding a carriage return or a newline is quoted.
+
+    The csv module quotes only the characters of its line terminator, so the record is written with
+    ``\\r\\n`` (a bare carriage return inside a field then gets quoted too) and ends in ``\\n``.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue()[:-2] + "\n"
+
+
 def write_csv(result: Result, out: TextIO) -> None:
-    """CSV with a header row; null as an empty field, booleans as true/false."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(result.columns)
+    """CSV with a header row, each value through ``csv_cell`` (the header too: names are text)."""
+    out.write(_csv_line([csv_cell(c) for c in result.columns]))
     for row in result.rows:
-        writer.writerow(
-            [
-                "" if v is None else _text_cell(v) if isinstance(v, bool) else _plain(v)
-                for v in (_plain(x) for x in row)
-            ]
-        )
+        out.write(_csv_line([csv_cell(v) for v in row]))
 
 
 def write_json(result: Result, out: TextIO) -> None:
@@ -325,6 +436,14 @@ def write_result(result: Result, fmt: str, out: TextIO) -> None:
     _WRITERS[fmt](result, out)
 
 
+def _error_line(exc: QueryError) -> str:
+    """The one line ``query`` prints for ``exc``: refusals and store errors as they are, else ``query failed``."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if exc.exit_code == EXIT_QUERY and not isinstance(exc, QueryRefused):
+        return f"query failed: {message}"
+    return message
+
+
 def run_query(
     sql: str,
     *,
@@ -334,21 +453,23 @@ def run_query(
     fmt: str,
     out: TextIO,
     err: TextIO | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> int:
     """Run ``sql`` against the chosen store and write the rows to ``out``; return the exit status.
 
-    0 on success; 2 for a statement that fails (or an unknown format); 4 when the store is missing or
-    unreachable. The one-line reason goes to ``err`` (default stderr).
+    0 on success; 2 for a statement the sandbox refuses, one that fails (or an unknown format); 4 when the
+    store is missing or unreachable. The one-line reason goes to ``err`` (default stderr) as
+    ``itsm-kpi: query refused: ...``, ``itsm-kpi: query failed: ...`` or ``itsm-kpi: <store problem>``.
     """
     err = err if err is not None else sys.stderr
     if fmt not in FORMATS:
-        err.write(f"itsm-kpi query: unknown format {fmt!r}; use one of {', '.join(FORMATS)}\n")
+        err.write(f"itsm-kpi: unknown query output format {fmt!r}; use one of {', '.join(FORMATS)}\n")
         return EXIT_QUERY
     try:
-        with StoreQuery(store_path=store_path, sql_url=sql_url, engine=engine) as store:
+        with StoreQuery(store_path=store_path, sql_url=sql_url, engine=engine, timeout_s=timeout_s) as store:
             result = store.result(sql)
     except QueryError as exc:
-        err.write(f"itsm-kpi query: {str(exc).splitlines()[0]}\n")
+        err.write(f"itsm-kpi: {_error_line(exc)}\n")
         return exc.exit_code
     write_result(result, fmt, out)
     return EXIT_OK

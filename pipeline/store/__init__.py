@@ -8,12 +8,12 @@ Nothing here imports from the orchestration (``pipeline.*`` top level) or the an
 (``pipeline.analyst``); both use this package.
 """
 
-from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.errors import LockLost, LockTimeout, StoreError
 from pipeline.store.ledger import Ledger
 from pipeline.store.parquet import to_arrow, to_pandas
 from pipeline.store.plan import Replacement
 from pipeline.store.staging import Staging
 from pipeline.store.stores import COMMIT_FAULT_POINTS, FAULT_POINTS, Stores
 
-__all__ = ["COMMIT_FAULT_POINTS", "FAULT_POINTS", "Ledger", "LockTimeout", "Replacement", "Staging",
+__all__ = ["COMMIT_FAULT_POINTS", "FAULT_POINTS", "Ledger", "LockLost", "LockTimeout", "Replacement", "Staging",
            "StoreError", "Stores", "to_arrow", "to_pandas"]

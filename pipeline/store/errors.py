@@ -11,3 +11,7 @@ class StoreError(ItsmKpiError):
 
 class LockTimeout(StoreError):
     """Another run holds the run lock for longer than we may wait."""
+
+
+class LockLost(StoreError):
+    """This run's run lock was taken over (it was silent past ``run.stale_lock``): it must not commit."""

@@ -6,7 +6,11 @@ the same transaction as the data it describes.
 
 The lock is one row of ``run_lock``, taken with a conditional INSERT (or a conditional UPDATE when
 taking over a stale holder) in a short transaction, so two processes, or on PostgreSQL two machines,
-can never both hold it.
+can never both hold it. A holder that stalls past the stale limit (a long GC pause, a suspended VM) is
+taken over while it still lives, so the lock is fenced: every grant raises the lock's generation in
+``run_lock_generation`` (the fencing token), and a run's commit checks, inside its own transaction,
+that it still holds the lock at the generation it was granted (``fence_writes``); a run that lost it
+raises LockLost and its transaction rolls back.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from kpis.errors import first_line
 from pipeline.store import schema
-from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.errors import LockLost, LockTimeout, StoreError
 
 __all__ = ["LOCK_NAME", "Ledger", "RunCounts", "Writes", "combine_writes"]
 
@@ -38,6 +43,7 @@ LOCK_NAME = "itsm-kpi"
 _T = schema.metadata.tables
 RUNS, STATE, FILES, LOCK = _T["pipeline_runs"], _T["source_state"], _T["source_files"], _T["run_lock"]
 STORE_STATE = _T["store_state"]
+GENERATION = _T["run_lock_generation"]
 
 
 def _now() -> datetime:
@@ -133,6 +139,7 @@ class Ledger:
         self.lock_name = lock_name
         self.poll_s = poll_s
         self.host = socket.gethostname()
+        self.tokens: dict[str, int] = {}  # run_id -> the lock generation it was granted by acquire_lock
 
     def _write(self, what: str, writes: Writes) -> None:
         try:
@@ -165,6 +172,9 @@ class Ledger:
 
         ``status`` is success, partial or failed with the counts as keywords, or an object with those
         attributes (``RunCounts``), read when the write runs, so counts set until then are recorded.
+        When this Ledger took the run lock for ``run_id``, a success or partial first runs
+        ``fence_writes`` (LockLost, rolling the commit back, if the run lost the lock); pass it first
+        among the commit's ledger writes, so the lock rows are locked before ``pipeline_runs``.
         """
         def values() -> dict[str, Any]:
             if isinstance(status, str):
@@ -179,6 +189,8 @@ class Ledger:
         def write(conn: Connection) -> None:
             row = values()
             _check_status(row["status"])
+            if row["status"] != "failed" and run_id in self.tokens:  # only the lock's holder commits its run
+                self.fence_writes(run_id, self.tokens[run_id])(conn)
             row["stage_timings"] = json.dumps(row["stage_timings"] or {}, sort_keys=True)
             conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(finished_at=_now(), **row))
         return write
@@ -259,53 +271,86 @@ class Ledger:
         return write
 
     # -- the lock ------------------------------------------------------------------------------
-    def acquire_lock(self, run_id: str, wait_s: float, stale_after_s: float) -> None:
-        """Take the run lock for ``run_id``, waiting up to ``wait_s``; raise LockTimeout if still held.
+    def acquire_lock(self, run_id: str, wait_s: float, stale_after_s: float) -> int:
+        """Take the run lock for ``run_id``, waiting up to ``wait_s``; return its fencing token.
 
         A holder is stale when its heartbeat is older than ``stale_after_s``, or when it ran on this
-        host and its process is gone; a stale lock is taken over with a warning.
+        host and its process is gone; a stale lock is taken over with a warning. The token is the
+        lock's new generation (each acquisition and take-over adds one; the holder asking again keeps
+        its own); this Ledger remembers it in ``tokens`` for ``finish_run_writes``. Raises LockTimeout
+        when the lock is still held after ``wait_s``.
         """
         deadline = time.monotonic() + wait_s
         while True:
-            holder = self._try_lock(run_id, stale_after_s)
-            if holder is None:
-                log.info("run %s holds the run lock %r", run_id, self.lock_name)
-                return
-            if not holder:
+            attempt = self._try_lock(run_id, stale_after_s)
+            if isinstance(attempt, int):
+                self.tokens[run_id] = attempt
+                log.info("run %s holds the run lock %r (generation %d)", run_id, self.lock_name, attempt)
+                return attempt
+            if not attempt:
                 continue  # released between our two statements: try again at once
             if time.monotonic() >= deadline:
-                raise LockTimeout(self._held_message(holder, wait_s, stale_after_s))
+                raise LockTimeout(self._held_message(attempt, wait_s, stale_after_s))
             time.sleep(max(0.0, min(self.poll_s, deadline - time.monotonic())))
 
-    def _try_lock(self, run_id: str, stale_after_s: float) -> dict[str, Any] | None:
-        """One attempt: None when ``run_id`` now holds the lock, else the holder's row ({} to retry)."""
+    def _try_lock(self, run_id: str, stale_after_s: float) -> int | dict[str, Any]:
+        """One attempt: the token when ``run_id`` now holds the lock, else the holder's row ({} to retry).
+
+        Lock rows are taken in one order everywhere (``run_lock``, then ``run_lock_generation``, then
+        ``pipeline_runs``), as ``fence_writes`` does, so a take-over and a commit never deadlock.
+        """
         now = _now()
         mine = dict(name=self.lock_name, holder=run_id, host=self.host, pid=os.getpid(), acquired_at=now,
                     heartbeat_at=now)
         with self.engine.begin() as conn:
             if self._insert_if_free(conn, mine):
-                return None
+                return self._grant(conn, run_id, now)
             row = conn.execute(select(LOCK).where(LOCK.c.name == self.lock_name)).mappings().first()
             if row is None:
                 return {}
             holder = dict(row)
             if holder["holder"] == run_id:
-                return None
+                return self._generation_of(conn, run_id) or self._grant(conn, run_id, now)
             reason = self._stale_reason(holder, now, stale_after_s)
             if reason and self._take_over(conn, holder, mine):
                 log.warning("run lock %r: took it over from run %s on %s pid %s (%s)", self.lock_name,
                             holder["holder"], holder["host"], holder["pid"], reason)
+                token = self._grant(conn, run_id, now, taken=holder)
                 _close_abandoned_run(conn, holder["holder"], now, reason)
-                return None
+                return token
             return holder
 
     @staticmethod
-    def _insert_if_free(conn: Connection, row: dict[str, Any]) -> bool:
+    def _dialect(conn: Connection) -> Any:
+        """The SQLAlchemy dialect module with INSERT ... ON CONFLICT (the lock needs one)."""
         dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
         if dialect is None:
             raise StoreError(f"the run lock supports SQLite and PostgreSQL, not {conn.dialect.name}")
-        stmt = dialect.insert(LOCK).values(**row).on_conflict_do_nothing(index_elements=["name"])
+        return dialect
+
+    @classmethod
+    def _insert_if_free(cls, conn: Connection, row: dict[str, Any]) -> bool:
+        stmt = cls._dialect(conn).insert(LOCK).values(**row).on_conflict_do_nothing(index_elements=["name"])
         return conn.execute(stmt).rowcount == 1
+
+    def _grant(self, conn: Connection, run_id: str, now: datetime, taken: dict[str, Any] | None = None) -> int:
+        """Give ``run_id`` the lock's next generation, in the transaction that took the lock; return it.
+
+        ``taken``: the stale holder's row when this grant takes its lock over (recorded, with how long
+        it had been silent, so the loser can say to whom and why it lost the lock).
+        """
+        silent = _aware(taken["heartbeat_at"]) if taken else None
+        grant = dict(holder=run_id, granted_at=now, taken_from=taken["holder"] if taken else None,
+                     taken_after_s=int((now - silent).total_seconds()) if silent else None)
+        stmt = self._dialect(conn).insert(GENERATION).values(name=self.lock_name, generation=1, **grant)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
+                                                set_={"generation": GENERATION.c.generation + 1, **grant}))
+        return conn.execute(select(GENERATION.c.generation).where(GENERATION.c.name == self.lock_name)).scalar_one()
+
+    def _generation_of(self, conn: Connection, run_id: str) -> int | None:
+        """The generation granted to ``run_id``, if the latest grant is its own."""
+        mine = (GENERATION.c.name == self.lock_name) & (GENERATION.c.holder == run_id)
+        return conn.execute(select(GENERATION.c.generation).where(mine)).scalar()
 
     def _stale_reason(self, holder: dict[str, Any], now: datetime, stale_after_s: float) -> str | None:
         heartbeat = _aware(holder["heartbeat_at"])
@@ -329,18 +374,71 @@ class Ledger:
                 f"gone, rerun: a lock without a heartbeat for {stale_after_s:g} s is taken over "
                 f"(or delete its row from run_lock)")
 
+    def fence_writes(self, run_id: str, generation: int) -> Writes:
+        """The write that lets a commit through only while ``run_id`` holds the lock at ``generation``.
+
+        Run it in the commit's transaction, before its ``pipeline_runs`` write: it refreshes the holder's
+        heartbeat (an UPDATE, so SQLite's write lock, or PostgreSQL's lock on the row, is held from here
+        to the commit and no take-over can slip in between), then reads the generation ``FOR UPDATE``.
+        Raises LockLost, which rolls the whole transaction back, when the lock was taken over.
+        """
+        def write(conn: Connection) -> None:
+            mine = (LOCK.c.name == self.lock_name) & (LOCK.c.holder == run_id)
+            held = conn.execute(update(LOCK).where(mine).values(heartbeat_at=_now())).rowcount == 1
+            grant = self._grant_row(conn, for_update=True)
+            if not held or grant is None or grant["generation"] != generation:
+                raise LockLost(f"{self._lost_message(run_id, generation, grant)}; nothing of this run was committed")
+        return write
+
+    def check_lock(self, run_id: str) -> None:
+        """Raise LockLost if ``run_id`` no longer holds the lock it took through this Ledger.
+
+        A plain read, for a run to stop early between stages (before its commit); the commit's own
+        check (``fence_writes``) is the one that counts.
+        """
+        generation = self.tokens.get(run_id)
+        if generation is None:
+            return
+        try:
+            with self.engine.connect() as conn:
+                holder = conn.execute(select(LOCK.c.holder).where(LOCK.c.name == self.lock_name)).scalar()
+                grant = self._grant_row(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the run lock in the SQL store: {first_line(exc)}") from exc
+        if holder != run_id or grant is None or grant["generation"] != generation:
+            raise LockLost(f"{self._lost_message(run_id, generation, grant)}; nothing of this run was committed")
+
+    def _grant_row(self, conn: Connection, *, for_update: bool = False) -> dict[str, Any] | None:
+        """The lock's latest grant (``run_lock_generation`` row), or None."""
+        query = select(GENERATION).where(GENERATION.c.name == self.lock_name)
+        row = conn.execute(query.with_for_update() if for_update else query).mappings().first()
+        return dict(row) if row else None
+
+    def _lost_message(self, run_id: str, generation: int | None, grant: dict[str, Any] | None) -> str:
+        """Why ``run_id`` no longer holds the lock, naming the run that took it when that is known."""
+        if grant is not None and grant["taken_from"] == run_id:
+            after = "" if grant["taken_after_s"] is None else f" after {grant['taken_after_s']} s"
+            return f"run {run_id} lost the run lock to run {grant['holder']} (taken over as stale{after})"
+        if grant is not None and grant["generation"] != generation:
+            return (f"run {run_id} lost the run lock (it held generation {generation}; run {grant['holder']} "
+                    f"was granted generation {grant['generation']} since)")
+        if grant is None:
+            return f"run {run_id} lost the run lock {self.lock_name!r} (its run_lock_generation row is gone)"
+        return f"run {run_id} lost the run lock {self.lock_name!r} (its row was deleted from run_lock)"
+
     def heartbeat(self, run_id: str) -> None:
-        """Tell other runs that ``run_id`` is alive; StoreError if it no longer holds the lock."""
+        """Tell other runs that ``run_id`` is alive; LockLost if it no longer holds the lock."""
         def write(conn: Connection) -> None:
             stmt = update(LOCK).where((LOCK.c.name == self.lock_name) & (LOCK.c.holder == run_id))
             if conn.execute(stmt.values(heartbeat_at=_now())).rowcount != 1:
-                raise StoreError(f"run {run_id} lost the run lock {self.lock_name!r} (taken over as stale); "
-                                 "stopping so two runs never write at once")
+                lost = self._lost_message(run_id, self.tokens.get(run_id), self._grant_row(conn))
+                raise LockLost(f"{lost}; stopping so two runs never write at once")
         self._write("update the run lock heartbeat", write)
 
     def release_lock(self, run_id: str) -> None:
-        """Give the lock up (a no-op when ``run_id`` does not hold it)."""
+        """Give the lock up (a no-op when ``run_id`` does not hold it); its generation stays counted."""
         def write(conn: Connection) -> None:
             conn.execute(delete(LOCK).where((LOCK.c.name == self.lock_name) & (LOCK.c.holder == run_id)))
         self._write("release the run lock", write)
+        self.tokens.pop(run_id, None)
         log.info("run %s released the run lock %r", run_id, self.lock_name)

@@ -9,6 +9,7 @@ SQLite ignores it). The ledger tables are described with ``kpis.schema.Column`` 
     pipeline_runs                            one row per run (in both stores)
     source_state, source_files               watermarks and files already read (SQL only)
     run_lock                                 the one-run-at-a-time lock (SQL only)
+    run_lock_generation                      the lock's fencing token, kept across releases (SQL only)
     store_commits                            which store commits reached SQL (SQL only; see stores.py)
     store_state                              facts about the stored data, e.g. the facts' config fingerprint
 """
@@ -93,6 +94,18 @@ RUN_LOCK_COLUMNS = _cols(
     Column("heartbeat_at", TS, "Last sign of life from the holder (UTC); older than the stale limit = taken over"),
 )
 
+# Its own table, not a run_lock column: an existing store gets it from create_all (no ALTER), and the
+# counter outlives run_lock's row, which is deleted on release (or by hand, for a dead lock).
+RUN_LOCK_GENERATION_COLUMNS = _cols(
+    Column("name", STR, "Lock name (as in run_lock)"),
+    Column("generation", INT, "Fencing token of the latest grant: +1 at every acquisition and take-over, never "
+           "reset; a run commits only while it still holds the generation it was granted"),
+    Column("holder", STR, "run_id of the run granted this generation"),
+    Column("granted_at", TS, "When it was granted (UTC)"),
+    Column("taken_from", STR, "The run whose stale lock this grant took over; null when the lock was free"),
+    Column("taken_after_s", INT, "How long that run had been silent (no heartbeat) when it was taken over, seconds"),
+)
+
 STORE_COMMITS_COLUMNS = _cols(
     Column("commit_id", STR, "Id of one Stores.commit, also written to the Parquet journal"),
     Column("run_id", STR, "The run that committed"),
@@ -112,6 +125,7 @@ LEDGER_COLUMNS: dict[str, dict[str, Column]] = {
     "source_state": SOURCE_STATE_COLUMNS,
     "source_files": SOURCE_FILES_COLUMNS,
     "run_lock": RUN_LOCK_COLUMNS,
+    "run_lock_generation": RUN_LOCK_GENERATION_COLUMNS,
     "store_commits": STORE_COMMITS_COLUMNS,
     "store_state": STORE_STATE_COLUMNS,
 }
@@ -120,6 +134,7 @@ LEDGER_KEYS: dict[str, tuple[str, ...]] = {
     "source_state": ("source",),
     "source_files": ("source", "file_key"),
     "run_lock": ("name",),
+    "run_lock_generation": ("name",),
     "store_commits": ("commit_id",),
     "store_state": ("name",),
 }
@@ -142,6 +157,7 @@ TABLE_COMMENTS = {
     "source_state": "Incremental-pull watermark per source",
     "source_files": "Files already read per file source",
     "run_lock": "The lock that keeps runs from overlapping",
+    "run_lock_generation": "The run lock's fencing token: the generation of its latest grant, kept across releases",
     "store_commits": "Store commits whose SQL transaction committed (used to recover an interrupted Parquet swap)",
     "store_state": "Facts about the stored data, e.g. the settings fingerprint of the stored ticket_facts",
 }

@@ -15,7 +15,7 @@ from openpyxl import Workbook
 
 from connectors.base import Batch
 from connectors.errors import SourceUnreachable
-from connectors.files import FileConnector, _text_frame, read_raw_table
+from connectors.files import FileConnector, _text_frame, read_raw_table, resolve_files
 from kpis.errors import ConfigError
 from kpis.schema import TICKET_COLUMNS, conform
 
@@ -309,10 +309,11 @@ def test_check_reports_unmapped_values_with_counts_and_writes_nothing(write_csv,
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
-def test_check_reports_missing_column(write_csv, make_source):
+def test_check_reports_missing_column_with_the_headers_found(write_csv, make_source):
     path = write_csv("t.csv", ["ticket_id", "status", "ticket_type"], [["1", "NEW", "incident"]])
     assert FileConnector(make_source(path=str(path))).check() == [
-        "source hd: missing column 'opened_at' (source column 'opened_at') (1 ticket row)"]
+        "source hd: `opened_at` (required; map it with columns.opened_at) not found in t.csv "
+        "(headers: ticket_id, status, ticket_type)"]
 
 
 def test_check_reports_naive_timestamps_without_timezone(write_csv, make_source):
@@ -343,3 +344,326 @@ def test_typed_timestamps_become_the_text_strftime_wrote() -> None:
     assert frame["naive"].fillna("-").tolist() == expected_naive.fillna("-").tolist()
     assert frame["aware"].fillna("-").tolist() == expected_aware.fillna("-").tolist()
     assert frame["aware"].tolist()[0] == "2026-03-01T00:00:59+00:00" and frame["aware"].isna().tolist()[2]
+
+
+# --- bad lines: quarantined with file, line and text; the rest is read -----------------------------
+
+GOOD = "ticket_id,ticket_type,status,opened_at\nA,incident,NEW,2026-03-05 10:00\n"
+LAST = "D,incident,NEW,2026-03-05 11:00\n"
+
+
+def pull_one(path, make_source, **overrides) -> Batch:
+    """Pull a source made of the one file ``path``; rows read must be rows used plus rows rejected."""
+    batch = FileConnector(make_source(path=str(path), **overrides)).pull()
+    assert batch.rows_read == len(batch.tickets) + len(batch.events) + len(batch.rejected)
+    return batch
+
+
+def unread(batch: Batch) -> list[tuple]:
+    """(row kind, raw JSON as a dict, reason) of each rejected row, in order."""
+    return [(r.row_kind, json.loads(r.raw), r.reason) for r in batch.rejected.itertuples()]
+
+
+def test_an_undecodable_byte_costs_its_line_only(tmp_path, make_source):
+    # UTF-8 with Chinese names on most lines; one line carries a Latin-1 é (the byte 0xE9)
+    header = b"ticket_id,ticket_type,status,opened_at,assignee\n"
+    good = [f"{t},incident,NEW,2026-03-05 10:00,{name}\n".encode() for t, name in (("A", "王伟"), ("B", "李娜"))]
+    path = tmp_path / "t.csv"
+    path.write_bytes(header + good[0] + b"X,incident,NEW,2026-03-05 10:00,Ren\xe9\n" + good[1])
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "B"]
+    assert batch.tickets["assignee"].tolist() == ["王伟", "李娜"]
+    assert unread(batch) == [("ticket", {"file": str(path), "line": 3, "text": "X,incident,NEW,2026-03-05 10:00,Ren\\xe9"},
+                              "line is not valid utf-8 (set sources.encoding if the file uses another encoding)")]
+    assert batch.rows_read == 3
+    assert batch.files_read == (f"t.csv:{sha(path)}",)  # read, with its bad line quarantined
+
+
+def test_a_utf8_file_with_one_stray_byte_is_not_read_as_gb18030(tmp_path, make_source):
+    # two-character names are 6 UTF-8 bytes = 3 valid GB18030 pairs, and 0x81 'A' is one more: the
+    # whole file decodes "cleanly" as GB18030, every name garbled; it is UTF-8 with one bad line
+    header = b"ticket_id,ticket_type,status,opened_at,assignee\n"
+    rows = [f"{t},incident,NEW,2026-03-05 10:00,{name}\n".encode() for t, name in (("A", "张伟"), ("B", "李娜"))]
+    data = header + rows[0] + b"X,incident,NEW,2026-03-05 10:00,\x81A\n" + rows[1]
+    data.decode("gb18030")  # the trap is real
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+    batch = pull_one(path, make_source)
+    assert batch.tickets["assignee"].tolist() == ["张伟", "李娜"]
+    assert [(raw["line"], raw["text"]) for _, raw, _ in unread(batch)] == [(3, "X,incident,NEW,2026-03-05 10:00,\\x81A")]
+
+
+def test_a_gbk_file_with_one_bad_byte_is_still_gbk(tmp_path, make_source):
+    text = ",".join(CN_HEADER) + "\n" + "".join(f"GD-{i},故障,处理中,2026-03-05 10:0{i},王伟,满意\n" for i in range(5))
+    data = text.encode("gbk").replace(b"GD-3", b"GD-\xff")  # 0xFF is neither GBK nor UTF-8
+    (tmp_path / "t.csv").write_bytes(data)
+    batch = pull_one(tmp_path / "t.csv", make_source, **CN_MAPS)
+    assert batch.tickets["ticket_id"].tolist() == ["GD-0", "GD-1", "GD-2", "GD-4"]
+    assert batch.tickets["status"].unique().tolist() == ["IN_PROGRESS"]
+    ((kind, raw, reason),) = unread(batch)
+    assert raw["line"] == 5 and raw["text"].startswith("GD-\\xff,") and reason.startswith("line is not valid gb18030")
+
+
+def test_a_file_in_another_encoding_is_refused_naming_the_setting(tmp_path, make_source):
+    # Latin-1 accents before commas: neither UTF-8 nor GB18030 reads these lines
+    rows = "".join(f"{i},incident,NEW,2026-03-05 10:00,café,\n" for i in range(4))
+    path = tmp_path / "t.csv"
+    path.write_bytes(("ticket_id,ticket_type,status,opened_at,note,x\n" + rows).encode("latin-1"))
+    batch = pull_one(path, make_source)
+    assert len(batch.tickets) == 0 and batch.files_read == ()
+    ((kind, raw, reason),) = unread(batch)
+    assert (kind, raw) == ("file", {"file": str(path)})
+    assert reason.startswith("t.csv is neither UTF-8 nor GB18030") and "set sources.encoding" in reason
+
+
+def test_an_explicit_encoding_keeps_the_lines_it_reads(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_bytes(GOOD.encode() + b"B,incident,\xff,2026-03-05 10:00\n" + LAST.encode())
+    batch = pull_one(path, make_source, encoding="utf-8")
+    assert batch.tickets["ticket_id"].tolist() == ["A", "D"]
+    assert [raw["line"] for _, raw, _ in unread(batch)] == [3]
+
+
+def test_an_unknown_encoding_is_a_config_error(tmp_path, make_source):
+    (tmp_path / "t.csv").write_text(GOOD)
+    with pytest.raises(ConfigError, match=r"sources\['hd'\]\.encoding"):
+        FileConnector(make_source(path=str(tmp_path / "t.csv"), encoding="klingon")).pull()
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ('"B,incident,NEW,2026-03-05 10:00', "unbalanced quote"),  # the quote opens the line
+    ('B,incident,NEW,"2026-03-05 10:00', "unbalanced quote"),  # in the last field: Arrow swallowed the rest
+    ("B,incident,NEW,2026-03-05 10:00,extra", "wrong number of fields (5, header has 4)"),
+    ("B,incident,NEW", "wrong number of fields (3, header has 4)"),
+])
+def test_a_broken_csv_line_costs_its_line_only(tmp_path, make_source, line, reason):
+    path = tmp_path / "t.csv"
+    path.write_text(GOOD + line + "\nC,incident,NEW,2026-03-05 10:30\n" + LAST, encoding="utf-8")
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "C", "D"]
+    ((kind, raw, got),) = unread(batch)
+    assert (kind, raw["line"], raw["text"]) == ("ticket", 3, line)
+    assert got.startswith(reason)
+
+
+def test_a_lone_carriage_return_costs_its_line(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_bytes((GOOD + "B,incident,N\rEW,2026-03-05 10:00\n" + LAST).encode())
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "D"]
+    assert [(raw["line"], reason) for _, raw, reason in unread(batch)] == [
+        (3, "unreadable CSV line (a carriage return inside a field)")]
+
+
+def test_multiline_values_are_data_also_when_the_file_is_read_line_by_line(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_text("ticket_id,ticket_type,status,opened_at,close_code\r\n"
+                    'A,incident,NEW,2026-03-05 10:00,"first line\r\nsecond, line"\r\n'
+                    "B,incident,NEW,2026-03-05 10:00,x,y\r\n"  # one field too many: the slow path
+                    'C,incident,NEW,2026-03-05 10:00,"say ""hi"""\r\n', encoding="utf-8")
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "C"]
+    assert batch.tickets["close_code"].tolist() == ["first line\r\nsecond, line", 'say "hi"']
+    assert [(raw["line"], reason) for _, raw, reason in unread(batch)] == [
+        (4, "wrong number of fields (6, header has 5)")]
+
+
+def test_a_value_longer_than_arrows_block_is_data(tmp_path, make_source):
+    long = "x" * (3 << 20)  # 3 MiB in one cell
+    path = tmp_path / "t.csv"
+    path.write_text(f"ticket_id,ticket_type,status,opened_at,close_code\nA,incident,NEW,2026-03-05 10:00,{long}\n")
+    batch = pull_one(path, make_source)
+    assert batch.tickets["close_code"].tolist() == [long] and len(batch.rejected) == 0
+
+
+def test_a_nul_byte_costs_its_line(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_text(GOOD + "B,incident,N\x00EW,2026-03-05 10:00\n" + LAST, encoding="utf-8")
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "D"]
+    assert unread(batch) == [("ticket", {"file": str(path), "line": 3, "text": "B,incident,N\\x00EW,2026-03-05 10:00"},
+                              "NUL byte in line")]
+
+
+def test_ndjson_bad_lines_are_quarantined_with_their_numbers(tmp_path, make_source):
+    good = {"ticket_id": "A", "ticket_type": "incident", "status": "NEW", "opened_at": "2026-03-05 10:00",
+            "close_code": "x\u2028y"}  # U+2028 is a line break to str.splitlines, not to NDJSON
+    path = tmp_path / "t.ndjson"
+    path.write_text(json.dumps(good, ensure_ascii=False) + '\n{"ticket_id": "B",\n\n[1, 2]\n'
+                    + json.dumps({**good, "ticket_id": "C"}) + "\n", encoding="utf-8")
+    batch = pull_one(path, make_source, kind="ndjson")
+    assert batch.tickets["ticket_id"].tolist() == ["A", "C"]
+    assert batch.tickets["close_code"].tolist()[0] == "x\u2028y"
+    assert [(raw["line"], raw["text"], reason.split(" (")[0]) for _, raw, reason in unread(batch)] == [
+        (2, '{"ticket_id": "B",', "invalid JSON"), (4, "[1, 2]", "JSON record is an array, not an object")]
+
+
+def test_a_json_element_that_is_not_an_object_is_quarantined(tmp_path, make_source):
+    path = tmp_path / "t.json"
+    record = {"ticket_id": "A", "ticket_type": "incident", "status": "NEW", "opened_at": "2026-03-05 10:00"}
+    path.write_text(json.dumps([record, 5, {**record, "ticket_id": "B"}]))
+    batch = pull_one(path, make_source, kind="json")
+    assert batch.tickets["ticket_id"].tolist() == ["A", "B"]
+    assert unread(batch) == [("ticket", {"file": str(path), "record": 2, "text": "5"},
+                              "JSON record is a number, not an object")]
+
+
+def test_invalid_json_refuses_the_file(tmp_path, make_source):
+    (tmp_path / "t.json").write_text('[{"ticket_id": "A"')
+    batch = pull_one(tmp_path / "t.json", make_source, kind="json")
+    ((kind, _, reason),) = unread(batch)
+    assert kind == "file" and reason.startswith("t.json is not valid JSON")
+
+
+def test_an_empty_file_is_no_rows_with_a_warning(tmp_path, make_source, caplog):
+    (tmp_path / "t.csv").write_bytes(b"")
+    batch = pull_one(tmp_path / "t.csv", make_source)
+    assert (batch.rows_read, len(batch.rejected)) == (0, 0)
+    assert batch.files_read == (f"t.csv:{sha(tmp_path / 't.csv')}",)  # read: there is nothing in it
+    assert "t.csv is empty: 0 rows read" in caplog.text
+
+
+def test_a_header_only_file_is_no_rows(tmp_path, make_source):
+    (tmp_path / "t.csv").write_text(GOOD.splitlines()[0] + "\n")
+    batch = pull_one(tmp_path / "t.csv", make_source)
+    assert (batch.rows_read, len(batch.rejected), len(batch.files_read)) == (0, 0, 1)
+
+
+# --- files that cannot be read: refused, the source's other files read -----------------------------
+
+def test_broken_gz_files_are_refused_and_the_others_read(tmp_path, make_source, caplog):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "1.csv").write_text(GOOD)
+    (folder / "2.csv.gz").write_bytes(gzip.compress(("ticket_id,ticket_type,status,opened_at\n" + LAST).encode())[:-12])
+    (folder / "3.csv.gz").write_text(GOOD.replace("A,", "C,"))  # a plain file named .gz
+    batch = pull_one(folder, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A"]
+    assert batch.files_read == (f"1.csv:{sha(folder / '1.csv')}",)  # the broken ones are read again next run
+    assert [(kind, raw["file"], reason) for kind, raw, reason in unread(batch)] == [
+        ("file", str(folder / "2.csv.gz"),
+         "2.csv.gz is truncated: its gzip stream ends early; replace it with a complete copy"),
+        ("file", str(folder / "3.csv.gz"),
+         "3.csv.gz is not gzip-compressed although its name ends in .gz; rename or replace it")]
+    assert batch.rows_read == 3  # one row, and one per refused file
+    assert "the next run reads it again" in caplog.text
+
+
+def test_a_corrupt_workbook_is_refused(tmp_path, make_source):
+    (tmp_path / "t.xlsx").write_bytes(b"PK\x03\x04 not really a zip")
+    ((kind, _, reason),) = unread(pull_one(tmp_path / "t.xlsx", make_source, kind="excel"))
+    assert kind == "file" and reason.startswith("t.xlsx is not a readable Excel workbook")
+
+
+def test_an_unreadable_header_line_refuses_the_file(tmp_path, make_source):
+    (tmp_path / "t.csv").write_bytes(b"ticket_id,caf\xe9\nA,x\n")
+    ((kind, _, reason),) = unread(pull_one(tmp_path / "t.csv", make_source))
+    assert kind == "file" and reason.startswith("t.csv line 1: the header cannot be read")
+
+
+# --- headers the config names must be there ----------------------------------------------------
+
+ZH_SOURCE = {"columns": {"ticket_id": "工单号", "ticket_type": "类型", "status": "状态", "opened_at": "创建时间",
+                         "resolved_at": "解决时问"},  # 问 for 间: a typo of 解决时间
+             "type_map": {"故障": "incident"}, "status_map": {"新建": "NEW"}}
+
+
+def test_a_misspelt_mapped_header_refuses_the_file_with_the_closest_match(tmp_path, make_source):
+    path = tmp_path / "tickets.csv"
+    path.write_text("工单号,类型,状态,创建时间,解决时间\nGD-1,故障,新建,2026-03-05 10:00,\n", encoding="utf-8")
+    batch = pull_one(path, make_source, **ZH_SOURCE)
+    assert len(batch.tickets) == 0 and batch.files_read == ()
+    assert unread(batch) == [("file", {"file": str(path)},
+                              "`解决时问` (columns.resolved_at) not found in tickets.csv; did you mean `解决时间`? "
+                              "(headers: 工单号, 类型, 状态, 创建时间, 解决时间)")]
+
+
+def test_a_header_the_config_reads_for_another_column_is_no_guess(tmp_path, make_source):
+    # closed_at is close to opened_at as text, but it is closed_at: suggesting it would mislead
+    path = tmp_path / "t.csv"
+    path.write_text("ticket_id,ticket_type,status,closed_at\nA,incident,NEW,2026-03-05 10:00\n")
+    ((_, _, reason),) = unread(pull_one(path, make_source))
+    assert reason == ("`opened_at` (required; map it with columns.opened_at) not found in t.csv "
+                      "(headers: ticket_id, ticket_type, status, closed_at)")
+
+
+def test_a_misspelt_event_header_refuses_the_events_file_only(tmp_path, make_source):
+    tickets = tmp_path / "t.csv"
+    tickets.write_text(GOOD)
+    events = tmp_path / "e.csv"
+    events.write_text("ticket_id,at,kind,value\nA,2026-03-05 10:05,response,\n")
+    batch = pull_one(tickets, make_source, events_path=str(events), event_columns={"at": "time"})
+    assert batch.tickets["ticket_id"].tolist() == ["A"] and len(batch.events) == 0
+    ((kind, _, reason),) = unread(batch)
+    assert reason == "`time` (event_columns.at) not found in e.csv (headers: ticket_id, at, kind, value)"
+    assert [k.split(":")[0] for k in batch.files_read] == ["t.csv"]
+
+
+def test_a_banner_without_header_row_refuses_the_file_listing_its_headers(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_text("导出时间: 2026-08-01 00:00\n" + GOOD, encoding="utf-8")
+    ((_, _, reason),) = unread(pull_one(path, make_source))
+    assert reason == ("none of the headers the config names (ticket_id, ticket_type, status, opened_at) is in t.csv; "
+                      "is the header on another line? set options.header_row (headers: 导出时间: 2026-08-01 00:00)")
+
+
+def test_header_row_skips_a_banner_and_counts_its_lines(tmp_path, make_source):
+    path = tmp_path / "t.csv"
+    path.write_text("导出时间: 2026-08-01 00:00\n导出人: 王伟\n" + GOOD + "B,incident\n" + LAST, encoding="utf-8")
+    batch = pull_one(path, make_source, options={"header_row": 3})
+    assert batch.tickets["ticket_id"].tolist() == ["A", "D"]
+    assert [raw["line"] for _, raw, _ in unread(batch)] == [5]  # the file's own line number
+
+
+def test_header_row_in_excel(tmp_path, make_source):
+    path = tmp_path / "t.xlsx"
+    write_xlsx(path, {"工单": [["导出时间: 2026-08-01"], [], HEADER, *ROWS]})
+    batch = pull_one(path, make_source, kind="excel", options={"header_row": 3})
+    assert batch.tickets["ticket_id"].tolist() == ["INC1", "INC2"]
+
+
+@pytest.mark.parametrize("value", [0, "3", True, -1])
+def test_a_bad_header_row_is_a_config_error(tmp_path, make_source, value):
+    (tmp_path / "t.csv").write_text(GOOD)
+    with pytest.raises(ConfigError, match=r"options\.header_row"):
+        FileConnector(make_source(path=str(tmp_path / "t.csv"), options={"header_row": value})).pull()
+
+
+def test_json_may_leave_out_optional_keys_but_not_required_ones(tmp_path, make_source):
+    record = {"ticket_id": "A", "ticket_type": "incident", "status": "NEW", "opened_at": "2026-03-05 10:00"}
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([record]))
+    # resolved_at is mapped but no record has the key: JSON leaves out empty values, so that is fine
+    batch = pull_one(path, make_source, kind="json", columns={"resolved_at": "solved"})
+    assert batch.tickets["ticket_id"].tolist() == ["A"] and len(batch.rejected) == 0
+    batch = pull_one(path, make_source, kind="json", columns={"opened_at": "created"})
+    ((kind, _, reason),) = unread(batch)
+    assert kind == "file" and reason.startswith("`created` (columns.opened_at) not found in t.json")
+
+
+# --- globs: each real file once, symlink loops walked once --------------------------------------
+
+def test_a_symlink_loop_under_a_recursive_glob_reads_each_file_once(tmp_path, make_source):
+    (tmp_path / "in" / "day1").mkdir(parents=True)
+    (tmp_path / "in" / "day1" / "t.csv").write_text(GOOD)
+    (tmp_path / "in" / "day1" / "back").symlink_to(tmp_path / "in")  # a loop
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "u.csv").write_text(GOOD.replace("A,", "B,"))
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere")  # a folder linked in: followed
+    batch = pull_one(f"{tmp_path}/in/**/*.csv", make_source)
+    assert sorted(batch.tickets["ticket_id"]) == ["A", "B"]
+
+
+def test_two_paths_to_one_file_read_it_once(tmp_path, make_source):
+    (tmp_path / "t.csv").write_text(GOOD)
+    (tmp_path / "same.csv").symlink_to(tmp_path / "t.csv")
+    batch = pull_one(f"{tmp_path}/*.csv", make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A"]
+
+
+def test_a_recursive_glob_matches_like_glob(tmp_path, make_source):
+    for name in ("a/t1.csv", "a/b/t2.csv", "a/.hidden/t3.csv", "a/b/notes.txt.bak", "t0.csv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(GOOD)
+    found = resolve_files(f"{tmp_path}/**/t*.csv", make_source())
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/b/t2.csv", "a/t1.csv", "t0.csv"]

@@ -15,6 +15,7 @@ from connectors.mapping import (
     normalise_nulls,
     parse_timestamps,
     raw_json,
+    read_timestamps,
 )
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS
@@ -122,6 +123,60 @@ def test_dst_times_resolve_like_zoneinfo_fold_0(make_source):
     assert out.tolist() == [utc("2026-03-08 07:30"), utc("2026-11-01 05:30")]
 
 
+# --- out of range, naive values without timezone ------------------------------------------------
+
+def test_only_1970_to_2099_utc_is_a_time(make_source):
+    # Shanghai is UTC+8: local 1970-01-01 07:59:59 is 1969-12-31T23:59:59Z, one second too early.
+    values = pd.Series(["9999-12-31T23:00:00+08:00", "1900-01-01 00:00", "1970-01-01 07:59:59",
+                        "1970-01-01T00:00:00Z", "2099-12-31T23:59:59Z", "2100-01-01T00:00:00Z",
+                        "0001-01-01T00:00:00Z", "2026-03-05 10:00", "soon", None])
+    stamps = read_timestamps(values, make_source())
+    assert stamps.out_of_range.tolist() == [True, True, True, False, False, True, True, False, False, False]
+    assert stamps.unparseable.tolist() == [False] * 8 + [True, False]
+    assert stamps.utc.tolist()[3:5] == [utc("1970-01-01 00:00:00"), utc("2099-12-31 23:59:59")]
+    assert stamps.utc.isna().tolist() == [True, True, True, False, False, True, True, False, True, True]
+    _, bad = parse_timestamps(values, make_source())
+    assert bad.tolist() == [True, True, True, False, False, True, True, False, True, False]
+
+
+def test_out_of_range_timestamp_rejects_its_row_only(make_source):
+    raw = text_frame({"ticket_id": ["A", "B"], "ticket_type": ["incident"] * 2, "status": ["NEW"] * 2,
+                      "opened_at": ["9999-12-31T23:00:00+08:00", "2026-03-05T10:00:00+08:00"]})
+    tickets, rejected = map_tickets(raw, make_source())
+    assert tickets["ticket_id"].tolist() == ["B"]
+    assert rejected["reason"].tolist() == ["opened_at out of range 1970..2099 '9999-12-31T23:00:00+08:00'"]
+
+
+def test_a_naive_value_among_offsets_without_timezone_rejects_its_row(make_source):
+    # the column's other values carry offsets: the source writes offsets and this value lost its own
+    raw = text_frame({"ticket_id": ["A", "B", "C"], "ticket_type": ["incident"] * 3, "status": ["RESOLVED"] * 3,
+                      "opened_at": ["2026-03-05T10:00:00+08:00", "2026-03-05 10:00:00", "2026-03-05T10:00:00+08:00"],
+                      "resolved_at": ["2026-03-05T12:00:00Z", None, "2026-03-05 11:00"]})
+    tickets, rejected = map_tickets(raw, make_source(timezone=None))
+    assert tickets["ticket_id"].tolist() == ["A"]
+    assert tickets["opened_at"].tolist() == [utc("2026-03-05 02:00")]
+    assert tickets["resolved_at"].tolist() == [utc("2026-03-05 12:00")]
+    assert rejected["reason"].tolist() == ["no UTC offset in opened_at (set sources.timezone) '2026-03-05 10:00:00'",
+                                           "no UTC offset in resolved_at (set sources.timezone) '2026-03-05 11:00'"]
+
+
+def test_a_column_of_naive_values_without_timezone_is_a_config_error_naming_the_source_and_a_value(make_source):
+    # resolved_at carries offsets, opened_at never does: the source writes opened_at naive, always
+    raw = text_frame({"ticket_id": ["A", "B"], "ticket_type": ["incident"] * 2, "status": ["NEW"] * 2,
+                      "opened_at": ["2026-03-05 10:00:00", "2026-03-05 11:00:00"],
+                      "resolved_at": ["2026-03-05T12:00:00Z", None]})
+    with pytest.raises(ConfigError, match=r"sources\['hd'\]\.timezone.*'2026-03-05 10:00:00'.*set timezone"):
+        map_tickets(raw, make_source(timezone=None))
+
+
+def test_naive_event_time_among_offsets_rejects_the_event(make_source):
+    raw = text_frame({"ticket_id": ["A", "A"], "at": ["2026-03-05T10:00:00Z", "2026-03-05 10:05"],
+                      "kind": ["response", "response"], "value": [None, None]})
+    events, rejected = map_events(raw, make_source(timezone=None))
+    assert len(events) == 1
+    assert rejected["reason"].tolist() == ["no UTC offset in at (set sources.timezone) '2026-03-05 10:05'"]
+
+
 # --- map_tickets --------------------------------------------------------------------------------
 
 def helpdesk(make_source, **overrides):
@@ -217,7 +272,9 @@ def test_missing_required_column_rejects_every_row_and_names_it(make_source):
     raw = text_frame({"Number": ["1", "2"], "State": ["NEW", "NEW"], "Type": ["Incident", "Incident"]})
     tickets, rejected = map_tickets(raw, helpdesk(make_source))
     assert len(tickets) == 0
-    assert rejected["reason"].tolist() == ["missing column 'opened_at' (source column 'Opened')"] * 2
+    # the reason lists what the rows had, so a misspelt mapping can be seen at once
+    assert rejected["reason"].tolist() == [
+        "missing column 'opened_at' (source column 'Opened'; headers: Number, State, Type)"] * 2
 
 
 def test_canonical_headers_need_no_columns(make_source):

@@ -128,11 +128,6 @@ def test_response_at_first_snapshot_in_a_response_status(export: Path) -> None:
     assert batch.tickets.set_index("ticket_id").loc["INC1", "first_response_at"] == ts("2016-03-01 09:30")
 
 
-def test_unknown_response_status_is_a_config_error(export: Path) -> None:
-    with pytest.raises(ConfigError, match="response_statuses"):
-        FileConnector(_source(export, response_statuses=["Active"])).pull()
-
-
 def test_missing_option_column_is_a_config_error(export: Path) -> None:
     with pytest.raises(ConfigError, match="options.order_by"):
         FileConnector(_source(export, order_by="sys_mod_count")).pull()

@@ -9,9 +9,9 @@ more to reject. Skipped when the datasets are not next to the repository.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from connectors.base import Batch, SourceConfig
 from connectors.files import FileConnector
 from connectors.validate import validate
+from pipeline.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +35,9 @@ LOGS = {
 
 
 def _source(preset: str) -> SourceConfig:
-    with open(REPO / "config" / "presets" / f"{preset}.toml", "rb") as f:
-        cfg = tomllib.load(f)
+    settings = Settings.load(REPO / "config" / "presets" / f"{preset}.toml", env={})
     # Preset paths are relative to the repository root (where `itsm-kpi run` is started).
-    return SourceConfig.from_config(0, cfg["sources"][0], base_dir=REPO)
+    return dataclasses.replace(settings.sources[0], path=str(REPO / settings.sources[0].path))
 
 
 def _ids_in_file(path: Path, column: str, encoding: str) -> tuple[set[str], int]:

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 WIDTH = 1280
 CHARTS = 8  # ranking, four rate trends, response time trend, volume, SLA by priority
+PANELS = 6  # overview, ranking, engineer KPIs, trends, SLA by priority, breached tickets
 
 PROBE = """<script>
 window.__errors = [];
@@ -51,7 +52,7 @@ window.addEventListener('load', function () {
   var probe = document.createElement('pre');
   probe.id = '__probe';
   probe.textContent = JSON.stringify({
-    charts: charts, errors: window.__errors,
+    charts: charts, errors: window.__errors, panels: document.querySelectorAll('section.panel').length,
     resources: performance.getEntriesByType('resource').map(function (r) { return r.name; }),
     scrollWidth: document.documentElement.scrollWidth, scrollHeight: document.documentElement.scrollHeight,
     title: document.title
@@ -135,6 +136,7 @@ def test_report_renders_in_chromium(demo_store: Path, tmp_path: Path, lang: str)
 
     charts = [c for c in seen["charts"] if c["cls"] == "chart"]
     assert len(charts) == CHARTS, seen["charts"]
+    assert seen["panels"] == PANELS
     for chart in charts:
         assert chart["w"] > 100 and chart["h"] > 50, f"a chart was not laid out: {chart}"
         assert chart["marks"] > 0, f"a chart drew nothing: {chart}"

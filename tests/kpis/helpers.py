@@ -14,6 +14,7 @@ import pandas as pd
 
 from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
+from pipeline.config import kpi_settings_from_mapping
 
 SRC = "helpdesk"
 
@@ -62,7 +63,7 @@ def config(**sections: Any) -> dict:
 
 
 def settings(**sections: Any) -> KpiSettings:
-    return KpiSettings.from_config(config(**sections))
+    return kpi_settings_from_mapping(config(**sections))
 
 
 _TS_COLS = [c.name for c in TICKET_COLUMNS.values() if c.dtype.startswith("datetime64")]

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from kpis import aggregate, compute_all, compute_facts, compute_scorecard, kpi_tables
 from kpis.aggregate import FACTS_READ
 from kpis.calendar import BusinessCalendar
-from kpis.config import WEEKDAYS, CalendarSpec
+from kpis.config import WEEKDAYS
 from kpis.schema import TABLE_KEYS
+from pipeline.config import calendar_from_mapping
 
 UTC = UTC
 
@@ -90,7 +91,7 @@ def literal_business_seconds(cfg: dict, a: datetime, b: datetime) -> int:
 
 
 def business(spec_cfg: dict, starts: list[datetime], ends: list[datetime]) -> np.ndarray:
-    cal = BusinessCalendar(CalendarSpec.from_config("p", spec_cfg))
+    cal = BusinessCalendar(calendar_from_mapping("p", spec_cfg))
     s = pd.Series(pd.to_datetime(starts, utc=True), dtype="datetime64[us, UTC]")
     e = pd.Series(pd.to_datetime(ends, utc=True), dtype="datetime64[us, UTC]")
     return np.asarray(cal.business_seconds(s, e), dtype="float64")

@@ -13,6 +13,7 @@ from helpers import OFFICE, WEEKDAYS, local, ts
 
 from kpis.calendar import BusinessCalendar
 from kpis.config import CalendarSpec
+from pipeline.config import calendar_from_mapping
 
 SH = "Asia/Shanghai"
 BERLIN = "Europe/Berlin"
@@ -20,7 +21,7 @@ BERLIN = "Europe/Berlin"
 
 def cal(**overrides) -> BusinessCalendar:
     cfg = {**OFFICE, **overrides}
-    return BusinessCalendar(CalendarSpec.from_config("test", cfg))
+    return BusinessCalendar(calendar_from_mapping("test", cfg))
 
 
 def bs(calendar: BusinessCalendar, a: pd.Timestamp, b: pd.Timestamp) -> float:
@@ -152,7 +153,7 @@ def test_extra_workday_overrides_a_holiday_on_the_same_date():
 
 
 def berlin(**hours) -> BusinessCalendar:
-    return BusinessCalendar(CalendarSpec.from_config("berlin", {"timezone": BERLIN, "hours": hours}))
+    return BusinessCalendar(calendar_from_mapping("berlin", {"timezone": BERLIN, "hours": hours}))
 
 
 WIDE_SPRING = (ts("2026-03-28T12:00Z"), ts("2026-03-30T12:00Z"))

@@ -23,10 +23,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kpis import compute_facts, kpi_tables
-from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
+from pipeline.config import kpi_settings_from_mapping
 from pipeline.groups import group_tables, in_groups, touched_groups
 from pipeline.store.parquet import to_arrow
 
@@ -108,7 +108,7 @@ def test_no_change_touches_no_group() -> None:
 
 # --- property: outside the touched groups nothing moves, inside them group_tables equals kpi_tables ---------
 AS_OF = pd.Timestamp("2026-03-20T00:00Z")
-SETTINGS = KpiSettings.from_config({
+SETTINGS = kpi_settings_from_mapping({
     "reporting": {"timezone": TZ, "grains": ["day", "week", "month", "quarter"], "min_sample": 1},
     "sla": [{"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "4h"}],
 })

@@ -19,13 +19,14 @@ import pyarrow as pa
 import pytest
 
 from kpis import compute_facts
-from kpis.config import KpiSettings, facts_fingerprint
+from kpis.config import facts_fingerprint
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
+from pipeline.config import kpi_settings_from_mapping
 from pipeline.refresh import reads_the_clock, refresh_facts
 from pipeline.store.parquet import to_arrow
 
 DAY1, DAY2 = pd.Timestamp("2026-03-10T03:00Z"), pd.Timestamp("2026-03-11T03:00Z")
-SETTINGS = KpiSettings.from_config({"sla": [{"ticket_type": "incident", "priority": "P1",
+SETTINGS = kpi_settings_from_mapping({"sla": [{"ticket_type": "incident", "priority": "P1",
                                              "response": "30m", "resolution": "4h"}]})
 KEY = ["source", "ticket_id"]
 
@@ -138,11 +139,11 @@ def test_reads_the_clock() -> None:
 ])
 def test_fingerprint_follows_the_settings_facts_read(change: dict, moves: bool) -> None:
     base = {"sla": [{"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "4h"}]}
-    changed = KpiSettings.from_config({**base, **change})
+    changed = kpi_settings_from_mapping({**base, **change})
     assert (facts_fingerprint(changed) != facts_fingerprint(SETTINGS)) is moves
 
 
 def test_fingerprint_ignores_set_and_mapping_order() -> None:
-    one = KpiSettings.from_config({"kpi": {"failed_close_codes": ["a", "b", "c"], "satisfaction_map": {"x": 5, "y": 1}}})
-    two = KpiSettings.from_config({"kpi": {"failed_close_codes": ["c", "a", "b"], "satisfaction_map": {"y": 1, "x": 5}}})
+    one = kpi_settings_from_mapping({"kpi": {"failed_close_codes": ["a", "b", "c"], "satisfaction_map": {"x": 5, "y": 1}}})
+    two = kpi_settings_from_mapping({"kpi": {"failed_close_codes": ["c", "a", "b"], "satisfaction_map": {"y": 1, "x": 5}}})
     assert facts_fingerprint(one) == facts_fingerprint(two)

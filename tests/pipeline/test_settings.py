@@ -123,7 +123,7 @@ def test_an_environment_override_can_add_a_key_the_file_lacks(tmp_path: Path) ->
 
 def test_an_environment_override_for_a_source_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     message = _refused(tmp_path, env={"ITSM_KPI_SOURCES__2__PATH": "x.csv"})
-    assert "sources.2.path" in message
+    assert message.startswith("ITSM_KPI_SOURCES__2__PATH: sources[2]: there is no entry 2")
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -158,7 +158,7 @@ def test_a_password_in_the_file_stops_the_cli_with_one_line(tmp_path: Path) -> N
 def test_a_source_secret_in_the_file_is_refused(tmp_path: Path) -> None:
     text = BASE + 'token = "abc123"\n'
     message = _refused(tmp_path, text)
-    assert "sources[0].token" in message and "token_env" in message and "abc123" not in message
+    assert "sources['helpdesk'].token" in message and "token_env" in message and "abc123" not in message
 
 
 def test_a_user_without_password_in_the_file_is_fine(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_a_user_without_password_in_the_file_is_fine(tmp_path: Path) -> None:
     ('kpi = "first_fix_rate"\n', "wieght = 2\n", "scorecard[0].wieght"),
     ("[run]\n", 'overlap_s = "1h"\n', "run.overlap_s"),
     ("[schedule]\n", 'crontab = "* * * * *"\n', "schedule.crontab"),
-    ('name = "helpdesk"\n', 'colums = { ticket_id = "Number" }\n', "sources[0].colums"),
+    ('name = "helpdesk"\n', 'colums = { ticket_id = "Number" }\n', "sources['helpdesk'].colums"),
 ])
 def test_a_mistyped_key_is_refused_naming_it(tmp_path: Path, anchor: str, typo: str, named: str) -> None:
     assert anchor in BASE
@@ -211,7 +211,7 @@ def test_a_bad_duration_is_refused_naming_the_key(tmp_path: Path, bad: str) -> N
     ('[schedule]\ncron = "15 1 * * *"\ntimezone = "Asia/Shanghai"',
      '[schedule]\ncron = "15 1 * * *"\ntimezone = "UTC+8"', "schedule.timezone"),
     ('path = "exports/tickets.csv"\ntimezone = "Asia/Shanghai"',
-     'path = "exports/tickets.csv"\ntimezone = "China Standard Time"', "sources[0].timezone"),
+     'path = "exports/tickets.csv"\ntimezone = "China Standard Time"', "sources['helpdesk'].timezone"),
 ])
 def test_a_bad_timezone_is_refused_naming_the_key(tmp_path: Path, old: str, new: str, named: str) -> None:
     assert old in BASE

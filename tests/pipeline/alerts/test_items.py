@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.alerts.items import FACT_COLUMNS, below_target_items, breached_items, due_soon_items, for_rule
-from pipeline.alerts.rules import AlertRule
+from pipeline.settings import AlertSettings
 
 AS_OF = pd.Timestamp("2026-09-10T08:00:00Z")
 
@@ -54,9 +54,9 @@ def test_due_soon_is_the_half_open_window_after_as_of() -> None:
 def test_team_and_client_filters() -> None:
     facts = _facts({"ticket_id": "A", "team": "desk", "client": "ACME"}, {"ticket_id": "B", "team": "net", "client": "ACME"},
                    {"ticket_id": "C", "team": "desk", "client": None})
-    rule = AlertRule(name="x", url_env="X", team=("desk",), client=("ACME",))
+    rule = AlertSettings(name="x", url_env="X", team=("desk",), client=("ACME",))
     assert list(for_rule(facts, rule)["ticket_id"]) == ["A"]
-    assert list(for_rule(facts, AlertRule(name="x", url_env="X"))["ticket_id"]) == ["A", "B", "C"]
+    assert list(for_rule(facts, AlertSettings(name="x", url_env="X"))["ticket_id"]) == ["A", "B", "C"]
 
 
 def test_below_target_leaves_out_low_samples_and_kpis_at_target() -> None:

@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 
 from pipeline.alerts.deliver import Message, deliver
 from pipeline.alerts.post import AlertPostError, RetryPolicy, Webhook
-from pipeline.alerts.rules import AlertRule
+from pipeline.settings import AlertSettings
 
 TOKEN = "s3cr3t-webhook-token-0042"
 FAST = RetryPolicy(max_attempts=3, backoff_base_s=0.0, backoff_cap_s=0.0, max_total_wait_s=30, read_timeout_s=1.0)
@@ -108,7 +108,7 @@ def test_dingtalk_posts_are_signed_with_the_secret(robot) -> None:
 def test_deliver_posts_each_message_and_skips_an_alert_without_its_url(robot, tmp_path: Path, caplog) -> None:
     handler, url = robot
     (tmp_path / "hook").write_text(url + "\n")
-    rules = [AlertRule(name="desk", url_env="DESK_HOOK", format="wecom"), AlertRule(name="lost", url_env="NOT_SET")]
+    rules = [AlertSettings(name="desk", url_env="DESK_HOOK", format="wecom"), AlertSettings(name="lost", url_env="NOT_SET")]
     items = [{"source": "hd", "ticket_id": "T1", "engineer": "ann", "metric": "resolution", "policy": None, "due_at": None}]
     to_post = [Message("desk", "breached", items, {"msgtype": "markdown", "markdown": {"content": "x"}}),
                Message("lost", "breached", items, {})]

@@ -153,7 +153,7 @@ def test_bad_sql_is_one_line_and_exit_2(store: tuple[Path, str]) -> None:
         code, out, err = query(store, "SELECT * FROM no_such_table", engine)
         assert code == 2
         assert out == ""
-        assert err.startswith("itsm-kpi query: ") and err.count("\n") == 1
+        assert err.startswith("itsm-kpi: query failed: ") and err.count("\n") == 1
 
 
 def test_missing_stores_are_one_line_and_exit_4(tmp_path: Path) -> None:
@@ -201,3 +201,65 @@ def test_store_query_gives_frames_for_code(local: tuple[Path, str]) -> None:
     with StoreQuery(store_path=local[0], sql_url=None, engine="parquet") as q:
         frame = q.frame("SELECT grain, COUNT(*) AS n FROM v_scorecard_current GROUP BY grain ORDER BY grain")
     assert list(frame["grain"]) == ["day", "month", "quarter", "week"]
+
+
+# -- CSV never hands a spreadsheet a formula (CONTRACT.md, Analyst SQL; DECISIONS.md) ---------------------
+FORMULAS = {  # text as stored -> as the CSV writes it
+    "=1+1": "'=1+1",
+    "+41": "'+41",
+    "-3": "'-3",
+    "@SUM(A1)": "'@SUM(A1)",
+    "\tx": "'\tx",
+    "\rx": "'\rx",
+    "a=b": "a=b",
+    "": "",
+}
+
+
+@pytest.mark.parametrize("engine", ["parquet", "sql"])
+def test_csv_prefixes_text_that_starts_like_a_formula(local: tuple[Path, str], engine: str) -> None:
+    chr_ = "chr" if engine == "parquet" else "char"
+    texts = {"\t": f"{chr_}(9) || 'x'", "\r": f"{chr_}(13) || 'x'"}
+    columns = ", ".join(
+        f"{texts.get(t[:1], repr(t)) if t[:1] in texts else repr(t)} AS c{i}" for i, t in enumerate(FORMULAS)
+    )
+    code, out, err = query(local, f"SELECT {columns}", engine, "csv")
+    assert (code, err) == (0, "")
+    assert next(csv.reader(io.StringIO(out.split("\n", 1)[1]))) == list(FORMULAS.values())
+
+
+@pytest.mark.parametrize("engine", ["parquet", "sql"])
+def test_csv_writes_negative_numbers_as_numbers(local: tuple[Path, str], engine: str) -> None:
+    code, out, _ = query(local, "SELECT -3 AS n, -2.5 AS x, CAST(-7.25 AS DECIMAL(6, 2)) AS d", engine, "csv")
+    assert code == 0
+    assert out == "n,x,d\n-3,-2.5,-7.25\n"
+
+
+def test_csv_decides_per_cell_so_a_sqlite_text_cell_is_prefixed_beside_a_number(local: tuple[Path, str]) -> None:
+    code, out, _ = query(local, "SELECT -3 AS v UNION ALL SELECT '-3' ORDER BY 1", "sql", "csv")
+    assert code == 0
+    assert out == "v\n-3\n'-3\n"  # SQLite orders numbers before text
+
+
+def test_csv_prefixes_a_header_that_starts_like_a_formula(local: tuple[Path, str]) -> None:
+    code, out, _ = query(local, 'SELECT 1 AS "=cmd"', "parquet", "csv")
+    assert (code, out) == (0, "'=cmd\n1\n")
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_only_csv_is_escaped_the_values_stay_as_they_came(local: tuple[Path, str], fmt: str) -> None:
+    code, out, _ = query(local, "SELECT '=1+1' AS f, -3 AS n", "parquet", fmt)
+    assert code == 0
+    assert "=1+1" in out and "'=1+1" not in out
+
+
+def test_csv_of_the_stored_tables_keeps_numbers_and_text(local: tuple[Path, str]) -> None:
+    code, out, _ = query(local, "SELECT engineer, score FROM scorecard ORDER BY engineer LIMIT 3", "parquet", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert code == 0 and rows[0] == ["engineer", "score"]
+    assert all(not r[0].startswith("'") and float(r[1]) >= 0 for r in rows[1:] if r[1])
+
+
+def test_csv_quotes_a_carriage_return_inside_a_field(local: tuple[Path, str]) -> None:
+    code, out, _ = query(local, "SELECT 'a' || chr(13) || 'b' AS x, 'c' || chr(10) || 'd' AS y", "parquet", "csv")
+    assert (code, out) == (0, 'x,y\n"a\rb","c\nd"\n')

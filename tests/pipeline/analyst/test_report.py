@@ -1,9 +1,20 @@
-"""``itsm-kpi report`` (pipeline/analyst/report.py): a self-contained, escaped HTML page with the period's numbers."""
+"""``itsm-kpi report`` (pipeline/analyst/report*.py and its templates): a self-contained, escaped HTML page
+with the period's numbers.
+
+The page is read back as a reader sees it (panels, tiles, table rows, chart labels) and its numbers are
+checked against the SQL store, queried here on its own: SQLite keeps timestamps in UTC, and Asia/Shanghai
+(UTC+8, no daylight saving) places them in local dates with ``datetime(ts, '+8 hours')``.
+"""
 
 from __future__ import annotations
 
 import re
+import sqlite3
+import tomllib
+from dataclasses import dataclass, field
 from datetime import date
+from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -13,17 +24,37 @@ from views_helpers import AS_OF, write_store
 from kpis import KpiTables
 from pipeline.analyst.query import StoreQuery
 from pipeline.analyst.report import (
-    LABELS,
+    SECTIONS,
     ReportError,
     build_report,
     parse_period,
     read_report_data,
     sla_by_priority,
 )
+from pipeline.analyst.report_messages import translator
 from pipeline.store.errors import StoreError
 
 TZ = "Asia/Shanghai"
 EVIL = '<b onmouseover="x">刘&洋</b>'
+Q3 = ("2026-07-01", "2026-09-30")  # first and last local day
+HEADINGS = {
+    "en": [
+        "Team overview",
+        "Scorecard ranking",
+        "Engineer KPIs against targets",
+        "Weekly trends",
+        "SLA compliance by priority",
+        "Tickets with a breached SLA",
+    ],
+    "zh": [
+        "团队总览",
+        "量化考核排名",
+        "人员指标与考核目标对比",
+        "周趋势",
+        "按优先级的 SLA 达标率",
+        "SLA 超时工单",
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +77,86 @@ def report(
         timezone=TZ,
     )
     return out.read_text(encoding="utf-8")
+
+
+def sql(store: Path, query: str, *params: object) -> list[tuple]:
+    """Rows of ``query`` on the store's SQLite file."""
+    with sqlite3.connect(store / "kpi.sqlite") as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def local_day(column: str) -> str:
+    return f"date(datetime({column}, '+8 hours'))"
+
+
+# -- the page as a reader sees it -------------------------------------------------------------
+@dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node | str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text for c in self.children)
+
+    def all(self, tag: str, cls: str | None = None) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if child.tag == tag and (cls is None or cls in child.attrs.get("class", "").split()):
+                    found.append(child)
+                found += child.all(tag, cls)
+        return found
+
+
+class _Tree(HTMLParser):
+    VOID = {"meta", "br", "img", "input", "link", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#root", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in self.VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(Node(tag, {k: v or "" for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        while len(self.stack) > 1 and self.stack.pop().tag != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def panels(page: str) -> dict[str, Node]:
+    """Each panel of the page by its heading (a count in brackets dropped), in page order."""
+    tree = _Tree()
+    tree.feed(page)
+    found = {}
+    for section in tree.root.all("section", "panel"):
+        heading = section.all("h2")[0].text
+        found[re.sub(r" \(\d+\)$", "", heading)] = section
+    return found
+
+
+def rows(panel: Node) -> list[list[str]]:
+    """The body rows of the panel's table, each cell's text stripped."""
+    return [[td.text.strip() for td in tr.all("td")] for tr in panel.all("tbody")[0].all("tr")]
+
+
+def tiles(panel: Node) -> dict[str, str]:
+    return {t.all("div", "label")[0].text: t.all("div", "value")[0].text for t in panel.all("div", "tile")}
+
+
+def pct(num: float, den: float) -> str:
+    return f"{num / den * 100:.1f}%"
 
 
 # -- periods ----------------------------------------------------------------------------------
@@ -72,9 +183,30 @@ def test_bad_periods_are_refused(text: str, grain: str | None) -> None:
         parse_period(text, grain)
 
 
-def test_every_label_has_both_languages() -> None:
-    missing = [key for key, texts in LABELS.items() if set(texts) != {"en", "zh"} or not all(texts.values())]
+# -- the message table and the templates ------------------------------------------------------
+def test_every_message_has_both_languages() -> None:
+    table = (resources.files("pipeline.analyst") / "templates" / "messages.toml").read_text(encoding="utf-8")
+    messages = tomllib.loads(table)
+    assert len(messages) > 50
+    missing = [
+        key for key, texts in messages.items() if set(texts) != {"en", "zh"} or not all(texts.values())
+    ]
     assert not missing
+
+
+def test_a_message_missing_from_the_table_is_an_error_unless_the_data_gives_a_fallback() -> None:
+    t = translator("zh")
+    assert t("ranking") == "量化考核排名"
+    with pytest.raises(KeyError, match="no_such_message"):
+        t("no_such_message")
+    assert t("problem", "problem") == "problem"  # e.g. a ticket type the table does not name
+
+
+def test_every_section_has_its_template_in_the_package() -> None:
+    templates = resources.files("pipeline.analyst") / "templates"
+    assert (templates / "report.html.j2").is_file()
+    for section in SECTIONS:
+        assert (templates / section.template).is_file(), section.template
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -84,49 +216,115 @@ def test_report_is_one_self_contained_file(store: Path, tmp_path: Path) -> None:
     for forbidden in ("<script", "<link", "src=", "@import", "url(", "http://", "https://"):
         assert forbidden not in page.replace('xmlns="http://www.w3.org/2000/svg"', ""), forbidden
     assert page.count("<svg") == 8  # ranking, 4 rate trends, response time, volume, SLA by priority
+    assert "--accent: #1f4e79" in page  # the stylesheet is inlined
 
 
-def test_report_ranks_the_scorecard_and_marks_targets(
-    store: Path, tmp_path: Path, demo_tables: KpiTables
-) -> None:
-    page = report(store, tmp_path)
-    card = demo_tables.scorecard
-    card = card[(card["grain"] == "quarter") & (card["period_start"] == pd.Timestamp("2026-07-01"))]
-    ranked = card.dropna(subset=["rank"]).sort_values("rank")
-    positions = [page.index(f"<td>{name}") for name in ranked["engineer"]]
-    assert positions == sorted(positions)
-    for score in ranked["score"]:
-        assert f"{score:.1f}</td>" in page
-    assert "≥ 80.0%" in page and "≥ 85.0%" in page and "≤ 30.0" in page  # the scheme's targets
-    assert "✓" in page and "✗" in page
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_section_is_there_in_order(store: Path, tmp_path: Path, lang: str) -> None:
+    assert list(panels(report(store, tmp_path, lang=lang))) == HEADINGS[lang]
 
 
-def test_both_languages_come_from_the_dictionary(store: Path, tmp_path: Path) -> None:
+def test_both_languages_come_from_the_message_table(store: Path, tmp_path: Path) -> None:
     zh, en = report(store, tmp_path, lang="zh"), report(store, tmp_path, lang="en")
     assert '<html lang="zh-CN">' in zh and "量化考核排名" in zh and "2026年第3季度" in zh
     assert '<html lang="en">' in en and "Scorecard ranking" in en and "量化考核排名" not in en
 
 
-def test_low_sample_engineers_are_marked_and_not_ranked(
-    store: Path, tmp_path: Path, demo_tables: KpiTables
-) -> None:
+def test_the_overview_tiles_are_the_teams_totals(store: Path, tmp_path: Path) -> None:
+    ((opened, resolved, met, breached, first_fix),) = sql(
+        store,
+        "SELECT SUM(opened_count), SUM(resolved_count), SUM(response_sla_met), SUM(response_sla_breached), "
+        "SUM(first_fix_count) FROM kpi_engineer WHERE grain = 'quarter' AND period_start = ?",
+        Q3[0],
+    )
+    shown = tiles(panels(report(store, tmp_path))["Team overview"])
+    assert shown["Opened"] == f"{opened:,}" and shown["Resolved"] == f"{resolved:,}"
+    assert shown["Response SLA"] == pct(met, met + breached)
+    assert shown["First-fix rate"] == pct(first_fix, resolved)
+
+
+def test_report_ranks_the_scorecard_and_marks_targets(store: Path, tmp_path: Path) -> None:
+    ranked = sql(
+        store,
+        "SELECT rank, engineer, score FROM scorecard WHERE grain = 'quarter' AND period_start = ? "
+        "AND rank IS NOT NULL ORDER BY rank",
+        Q3[0],
+    )
+    page = report(store, tmp_path)
+    table = rows(panels(page)["Scorecard ranking"])
+    assert [tuple(r[:3]) for r in table[: len(ranked)]] == [(f"{k:.0f}", e, f"{s:.1f}") for k, e, s in ranked]
+    assert "≥ 80.0%" in page and "≥ 85.0%" in page and "≤ 30.0" in page  # the scheme's targets
+    assert "✓" in page and "✗" in page
+
+
+def test_the_engineer_table_counts_each_engineers_tickets(store: Path, tmp_path: Path) -> None:
+    counts = sql(
+        store,
+        "SELECT engineer, SUM(opened_count), SUM(resolved_count) FROM kpi_engineer "
+        "WHERE grain = 'quarter' AND period_start = ? GROUP BY engineer",
+        Q3[0],
+    )
+    table = rows(panels(report(store, tmp_path))["Engineer KPIs against targets"])
+    assert sorted(tuple(r[:3]) for r in table) == sorted((e, f"{o:,}", f"{r:,}") for e, o, r in counts)
+
+
+def test_low_sample_engineers_are_marked_and_not_ranked(store: Path, tmp_path: Path) -> None:
+    october = sql(
+        store,
+        "SELECT engineer, low_sample FROM scorecard WHERE grain = 'month' AND period_start = ?",
+        "2026-10-01",
+    )
+    assert october and all(low for _, low in october)
     page = report(store, tmp_path, period="2026-10")
-    card = demo_tables.scorecard
-    october = card[(card["grain"] == "month") & (card["period_start"] == pd.Timestamp("2026-10-01"))]
-    assert october["low_sample"].all()
-    for name in october["engineer"]:
+    for name, _ in october:
         assert f'<td>{name}<span class="badge">low sample</span></td>' in page
     assert "not ranked" in page
 
 
-def test_sql_and_parquet_stores_give_the_same_report(store: Path, tmp_path: Path) -> None:
-    def strip_time(page: str) -> str:
-        return re.sub(r"Generated: [0-9: -]+", "", page)
+def test_trends_show_each_week_with_its_target(store: Path, tmp_path: Path) -> None:
+    ((target,),) = sql(
+        store,
+        "SELECT DISTINCT target FROM scorecard_kpi WHERE kpi = 'response_sla_rate' "
+        "AND grain = 'quarter' AND period_start = ?",
+        Q3[0],
+    )
+    trends = panels(report(store, tmp_path))["Weekly trends"]
+    captions = [c.text for c in trends.all("figcaption")]
+    assert f"Response SLA (target ≥ {target * 100:.1f}%)" in captions
+    assert len(trends.all("svg")) == 6
+    x_labels = [t.text for t in trends.all("svg")[0].all("text") if re.fullmatch(r"\d\d-\d\d", t.text)]
+    assert x_labels[0] == "06-29"  # the Monday of the week holding 1 July; every other week is labelled
+    assert x_labels[-1] == "09-21"
 
-    assert strip_time(report(store, tmp_path, engine="sql")) == strip_time(report(store, tmp_path))
+
+def test_a_days_trend_shows_its_ticket_volume(store: Path, tmp_path: Path) -> None:
+    ((day, opened, resolved),) = sql(
+        store,
+        "SELECT period_start, SUM(opened_count), SUM(resolved_count) FROM kpi_engineer WHERE grain = 'day' "
+        "GROUP BY period_start ORDER BY SUM(opened_count) DESC, period_start LIMIT 1",
+    )
+    trends = panels(report(store, tmp_path, period=day))["Daily trends"]
+    volume = trends.all("svg")[-1]
+    assert [t.text for t in volume.all("text")][-2:] == [str(opened), str(resolved)]
 
 
-def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, demo_tables: KpiTables) -> None:
+def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, tmp_path: Path) -> None:
+    expected = {}
+    for metric, anchor in (("response", "opened_at"), ("resolution", "resolved_at")):
+        for priority, met, breached in sql(
+            store,
+            f"SELECT {metric}_priority, SUM({metric}_sla = 'met'), SUM({metric}_sla = 'breached') "
+            f"FROM ticket_facts WHERE {metric}_sla IN ('met', 'breached') "
+            f"AND {local_day(anchor)} BETWEEN ? AND ? GROUP BY {metric}_priority",
+            *Q3,
+        ):
+            expected.setdefault(priority, []).extend([str(met), str(breached), pct(met, met + breached)])
+    table = rows(panels(report(store, tmp_path))["SLA compliance by priority"])
+    shown = {r[0]: [re.sub("[✓✗]", "", c) for c in r[1:]] for r in table}
+    assert shown == expected
+
+
+def test_sla_by_priority_frame_matches_the_facts(store: Path, demo_tables: KpiTables) -> None:
     with StoreQuery(store_path=store, sql_url=None, engine="parquet") as q:
         data = read_report_data(q, parse_period("2026Q3"), TZ)
     table = sla_by_priority(data.facts).set_index(["metric", "priority"])
@@ -138,13 +336,28 @@ def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, demo_tables
     assert table.loc[("response", "P2"), "breached"] == (p2["response_sla"] == "breached").sum()
 
 
-def test_breached_tickets_are_listed(store: Path, tmp_path: Path, demo_tables: KpiTables) -> None:
+def test_breached_tickets_are_listed_and_counted(store: Path, tmp_path: Path) -> None:
+    opened, resolved = local_day("opened_at"), local_day("resolved_at")
+    expected = sql(
+        store,
+        f"SELECT ticket_id FROM ticket_facts "
+        f"WHERE (response_sla = 'breached' AND {opened} BETWEEN ?1 AND ?2) "
+        f"OR (resolution_sla = 'breached' AND ({resolved} BETWEEN ?1 AND ?2 "
+        f"OR (resolved_at IS NULL AND {opened} <= ?2)))",
+        *Q3,
+    )
     page = report(store, tmp_path)
-    facts = demo_tables.facts
-    opened = facts["opened_at"].dt.tz_convert(TZ)
-    in_q3 = (opened >= pd.Timestamp("2026-07-01", tz=TZ)) & (opened < pd.Timestamp("2026-10-01", tz=TZ))
-    for ticket in facts[in_q3 & (facts["response_sla"] == "breached")]["ticket_id"]:
-        assert f"<td>{ticket}</td>" in page
+    listed = [r[0] for r in rows(panels(page)["Tickets with a breached SLA"])]
+    assert sorted(listed) == sorted(t for (t,) in expected)
+    assert f"Tickets with a breached SLA ({len(expected)})" in page
+    assert tiles(panels(page)["Team overview"])["SLA breaches"] == str(len(expected))
+
+
+def test_sql_and_parquet_stores_give_the_same_report(store: Path, tmp_path: Path) -> None:
+    def strip_time(page: str) -> str:
+        return re.sub(r"Generated: [0-9: -]+", "", page)
+
+    assert strip_time(report(store, tmp_path, engine="sql")) == strip_time(report(store, tmp_path))
 
 
 def test_all_data_is_escaped(demo_tables: KpiTables, tmp_path: Path) -> None:
@@ -165,12 +378,18 @@ def test_all_data_is_escaped(demo_tables: KpiTables, tmp_path: Path) -> None:
     write_store(tables, root, f"sqlite:///{root / 'kpi.sqlite'}").close()
     page = report(root, tmp_path)
     assert EVIL not in page
-    assert "&lt;b onmouseover=&quot;x&quot;&gt;刘&amp;洋&lt;/b&gt;" in page
+    assert "&lt;b onmouseover=&#34;x&#34;&gt;刘&amp;洋&lt;/b&gt;" in page
+    assert 'onmouseover="' not in page
 
 
 def test_a_period_without_data_says_which_periods_exist(store: Path, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"2026-07-01"):
         report(store, tmp_path, period="2025Q1")
+
+
+def test_an_unknown_language_is_refused(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="use zh or en"):
+        report(store, tmp_path, lang="fr")
 
 
 def test_a_missing_store_is_a_store_error(tmp_path: Path) -> None:

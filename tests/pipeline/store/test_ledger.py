@@ -1,7 +1,9 @@
 """The run ledger and the run lock, on a real SQLite file and a real PostgreSQL server.
 
 The lock is tested between real processes: exactly one of several processes racing for it wins, a
-waiting process gets it when the holder releases it, and a stale holder is taken over.
+waiting process gets it when the holder releases it, and a stale holder is taken over. Its fencing
+token (the generation in run_lock_generation) rises with every grant, and a holder that was taken over
+cannot commit (tests/pipeline/test_lock_fencing.py does the same with whole runs in two processes).
 """
 
 from __future__ import annotations
@@ -11,19 +13,21 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import os
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, insert, select, update
+from sqlalchemy import create_engine, delete, insert, select, text, update
 
 from pipeline.store import Replacement, Stores
 from pipeline.store import schema as sqlschema
-from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.errors import LockLost, LockTimeout
 from pipeline.store.ledger import Ledger, combine_writes
 
 LOCK = sqlschema.metadata.tables["run_lock"]
+GENERATION = sqlschema.metadata.tables["run_lock_generation"]
 AS_OF = pd.Timestamp("2026-03-02T01:15:00+08:00")
 
 
@@ -144,7 +148,7 @@ def test_a_lock_without_a_recent_heartbeat_is_taken_over(ledger: Ledger, caplog)
     assert "took it over from run run-old on another-host" in caplog.text
     with ledger.engine.connect() as conn:
         assert conn.execute(select(LOCK.c.holder)).scalar() == "run-new"
-    with pytest.raises(StoreError, match="lost the run lock"):
+    with pytest.raises(LockLost, match="run run-old lost the run lock to run run-new"):
         ledger.heartbeat("run-old")
 
 
@@ -167,6 +171,94 @@ def test_a_fresh_lock_of_a_live_process_elsewhere_is_not_taken_over(ledger: Ledg
     _set_lock_row(ledger, host="another-host", pid=1)
     with pytest.raises(LockTimeout, match="another-host"):
         ledger.acquire_lock("run-b", wait_s=0.1, stale_after_s=600)
+
+
+# -- the fencing token ------------------------------------------------------------------------------
+def _make_stale(ledger: Ledger, silent_s: float = 700) -> None:
+    """The holder has not been heard of for ``silent_s`` (a stalled process: alive, but silent)."""
+    _set_lock_row(ledger, heartbeat_at=datetime.now(UTC) - timedelta(seconds=silent_s))
+
+
+def _grant(ledger: Ledger) -> dict:
+    with ledger.engine.connect() as conn:
+        return dict(conn.execute(select(GENERATION)).mappings().one())
+
+
+def test_every_grant_raises_the_generation_which_outlives_the_lock_row(ledger: Ledger) -> None:
+    assert ledger.acquire_lock("run-a", wait_s=0, stale_after_s=600) == 1
+    assert ledger.acquire_lock("run-a", wait_s=0, stale_after_s=600) == 1  # the holder asking again keeps it
+    ledger.release_lock("run-a")
+    assert ledger.acquire_lock("run-b", wait_s=0, stale_after_s=600) == 2  # the row was deleted, the count kept
+    _make_stale(ledger)
+    assert ledger.acquire_lock("run-c", wait_s=0, stale_after_s=600) == 3  # taken over
+    grant = _grant(ledger)
+    assert (grant["holder"], grant["taken_from"]) == ("run-c", "run-b") and 700 <= grant["taken_after_s"] < 800
+    with ledger.engine.begin() as conn:
+        conn.execute(delete(LOCK))  # an operator frees a lock by hand (docs/operations.md)
+    assert ledger.acquire_lock("run-d", wait_s=0, stale_after_s=600) == 4
+    assert ledger.tokens["run-d"] == 4  # remembered for the commit's check
+    grant = _grant(ledger)
+    assert (grant["generation"], grant["holder"], grant["taken_from"], grant["taken_after_s"]) == (4, "run-d", None, None)
+
+
+def test_the_fence_lets_the_holder_commit_and_stops_a_run_that_was_taken_over(ledger: Ledger) -> None:
+    old = ledger.acquire_lock("run-old", wait_s=0, stale_after_s=600)
+    with ledger.engine.begin() as conn:
+        ledger.fence_writes("run-old", old)(conn)  # the holder passes
+    _make_stale(ledger)
+    taker = Ledger(ledger.engine)
+    new = taker.acquire_lock("run-new", wait_s=0, stale_after_s=600)
+    assert new == old + 1
+
+    with pytest.raises(LockLost) as lost, ledger.engine.begin() as conn:
+        ledger.set_watermark_writes("helpdesk", "moved by run-old")(conn)
+        ledger.fence_writes("run-old", old)(conn)
+    assert ledger.watermark("helpdesk") is None  # the whole transaction rolled back
+    assert re.fullmatch(r"run run-old lost the run lock to run run-new \(taken over as stale after 7\d\d s\); "
+                        r"nothing of this run was committed", str(lost.value))
+    with ledger.engine.begin() as conn:
+        taker.fence_writes("run-new", new)(conn)  # the new holder passes
+    with pytest.raises(LockLost, match="it held generation 1; run run-new was granted generation 2"), \
+            ledger.engine.begin() as conn:
+        taker.fence_writes("run-new", old)(conn)  # the right holder with an old token
+
+
+def test_a_run_that_lost_the_lock_commits_nothing_to_either_store(tmp_path, sql_url: str) -> None:
+    stores = Stores(tmp_path / "store", sql_url)
+    stores.prepare()
+    ledger = Ledger(stores.engine)
+    ledger.acquire_lock("run-old", wait_s=0, stale_after_s=600)
+    ledger.start_run("run", None, None, AS_OF, run_id="run-old")
+    _make_stale(ledger)
+    Ledger(stores.engine).acquire_lock("run-new", wait_s=0, stale_after_s=600)
+
+    rejected = Replacement("rejected_rows", pd.DataFrame({"run_id": ["run-old"]}), pd.DataFrame())
+    with pytest.raises(LockLost, match="lost the run lock to run run-new"):
+        stores.commit("run-old", [rejected], ledger_writes=combine_writes(
+            ledger.finish_run_writes("run-old", "success"), ledger.set_watermark_writes("helpdesk", "w")))
+
+    assert stores.read_sql("rejected_rows").empty and stores.read("rejected_rows").empty
+    assert stores.read_sql("store_commits").empty and ledger.watermark("helpdesk") is None
+    run = ledger.run("run-old")  # closed by the run that took the lock over; never a success
+    assert run["status"] == "failed" and run["error"].startswith("abandoned: no heartbeat since")
+    root = tmp_path / "store"
+    assert not (root / ".journal.json").exists() and not any((root / ".staging").iterdir())
+    stores.close()
+
+
+def test_a_store_from_before_the_fencing_token_gets_its_table_without_an_alter(tmp_path, sql_url: str) -> None:
+    stores = Stores(tmp_path / "store", sql_url)
+    stores.prepare()
+    ledger = Ledger(stores.engine)
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    with stores.engine.begin() as conn:  # the store as an older version left it, a dead run holding the lock
+        conn.execute(text("DROP TABLE run_lock_generation"))
+        conn.execute(insert(LOCK).values(name=ledger.lock_name, holder="run-before", host="another-host", pid=1,
+                                         acquired_at=long_ago, heartbeat_at=long_ago))
+    stores.prepare()  # what every run does first: missing tables are created
+    assert ledger.acquire_lock("run-after", wait_s=0, stale_after_s=600) == 1
+    assert _grant(ledger)["taken_from"] == "run-before"
+    stores.close()
 
 
 # -- the lock, between processes -------------------------------------------------------------------

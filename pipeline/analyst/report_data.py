@@ -1,0 +1,236 @@
+"""Reading one period's numbers for the report from the store, through ``StoreQuery``.
+
+Numbers come from the stored tables through the analyst views' SQL (``pipeline.store.views``), so the report
+agrees with ``itsm-kpi query``. Ticket lists are placed in the period by their anchor's local date in
+``timezone`` (the reporting timezone; the store does not record it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from pipeline.analyst.query import StoreQuery
+from pipeline.analyst.report_period import Period, ReportError
+from pipeline.store.views import rollup_sql, view_sql
+
+__all__ = ["TREND_RATES", "ReportData", "read_report_data"]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, read from the store for one period."""
+
+    period: Period
+    scorecard: pd.DataFrame
+    parts: pd.DataFrame
+    engineers: pd.DataFrame
+    trend: pd.DataFrame
+    facts: pd.DataFrame
+    breaches: pd.DataFrame
+    timezone: str
+
+
+_TREND_COUNTS = (
+    "opened_count",
+    "resolved_count",
+    "response_n",
+    "response_total_min",
+    "response_sla_met",
+    "response_sla_breached",
+    "resolution_sla_met",
+    "resolution_sla_breached",
+    "first_fix_count",
+    "csat_answered",
+    "csat_satisfied",
+)
+#: The team rates drawn per trend period: rate -> (numerator, denominator columns).
+TREND_RATES = {
+    "response_sla_rate": ("response_sla_met", ("response_sla_met", "response_sla_breached")),
+    "resolution_sla_rate": ("resolution_sla_met", ("resolution_sla_met", "resolution_sla_breached")),
+    "first_fix_rate": ("first_fix_count", ("resolved_count",)),
+    "csat_rate": ("csat_satisfied", ("csat_answered",)),
+}
+_FACT_COLUMNS = (
+    "ticket_id",
+    "engineer",
+    "response_priority",
+    "resolution_priority",
+    "response_sla",
+    "resolution_sla",
+    "opened_at",
+    "resolved_at",
+)
+
+
+def _lit(value: date | str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _numeric(frame: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
+    """Every column but ``exclude`` as float64 (both engines return numbers in their own types)."""
+    for column in frame.columns:
+        if column not in exclude:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def _dates(frame: pd.DataFrame, column: str = "period_start") -> pd.DataFrame:
+    """``column`` as ``datetime.date`` values."""
+    frame[column] = pd.to_datetime(frame[column]).dt.date
+    return frame
+
+
+def _utc(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` as UTC timestamps."""
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame
+
+
+def _bool(series: pd.Series) -> pd.Series:
+    """A nullable flag as plain booleans (null is false)."""
+    return series.map(lambda v: bool(v) if v is not None and not pd.isna(v) else False).astype(bool)
+
+
+def _period_filter(period: Period) -> str:
+    """The SQL condition selecting ``period``'s rows of a grained table."""
+    return f"grain = {_lit(period.grain)} AND period_start = {_lit(period.start)}"
+
+
+def _read_scorecard(store: StoreQuery, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The period's ``scorecard`` rows and its ``scorecard_kpi`` parts."""
+    card = store.frame(
+        f"SELECT engineer, score, rank, kpis_scored, low_sample, as_of, kpi_version "
+        f"FROM scorecard WHERE {_period_filter(period)}"
+    )
+    card = _numeric(card, ("engineer", "low_sample", "as_of", "kpi_version"))
+    card["low_sample"] = _bool(card["low_sample"])
+    parts = store.frame(
+        f"SELECT engineer, kpi, value, target, weight, higher_is_better, attainment, score "
+        f"FROM scorecard_kpi WHERE {_period_filter(period)}"
+    )
+    parts = _numeric(parts, ("engineer", "kpi", "higher_is_better"))
+    parts["higher_is_better"] = _bool(parts["higher_is_better"])
+    return card, parts
+
+
+def _read_engineers(store: StoreQuery, period: Period) -> pd.DataFrame:
+    """One row per engineer: the period's KPIs over all ticket types (the ``v_engineer_*`` roll-up)."""
+    frame = store.frame(
+        f"SELECT * FROM ({rollup_sql(period.grain)}) r WHERE period_start = {_lit(period.start)}"
+    )
+    frame = _numeric(frame, ("grain", "period_start", "engineer", "low_sample", "as_of", "kpi_version"))
+    frame["low_sample"] = _bool(frame["low_sample"])
+    return frame
+
+
+def _trend_totals(frame: pd.DataFrame) -> pd.DataFrame:
+    """The team's counts per trend period, and the rates and mean response re-aggregated from them."""
+    totals = frame.groupby("period_start", sort=True)[list(_TREND_COUNTS)].sum()
+    for rate, (num, dens) in TREND_RATES.items():
+        den = sum(totals[d] for d in dens)
+        totals[rate] = totals[num] / den.where(den > 0)
+    totals["response_mean_min"] = totals["response_total_min"] / totals["response_n"].where(
+        totals["response_n"] > 0
+    )
+    return totals
+
+
+def _read_trend(store: StoreQuery, period: Period) -> pd.DataFrame:
+    """The team's KPIs per week (or day) overlapping ``period``; a period without rows is all NaN."""
+    first = period.start - timedelta(days=6) if period.trend_grain == "week" else period.start
+    columns = ", ".join(
+        "response_mean_min * response_n AS response_total_min" if c == "response_total_min" else c
+        for c in _TREND_COUNTS
+    )
+    frame = store.frame(
+        f"SELECT period_start, {columns} FROM kpi_engineer "
+        f"WHERE grain = {_lit(period.trend_grain)} AND period_start >= {_lit(first)} "
+        f"AND period_start < {_lit(period.end)}"
+    )
+    totals = _trend_totals(_dates(_numeric(frame, ("period_start",))))
+    return totals.reindex(_trend_starts(period), fill_value=np.nan).rename_axis("period_start").reset_index()
+
+
+def _trend_starts(period: Period) -> list[date]:
+    """Every trend period overlapping ``period`` (weeks from its Monday, or days), so gaps show as gaps."""
+    step = 7 if period.trend_grain == "week" else 1
+    day = period.start - timedelta(days=period.start.weekday()) if step == 7 else period.start
+    starts = []
+    while day < period.end:
+        starts.append(day)
+        day += timedelta(days=step)
+    return starts
+
+
+def _local_dates(values: pd.Series, timezone: str) -> pd.Series:
+    """UTC timestamps as local dates in ``timezone``."""
+    return values.dt.tz_convert(timezone).dt.date
+
+
+def _in_period(values: pd.Series, period: Period, timezone: str) -> pd.Series:
+    """Whether each timestamp's local date falls in ``period``."""
+    local = _local_dates(values, timezone)
+    return values.notna() & (local >= period.start) & (local < period.end)
+
+
+def _read_facts(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
+    """Tickets with an SLA verdict, flagged by whether their response / resolution falls in ``period``."""
+    frame = store.frame(
+        f"SELECT {', '.join(_FACT_COLUMNS)} FROM ticket_facts "
+        "WHERE response_sla IS NOT NULL OR resolution_sla IS NOT NULL"
+    )
+    frame = _utc(frame, ("opened_at", "resolved_at"))
+    frame["response_in_period"] = _in_period(frame["opened_at"], period, timezone)
+    frame["resolution_in_period"] = _in_period(frame["resolved_at"], period, timezone)
+    return frame
+
+
+def _read_breaches(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
+    """``v_sla_breaches`` rows of the period: response breaches of tickets opened in it, resolution
+    breaches of tickets resolved in it or still open at its end; oldest first."""
+    frame = store.frame(f"SELECT * FROM ({view_sql('v_sla_breaches')}) b")
+    frame = _utc(frame, ("opened_at", "response_at", "resolved_at", "as_of"))
+    opened = _in_period(frame["opened_at"], period, timezone)
+    resolved = _in_period(frame["resolved_at"], period, timezone)
+    still_open = frame["resolved_at"].isna() & (_local_dates(frame["opened_at"], timezone) < period.end)
+    response = frame["breach"].isin(["response", "both"]) & opened
+    resolution = frame["breach"].isin(["resolution", "both"]) & (resolved | still_open)
+    frame = frame[response | resolution].copy()
+    frame["still_open"] = frame["resolved_at"].isna()
+    over = frame[["response_over_min", "resolution_over_min"]].apply(pd.to_numeric, errors="coerce")
+    frame["worst_over_min"] = over.max(axis=1)
+    return frame.sort_values(["opened_at", "ticket_id"]).reset_index(drop=True)
+
+
+def _available_periods(store: StoreQuery, grain: str) -> list[str]:
+    """The start dates of the scorecard periods of ``grain`` the store holds."""
+    frame = store.frame(f"SELECT DISTINCT period_start FROM scorecard WHERE grain = {_lit(grain)}")
+    return sorted(str(d) for d in pd.to_datetime(frame["period_start"]).dt.date) if len(frame) else []
+
+
+def read_report_data(store: StoreQuery, period: Period, timezone: str) -> ReportData:
+    """Read every table the report needs; ReportError when the store has no scorecard for the period."""
+    card, parts = _read_scorecard(store, period)
+    if card.empty:
+        have = _available_periods(store, period.grain)
+        raise ReportError(
+            f"no scorecard for {period.grain} {period.text} in the store; "
+            f"{period.grain} periods stored: {', '.join(have) if have else 'none'}"
+        )
+    return ReportData(
+        period=period,
+        scorecard=card,
+        parts=parts,
+        engineers=_read_engineers(store, period),
+        trend=_read_trend(store, period),
+        facts=_read_facts(store, period, timezone),
+        breaches=_read_breaches(store, period, timezone),
+        timezone=timezone,
+    )
