@@ -356,7 +356,7 @@ def _check_headers(path: Path, cfg: SourceConfig, headers: list[str], expect: _E
 def _header_row(cfg: SourceConfig) -> int:
     """``options.header_row``: the 1-based line (CSV) or row (Excel) of the header; rows above are a banner
     (checked to be a whole number >= 1 when the config is loaded)."""
-    return int(option(cfg, "header_row"))
+    return int(option(cfg, "header_row") or 1)
 
 
 # --- CSV -----------------------------------------------------------------------------------------

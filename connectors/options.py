@@ -89,8 +89,8 @@ FILE_OPTIONS = (
            "JSON files holding an object: the key of its array of records, e.g. \"tickets\""),
     Option("epoch", Literal["s", "ms"] | None, None,
            "timestamps are numbers since 1970-01-01 UTC in this unit: \"s\" or \"ms\""),
-    Option("header_row", int, 1, "CSV and Excel files: the 1-based line (row) of the header; the rows above "
-           "it are a banner and skipped, e.g. 3 under two lines of \"导出时间: ...\"", minimum=1),
+    Option("header_row", int | None, None, "CSV and Excel files: the 1-based line (row) of the header (default 1); "
+           "the rows above it are a banner and skipped, e.g. 3 under two lines of \"导出时间: ...\"", minimum=1),
 )
 LAYOUT_OPTIONS: Mapping[str, tuple[Option, ...]] = {
     "tickets": (),

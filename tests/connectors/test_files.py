@@ -623,10 +623,14 @@ def test_header_row_in_excel(tmp_path, make_source):
 
 
 @pytest.mark.parametrize("value", [0, "3", True, -1])
-def test_a_bad_header_row_is_a_config_error(tmp_path, make_source, value):
+def test_a_bad_header_row_is_a_config_error(tmp_path, value):
+    from pipeline.settings import Settings  # the option is checked where the config is loaded
+
     (tmp_path / "t.csv").write_text(GOOD)
+    source = {"name": "hd", "kind": "csv", "path": str(tmp_path / "t.csv"), "timezone": "UTC",
+              "options": {"header_row": value}}
     with pytest.raises(ConfigError, match=r"options\.header_row"):
-        FileConnector(make_source(path=str(tmp_path / "t.csv"), options={"header_row": value})).pull()
+        Settings.from_mapping({"store": {"path": str(tmp_path / "store")}, "sources": [source]})
 
 
 def test_json_may_leave_out_optional_keys_but_not_required_ones(tmp_path, make_source):
