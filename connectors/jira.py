@@ -11,7 +11,10 @@ Endpoints:
   call (the changelog inlined by ``expand=changelog`` is cut at 100 entries, newest first).
 
 First response = the stop time of the first completed cycle of the "Time to first response" SLA;
-satisfaction = the request feedback rating (1..5) and its date.
+satisfaction = the request feedback rating (1..5) and its date; client = the first of the request's
+customer organizations (the JSM Organizations field, found by type like the SLA fields: its value
+already names each organization, so ``/rest/servicedeskapi/organization`` is never called);
+service = the first component.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ CHANGELOG_PATH = "/rest/api/3/changelog/bulkfetch"
 SLA_TYPE = "com.atlassian.servicedesk:sd-sla-field"
 FEEDBACK_TYPE = "com.atlassian.servicedesk:sd-request-feedback"
 FEEDBACK_DATE_TYPE = "com.atlassian.servicedesk:sd-request-feedback-date"
+ORGANIZATIONS_TYPE = "com.atlassian.servicedesk:sd-customer-organizations"
 BASE_FIELDS = ("issuetype", "status", "priority", "created", "updated", "resolutiondate", "resolution",
                "assignee", "components")
 # changelog fieldId -> canonical event kind (the group field is added from options)
@@ -86,7 +90,7 @@ class JiraConnector(RestConnector):
 
     @property
     def fields(self) -> dict[str, str]:
-        """role -> field id for ``first_response``, ``satisfaction``, ``satisfaction_at`` (those found)."""
+        """role -> field id for ``first_response``, ``satisfaction``, ``satisfaction_at``, ``organizations``."""
         if self._fields is None:
             data, _ = self.client.get_json(FIELDS_PATH)
             self._fields = self._discover(data if isinstance(data, list) else [])
@@ -103,12 +107,15 @@ class JiraConnector(RestConnector):
                 found.setdefault("satisfaction", field["id"])
             elif custom == FEEDBACK_DATE_TYPE:
                 found.setdefault("satisfaction_at", field["id"])
+            elif custom == ORGANIZATIONS_TYPE:
+                found.setdefault("organizations", field["id"])
         log.debug("source %s: Jira fields found: %s", self.config.name, found)
         return found
 
     def extra_checks(self) -> list[str]:
         missing = {"first_response": f'the "{option(self.mapping, "first_response_sla")}" SLA field',
-                   "satisfaction": "the request feedback (satisfaction) field"}
+                   "satisfaction": "the request feedback (satisfaction) field",
+                   "organizations": "the Organizations (customer organizations) field"}
         return [f"{what} was not found in {FIELDS_PATH}: that column stays empty"
                 for role, what in missing.items() if role not in self.fields]
 
@@ -145,6 +152,7 @@ class JiraConnector(RestConnector):
         feedback = f.get(roles.get("satisfaction", ""))
         record["satisfaction"] = text(feedback.get("rating")) if isinstance(feedback, dict) else text(feedback)
         record["satisfaction_at"] = iso_utc(f.get(roles.get("satisfaction_at", "")))
+        record["organization"] = name_of(f.get(roles.get("organizations", "")))
         return record
 
     # --- history ------------------------------------------------------------------------------
@@ -158,7 +166,8 @@ class JiraConnector(RestConnector):
                 key = keys.get(str(log_entry.get("issueId")))
                 for history in log_entry.get("changeHistories") or []:
                     events += self._history_events(key, history, kinds) if key else []
-        events += [RawEvent(str(r["key"]), str(r["first_response_at"]), "response", None)
+        response_id = f"sla:{self.fields.get('first_response')}"
+        events += [RawEvent(str(r["key"]), str(r["first_response_at"]), "response", None, event_id=response_id)
                    for r in records if r.get("first_response_at") and r.get("key")]
         return events
 
@@ -171,9 +180,10 @@ class JiraConnector(RestConnector):
 
     @staticmethod
     def _history_events(key: str, history: dict[str, Any], kinds: dict[str, str]) -> list[RawEvent]:
+        """One event per item of a changelog history whose field is read, ``event_id`` = ``<history id>:<item index>``."""
         at = str(iso_utc(history.get("created")))
         actor = name_of(history.get("author"))
         return [RawEvent(key, at, kinds[item.get("fieldId") or item.get("field")], text(item.get("toString")),
-                         actor, text(item.get("fromString")))
-                for item in history.get("items") or []
+                         actor, text(item.get("fromString")), event_id=f"{history.get('id')}:{index}")
+                for index, item in enumerate(history.get("items") or [])
                 if (item.get("fieldId") or item.get("field")) in kinds]

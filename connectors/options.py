@@ -147,6 +147,8 @@ REST_OPTIONS: Mapping[str, tuple[Option, ...]] = {
                "satisfaction rating -> score 1..5, over good = 5 and bad = 1 (\"offered\" is no answer)",
                check=scores_1_to_5),
         Option("category_field", int | str | None, None, "id of the custom field holding the category"),
+        Option("service_field", int | str | None, None,
+               "id of the custom field holding the service (business system); its stored value (a drop-down's tag)"),
     ),
 }
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import requests
 
@@ -35,6 +36,7 @@ from connectors.http import HttpClient, RetryPolicy, basic_auth, bearer_auth
 from connectors.mapping import map_events, map_tickets
 from connectors.secrets import SecretFileError, env_secret
 from kpis.errors import ConfigError
+from kpis.schema import EVENT_COLUMNS
 
 __all__ = ["RawEvent", "RawRecord", "RestConnector", "iso_utc", "load_preset", "read_secret", "with_preset"]
 
@@ -52,7 +54,11 @@ _MERGED = ("columns", "status_map", "priority_map", "type_map", "options")
 
 @dataclass(frozen=True)
 class RawEvent:
-    """One history row before mapping: canonical kind, the source's value (and the value before)."""
+    """One history row before mapping: canonical kind, the source's value (and the value before).
+
+    ``event_id`` is the source's own id of the change (unique within the ticket, the same on every
+    read of the same history), or a stable name for an event the connector derives (``initial:status``).
+    """
 
     ticket_id: str
     at: str  # ISO 8601 UTC, whole seconds
@@ -60,6 +66,7 @@ class RawEvent:
     value: str | None
     actor: str | None = None
     old_value: str | None = None
+    event_id: str | None = None
 
 
 def text(value: Any) -> str | None:
@@ -176,12 +183,13 @@ def with_initial_values(events: list[RawEvent], created: Mapping[str, str | None
     """Prepend, per ticket and kind, the value before the first change, at the ticket's creation.
 
     History sources record changes; the value a ticket was created with is only the "from" side
-    of its first change. Without it the status timeline would start at the first change.
+    of its first change. Without it the status timeline would start at the first change. Its
+    ``event_id`` is ``initial:<kind>``: one per ticket and kind, the same on every read.
     """
     first: dict[tuple[str, str], RawEvent] = {}
     for event in sorted(events, key=lambda e: e.at):
         first.setdefault((event.ticket_id, event.kind), event)
-    initial = [RawEvent(tid, min(created.get(tid) or e.at, e.at), kind, e.old_value)
+    initial = [RawEvent(tid, min(created.get(tid) or e.at, e.at), kind, e.old_value, event_id=f"initial:{kind}")
                for (tid, kind), e in first.items() if kind != "response" and e.old_value not in (None, "")]
     return initial + events
 
@@ -190,8 +198,21 @@ def events_frame(events: list[RawEvent]) -> pd.DataFrame:
     """Raw events as a frame with canonical column names, ``seq`` = position in the source."""
     ordered = sorted(enumerate(events), key=lambda pair: (pair[1].ticket_id, pair[1].at))
     rows = [{"ticket_id": e.ticket_id, "at": e.at, "kind": e.kind, "value": e.value, "actor": e.actor,
-             "seq": str(i)} for i, e in ordered]
-    return pd.DataFrame(rows, columns=["ticket_id", "at", "kind", "value", "actor", "seq"], dtype=object)
+             "seq": str(i), "event_id": e.event_id} for i, e in ordered]
+    return pd.DataFrame(rows, columns=["ticket_id", "at", "kind", "value", "actor", "seq", "event_id"], dtype=object)
+
+
+def with_event_ids(mapped: pd.DataFrame, events: list[RawEvent]) -> pd.DataFrame:
+    """The mapped events with each one's ``event_id``, found by its ``seq`` (its position in ``events``).
+
+    The shared mapping carries ``seq`` through unchanged and drops rejected rows, so ``seq`` is the
+    one key that still ties a mapped event to the raw event it came from.
+    """
+    ids = np.array([e.event_id for e in events], dtype=object)
+    out = mapped.copy()
+    out["event_id"] = pd.Series(ids[mapped["seq"].to_numpy(dtype=np.int64)], index=mapped.index,
+                                dtype=object).astype(EVENT_COLUMNS["event_id"].dtype)
+    return out
 
 
 class RestConnector:
@@ -273,7 +294,8 @@ class RestConnector:
             tickets, rejected = Batch().tickets, Batch().rejected
         batch = Batch(tickets=tickets, rows_read=len(records) + len(events))
         if events:
-            batch.events, rejected_events = map_events(events_frame(events), self.mapping)
+            mapped, rejected_events = map_events(events_frame(events), self.mapping)
+            batch.events = with_event_ids(mapped, events)
             rejected = pd.concat([rejected, rejected_events], ignore_index=True) if len(rejected_events) else rejected
         batch.rejected = rejected
         return batch

@@ -13,6 +13,11 @@ stored UTC ``YYYY-MM-DD HH:MM:SS`` and every choice its stored value):
   comment (``sys_journal_field`` element ``comments``) by someone other than the caller and not by
   an automation account. The legacy ``made_sla`` flag is never read.
 
+References are dot-walked to their display field rather than read with ``sysparm_display_value=true``
+(which would also turn every time into the account's local display format): ``company.name`` is the
+client, ``business_service.name`` (else ``cmdb_ci.name``) the service. Every event carries the sys_id
+of the record it came from (``sys_audit`` row, ``task_sla``, ``sys_journal_field``) as ``event_id``.
+
 ``state`` values of ``sc_req_item`` and ``change_request`` mean other things than the incident's,
 so they are qualified with their table (``change_request:3``) before the status map sees them.
 """
@@ -37,7 +42,7 @@ TICKET_FIELDS = (
     "sys_id", "number", "sys_class_name", "state", "priority", "opened_at", "sys_created_on", "sys_updated_on",
     "resolved_at", "closed_at", "assigned_to.user_name", "assignment_group.name", "reopen_count",
     "reassignment_count", "category", "close_code", "start_date", "end_date", "work_end", "caused_by.number",
-    "caller_id.user_name",
+    "caller_id.user_name", "company.name", "business_service.name", "cmdb_ci.name",
 )
 TIMESTAMP_FIELDS = ("opened_at", "sys_created_on", "sys_updated_on", "resolved_at", "closed_at", "start_date",
                     "end_date", "work_end")
@@ -51,6 +56,11 @@ REFERENCES = {"assigned_to": ("sys_user", "user_name"), "assignment_group": ("sy
 def sn_time(when: datetime) -> str:
     """An aware datetime -> ServiceNow's stored format ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
     return format_utc(when).replace("T", " ").rstrip("Z")
+
+
+def affected_service(record: RawRecord) -> str | None:
+    """The ticket's business service (``business_service``), else its configuration item (``cmdb_ci``)."""
+    return record.get("business_service.name") or record.get("cmdb_ci.name") or None
 
 
 def qualified_state(table: str, state: str | None) -> str | None:
@@ -123,6 +133,7 @@ class ServiceNowConnector(RestConnector):
             record[key] = iso_utc(record.get(key))
         record["sys_class_name"] = record.get("sys_class_name") or table
         record["state"] = qualified_state(table, record.get("state"))
+        record["service"] = affected_service(record)
         record["_table"] = table
         return record
 
@@ -136,9 +147,9 @@ class ServiceNowConnector(RestConnector):
         names = self._reference_names(audits)
         events = [e for a in audits if (e := self._audit_event(a, by_sys_id, names)) is not None]
         responses = self._first_responses(by_sys_id)
-        for sys_id, at in responses.items():
+        for sys_id, (at, event_id) in responses.items():
             by_sys_id[sys_id]["first_response_at"] = at
-            events.append(RawEvent(str(by_sys_id[sys_id]["number"]), at, "response", None))
+            events.append(RawEvent(str(by_sys_id[sys_id]["number"]), at, "response", None, event_id=event_id))
         return events
 
     def _id_batches(self, ids: list[str]) -> Iterator[str]:
@@ -153,7 +164,7 @@ class ServiceNowConnector(RestConnector):
         rows: list[dict[str, Any]] = []
         for ids in self._id_batches(list(by_sys_id)):
             query = f"documentkeyIN{ids}^fieldnameIN{fields}{bound}^ORDERBYsys_created_on^ORDERBYrecord_checkpoint"
-            for page in self._rows("sys_audit", query, ("documentkey", "tablename", "fieldname", "oldvalue",
+            for page in self._rows("sys_audit", query, ("sys_id", "documentkey", "tablename", "fieldname", "oldvalue",
                                                         "newvalue", "sys_created_on", "user", "record_checkpoint")):
                 rows += page
         return rows
@@ -181,35 +192,39 @@ class ServiceNowConnector(RestConnector):
         elif audit.get("fieldname") in REFERENCES:
             new, old = names.get(new or "", new), names.get(old or "", old)
         return RawEvent(str(record["number"]), str(iso_utc(audit.get("sys_created_on"))), kind, new,
-                        text(audit.get("user")), old)
+                        text(audit.get("user")), old, event_id=text(audit.get("sys_id")))
 
     # --- first response -----------------------------------------------------------------------
 
-    def _first_responses(self, by_sys_id: dict[str, RawRecord]) -> dict[str, str]:
-        """sys_id -> first response: the response SLA's stop, else the first comment to the caller."""
+    def _first_responses(self, by_sys_id: dict[str, RawRecord]) -> dict[str, tuple[str, str | None]]:
+        """sys_id -> (first response, its event id): the response SLA's stop, else the first comment to the caller.
+
+        The event id is the sys_id of the ``task_sla`` or ``sys_journal_field`` record it was read from.
+        """
         found = self._comment_responses(by_sys_id)
         found.update(self._sla_responses(list(by_sys_id)))
         return found
 
-    def _sla_responses(self, ids: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _sla_responses(self, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        found: dict[str, tuple[str, str | None]] = {}
         for batch in self._id_batches(ids):
-            query = f"taskIN{batch}^sla.target=response^stage!=cancelled^end_timeISNOTEMPTY^ORDERBYend_time"
-            for page in self._rows("task_sla", query, ("task", "end_time", "stage", "sla.target")):
+            query = f"taskIN{batch}^sla.target=response^stage!=cancelled^end_timeISNOTEMPTY^ORDERBYend_time^ORDERBYsys_id"
+            for page in self._rows("task_sla", query, ("sys_id", "task", "end_time", "stage", "sla.target")):
                 for row in page:
-                    found.setdefault(str(row.get("task")), str(iso_utc(row.get("end_time"))))
+                    found.setdefault(str(row.get("task")), (str(iso_utc(row.get("end_time"))), text(row.get("sys_id"))))
         return found
 
-    def _comment_responses(self, by_sys_id: dict[str, RawRecord]) -> dict[str, str]:
+    def _comment_responses(self, by_sys_id: dict[str, RawRecord]) -> dict[str, tuple[str, str | None]]:
         automation = {u.lower() for u in option(self.mapping, "automation_users")}
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, str | None]] = {}
         for batch in self._id_batches(list(by_sys_id)):
-            query = f"element_idIN{batch}^element=comments^ORDERBYsys_created_on"
-            for page in self._rows("sys_journal_field", query, ("element_id", "sys_created_on", "sys_created_by")):
+            query = f"element_idIN{batch}^element=comments^ORDERBYsys_created_on^ORDERBYsys_id"
+            fields = ("sys_id", "element_id", "sys_created_on", "sys_created_by")
+            for page in self._rows("sys_journal_field", query, fields):
                 for row in page:
                     sys_id, author = str(row.get("element_id")), str(row.get("sys_created_by") or "")
                     caller = (by_sys_id.get(sys_id) or {}).get("caller_id.user_name")
                     if author.lower() in automation or author == caller:
                         continue
-                    found.setdefault(sys_id, str(iso_utc(row.get("sys_created_on"))))
+                    found.setdefault(sys_id, (str(iso_utc(row.get("sys_created_on"))), text(row.get("sys_id"))))
         return found

@@ -1,20 +1,23 @@
-"""KPI engine: canonical tickets + events -> per-ticket facts, per-engineer/team KPIs, scorecard.
+"""KPI engine: canonical tickets + events -> per-ticket facts, per-engineer/team/breakdown KPIs, scorecard.
 
 Pure functions over pandas frames; no I/O, no clock. See ../shared/spec/KPIS.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from kpis.aggregate import aggregate, kpi_rows
+from kpis.breakdown import breakdown
 from kpis.config import KpiSettings
 from kpis.facts import compute_facts
+from kpis.schema import KPI_BREAKDOWN_COLUMNS, empty_frame
 from kpis.scorecard import compute_scorecard
 
-__all__ = ["KpiSettings", "KpiTables", "aggregate", "compute_all", "compute_facts", "compute_scorecard", "kpi_tables"]
+__all__ = ["KpiSettings", "KpiTables", "aggregate", "breakdown", "compute_all", "compute_facts", "compute_scorecard",
+           "kpi_tables"]
 
 
 @dataclass(frozen=True)
@@ -26,16 +29,19 @@ class KpiTables:
     kpi_team: pd.DataFrame
     scorecard: pd.DataFrame
     scorecard_kpi: pd.DataFrame
+    # A default, so callers that build tables for some groups only (pipeline/groups.py) keep working
+    # until they compute breakdowns too.
+    kpi_breakdown: pd.DataFrame = field(default_factory=lambda: empty_frame(KPI_BREAKDOWN_COLUMNS))
 
 
 def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> KpiTables:
-    """Facts, both aggregates and the scorecard for canonical ``tickets``/``events`` at ``as_of``."""
+    """Facts, the aggregates, the breakdowns and the scorecard for canonical ``tickets``/``events`` at ``as_of``."""
     return kpi_tables(compute_facts(tickets, events, settings, as_of), settings)
 
 
 def kpi_tables(facts: pd.DataFrame, settings: KpiSettings) -> KpiTables:
-    """Both aggregates and the scorecard for ``ticket_facts`` (one ``as_of`` for every row)."""
-    rows = kpi_rows(facts, settings)  # shared: the three aggregates differ only in who is credited
+    """The aggregates, the breakdowns and the scorecard for ``ticket_facts`` (one ``as_of`` for every row)."""
+    rows = kpi_rows(facts, settings)  # shared: the aggregates differ only in who is credited
     engineer = aggregate(facts, settings, by="engineer", rows=rows)
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer)
     return KpiTables(
@@ -44,4 +50,5 @@ def kpi_tables(facts: pd.DataFrame, settings: KpiSettings) -> KpiTables:
         kpi_team=aggregate(facts, settings, by="team", rows=rows),
         scorecard=scorecard,
         scorecard_kpi=scorecard_kpi,
+        kpi_breakdown=breakdown(facts, settings, rows=rows),
     )

@@ -21,7 +21,8 @@ from kpis.schema import KPI_ENGINEER_COLUMNS, KPI_TEAM_COLUMNS, KPI_VERSION, con
 SECONDS_PER_MINUTE = 60.0
 #: The ``ticket_facts`` columns the aggregates and the scorecard read: a caller holding many facts may
 #: pass only these (tests/kpis/test_properties.py checks the tables come out the same).
-FACTS_READ = ("source", "ticket_id", "ticket_type", "engineer", "team", "excluded_reason", "opened_at",
+FACTS_READ = ("source", "ticket_id", "ticket_type", "engineer", "team", "client", "service", "category", "priority",
+              "excluded_reason", "opened_at",
               "resolved_at", "satisfaction_at", "planned_end", "response_business_s", "response_sla",
               "resolution_business_s", "resolution_sla", "first_fix", "reopened", "diagnosis_assessable",
               "diagnosis_accurate", "csat_score", "csat_satisfied", "maintenance_on_time", "caused_by",
@@ -218,8 +219,11 @@ def _seconds(seconds: pd.Series, rows: np.ndarray) -> np.ndarray:
     return seconds.to_numpy(dtype="float64", na_value=np.nan)[rows]
 
 
-def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray) -> dict[str, np.ndarray]:
-    return {f"{prefix}_met": _flag(status == "met", rows), f"{prefix}_breached": _flag(status == "breached", rows)}
+def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray, exempt_counted: np.ndarray | bool = True
+                ) -> dict[str, np.ndarray]:
+    """met / breached / exempt flags of the selected ``rows`` (``exempt_counted``: which of them may count as exempt)."""
+    return {f"{prefix}_met": _flag(status == "met", rows), f"{prefix}_breached": _flag(status == "breached", rows),
+            f"{prefix}_exempt": exempt_counted & _flag(status == "exempt", rows)}
 
 
 def _opened(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:
@@ -239,7 +243,7 @@ def _resolved(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Fami
         reopened_count=fixable & _flag(facts["reopened"], selected),
         accuracy_assessable=_flag(facts["diagnosis_assessable"], selected),
         accuracy_correct=_flag(facts["diagnosis_accurate"], selected),
-        **_sla_counts(facts["resolution_sla"], "resolution_sla", selected),
+        **_sla_counts(facts["resolution_sla"], "resolution_sla", selected, exempt_counted=fixable),
     )
     return Family(rows)
 
@@ -294,8 +298,8 @@ def period_starts(days: np.ndarray, grain: str) -> np.ndarray:
     return months.astype("datetime64[D]")
 
 
-COUNTS = ("opened_count", "response_sla_met", "response_sla_breached", "resolved_count", "resolution_sla_met",
-          "resolution_sla_breached", "first_fix_count", "reopened_count", "accuracy_assessable", "accuracy_correct",
+COUNTS = ("opened_count", "response_sla_met", "response_sla_breached", "response_sla_exempt", "resolved_count",
+          "resolution_sla_met", "resolution_sla_breached", "resolution_sla_exempt", "first_fix_count", "reopened_count", "accuracy_assessable", "accuracy_correct",
           "csat_answered", "csat_satisfied", "maintenance_due", "maintenance_on_time", "induced_incidents")
 # Durations are summed in whole seconds and turned into minutes per group: a sum of integers is exact,
 # so a mean does not depend on the order of the facts (a nightly run compares it with the stored one).

@@ -3,7 +3,9 @@
 A calendar's working intervals are laid out once per local date and converted to UTC *for that date*
 (``zoneinfo`` with ``fold=0``), so daylight-saving changes are right by construction. Business time
 up to an instant is then a cumulative lookup: ``searchsorted`` into the sorted interval starts plus
-the part of the interval the instant falls in. ``business_seconds(a, b) = cum(b) - cum(a)``.
+the part of the interval the instant falls in. ``business_seconds(a, b) = cum(b) - cum(a)``, and the
+inverse (the earliest instant at which the cumulative business time reaches a value, for due times) is a
+``searchsorted`` into the cumulative time at the interval ends.
 
 Times inside ``kpis`` travel as float64 epoch seconds (NaN = missing): integers are exact in
 float64 for any plausible date, and NaN propagates through arithmetic and comparisons.
@@ -22,6 +24,8 @@ import pandas as pd
 from kpis.config import CalendarSpec
 
 _MARGIN_DAYS = 2
+# How far past the laid-out days the inverse looks for working time before calling a value unreachable.
+_REACH_LIMIT_DAYS = 50 * 366
 
 
 def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
@@ -75,6 +79,21 @@ class BusinessCalendar:
             self._cover(float(finite.min()), float(finite.max()))
         return self._lookup(seconds)
 
+    def earliest_reaching(self, cumulative_s: np.ndarray) -> np.ndarray:
+        """The inverse of ``cumulative``: per value, the earliest instant whose cumulative business time
+        reaches it (NaN for NaN, and where no working time ever reaches it).
+
+        For a value inside the laid-out range ``cumulative(earliest_reaching(v)) == v`` and every earlier
+        instant has less. A value at or below the cumulative time of the first laid-out interval gives that
+        interval's start: callers ask only for values above the cumulative time of an instant they looked up.
+        """
+        if self.spec.always_open:
+            return np.array(cumulative_s, dtype="float64", copy=True)
+        finite = cumulative_s[np.isfinite(cumulative_s)]
+        if len(finite) and self._first_day is not None:
+            self._reach(float(finite.max()))
+        return self._inverse(cumulative_s)
+
     def _lookup(self, seconds: np.ndarray) -> np.ndarray:
         if not len(self._starts):
             return np.where(np.isnan(seconds), np.nan, 0.0)
@@ -83,12 +102,34 @@ class BusinessCalendar:
         part = np.clip(seconds - self._starts[ic], 0, self._lengths[ic])
         return np.where(i >= 0, self._cum_before[ic] + part, self._cum_before[0])
 
+    def _inverse(self, cumulative_s: np.ndarray) -> np.ndarray:
+        if self._first_day is None or not len(self._starts):
+            return np.full(len(cumulative_s), np.nan)
+        cum_after = self._cum_before + self._lengths
+        i = np.searchsorted(cum_after, cumulative_s, side="left")  # the first interval ending at or past it
+        ic = np.minimum(i, len(self._starts) - 1)
+        at = self._starts[ic] + np.maximum(cumulative_s - self._cum_before[ic], 0)
+        return np.where(i < len(self._starts), at, np.nan)  # NaN values search past the end and stay NaN
+
+    def _reach(self, cumulative_s: float) -> None:
+        """Lay out days after the covered ones until the cumulative business time reaches a value (or give up)."""
+        extra = timedelta(days=31)
+        while self._cumulative_at_end() < cumulative_s and extra.days <= _REACH_LIMIT_DAYS:
+            self._cover_days(self._first_day, self._last_day + extra)
+            extra *= 2
+
+    def _cumulative_at_end(self) -> float:
+        return float(self._cum_before[-1] + self._lengths[-1]) if len(self._starts) else -np.inf
+
     def _cover(self, lo: float, hi: float) -> None:
         """Lay out the working intervals for every local date between two instants (with a margin)."""
         first = (datetime.fromtimestamp(lo, UTC) - timedelta(days=_MARGIN_DAYS)).date()
         last = (datetime.fromtimestamp(hi, UTC) + timedelta(days=_MARGIN_DAYS)).date()
         if self._first_day is not None and self._first_day <= first and last <= self._last_day:
             return
+        self._cover_days(first, last)
+
+    def _cover_days(self, first: date, last: date) -> None:
         if self._first_day is not None:  # grow, never shrink
             first, last = min(first, self._first_day), max(last, self._last_day)
         starts, ends = self._intervals_utc(first, last)
@@ -97,41 +138,50 @@ class BusinessCalendar:
         self._cum_before = np.concatenate([[0.0], np.cumsum(self._lengths)[:-1]]) if len(starts) else starts
         self._first_day, self._last_day = first, last
         if self._origin is None:
-            self._origin = float(starts[0]) if len(starts) else lo
+            self._origin = float(starts[0]) if len(starts) else _epoch(first)
         self._cum_before = self._cum_before - self._lookup(np.array([self._origin]))[0]
 
     def _intervals_utc(self, first: date, last: date) -> tuple[np.ndarray, np.ndarray]:
         tz = ZoneInfo(self.spec.timezone)
-        holidays = self._holidays(first.year, last.year)
+        holidays, makeup = self._country_days(first.year, last.year)
         starts, ends = [], []
         day = first
         while day <= last:  # one iteration per calendar day, not per ticket
-            for start_min, end_min in self._hours_of(day, holidays):
+            for start_min, end_min in self._hours_of(day, holidays, makeup):
                 starts.append(_local_minute_to_epoch(day, start_min, tz))
                 ends.append(_local_minute_to_epoch(day, end_min, tz))
             day += timedelta(days=1)
         return np.asarray(starts, dtype="float64"), np.asarray(ends, dtype="float64")
 
-    def _hours_of(self, day: date, holidays: frozenset[date]) -> tuple[tuple[int, int], ...]:
-        # A make-up working day wins over a holiday on the same date (DECISIONS.md).
-        if day in self.spec.extra_workdays:
+    def _hours_of(self, day: date, holidays: frozenset[date], makeup: frozenset[date]) -> tuple[tuple[int, int], ...]:
+        """A local date's working minutes, by the first rule that applies (KPIS.md 2.1)."""
+        if day in self.spec.extra_workdays:  # a declared make-up day wins over a holiday (DECISIONS.md D13)
             return self.spec.hours.get(self.spec.extra_workdays[day], ())
         if day in holidays:
             return ()
+        if day in makeup:  # the country's official make-up working day (调休), worked with Monday's hours
+            return self.spec.hours.get(0, ())
         return self.spec.hours.get(day.weekday(), ())
 
-    def _holidays(self, first_year: int, last_year: int) -> frozenset[date]:
-        days = set(self.spec.holidays)
+    def _country_days(self, first_year: int, last_year: int) -> tuple[frozenset[date], frozenset[date]]:
+        """(holidays, official make-up working days): the explicit holidays plus the country's, if any."""
+        days, makeup = set(self.spec.holidays), set()
         if self.spec.country:
             years = range(first_year, last_year + 1)
-            days |= set(holidays_lib.country_holidays(self.spec.country, subdiv=self.spec.subdivision, years=years))
-        return frozenset(days)
+            official = holidays_lib.country_holidays(self.spec.country, subdiv=self.spec.subdivision, years=years)
+            days |= set(official)
+            makeup = set(official.weekend_workdays)  # listed since holidays 0.48; pyproject asks >= 0.50
+        return frozenset(days), frozenset(makeup)
 
 
 def _local_minute_to_epoch(day: date, minute: int, tz: ZoneInfo) -> float:
     """Local wall-clock ``day`` + ``minute`` (24:00 = next midnight) -> UTC epoch seconds, fold=0."""
     naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minute)
     return naive.replace(tzinfo=tz).timestamp()
+
+
+def _epoch(day: date) -> float:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
 def _merge_overlaps(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +248,14 @@ class CalendarSet:
         """Each row's cumulative business time at one instant (cheap: one lookup per calendar)."""
         per_calendar = np.array([self[name].cumulative(np.array([instant]))[0] for name in calendars.names])
         return per_calendar[calendars.codes]
+
+    def earliest_reaching(self, calendars: CalendarColumn, cumulative_s: np.ndarray) -> np.ndarray:
+        """Each row's ``BusinessCalendar.earliest_reaching`` in its own calendar."""
+        out = np.full(len(cumulative_s), np.nan)
+        for code in calendars.present():
+            rows = calendars.codes == code
+            out[rows] = self[calendars.names[code]].earliest_reaching(cumulative_s[rows])
+        return out
 
     def business_seconds(self, calendars: CalendarColumn, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Business seconds of ``[start, end)`` where each row names its own calendar."""

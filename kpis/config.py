@@ -24,6 +24,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALWAYS_OPEN = "24x7"
 DEFAULT_PAUSE_STATUSES = ("WAITING_CUSTOMER", "WAITING_THIRD_PARTY")
 DEFAULT_FAILED_CLOSE_CODES = ("failed", "rolled_back")
+#: What ``kpi_breakdown`` may break the KPIs down by: ticket_facts columns saying what a ticket is about.
+BREAKDOWN_DIMENSIONS = ("client", "service", "category", "priority", "source")
+DEFAULT_BREAKDOWNS = ("client", "service", "category", "priority")
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -95,15 +98,25 @@ class CalendarSpec:
         return cls(name=ALWAYS_OPEN, timezone=timezone, always_open=True)
 
 
+#: The ticket values an ``[[sla]]`` policy may name (KPIS.md 3, SLA policy): ``category`` is the final category,
+#: ``team`` the credited team, the others the ticket's own columns (``priority``: the one in effect at the stop).
+SLA_CONDITIONS = ("ticket_type", "priority", "client", "service", "category", "team", "source")
+
+
 @dataclass(frozen=True)
 class SlaPolicy:
-    """One ``[[sla]]`` entry; ``None`` for ticket_type or priority matches any (``"*"`` in the config)."""
+    """One ``[[sla]]`` entry: a name, the values each named condition accepts, targets, calendar and pauses.
 
-    ticket_type: str | None
-    priority: str | None
+    ``conditions`` holds only the conditions the entry names (an omitted or ``"*"`` one matches every ticket);
+    ``calendar`` None = the default calendar; ``pause_statuses`` None = ``[kpi].pause_statuses``.
+    """
+
+    name: str
+    conditions: Mapping[str, tuple[str, ...]]
     response_s: int | None
     resolution_s: int | None
-    calendar: str | None
+    calendar: str | None = None
+    pause_statuses: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,7 @@ class KpiSettings:
     reporting_timezone: str = "UTC"
     grains: tuple[str, ...] = GRAINS
     min_sample: int = 10
+    breakdowns: tuple[str, ...] = DEFAULT_BREAKDOWNS
     scorecard: tuple[ScorecardEntry, ...] = ()
 
     def calendar_for(self, name: str | None) -> CalendarSpec:

@@ -2,8 +2,8 @@
 
 ``compute_facts`` encodes the tickets once (``TicketFrame``: small-domain strings as vocabulary codes,
 times as float64 epoch seconds), sorts the events once (``History``), then fills the fact columns group
-by group: who, resolution, response, SLA policy, durations, SLA status, first fix, diagnosis, CSAT,
-maintenance, induced incidents. All of it is numpy over whole columns.
+by group: who, resolution, response, SLA policies (kpis.sla), each metric's durations, due time and SLA
+status, first fix, diagnosis, CSAT, maintenance, induced incidents. All of it is numpy over whole columns.
 """
 
 from __future__ import annotations
@@ -15,16 +15,30 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds, from_epoch_seconds
-from kpis.config import KpiSettings, SlaPolicy
+from kpis.calendar import CalendarSet, epoch_seconds, from_epoch_seconds
+from kpis.config import KpiSettings
 from kpis.csat import csat_scores
 from kpis.keys import positions, ticket_keys
 from kpis.schema import DONE_STATUSES, KPI_VERSION, TICKET_FACT_COLUMNS, UNASSIGNED, conform
+from kpis.sla import (
+    MetricPolicy,
+    all_pause_statuses,
+    excluded_segments,
+    metric_policy,
+    pause_lookup,
+    policy_index,
+    policy_names,
+    resolution_due_at,
+    response_due_at,
+    sla_status,
+)
 from kpis.timeline import (
     History,
+    Segments,
     StatusHistory,
     changed_between_non_empty,
-    paused_business_seconds,
+    cumulative_bounds,
+    paused_seconds,
     sorted_history,
     status_history,
 )
@@ -32,7 +46,7 @@ from kpis.vocabulary import MISSING, Vocabulary
 
 FIXABLE_TYPES = ("incident", "request")
 _CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "category", "diagnosed_category",
-          "close_code")
+          "close_code", "client", "service")
 _PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", "met", "breached", "in_progress", "negative_response",
              "negative_resolution", "RESOLVED", "CLOSED", "CANCELLED", "incident", "request", "maintenance")
 
@@ -53,7 +67,9 @@ class TicketFrame:
         return ticket_keys(self.frame["source"], self.frame["ticket_id"])
 
     def code(self, column: str) -> np.ndarray:
-        """Vocabulary codes of a string column (-1 = missing or blank)."""
+        """Vocabulary codes of a string column (-1 = missing or blank); other than ``_CODED`` ones on first use."""
+        if column not in self._codes:
+            self._codes[column] = self.vocabulary.encode(self.frame[column])
         return self._codes[column]
 
     def time(self, column: str) -> np.ndarray:
@@ -95,12 +111,15 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
         vocabulary.add(text)
     t = TicketFrame(tickets, vocabulary)
     h = _history(t, events)
-    sh = status_history(h["status"], t.n, settings.pause_statuses, vocabulary)
+    pauses = all_pause_statuses(settings.sla, settings.pause_statuses)
+    sh = status_history(h["status"], t.n, pauses, vocabulary)
     ctx = Context(t, h, sh, settings, CalendarSet(dict(settings.calendars)), float(pd.Timestamp(as_of).timestamp()))
     coded: dict[str, np.ndarray] = {}
     out: dict[str, object] = {}
     coded["status"] = np.where(sh.has_status, sh.last_status, t.code("status"))
     coded["priority"] = np.where(h["priority"].has_any(t.n), h["priority"].non_empty().last_value(t.n), t.code("priority"))
+    coded["category"] = np.where(h["category"].has_any(t.n), h["category"].last_value(t.n), t.code("category"))
+    coded["client"], coded["service"] = t.code("client"), t.code("service")
     coded["excluded_reason"] = _excluded_reason(ctx, coded["status"])
     in_scope = coded["excluded_reason"] == MISSING
     first_res, resolved = _resolution_times(ctx, coded["status"])
@@ -109,11 +128,14 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
     coded["team"] = _credited(ctx, "group", "assignment_group", resolved)
     out.update(first_resolved_at=first_res, resolved_at=resolved, response_at=response_at)
     out.update(_rework(ctx))
-    durations, sla_codes = _durations_and_sla(ctx, response_at, resolved, in_scope)
-    out.update(durations)
-    coded.update(sla_codes)
+    policies = _policies(ctx, response_at, resolved, coded)
+    opened_cum = _opened_cumulative(ctx, policies)
+    for values, codes in (_response_facts(ctx, policies.response, opened_cum[0], response_at, in_scope),
+                          _resolution_facts(ctx, policies, opened_cum[1], resolved, in_scope)):
+        out.update(values)
+        coded.update(codes)
+    coded["dq_flag"] = _dq_flag(ctx, response_at, resolved)
     out.update(_first_fix(ctx, in_scope, resolved, out["reopened"], out["reassigned"]))
-    coded["category"] = np.where(h["category"].has_any(t.n), h["category"].last_value(t.n), t.code("category"))
     diagnosis, coded["initial_diagnosis"] = _diagnosis(ctx, coded["category"], response_at, in_scope, resolved,
                                                        out["reopened"])
     out.update(diagnosis)
@@ -179,94 +201,100 @@ def _rework(ctx: Context) -> dict[str, np.ndarray]:
     }
 
 
-def _policy_index(ticket_type: np.ndarray, priority: np.ndarray, policies: tuple[SlaPolicy, ...],
-                  v: Vocabulary) -> np.ndarray:
-    """Index of the first matching SLA policy per ticket; len(policies) when none (no priority: none)."""
-    index = np.full(len(ticket_type), len(policies))
-    for i in range(len(policies) - 1, -1, -1):  # walk backwards so the first match is written last
-        p = policies[i]
-        match = priority != MISSING
-        if p.ticket_type is not None:
-            match &= ticket_type == v.code(p.ticket_type)
-        if p.priority is not None:
-            match &= priority == v.code(p.priority)
-        index[match] = i
-    return index
-
-
 @dataclass(frozen=True)
-class _Policy:
-    priority: np.ndarray  # codes
-    target_s: np.ndarray  # NaN when no policy or no target
-    calendar: CalendarColumn
+class Policies:
+    """The policies governing each ticket's response and resolution, and what resolution time leaves out."""
+
+    response: MetricPolicy
+    resolution: MetricPolicy
+    excluded: Segments  # the segments taken off each ticket's resolution time (its policy's pauses, reopen gaps)
 
 
-def _policy_at(ctx: Context, stop_at: np.ndarray, target: str) -> _Policy:
-    """The SLA policy selected by the priority in effect at the metric's stop (as_of without a stop)."""
-    settings = ctx.settings
+def _policies(ctx: Context, response_at: np.ndarray, resolved_at: np.ndarray, coded: dict[str, np.ndarray]) -> Policies:
+    """Each metric's policy: the first whose conditions match, with the priority in effect at its stop."""
+    t, settings, v = ctx.t, ctx.settings, ctx.v
+    values = {"ticket_type": t.code("ticket_type"), "client": t.code("client"), "service": t.code("service"),
+              "category": coded["category"], "team": coded["team"]}
+    if any("source" in p.conditions for p in settings.sla):
+        values["source"] = t.code("source")
+    metrics = []
+    for stop_at, target in ((response_at, "response_s"), (resolved_at, "resolution_s")):
+        priority = _priority_at(ctx, stop_at)
+        index = policy_index(settings.sla, {**values, "priority": priority}, v)
+        metrics.append(metric_policy(settings.sla, index, priority, target, settings.default_calendar))
+    pauses = pause_lookup(settings.sla, settings.pause_statuses, v)
+    excluded = excluded_segments(ctx.status_history.segments, metrics[1].index, pauses)
+    return Policies(response=metrics[0], resolution=metrics[1], excluded=excluded)
+
+
+def _priority_at(ctx: Context, stop_at: np.ndarray) -> np.ndarray:
+    """The last priority event at or before the stop (as_of without one), else the ticket's priority."""
     query = np.where(np.isnan(stop_at), ctx.as_of_s, stop_at)
     priority = ctx.h["priority"].non_empty().value_at(query)
-    priority = np.where(priority == MISSING, ctx.t.code("priority"), priority)
-    index = _policy_index(ctx.t.code("ticket_type"), priority, settings.sla, ctx.v)
-    targets = np.array([np.nan if getattr(p, target) is None else getattr(p, target) for p in settings.sla] + [np.nan])
-    names = tuple(dict.fromkeys([p.calendar or settings.default_calendar for p in settings.sla]
-                                + [settings.default_calendar]))
-    calendar_of_policy = np.array([names.index(p.calendar or settings.default_calendar) for p in settings.sla]
-                                  + [names.index(settings.default_calendar)])
-    return _Policy(priority=priority, target_s=targets[index], calendar=CalendarColumn(calendar_of_policy[index], names))
+    return np.where(priority == MISSING, ctx.t.code("priority"), priority)
 
 
-def _durations_and_sla(ctx: Context, response_at, resolved_at, in_scope) -> tuple[dict, dict]:
-    t, calendars, segments = ctx.t, ctx.calendars, ctx.status_history.segments
-    opened = t.time("opened_at")
-    rp, sp = _policy_at(ctx, response_at, "response_s"), _policy_at(ctx, resolved_at, "resolution_s")
-    # Business time is a difference of cumulative lookups; opened_at's lookup serves both metrics
-    # when they use the same calendars, and as_of's is one lookup per calendar.
-    opened_r = calendars.cumulative(rp.calendar, opened)
-    same = np.array_equal(rp.calendar.codes, sp.calendar.codes) and rp.calendar.names == sp.calendar.names
-    opened_s = opened_r if same else calendars.cumulative(sp.calendar, opened)
-    response_cal = response_at - opened
-    response_bus = calendars.cumulative(rp.calendar, response_at) - opened_r
-    resolution_cal = resolved_at - opened
-    resolution_bus = (calendars.cumulative(sp.calendar, resolved_at) - opened_s
-                      - paused_business_seconds(segments, opened, resolved_at, sp.calendar, calendars))
-    as_of = np.full(t.n, ctx.as_of_s)
-    elapsed_resolution = np.where(np.isnan(resolved_at), calendars.cumulative_at(sp.calendar, ctx.as_of_s) - opened_s
-                                  - paused_business_seconds(segments, opened, as_of, sp.calendar, calendars), np.nan)
-    elapsed_response = np.where(np.isnan(response_at), calendars.cumulative_at(rp.calendar, ctx.as_of_s) - opened_r,
-                                np.nan)
-    negative_response, negative_resolution = response_cal < 0, resolution_cal < 0
-    v = ctx.v
-    dq = np.where(negative_response, v.code("negative_response"),
-                  np.where(negative_resolution, v.code("negative_resolution"), MISSING))
-    durations = {
-        "response_target_s": rp.target_s,
-        "resolution_target_s": sp.target_s,
-        "response_calendar_s": np.where(negative_response, np.nan, response_cal),
-        "response_business_s": np.where(negative_response, np.nan, response_bus),
-        "resolution_calendar_s": np.where(negative_resolution, np.nan, resolution_cal),
-        "resolution_business_s": np.where(negative_resolution, np.nan, resolution_bus),
+def _opened_cumulative(ctx: Context, policies: Policies) -> tuple[np.ndarray, np.ndarray]:
+    """opened_at's cumulative business time on the response's and on the resolution's calendars (looked up
+    once when every ticket's two calendars are the same)."""
+    response, resolution = policies.response.calendar, policies.resolution.calendar
+    opened = ctx.t.time("opened_at")
+    on_response = ctx.calendars.cumulative(response, opened)
+    if response.names == resolution.names and np.array_equal(response.codes, resolution.codes):
+        return on_response, on_response
+    return on_response, ctx.calendars.cumulative(resolution, opened)
+
+
+def _response_facts(ctx: Context, policy: MetricPolicy, opened_cum: np.ndarray, response_at: np.ndarray,
+                    in_scope: np.ndarray) -> tuple[dict, dict]:
+    """Response durations, target, due time and verdict (never paused)."""
+    calendars, opened = ctx.calendars, ctx.t.time("opened_at")
+    calendar_s = response_at - opened
+    business_s = calendars.cumulative(policy.calendar, response_at) - opened_cum
+    negative = calendar_s < 0
+    elapsed_at_as_of = np.where(np.isnan(response_at),
+                                calendars.cumulative_at(policy.calendar, ctx.as_of_s) - opened_cum, np.nan)
+    values = {
+        "response_target_s": policy.target_s,
+        "response_calendar_s": np.where(negative, np.nan, calendar_s),
+        "response_business_s": np.where(negative, np.nan, business_s),
+        "response_due_at": response_due_at(opened, opened_cum, policy, in_scope, calendars),
     }
-    codes = {
-        "response_priority": rp.priority,
-        "resolution_priority": sp.priority,
-        "dq_flag": dq,
-        "response_sla": _sla_status(v, response_at, response_bus, elapsed_response, rp.target_s,
-                                    in_scope & ~negative_response),
-        "resolution_sla": _sla_status(v, resolved_at, resolution_bus, elapsed_resolution, sp.target_s,
-                                      in_scope & ~negative_resolution),
+    codes = {"response_priority": policy.priority, "response_policy": policy_names(ctx.settings.sla, policy.index, ctx.v),
+             "response_sla": sla_status(ctx.v, response_at, business_s, elapsed_at_as_of, policy.target_s,
+                                        in_scope & ~negative)}
+    return values, codes
+
+
+def _resolution_facts(ctx: Context, policies: Policies, opened_cum: np.ndarray, resolved_at: np.ndarray,
+                      in_scope: np.ndarray) -> tuple[dict, dict]:
+    """Resolution durations (pauses and reopen gaps taken off), target, due time and verdict."""
+    calendars, opened, policy = ctx.calendars, ctx.t.time("opened_at"), policies.resolution
+    calendar_s = resolved_at - opened
+    unresolved = np.isnan(resolved_at)
+    stop_cum = calendars.cumulative(policy.calendar, np.where(unresolved, ctx.as_of_s, resolved_at))
+    excluded = cumulative_bounds(policies.excluded, policy.calendar, calendars)
+    elapsed = stop_cum - opened_cum - paused_seconds(excluded, opened_cum, stop_cum)  # until as_of if unresolved
+    business_s, elapsed_at_as_of = np.where(unresolved, np.nan, elapsed), np.where(unresolved, elapsed, np.nan)
+    negative = calendar_s < 0
+    values = {
+        "resolution_target_s": policy.target_s,
+        "resolution_calendar_s": np.where(negative, np.nan, calendar_s),
+        "resolution_business_s": np.where(negative, np.nan, business_s),
+        "resolution_due_at": resolution_due_at(opened, opened_cum, policy, excluded, in_scope, calendars),
     }
-    return durations, codes
+    codes = {"resolution_priority": policy.priority,
+             "resolution_policy": policy_names(ctx.settings.sla, policy.index, ctx.v),
+             "resolution_sla": sla_status(ctx.v, resolved_at, business_s, elapsed_at_as_of, policy.target_s,
+                                          in_scope & ~negative)}
+    return values, codes
 
 
-def _sla_status(v: Vocabulary, stop_at, elapsed_at_stop, elapsed_at_as_of, target_s, eligible) -> np.ndarray:
-    """met / breached / in_progress codes; -1 where not eligible or without a target. Never rounds."""
-    status = np.where(
-        ~np.isnan(stop_at),
-        np.where(elapsed_at_stop <= target_s, v.code("met"), v.code("breached")),
-        np.where(elapsed_at_as_of > target_s, v.code("breached"), v.code("in_progress")),
-    )
-    return np.where(eligible & ~np.isnan(target_s), status, MISSING)
+def _dq_flag(ctx: Context, response_at: np.ndarray, resolved_at: np.ndarray) -> np.ndarray:
+    """negative_response or negative_resolution: the first metric whose stop is before opened_at."""
+    opened, v = ctx.t.time("opened_at"), ctx.v
+    return np.where(response_at < opened, v.code("negative_response"),
+                    np.where(resolved_at < opened, v.code("negative_resolution"), MISSING))
 
 
 def _first_fix(ctx: Context, in_scope, resolved_at, reopened, reassigned) -> dict[str, pd.arrays.BooleanArray]:
@@ -331,7 +359,7 @@ def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarra
     # Each intermediate array is popped as its column is built, so peak memory stays near the result's size.
     t.drop_caches()
     frame = {name: t.vocabulary.decode(coded.pop(name)) for name in list(coded)}
-    for name in ("first_resolved_at", "resolved_at", "response_at"):
+    for name in ("first_resolved_at", "resolved_at", "response_at", "response_due_at", "resolution_due_at"):
         frame[name] = from_epoch_seconds(out.pop(name))
     for name in [c for c in out if c.endswith("_s")]:
         frame[name] = _nullable_int(out.pop(name))

@@ -1,7 +1,7 @@
 """The canonical frames and every stored table's columns, in one place.
 
 Connectors produce ``tickets`` and ``events`` frames with the columns of KPIS.md 1.1 / 1.2;
-``kpis`` turns them into ``ticket_facts``, ``kpi_engineer``, ``kpi_team`` and ``scorecard``.
+``kpis`` turns them into ``ticket_facts``, ``kpi_engineer``, ``kpi_team``, ``kpi_breakdown`` and ``scorecard``.
 Each column carries its dtype and the one-line meaning that becomes its SQL column comment and
 its row in ``docs/tables.md``.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-KPI_VERSION = "v1"
+KPI_VERSION = "v2"
 
 STATUSES = (
     "NEW",
@@ -80,6 +80,8 @@ TICKET_COLUMNS = _cols(
     Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
     Column("actual_end", TS, "When the maintenance work really ended (UTC)"),
     Column("caused_by", STR, "ticket_id of the maintenance ticket whose work caused this incident"),
+    Column("client", STR, "The organisation served (客户): ServiceNow company, JSM organization, Zendesk organization name"),
+    Column("service", STR, "The business system or service affected (业务系统)"),
 )
 
 EVENT_COLUMNS = _cols(
@@ -109,6 +111,8 @@ TICKET_FACT_COLUMNS = _cols(
     Column("priority", STR, "Current priority"),
     Column("status", STR, "Current status: the last status event, else the status column"),
     Column("category", STR, "Final category: the last category event, else the category column"),
+    Column("client", STR, "The organisation served (client contract); null when empty"),
+    Column("service", STR, "The business system or service affected; null when empty"),
     Column("opened_at", TS, "When the problem was reported (UTC)"),
     Column("closed_at", TS, "When the ticket was closed (UTC)"),
     Column("planned_end", TS, "End of the planned maintenance window (UTC)"),
@@ -125,6 +129,8 @@ TICKET_FACT_COLUMNS = _cols(
     Column("reassigned", BOOL, "Assignee or group changed from one engineer/team to another"),
     Column("response_priority", STR, "Priority in effect at the response (selects the response SLA policy)"),
     Column("resolution_priority", STR, "Priority in effect at the resolution (selects the resolution SLA policy)"),
+    Column("response_policy", STR, "Name of the SLA policy governing the response (first match in config order)"),
+    Column("resolution_policy", STR, "Name of the SLA policy governing the resolution (first match in config order)"),
     Column("response_target_s", INT, "Response target of the matching SLA policy, seconds"),
     Column("resolution_target_s", INT, "Resolution target of the matching SLA policy, seconds"),
     Column("response_calendar_s", INT, "response_at - opened_at, seconds"),
@@ -134,6 +140,9 @@ TICKET_FACT_COLUMNS = _cols(
     Column("dq_flag", STR, "Data-quality flag: negative_response or negative_resolution"),
     Column("response_sla", STR, "met / breached / in_progress against the response target"),
     Column("resolution_sla", STR, "met / breached / in_progress against the resolution target"),
+    Column("response_due_at", TS, "When the response business time reaches its target (UTC); null without one"),
+    Column("resolution_due_at", TS, "When the resolution business time, pauses taken off, reaches its target "
+                                    "(UTC); null without one or when the clock stops in a pause before it"),
     Column("first_fix", BOOL, "Resolved incident/request neither reopened nor reassigned"),
     Column("initial_diagnosis", STR, "diagnosed_category, else the category in effect at the response"),
     Column("diagnosis_assessable", BOOL, "Resolved incident/request with an initial diagnosis and a final category"),
@@ -147,11 +156,12 @@ TICKET_FACT_COLUMNS = _cols(
 )
 
 
-def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
+def _kpi_columns(*who: Column) -> dict[str, Column]:
+    """The KPIS.md 4 columns, keyed by grain, period_start, ``who`` (the credited columns) and ticket_type."""
     return _cols(
         Column("grain", STR, "day / week / month / quarter"),
         Column("period_start", DATE, "Local date (reporting timezone) that starts the period"),
-        Column(who, STR, who_doc),
+        *who,
         Column("ticket_type", STR, "incident / request / maintenance"),
         Column("opened_count", INT, "Tickets opened (anchor opened_at)"),
         Column("response_n", INT, "Tickets with a response business time (anchor opened_at)"),
@@ -160,7 +170,8 @@ def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
         Column("response_p90_min", FLOAT, "P90 response business minutes (percentile_cont 0.9)"),
         Column("response_sla_met", INT, "Response SLA met (anchor opened_at)"),
         Column("response_sla_breached", INT, "Response SLA breached (anchor opened_at)"),
-        Column("response_sla_rate", FLOAT, "response_sla_met / (met + breached)"),
+        Column("response_sla_rate", FLOAT, "response_sla_met / (met + breached); in_progress and exempt left out"),
+        Column("response_sla_exempt", INT, "Response SLA exempt by an approved exemption (anchor opened_at)"),
         Column("resolved_count", INT, "Incidents and requests resolved (anchor resolved_at)"),
         Column("resolution_n", INT, "Tickets with a resolution business time (anchor resolved_at)"),
         Column("resolution_mean_min", FLOAT, "Mean resolution business minutes"),
@@ -168,7 +179,8 @@ def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
         Column("resolution_p90_min", FLOAT, "P90 resolution business minutes (percentile_cont 0.9)"),
         Column("resolution_sla_met", INT, "Resolution SLA met (anchor resolved_at)"),
         Column("resolution_sla_breached", INT, "Resolution SLA breached (anchor resolved_at)"),
-        Column("resolution_sla_rate", FLOAT, "resolution_sla_met / (met + breached)"),
+        Column("resolution_sla_rate", FLOAT, "resolution_sla_met / (met + breached); in_progress and exempt left out"),
+        Column("resolution_sla_exempt", INT, "Resolved incidents/requests whose resolution SLA is exempt (anchor resolved_at)"),
         Column("first_fix_count", INT, "Resolved incidents/requests fixed first time"),
         Column("first_fix_rate", FLOAT, "first_fix_count / resolved_count"),
         Column("reopened_count", INT, "Resolved incidents/requests that were reopened"),
@@ -189,8 +201,15 @@ def _kpi_columns(who: str, who_doc: str) -> dict[str, Column]:
     )
 
 
-KPI_ENGINEER_COLUMNS = _kpi_columns("engineer", "Engineer credited with the tickets")
-KPI_TEAM_COLUMNS = _kpi_columns("team", "Team credited with the tickets")
+KPI_ENGINEER_COLUMNS = _kpi_columns(Column("engineer", STR, "Engineer credited with the tickets"))
+KPI_TEAM_COLUMNS = _kpi_columns(Column("team", STR, "Team credited with the tickets"))
+KPI_BREAKDOWN_COLUMNS = _kpi_columns(
+    Column("dimension", STR, "What the rows are broken down by: client, service, category, priority (reporting.breakdowns)"),
+    Column("member", STR, "The tickets' value of the dimension (final category, current priority); '(none)' when empty"),
+)
+# kpi_breakdown joins TABLE_COLUMNS / TABLE_KEYS in the change that makes the stores write it: that change
+# also gives it its SQL table comment and Parquet partitioning (pipeline/), which the table tests require.
+KPI_BREAKDOWN_KEYS = ("grain", "period_start", "dimension", "member", "ticket_type")
 
 SCORECARD_COLUMNS = _cols(
     Column("grain", STR, "day / week / month / quarter"),

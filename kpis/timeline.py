@@ -135,6 +135,25 @@ def changed_between_non_empty(events: KindEvents, n: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Segments:
+    """Status segments, sorted by (tix, start): each holds from its status event until the ticket's next status
+    event (``end`` = inf for the current status)."""
+
+    tix: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    status: np.ndarray  # the status codes
+    reopen_gap: np.ndarray  # RESOLVED or CLOSED before a reopen (KPIS.md 2.2): never counted
+
+    def __len__(self) -> int:
+        return len(self.tix)
+
+    def select(self, keep: np.ndarray) -> Segments:
+        """The segments where ``keep`` is true."""
+        return Segments(self.tix[keep], self.start[keep], self.end[keep], self.status[keep], self.reopen_gap[keep])
+
+
+@dataclass(frozen=True)
 class StatusHistory:
     """What the status events of every ticket say (only meaningful where ``has_status``)."""
 
@@ -143,11 +162,15 @@ class StatusHistory:
     first_resolved_at: np.ndarray
     last_resolved_at: np.ndarray
     reopen_count: np.ndarray
-    segments: pd.DataFrame  # excluded segments: tix, start, end (end = inf for the current status)
+    segments: Segments  # the segments that may be taken off resolution time: pause candidates and reopen gaps
 
 
 def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...], vocabulary: Vocabulary) -> StatusHistory:
-    """Resolutions, reopens and the pause segments of every ticket (KPIS.md 2.2, 3)."""
+    """Resolutions, reopens and the segments that may pause a ticket (KPIS.md 2.2, 3).
+
+    ``pause_statuses``: every status that pauses some ticket (which ones pause which ticket is its SLA
+    policy's business, see kpis.sla); ``segments`` keeps those and the reopen gaps.
+    """
     tix, value = events.tix, events.value
     done = vocabulary.codes(sorted(DONE_STATUSES))
     not_reopen = vocabulary.codes([*sorted(DONE_STATUSES), "CANCELLED"])
@@ -159,15 +182,15 @@ def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...], 
     currently_done = np.isin(last_status, done)
     resolutions = events.select(is_resolution)
     works = ~np.isin(value, not_reopen)
-    later_work = _later_in_ticket(tix, works)
-    excluded = np.isin(value, vocabulary.codes(pause_statuses)) | (np.isin(value, done) & later_work)
+    reopen_gap = np.isin(value, done) & _later_in_ticket(tix, works)
+    candidate = np.isin(value, vocabulary.codes(pause_statuses)) | reopen_gap
     return StatusHistory(
         has_status=events.has_any(n),
         last_status=last_status,
         first_resolved_at=np.where(currently_done, resolutions.first_at(n), np.nan),
         last_resolved_at=np.where(currently_done, resolutions.last_at(n), np.nan),
         reopen_count=np.bincount(tix[is_reopen], minlength=n),
-        segments=_segments(events, same_as_prev, excluded),
+        segments=_segments(events, same_as_prev, reopen_gap).select(candidate),
     )
 
 
@@ -184,28 +207,69 @@ def _later_in_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
     return (total_by_ticket[tix] - running_in_ticket) > 0
 
 
-def _segments(events: KindEvents, same_as_prev: np.ndarray, excluded: np.ndarray) -> pd.DataFrame:
-    """Excluded status segments: each holds from its event until the ticket's next status event."""
+def _segments(events: KindEvents, same_as_prev: np.ndarray, reopen_gap: np.ndarray) -> Segments:
+    """Every status segment: each holds from its event until the ticket's next status event."""
     next_same = np.concatenate([same_as_prev[1:], [False]])
     end = np.where(next_same, np.roll(events.at, -1), np.inf)
-    return pd.DataFrame({"tix": events.tix[excluded], "start": events.at[excluded], "end": end[excluded]})
+    return Segments(events.tix, events.at, end, events.value, reopen_gap)
 
 
-def paused_business_seconds(
-    segments: pd.DataFrame,
-    opened_at: np.ndarray,
-    end_at: np.ndarray,
-    calendar: CalendarColumn,
-    calendars: CalendarSet,
-) -> np.ndarray:
-    """Per ticket: business seconds of its excluded segments inside ``[opened_at, end_at)``."""
-    n = len(opened_at)
-    if len(segments) == 0:
-        return np.zeros(n)
-    tix = segments["tix"].to_numpy()
-    start = np.maximum(segments["start"].to_numpy(), opened_at[tix])
-    end = np.minimum(segments["end"].to_numpy(), end_at[tix])
-    inside = end > start  # False where end_at is NaN
-    seconds = np.zeros(len(tix))
-    seconds[inside] = calendars.business_seconds(calendar.take(tix[inside]), start[inside], end[inside])
-    return np.bincount(tix, weights=seconds, minlength=n)
+@dataclass(frozen=True)
+class Pieces:
+    """Stretches of tickets' timelines, sorted by (tix, start), in a measure of time that only grows: instants,
+    or cumulative business time on each ticket's calendar (where clipping an instant clips its measure).
+    ``end`` = inf for a stretch that never ends."""
+
+    tix: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    def select(self, keep: np.ndarray) -> Pieces:
+        """The stretches where ``keep`` is true."""
+        return Pieces(self.tix[keep], self.start[keep], self.end[keep])
+
+
+def cumulative_bounds(segments: Segments, calendar: CalendarColumn, calendars: CalendarSet) -> Pieces:
+    """The segments with their start and end as cumulative business time on their ticket's calendar."""
+    of_segment = calendar.take(segments.tix)
+    endless = np.isinf(segments.end)
+    end = calendars.cumulative(of_segment, np.where(endless, segments.start, segments.end))
+    return Pieces(segments.tix, calendars.cumulative(of_segment, segments.start), np.where(endless, np.inf, end))
+
+
+def paused_seconds(excluded: Pieces, opened_cum: np.ndarray, stop_cum: np.ndarray) -> np.ndarray:
+    """Per ticket: the business seconds of its ``excluded`` stretches inside ``[opened, stop)``, all given as
+    cumulative business time: the part inside is ``min(end, stop) - max(start, opened)`` where positive."""
+    tix = excluded.tix
+    inside = np.minimum(excluded.end, stop_cum[tix]) - np.maximum(excluded.start, opened_cum[tix])
+    return np.bincount(tix, weights=np.where(inside > 0, inside, 0.0), minlength=len(opened_cum))
+
+
+def counted_pieces(excluded: Pieces, opened: np.ndarray) -> Pieces:
+    """Per ticket of ``excluded``: ``[opened, inf)`` minus its excluded stretches, in time order.
+
+    The pieces between the stretches may be empty (start == end). A ticket whose last excluded stretch
+    never ends (its clock stops for good) has no final piece.
+    """
+    tix = excluded.tix
+    first = np.concatenate([[True], tix[1:] != tix[:-1]]) if len(tix) else np.zeros(0, dtype=bool)
+    last = np.concatenate([first[1:], [True]]) if len(tix) else first
+    start = np.maximum(np.where(first, -np.inf, np.roll(excluded.end, 1)), opened[tix])
+    between = Pieces(tix, start, np.maximum(excluded.start, start))
+    final_tix, final_start = tix[last], np.maximum(excluded.end[last], opened[tix[last]])
+    running = np.isfinite(final_start)
+    final = Pieces(final_tix[running], final_start[running], np.full(int(running.sum()), np.inf))
+    return _merged(between, final)
+
+
+def _merged(between: Pieces, final: Pieces) -> Pieces:
+    """``between`` (sorted by tix) with each ticket's ``final`` piece placed after its own ones."""
+    size = len(between.tix) + len(final.tix)
+    at = np.searchsorted(between.tix, final.tix, side="right") + np.arange(len(final.tix))
+    slot = np.ones(size, dtype=bool)
+    slot[at] = False
+    out = Pieces(np.empty(size, dtype=between.tix.dtype), np.empty(size), np.empty(size))
+    for name in ("tix", "start", "end"):
+        getattr(out, name)[slot] = getattr(between, name)
+        getattr(out, name)[at] = getattr(final, name)
+    return out

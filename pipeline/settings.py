@@ -47,11 +47,10 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class ReportingSettings:
-    """What the report and the alerts need beyond the KPI settings."""
+    """What the report and the alerts need beyond the KPI settings (``breakdowns`` are in ``KpiSettings``)."""
 
     language: str = "zh"
     report_url: str | None = None
-    breakdowns: tuple[str, ...] = ("client", "service", "category", "priority")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
     python scripts/bench.py                       # the issue's scenarios: 1M tickets + 5M events, 10M without events
     python scripts/bench.py --scenario small      # 100k tickets + 500k events, for a quick look
+    python scripts/bench.py --scenario sla        # 1M + 5M with 5 clients, 8 services and 20 SLA policies (#19)
 
 Peak RSS per stage is read from /proc/self/status (VmHWM) after resetting it through /proc/self/clear_refs.
 Targets (2 cores): 1M+5M through everything <= 20 s; 10M without events <= 60 s and <= 8 GiB;
-no stage under 0.5M rows/s.
+no stage under 0.5M rows/s. The ``sla`` scenario (policies per client and service, own calendars and pause
+statuses, due times, breakdowns): its facts stage within 1.3x, and its peak RSS within 1.2x, of the ``issue``
+scenario's 1M + 5M facts stage before #19 (the same tickets and events).
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kpis import aggregate, compute_facts, compute_scorecard
+from kpis import aggregate, breakdown, compute_facts, compute_scorecard
 from kpis.aggregate import kpi_rows
 from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
 from pipeline.config import kpi_settings_from_mapping
 
-SCENARIOS = {"small": [(100_000, 5)], "issue": [(1_000_000, 5), (10_000_000, 0)]}
+SCENARIOS = {"small": [(100_000, 5)], "issue": [(1_000_000, 5), (10_000_000, 0)], "sla": [(1_000_000, 5)]}
 BASE = np.datetime64("2025-01-01T00:00:00", "s").astype("int64")
 YEAR_S = 365 * 86400
 
@@ -45,9 +48,38 @@ KPI_CONFIG = {
 }
 
 
-def settings() -> KpiSettings:
-    """The benchmarks' KPI settings."""
-    return kpi_settings_from_mapping(KPI_CONFIG)
+CLIENTS = ("ACME", "Globex", "Initech", "Umbrella", "Hooli")
+SERVICES = ("ERP", "MES", "CRM", "Mail", "VPN", "Printing", "HR portal", "File share")
+CORE_SERVICES = list(SERVICES[:3])
+
+
+def _sla_policies() -> list[dict]:
+    """20 policies: per client, core systems or the rest, urgent or ordinary priorities (the first 19), then a
+    default. Core systems run on 24x7 and pause only for third parties; the rest use the office calendar and the
+    default pause statuses. Targets differ per client so that the first match matters."""
+    kinds = [(i, client, core, urgent) for i, client in enumerate(CLIENTS) for core in (True, False)
+             for urgent in (True, False)]
+    return [*(_sla_policy(*kind) for kind in kinds[:19]), {"name": "default", "response": "2h", "resolution": "3d"}]
+
+
+def _sla_policy(i: int, client: str, core: bool, urgent: bool) -> dict:
+    hours = (1 + i % 3) * (1 if urgent else 4) * (1 if core else 2)
+    policy = {"name": f"{client}-{'core' if core else 'other'}-{'P12' if urgent else 'P34'}", "client": client,
+              "service": CORE_SERVICES if core else list(SERVICES[3:]), "priority": ["P1", "P2"] if urgent else
+              ["P3", "P4"], "ticket_type": ["incident", "request"], "response": f"{15 * (1 + i % 4)}m",
+              "resolution": f"{hours}h"}
+    if core:
+        policy.update(calendar="24x7", pause_statuses=["WAITING_THIRD_PARTY"])
+    return policy
+
+
+#: The ``sla`` scenario: KPI_CONFIG with 20 policies on client, service, priority and type, and breakdowns.
+SLA_CONFIG = {**KPI_CONFIG, "sla": _sla_policies()}
+
+
+def settings(config: dict | None = None) -> KpiSettings:
+    """The benchmarks' KPI settings (``KPI_CONFIG`` unless another config is given)."""
+    return kpi_settings_from_mapping(KPI_CONFIG if config is None else config)
 
 
 def _stamps(seconds: np.ndarray) -> pd.Series:
@@ -76,8 +108,19 @@ def synthetic_tickets(n: int, rng: np.random.Generator) -> pd.DataFrame:
         "category": np.array(["net", "pc", "mail", "db"], dtype=object)[rng.integers(0, 4, n)],
         "satisfaction": np.where(rng.random(n) < 0.3, np.where(rng.random(n) < 0.85, "满意", "一般"), None),
         "planned_end": _stamps(np.where(types == "maintenance", opened + 86400, np.datetime64("NaT").astype("int64"))),
+        **_clients_and_services(n),
     })
     return conform(frame, TICKET_COLUMNS)
+
+
+def _clients_and_services(n: int) -> dict[str, np.ndarray]:
+    """5 clients and 8 services (5 % of tickets without each), from their own generator: the other columns
+    and the events stay the same as before these columns existed, so old and new timings compare."""
+    rng = np.random.default_rng([7, n])
+    client = np.array(CLIENTS, dtype=object)[rng.integers(0, len(CLIENTS), n)]
+    service = np.array(SERVICES, dtype=object)[rng.integers(0, len(SERVICES), n)]
+    return {"client": np.where(rng.random(n) < 0.05, None, client),
+            "service": np.where(rng.random(n) < 0.05, None, service)}
 
 
 def synthetic_events(tickets: pd.DataFrame, per_ticket: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -135,13 +178,13 @@ def stage(name: str, rows: int, fn: Callable[[], object]) -> object:
     return result
 
 
-def run(n_tickets: int, per_ticket: int) -> float:
+def run(n_tickets: int, per_ticket: int, config: dict | None = None) -> float:
     """One scenario; returns the total seconds of the engine stages."""
     rng = np.random.default_rng(7)
     print(f"{n_tickets:,} tickets, {n_tickets * per_ticket:,} events")
     tickets = synthetic_tickets(n_tickets, rng)
     events = synthetic_events(tickets, per_ticket, rng)
-    cfg, as_of = settings(), pd.Timestamp("2026-01-15", tz="UTC")
+    cfg, as_of = settings(config), pd.Timestamp("2026-01-15", tz="UTC")
     _stage_peaks.clear()
     started = time.perf_counter()
     facts = stage("facts", n_tickets + len(events), lambda: compute_facts(tickets, events, cfg, as_of))
@@ -149,6 +192,7 @@ def run(n_tickets: int, per_ticket: int) -> float:
     stage("kpi_engineer", n_tickets, lambda: aggregate(facts, cfg, by="engineer", rows=rows))
     stage("kpi_team", n_tickets, lambda: aggregate(facts, cfg, by="team", rows=rows))
     stage("scorecard", n_tickets, lambda: compute_scorecard(facts, cfg, rows))
+    stage("kpi_breakdown", n_tickets, lambda: breakdown(facts, cfg, rows=rows))
     total = time.perf_counter() - started
     print(f"  {'total':<22} {total:7.2f} s  overall peak RSS {max(_stage_peaks):5.2f} GiB")
     return total
@@ -159,7 +203,7 @@ def main() -> None:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="issue")
     args = parser.parse_args()
     for n_tickets, per_ticket in SCENARIOS[args.scenario]:
-        run(n_tickets, per_ticket)
+        run(n_tickets, per_ticket, SLA_CONFIG if args.scenario == "sla" else None)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kpis.config import CalendarSpec, KpiSettings, SlaPolicy
+from kpis.config import CalendarSpec, KpiSettings
 from pipeline.config.build import build_settings, kpi_settings, sla_policy
 from pipeline.config.check import cross_checks
 from pipeline.config.env import Overrides
@@ -35,17 +35,9 @@ __all__ = ["ConfigProblems", "Loaded", "Problem", "calendar_from_mapping", "conf
            "load_config", "load_settings", "settings_from_mapping"]
 
 
-def _settings(loaded: Loaded, label: str, text_path: Path | None) -> Settings:
-    built = build_settings(loaded.config)
-    if isinstance(built, Settings):
-        return built
-    text = text_path.read_text(encoding="utf-8-sig") if text_path is not None else None
-    raise ConfigProblems(place(built, label, text, Overrides(loaded.merged)))
-
-
 def load_settings(path: Path, env: Mapping[str, str] | None = None, *, require_secrets: bool = False) -> Settings:
     """The settings of the config file ``path`` with ``env``'s overrides (default ``os.environ``)."""
-    return _settings(load_config(path, env, require_secrets=require_secrets), str(path), path)
+    return build_settings(load_config(path, env, require_secrets=require_secrets).config)
 
 
 def kpi_settings_from_mapping(raw: Mapping[str, Any]) -> KpiSettings:
@@ -57,11 +49,9 @@ def kpi_settings_from_mapping(raw: Mapping[str, Any]) -> KpiSettings:
     except ValidationError as e:
         problems = problems_from(e, KpiConfig) + problems
         config = None
-    built = [] if config is None else [sla_policy(i, entry) for i, entry in enumerate(config.sla)]
-    problems += [p for b in built if isinstance(b, list) for p in b]
     if problems or config is None:
         raise ConfigProblems(place(problems, "config", None, Overrides(dict(raw))))
-    return kpi_settings(config, tuple(b for b in built if isinstance(b, SlaPolicy)))
+    return kpi_settings(config, tuple(sla_policy(i, entry) for i, entry in enumerate(config.sla)))
 
 
 def calendar_from_mapping(name: str, raw: Mapping[str, Any]) -> CalendarSpec:
@@ -71,4 +61,4 @@ def calendar_from_mapping(name: str, raw: Mapping[str, Any]) -> CalendarSpec:
 
 def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """The settings of an already-read config mapping."""
-    return _settings(load_config(None, env if env is not None else {}, raw=raw), "config", None)
+    return build_settings(load_config(None, env if env is not None else {}, raw=raw).config)

@@ -2,8 +2,7 @@
 ``SourceConfig``...): durations to seconds, intervals to minutes, lists to tuples, defaults resolved.
 
 ``kpis`` and ``connectors`` never see pydantic: they get these frozen dataclasses. The one thing this
-build can refuse is an SLA policy the engine of this version cannot apply as written (see
-``sla_policy``): better a config error than numbers that silently ignore a condition.
+build refuses nothing: every check ran on the model.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from connectors.base import SourceConfig
 from kpis.config import (
     ALWAYS_OPEN,
     LOWER_IS_BETTER_PREFIXES,
+    SLA_CONDITIONS,
     WEEKDAYS,
     CalendarSpec,
     KpiSettings,
@@ -27,7 +27,6 @@ from kpis.config import (
     parse_interval,
 )
 from pipeline.config import model as m
-from pipeline.config.errors import Problem
 from pipeline.settings import (
     AdjustmentsSettings,
     AlertSettings,
@@ -42,8 +41,6 @@ from pipeline.settings import (
 
 __all__ = ["SLA_CONDITIONS", "build_settings", "sla_conditions"]
 
-#: KPIS.md 3: the conditions an SLA policy may have, each one value or a list.
-SLA_CONDITIONS = ("ticket_type", "priority", "client", "service", "category", "team", "source")
 
 
 def _seconds(value: str | int) -> int:
@@ -71,26 +68,14 @@ def sla_conditions(entry: m.Sla) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def sla_policy(index: int, entry: m.Sla) -> SlaPolicy | list[Problem]:
-    """The engine's policy; problems where this version's engine cannot apply the policy as written.
-
-    This engine matches on one ticket type and one priority; conditions on client, service, category,
-    team or source, lists of values and per-policy pause statuses need the v2 SLA engine (KPIS.md 3).
-    """
-    conditions = sla_conditions(entry)
-    unsupported = [Problem(("sla", index, name), "this version matches SLA policies on one ticket_type and one "
-                           "priority only; remove it or upgrade") for name, values in conditions.items()
-                   if name not in ("ticket_type", "priority") or len(values) > 1]
-    if entry.pause_statuses is not None:
-        unsupported.append(Problem(("sla", index, "pause_statuses"), "per-policy pause statuses are not supported "
-                                   "by this version; use kpi.pause_statuses"))
-    if unsupported:
-        return unsupported
+def sla_policy(index: int, entry: m.Sla) -> SlaPolicy:
+    """The engine's policy of ``[[sla]]`` entry ``index`` (0-based); its name defaults to ``sla_<index + 1>``."""
     return SlaPolicy(
-        ticket_type=conditions.get("ticket_type", (None,))[0], priority=conditions.get("priority", (None,))[0],
+        name=entry.name or f"sla_{index + 1}", conditions=sla_conditions(entry),
         response_s=None if entry.response is None else _seconds(entry.response),
         resolution_s=None if entry.resolution is None else _seconds(entry.resolution),
         calendar=entry.calendar,
+        pause_statuses=None if entry.pause_statuses is None else tuple(entry.pause_statuses),
     )
 
 
@@ -117,6 +102,7 @@ def kpi_settings(config: m.Config, sla: tuple[SlaPolicy, ...]) -> KpiSettings:
         ticket_types=tuple(config.kpi.ticket_types),
         reporting_timezone=config.reporting.timezone or calendars[default].timezone,
         grains=tuple(config.reporting.grains), min_sample=config.reporting.min_sample,
+        breakdowns=tuple(config.reporting.breakdowns),
         scorecard=tuple(scorecard_entry(e) for e in config.scorecard),
     )
 
@@ -172,20 +158,15 @@ def _adjustments(adj: m.Adjustments | None) -> AdjustmentsSettings | None:
                                scope_map=dict(adj.scope_map))
 
 
-def build_settings(config: m.Config) -> Settings | list[Problem]:
-    """``Settings`` for a valid ``config``, or the problems that stop it from being applied."""
-    built = [sla_policy(i, entry) for i, entry in enumerate(config.sla)]
-    problems = [p for b in built if isinstance(b, list) for p in b]
-    if problems:
-        return problems
+def build_settings(config: m.Config) -> Settings:
+    """``Settings`` for a valid ``config``."""
     reporting = config.reporting
     return Settings(
-        store=_store(config), kpi=kpi_settings(config, tuple(b for b in built if isinstance(b, SlaPolicy))),
+        store=_store(config), kpi=kpi_settings(config, tuple(sla_policy(i, e) for i, e in enumerate(config.sla))),
         sources=tuple(source_config(s) for s in config.sources),
         schedule=ScheduleSettings(cron=config.schedule.cron, timezone=config.schedule.timezone),
         run=_run(config.run),
-        reporting=ReportingSettings(language=reporting.language, report_url=reporting.report_url,
-                                    breakdowns=tuple(reporting.breakdowns)),
+        reporting=ReportingSettings(language=reporting.language, report_url=reporting.report_url),
         query=QuerySettings(timeout_s=_seconds(config.query.timeout)),
         adjustments=_adjustments(config.adjustments),
         alerts=tuple(_alert(a) for a in config.alerts),

@@ -62,13 +62,16 @@ def calendars_defined(raw: Mapping[str, Any]) -> list[Problem]:
 
 
 def sla_sources_configured(raw: Mapping[str, Any]) -> list[Problem]:
-    """An SLA ``source`` condition names configured sources (else it can never match)."""
+    """An SLA ``source`` condition names configured sources (else it can never match); a mapping without any
+    ``[[sources]]`` (the KPI sections alone, as the engine's tests use them) has none to check against."""
+    if "sources" not in raw:
+        return []
     names = [s.get("name") for _, s in _entries(raw, "sources") if isinstance(s.get("name"), str)]
     problems = []
     for i, policy in _entries(raw, "sla"):
         wanted = policy.get("source")
         for name in wanted if isinstance(wanted, list) else [wanted]:
-            if isinstance(name, str) and name not in names:
+            if isinstance(name, str) and name != "*" and name not in names:
                 problems.append(Problem(("sla", i, "source"), f"{name!r} is not a configured source"
                                         f"{did_you_mean(name, names)}"))
     return problems

@@ -182,7 +182,7 @@ def validate_mapping(merged: Mapping[str, Any]) -> tuple[Config | None, list[Pro
 
 def _names(merged: Mapping[str, Any]) -> dict[tuple[str, int], str]:
     out = {}
-    for section in ("sources", "alerts"):
+    for section in ("sources", "sla", "alerts"):
         items = merged.get(section)
         for i, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, Mapping) and isinstance(item.get("name"), str):

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, create_model
 
-from kpis.config import ALWAYS_OPEN, DEFAULT_FAILED_CLOSE_CODES, DEFAULT_PAUSE_STATUSES
+from kpis.config import ALWAYS_OPEN, DEFAULT_BREAKDOWNS, DEFAULT_FAILED_CLOSE_CODES, DEFAULT_PAUSE_STATUSES
 from kpis.schema import GRAINS, KPI_ENGINEER_COLUMNS, PRIORITIES, TICKET_TYPES
 from pipeline.config.sources import Source
 from pipeline.config.types import (
@@ -34,6 +34,7 @@ from pipeline.config.types import (
     Timezone,
     WebUrl,
     Weekday,
+    each_once,
     one_or_many,
 )
 
@@ -60,8 +61,9 @@ class Reporting(Section):
     grains: list[Grain] = Field(list(GRAINS), description="period grains computed: day, week (ISO), month, quarter")
     min_sample: int = Field(10, ge=0, description="rows with resolved_count + maintenance_due below this are "
                             "low_sample (reported, not ranked)")
-    breakdowns: list[Breakdown] = Field(["client", "service", "category", "priority"],
-                                        description="dimensions of kpi_breakdown")
+    breakdowns: each_once(Breakdown) = Field(list(DEFAULT_BREAKDOWNS),  # type: ignore[valid-type]
+                                             description="dimensions of kpi_breakdown (KPIS.md 4.1): client, "
+                                             "service, category, priority, source")
     language: Literal["zh", "en"] = Field("zh", description="language of the report and the alerts")
     report_url: WebUrl | None = Field(None, description="where the report is published; alerts link to it")
 
@@ -124,7 +126,7 @@ class Calendar(Section):
                                                json_schema_extra={"additionalProperties": False})
 
 
-_Condition = one_or_many(Text, "one value or a list of values")
+_Condition = one_or_many(Text, "one value or a list of values", non_empty=True)
 
 
 class Sla(Section):
@@ -132,9 +134,9 @@ class Sla(Section):
 
     name: Text | None = Field(None, description="stored in ticket_facts.response_policy / resolution_policy "
                               "(default sla_N, N its position from 1)")
-    ticket_type: one_or_many(Literal[(*TICKET_TYPES, "*")], "incident, request, maintenance; \"*\" = any") | None = \
+    ticket_type: one_or_many(Literal[(*TICKET_TYPES, "*")], "incident, request, maintenance; \"*\" = any", non_empty=True) | None = \
         Field(None, description="condition: ticket type(s); omitted or \"*\" matches any")  # type: ignore[valid-type]
-    priority: one_or_many(Literal[(*PRIORITIES, "*")], "P1..P4; \"*\" = any") | None = \
+    priority: one_or_many(Literal[(*PRIORITIES, "*")], "P1..P4; \"*\" = any", non_empty=True) | None = \
         Field(None, description="condition: priority(ies); omitted or \"*\" matches any")  # type: ignore[valid-type]
     client: _Condition | None = Field(None, description="condition: client(s)")  # type: ignore[valid-type]
     service: _Condition | None = Field(None, description="condition: service(s)")  # type: ignore[valid-type]

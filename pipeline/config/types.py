@@ -25,7 +25,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from kpis.config import WEEKDAYS, parse_duration, parse_interval, parse_timezone
+from kpis.config import BREAKDOWN_DIMENSIONS, WEEKDAYS, parse_duration, parse_interval, parse_timezone
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_KINDS, GRAINS, PRIORITIES, STATUSES, TICKET_TYPES
 
@@ -47,7 +47,7 @@ Priority = Literal[PRIORITIES]
 Grain = Literal[GRAINS]
 Weekday = Literal[WEEKDAYS]
 EventKind = Literal[EVENT_KINDS]
-Breakdown = Literal["client", "service", "category", "priority"]
+Breakdown = Literal[BREAKDOWN_DIMENSIONS]
 
 
 def _reason(error: ConfigError) -> str:
@@ -201,8 +201,24 @@ def _listed(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
-def one_or_many(item: Any, description: str) -> Any:
-    """``item`` or a list of ``item``, validated as a list (one message for a bad value)."""
+def one_or_many(item: Any, description: str, *, non_empty: bool = False) -> Any:
+    """``item`` or a list of ``item``, validated as a list (one message for a bad value). ``non_empty``: an
+    empty list is refused (an SLA condition that lists nothing would match nothing)."""
     item_schema = TypeAdapter(item).json_schema()
-    schema = {"anyOf": [item_schema, {"type": "array", "items": item_schema}], "description": description}
-    return Annotated[list[item], BeforeValidator(_listed), WithJsonSchema(schema)]
+    array: dict[str, Any] = {"type": "array", "items": item_schema, **({"minItems": 1} if non_empty else {})}
+    schema = {"anyOf": [item_schema, array], "description": description}
+    return Annotated[list[item], BeforeValidator(_listed), Field(min_length=1 if non_empty else 0),
+                     WithJsonSchema(schema)]
+
+
+def _each_once(values: list[Any]) -> list[Any]:
+    repeated = [v for i, v in enumerate(values) if v in values[:i]]
+    if repeated:
+        raise ValueError(f"{repeated[0]!r} is listed twice; list each once")
+    return values
+
+
+def each_once(item: Any) -> Any:
+    """A list of ``item`` in which no value repeats."""
+    return Annotated[list[item], AfterValidator(_each_once), WithJsonSchema(
+        {"type": "array", "items": TypeAdapter(item).json_schema(), "uniqueItems": True})]

@@ -231,9 +231,11 @@ def test_a_store_inside_another_stores_folder_is_refused(tmp_path: Path, monkeyp
     assert load_settings(_write(tmp_path, GOOD.replace('path = "store"', 'path = "kpi-store-uci"')), {})
 
 
-def test_a_source_condition_this_engine_cannot_apply_is_refused_not_ignored(tmp_path: Path) -> None:
-    line = _one(tmp_path, GOOD.replace('priority = "P1"', 'priority = "P1"\nclient = "ACME"'))
-    assert "sla[0].client: this version matches SLA policies on one ticket_type and one priority only" in line
+def test_every_sla_condition_reaches_the_engine(tmp_path: Path) -> None:
+    text = GOOD.replace('priority = "P1"', 'priority = ["P1", "P2"]\nclient = "ACME"\npause_statuses = []')
+    (policy,) = load_settings(_write(tmp_path, text), {}).kpi.sla
+    assert policy.conditions["client"] == ("ACME",) and policy.conditions["priority"] == ("P1", "P2")
+    assert policy.pause_statuses == () and policy.name == "sla_1"
 
 
 def test_settings_from_mapping_checks_the_same_way() -> None:

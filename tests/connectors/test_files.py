@@ -68,6 +68,16 @@ def test_gbk_export_maps_to_canonical_tickets(write_csv, make_source, tmp_path):
     assert batch.rows_read == 2 and len(batch.rejected) == 0
 
 
+def test_client_and_service_columns_flow_through_the_columns_map(write_csv, make_source):
+    # KPIS.md 1.1 client / service: a mapped source column (客户, 业务系统) and an empty cell (-> null)
+    path = write_csv("t.csv", [*CN_HEADER, "客户", "业务系统"],
+                     [[*CN_ROWS[0], "ACME", "ERP"], [*CN_ROWS[1], "", "邮件"]])
+    maps = dict(CN_MAPS, columns={**CN_MAPS["columns"], "client": "客户", "service": "业务系统"})
+    batch = FileConnector(make_source(path=str(path), **maps)).pull()
+    assert batch.tickets["client"].tolist()[0] == "ACME" and pd.isna(batch.tickets["client"].tolist()[1])
+    assert batch.tickets["service"].tolist() == ["ERP", "邮件"]
+
+
 def test_csv_values_stay_text_and_empty_cells_survive(write_csv, make_source):
     path = write_csv("t.csv", ["ticket_id", "reopen_count", "close_code"], [["007", "1", ""], ["NA", "", "None"]])
     raw = read_raw_table(path, make_source())

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from fakes.base import serve
-from fakes.jira import FakeJira, sample_site
+from fakes.jira import FIELDS, FakeJira, sample_site
 
 from connectors.base import SourceConfig
 from connectors.errors import SourceAuthError, SourceResponseError, SourceUnreachable
@@ -162,3 +162,47 @@ def test_check_reports_unmapped_status_and_type(url: str, site: FakeJira) -> Non
 def test_check_reports_missing_sla_field(url: str, site: FakeJira) -> None:
     problems = connector(url, options={"first_response_sla": "Time to acknowledge"}).check()
     assert problems == ['the "Time to acknowledge" SLA field was not found in /rest/api/3/field: that column stays empty']
+
+
+def event_rows(batch) -> set[tuple]:
+    ev = batch.events
+    return set(zip(ev["ticket_id"], ev["kind"], ev["at"], ev["value"].fillna(""), ev["event_id"], strict=True))
+
+
+def test_event_ids_are_history_id_and_item_index(url: str, site: FakeJira) -> None:
+    at = datetime(2026, 1, 7, 8, 0, tzinfo=UTC)
+    site.change("ITSM-2", at, status="Waiting for customer", assignee="Dave")  # one history, two items
+    site.change("ITSM-2", at, priority="High")  # another history in the same second
+    two_items, other = (h["id"] for h in site.changelogs["10002"][-2:])
+    ev = connector(url).pull().events
+    ev = ev[ev["ticket_id"] == "ITSM-2"]
+    same_second = set(zip(ev.loc[ev["at"] == at, "kind"], ev.loc[ev["at"] == at, "event_id"], strict=True))
+    assert same_second == {("status", f"{two_items}:0"), ("assignee", f"{two_items}:1"), ("priority", f"{other}:0")}
+    assert not ev["event_id"].duplicated().any()
+    assert set(ev.loc[ev["at"] == datetime(2026, 1, 5, 3, 0, tzinfo=UTC), "event_id"]) == {
+        "initial:status", "initial:priority"}  # the values before their first change, at creation
+
+
+def test_the_same_changelog_read_twice_gives_the_same_event_ids(url: str) -> None:
+    first, second = connector(url).pull(), connector(url).pull()
+    assert first.events["event_id"].notna().all()
+    assert event_rows(first) == event_rows(second)
+    responses = first.events[first.events["kind"] == "response"]
+    assert set(responses["event_id"]) == {"sla:customfield_10031"}  # the SLA field whose first cycle stop it is
+
+
+def test_client_is_the_first_organization_and_service_the_first_component(url: str, site: FakeJira) -> None:
+    del site.issues["ITSM-4"]["fields"]["customfield_10002"]  # a request type without the Organizations field
+    t = connector(url).pull().tickets.set_index("ticket_id")
+    assert t.loc["ITSM-1", ["client", "service"]].tolist() == ["ACME", "Network"]  # shared with ACME and Globex
+    assert t.loc["ITSM-3", ["client", "service"]].tolist() == ["ACME", "ERP"]  # components ERP, Network
+    assert t.loc["ITSM-2", ["client", "service"]].isna().all()  # no organization, no component
+    assert pd.isna(t.loc["ITSM-4", "client"])
+    assert site.count("/rest/servicedeskapi") == 0  # the field names the organizations: no extra call
+
+
+def test_check_reports_a_site_without_the_organizations_field(url: str, monkeypatch) -> None:
+    monkeypatch.setattr("fakes.jira.FIELDS", [f for f in FIELDS if f["name"] != "Organizations"])
+    assert connector(url).check() == [
+        "the Organizations (customer organizations) field was not found in /rest/api/3/field: that column stays empty"]
+    assert connector(url).pull().tickets["client"].isna().all()

@@ -214,3 +214,46 @@ def test_user_map_overrides_preset(url: str, instance: FakeServiceNow) -> None:
     instance.tables["incident"][0]["state"] = "9"
     batch = connector(url, status_map={"9": "WAITING_CUSTOMER"}).pull()
     assert batch.tickets.set_index("ticket_id").loc["INC0010001", "status"] == "WAITING_CUSTOMER"
+
+
+def event_rows(batch) -> set[tuple]:
+    ev = batch.events
+    return set(zip(ev["ticket_id"], ev["kind"], ev["at"], ev["value"].fillna(""), ev["event_id"], strict=True))
+
+
+def test_event_ids_are_the_sys_ids_of_the_records_read(url: str) -> None:
+    batch = connector(url).pull()
+    ev = batch.events[batch.events["ticket_id"] == "INC0010001"]
+    got = dict(zip(zip(ev["kind"], ev["at"].dt.strftime("%d %H:%M"), strict=True), ev["event_id"], strict=True))
+    assert got == {
+        ("assignee", "01 01:00"): "initial:assignee", ("status", "01 01:00"): "initial:status",  # before the first change
+        ("status", "01 01:20"): "a-i1-1", ("assignee", "01 01:10"): "a-i1-2", ("group", "01 01:05"): "a-i1-3",
+        ("response", "01 01:25"): "j1b",  # the sys_journal_field comment that was the response
+        ("status", "06 01:00"): "a-i1-4", ("status", "06 01:30"): "a-i1-5",
+    }
+    sla_response = batch.events[(batch.events["ticket_id"] == "INC0010003") & (batch.events["kind"] == "response")]
+    assert list(sla_response["event_id"]) == ["s3"]  # the task_sla record whose stop it is
+
+
+def test_the_same_history_read_twice_gives_the_same_event_ids(url: str) -> None:
+    first, second = connector(url).pull(), connector(url).pull()
+    assert first.events["event_id"].notna().all()
+    assert event_rows(first) == event_rows(second)
+    assert not first.events.duplicated(["ticket_id", "event_id"]).any()
+
+
+def test_two_changes_in_one_second_get_different_event_ids(url: str, instance: FakeServiceNow) -> None:
+    instance.update("INC0010002", "2026-01-07 11:00:00", state="6")
+    instance.update("INC0010002", "2026-01-07 11:00:00", state="7")
+    ev = connector(url).pull().events
+    same_second = ev[(ev["ticket_id"] == "INC0010002") & (ev["at"] == datetime(2026, 1, 7, 11, tzinfo=UTC))]
+    assert list(same_second.sort_values("seq")["value"]) == ["RESOLVED", "CLOSED"]
+    assert same_second["event_id"].nunique() == 2
+
+
+def test_client_is_the_company_and_service_the_business_service_else_the_ci(url: str) -> None:
+    t = connector(url).pull().tickets.set_index("ticket_id")
+    assert t.loc["INC0010001", ["client", "service"]].tolist() == ["ACME", "ERP"]
+    assert t.loc["INC0010002", ["client", "service"]].tolist() == ["Globex", "mail-srv01"]  # no business service
+    assert t.loc["INC0010003", ["client", "service"]].isna().all()  # empty references
+    assert t.loc["RITM0020001", ["client", "service"]].isna().all()  # fields not on the record at all

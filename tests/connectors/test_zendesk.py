@@ -6,9 +6,10 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from fakes.base import serve
-from fakes.zendesk import FakeZendesk, sample_account
+from fakes.zendesk import SERVICE_FIELD, FakeZendesk, sample_account
 
 from connectors.base import SourceConfig
 from connectors.errors import SourceAuthError, SourceResponseError
@@ -138,3 +139,85 @@ def test_check_reports_unmapped_values(url: str, account: FakeZendesk) -> None:
     problems = connector(url).check()
     assert any("unmapped status 'archived'" in p for p in problems), problems
     assert account.count("/api/v2/incremental/tickets/cursor.json") == 1
+
+
+def event_rows(batch) -> set[tuple]:
+    ev = batch.events
+    return set(zip(ev["ticket_id"], ev["kind"], ev["at"], ev["value"].fillna(""), ev["event_id"], strict=True))
+
+
+def test_event_ids_are_audit_id_and_event_id(url: str, account: FakeZendesk) -> None:
+    at = datetime(2026, 1, 7, 8, 0, tzinfo=UTC)
+    account.change(2, at, status="pending", priority="high")  # one audit, two changes in one second
+    account.change(2, at, assignee_id=12)  # another audit in the same second
+    ev = connector(url).pull().events
+    ev = ev[ev["ticket_id"] == "2"]
+    create, _, _, reply, _, both, other = account.audits[2]  # created, trigger, open, reply, solved, ours
+    ids = {(k, t.strftime("%H:%M")): i for k, t, i in zip(ev["kind"], ev["at"], ev["event_id"], strict=True)}
+    assert ids[("status", "03:00")] == f"{create['id']}:{create['events'][1]['id']}"  # the Create event
+    assert ids[("response", "03:09")] == f"{reply['id']}:{reply['events'][0]['id']}"  # the agent's comment
+    assert ids[("status", "08:00")] == f"{both['id']}:{both['events'][0]['id']}"
+    assert ids[("priority", "08:00")] == f"{both['id']}:{both['events'][1]['id']}"
+    assert ids[("assignee", "08:00")] == f"{other['id']}:{other['events'][0]['id']}"
+    assert not ev["event_id"].duplicated().any()
+
+
+def test_the_same_audits_read_twice_give_the_same_event_ids(url: str) -> None:
+    first, second = connector(url).pull(), connector(url).pull()
+    assert first.events["event_id"].notna().all()
+    assert event_rows(first) == event_rows(second)
+
+
+def test_a_response_from_the_metric_set_has_a_stable_id(url: str, account: FakeZendesk) -> None:
+    account.add(9, datetime(2026, 1, 5, 10, 0, tzinfo=UTC))  # no agent comment in its audits
+    account.metrics[9]["reply_time_in_minutes"] = {"calendar": 42, "business": 42}
+    ev = connector(url).pull().events
+    response = ev[(ev["ticket_id"] == "9") & (ev["kind"] == "response")]
+    assert list(zip(response["at"], response["event_id"], strict=True)) == [
+        (datetime(2026, 1, 5, 10, 42, tzinfo=UTC), "metric_set:reply_time")]
+
+
+def test_client_is_the_organization_name_and_service_a_custom_field(url: str, account: FakeZendesk) -> None:
+    created = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    account.add(9, created, organization=32, custom_fields=[{"id": SERVICE_FIELD, "value": "erp"}])
+    account.add(10, created, organization=None, custom_fields=[{"id": SERVICE_FIELD, "value": None}])
+    account.add(11, created, organization=99)  # an organization deleted since: show_many leaves it out
+    t = connector(url, options={"service_field": SERVICE_FIELD}).pull().tickets.set_index("ticket_id")
+    assert t.loc["9", ["client", "service"]].tolist() == ["Globex", "erp"]
+    assert t.loc["1", "client"] == "ACME" and pd.isna(t.loc["1", "service"])  # no such custom field on it
+    assert t.loc["10", ["client", "service"]].isna().all()
+    assert pd.isna(t.loc["11", "client"])
+
+
+def test_organizations_and_users_are_read_in_bulk_once_per_run(url: str, account: FakeZendesk) -> None:
+    zd = connector(url)
+    zd.pull()
+    account.change(2, datetime(2026, 1, 7, 8, 0, tzinfo=UTC), status="open")
+    zd.pull(since=datetime(2026, 1, 7, tzinfo=UTC))
+    assert account.count("/api/v2/organizations/show_many.json") == 1  # 8 tickets, 1 organization: one call
+    assert account.count("/api/v2/users/show_many.json") == 1  # the second pull knows every user already
+    assert account.count("/api/v2/groups.json") == 1
+
+
+def first_responses(batch) -> dict[str, datetime]:
+    t = batch.tickets.set_index("ticket_id")
+    return {tid: t.loc[tid, "first_response_at"] for tid in t.index}
+
+
+def test_the_comment_an_agent_creates_a_ticket_with_is_not_its_response(url: str, account: FakeZendesk) -> None:
+    created = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    account.add(9, created, requester=1, creator=11)  # Beth files Joe's phone call: her comment opens it
+    account.change(9, created + timedelta(minutes=30), author=11, comment=True)
+    batch = connector(url).pull()
+    assert first_responses(batch)["9"] == created + timedelta(minutes=30)  # not 0: the first LATER public reply
+    response = batch.events[(batch.events["ticket_id"] == "9") & (batch.events["kind"] == "response")]
+    assert list(response["at"]) == [created + timedelta(minutes=30)]
+
+
+def test_only_public_comments_by_agents_or_admins_are_responses(url: str, account: FakeZendesk) -> None:
+    created = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    account.add(9, created, requester=1)
+    account.change(9, created + timedelta(minutes=5), author=11, comment=True, public=False)  # internal note
+    account.change(9, created + timedelta(minutes=10), author=2, channel="email", comment=True)  # Carol, CC'd end-user
+    account.change(9, created + timedelta(minutes=40), author=12, comment=True)  # Dave, an admin
+    assert first_responses(connector(url).pull())["9"] == created + timedelta(minutes=40)

@@ -4,7 +4,9 @@
 - the vectorised ``business_seconds`` equals a slow, literal, minute-by-minute reading of KPIS.md 2.1 written
   here with ``zoneinfo`` (lunch breaks, a holiday, a make-up day, Europe/Berlin around both DST changes);
 - ``compute_all`` does not depend on the order of ticket rows or event rows (``seq`` kept), reruns are
-  identical, and the tables keep the spec's bookkeeping identities on random input.
+  identical, and the tables keep the spec's bookkeeping identities on random input;
+- the business-time inverse round-trips and is the earliest such instant; due times equal a literal reading
+  of KPIS.md 3 (a binary search over a literal elapsed time) and agree with the SLA verdicts.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from kpis import aggregate, compute_all, compute_facts, compute_scorecard, kpi_t
 from kpis.aggregate import FACTS_READ
 from kpis.calendar import BusinessCalendar
 from kpis.config import WEEKDAYS
-from kpis.schema import TABLE_KEYS
+from kpis.schema import KPI_BREAKDOWN_KEYS, TABLE_KEYS
 from pipeline.config import calendar_from_mapping
 
 UTC = UTC
@@ -151,6 +153,32 @@ def test_business_time_is_bounded_and_additive(cal_i, base, off, d1, d2):
     assert ac == int(ac)  # whole seconds
 
 
+@hsettings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(len(CALENDARS))), st.sampled_from(BASES), st.integers(0, 10 * 86400),
+       st.integers(1, 6 * 86400))
+def test_earliest_reaching_inverts_cumulative(cal_i, base, off, business_s):
+    """cum(inverse(v)) == v for a reachable v, and one second earlier the business time is short of it."""
+    cal = BusinessCalendar(calendar_from_mapping("p", CALENDARS[cal_i]))
+    a = (base + timedelta(seconds=off)).timestamp()
+    value = cal.cumulative(np.array([a])) + business_s
+    t = cal.earliest_reaching(value)
+    assert cal.cumulative(t) == value
+    assert cal.cumulative(t - 1) < value
+    assert t[0] > a and t[0] == int(t[0])
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(st.sampled_from([SPRING, AUTUMN]), st.integers(0, 5 * 1440), st.integers(1, 2 * 1440))
+def test_earliest_reaching_agrees_with_the_literal_reading(base, off_min, business_min):
+    """On whole minutes: the literal business time from a to the inverse is the target, a minute less is short."""
+    a = base + timedelta(minutes=off_min)
+    cal = BusinessCalendar(calendar_from_mapping("p", BERLIN_CFG))
+    t = cal.earliest_reaching(cal.cumulative(np.array([a.timestamp()])) + business_min * 60)[0]
+    due = datetime.fromtimestamp(t, UTC)
+    assert literal_business_seconds(BERLIN_CFG, a, due) == business_min * 60
+    assert literal_business_seconds(BERLIN_CFG, a, due - timedelta(minutes=1)) < business_min * 60
+
+
 # ---------------------------------------------------------------- the whole engine on random tickets
 
 STATUS_VALUES = ["NEW", "IN_PROGRESS", "WAITING_CUSTOMER", "WAITING_THIRD_PARTY", "ON_HOLD", "RESOLVED",
@@ -227,7 +255,7 @@ def _sorted(frame: pd.DataFrame, keys) -> pd.DataFrame:
 
 TABLES = {"facts": TABLE_KEYS["ticket_facts"], "kpi_engineer": TABLE_KEYS["kpi_engineer"],
           "kpi_team": TABLE_KEYS["kpi_team"], "scorecard": TABLE_KEYS["scorecard"],
-          "scorecard_kpi": TABLE_KEYS["scorecard_kpi"]}
+          "scorecard_kpi": TABLE_KEYS["scorecard_kpi"], "kpi_breakdown": KPI_BREAKDOWN_KEYS}
 
 
 def assert_same_tables(x, y):
@@ -285,7 +313,7 @@ def test_the_aggregates_read_only_the_facts_columns_they_declare(data):
     facts = compute_facts(*frames(*data), ENGINE_SETTINGS, AS_OF)
     whole = kpi_tables(facts, ENGINE_SETTINGS)
     projected = kpi_tables(facts[list(FACTS_READ)], ENGINE_SETTINGS)
-    for name in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi"):
+    for name in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown"):
         pd.testing.assert_frame_equal(getattr(whole, name), getattr(projected, name), obj=name, check_exact=True)
 
 
@@ -321,7 +349,8 @@ def test_bookkeeping_identities(data):
     scored = f[f["csat_score"].notna()]
     assert (scored["csat_satisfied"] == (scored["csat_score"] >= 4)).all()
 
-    for table, who in ((out.kpi_engineer, "engineer"), (out.kpi_team, "team")):
+    breakdowns = [(out.kpi_breakdown[out.kpi_breakdown["dimension"] == d], "member") for d in ENGINE_SETTINGS.breakdowns]
+    for table, who in ((out.kpi_engineer, "engineer"), (out.kpi_team, "team"), *breakdowns):
         # row emission rule
         five = table[["opened_count", "resolved_count", "csat_answered", "maintenance_due", "induced_incidents"]]
         assert (five.sum(axis=1) > 0).all(), who
@@ -357,3 +386,111 @@ def test_bookkeeping_identities(data):
     # rank 1 is the best score of its (grain, period)
     for _, g in sc[rankable].groupby(["grain", "period_start"]):
         assert g.loc[g["score"].idxmax(), "rank"] == 1
+
+
+# ---------------------------------------------------------------- due times against a literal reading
+
+# Policies with their own pause statuses and calendars, matched on priority and category.
+DUE_SETTINGS = settings(
+    kpi={"default_calendar": "office"},
+    reporting={"timezone": "Asia/Shanghai"},
+    sla=[{"name": "p1", "priority": "P1", "response": "30m", "resolution": "4h", "calendar": "24x7",
+          "pause_statuses": ["WAITING_THIRD_PARTY"]},
+         {"name": "net", "category": "net", "response": "2h", "resolution": "1d",
+          "pause_statuses": ["ON_HOLD", "WAITING_CUSTOMER"]},
+         {"name": "rest", "ticket_type": ["incident", "request"], "response": "1h", "resolution": "2d"}],
+)
+_NOT_REOPEN = {"RESOLVED", "CLOSED", "CANCELLED"}
+_SEARCH_S = 90 * 86400
+
+
+def literal_excluded(status_events: list[dict], pauses: set[str]) -> list[tuple[float, float]]:
+    """KPIS.md 2.2 read literally: each status holds until the next status event; pause statuses and
+    RESOLVED/CLOSED followed later by a working status are not counted."""
+    evs = sorted(status_events, key=lambda e: (e["at"], e["seq"]))
+    out = []
+    for i, e in enumerate(evs):
+        end = evs[i + 1]["at"] if i + 1 < len(evs) else float("inf")
+        later_work = any(x["value"] not in _NOT_REOPEN for x in evs[i + 1:])
+        if e["value"] in pauses or (e["value"] in ("RESOLVED", "CLOSED") and later_work):
+            out.append((e["at"], end))
+    return out
+
+
+def literal_elapsed(cal: BusinessCalendar, opened: float, t: float, excluded: list[tuple[float, float]]) -> float:
+    """Business time of [opened, t) less the excluded parts inside it."""
+    parts = [(max(s, opened), min(e, t)) for s, e in excluded if min(e, t) > max(s, opened)]
+    starts = np.array([opened, *(p[0] for p in parts)])
+    ends = np.array([t, *(p[1] for p in parts)])
+    seconds = cal.business_seconds(starts, ends)
+    return float(seconds[0] - seconds[1:].sum())
+
+
+def literal_due(cal: BusinessCalendar, opened: float, target: float, excluded) -> float | None:
+    """The earliest whole second t >= opened with literal_elapsed(t) >= target (binary search; elapsed only grows)."""
+    lo, hi = opened, opened + _SEARCH_S
+    if literal_elapsed(cal, opened, hi, excluded) < target:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if literal_elapsed(cal, opened, mid, excluded) >= target else (mid + 1, hi)
+    return lo
+
+
+def _seconds(value) -> float | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).timestamp()
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+@given(datasets())
+def test_due_times_follow_the_literal_reading_and_agree_with_the_verdicts(data):
+    trows, erows = data
+    f = compute_facts(*frames(trows, erows), DUE_SETTINGS, AS_OF)
+    policies = {p.name: p for p in DUE_SETTINGS.sla}
+    calendars = {name: BusinessCalendar(spec) for name, spec in DUE_SETTINGS.calendars.items()}
+    as_of = AS_OF.timestamp()
+    for r in f.to_dict("records"):
+        status_events = [dict(e, at=pd.Timestamp(e["at"]).timestamp()) for e in erows
+                         if (e["source"], e["ticket_id"]) == (r["source"], r["ticket_id"]) and e["kind"] == "status"]
+        opened = r["opened_at"].timestamp()
+        for metric, stop in (("response", r["response_at"]), ("resolution", r["resolved_at"])):
+            name, due = r[f"{metric}_policy"], _seconds(r[f"{metric}_due_at"])
+            if pd.isna(name) or pd.notna(r["excluded_reason"]):
+                assert due is None, (metric, r)
+                continue
+            policy = policies[name]
+            cal = calendars[policy.calendar or DUE_SETTINGS.default_calendar]
+            pauses = set(policy.pause_statuses if policy.pause_statuses is not None else DUE_SETTINGS.pause_statuses)
+            excluded = literal_excluded(status_events, pauses) if metric == "resolution" else []
+            target = getattr(policy, f"{metric}_s")
+            assert due == literal_due(cal, opened, target, excluded), (metric, r)
+            _verdict_agrees(r[f"{metric}_sla"], _seconds(stop), due, as_of, target,
+                            lambda t, c=cal, o=opened, x=excluded: literal_elapsed(c, o, t, x))
+
+
+def _verdict_agrees(verdict, stop, due, as_of, target, elapsed) -> None:
+    """A stopped metric is breached exactly when working time lies between its due time and its stop;
+    an open one is breached once working time has passed since its due time."""
+    if pd.isna(verdict):
+        return
+    if stop is not None:
+        assert (verdict == "breached") == (due is not None and stop > due and elapsed(stop) > target)
+        if verdict == "met" and due is not None and stop > due:
+            assert elapsed(stop) == target  # no working time between the due time and the stop
+    else:
+        assert (verdict == "breached") == (due is not None and due < as_of and elapsed(as_of) > target)
+
+
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                     HealthCheck.data_too_large])
+@given(datasets(), st.randoms(use_true_random=False))
+def test_facts_with_per_policy_pauses_do_not_depend_on_row_order(data, rnd):
+    trows, erows = data
+    base = compute_facts(*frames(trows, erows), DUE_SETTINGS, AS_OF)
+    t2, e2 = list(trows), list(erows)
+    rnd.shuffle(t2)
+    rnd.shuffle(e2)  # seq travels with each event
+    shuffled = compute_facts(*frames(t2, e2), DUE_SETTINGS, AS_OF)
+    keys = list(TABLE_KEYS["ticket_facts"])
+    pd.testing.assert_frame_equal(_sorted(base, keys), _sorted(shuffled, keys), check_exact=True)

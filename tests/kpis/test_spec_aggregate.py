@@ -358,3 +358,39 @@ def test_as_of_and_version_on_every_row():
     for t in (eng, team):
         assert (t["as_of"] == ts("2026-04-15T00:00Z")).all()
         assert t["kpi_version"].notna().all()
+
+
+# ---------------------------------------------------------------- approved exemptions (counted, left out of rates)
+
+
+def test_exempt_slas_are_counted_and_left_out_of_the_rates():
+    # Nothing in kpis produces "exempt" yet (a later step applies approved exemptions to the facts), so the
+    # facts are edited here as that step will: a response or resolution verdict becomes "exempt".
+    # March, bob, 24x7, P1 (response 30 min, resolution 4 h):
+    #   I1 response 10 min met, resolved after 60 min met
+    #   I2 response 40 min (breached) -> exempt; resolved after 300 min (breached) -> exempt
+    #   I3 response 50 min breached; open
+    #   M1 maintenance resolved after 60 min (no policy for maintenance): its resolution verdict set to exempt
+    tix = tickets(
+        I("I1", first_response_at=minutes_after("2026-03-10T02:00Z", 10), status="RESOLVED",
+          resolved_at=minutes_after("2026-03-10T02:00Z", 60)),
+        I("I2", first_response_at=minutes_after("2026-03-10T02:00Z", 40), status="RESOLVED",
+          resolved_at=minutes_after("2026-03-10T02:00Z", 300)),
+        I("I3", first_response_at=minutes_after("2026-03-10T02:00Z", 50)),
+        I("M1", ticket_type="maintenance", status="RESOLVED", resolved_at=minutes_after("2026-03-10T02:00Z", 60)),
+    )
+    s = st(reporting={"grains": ["month"]})
+    facts = compute_facts(tix, make_events(), s, ts("2026-04-15T00:00Z"))
+    facts.loc[facts["ticket_id"] == "I2", "response_sla"] = "exempt"
+    facts.loc[facts["ticket_id"].isin(["I2", "M1"]), "resolution_sla"] = "exempt"
+    eng = aggregate(facts, s, by="engineer")
+    inc = kpi_row(eng, grain="month", period_start="2026-03-01", engineer="bob", ticket_type="incident")
+    # response: I1 met, I3 breached, I2 exempt -> rate 1 / (1 + 1) = 0.5 (I2 is in neither)
+    assert (inc["response_sla_met"], inc["response_sla_breached"], inc["response_sla_exempt"]) == (1, 1, 1)
+    assert approx_eq(inc["response_sla_rate"], 0.5)
+    # resolution: I1 met, I2 exempt -> rate 1 / 1
+    assert (inc["resolution_sla_met"], inc["resolution_sla_breached"], inc["resolution_sla_exempt"]) == (1, 0, 1)
+    assert approx_eq(inc["resolution_sla_rate"], 1.0)
+    # the maintenance ticket is resolved but is neither an incident nor a request: not counted as exempt
+    m = kpi_row(eng, grain="month", period_start="2026-03-01", engineer="bob", ticket_type="maintenance")
+    assert (m["response_sla_exempt"], m["resolution_sla_exempt"]) == (0, 0)

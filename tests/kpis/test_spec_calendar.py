@@ -6,6 +6,8 @@ Office calendar (Asia/Shanghai, UTC+8, no DST): Mon-Fri 09:00-12:00 and 13:30-18
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,6 +148,50 @@ def test_extra_workday_overrides_a_holiday_on_the_same_date():
     assert bs(c, sh("2026-09-27 00:00"), sh("2026-09-28 00:00")) == 10800
 
 
+# China's official make-up working days (调休) as the installed holidays package lists them in
+# weekend_workdays: Sat 2026-10-10 (worked for the National Day week), Sun 2025-09-28, Sat 2026-02-14.
+CN_MAKEUP_SAT = "2026-10-10"
+
+
+def _monday_differs(**extra) -> BusinessCalendar:
+    # Monday 08:00-12:00 (14400 s), Tue-Fri 09:00-12:00 + 13:30-18:00 (27000 s), weekends off, country CN
+    hours = {d: ["09:00-12:00", "13:30-18:00"] for d in WEEKDAYS[1:5]}
+    hours["mon"] = ["08:00-12:00"]
+    return cal(hours=hours, country="CN", **extra)
+
+
+def test_the_package_lists_the_make_up_days_these_tests_use():
+    import holidays
+
+    listed = holidays.country_holidays("CN", years=[2025, 2026]).weekend_workdays
+    assert {date.fromisoformat(d) for d in (CN_MAKEUP_SAT, "2025-09-28", "2026-02-14")} <= listed
+
+
+def test_country_make_up_day_is_worked_with_mondays_hours():
+    # KPIS.md 2.1 (v2): Sat 2026-10-10 is a CN make-up day -> Monday's hours 08:00-12:00 = 14400 (v1: 0)
+    day = (sh(f"{CN_MAKEUP_SAT} 00:00"), sh("2026-10-11 00:00"))
+    assert bs(_monday_differs(), *day) == 14400
+    # with the ordinary office calendar: Monday's 27000; without a country it is a weekend day: 0
+    assert bs(cal(country="CN"), *day) == 27000
+    assert bs(cal(), *day) == 0
+    # a Sunday one in 2025: Sun 2025-09-28 09:00-18:00 on the office calendar = 27000
+    assert bs(cal(country="CN"), sh("2025-09-28 00:00"), sh("2025-09-29 00:00")) == 27000
+
+
+def test_make_up_day_rules_in_order_extra_workday_then_holiday_then_country():
+    day = (sh(f"{CN_MAKEUP_SAT} 00:00"), sh("2026-10-11 00:00"))
+    # extra_workdays first: the date is worked with Friday's hours (27000), not Monday's (14400)
+    assert bs(_monday_differs(extra_workdays={CN_MAKEUP_SAT: "fri"}), *day) == 27000
+    # then a holiday: an explicit holiday on the make-up day removes it
+    assert bs(_monday_differs(holidays=[CN_MAKEUP_SAT]), *day) == 0
+
+
+def test_business_time_across_a_make_up_saturday():
+    # Fri 2026-10-09 17:00 -> Mon 2026-10-12 10:00 on the office calendar with CN:
+    # Fri 17:00-18:00 3600 + Sat (make-up, Monday's hours) 27000 + Sun 0 + Mon 09:00-10:00 3600 = 34200
+    assert bs(cal(country="CN"), sh("2026-10-09 17:00"), sh("2026-10-12 10:00")) == 34200
+
+
 # ---------------------------------------------------------------- daylight saving (Europe/Berlin)
 # Spring 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00Z). Autumn 2026-10-25: 03:00 CEST -> 02:00 CET
 # (01:00Z); 02:00-03:00 happens twice. zoneinfo with fold=0: a non-existent time takes the offset before
@@ -242,3 +288,69 @@ def test_vectorised_in_order_and_nan_for_missing():
     assert out.shape == (4,)
     assert out[0] == 5400 and np.isnan(out[1]) and np.isnan(out[2]) and out[3] == 7200
 
+
+
+# ---------------------------------------------------------------- the inverse: earliest instant reaching a business time
+
+
+def reach(calendar: BusinessCalendar, start: pd.Timestamp, business_s: float) -> pd.Timestamp | None:
+    """The earliest instant at which business time since ``start`` reaches ``business_s``."""
+    from_start = calendar.cumulative(np.array([start.timestamp()]))
+    at = calendar.earliest_reaching(from_start + business_s)[0]
+    return None if np.isnan(at) else pd.Timestamp(at, unit="s", tz="UTC")
+
+
+def test_reaching_inside_one_interval():
+    # Mon 09:30 + 1 h = 10:30
+    assert reach(cal(), sh("2026-03-02 09:30"), 3600) == sh("2026-03-02 10:30")
+
+
+def test_reaching_across_lunch():
+    # Mon 11:00 + 1.5 h: 11:00-12:00 gives 1 h, lunch 12:00-13:30 gives nothing, 13:30-14:00 the last 0.5 h
+    assert reach(cal(), sh("2026-03-02 11:00"), 5400) == sh("2026-03-02 14:00")
+
+
+def test_reaching_exactly_at_an_interval_end_is_that_end_not_the_next_start():
+    # Mon 11:00 + 1 h is reached at 12:00 (the earliest instant), not at 13:30 when work resumes
+    assert reach(cal(), sh("2026-03-02 11:00"), 3600) == sh("2026-03-02 12:00")
+    # one second more: 13:30:01
+    assert reach(cal(), sh("2026-03-02 11:00"), 3601) == sh("2026-03-02 13:30:01")
+
+
+def test_reaching_from_outside_working_hours():
+    # Sat 2026-03-07 10:00 + 1 h: nothing until Mon 09:00, reached Mon 10:00
+    assert reach(cal(), sh("2026-03-07 10:00"), 3600) == sh("2026-03-09 10:00")
+
+
+def test_reaching_across_a_holiday_and_a_night():
+    # Tue 2026-03-03 is a holiday. Mon 17:00 + 2 h: Mon 17:00-18:00 (1 h), Tue nothing, Wed 09:00-10:00 -> Wed 10:00
+    assert reach(cal(holidays=["2026-03-03"]), sh("2026-03-02 17:00"), 7200) == sh("2026-03-04 10:00")
+    # without the holiday: Tue 10:00
+    assert reach(cal(), sh("2026-03-02 17:00"), 7200) == sh("2026-03-03 10:00")
+
+
+def test_reaching_zero_is_the_first_instant_with_that_business_time():
+    # 0 business seconds after Sat 10:00 is already reached at the end of Friday's work: callers that ask
+    # for "t >= start" take the later of the two (kpis.sla)
+    assert reach(cal(), sh("2026-03-07 10:00"), 0) == sh("2026-03-06 18:00")
+
+
+def test_reaching_far_beyond_the_laid_out_days():
+    # 20 working days (540 000 s) after Mon 2026-03-02 09:00: Fri 2026-03-27 18:00 (4 weeks of 5 days = 20)
+    assert reach(cal(), sh("2026-03-02 09:00"), 20 * 27000) == sh("2026-03-27 18:00")
+
+
+def test_reaching_on_a_calendar_without_working_hours_never_happens():
+    c = BusinessCalendar(calendar_from_mapping("never", {"timezone": SH, "hours": {}}))
+    assert reach(c, sh("2026-03-02 09:00"), 60) is None
+
+
+def test_reaching_on_24x7_adds_the_seconds():
+    c = BusinessCalendar(CalendarSpec.always(SH))
+    assert reach(c, ts("2026-03-02T00:00:07Z"), 53) == ts("2026-03-02T00:01:00Z")
+
+
+def test_reaching_across_the_spring_dst_change():
+    # Berlin Sun 2026-03-29 00:00-24:00 is 23 h long: 00:00 CET (23:00Z Sat) + 23 h = Mon 00:00 CEST = 22:00Z Sun
+    c = berlin(sun=["00:00-24:00"])
+    assert reach(c, ts("2026-03-28T23:00Z"), 23 * 3600) == ts("2026-03-29T22:00Z")

@@ -455,12 +455,18 @@ def test_policy_with_star_keys():
     assert row(f, "B")["resolution_target_s"] == 3600
 
 
-def test_ticket_without_priority_has_no_policy():
-    # KPIS.md 1.1: "a ticket without one [priority] has no SLA policy" - even with an any-priority policy.
+def test_ticket_without_priority_matches_only_policies_that_omit_priority():
+    # KPIS.md 3: "an omitted condition matches every ticket, also one whose value is empty" (DECISIONS.md D12).
+    # Incident without a priority: policies 0 and 1 name P1 / P2 -> no match; policy 2 (incident, any priority)
+    # matches -> 7200 / 86400. A request without a priority: only policy 3 (P1) could fit -> no policy.
     st = settings(sla=SLA)
-    r = one(tickets(T("T1", priority=None)), st=st)
+    f = facts_of(tickets(T("T1", priority=None), T("R1", ticket_type="request", priority=None)), st=st)
+    r = row(f, "T1")
+    assert (r["response_target_s"], r["resolution_target_s"]) == (7200, 86400)
+    assert r["response_policy"] == "sla_3" and r["response_priority"] is None
+    r = row(f, "R1")
     assert r["response_target_s"] is None and r["resolution_target_s"] is None
-    assert r["response_sla"] is None and r["resolution_sla"] is None
+    assert r["response_policy"] is None and r["response_sla"] is None and r["resolution_sla"] is None
 
 
 def test_priority_in_effect_at_each_stop_selects_the_policy():

@@ -222,7 +222,7 @@ ZH_COLUMNS = {
     "closed_at": "关闭时间", "assignee": "处理人", "assignment_group": "处理组", "reopen_count": "重开次数",
     "reassignment_count": "转派次数", "category": "分类", "diagnosed_category": "初步诊断", "close_code": "关闭代码",
     "satisfaction": "满意度", "satisfaction_at": "评价时间", "planned_start": "计划开始", "planned_end": "计划结束",
-    "actual_end": "实际结束", "caused_by": "引发变更",
+    "actual_end": "实际结束", "caused_by": "引发变更", "client": "客户", "service": "业务系统",
 }
 ZH_EVENT_COLUMNS = {"ticket_id": "工单号", "at": "时间", "kind": "变更类型", "value": "新值", "actor": "操作人"}
 ZH_STATUS = {"新建": "NEW", "处理中": "IN_PROGRESS", "等待客户": "WAITING_CUSTOMER", "已解决": "RESOLVED",

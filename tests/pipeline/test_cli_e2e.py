@@ -100,7 +100,12 @@ def test_hand_worked_ticket_facts(reference) -> None:
     # INC004 opened and answered on Saturday: 0 business seconds; it was caused by CHG001
     assert (fact("INC004")["response_business_s"], fact("INC004")["induced_incident"]) == (0, True)
     assert fact("INC005")["excluded_reason"] == "cancelled"
-    assert (fact("REQ005")["engineer"], fact("REQ005")["response_sla"]) == ("unassigned", None)  # no priority
+    # REQ005, a request without a priority: the request policy names no priority, so it governs it (KPIS.md 3,
+    # DECISIONS.md D12). Answered by its resolution Fri 15:00: 10:00-12:00 + 13:30-15:00 = 3.5 h > 2 h: breached;
+    # resolution 3.5 h <= 3 d: met.
+    req005 = fact("REQ005")
+    assert (req005["engineer"], req005["response_policy"], req005["response_sla"]) == ("unassigned", "sla_3", "breached")
+    assert (req005["resolution_business_s"], req005["resolution_sla"]) == (12600, "met")
     # maintenance: on time, 1 h 30 late, failed code, overdue and not done, not due at as_of
     on_time = [fact(t)["maintenance_on_time"] for t in ("CHG001", "CHG002", "CHG003", "CHG004", "CHG005")]
     assert on_time == [True, False, False, False, None]

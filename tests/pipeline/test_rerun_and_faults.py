@@ -71,7 +71,7 @@ def state_v2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple]]
 def test_the_same_backfill_twice_replaces_rows_and_never_duplicates(tmp_path: Path, sql_url: str) -> None:
     config, settings = _setup(tmp_path, sql_url)
     with (tmp_path / "tickets.csv").open("a", encoding="utf-8") as f:
-        f.write("BAD1,incident,P3,Pending,2026-07-02T09:00:00+08:00" + "," * 17 + "\n")  # one rejected row
+        f.write("BAD1,incident,P3,Pending,2026-07-02T09:00:00+08:00" + "," * (len(h.TICKET_FIELDS) - 5) + "\n")  # rejected
     env = {"ITSM_KPI_STORE__SQL_URL": sql_url}
     later = "2026-08-01T01:00:00+08:00"  # a Saturday night hour: no business time passes, only as_of moves
 

@@ -32,6 +32,9 @@ FIELDS = [
      "schema": {"type": "sd-servicelevelagreement", "custom": "com.atlassian.servicedesk:sd-sla-field", "customId": 10030}},
     {"id": "customfield_10031", "name": "Time to first response", "custom": True,
      "schema": {"type": "sd-servicelevelagreement", "custom": "com.atlassian.servicedesk:sd-sla-field", "customId": 10031}},
+    {"id": "customfield_10002", "name": "Organizations", "custom": True,
+     "schema": {"type": "array", "items": "sd-customerorganization",
+                "custom": "com.atlassian.servicedesk:sd-customer-organizations", "customId": 10002}},
     {"id": "customfield_10045", "name": "Satisfaction", "custom": True,
      "schema": {"type": "sd-feedback", "custom": "com.atlassian.servicedesk:sd-request-feedback", "customId": 10045}},
     {"id": "customfield_10046", "name": "Satisfaction date", "custom": True,
@@ -56,6 +59,7 @@ class FakeJira(FakeVendor):
         self.issues: dict[str, dict[str, Any]] = {}  # key -> issue
         self.changelogs: dict[str, list[dict[str, Any]]] = {}  # issue id -> histories, oldest first
         self.repeat_token = False
+        self.history_ids = 50000  # history ids are unique across the site, as Jira's are
 
     def route(self, request: Request) -> Response:
         if request.path == "/rest/api/3/field":
@@ -130,10 +134,17 @@ class FakeJira(FakeVendor):
                 issue["fields"][field] = {"displayName": new, "accountId": f"acc-{new}"} if new else None
             else:
                 issue["fields"][field] = {"name": new}
-        log = self.changelogs[issue["id"]]
-        log.append({"id": str(len(log) + 1), "author": {"displayName": author}, "created": jira_time(at), "items": items})
+        self.history_ids += 1
+        self.changelogs[issue["id"]].append({"id": str(self.history_ids), "author": {"displayName": author},
+                                             "created": jira_time(at), "items": items})
         issue["fields"]["updated"] = jira_time(at)
         issue["_updated_ms"] = ms(at)
+
+
+def organizations(*names: str) -> list[dict[str, Any]]:
+    """An Organizations field value as the platform API returns it: id, name and a servicedeskapi link each."""
+    return [{"id": str(i), "name": name, "_links": {"self": f"https://site/rest/servicedeskapi/organization/{i}"}}
+            for i, name in enumerate(names, start=1)]
 
 
 def sla(stop: datetime | None) -> dict[str, Any]:
@@ -148,6 +159,10 @@ def sla(stop: datetime | None) -> dict[str, Any]:
     return value
 
 
+CLIENTS = {1: ("ACME", "Globex"), 2: ()}  # issue number -> its customer organizations; ACME otherwise
+COMPONENTS = {2: [], 3: [{"name": "ERP"}, {"name": "Network"}]}  # issue number -> components; Network otherwise
+
+
 def sample_site(authorization: str) -> FakeJira:
     """Seven issues; ITSM-3..ITSM-6 share one ``updated`` second; ITSM-1 has a long changelog."""
     jira = FakeJira(authorization)
@@ -156,6 +171,8 @@ def sample_site(authorization: str) -> FakeJira:
         created = t0 + timedelta(hours=n)
         issuetype = {6: "Service Request", 7: "Change"}.get(n, "Incident")
         jira.add(n, created, issuetype=issuetype, customfield_10031=sla(created + timedelta(minutes=12) if n != 2 else None),
+                 customfield_10002=organizations(*CLIENTS.get(n, ("ACME",))),
+                 components=COMPONENTS.get(n, [{"name": "Network"}]),
                  customfield_10045={"rating": 4} if n == 1 else None,
                  customfield_10046=jira_time(created + timedelta(days=1)) if n == 1 else None)
         jira.change(f"ITSM-{n}", created + timedelta(minutes=5), assignee="Beth")

@@ -88,7 +88,7 @@ class FakeServiceNow(FakeVendor):
 
     def audit(self, sys_id: str, table: str, field: str, old: str, new: str, at: str, user: str = "admin") -> None:
         n = sum(1 for a in self.tables.get("sys_audit", []) if a["documentkey"] == sys_id) + 1
-        self.add("sys_audit", sys_id=f"a{sys_id}{n}", documentkey=sys_id, tablename=table, fieldname=field,
+        self.add("sys_audit", sys_id=f"a-{sys_id}-{n}", documentkey=sys_id, tablename=table, fieldname=field,
                  oldvalue=old, newvalue=new, sys_created_on=at, user=user, record_checkpoint=str(n))
 
     def update(self, number: str, at: str, **changes: Any) -> None:
@@ -140,8 +140,13 @@ def sample_instance(authorization: str) -> FakeServiceNow:
     return sn
 
 
+# incident number -> (company, business service, configuration item), dot-walked names; "" = empty reference
+SERVICES = {1: ("ACME", "ERP", "erp-db01"), 2: ("Globex", "", "mail-srv01"), 3: ("", "", "")}
+
+
 def _incident(sn: FakeServiceNow, i: int) -> None:
     sys_id = f"i{i}"
+    company, business_service, ci = SERVICES.get(i, ("ACME", "Email", ""))
     opened = f"2026-01-0{min(i, 4)} 0{i}:00:00"
     updated = "2026-01-06 10:00:00" if 3 <= i <= 6 else f"2026-01-06 0{i}:30:00"
     state = "7" if i % 2 else "2"
@@ -150,7 +155,8 @@ def _incident(sn: FakeServiceNow, i: int) -> None:
            resolved_at=f"2026-01-06 0{i}:00:00" if state == "7" else "", closed_at=updated if state == "7" else "",
            reopen_count="0", reassignment_count="1", category="network", close_code="Solved (Permanently)",
            **{"assigned_to.user_name": "beth.anglin", "assignment_group.name": "Network",
-              "caused_by.number": "CHG0030001" if i == 1 else "", "caller_id.user_name": "joe.user"})
+              "caused_by.number": "CHG0030001" if i == 1 else "", "caller_id.user_name": "joe.user",
+              "company.name": company, "business_service.name": business_service, "cmdb_ci.name": ci})
     sn.audit(sys_id, "incident", "state", "1", "2", opened.replace(":00:00", ":20:00"))
     sn.audit(sys_id, "incident", "assigned_to", "u-dave", "u-beth", opened.replace(":00:00", ":10:00"))
     sn.audit(sys_id, "incident", "assignment_group", "", "g-net", opened.replace(":00:00", ":05:00"))

@@ -9,7 +9,11 @@ Shaped after the API reference:
   a ``start_time`` within the last minute is refused with 422 like the real endpoint;
 * ``GET /api/v2/tickets/{id}/audits.json?page[size]=N``: ``{"audits", "meta": {"has_more",
   "after_cursor"}, "links": {"next"}}``; 404 for a deleted ticket;
-* ``GET /api/v2/users/show_many.json?ids=1,2`` and ``GET /api/v2/groups.json``.
+* ``GET /api/v2/users/show_many.json?ids=1,2`` (name and role: ``end-user``, ``agent``, ``admin``),
+  ``GET /api/v2/organizations/show_many.json?ids=31,32`` and ``GET /api/v2/groups.json``; an id the
+  account does not have is left out of the answer, as the real endpoints do.
+
+Audit and event ids come from one counter, unique across the account like Zendesk's.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from werkzeug import Request, Response
 
 from .base import FakeVendor, json_response
 
-USERS = {1: "Joe Requester", 11: "Beth Agent", 12: "Dave Agent", -1: "Zendesk"}
+USERS = {1: ("Joe Requester", "end-user"), 2: ("Carol CC", "end-user"), 11: ("Beth Agent", "agent"),
+         12: ("Dave Admin", "admin"), -1: ("Zendesk", "admin")}
 GROUPS = {21: "Support", 22: "Network"}
+ORGANIZATIONS = {31: "ACME", 32: "Globex"}
+SERVICE_FIELD = 360000000042  # a custom field naming the business system
 
 
 def zd_time(when: datetime) -> str:
@@ -47,6 +54,11 @@ class FakeZendesk(FakeVendor):
         self.tickets: dict[int, dict[str, Any]] = {}
         self.audits: dict[int, list[dict[str, Any]]] = {}
         self.metrics: dict[int, dict[str, Any]] = {}
+        self.last_id = 1000  # audit and event ids, unique across the account
+
+    def next_id(self) -> int:
+        self.last_id += 1
+        return self.last_id
 
     def route(self, request: Request) -> Response:
         path = request.path
@@ -56,7 +68,12 @@ class FakeZendesk(FakeVendor):
             return self._audits(request, int(path.split("/")[4]))
         if path == "/api/v2/users/show_many.json":
             ids = [int(i) for i in request.args["ids"].split(",")]
-            return json_response({"users": [{"id": i, "name": USERS[i]} for i in ids if i in USERS]})
+            return json_response({"users": [{"id": i, "name": USERS[i][0], "role": USERS[i][1]}
+                                            for i in ids if i in USERS]})
+        if path == "/api/v2/organizations/show_many.json":
+            ids = [int(i) for i in request.args["ids"].split(",")]
+            return json_response({"organizations": [{"id": i, "name": ORGANIZATIONS[i]}
+                                                    for i in ids if i in ORGANIZATIONS]})
         if path == "/api/v2/groups.json":
             return json_response({"groups": [{"id": i, "name": n} for i, n in GROUPS.items()],
                                   "meta": {"has_more": False}, "links": {"next": None}})
@@ -97,36 +114,44 @@ class FakeZendesk(FakeVendor):
     # --- building data ------------------------------------------------------------------------
 
     def add(self, tid: int, created: datetime, type_: str | None = "incident", priority: str = "normal",
-            requester: int = 1) -> None:
+            requester: int = 1, creator: int | None = None, organization: int | None = 31,
+            custom_fields: list[dict[str, Any]] | None = None) -> None:
+        """A new ticket; ``creator`` (default: the requester) writes its first comment, e.g. an agent on the phone."""
+        author = creator if creator is not None else requester
         self.tickets[tid] = {"id": tid, "type": type_, "status": "new", "priority": priority, "subject": f"T{tid}",
-                             "requester_id": requester, "assignee_id": None, "group_id": None,
+                             "requester_id": requester, "submitter_id": author, "assignee_id": None, "group_id": None,
+                             "organization_id": organization, "custom_fields": custom_fields or [],
                              "created_at": zd_time(created), "updated_at": zd_time(created),
                              "satisfaction_rating": {"score": "unoffered"}, "_updated": int(created.timestamp())}
-        self.audits[tid] = [{"id": tid * 1000, "ticket_id": tid, "created_at": zd_time(created), "author_id": requester,
+        self.audits[tid] = [{"id": self.next_id(), "ticket_id": tid, "created_at": zd_time(created), "author_id": author,
                              "via": {"channel": "web"},
-                             "events": [{"id": 1, "type": "Comment", "public": True, "author_id": requester, "body": "Help"},
-                                        {"id": 2, "type": "Create", "field_name": "status", "value": "new"},
-                                        {"id": 3, "type": "Create", "field_name": "priority", "value": priority}]}]
+                             "events": [{"id": self.next_id(), "type": "Comment", "public": True, "author_id": author,
+                                         "body": "Help"},
+                                        {"id": self.next_id(), "type": "Create", "field_name": "status", "value": "new"},
+                                        {"id": self.next_id(), "type": "Create", "field_name": "priority",
+                                         "value": priority}]}]
         self.metrics[tid] = {"id": tid + 500, "ticket_id": tid, "reopens": 0, "replies": 0, "solved_at": None,
                              "reply_time_in_minutes": {"calendar": None, "business": None}}
 
     def change(self, tid: int, at: datetime, author: int = 11, channel: str = "web", comment: bool = False,
-               rating: str | None = None, **fields: Any) -> None:
-        """An agent's update: fields, an optional public comment or rating, one audit, updated_at."""
+               public: bool = True, rating: str | None = None, **fields: Any) -> None:
+        """An update by ``author``: fields, an optional comment (public or an internal note) or rating, one audit."""
         ticket = self.tickets[tid]
         events: list[dict[str, Any]] = []
         for name, value in fields.items():
-            events.append({"id": len(events) + 1, "type": "Change", "field_name": name,
+            events.append({"id": self.next_id(), "type": "Change", "field_name": name,
                            "value": str(value), "previous_value": None if ticket[name] is None else str(ticket[name])})
             ticket[name] = value
         if comment:
-            events.append({"id": 99, "type": "Comment", "public": True, "author_id": author, "body": "On it"})
+            events.append({"id": self.next_id(), "type": "Comment", "public": public, "author_id": author,
+                           "body": "On it"})
         if rating:
-            events.append({"id": 98, "type": "SatisfactionRating", "score": rating, "assignee_id": ticket["assignee_id"]})
+            events.append({"id": self.next_id(), "type": "SatisfactionRating", "score": rating,
+                           "assignee_id": ticket["assignee_id"]})
             ticket["satisfaction_rating"] = {"id": 7, "score": rating}
         if fields.get("status") == "solved":
             self.metrics[tid]["solved_at"] = zd_time(at)
-        self.audits[tid].append({"id": tid * 1000 + len(self.audits[tid]), "ticket_id": tid, "created_at": zd_time(at),
+        self.audits[tid].append({"id": self.next_id(), "ticket_id": tid, "created_at": zd_time(at),
                                  "author_id": author, "via": {"channel": channel}, "events": events})
         ticket["updated_at"], ticket["_updated"] = zd_time(at), int(at.timestamp())
 
