@@ -121,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the config and reach every source; writes nothing")
     _config_args(validate, as_of=False, json_out=True)
     validate.set_defaults(handler=_validate)
+
+    alerts = sub.add_parser("alerts", help="print the messages [[alerts]] would post now; posts and writes nothing")
+    alerts.add_argument("--dry-run", action="store_true", help="required: runs and backfills post the alerts")
+    _config_args(alerts, as_of=True)
+    alerts.set_defaults(handler=_alerts)
     _analyst_commands(sub)
     _config_commands(sub)
     return parser
@@ -317,6 +322,32 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  itsm-kpi query --store {settings.store.path} \"SELECT * FROM v_scorecard_current ORDER BY grain, rank\"")
     print(f"  itsm-kpi report --store {settings.store.path} --period 2026Q3 --timezone Asia/Shanghai --lang en")
     return code
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from pipeline.alerts.data import read_alert_data  # noqa: PLC0415
+    from pipeline.alerts.deliver import messages  # noqa: PLC0415
+    from pipeline.notify import alert_context  # noqa: PLC0415
+    from pipeline.store import Stores  # noqa: PLC0415
+
+    if not args.dry_run:
+        raise ConfigError("alerts", "only --dry-run is supported", "runs and backfills post the alerts themselves")
+    settings = Settings.load(args.config)
+    as_of = args.as_of or _now()
+    stores = Stores(settings.store.path, settings.store.sql_url)  # read only: no prepare(), no lock
+    try:
+        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone)
+    finally:
+        stores.close()
+    rules = list(settings.alerts)
+    found = messages(rules, data, alert_context(settings, as_of), as_of)
+    for message in found:
+        print(json.dumps({"alert": message.alert, "kind": message.kind, "body": message.body}, ensure_ascii=False))
+    print(f"{len(found)} message(s) would be posted by {len(rules)} alert(s) at {as_of.isoformat()}; nothing was posted",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _schedule(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from kpis.errors import first_line
+from pipeline.notify import after_run
 from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
 from pipeline.settings import Settings
@@ -51,8 +52,11 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
             summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,
                                   progress=_stop_if_lost(ledger, run_id, lost, progress)).execute(run_id)
         except Exception as e:
-            ledger.fail_run(run_id, f"{type(e).__name__}: {first_line(e)}")
+            reason = f"{type(e).__name__}: {first_line(e)}"
+            ledger.fail_run(run_id, reason)
+            after_run(settings, stores, ledger, run_id, as_of, error=reason)
             raise
+        after_run(settings, stores, ledger, run_id, as_of, summary=summary)
         return summary
     finally:
         stop_heartbeat()

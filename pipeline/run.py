@@ -72,6 +72,8 @@ class RunSummary:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     failed_sources: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    rows_read_by_source: dict[str, int] = field(default_factory=dict)
+    rows_rejected_by_source: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
@@ -161,6 +163,7 @@ class PipelineRun:
                 continue
             batches.append(batch)
             summary.rows_read += batch.rows_read
+            summary.rows_read_by_source[cfg.name] = batch.rows_read
             if batch.cursor:
                 cursors[cfg.name] = batch.cursor
             files[cfg.name] = batch.files_read
@@ -194,6 +197,7 @@ class PipelineRun:
         summary.tickets_read = len(tickets) + int((rejected["row_kind"] == "ticket").sum())
         summary.rows_rejected = len(rejected)
         summary.rejected_by_reason = _reason_counts(rejected)
+        summary.rows_rejected_by_source = {str(k): int(v) for k, v in rejected["source"].value_counts().items()}
         return Pulled(tickets, events, rejected, cursors, files)
 
     # --- compute ----------------------------------------------------------------------------

@@ -201,6 +201,23 @@ class Ledger:
         self._write("record the run failure", write)
         log.error("run %s failed: %s", run_id, error)
 
+    def alert_counts_writes(self, run_id: str, sent: int, failed: int) -> Writes:
+        """The write that records how many alert messages a run posted and how many failed."""
+        def write(conn: Connection) -> None:
+            conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(alerts_sent=sent, alerts_failed=failed))
+        return write
+
+    def record_alert_counts(self, run_id: str, sent: int, failed: int) -> None:
+        """Record the alert counts on their own (a failed run has no data transaction to join)."""
+        self._write("record the alert counts", self.alert_counts_writes(run_id, sent, failed))
+
+    def last_success(self) -> datetime | None:
+        """When the last successful (or partial) run finished, or None."""
+        done = RUNS.c.status.in_(("success", "partial"))
+        with self.engine.connect() as conn:
+            return _aware(conn.execute(select(RUNS.c.finished_at).where(done).order_by(
+                RUNS.c.finished_at.desc()).limit(1)).scalar())
+
     def run(self, run_id: str) -> dict[str, Any] | None:
         """One ``pipeline_runs`` row as a dict, or None."""
         with self.engine.connect() as conn:

@@ -70,6 +70,7 @@ PARTITION_BY: dict[str, str] = {
     "scorecard_kpi": "grain",
     "ticket_facts": "source",
     "rejected_rows": "source",
+    "ticket_status_time": "source",
     "raw_tickets": "source",
     "raw_events": "source",
 }
