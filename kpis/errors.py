@@ -8,6 +8,7 @@
     │   └── SourceResponseError              malformed body, pagination loop, other 4xx
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
     │   └── LockTimeout                      another run holds the lock
+    ├── pipeline.errors.RejectRatioExceeded  a source's rejected share exceeded run.max_reject_ratio
     ├── pipeline.analyst.query.QueryError    an analyst statement is refused or fails
     └── pipeline.analyst.report.ReportError  the report cannot be built
 """

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments; 3 a source could not be read
 (the others' data went through: the run is ``partial``); 4 a store cannot be written; 5 another run
-holds the lock.
+holds the lock; 6 a source's rejected share of rows exceeded ``[run].max_reject_ratio`` (the KPI tables
+were left as they were).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import pandas as pd
 from connectors.errors import SourceError
 from kpis.errors import ConfigError, ItsmKpiError
 from pipeline import logs
+from pipeline.errors import RejectRatioExceeded
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
 from pipeline.store.errors import LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED, EXIT_REJECTED = 0, 1, 2, 3, 4, 5, 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_STORE, str(e))
     except SourceError as e:
         return _fail(EXIT_SOURCE, str(e))
+    except RejectRatioExceeded as e:
+        return _fail(EXIT_REJECTED, str(e))
     except ItsmKpiError as e:
         return _fail(EXIT_ERROR, str(e))
     except KeyboardInterrupt:

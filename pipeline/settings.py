@@ -43,11 +43,13 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How runs behave: overlap of incremental pulls, waiting for the run lock."""
+    """How runs behave: overlap of incremental pulls, waiting for the run lock, the share of a source's
+    rows that may be rejected before the run fails (exit 6)."""
 
     overlap_s: int = 3600
     lock_wait_s: int = 600
     stale_lock_s: int = 900
+    max_reject_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -181,9 +183,17 @@ def _schedule(cfg: Mapping[str, Any]) -> ScheduleSettings:
 
 
 def _run(cfg: Mapping[str, Any]) -> RunSettings:
-    check_keys("run", cfg, {"overlap", "lock_wait", "stale_lock"})
+    check_keys("run", cfg, {"overlap", "lock_wait", "stale_lock", "max_reject_ratio"})
     return RunSettings(
         overlap_s=parse_duration(cfg.get("overlap", "1h"), "run.overlap"),
         lock_wait_s=parse_duration(cfg.get("lock_wait", "10m"), "run.lock_wait"),
         stale_lock_s=parse_duration(cfg.get("stale_lock", "15m"), "run.stale_lock"),
+        max_reject_ratio=_ratio(cfg.get("max_reject_ratio", RunSettings.max_reject_ratio), "run.max_reject_ratio"),
     )
+
+
+def _ratio(value: Any, key: str) -> float:
+    """A share from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(key, f"{value!r} is not a share from 0 to 1", "e.g. 0.5: fail when over half the rows are rejected")
+    return float(value)
