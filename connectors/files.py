@@ -19,7 +19,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -346,6 +346,22 @@ class FileConnector:
         seen = [f.key for f in ticket_files + event_files if f.key not in self.skip_files]
         batch = self._to_batch(raw, events_raw)
         return replace(batch, files_read=tuple(dict.fromkeys(seen)))
+
+    def pull_each(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[Batch]:
+        """``pull``, one ``Batch`` per file not read before (ticket files, then event files, each in path
+        order), so the caller can tell one file's rows from another's: a history that two exports both
+        hold is one history, not two. A snapshot or activity export is one history across its files:
+        it comes whole, as one ``Batch``."""
+        if (self.config.layout or "tickets") != "tickets":
+            yield self.pull(since, until)
+            return
+        ticket_files = self._files(self.config.path, "path")
+        event_files, events_sheet = self._event_files(ticket_files)
+        files = {f.key: f for f in ticket_files + event_files if f.key not in self.skip_files}
+        for key, f in files.items():
+            raw = self._read([f], self.config.sheet) if f in ticket_files else pd.DataFrame()
+            events_raw = self._read([f], events_sheet) if f in event_files else pd.DataFrame()
+            yield replace(self._to_batch(raw, events_raw), files_read=(key,))
 
     def _to_batch(self, raw: pd.DataFrame, events_raw: pd.DataFrame) -> Batch:
         """Dispatch on ``cfg.layout``; events from an events file are mapped the same way for every layout."""
