@@ -71,8 +71,8 @@ PIPELINE_RUNS_COLUMNS = _cols(
     Column("pid", INT, "Process id of the run"),
     Column("rows_superseded", INT, "Ticket copies read but not used because a newer copy (by updated_at) won, in "
            "the run or in the raw layer: a ticket read again is not bad input, and not in rows_rejected"),
-    Column("conflicts_settled", INT, "Ticket copies that shared updated_at with a different copy; the later read "
-           "(the later file, then the later line) won"),
+    Column("conflicts_settled", INT, "Tickets whose newest copy shared its updated_at with a different copy; the "
+           "later read (the later file, then the later line) won"),
     Column("reporting_timezone", STR, "IANA timezone the run's period_start dates are local dates of"),
     Column("config_hash", STR, "Digest of the run's effective config (secrets excluded): equal hashes, same config"),
 )
