@@ -25,11 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from connectors.mapping import RowReasons, raw_json
 from kpis.csat import unmappable_satisfaction
-from kpis.keys import positions, ticket_keys
+from kpis.keys import frame_positions, positions, ticket_keys
 from kpis.schema import (
     EVENT_COLUMNS,
     EVENT_KINDS,
@@ -46,6 +45,7 @@ __all__ = ["Validated", "superseded_copies", "validate", "validate_batch"]
 
 log = logging.getLogger(__name__)
 
+_KEY = ["source", "ticket_id"]
 _TICKET_VALUES = {"status": STATUSES, "ticket_type": TICKET_TYPES, "priority": PRIORITIES}
 _EVENT_VALUES = {"status": STATUSES, "priority": PRIORITIES}
 
@@ -87,23 +87,26 @@ def superseded_copies(tickets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(superseded, conflict) masks over ``tickets``: every copy but the newest of its (source, ticket_id)
     (by ``updated_at``, missing first, then position), and those of them that tie the winner's
     ``updated_at`` with other content."""
-    n = len(tickets)
-    position = np.arange(n)
-    ordered = tickets[["source", "ticket_id", "updated_at"]].assign(_pos=position).sort_values(
+    ordered = tickets[_KEY + ["updated_at"]].assign(_pos=np.arange(len(tickets))).sort_values(
         ["updated_at", "_pos"], na_position="first", kind="stable")
-    older = ordered.duplicated(["source", "ticket_id"], keep="last").reindex(tickets.index).to_numpy(dtype=bool)
-    winner = _winner_positions(tickets, older)
-    times = pd.DatetimeIndex(tickets["updated_at"]).asi8  # missing is one integer, so it ties with missing
-    same_time = times == times[winner]
-    content = pd.util.hash_pandas_object(tickets, index=False).to_numpy()
-    return older, older & same_time & (content != content[winner])
+    older = ordered.duplicated(_KEY, keep="last").reindex(tickets.index).to_numpy(dtype=bool)
+    conflict = np.zeros(len(tickets), dtype=bool)
+    if older.any():  # most batches hold one copy per ticket: nothing to compare
+        conflict[older] = _ties_with_other_content(tickets[older], tickets[~older])
+    return older, conflict
 
 
-def _winner_positions(tickets: pd.DataFrame, older: np.ndarray) -> np.ndarray:
-    """For every row, the position of the kept copy of its (source, ticket_id)."""
-    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
-    kept = np.flatnonzero(~older)
-    return kept[positions(keys.take(pa.array(kept)), keys)]
+def _ties_with_other_content(copies: pd.DataFrame, kept: pd.DataFrame) -> np.ndarray:
+    """For each superseded copy: does it share its kept copy's ``updated_at`` but not its content."""
+    winners = kept.iloc[frame_positions(kept[_KEY], copies[_KEY])]
+    # missing is one integer here, so two missing updated_at tie
+    tie = pd.DatetimeIndex(copies["updated_at"]).asi8 == pd.DatetimeIndex(winners["updated_at"]).asi8
+    differs = np.zeros(len(copies), dtype=bool)
+    if tie.any():
+        mine = pd.util.hash_pandas_object(copies[tie], index=False).to_numpy()
+        theirs = pd.util.hash_pandas_object(winners[tie], index=False).to_numpy()
+        differs[tie] = mine != theirs
+    return differs
 
 
 def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: Mapping[str, float]) -> RowReasons:
