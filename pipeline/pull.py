@@ -11,7 +11,7 @@ then its rejections replace all of its earlier ones, and its mapping settings ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -105,7 +105,7 @@ def stacked(batches: Iterable[Batch]) -> tuple[pd.DataFrame, ReadEvents, pd.Data
 
 
 def validated(tickets: pd.DataFrame, events: ReadEvents, rejected: pd.DataFrame, *, known: pd.DataFrame,
-              satisfaction_map) -> tuple[pd.DataFrame, ReadEvents, pd.DataFrame, pd.DataFrame]:
+              satisfaction_map: Mapping[str, float]) -> tuple[pd.DataFrame, ReadEvents, pd.DataFrame, pd.DataFrame]:
     """``connectors.validate.validate_batch`` keeping each event's read: (tickets, events, rejected, superseded)."""
     out = validate_batch(tickets, events.events, rejected, known_tickets=known, satisfaction_map=satisfaction_map)
     return out.tickets, ReadEvents(out.events, events.read_starts), out.rejected, out.superseded

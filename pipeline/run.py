@@ -247,7 +247,6 @@ class PipelineRun:
                            ledger_writes=self.ledger.finish_run_writes(run_id, summary), staging=staging)
         raise RejectRatioExceeded(failure)
 
-
     # --- compute ----------------------------------------------------------------------------
     def _compute(self, merged: Merged, staging: Staging) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
         """The facts to write (handed to ``staging`` at once), the KPI tables and, for a nightly run,
