@@ -105,7 +105,7 @@ class RawLayer:
 
 def merge_tickets(stored: pd.DataFrame, pulled: pd.DataFrame, reread: frozenset[str] = frozenset()) -> TicketMerge:
     """Which of ``pulled`` (one copy per key) replace their stored copy (see the module docstring)."""
-    at = frame_positions(stored[KEY], pulled[KEY])
+    at = _stored_positions(stored, pulled)
     matched = at >= 0
     new_time, old_time = _times(pulled), np.full(len(pulled), np.iinfo("int64").min)
     old_time[matched] = _times(stored)[at[matched]]
@@ -118,6 +118,14 @@ def merge_tickets(stored: pd.DataFrame, pulled: pd.DataFrame, reread: frozenset[
     return TicketMerge(used=pulled[use].reset_index(drop=True),
                        superseded=pulled.loc[~use, KEY].reset_index(drop=True),
                        conflicts=pulled.loc[tie, KEY].reset_index(drop=True))
+
+
+def _stored_positions(stored: pd.DataFrame, pulled: pd.DataFrame) -> np.ndarray:
+    """For each pulled copy, the position of its ticket's stored copy (-1: new). The stored keys are first
+    narrowed column by column (``key_hits``): a night's few thousand copies against a million stored ones."""
+    candidates = np.flatnonzero(key_hits(stored[KEY], pulled[KEY]))
+    found = frame_positions(stored[KEY].iloc[candidates], pulled[KEY])
+    return np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
 
 
 def _times(tickets: pd.DataFrame) -> np.ndarray:
