@@ -124,6 +124,8 @@ def _stored_positions(stored: pd.DataFrame, pulled: pd.DataFrame) -> np.ndarray:
     """For each pulled copy, the position of its ticket's stored copy (-1: new). The stored keys are first
     narrowed column by column (``key_hits``): a night's few thousand copies against a million stored ones."""
     candidates = np.flatnonzero(key_hits(stored[KEY], pulled[KEY]))
+    if not len(candidates):
+        return np.full(len(pulled), -1, dtype="int64")
     found = frame_positions(stored[KEY].iloc[candidates], pulled[KEY])
     return np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
 

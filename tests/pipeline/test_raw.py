@@ -123,3 +123,8 @@ def test_a_remapped_source_replaces_its_stored_copies_and_histories() -> None:
     assert merged.tickets["status"].tolist() == ["WAITING_THIRD_PARTY"]
     assert merged.events["value"].tolist() == ["WAITING_THIRD_PARTY"]
     assert merged.changed_keys.values.tolist() == [["s", "T"]]
+
+
+def test_a_first_run_uses_every_copy() -> None:
+    merge = merge_tickets(tickets().iloc[:0], tickets(ticket("2026-07-06T05:00Z"), {**ticket(None), "ticket_id": "U"}))
+    assert (len(merge.used), len(merge.superseded)) == (2, 0)
