@@ -2,8 +2,10 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments; 3 a source could not be read
 (the others' data went through: the run is ``partial``); 4 a store cannot be written; 5 another run
-holds the lock, or this run lost it (nothing of this run was committed). A config is checked whole when a command loads it, before any source is read, store
-opened or run recorded: every problem is printed, one line each (``file: key.path: what (line N)``).
+holds the lock, or this run lost it (nothing of this run was committed); 6 a source's rejected share of rows
+exceeded ``[run].max_reject_ratio`` (the KPI tables were left as they were). A config is checked whole when
+a command loads it, before any source is read, store opened or run recorded: every problem is printed, one
+line each (``file: key.path: what (line N)``).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from connectors.errors import SourceError
 from kpis.errors import ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
 from pipeline import logs
+from pipeline.errors import RejectRatioExceeded
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
 from pipeline.store.errors import LockLost, LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED, EXIT_REJECTED = 0, 1, 2, 3, 4, 5, 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_STORE, str(e))
     except SourceError as e:
         return _fail(EXIT_SOURCE, str(e))
+    except RejectRatioExceeded as e:
+        return _fail(EXIT_REJECTED, str(e))
     except ItsmKpiError as e:
         return _fail(EXIT_ERROR, str(e))
     except KeyboardInterrupt:
