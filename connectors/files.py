@@ -39,7 +39,7 @@ import os
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -807,6 +807,23 @@ class FileConnector:
         """
         ticket_files = self._files(self.config.path, "path")
         event_files, events_sheet = self._event_files(ticket_files)
+        return self._batch_of(ticket_files, event_files, events_sheet)
+
+    def pull_each(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Iterator[Batch]:
+        """``pull``, one ``Batch`` per file not read before (ticket files, then event files, each in path
+        order), so the caller can tell one file's rows from another's: a history that two exports both
+        hold is one history, not two. A snapshot or activity export is one history across its files:
+        it comes whole, as one ``Batch``."""
+        if (self.config.layout or "tickets") != "tickets":
+            yield self.pull(since, until)
+            return
+        ticket_files = self._files(self.config.path, "path")
+        event_files, events_sheet = self._event_files(ticket_files)
+        for f in {f.path: f for f in ticket_files + event_files}.values():  # a workbook's two sheets: one batch
+            yield self._batch_of([f] if f in ticket_files else [], [f] if f in event_files else [], events_sheet)
+
+    def _batch_of(self, ticket_files: list[_File], event_files: list[_File], events_sheet: str | None) -> Batch:
+        """The mapped rows of these files (those not read before), their refusals and unreadable lines."""
         tickets = self._read(ticket_files, self.config.sheet, _TICKETS)
         events = self._read(event_files, events_sheet, _EVENTS)
         refused = tickets.refused | events.refused

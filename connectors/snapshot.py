@@ -14,6 +14,11 @@ order, and turns the history into canonical frames:
 - optionally a ``response`` event at the first snapshot whose status is in
   ``options.response_statuses`` (canonical statuses, e.g. ``["IN_PROGRESS"]``).
 
+With ``options.order_by`` (the snapshot's own key, e.g. ``sys_mod_count``) every event carries an
+``event_id``: the snapshot's update time and key and the event's kind (``2016-05-06T22:01:00Z#3/group``),
+so the same snapshot read again (a re-sent export) gives the same events, and the pipeline keeps them
+once; two changes in one minute stay two events.
+
 Options (``[sources.options]``): ``order_by`` (tie-break column, numeric), ``actor_column``,
 ``response_statuses``. Everything is vectorised: no Python loop runs per ticket.
 """
@@ -41,7 +46,8 @@ from kpis.schema import (
     empty_rejected,
 )
 
-__all__ = ["EMPTY_IS_VALUE", "SNAPSHOT_FIELDS", "change_events", "last_snapshots", "map_rows", "order_snapshots", "to_batch"]
+__all__ = ["EMPTY_IS_VALUE", "SNAPSHOT_FIELDS", "change_events", "last_snapshots", "map_rows", "order_snapshots",
+           "snapshot_keys", "to_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +78,9 @@ def to_batch(raw: pd.DataFrame, cfg: SourceConfig) -> Batch:
     actor = _option_column(raw, cfg, "actor_column")
     ordered = order_snapshots(rows, None if order_by is None else order_by.loc[rows.index])
     responds = ordered["status"].isin(_response_statuses(cfg))
-    events = change_events(ordered, None if actor is None else actor.loc[ordered.index], responds=responds)
+    keys = None if order_by is None else snapshot_keys(ordered["updated_at"], order_by.loc[ordered.index])
+    events = change_events(ordered, None if actor is None else actor.loc[ordered.index], responds=responds,
+                           snapshot_key=keys)
     tickets = last_snapshots(ordered)
     tickets = _with_first_response(tickets, events)
     events["source"] = cfg.name
@@ -139,6 +147,17 @@ def _option_column(raw: pd.DataFrame, cfg: SourceConfig, setting: str) -> pd.Ser
     return values.set_axis(pd.RangeIndex(len(raw)))
 
 
+def snapshot_keys(updated_at: pd.Series, order_by: pd.Series) -> pd.Series:
+    """Each snapshot's identity: its update time (UTC) and its ``order_by`` value, e.g. ``...T22:01:00Z#3``.
+
+    The time is part of it because a source's counter may repeat (5 UCI incidents repeat a
+    ``sys_mod_count`` on another day); no UCI incident repeats the pair.
+    """
+    when = updated_at.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("str")
+    key = order_by.astype("str").str.strip().fillna("")
+    return when + "#" + key.to_numpy()
+
+
 def _response_statuses(cfg: SourceConfig) -> list[str]:
     """The canonical statuses (checked when the config is loaded) whose first snapshot is the response."""
     return list(option(cfg, "response_statuses"))
@@ -202,18 +221,20 @@ def _group_starts(ticket_ids: pd.Series) -> np.ndarray:
 
 def change_events(ordered: pd.DataFrame, actor: pd.Series | None = None,
                   kinds: Mapping[str, str] = SNAPSHOT_FIELDS, empty_is_value: Collection[str] = EMPTY_IS_VALUE,
-                  responds: pd.Series | None = None) -> pd.DataFrame:
+                  responds: pd.Series | None = None, snapshot_key: pd.Series | None = None) -> pd.DataFrame:
     """Events for every change between consecutive rows of a ticket (``ordered`` as from ``order_snapshots``).
 
     ``kinds`` maps event kind -> column of ``ordered``; ``at`` is the row's ``updated_at``. One event per
     change with the new value (empty only for the kinds in ``empty_is_value``, where it means
     "removed"), ``actor`` (aligned with ``ordered``) and ``seq`` (row order, then kind order within a
     row). Where ``responds`` (aligned with ``ordered``) is true, each ticket's first such row also
-    gets a ``response`` event.
+    gets a ``response`` event. ``snapshot_key`` (aligned with ``ordered``, see ``snapshot_keys``) gives
+    each event the ``event_id`` ``<snapshot key>/<kind>``.
     """
     starts = _group_starts(ordered["ticket_id"])
     base = _EventBase(_text(ordered["ticket_id"]), ordered["updated_at"].array,
-                      _text(actor) if actor is not None else np.full(len(ordered), None, dtype=object))
+                      _text(actor) if actor is not None else np.full(len(ordered), None, dtype=object),
+                      None if snapshot_key is None else _text(snapshot_key))
     parts = []
     for kind, column in kinds.items():  # a handful of kinds, each one vectorised pass over all rows
         values = _text(ordered[column])
@@ -238,16 +259,19 @@ class _EventBase:
     ticket_id: np.ndarray
     at: pd.api.extensions.ExtensionArray
     actor: np.ndarray
+    key: np.ndarray | None = None  # each snapshot's identity (``snapshot_keys``), when the source has one
 
     def events(self, hit: np.ndarray, kind: str, values: np.ndarray) -> pd.DataFrame:
         """The events of one kind at the rows ``hit``."""
         n = int(hit.sum())
+        ids = np.full(n, None, dtype=object) if self.key is None else self.key[hit] + f"/{kind}"
         return pd.DataFrame({  # object columns: the one conversion to ``str`` happens in conform
             "ticket_id": pd.Series(self.ticket_id[hit], dtype=object),
             "at": self.at[hit],
             "kind": pd.Series(np.full(n, kind, dtype=object), dtype=object),
             "value": pd.Series(values[hit], dtype=object),
             "actor": pd.Series(self.actor[hit], dtype=object),
+            "event_id": pd.Series(ids, dtype=object),
             "_row": np.flatnonzero(hit),
             "_kind": np.full(n, _KIND_ORDER[kind]),
         })

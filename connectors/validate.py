@@ -7,22 +7,28 @@ rows rejected. Every check is a boolean mask over the frame; there are no row lo
 
 Ticket checks, in order: a required column is missing; a required value is missing; status, type or
 priority is not canonical; the satisfaction answer cannot be mapped; planned_end is before
-planned_start; the ticket id repeats within its source (the newest ``updated_at`` is kept, ties keep
-the last row). Event checks: a required column or value is missing; the kind is unknown; a status or
+planned_start. Event checks: a required column or value is missing; the kind is unknown; a status or
 priority value is not canonical; the event belongs to no ticket that survived the ticket checks.
+
+A ticket read more than once (daily exports that repeat open tickets, a re-read REST window) is not bad
+input (CONTRACT.md, ``rejected_rows``): among the usable copies of one (source, ticket_id) the newest
+``updated_at`` wins (missing = oldest; a tie goes to the later row, i.e. the later file, then the later
+line) and the others are *superseded*: dropped, never rejected. A superseded copy with the winner's
+``updated_at`` but other content is a *conflict* the batch settled; an identical copy is not.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from connectors.mapping import RowReasons, raw_json
 from kpis.csat import unmappable_satisfaction
-from kpis.keys import positions, ticket_keys
+from kpis.keys import frame_positions, positions, ticket_keys
 from kpis.schema import (
     EVENT_COLUMNS,
     EVENT_KINDS,
@@ -35,10 +41,11 @@ from kpis.schema import (
     conform,
 )
 
-__all__ = ["validate"]
+__all__ = ["Validated", "superseded_copies", "validate", "validate_batch"]
 
 log = logging.getLogger(__name__)
 
+_KEY = ["source", "ticket_id"]
 _TICKET_VALUES = {"status": STATUSES, "ticket_type": TICKET_TYPES, "priority": PRIORITIES}
 _EVENT_VALUES = {"status": STATUSES, "priority": PRIORITIES}
 
@@ -66,12 +73,40 @@ def _check_canonical(frame: pd.DataFrame, allowed: Mapping[str, tuple[str, ...]]
         reasons.add(col.notna() & ~col.isin(list(values)), f"non-canonical {name}", col)
 
 
-def _duplicates(tickets: pd.DataFrame, ok: pd.Series) -> pd.Series:
-    """True for every usable row but the newest (by updated_at, then position) of its (source, ticket_id)."""
-    candidates = tickets.loc[ok, ["source", "ticket_id", "updated_at"]].assign(_pos=np.arange(int(ok.sum())))
-    ordered = candidates.sort_values(["updated_at", "_pos"], na_position="first", kind="stable")
-    older = ordered.duplicated(["source", "ticket_id"], keep="last")
-    return older.reindex(tickets.index, fill_value=False)
+@dataclass(frozen=True)
+class Validated:
+    """A batch after validation: the usable rows, the rejected ones, and the ticket copies superseded."""
+
+    tickets: pd.DataFrame  # one row per (source, ticket_id): its newest usable copy
+    events: pd.DataFrame
+    rejected: pd.DataFrame
+    superseded: pd.DataFrame  # one row per superseded copy: source, ticket_id, conflict (bool)
+
+
+def superseded_copies(tickets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(superseded, conflict) masks over ``tickets``: every copy but the newest of its (source, ticket_id)
+    (by ``updated_at``, missing first, then position), and those of them that tie the winner's
+    ``updated_at`` with other content."""
+    ordered = tickets[_KEY + ["updated_at"]].assign(_pos=np.arange(len(tickets))).sort_values(
+        ["updated_at", "_pos"], na_position="first", kind="stable")
+    older = ordered.duplicated(_KEY, keep="last").reindex(tickets.index).to_numpy(dtype=bool)
+    conflict = np.zeros(len(tickets), dtype=bool)
+    if older.any():  # most batches hold one copy per ticket: nothing to compare
+        conflict[older] = _ties_with_other_content(tickets[older], tickets[~older])
+    return older, conflict
+
+
+def _ties_with_other_content(copies: pd.DataFrame, kept: pd.DataFrame) -> np.ndarray:
+    """For each superseded copy: does it share its kept copy's ``updated_at`` but not its content."""
+    winners = kept.iloc[frame_positions(kept[_KEY], copies[_KEY])]
+    # missing is one integer here, so two missing updated_at tie
+    tie = pd.DatetimeIndex(copies["updated_at"]).asi8 == pd.DatetimeIndex(winners["updated_at"]).asi8
+    differs = np.zeros(len(copies), dtype=bool)
+    if tie.any():
+        mine = pd.util.hash_pandas_object(copies[tie], index=False).to_numpy()
+        theirs = pd.util.hash_pandas_object(winners[tie], index=False).to_numpy()
+        differs[tie] = mine != theirs
+    return differs
 
 
 def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: Mapping[str, float]) -> RowReasons:
@@ -81,7 +116,6 @@ def _ticket_reasons(tickets: pd.DataFrame, present: set[str], satisfaction_map: 
     sat = tickets["satisfaction"]
     reasons.add(unmappable_satisfaction(sat, satisfaction_map), "unmappable satisfaction", sat)
     reasons.add(tickets["planned_end"] < tickets["planned_start"], "planned_end before planned_start")
-    reasons.add(_duplicates(tickets, reasons.ok), "duplicate ticket id")
     return reasons
 
 
@@ -125,28 +159,44 @@ def validate(
     satisfaction_map: Mapping[str, float],
     known_tickets: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Quarantine unusable rows -> (tickets, events, rejected), all conformed to ``kpis.schema``.
+    """``validate_batch`` as (tickets, events, rejected): superseded copies are dropped without a count."""
+    out = validate_batch(tickets, events, rejected, satisfaction_map=satisfaction_map, known_tickets=known_tickets)
+    return out.tickets, out.events, out.rejected
+
+
+def validate_batch(
+    tickets: pd.DataFrame,
+    events: pd.DataFrame,
+    rejected: pd.DataFrame,
+    *,
+    satisfaction_map: Mapping[str, float],
+    known_tickets: pd.DataFrame | None = None,
+) -> Validated:
+    """Quarantine unusable rows and keep the newest copy of each ticket -> ``Validated``.
 
     ``rejected`` comes back with the rows given plus one row per quarantined ticket or event (source,
     ticket id, row kind, the canonical row as JSON, the reason; ``run_id`` left null). ``known_tickets``
     (optional ``source``/``ticket_id`` pairs already stored) lets events of earlier tickets through.
+    Ticket rows in = kept + superseded + rejected; event rows in = kept + rejected.
     """
     tickets, ticket_cols = _conformed(tickets, TICKET_COLUMNS)
     events, event_cols = _conformed(events, EVENT_COLUMNS)
     t_reasons = _ticket_reasons(tickets, ticket_cols, satisfaction_map)
-    kept = tickets[t_reasons.ok.to_numpy()]
+    usable = tickets[t_reasons.ok.to_numpy()].reset_index(drop=True)
+    older, conflict = superseded_copies(usable)
+    kept = usable[~older]
     e_reasons = _event_reasons(events, event_cols, kept, known_tickets)
-    out_rejected = [
-        conform(rejected, REJECTED_COLUMNS),
-        _rejected(tickets, t_reasons, "ticket"),
-        _rejected(events, e_reasons, "event"),
-    ]
+    out_rejected = [conform(rejected, REJECTED_COLUMNS), _rejected(tickets, t_reasons, "ticket"),
+                    _rejected(events, e_reasons, "event")]
     _log(tickets, t_reasons, "ticket")
     _log(events, e_reasons, "event")
-    return (
-        conform(kept, TICKET_COLUMNS),
-        conform(events[e_reasons.ok.to_numpy()], EVENT_COLUMNS),
-        conform(pd.concat(out_rejected, ignore_index=True), REJECTED_COLUMNS),
+    superseded = pd.DataFrame({"source": usable["source"][older], "ticket_id": usable["ticket_id"][older],
+                               "conflict": conflict[older]}).reset_index(drop=True)
+    return Validated(
+        tickets=conform(kept, TICKET_COLUMNS),
+        events=conform(events[e_reasons.ok.to_numpy()], EVENT_COLUMNS),
+        rejected=conform(pd.concat(out_rejected, ignore_index=True), REJECTED_COLUMNS),
+        superseded=superseded,
     )
 
 

@@ -11,6 +11,7 @@
     ├── pipeline.store.errors.StoreError     a store cannot be written or read
     │   ├── LockTimeout                      another run holds the lock
     │   └── LockLost                         this run's lock was taken over; nothing of it was committed
+    ├── pipeline.errors.RejectRatioExceeded  a source's rejected share exceeded run.max_reject_ratio (exit 6)
     ├── pipeline.analyst.query.QueryError    an analyst statement fails, or the store cannot be opened
     │   └── QueryRefused                     the query sandbox does not allow the statement (exit 2)
     ├── pipeline.analyst.report.ReportError  the report cannot be built

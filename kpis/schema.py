@@ -267,6 +267,48 @@ SCORECARD_KPI_COLUMNS = _cols(
     Column("kpi_version", STR, "Version of the KPI definitions"),
 )
 
+STATUS_TIME_COLUMNS = _cols(
+    Column("source", STR, "Source of the ticket"),
+    Column("ticket_id", STR, "Ticket id"),
+    Column("status", STR, "Canonical status the ticket was in"),
+    Column("entries", INT, "How many status events set this status"),
+    Column("calendar_s", INT, "Seconds spent in this status (the open last segment runs to as_of)"),
+    Column("business_s", INT, "Business seconds in this status, on the ticket's resolution-policy calendar "
+                              "(else the default calendar)"),
+    Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+    Column("kpi_version", STR, "Version of the KPI definitions"),
+)
+
+BACKLOG_COLUMNS = _cols(
+    Column("day", DATE, "Local date (reporting timezone); the backlog is taken at the end of this day"),
+    Column("engineer", STR, "Engineer assigned at the end of the day (last assignee event before it, else the "
+                            "assignee column, else 'unassigned')"),
+    Column("ticket_type", STR, "incident / request / maintenance"),
+    Column("priority", STR, "Priority at the end of the day (last priority event before it, else the ticket's "
+                            "priority, else '(none)')"),
+    Column("open_count", INT, "Tickets open at the end of the day"),
+    Column("age_lt_1d", INT, "Open tickets opened less than 1 day before the end of the day"),
+    Column("age_1_3d", INT, "Open tickets aged 1 to under 3 days"),
+    Column("age_3_7d", INT, "Open tickets aged 3 to under 7 days"),
+    Column("age_7_30d", INT, "Open tickets aged 7 to under 30 days"),
+    Column("age_ge_30d", INT, "Open tickets aged 30 days or more"),
+    Column("oldest_opened_at", TS, "opened_at of the oldest open ticket (UTC)"),
+    Column("overdue_count", INT, "Open tickets whose resolution_due_at is before the end of the day"),
+    Column("paused_count", INT, "Open tickets whose status at the end of the day is a pause status"),
+    Column("as_of", TS, "The run's as-of timestamp (UTC)"),
+    Column("kpi_version", STR, "Version of the KPI definitions"),
+)
+
+ALERTS_SENT_COLUMNS = _cols(
+    Column("alert", STR, "Name of the [[alerts]] entry that posted"),
+    Column("kind", STR, "breached or due_soon"),
+    Column("source", STR, "Source of the ticket"),
+    Column("ticket_id", STR, "Ticket id"),
+    Column("metric", STR, "response or resolution"),
+    Column("posted_at", TS, "When it was last posted (UTC)"),
+    Column("run_id", STR, "The run after which it was posted"),
+)
+
 TABLE_COLUMNS: dict[str, dict[str, Column]] = {
     "ticket_facts": TICKET_FACT_COLUMNS,
     "kpi_engineer": KPI_ENGINEER_COLUMNS,
@@ -275,6 +317,10 @@ TABLE_COLUMNS: dict[str, dict[str, Column]] = {
     "scorecard_kpi": SCORECARD_KPI_COLUMNS,
     "rejected_rows": REJECTED_COLUMNS,
     "adjustments": STORED_ADJUSTMENT_COLUMNS,
+
+    "ticket_status_time": STATUS_TIME_COLUMNS,
+    "kpi_backlog": BACKLOG_COLUMNS,
+    "alerts_sent": ALERTS_SENT_COLUMNS,
 }
 
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -284,6 +330,10 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "scorecard": ("grain", "period_start", "engineer"),
     "scorecard_kpi": ("grain", "period_start", "engineer", "kpi"),
     "adjustments": ("source", "ticket_id", "scope"),
+
+    "ticket_status_time": ("source", "ticket_id", "status"),
+    "kpi_backlog": ("day", "engineer", "ticket_type", "priority"),
+    "alerts_sent": ("alert", "kind", "source", "ticket_id", "metric"),
 }
 
 

@@ -2,9 +2,11 @@
 
 Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments (also an approvals file that cannot be
 read, a ticket ``explain`` cannot find); 3 a source could not be read (the others' data went through: the run
-is ``partial``); 4 a store cannot be written (or read: ``explain`` before any run); 5 another run
-holds the lock, or this run lost it (nothing of this run was committed). A config is checked whole when a command loads it, before any source is read, store
-opened or run recorded: every problem is printed, one line each (``file: key.path: what (line N)``).
+is ``partial``); 4 a store cannot be written (or read: ``explain`` before any run); 5 another run holds the
+lock, or this run lost it (nothing of this run was committed); 6 a source's rejected share of rows exceeded
+``[run].max_reject_ratio`` (the KPI tables were left as they were). A config is checked whole when a command
+loads it, before any source is read, store opened or run recorded: every problem is printed, one line each
+(``file: key.path: what (line N)``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from connectors.errors import AdjustmentsError, SourceError
 from kpis.errors import ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
 from pipeline import logs
+from pipeline.errors import RejectRatioExceeded
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
 from pipeline.store.errors import LockLost, LockTimeout, StoreError
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_SOURCE, EXIT_STORE, EXIT_LOCKED, EXIT_REJECTED = 0, 1, 2, 3, 4, 5, 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_STORE, str(e))
     except SourceError as e:
         return _fail(EXIT_SOURCE, str(e))
+    except RejectRatioExceeded as e:
+        return _fail(EXIT_REJECTED, str(e))
     except ItsmKpiError as e:
         if type(e).__name__ == "UnknownTicket":  # pipeline.explain, imported only when explaining
             return _fail(EXIT_CONFIG, str(e))
@@ -126,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the config and reach every source; writes nothing")
     _config_args(validate, as_of=False, json_out=True)
     validate.set_defaults(handler=_validate)
+
+    alerts = sub.add_parser("alerts", help="print the messages [[alerts]] would post now; posts and writes nothing")
+    alerts.add_argument("--dry-run", action="store_true", help="required: runs and backfills post the alerts")
+    _config_args(alerts, as_of=True)
+    alerts.set_defaults(handler=_alerts)
     _analyst_commands(sub)
     _config_commands(sub)
     return parser
@@ -353,6 +363,32 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  itsm-kpi query --store {settings.store.path} \"SELECT * FROM v_scorecard_current ORDER BY grain, rank\"")
     print(f"  itsm-kpi report --store {settings.store.path} --period 2026Q3 --timezone Asia/Shanghai --lang en")
     return code
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from pipeline.alerts.data import read_alert_data  # noqa: PLC0415
+    from pipeline.alerts.deliver import messages  # noqa: PLC0415
+    from pipeline.notify import alert_context  # noqa: PLC0415
+    from pipeline.store import Stores  # noqa: PLC0415
+
+    if not args.dry_run:
+        raise ConfigError("alerts", "only --dry-run is supported", "runs and backfills post the alerts themselves")
+    settings = Settings.load(args.config)
+    as_of = args.as_of or _now()
+    stores = Stores(settings.store.path, settings.store.sql_url)  # read only: no prepare(), no lock
+    try:
+        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone)
+    finally:
+        stores.close()
+    rules = list(settings.alerts)
+    found = messages(rules, data, alert_context(settings, as_of), as_of)
+    for message in found:
+        print(json.dumps({"alert": message.alert, "kind": message.kind, "body": message.body}, ensure_ascii=False))
+    print(f"{len(found)} message(s) would be posted by {len(rules)} alert(s) at {as_of.isoformat()}; nothing was posted",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _schedule(args: argparse.Namespace) -> int:

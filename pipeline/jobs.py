@@ -1,7 +1,8 @@
 """A run as a job: open the stores, take the run lock, record the run, execute it, always close the ledger.
 
 Every run leaves a ``pipeline_runs`` row: ``success``/``partial`` (written in the same transaction as
-the data) or ``failed`` with the one-line reason (written on its own after the data transaction rolled back).
+the data) or ``failed`` with the one-line reason (written on its own after the data transaction rolled back,
+or, for a run stopped by too many rejected rows, in the transaction that wrote those rows).
 A run whose lock was taken over (it stalled past ``run.stale_lock``) commits nothing: its commit checks the
 lock's fencing token (``Ledger.fence_writes``) and raises LockLost; once the heartbeat finds the lock
 lost, the run already stops at its next stage.
@@ -17,6 +18,9 @@ from collections.abc import Callable
 import pandas as pd
 
 from kpis.errors import first_line
+from pipeline.errors import RejectRatioExceeded
+from pipeline.fingerprints import config_hash
+from pipeline.notify import after_run
 from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
 from pipeline.settings import Settings
@@ -45,14 +49,21 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
     stop_heartbeat = _start_heartbeat(ledger, run_id, lost)
     try:
         window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
-        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id)
+        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id,
+                         reporting_timezone=settings.kpi.reporting_timezone, config_hash=config_hash(settings))
         log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
         try:
             summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,
                                   progress=_stop_if_lost(ledger, run_id, lost, progress)).execute(run_id)
+        except RejectRatioExceeded as e:
+            after_run(settings, stores, ledger, run_id, as_of, error=str(e))
+            raise  # its failure was committed with its rejected rows
         except Exception as e:
-            ledger.fail_run(run_id, f"{type(e).__name__}: {first_line(e)}")
+            reason = f"{type(e).__name__}: {first_line(e)}"
+            ledger.fail_run(run_id, reason)
+            after_run(settings, stores, ledger, run_id, as_of, error=reason)
             raise
+        after_run(settings, stores, ledger, run_id, as_of, summary=summary)
         return summary
     finally:
         stop_heartbeat()

@@ -7,6 +7,8 @@ and cover every ticket of the raw layer, a nightly run recomputes the facts of
 - tickets whose facts read the clock (``as_of``): not yet resolved, not yet answered, or maintenance
   not completed with a planned end (its on-time fact becomes due when ``as_of`` passes that end);
 - incidents whose ``caused_by`` names a changed ticket (the induced-incident fact looks across tickets);
+- the tickets that any of those incidents names (so an incident recomputed for any reason is computed
+  beside its maintenance ticket: the one rule that reads another ticket, DECISIONS.md D30);
 
 and keeps every other ticket's stored facts. Otherwise it recomputes them all. Either way the result
 equals ``compute_facts`` over the whole raw layer (tests/pipeline/test_refresh.py), and ``changes``
@@ -72,9 +74,12 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
     stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
     stale = _is_in(stored_keys, changed) | reads_the_clock(stored) | _names_a_changed_cause(stored, changed)
+    affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(pa.array(stale))]))
+    raw_keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    affected = pc.unique(pa.concat_arrays([affected, _causes(tickets, _is_in(raw_keys, affected))]))
+    stale = _is_in(stored_keys, affected)
     stale_mask = pa.array(stale)
-    affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(stale_mask)]))
-    recompute = _is_in(ticket_keys(tickets["source"], tickets["ticket_id"]), affected)
+    recompute = _is_in(raw_keys, affected)
     kept = stored.num_rows - int(stale.sum())
     if len(tickets) - int(recompute.sum()) != kept:
         log.warning("stored ticket_facts do not match the raw layer (%d facts kept for %d tickets): "
@@ -110,6 +115,12 @@ def reads_the_clock(facts: pa.Table) -> np.ndarray:
         pc.and_(pc.equal(facts["ticket_type"], "maintenance").fill_null(False), pc.is_valid(facts["planned_end"])),
         pc.invert(pc.is_in(facts["status"], value_set=pa.array(sorted(DONE_STATUSES)))))
     return _numpy(pc.or_(running, pending_maintenance))
+
+
+def _causes(tickets: pd.DataFrame, rows: np.ndarray) -> pa.Array:
+    """The keys of the tickets that the ``rows`` of ``tickets`` name in ``caused_by`` (same source)."""
+    named = tickets[rows & tickets["caused_by"].notna().to_numpy()]
+    return ticket_keys(named["source"], named["caused_by"]).cast(pa.large_string())
 
 
 def _names_a_changed_cause(facts: pa.Table, changed: pa.Array) -> np.ndarray:

@@ -7,7 +7,9 @@ Each table goes to the stores' staging (Parquet and the open SQL transaction) as
 so it is written while the run computes the rest; nothing is visible before ``Stores.commit``.
 
 A source that cannot be read is skipped (its watermark stays) and the run ends ``partial``; a broken
-config or store stops the run before anything is written. The stores change only in ``Stores.commit``.
+config or store stops the run before anything is written. A source whose rejected share of rows exceeds
+``[run].max_reject_ratio`` fails the run: only ``rejected_rows`` and the run's ledger row are written
+(``RejectRatioExceeded``, exit 6). The stores change only in ``Stores.commit``.
 """
 
 from __future__ import annotations
@@ -24,14 +26,11 @@ import pyarrow as pa
 from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
 from connectors.registry import build_connector
-from connectors.validate import validate
 from kpis import KpiTables, compute_facts, kpi_tables
 from kpis.aggregate import FACTS_READ
 from kpis.config import facts_fingerprint, settings_to_json
-from kpis.keys import key_hits
 from kpis.schema import (
     EVENT_COLUMNS,
-    REJECTED_COLUMNS,
     TABLE_COLUMNS,
     TABLE_KEYS,
     TICKET_COLUMNS,
@@ -42,8 +41,12 @@ from kpis.schema import (
 from kpis.scorecard import ranked
 from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
+from pipeline.errors import RejectRatioExceeded
+from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
 from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
+from pipeline.pull import Pulled, SourceReading, rejected_tickets, stacked, validated
+from pipeline.raw import KEY, Merged, RawLayer
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
 from pipeline.store import Replacement, Staging, Stores
@@ -53,7 +56,6 @@ from pipeline.store.recompute import KPI_SETTINGS
 log = logging.getLogger(__name__)
 
 REJECT_KEY = ["source", "row_kind", "raw"]
-EVENT_IDENTITY = ["source", "ticket_id", "at", "kind", "value", "actor"]
 PERIOD_KEY = ["grain", "period_start"]
 FACTS_FINGERPRINT = "facts_fingerprint"  # store_state: the fact settings the stored facts were computed with
 PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
@@ -61,7 +63,11 @@ PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
 
 @dataclass
 class RunSummary:
-    """What a run did, for the ledger and the one summary line."""
+    """What a run did, for the ledger and the one summary line.
+
+    Ticket copies read = used (written to the raw layer) + superseded (a newer or equal copy won) +
+    rejected (no usable copy of that ticket in the run); ``rows_*`` count every row read, events included.
+    """
 
     run_id: str
     kind: str
@@ -70,18 +76,42 @@ class RunSummary:
     rows_rejected: int = 0
     rows_written: int = 0
     tickets_read: int = 0
+    tickets_used: int = 0
+    tickets_superseded: int = 0
+    tickets_rejected: int = 0
+    conflicts_settled: int = 0
     periods_written: int = 0
+    error: str | None = None
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     failed_sources: dict[str, str] = field(default_factory=dict)
+    remapped: dict[str, list[str]] = field(default_factory=dict)  # source -> mapping settings that changed
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    rows_read_by_source: dict[str, int] = field(default_factory=dict)
+    rows_rejected_by_source: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
+    def _split(self) -> str:
+        """`` (3000 used, 6000 superseded, 0 rejected, 2 conflicts settled)``; empty when every ticket read was used."""
+        if self.tickets_used == self.tickets_read and not self.conflicts_settled:
+            return ""
+        conflicts = f", {self.conflicts_settled} conflicts settled" if self.conflicts_settled else ""
+        return (f" ({self.tickets_used} used, {self.tickets_superseded} superseded, {self.tickets_rejected} rejected"
+                f"{conflicts})")
+
+    @property
+    def rows_superseded(self) -> int:
+        """Ticket copies superseded by a newer one (``pipeline_runs.rows_superseded``)."""
+        return self.tickets_superseded
+
     def line(self) -> str:
-        """One line that says what happened."""
+        """One line that says what happened; how the tickets read split up when not all were used."""
         took = time.monotonic() - self.started
-        text = (f"itsm-kpi {self.kind} {self.status}: {self.tickets_read} tickets read, "
+        text = (f"itsm-kpi {self.kind} {self.status}: {self.tickets_read} tickets read{self._split()}, "
                 f"{self.rows_rejected} rows rejected, {self.periods_written} periods written, "
                 f"{self.rows_written} rows written in {took:.1f}s (run {self.run_id})")
+        if self.remapped:
+            text += "; read again from the start: " + ", ".join(
+                f"{k} ({', '.join(v)} changed)" for k, v in self.remapped.items())
         if self.failed_sources:
             text += "; failed sources: " + ", ".join(f"{k} ({v})" for k, v in self.failed_sources.items())
         return text
@@ -91,17 +121,6 @@ class RunSummary:
         data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "started"}
         data["seconds"] = round(time.monotonic() - self.started, 3)
         return data
-
-
-@dataclass
-class Pulled:
-    """Everything read from the sources in this run, validated."""
-
-    tickets: pd.DataFrame
-    events: pd.DataFrame
-    rejected: pd.DataFrame
-    cursors: dict[str, str]
-    files: dict[str, tuple[str, ...]]
 
 
 class PipelineRun:
@@ -125,8 +144,12 @@ class PipelineRun:
                 raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
                                conform(self.stores.read("raw_events", keep=True), EVENT_COLUMNS))
                 pulled = self._pull_all(summary, raw)
+            failure = self._reject_ratio_failure(pulled)
+            if failure is not None:
+                self._fail_with_rejections(run_id, pulled, summary, staging, failure)
             with self._stage(summary, "merge"):
-                merged = raw.merge(pulled)
+                merged = raw.merge(pulled.tickets, pulled.events, pulled.remapped())
+            _count_tickets(summary, pulled, merged)
             approvals = run_approvals(self.settings, self.stores, self.as_of, merged, pulled, summary, run_id)
             raw_layer = self._raw_replacements(pulled, merged, run_id) + approvals.replacements
             staging.add(raw_layer)
@@ -154,50 +177,89 @@ class PipelineRun:
 
     # --- pull -------------------------------------------------------------------------------
     def _pull_all(self, summary: RunSummary, raw: RawLayer) -> Pulled:
-        batches, cursors, files = [], {}, {}
+        """Every source's reads, stacked and validated; a source that fails is skipped (``partial``)."""
+        batches: list[Batch] = []
+        sources = Pulled.empty()
         for cfg in self.settings.sources:
+            reading = self._reading(cfg)
             try:
-                batch = self._pull_one(cfg)
+                reads = self._pull_one(cfg, reading)
             except SourceError as e:
                 summary.failed_sources[cfg.name] = str(e)
                 log.error("%s; its watermark stays, the next run retries it", e)
                 continue
-            batches.append(batch)
-            summary.rows_read += batch.rows_read
-            if batch.cursor:
-                cursors[cfg.name] = batch.cursor
-            files[cfg.name] = batch.files_read
-        return self._validated(batches, summary, cursors, files, raw.tickets[FACT_KEY])
+            batches += reads
+            sources.add_source(reading, reads)
+        summary.rows_read = sum(sources.rows_read.values())
+        summary.rows_read_by_source = dict(sources.rows_read)
+        summary.remapped = {name: list(r.remapped) for name, r in sources.readings.items() if r.remapped}
+        tickets, events, rejected = stacked(batches)
+        # events may arrive after their ticket: tickets already in the raw layer are known
+        pulled = sources.with_rows(*validated(tickets, events, rejected, known=raw.tickets[KEY],
+                                              satisfaction_map=self.settings.kpi.satisfaction_map))
+        summary.rows_rejected = len(pulled.rejected)
+        summary.rows_rejected_by_source = {str(k): int(v) for k, v in
+                                           pulled.rejected["source"].value_counts().items()}
+        summary.rejected_by_reason = _reason_counts(pulled.rejected)
+        return pulled
 
-    def _pull_one(self, cfg: SourceConfig) -> Batch:
+    def _reading(self, cfg: SourceConfig) -> SourceReading:
+        """How ``cfg`` is read this run: again from the start when its mapping settings changed."""
+        recorded, current = self.ledger.store_state(mapping_state_name(cfg.name)), mapping_state_value(cfg)
+        remapped = tuple(changed_settings(recorded, cfg)) if recorded is not None else ()
+        if remapped:
+            log.warning("source %s: %s changed since its stored rows were read: reading it again from the start, "
+                        "its new reading replaces the stored one", cfg.name, ", ".join(remapped))
+        whole = bool(remapped) or self._reads_everything(cfg)
+        record = current if recorded != current and (whole or recorded is None) else None
+        return SourceReading(cfg.name, remapped, whole, record)
+
+    def _reads_everything(self, cfg: SourceConfig) -> bool:
+        """Whether this run reads all of ``cfg`` anyway: a first run, the demo, a backfill of files."""
+        if self.kind == "run":
+            if cfg.kind in FILE_KINDS:
+                return not self.ledger.seen_files(cfg.name)
+            return self.ledger.watermark(cfg.name) is None
+        return self.kind == "demo" or cfg.kind in FILE_KINDS
+
+    def _pull_one(self, cfg: SourceConfig, reading: SourceReading) -> list[Batch]:
+        """The reads of one source: one per file not read before (every file when read whole), or one pull."""
         since = until = None
         if self.kind == "run":
-            mark = self.ledger.watermark(cfg.name)
+            mark = None if reading.remapped else self.ledger.watermark(cfg.name)
             if mark is not None:  # re-read an overlap: records merge by key, so nothing doubles
                 since = pd.Timestamp(mark) - pd.Timedelta(seconds=self.settings.run.overlap_s)
             elif cfg.start:
                 since = pd.Timestamp(cfg.start)
         elif self.window is not None:
             since, until = self.window.utc_bounds(self.settings.kpi.reporting_timezone)
-        if cfg.kind in FILE_KINDS:
-            skip = self.ledger.seen_files(cfg.name) if self.kind == "run" else set()
-            connector = build_connector(cfg, skip_files=skip)
-        else:
-            connector = build_connector(cfg)
         log.info("pulling source %s (%s) since %s", cfg.name, cfg.kind, since)
-        return connector.pull(since=since, until=until)
+        if cfg.kind in FILE_KINDS:
+            skip = self.ledger.seen_files(cfg.name) if self.kind == "run" and not reading.remapped else set()
+            return list(build_connector(cfg, skip_files=skip).pull_each(since=since, until=until))
+        return [build_connector(cfg).pull(since=since, until=until)]
 
-    def _validated(self, batches: list[Batch], summary: RunSummary, cursors, files, known: pd.DataFrame) -> Pulled:
-        tickets = concat_frames([b.tickets for b in batches], TICKET_COLUMNS)
-        events = concat_frames([b.events for b in batches], EVENT_COLUMNS)
-        rejected = concat_frames([b.rejected for b in batches], REJECTED_COLUMNS)
-        # events may arrive after their ticket: tickets already in the raw layer are known
-        tickets, events, rejected = validate(tickets, events, rejected, known_tickets=known,
-                                             satisfaction_map=self.settings.kpi.satisfaction_map)
-        summary.tickets_read = len(tickets) + int((rejected["row_kind"] == "ticket").sum())
-        summary.rows_rejected = len(rejected)
-        summary.rejected_by_reason = _reason_counts(rejected)
-        return Pulled(tickets, events, rejected, cursors, files)
+    def _reject_ratio_failure(self, pulled: Pulled) -> str | None:
+        """One line naming the first source whose rejected share of rows exceeds ``run.max_reject_ratio``."""
+        limit = self.settings.run.max_reject_ratio
+        rejected = pulled.rejected["source"].value_counts()
+        for source, read in pulled.rows_read.items():  # one per configured source
+            n = int(rejected.get(source, 0))
+            if read and n / read > limit:
+                reasons = pulled.rejected.loc[(pulled.rejected["source"] == source).to_numpy(), "reason"]
+                top = ", ".join(f"{reason}: {count}" for reason, count in reasons.value_counts().head(3).items())
+                return (f"source {source}: {n} of {read} rows rejected ({n / read:.0%}, more than run.max_reject_ratio "
+                        f"{limit:g}): {top}; the KPI tables were left as they were (see rejected_rows): fix the "
+                        "mapping or the export and run again")
+        return None
+
+    def _fail_with_rejections(self, run_id: str, pulled: Pulled, summary: RunSummary, staging: Staging,
+                              failure: str) -> None:
+        """Write only ``rejected_rows`` and the failed run's ledger row, then raise ``RejectRatioExceeded``."""
+        summary.status, summary.error = "failed", failure
+        self.stores.commit(run_id, [self._rejections(pulled, run_id)],
+                           ledger_writes=self.ledger.finish_run_writes(run_id, summary), staging=staging)
+        raise RejectRatioExceeded(failure)
 
     # --- compute ----------------------------------------------------------------------------
     def _compute(self, merged: Merged, staging: Staging,
@@ -232,16 +294,25 @@ class PipelineRun:
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
 
     # --- select -----------------------------------------------------------------------------
-    @staticmethod
-    def _raw_replacements(pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
+    def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
         """The raw layer's changes and this run's rejected rows (final once merged)."""
-        rejected = pulled.rejected.assign(run_id=run_id)
+        used = merged.ticket_merge.used
         return [
-            Replacement("raw_tickets", pulled.tickets, pulled.tickets[FACT_KEY]),
+            Replacement("raw_tickets", used, used[FACT_KEY]),
             Replacement("raw_events", merged.changed_events, merged.changed_keys),
-            # a row read again replaces its earlier rejection: reruns never duplicate rejected rows
-            Replacement("rejected_rows", rejected, rejected[REJECT_KEY].drop_duplicates()),
+            self._rejections(pulled, run_id),
         ]
+
+    def _rejections(self, pulled: Pulled, run_id: str) -> Replacement:
+        """This run's rejected rows. A row read again replaces its earlier rejection (reruns never duplicate
+        rejected rows); a source read whole replaces all of its earlier ones, so a row a fixed mapping now
+        reads is no longer listed as rejected."""
+        rejected = pulled.rejected.assign(run_id=run_id)
+        scope = [rejected[REJECT_KEY]]
+        whole = pulled.whole()
+        if whole:
+            scope.append(self.stores.read("rejected_rows", [("source", "in", whole)])[REJECT_KEY])
+        return Replacement("rejected_rows", rejected, pd.concat(scope, ignore_index=True).drop_duplicates())
 
     def _replacements(self, tables: KpiTables, groups: TouchedGroups | None, facts: Replacement,
                       summary: RunSummary) -> Iterator[Replacement]:
@@ -307,6 +378,9 @@ class PipelineRun:
                 writes.append(self.ledger.set_watermark_writes(source, cursor))
             for source, names in pulled.files.items():
                 writes.append(self.ledger.add_files_writes(source, names, run_id))
+        for source, reading in pulled.readings.items():  # the mapping its stored rows were read with
+            if reading.record is not None:
+                writes.append(self.ledger.set_store_state_writes(mapping_state_name(source), reading.record))
 
         def apply(conn) -> None:
             for write in writes:
@@ -314,50 +388,18 @@ class PipelineRun:
         return apply
 
 
-@dataclass(frozen=True)
-class Merged:
-    """The raw layer after this run: every ticket and event, and what changed."""
-
-    tickets: pd.DataFrame
-    events: pd.DataFrame
-    changed_keys: pd.DataFrame  # (source, ticket_id) with a new ticket row or new events
-    changed_events: pd.DataFrame  # the whole merged history of those tickets
-
-
-@dataclass(frozen=True)
-class RawLayer:
-    """The canonical input kept from earlier runs (Parquet ``raw_tickets`` / ``raw_events``)."""
-
-    tickets: pd.DataFrame
-    events: pd.DataFrame
-
-    def merge(self, pulled: Pulled) -> Merged:
-        """This run's tickets replace their earlier versions; their events are added to the history.
-
-        A daily export holds only that day's events, a REST pull re-sends the whole history: the
-        union, without repeats of the same event, is right for both. New events sort after the kept
-        ones where time and kind tie (their ``seq`` continues after the stored ones).
-        """
-        ticket_keys = pulled.tickets[FACT_KEY].drop_duplicates()
-        changed = pd.concat([ticket_keys, pulled.events[FACT_KEY]], ignore_index=True).drop_duplicates()
-        offset = int(self.events["seq"].max()) + 1 if len(self.events) else 0
-        new_events = pulled.events.assign(seq=pulled.events["seq"] + offset)
-        history = pd.concat([_only(self.events, changed), new_events], ignore_index=True)
-        history = history.drop_duplicates(EVENT_IDENTITY, keep="first", ignore_index=True)
-        return Merged(
-            tickets=pd.concat([_without(self.tickets, ticket_keys), pulled.tickets], ignore_index=True),
-            events=pd.concat([_without(self.events, changed), history], ignore_index=True),
-            changed_keys=changed,
-            changed_events=history,
-        )
-
-
-def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    return frame[~key_hits(frame[FACT_KEY], keys[FACT_KEY])]
-
-
-def _only(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    return frame[key_hits(frame[FACT_KEY], keys[FACT_KEY])]
+def _count_tickets(summary: RunSummary, pulled: Pulled, merged: Merged) -> None:
+    """Ticket copies read = used + superseded (in the run, or by the stored copy) + rejected."""
+    tickets = merged.ticket_merge
+    summary.tickets_used = len(tickets.used)
+    summary.tickets_superseded = len(pulled.superseded) + len(tickets.superseded)
+    summary.tickets_rejected = rejected_tickets(pulled.rejected, pulled.tickets)
+    summary.tickets_read = summary.tickets_used + summary.tickets_superseded + summary.tickets_rejected
+    in_run = pulled.superseded.loc[pulled.superseded["conflict"].to_numpy(dtype=bool), KEY]
+    summary.conflicts_settled = len(pd.concat([in_run, tickets.conflicts], ignore_index=True).drop_duplicates())
+    if summary.conflicts_settled:
+        log.warning("%d tickets had copies with the same updated_at and different content: the later read won",
+                    summary.conflicts_settled)
 
 
 def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:

@@ -67,7 +67,8 @@ def _timestamp(value: date | datetime | None) -> datetime | None:
 
 
 class RunCounts(Protocol):
-    """What a finished run reports (``pipeline.run.RunSummary`` has these attributes)."""
+    """What a finished run reports (``pipeline.run.RunSummary`` has these attributes; ``rows_superseded``,
+    ``conflicts_settled`` and ``error`` are read when present)."""
 
     status: str
     rows_read: int
@@ -82,7 +83,9 @@ def _counts_of(summary: RunCounts) -> dict[str, Any]:
     failed = getattr(summary, "failed_sources", None) or {}
     error = getattr(summary, "error", None) or "; ".join(f"{k}: {v}" for k, v in failed.items()) or None
     return dict(status=summary.status, rows_read=summary.rows_read, rows_rejected=summary.rows_rejected,
-                rows_written=summary.rows_written, periods_written=summary.periods_written, error=error,
+                rows_superseded=getattr(summary, "rows_superseded", 0),
+                conflicts_settled=getattr(summary, "conflicts_settled", 0), rows_written=summary.rows_written,
+                periods_written=summary.periods_written, error=error,
                 stage_timings=getattr(summary, "stage_seconds", None))
 
 
@@ -151,16 +154,19 @@ class Ledger:
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, kind: str, window_from: date | datetime | None, window_to: date | datetime | None,
-                  as_of: datetime, *, run_id: str | None = None) -> str:
+                  as_of: datetime, *, run_id: str | None = None, reporting_timezone: str | None = None,
+                  config_hash: str | None = None) -> str:
         """Record a new run with status ``running`` (committed at once) and return its id.
 
         ``run_id`` defaults to ``<UTC start>-<random>``; pass one when the lock was taken under it.
+        ``reporting_timezone`` and ``config_hash`` say in which timezone its periods are and with which config.
         """
         window_from, window_to, as_of = _timestamp(window_from), _timestamp(window_to), _timestamp(as_of)
         started = _now()
         run_id = run_id or f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         row = dict(run_id=run_id, kind=kind, started_at=started, status="running", window_from=window_from,
-                   window_to=window_to, as_of=as_of, host=self.host, pid=os.getpid())
+                   window_to=window_to, as_of=as_of, host=self.host, pid=os.getpid(),
+                   reporting_timezone=reporting_timezone, config_hash=config_hash)
         self._write("record the run start", lambda conn: conn.execute(insert(RUNS).values(**row)))
         log.info("run %s (%s) started", run_id, kind)
         return run_id
@@ -200,6 +206,23 @@ class Ledger:
         write = self.finish_run_writes(run_id, "failed", error=error, stage_timings=stage_timings)
         self._write("record the run failure", write)
         log.error("run %s failed: %s", run_id, error)
+
+    def alert_counts_writes(self, run_id: str, sent: int, failed: int) -> Writes:
+        """The write that records how many alert messages a run posted and how many failed."""
+        def write(conn: Connection) -> None:
+            conn.execute(update(RUNS).where(RUNS.c.run_id == run_id).values(alerts_sent=sent, alerts_failed=failed))
+        return write
+
+    def record_alert_counts(self, run_id: str, sent: int, failed: int) -> None:
+        """Record the alert counts on their own (a failed run has no data transaction to join)."""
+        self._write("record the alert counts", self.alert_counts_writes(run_id, sent, failed))
+
+    def last_success(self) -> datetime | None:
+        """When the last successful (or partial) run finished, or None."""
+        done = RUNS.c.status.in_(("success", "partial"))
+        with self.engine.connect() as conn:
+            return _aware(conn.execute(select(RUNS.c.finished_at).where(done).order_by(
+                RUNS.c.finished_at.desc()).limit(1)).scalar())
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         """One ``pipeline_runs`` row as a dict, or None."""

@@ -77,6 +77,8 @@ PARTITION_BY: dict[str, str] = {
     "ticket_facts": "source",
     "rejected_rows": "source",
     "adjustments": "source",
+
+    "ticket_status_time": "source",
     "raw_tickets": "source",
     "raw_events": "source",
 }

@@ -20,6 +20,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Connection,
     Date,
     DateTime,
     Double,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    inspect,
 )
 from sqlalchemy import Column as SqlColumn
 from sqlalchemy.types import TypeEngine
@@ -66,10 +68,18 @@ PIPELINE_RUNS_COLUMNS = _cols(
     Column("rows_rejected", INT, "Rows that could not be used (see rejected_rows)"),
     Column("rows_written", INT, "Rows written to the output tables"),
     Column("periods_written", INT, "(grain, period_start) periods recomputed and replaced"),
+    Column("alerts_sent", INT, "Alert messages posted after the run"),
+    Column("alerts_failed", INT, "Alert messages that could not be posted (after retries)"),
     Column("error", STR, "One-line reason when the run failed or was partial"),
     Column("stage_timings", STR, "Seconds per stage, JSON object"),
     Column("host", STR, "Host the run ran on"),
     Column("pid", INT, "Process id of the run"),
+    Column("rows_superseded", INT, "Ticket copies read but not used because a newer copy (by updated_at) won, in "
+           "the run or in the raw layer: a ticket read again is not bad input, and not in rows_rejected"),
+    Column("conflicts_settled", INT, "Tickets whose newest copy shared its updated_at with a different copy; the "
+           "later read (the later file, then the later line) won"),
+    Column("reporting_timezone", STR, "IANA timezone the run's period_start dates are local dates of"),
+    Column("config_hash", STR, "Digest of the run's effective config (secrets excluded): equal hashes, same config"),
 )
 
 SOURCE_STATE_COLUMNS = _cols(
@@ -163,6 +173,10 @@ TABLE_COMMENTS = {
     "rejected_rows": "One row per input row that could not be used",
     "adjustments": "One row per (source, ticket_id, scope): every valid approved exemption read (KPIS.md 1.4), "
                    "the earliest when approved twice, and whether the last run applied it",
+
+    "ticket_status_time": "Time in status per (source, ticket_id, status) (KPIS.md 3.1)",
+    "alerts_sent": "What each alert posted about which ticket and metric, when (a breach is posted once)",
+    "kpi_backlog": "Open tickets at the end of each local day per (day, engineer, ticket_type, priority) (KPIS.md 4.2)",
     "pipeline_runs": "One row per run of the pipeline",
     "source_state": "Incremental-pull watermark per source",
     "source_files": "Files already read per file source",
@@ -216,6 +230,27 @@ Index("ix_rejected_rows_run", metadata.tables["rejected_rows"].c.run_id)
 Index("ix_pipeline_runs_started", metadata.tables["pipeline_runs"].c.started_at)
 
 
+#: Ledger columns added after a release: a store made before them gets them added (nullable, no default).
+ADDED_COLUMNS = {"pipeline_runs": ("rows_superseded", "conflicts_settled", "reporting_timezone", "config_hash")}
+
+
 def create_all(engine: Engine) -> None:
-    """Create every missing table (existing tables are left as they are)."""
+    """Create every missing table, and add the ledger columns a store made by an older version lacks
+    (``ADDED_COLUMNS``); nothing else of an existing table is changed."""
     metadata.create_all(engine, checkfirst=True)
+    for name, added in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspect(engine).get_columns(name)}
+        missing = [metadata.tables[name].c[column] for column in added if column not in present]
+        if missing:
+            with engine.begin() as conn:
+                for column in missing:
+                    _add_column(conn, name, column)
+
+
+def _add_column(conn: Connection, table: str, column: SqlColumn) -> None:
+    """``ALTER TABLE ... ADD COLUMN``, with its comment where the database keeps comments."""
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {kind}')
+    if conn.dialect.name == "postgresql" and column.comment:
+        comment = column.comment.replace("'", "''")
+        conn.exec_driver_sql(f'COMMENT ON COLUMN "{table}"."{column.name}" IS \'{comment}\'')

@@ -92,6 +92,23 @@ def test_events_are_the_changes_between_consecutive_snapshots(export: Path) -> N
     assert (batch.events["source"] == "sn").all()
 
 
+def test_each_event_carries_its_snapshot_key_and_kind_as_event_id(export: Path) -> None:
+    """The snapshot's update time and ``order_by`` value (the source's own key of the update) name its
+    changes, so the same snapshot read again gives the same ids; two updates in one minute differ."""
+    batch = FileConnector(_source(export)).pull()
+    ids = batch.events.set_index(["ticket_id", "kind", "at"])["event_id"].to_dict()
+    assert ids[("INC1", "assignee", ts("2016-03-01 09:30"))] == "2016-03-01T09:30:00Z#1/assignee"
+    assert ids[("INC1", "status", ts("2016-03-01 09:30"))] == "2016-03-01T09:30:00Z#2/status"
+    assert ids[("INC1", "status", ts("2016-03-05 10:00"))] == "2016-03-05T10:00:00Z#4/status"
+    assert batch.events["event_id"].is_unique
+    again = FileConnector(_source(export)).pull()
+    assert again.events["event_id"].tolist() == batch.events["event_id"].tolist()
+    # without a key (no options.order_by) nothing names the snapshots: the events have no id
+    cfg = _source(export)
+    keyless = FileConnector(SourceConfig(**{**cfg.__dict__, "options": {"actor_column": "updated_by"}})).pull()
+    assert keyless.events["event_id"].isna().all()
+
+
 def test_ticket_is_the_last_snapshot(export: Path) -> None:
     batch = FileConnector(_source(export)).pull()
     tickets = batch.tickets.set_index("ticket_id")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from connectors.files import FileConnector
-from connectors.validate import validate
+from connectors.validate import validate, validate_batch
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, conform, empty_events, empty_rejected
 
 SAT = {"满意": 5, "较满意": 4, "一般": 3, "较不满意": 2, "不满意": 1}
@@ -75,17 +75,29 @@ def test_missing_required_column_rejects_every_row():
     assert rej["reason"].tolist() == ["missing column 'opened_at'"] * 2
 
 
-def test_duplicate_ids_keep_the_newest_update():
+def test_a_ticket_read_twice_keeps_its_newest_copy_and_the_others_are_superseded_not_rejected():
     t = tickets(
         {"ticket_id": "A", "updated_at": ts("2026-03-05 05:00"), "status": "CLOSED"},
         {"ticket_id": "A", "updated_at": ts("2026-03-05 04:00"), "status": "IN_PROGRESS"},
         {"ticket_id": "A", "updated_at": None, "status": "NEW"},
         {"ticket_id": "A", "source": "other"},  # same id in another source is another ticket
     )
-    out_t, _, rej = run(t)
-    assert out_t[["source", "ticket_id", "status"]].values.tolist() == [["hd", "A", "CLOSED"], ["other", "A", "NEW"]]
-    assert rej["reason"].tolist() == ["duplicate ticket id"] * 2
-    assert [json.loads(r)["status"] for r in rej["raw"]] == ["IN_PROGRESS", "NEW"]
+    out = validate_batch(t, empty_events(), empty_rejected(), satisfaction_map=SAT)
+    assert out.tickets[["source", "ticket_id", "status"]].values.tolist() == [["hd", "A", "CLOSED"],
+                                                                              ["other", "A", "NEW"]]
+    assert len(out.rejected) == 0  # CONTRACT.md rejected_rows: a ticket read again is not bad input
+    assert out.superseded.values.tolist() == [["hd", "A", False], ["hd", "A", False]]  # older: no conflict
+
+
+def test_copies_with_the_same_update_are_a_conflict_only_when_they_differ():
+    t = tickets({"ticket_id": "A", "updated_at": ts("2026-03-05 05:00"), "status": "NEW"},
+                {"ticket_id": "A", "updated_at": ts("2026-03-05 05:00"), "status": "CLOSED"},
+                {"ticket_id": "A", "updated_at": ts("2026-03-05 05:00"), "status": "CLOSED"},
+                {"ticket_id": "B"}, {"ticket_id": "B"})  # no update time at all: the same copy twice
+    out = validate_batch(t, empty_events(), empty_rejected(), satisfaction_map=SAT)
+    assert out.tickets[["ticket_id", "status"]].values.tolist() == [["A", "CLOSED"], ["B", "NEW"]]  # the later row
+    # A's first copy (NEW) differs from the winner: a conflict; its second CLOSED copy and B's are the same copy
+    assert out.superseded.values.tolist() == [["hd", "A", True], ["hd", "A", False], ["hd", "B", False]]
 
 
 def test_duplicate_ids_with_equal_updates_keep_the_last_row():
@@ -134,8 +146,10 @@ def test_incoming_rejected_rows_are_kept_and_counts_add_up():
                                      "raw": ["{}"], "reason": ["unmapped status 'Foo'"]}), REJECTED_COLUMNS)
     t = tickets({"ticket_id": "A"}, {"ticket_id": "A"}, {"ticket_id": None}, {"ticket_id": "B"})
     e = events({"ticket_id": "A"}, {"ticket_id": "M"}, {"ticket_id": "B", "kind": "x"})
-    out_t, out_e, rej = validate(t, e, incoming, satisfaction_map=SAT)
-    assert len(t) == len(out_t) + (rej["row_kind"] == "ticket").sum() - 1  # 4 = 2 + 2 (+ the incoming one)
+    out = validate_batch(t, e, incoming, satisfaction_map=SAT)
+    out_t, out_e, rej = out.tickets, out.events, out.rejected
+    # 4 = 2 kept + 1 superseded (A again) + 1 rejected (+ the incoming one)
+    assert len(t) == len(out_t) + len(out.superseded) + (rej["row_kind"] == "ticket").sum() - 1
     assert len(e) == len(out_e) + (rej["row_kind"] == "event").sum()  # 3 = 1 + 2
     assert rej["reason"].tolist()[0] == "unmapped status 'Foo'"
     assert str(rej["raw"].dtype) == "str" and rej["run_id"].isna().all()
@@ -163,7 +177,7 @@ CORPUS = [
     (["B04", "咨询", "高", "处理中", "2026-03-05 10:00", "", "", "", "", ""], "unmapped type '咨询'"),
     (["", "故障", "高", "处理中", "2026-03-05 10:00", "", "", "", "", ""], "missing ticket_id"),
     (["B06", "故障", "高", "处理中", "N/A", "", "", "", "", ""], "missing opened_at"),
-    (["B07", "故障", "高", "处理中", "2026-03-05 10:00", "2026-03-05 11:00", "", "", "", ""], "duplicate ticket id"),
+    (["B07", "故障", "高", "处理中", "2026-03-05 10:00", "2026-03-05 11:00", "", "", "", ""], None),  # superseded
     (["B07", "故障", "高", "已关闭", "2026-03-05 10:00", "2026-03-05 15:00", "", "", "", ""], None),
     (["B08", "故障", "高", "处理中", "2026-03-05 10:00", "", "", "还行吧", "", ""], "unmappable satisfaction '还行吧'"),
     (["B09", "故障", "高", "处理中", "2026-03-05 10:00", "", "两次", "", "", ""], "bad integer reopen_count '两次'"),
@@ -204,7 +218,8 @@ def corpus_source(make_source, write_csv):
 
 def test_bad_input_corpus(make_source, write_csv):
     batch = FileConnector(corpus_source(make_source, write_csv)).pull()
-    out_t, out_e, rej = validate(batch.tickets, batch.events, batch.rejected, satisfaction_map=SAT)
+    out = validate_batch(batch.tickets, batch.events, batch.rejected, satisfaction_map=SAT)
+    out_t, out_e, rej = out.tickets, out.events, out.rejected
 
     assert out_t["ticket_id"].tolist() == ["G1", "G2", "B07"]
     assert out_t.set_index("ticket_id").loc["B07", "status"] == "CLOSED"  # the newer of the two
@@ -222,10 +237,11 @@ def test_bad_input_corpus(make_source, write_csv):
     kinds = {r.split(" '")[0] for r in rej["reason"]}
     assert len(kinds) >= 12
 
-    # read = used + rejected, for tickets and events separately and together
-    assert len(CORPUS) == len(out_t) + len(ticket_rej)
+    # read = used + superseded + rejected, for tickets and events separately and together
+    assert out.superseded[["ticket_id", "conflict"]].values.tolist() == [["B07", False]]  # the older B07
+    assert len(CORPUS) == len(out_t) + len(out.superseded) + len(ticket_rej)
     assert len(EVENT_CORPUS) == len(out_e) + len(event_rej)
-    assert batch.rows_read == len(CORPUS) + len(EVENT_CORPUS) == len(out_t) + len(out_e) + len(rej)
+    assert batch.rows_read == len(CORPUS) + len(EVENT_CORPUS) == len(out_t) + len(out.superseded) + len(out_e) + len(rej)
     assert rej["source"].eq("hd").all()
     # raw holds the source row (mapping) or the canonical row (validate), always JSON
     b02 = json.loads(rej.set_index("reason").loc["unmapped status '搁置'", "raw"])

@@ -1,6 +1,7 @@
 """Broken rows among good ones, through the real CLI: each broken row lands in ``rejected_rows`` (SQL and
-Parquet) with its reason and the run id, nothing is lost (rows read = used + rejected), the good rows
-give exactly the facts of a run on the good rows alone, and the console names the reasons.
+Parquet) with its reason and the run id, nothing is lost (rows read = used + superseded + rejected), the
+good rows give exactly the facts of a run on the good rows alone, and the console names the reasons. An
+older copy of a ticket is not a broken row: it is superseded (CONTRACT.md, ``rejected_rows``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ BAD_TICKETS = [
     (dict(ticket_id="BAD11", resolved_at="2026-13-45T25:00:00+08:00"), "BAD11",
      "unparseable resolved_at '2026-13-45T25:00:00+08:00'"),
     (dict(ticket_id="BAD12", reassignment_count="-1"), "BAD12", "bad integer reassignment_count '-1'"),
-    # INC001 again with an older updated_at and another engineer, *after* the newer row in the file:
-    # the newest by updated_at is kept, this one is the duplicate
-    (dict(ticket_id="INC001", updated_at="2026-07-01T12:00:00+08:00", assignee="王强"), "INC001",
-     "duplicate ticket id"),
 ]
+# INC001 again with an older updated_at and another engineer, *after* the newer row in the file: the
+# newest by updated_at is kept, this one is superseded (neither used nor rejected)
+OLDER_COPY = dict(ticket_id="INC001", updated_at="2026-07-01T12:00:00+08:00", assignee="王强")
 BAD_EVENTS = [
     (("GHOST1", "2026-07-03T14:00:00+08:00", "status", "NEW", "系统"), "GHOST1", "event for unknown ticket"),
     (("BAD02", "2026-07-14T09:00:00+08:00", "status", "NEW", "系统"), "BAD02", "event for unknown ticket"),
@@ -55,6 +55,7 @@ def _write_bad_export(folder: Path) -> dict:
     empty = dict.fromkeys(tickets[0])
     for i, (row, _, _) in enumerate(BAD_TICKETS):
         tickets.insert(2 * i + 1, {**empty, **_GOOD, **row})  # after INC001, after the next, ...
+    tickets.insert(2 * len(BAD_TICKETS) + 1, {**empty, **_GOOD, **OLDER_COPY})
     for i, (values, _, _) in enumerate(BAD_EVENTS):
         events.insert(3 * i + 1, dict(zip(h.EVENT_FIELDS, values, strict=True)))
     h.write_csv(folder / "tickets.csv", tickets, h.TICKET_FIELDS)
@@ -80,7 +81,7 @@ def test_the_export_really_mixes_bad_rows_among_good_ones(runs) -> None:
     folder = runs["mixed"]["folder"]
     ticket_ids = [r["ticket_id"] for r in h.read_csv_rows(folder / "tickets.csv")]
     assert ticket_ids[0] == "INC001" and ticket_ids[-1] == "CHG005"
-    assert len(ticket_ids) == 21 + len(BAD_TICKETS)
+    assert len(ticket_ids) == 21 + len(BAD_TICKETS) + 1  # and the older copy of INC001
     assert len(list(h.read_csv_rows(folder / "events.csv"))) == 22 + len(BAD_EVENTS)
     assert len({reason.split(" '")[0] for _, _, reason in BAD_TICKETS + BAD_EVENTS}) >= 12
 
@@ -103,16 +104,16 @@ def test_every_broken_row_is_rejected_with_its_reason_and_the_run_id(runs) -> No
     assert "yesterday" in json.dumps(raws["unparseable at 'yesterday'"])
 
 
-def test_rows_read_are_rows_used_plus_rows_rejected(runs) -> None:
+def test_rows_read_are_rows_used_plus_superseded_plus_rejected(runs) -> None:
     mixed = runs["mixed"]
     (run,) = h.run_rows(mixed["url"])
     n_rejected = len(BAD_TICKETS) + len(BAD_EVENTS)
     used_tickets = len(h.parquet_only(mixed["store"], "raw_tickets"))
     used_events = len(h.parquet_only(mixed["store"], "raw_events"))
     assert (used_tickets, used_events) == (21, 22)
-    assert run["rows_read"] == 21 + len(BAD_TICKETS) + 22 + len(BAD_EVENTS)  # every line of both files
-    assert run["rows_rejected"] == n_rejected
-    assert run["rows_read"] == used_tickets + used_events + run["rows_rejected"]
+    assert run["rows_read"] == 21 + len(BAD_TICKETS) + 1 + 22 + len(BAD_EVENTS)  # every line of both files
+    assert (run["rows_rejected"], run["rows_superseded"], run["conflicts_settled"]) == (n_rejected, 1, 0)
+    assert run["rows_read"] == used_tickets + used_events + run["rows_superseded"] + run["rows_rejected"]
     assert run["status"] == "success"
     # and the Parquet copy of the ledger says the same
     (parquet_run,) = [dict(zip(h.PARQUET_COLUMNS["pipeline_runs"], r, strict=True))
@@ -131,9 +132,11 @@ def test_good_rows_give_exactly_the_tables_of_a_run_on_the_good_rows_alone(runs)
 
 def test_the_console_summary_names_the_reasons(runs) -> None:
     out = runs["mixed"]["result"].out
-    assert f"{len(BAD_TICKETS) + len(BAD_EVENTS)} rows rejected" in out
+    # 21 used + 1 superseded (INC001's older copy) + 11 rejected (the broken ticket rows)
+    assert f"33 tickets read (21 used, 1 superseded, 11 rejected), {len(BAD_TICKETS) + len(BAD_EVENTS)} rows rejected" in out
     (line,) = [line for line in out.splitlines() if "rejected rows" in line]
-    for reason, count in (("event for unknown ticket", 2), ("missing ticket_id", 2), ("duplicate ticket id", 1),
+    assert "duplicate" not in line
+    for reason, count in (("event for unknown ticket", 2), ("missing ticket_id", 2),
                           ("unmapped status", 2), ("planned_end before planned_start", 1),
                           ("unknown event kind", 1), ("unparseable at", 1), ("bad integer reopen_count", 1)):
         assert f"{count} {reason}" in line, (reason, line)

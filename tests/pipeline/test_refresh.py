@@ -161,3 +161,24 @@ def test_fingerprint_ignores_set_and_mapping_order() -> None:
     one = kpi_settings_from_mapping({"kpi": {"failed_close_codes": ["a", "b", "c"], "satisfaction_map": {"x": 5, "y": 1}}})
     two = kpi_settings_from_mapping({"kpi": {"failed_close_codes": ["c", "a", "b"], "satisfaction_map": {"y": 1, "x": 5}}})
     assert facts_fingerprint(one) == facts_fingerprint(two)
+
+
+def test_an_incident_recomputed_for_its_clock_still_sees_its_maintenance_ticket() -> None:
+    """Cross-ticket rule (induced_incident): I, open and so recomputed every night, names M3, which did not
+    change. Recomputed without M3, I would stop being induced and M3's engineer would lose the credit.
+
+        M3  maintenance, done, untouched on day 2
+        I   incident caused by M3, open (its SLA clock runs): recomputed on day 2
+    """
+    m3 = maintenance("M3", status="CLOSED", resolved_at="2026-03-09T10:00Z", actual_end="2026-03-09T10:00Z")
+    i = incident("I", caused_by="M3", status="IN_PROGRESS", resolved_at=None)
+    day1 = frame(m3, i, incident("A"))
+    stored = to_arrow(compute_facts(day1, NO_EVENTS, SETTINGS, DAY1), TICKET_FACT_COLUMNS)
+    day2 = pd.concat([day1, frame(incident("N"))], ignore_index=True)  # a new, unrelated ticket
+
+    refresh = refresh_facts(day2, NO_EVENTS, frame(incident("N"))[KEY], stored, SETTINGS, DAY2, reuse=True)
+
+    assert refresh.facts.set_index("ticket_id").loc["I", "induced_incident"]
+    assert "I" not in set(refresh.changes.rows["ticket_id"])  # nothing about I changed but as_of
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(day2, NO_EVENTS, SETTINGS, DAY2)))
+

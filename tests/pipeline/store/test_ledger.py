@@ -305,3 +305,31 @@ def test_a_waiting_process_gets_the_lock_when_the_holder_releases_it(engine, sql
     assert [kind for _, kind, _, _ in outcomes] == ["won", "won"]
     (_, _, got_first, released_first), (_, _, got_second, _) = sorted(outcomes, key=lambda o: o[2])
     assert got_second >= released_first  # never both at once
+
+
+# -- columns added to pipeline_runs after a release ------------------------------------------------------
+def test_a_store_made_before_the_new_run_columns_gets_them_and_records_them(tmp_path, sql_url: str) -> None:
+    """pipeline_runs of an older version (no rows_superseded, conflicts_settled, reporting_timezone,
+    config_hash): ``prepare`` adds the columns, keeps the old rows, and a run records them."""
+    engine = create_engine(sql_url)
+    old = ", ".join(f'"{c}" TEXT' for c in sqlschema.PIPELINE_RUNS_COLUMNS if c not in sqlschema.ADDED_COLUMNS["pipeline_runs"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE TABLE pipeline_runs ({old}, PRIMARY KEY ("run_id"))')
+        conn.exec_driver_sql("INSERT INTO pipeline_runs (run_id, kind, status) VALUES ('old-run', 'run', 'success')")
+    engine.dispose()
+
+    stores = Stores(tmp_path / "store", sql_url)
+    stores.prepare()
+    ledger = Ledger(stores.engine)
+    run_id = ledger.start_run("run", None, None, AS_OF, reporting_timezone="Asia/Shanghai", config_hash="c0ffee")
+    summary = type("Summary", (), dict(status="success", rows_read=9, rows_rejected=1, rows_superseded=6,
+                                       conflicts_settled=2, rows_written=3, periods_written=1, stage_seconds={}))()
+    stores.commit(run_id, [], ledger_writes=ledger.finish_run_writes(run_id, summary))
+
+    run = ledger.run(run_id)
+    assert (run["reporting_timezone"], run["config_hash"], run["rows_superseded"], run["conflicts_settled"]) == (
+        "Asia/Shanghai", "c0ffee", 6, 2)
+    assert ledger.run("old-run")["status"] == "success"
+    parquet = stores.read("pipeline_runs").set_index("run_id")
+    assert parquet.loc[run_id, "rows_superseded"] == 6 and pd.isna(parquet.loc["old-run", "config_hash"])
+    stores.close()

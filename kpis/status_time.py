@@ -1,0 +1,93 @@
+"""Time in status (KPIS.md 3.1, ``ticket_status_time``): where each ticket waited, and for how long.
+
+A ticket's status segments run from each status event to the ticket's next status event. The last
+segment runs to ``as_of`` while its status is open (not RESOLVED, CLOSED or CANCELLED) and its event lies
+before ``as_of``; otherwise it is left out (a finished ticket does not keep counting). Segments are summed
+per (ticket, status) in calendar seconds and in business seconds on the ticket's own calendar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
+from kpis.keys import positions, ticket_keys
+from kpis.schema import DONE_STATUSES, KPI_VERSION, STATUS_TIME_COLUMNS, conform
+from kpis.timeline import History, KindEvents, sorted_history
+from kpis.vocabulary import Vocabulary
+
+#: Statuses whose last segment does not run on to ``as_of``.
+FINAL_STATUSES = (*sorted(DONE_STATUSES), "CANCELLED")
+
+
+def ticket_history(tickets: pd.DataFrame, events: pd.DataFrame, vocabulary: Vocabulary) -> History:
+    """The events of ``tickets`` sorted and split by kind, with ``tix`` = the ticket's row in ``tickets``.
+
+    Events of tickets not in ``tickets`` are ignored.
+    """
+    if not len(events):
+        return sorted_history(events, np.empty(0, dtype="int64"), np.empty(0), vocabulary)
+    tix = positions(ticket_keys(tickets["source"], tickets["ticket_id"]),
+                    ticket_keys(events["source"], events["ticket_id"]))
+    known = tix >= 0
+    events = events[known] if not known.all() else events
+    return sorted_history(events, tix[known].astype("int64"), epoch_seconds(events["at"]), vocabulary)
+
+
+def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> np.ndarray:
+    """Where each status segment ends: the ticket's next status event, else ``as_of`` for an open status
+    whose event lies before it, else its own start (a segment of length 0: left out)."""
+    if not len(status):
+        return np.empty(0)
+    next_same = np.concatenate([status.tix[1:] == status.tix[:-1], [False]])
+    following = np.concatenate([status.at[1:], [np.nan]])
+    still_open = ~np.isin(status.value, vocabulary.codes(FINAL_STATUSES)) & (status.at < as_of_s)
+    last_end = np.where(still_open, as_of_s, status.at)
+    return np.where(next_same, following, last_end)
+
+
+def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: CalendarSet,
+                       calendar: CalendarColumn, as_of: pd.Timestamp) -> pd.DataFrame:
+    """``ticket_status_time`` rows for every ticket of ``tickets`` that has status events.
+
+    ``calendar``: each ticket's calendar (its resolution policy's, else the default), aligned with ``tickets``.
+    """
+    vocabulary = Vocabulary()
+    status = ticket_history(tickets, events, vocabulary)["status"]
+    as_of_s = float(pd.Timestamp(as_of).timestamp())
+    end = segment_ends(status, as_of_s, vocabulary)
+    calendar_s = end - status.at
+    business_s = calendars.business_seconds(calendar.take(status.tix), status.at, end) if len(status) else end
+    group, first = _ticket_status_groups(status)
+    n = len(first)
+    return _status_time_frame(tickets, vocabulary, status, first, {
+        "entries": np.bincount(group, minlength=n),
+        "calendar_s": np.bincount(group, weights=calendar_s, minlength=n),
+        "business_s": np.bincount(group, weights=business_s, minlength=n),
+    }, as_of)
+
+
+def _ticket_status_groups(status: KindEvents) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's (ticket, status) group number, and the position of each group's first segment."""
+    width = int(status.value.max(initial=0)) + 2  # codes run from -1
+    key = status.tix.astype("int64") * width + (status.value.astype("int64") + 1)
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    return group.ravel(), first
+
+
+def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: KindEvents, first: np.ndarray,
+                       sums: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
+    rows = status.tix[first]
+    frame = pd.DataFrame({
+        "source": tickets["source"].to_numpy()[rows],
+        "ticket_id": tickets["ticket_id"].to_numpy()[rows],
+        "status": vocabulary.decode(status.value[first]),
+        "entries": sums["entries"].astype("int64"),
+        # sums of whole seconds: exact in float64, whatever the order of the segments
+        "calendar_s": np.round(sums["calendar_s"]).astype("int64"),
+        "business_s": np.round(sums["business_s"]).astype("int64"),
+    })
+    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
+    frame["kpi_version"] = KPI_VERSION
+    return conform(frame, STATUS_TIME_COLUMNS).sort_values(["source", "ticket_id", "status"], ignore_index=True)

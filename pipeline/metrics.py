@@ -1,0 +1,58 @@
+"""Prometheus text-format metrics for node_exporter's textfile collector (CONTRACT.md, Monitoring).
+
+After every run the file named by ``[run].metrics_file`` is rewritten atomically (prometheus_client writes
+a temporary file and renames it), so the collector never reads half a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+RUN_STATUSES = ("success", "partial", "failed")
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """What one run reports to monitoring."""
+
+    status: str
+    last_success: datetime | None
+    stage_seconds: Mapping[str, float] = field(default_factory=dict)
+    rows_read: Mapping[str, int] = field(default_factory=dict)  # per source
+    rows_rejected: Mapping[str, int] = field(default_factory=dict)  # per source
+    rows_written: int = 0
+    alerts_sent: int = 0
+    alerts_failed: int = 0
+
+
+def write_metrics(path: Path, metrics: RunMetrics) -> None:
+    """Rewrite ``path`` with the run's metrics (atomically)."""
+    registry = CollectorRegistry()
+    _gauge(registry, "itsm_kpi_last_success_timestamp_seconds", "Unix time the last successful run finished",
+           {(): metrics.last_success.timestamp() if metrics.last_success else 0.0})
+    _gauge(registry, "itsm_kpi_run_duration_seconds", "Seconds the last run spent per stage",
+           {(stage,): float(s) for stage, s in metrics.stage_seconds.items()}, ("stage",))
+    _gauge(registry, "itsm_kpi_rows_read_total", "Rows the last run read, per source",
+           {(source,): float(n) for source, n in metrics.rows_read.items()}, ("source",))
+    _gauge(registry, "itsm_kpi_rows_rejected_total", "Rows the last run rejected, per source",
+           {(source,): float(n) for source, n in metrics.rows_rejected.items()}, ("source",))
+    _gauge(registry, "itsm_kpi_rows_written_total", "Rows the last run wrote", {(): float(metrics.rows_written)})
+    _gauge(registry, "itsm_kpi_alerts_sent_total", "Alert messages the last run posted", {(): float(metrics.alerts_sent)})
+    _gauge(registry, "itsm_kpi_alerts_failed_total", "Alert messages the last run could not post",
+           {(): float(metrics.alerts_failed)})
+    _gauge(registry, "itsm_kpi_last_run_status", "1 for the last run's status, 0 for the others",
+           {(status,): float(status == metrics.status) for status in RUN_STATUSES}, ("status",))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)
+
+
+def _gauge(registry: CollectorRegistry, name: str, doc: str, values: Mapping[tuple[str, ...], float],
+           labels: tuple[str, ...] = ()) -> None:
+    gauge = Gauge(name, doc, labels, registry=registry)
+    for label_values, value in values.items():
+        (gauge.labels(*label_values) if labels else gauge).set(value)

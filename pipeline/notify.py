@@ -1,0 +1,86 @@
+"""After a run: post the alerts and rewrite the metrics file. Nothing here can fail the run.
+
+A committed run posts ``breached``, ``due_soon`` and ``below_target`` messages from the stored tables and
+records what it posted (``alerts_sent`` and the counts in ``pipeline_runs``, in one store commit); a failed
+run posts ``run_failed``. Then ``[run].metrics_file`` is rewritten for monitoring.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+
+import pandas as pd
+
+from pipeline.alerts.data import read_alert_data, record_posts
+from pipeline.alerts.deliver import AlertData, Outcome, deliver, messages
+from pipeline.alerts.rules import AlertContext
+from pipeline.metrics import RunMetrics, write_metrics
+from pipeline.run import RunSummary
+from pipeline.settings import AlertSettings, Settings
+from pipeline.store import Ledger, Stores
+
+log = logging.getLogger(__name__)
+
+
+def after_run(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_of: pd.Timestamp, *,
+              summary: RunSummary | None = None, error: str | None = None,
+              env: Mapping[str, str] | None = None) -> Outcome:
+    """Alerts, then metrics, for the run that just committed (``summary``) or failed (``error``)."""
+    outcome = Outcome()
+    try:
+        outcome = _alerts(settings, stores, ledger, run_id, as_of, summary, error, os.environ if env is None else env)
+    except Exception:  # an alert must never fail the run it reports on
+        log.exception("alerts after run %s failed; the run itself is unaffected", run_id)
+    try:
+        _metrics(settings, ledger, summary, error, outcome)
+    except Exception:
+        log.exception("could not write the metrics file %s", settings.run.metrics_file)
+    return outcome
+
+
+def alert_context(settings: Settings, as_of: pd.Timestamp) -> AlertContext:
+    """Language, timezone and report link of the messages."""
+    return AlertContext(as_of_iso=as_of.isoformat(), language=settings.reporting.language,
+                        timezone=settings.kpi.reporting_timezone, report_url=settings.reporting.report_url)
+
+
+def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_of: pd.Timestamp,
+            summary: RunSummary | None, error: str | None, env: Mapping[str, str]) -> Outcome:
+    if not settings.alerts:
+        return Outcome()
+    failed = summary is None
+    rules = [_kinds(rule, failed) for rule in settings.alerts]
+    if failed:
+        data = AlertData(*[pd.DataFrame()] * 4, run={"run_id": run_id, "status": "failed", "reason": error or ""})
+    else:
+        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone)
+    outcome = deliver(rules, messages(rules, data, alert_context(settings, as_of), as_of), env)
+    if failed:
+        ledger.record_alert_counts(run_id, outcome.sent, outcome.failed)
+    else:
+        record_posts(stores, ledger, run_id, outcome, pd.Timestamp.now(tz="UTC").floor("s"))
+    return outcome
+
+
+def _kinds(rule: AlertSettings, failed: bool) -> AlertSettings:
+    """The kinds a rule posts now: only ``run_failed`` after a failure, every other kind after a commit."""
+    wanted = tuple(k for k in rule.on if (k == "run_failed") == failed)
+    return replace(rule, on=wanted)
+
+
+def _metrics(settings: Settings, ledger: Ledger, summary: RunSummary | None, error: str | None,
+             outcome: Outcome) -> None:
+    path = settings.run.metrics_file
+    if path is None:
+        return
+    status = "failed" if summary is None else summary.status
+    write_metrics(path, RunMetrics(
+        status=status, last_success=ledger.last_success(),
+        stage_seconds=summary.stage_seconds if summary else {},
+        rows_read=summary.rows_read_by_source if summary else {},
+        rows_rejected=summary.rows_rejected_by_source if summary else {},
+        rows_written=summary.rows_written if summary else 0,
+        alerts_sent=outcome.sent, alerts_failed=outcome.failed))

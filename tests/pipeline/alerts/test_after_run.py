@@ -1,0 +1,120 @@
+"""Alerts and metrics after real runs: the bundled-style July tickets, a real webhook on 127.0.0.1, both stores.
+
+A committed run posts each new breach once (remembered in alerts_sent, in both stores) and counts its posts
+in pipeline_runs; a run that fails posts run_failed; a webhook that fails never fails the run; the metrics
+file follows every run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import e2e_helpers as h
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from pipeline.jobs import run_job
+from pipeline.periods import dates_window
+from pipeline.settings import Settings
+from pipeline.store.errors import StoreError
+
+TOKEN = "hook-token-7f3a9c"
+AS_OF = pd.Timestamp(h.AS_OF).tz_convert("UTC")
+JULY = dates_window(pd.Timestamp("2026-07-01").date(), pd.Timestamp("2026-07-31").date())
+
+
+class Hook:
+    """A webhook that records every JSON body; ``status`` answers with that HTTP status."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.status = 200
+
+    def __call__(self, request: Request) -> Response:
+        self.bodies.append(json.loads(request.get_data(as_text=True)))
+        return Response("{}", status=self.status, content_type="application/json")
+
+    def kinds(self) -> list[str]:
+        return [b["kind"] for b in self.bodies]
+
+
+@pytest.fixture
+def world(tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch):
+    hook = Hook()
+    httpserver.expect_request(f"/hook/{TOKEN}").respond_with_handler(hook)
+    monkeypatch.setenv("DESK_HOOK", httpserver.url_for(f"/hook/{TOKEN}"))
+    metrics = tmp_path / "metrics" / "itsm_kpi.prom"
+    alerts = (f'[run]\nmetrics_file = "{metrics}"\n\n[[alerts]]\nname = "desk"\nurl_env = "DESK_HOOK"\n'
+              'format = "json"\non = ["breached", "due_soon", "run_failed"]\n')
+    config = h.write_config(tmp_path / "itsm-kpi.toml", tmp_path / "store", h.export_canonical_csv(tmp_path),
+                            extra=alerts)
+    return Settings.load(config, env={}), hook, metrics
+
+
+def _sent(settings: Settings) -> pd.DataFrame:
+    return h.read_sql(settings.store.sql_url, "alerts_sent")
+
+
+def _breached_facts(settings: Settings) -> set[tuple[str, str]]:
+    facts = h.read_sql(settings.store.sql_url, "ticket_facts")
+    return {(t, m) for m in ("response", "resolution")
+            for t in facts.loc[facts[f"{m}_sla"] == "breached", "ticket_id"]}
+
+
+def _metric(path: Path, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    raise AssertionError(f"{name} {labels} not in {path}")
+
+
+def test_each_breach_is_posted_once_and_remembered_in_both_stores(world) -> None:
+    settings, hook, metrics = world
+    run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
+    breached = _breached_facts(settings)
+    assert breached, "the July tickets hold breaches (see e2e_helpers)"
+    (body,) = [b for b in hook.bodies if b["kind"] == "breached"]
+    assert {(i["ticket_id"], i["metric"]) for i in body["items"]} == breached
+    sent = _sent(settings)
+    assert set(zip(sent["ticket_id"], sent["metric"], strict=True)) == breached
+    assert len(h.read_pyarrow(settings.store.path, "alerts_sent")) == len(sent)  # Parquet too
+    run = h.run_rows(settings.store.sql_url)[-1]
+    assert (run["alerts_sent"], run["alerts_failed"]) == (len(hook.bodies), 0)
+    assert _metric(metrics, "itsm_kpi_last_run_status", status="success") == 1
+    assert _metric(metrics, "itsm_kpi_alerts_sent_total") == len(hook.bodies)
+
+    posted_before = len(hook.bodies)
+    run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)  # the same breaches: nothing new to post
+    assert "breached" not in hook.kinds()[posted_before:]
+    assert len(_sent(settings)) == len(sent)
+
+
+def test_a_failing_webhook_is_counted_and_the_run_still_succeeds(world) -> None:
+    settings, hook, metrics = world
+    hook.status = 400  # a client error is not retried
+    summary = run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
+    assert summary.status == "success"
+    run = h.run_rows(settings.store.sql_url)[-1]
+    assert run["alerts_sent"] == 0 and run["alerts_failed"] >= 1
+    assert _sent(settings).empty  # nothing went through, so the breaches are posted again next time
+    assert TOKEN not in str(run["error"])
+
+
+def test_a_failed_run_posts_run_failed_and_marks_the_metrics(world) -> None:
+    settings, hook, metrics = world
+
+    def fail(point: str) -> None:
+        if point == "before_sql_commit":
+            raise StoreError("disk full (injected)")
+
+    with pytest.raises(StoreError):
+        run_job(settings, kind="backfill", as_of=AS_OF, window=JULY, fault=fail)
+    assert hook.kinds() == ["run_failed"]
+    assert "disk full" in hook.bodies[0]["items"][0]["reason"]
+    assert _metric(metrics, "itsm_kpi_last_run_status", status="failed") == 1
+    assert _metric(metrics, "itsm_kpi_last_success_timestamp_seconds") == 0

@@ -1,0 +1,71 @@
+"""Which tickets and engineers each alert kind lists (CONTRACT.md, Alerts), on hand-made facts."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.alerts.items import FACT_COLUMNS, below_target_items, breached_items, due_soon_items, for_rule
+from pipeline.settings import AlertSettings
+
+AS_OF = pd.Timestamp("2026-09-10T08:00:00Z")
+
+
+def _facts(*rows: dict) -> pd.DataFrame:
+    base = {c: None for c in FACT_COLUMNS}
+    frame = pd.DataFrame([{**base, "source": "hd", "status": "IN_PROGRESS", **r} for r in rows])
+    for c in ("response_at", "resolved_at", "response_due_at", "resolution_due_at"):
+        frame[c] = pd.to_datetime(frame[c], utc=True)
+    return frame
+
+
+def _posted(*rows: tuple[str, str]) -> pd.DataFrame:
+    return pd.DataFrame([{"alert": "desk", "kind": "breached", "source": "hd", "ticket_id": t, "metric": m}
+                         for t, m in rows], columns=["alert", "kind", "source", "ticket_id", "metric"])
+
+
+def test_breached_lists_each_breached_metric_not_posted_before() -> None:
+    facts = _facts(
+        {"ticket_id": "A", "engineer": "ann", "response_sla": "breached", "resolution_sla": "breached",
+         "response_policy": "p1", "resolution_policy": "p1"},
+        {"ticket_id": "B", "engineer": "bo", "response_sla": "met", "resolution_sla": "breached"},
+        {"ticket_id": "C", "engineer": "cy", "response_sla": "exempt", "resolution_sla": "in_progress"},
+    )
+    # A's response breach was posted by an earlier run: only its resolution breach and B's are new
+    found = breached_items(facts, _posted(("A", "response")))
+    assert sorted((i["ticket_id"], i["metric"]) for i in found) == [("A", "resolution"), ("B", "resolution")]
+    assert next(i for i in found if i["ticket_id"] == "A")["policy"] == "p1"
+
+
+def test_due_soon_is_the_half_open_window_after_as_of() -> None:
+    edge = AS_OF + pd.Timedelta(hours=4)
+    facts = _facts(
+        {"ticket_id": "at_as_of", "resolution_due_at": AS_OF},  # not after as_of: out
+        {"ticket_id": "at_edge", "resolution_due_at": edge},  # exactly as_of + due_within: in
+        {"ticket_id": "past_edge", "resolution_due_at": edge + pd.Timedelta(seconds=1)},  # out
+        {"ticket_id": "answered", "response_due_at": edge, "response_at": AS_OF},  # its response is done: out
+        {"ticket_id": "unanswered", "response_due_at": AS_OF + pd.Timedelta(hours=1)},  # in
+        {"ticket_id": "done", "status": "RESOLVED", "resolution_due_at": edge},  # resolved: out
+        {"ticket_id": "excluded", "excluded_reason": "exempt", "resolution_due_at": edge},  # out
+    )
+    found = due_soon_items(facts, AS_OF, 4 * 3600)
+    assert [(i["ticket_id"], i["metric"]) for i in found] == [("unanswered", "response"), ("at_edge", "resolution")]
+
+
+def test_team_and_client_filters() -> None:
+    facts = _facts({"ticket_id": "A", "team": "desk", "client": "ACME"}, {"ticket_id": "B", "team": "net", "client": "ACME"},
+                   {"ticket_id": "C", "team": "desk", "client": None})
+    rule = AlertSettings(name="x", url_env="X", team=("desk",), client=("ACME",))
+    assert list(for_rule(facts, rule)["ticket_id"]) == ["A"]
+    assert list(for_rule(facts, AlertSettings(name="x", url_env="X"))["ticket_id"]) == ["A", "B", "C"]
+
+
+def test_below_target_leaves_out_low_samples_and_kpis_at_target() -> None:
+    parts = pd.DataFrame({
+        "engineer": ["ann", "ann", "bo", "cy"],
+        "kpi": ["first_fix_rate", "induced_incidents", "first_fix_rate", "first_fix_rate"],
+        "value": [0.7, 1.0, 0.9, 0.1], "target": [0.8, 0.0, 0.8, 0.8],
+        "attainment": [0.875, 0.0, 1.125, 0.125],  # induced_incidents: 0 when above 0
+    })
+    scorecard = pd.DataFrame({"engineer": ["ann", "bo", "cy"], "low_sample": [False, False, True]})
+    found = below_target_items(parts, scorecard)
+    assert [(i["engineer"], i["kpi"]) for i in found] == [("ann", "first_fix_rate"), ("ann", "induced_incidents")]

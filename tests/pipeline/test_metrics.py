@@ -1,0 +1,44 @@
+"""The Prometheus textfile (CONTRACT.md, Monitoring), parsed back with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.metrics import RunMetrics, write_metrics
+
+
+def _samples(path: Path) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_every_contract_metric_is_written_with_its_labels(tmp_path: Path) -> None:
+    path = tmp_path / "textfile" / "itsm_kpi.prom"
+    write_metrics(path, RunMetrics(status="partial", last_success=datetime(2026, 9, 10, 1, 20, tzinfo=UTC),
+                                   stage_seconds={"pull": 1.5, "compute": 2.0}, rows_read={"hd": 120, "sn": 30},
+                                   rows_rejected={"hd": 3}, rows_written=900, alerts_sent=2, alerts_failed=1))
+    got = _samples(path)
+    assert got[("itsm_kpi_last_success_timestamp_seconds", ())] == datetime(2026, 9, 10, 1, 20, tzinfo=UTC).timestamp()
+    assert got[("itsm_kpi_run_duration_seconds", (("stage", "compute"),))] == 2.0
+    assert got[("itsm_kpi_rows_read_total", (("source", "sn"),))] == 30
+    assert got[("itsm_kpi_rows_rejected_total", (("source", "hd"),))] == 3
+    assert got[("itsm_kpi_rows_written_total", ())] == 900
+    assert got[("itsm_kpi_alerts_sent_total", ())] == 2 and got[("itsm_kpi_alerts_failed_total", ())] == 1
+    assert got[("itsm_kpi_last_run_status", (("status", "partial"),))] == 1
+    assert got[("itsm_kpi_last_run_status", (("status", "success"),))] == 0
+    assert not list(path.parent.glob("*.tmp*")) and not list(path.parent.glob(".*"))  # renamed into place
+
+
+def test_a_later_run_replaces_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "itsm_kpi.prom"
+    write_metrics(path, RunMetrics(status="success", last_success=None, rows_read={"old": 1}))
+    write_metrics(path, RunMetrics(status="failed", last_success=None))
+    got = _samples(path)
+    assert got[("itsm_kpi_last_run_status", (("status", "failed"),))] == 1
+    assert not any(name == "itsm_kpi_rows_read_total" for name, _ in got)
