@@ -191,7 +191,8 @@ def _mapped(raw: pd.DataFrame, source_cfg: SourceConfig, cfg: ApprovalsConfig, s
 
 def _scope(values: pd.Series, scope_map: Mapping[str, str], reasons: RowReasons) -> pd.Series:
     """The file's scope labels through ``scope_map``; the canonical names pass as they are."""
-    scope = values.map(dict(scope_map)).fillna(values).astype("str")
+    mapped = values.map(dict(scope_map)).astype("object")  # float64 when no label matched
+    scope = mapped.where(mapped.notna(), values).astype("str")
     reasons.add(values.isna(), "missing scope")
     reasons.add(~scope.isin(EXEMPTION_SCOPES), "unknown scope", values)
     return scope.where(scope.isin(EXEMPTION_SCOPES))
