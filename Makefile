@@ -5,11 +5,14 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test test-fast bench lint docs clean
 
+# A pip without --group (older than 25.1, where the upgrade could not run) gets the dev group from
+# pyproject.toml through scripts/deps.py, so the fallback cannot drift from it.
 $(BIN)/itsm-kpi: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[postgres,query]" --group dev 2>/dev/null || \
-		$(BIN)/pip install -q -e ".[postgres,query]" pytest pytest-xdist pytest-httpserver hypothesis ruff jsonschema
+	$(BIN)/pip install -q -e ".[postgres,query]" --group dev 2>/dev/null || { \
+		$(BIN)/python scripts/deps.py group dev > $(VENV)/dev-requirements.txt && \
+		$(BIN)/pip install -q -e ".[postgres,query]" -r $(VENV)/dev-requirements.txt; }
 	touch $@
 
 install: $(BIN)/itsm-kpi
