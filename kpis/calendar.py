@@ -170,7 +170,7 @@ class BusinessCalendar:
             years = range(first_year, last_year + 1)
             official = holidays_lib.country_holidays(self.spec.country, subdiv=self.spec.subdivision, years=years)
             days |= set(official)
-            makeup = set(official.weekend_workdays)  # listed since holidays 0.48; pyproject asks >= 0.50
+            makeup = set(official.weekend_workdays)  # listed since holidays 0.48; pyproject asks >= 0.85
         return frozenset(days), frozenset(makeup)
 
 
