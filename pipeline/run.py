@@ -26,7 +26,7 @@ import pyarrow as pa
 from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
 from connectors.registry import build_connector
-from kpis import KpiTables, compute_facts, kpi_tables
+from kpis import KpiTables, kpi_tables
 from kpis.aggregate import FACTS_READ
 from kpis.config import facts_fingerprint, settings_to_json
 from kpis.schema import (
@@ -41,6 +41,7 @@ from kpis.schema import (
 from kpis.scorecard import ranked
 from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
+from pipeline.compute import facts_engine
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
 from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
@@ -271,8 +272,8 @@ class PipelineRun:
             facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
             all_facts = refresh.facts
         else:
-            groups, all_facts = None, compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of,
-                                                    approvals)
+            groups, all_facts = None, facts_engine(self.settings.compute)(merged.tickets, merged.events,
+                                                                          self.settings.kpi, self.as_of, approvals)
             in_scope = all_facts if self.window is None else facts_in_window(
                 all_facts, self.window, self.settings.kpi.reporting_timezone)
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
@@ -289,7 +290,8 @@ class PipelineRun:
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
-                                self.as_of, reuse=reuse, columns=FACTS_READ, approvals=approvals)
+                                self.as_of, reuse=reuse, columns=FACTS_READ, approvals=approvals,
+                                facts_of=facts_engine(self.settings.compute))
         kpi = self.settings.kpi
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
 
