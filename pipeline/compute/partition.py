@@ -1,11 +1,12 @@
 """Tickets split into partitions by a stable hash of ``(source, ticket_id)`` (CONTRACT.md, Compute).
 
 The hash is SipHash-2-4 with the 16-byte key ``PARTITION_HASH_KEY`` over the UTF-8 bytes of
-``source + "\\x1f" + ticket_id`` (the ticket key of ``kpis.keys``), as ``pandas.util.hash_array`` computes
-it; the partition is that unsigned 64-bit number modulo ``partitions``. It depends on nothing but the key's
-text, so every process and machine puts a ticket in the same partition (Python's ``hash`` is salted per
-process and is not used). tests/pipeline/test_compute_partition.py checks it against a SipHash written
-out in the test.
+``source + "\\x1f" + ticket_id`` (the ticket key of ``kpis.keys``), then mixed by splitmix64's finaliser
+(``h ^= h >> 30; h *= 0xBF58476D1CE4E5B9; h ^= h >> 27; h *= 0x94D049BB133111EB; h ^= h >> 31``, mod 2**64),
+exactly as ``pandas.util.hash_array`` computes it; the partition is that number modulo ``partitions``.
+It depends on nothing but the key's text, so every process and machine puts a ticket in the same
+partition (Python's ``hash`` is salted per process and is not used). tests/pipeline/test_compute_partition.py
+checks it against SipHash and the finaliser written out in the test, and pins a few keys' partitions.
 
 A partition holds its tickets and their events. The one rule that reads another ticket, the induced
 incident (KPIS.md 3: an incident whose ``caused_by`` names a maintenance ticket of the same source), travels
