@@ -31,7 +31,6 @@ from pipeline.settings import ComputeSettings
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 30
 TASK_PREFIX = "itsm-kpi-facts"
 
 
@@ -77,7 +76,7 @@ class DaskFacts:
         """A client of the configured scheduler, or of a LocalCluster started (and closed) for this call."""
         if self.compute.scheduler:
             try:
-                client = Client(self.compute.scheduler, timeout=CONNECT_TIMEOUT_S)
+                client = Client(self.compute.scheduler)  # waits distributed.comm.timeouts.connect (30 s)
             except (TimeoutError, OSError) as e:
                 raise ComputeFailed(f"compute.scheduler {self.compute.scheduler}: cannot connect ({e}); "
                                     "nothing was written") from e
@@ -85,7 +84,7 @@ class DaskFacts:
                 yield client
             return
         with LocalCluster(n_workers=self.compute.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
             yield client
 
 
