@@ -12,11 +12,19 @@ from pathlib import Path
 import dask
 import pandas as pd
 import pytest
-from compute_helpers import AS_OF, assert_same_stores, export, file_settings, generated, store_tables, with_compute
+from compute_helpers import (
+    AS_OF,
+    assert_same_stores,
+    export,
+    file_settings,
+    generated,
+    store_tables,
+    with_compute,
+)
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
-from e2e_helpers import JULY, cli, export_canonical_csv, write_config
 from e2e_helpers import AS_OF as JULY_AS_OF
+from e2e_helpers import JULY, cli, export_canonical_csv, write_config
 
 from pipeline.cli import demo_settings
 from pipeline.compute import ComputeFailed
