@@ -9,7 +9,7 @@ $(BIN)/itsm-kpi: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[postgres,query]" --group dev 2>/dev/null || \
-		$(BIN)/pip install -q -e ".[postgres,query]" pytest pytest-xdist pytest-httpserver hypothesis ruff jsonschema
+		$(BIN)/pip install -q -e ".[postgres,query]" pytest pytest-xdist pytest-httpserver hypothesis ruff jsonschema "dask[distributed]"
 	touch $@
 
 install: $(BIN)/itsm-kpi

@@ -47,6 +47,8 @@ def _causes(tickets: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
         maintenance = tickets.loc[mine & (tickets["ticket_type"] == "maintenance").to_numpy(), "ticket_id"].to_numpy()
         requests = tickets.loc[mine & (tickets["ticket_type"] == "request").to_numpy(), "ticket_id"].to_numpy()
         rows = np.flatnonzero(incident & mine)
+        if not len(maintenance) or not len(requests):
+            continue
         pick = rng.random(len(rows))
         causes[rows] = np.where(pick < 0.8, rng.choice(maintenance, len(rows)),
                                 np.where(pick < 0.9, rng.choice(requests, len(rows)), "no-such-ticket"))

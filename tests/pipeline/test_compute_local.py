@@ -21,8 +21,11 @@ from compute_helpers import (
     generated,
     with_compute,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from kpis import compute_facts
+from kpis import compute_facts, kpi_tables
+from kpis.schema import TABLE_KEYS
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine
 from pipeline.compute.partition import partition_of
@@ -91,8 +94,8 @@ def test_generated_tables_identical_with_1_7_64_partitions(tmp_path: Path) -> No
     reopened["at"] += pd.Timedelta(days=2)
     reopened["seq"] += 10_000_000
     reopened.to_parquet(exports / "events" / "part-1.parquet", index=False)
-    for settings in stores.values():
-        run_job(settings, kind="run", as_of=AS_OF + pd.Timedelta(days=1))
+    for store in stores.values():
+        run_job(store, kind="run", as_of=AS_OF + pd.Timedelta(days=1))
     for p in (7, 64):
         assert_same_stores(stores[1], stores[p])
 
@@ -102,3 +105,27 @@ def test_partitions_bound_the_work_per_partition() -> None:
     tickets, _ = generated(7000)
     counts = np.bincount(partition_of(tickets["source"], tickets["ticket_id"], 7), minlength=7)
     assert counts.sum() == 7000 and counts.min() > 850 and counts.max() < 1150
+
+
+def _by_key(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    return frame.sort_values(key, kind="stable").reset_index(drop=True)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(60, 400), partitions=st.integers(1, 40),
+       order=st.randoms(use_true_random=False))
+def test_tables_do_not_depend_on_input_order_or_partitions(seed: int, n: int, partitions: int, order) -> None:
+    """Shuffled tickets and events, any number of partitions: the same facts (by key) and the same KPI tables."""
+    tickets, events = generated(n, seed)
+    kpi = bench_settings()
+    expected = kpi_tables(compute_facts(tickets, events, kpi, AS_OF), kpi)
+    t_order, e_order = list(range(len(tickets))), list(range(len(events)))
+    order.shuffle(t_order)
+    order.shuffle(e_order)
+    facts = facts_engine(ComputeSettings(partitions=partitions))(
+        tickets.iloc[t_order].reset_index(drop=True), events.iloc[e_order].reset_index(drop=True), kpi, AS_OF, None)
+    got = kpi_tables(facts, kpi)
+    for table in ("facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown"):
+        key = ["source", "ticket_id"] if table == "facts" else list(TABLE_KEYS.get(table, ()))
+        pd.testing.assert_frame_equal(_by_key(getattr(got, table), key), _by_key(getattr(expected, table), key),
+                                      check_exact=True, obj=table)

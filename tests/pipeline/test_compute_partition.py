@@ -140,3 +140,17 @@ def test_broadcast_holds_the_named_maintenance_tickets_only() -> None:
     # a partition holding I1 reads M1 beside it; one holding M1 itself adds nothing
     assert with_causes(tickets.iloc[[2]], named_maintenance(tickets))["ticket_id"].tolist() == ["I1", "M1"]
     assert with_causes(tickets.iloc[[0, 2]], named_maintenance(tickets))["ticket_id"].tolist() == ["M1", "I1"]
+
+
+def test_the_local_engine_imports_no_dask() -> None:
+    """``pip install itsm-kpi`` without the extra: a whole partitioned demo run never imports Dask."""
+    code = ("import sys, tempfile, pathlib, dataclasses, pandas as pd\n"
+            "from pipeline.cli import demo_settings\n"
+            "from pipeline.jobs import run_job\n"
+            "from pipeline.settings import ComputeSettings\n"
+            "root = pathlib.Path(tempfile.mkdtemp())\n"
+            "s = dataclasses.replace(demo_settings(root), compute=ComputeSettings(partitions=3))\n"
+            "run_job(s, kind='demo', as_of=pd.Timestamp('2026-07-31T00:00:00Z'))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
