@@ -55,16 +55,16 @@ class DaskFacts:
             partitions = self.partitions(client)
             broadcast = named_maintenance(tickets)
             run = uuid.uuid4().hex[:12]
-            parts, futures = [], []
-            for part in split(tickets, events, partitions):
-                parts.append(part)
+            positions, futures = [], []
+            for part in split(tickets, events, partitions):  # the driver keeps only the positions
+                positions.append(part.positions)
                 futures.append(client.submit(_task, part.tickets, part.events, broadcast, settings, as_of, approvals,
                                              key=f"{TASK_PREFIX}-{run}-{part.number}", pure=False))
             results = _gathered(client, futures)
         by_worker = Counter(worker for worker, _ in results)
-        log.info("dask: %d partitions of %d tickets computed on %d workers (%s)", len(parts), len(tickets),
+        log.info("dask: %d partitions of %d tickets computed on %d workers (%s)", len(positions), len(tickets),
                  len(by_worker), ", ".join(f"{w}: {n}" for w, n in sorted(by_worker.items())))
-        return in_input_order([(p, facts) for p, (_, facts) in zip(parts, results, strict=True)], len(tickets))
+        return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], len(tickets))
 
     def partitions(self, client: Client) -> int:
         """``[compute] partitions``, raised to twice the cluster's workers so that every worker computes."""

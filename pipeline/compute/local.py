@@ -15,7 +15,7 @@ from kpis import compute_facts
 from kpis.config import KpiSettings
 from kpis.keys import ticket_keys
 from kpis.schema import TICKET_FACT_COLUMNS, conform
-from pipeline.compute.partition import Partition, is_in, named_maintenance, split, with_causes
+from pipeline.compute.partition import is_in, named_maintenance, split, with_causes
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,14 @@ def partition_facts(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broad
     return facts[is_in(ticket_keys(facts["source"], facts["ticket_id"]), own)].reset_index(drop=True)
 
 
-def in_input_order(parts: list[tuple[Partition, pd.DataFrame]], n_tickets: int) -> pd.DataFrame:
-    """The partitions' facts stacked back into the order of the input tickets (as ``compute_facts`` gives)."""
+def in_input_order(parts: list[tuple[np.ndarray, pd.DataFrame]], n_tickets: int) -> pd.DataFrame:
+    """The partitions' facts (with their tickets' positions in the input) stacked back into the order of the
+    input tickets (as ``compute_facts`` gives)."""
     if not parts:
         return conform(pd.DataFrame(), TICKET_FACT_COLUMNS)
-    positions = np.concatenate([p.positions for p, _ in parts])
+    positions = np.concatenate([p for p, _ in parts])
     facts = pd.concat([f for _, f in parts], ignore_index=True)
+    parts.clear()  # the partitions' frames go as soon as they are stacked
     if len(facts) != n_tickets:
         raise AssertionError(f"partitions gave {len(facts)} facts rows for {n_tickets} tickets")
     return facts.take(np.argsort(positions, kind="stable")).reset_index(drop=True)
@@ -50,8 +52,9 @@ def local_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettin
         return compute_facts(tickets, events, settings, as_of, approvals)
     broadcast = named_maintenance(tickets)
     parts = []
-    for part in split(tickets, events, partitions):
-        parts.append((part, partition_facts(part.tickets, part.events, broadcast, settings, as_of, approvals)))
+    for part in split(tickets, events, partitions):  # only the positions are kept: each partition's copy goes
+        parts.append((part.positions, partition_facts(part.tickets, part.events, broadcast, settings, as_of,
+                                                      approvals)))
     log.info("computed the facts of %d tickets in %d partitions (%d maintenance tickets broadcast)",
              len(tickets), len(parts), len(broadcast))
     return in_input_order(parts, len(tickets))
