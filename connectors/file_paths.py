@@ -143,6 +143,6 @@ def resolve_files(pattern: str, cfg: SourceConfig, setting: str = "path") -> lis
         found = [p for p in _glob(pattern) if p.is_file()]
     if not found:
         where = "folder has no export files" if target.is_dir() else "no file matches it"
-        raise SourceUnreachable(cfg.name, f"{setting} {pattern!r}: {where}; check sources.{setting} "
-                                          "(relative paths start at the config file's folder)")
+        hint = "" if target.is_absolute() else f" (a relative path starts at the working directory, {Path.cwd()})"
+        raise SourceUnreachable(cfg.name, f"{setting} {pattern!r}: {where}; check sources.{setting}{hint}")
     return _once_each(found)
