@@ -177,9 +177,12 @@ def _read_facts(store: StoreQuery, period: Period, timezone: str) -> pd.DataFram
 
 
 def _read_breaches(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
-    """``v_sla_breaches`` rows of the period: response breaches of tickets opened in it, resolution
-    breaches of tickets resolved in it or still open at its end; oldest first."""
-    frame = store.frame(f"SELECT * FROM ({view_sql('v_sla_breaches')}) b")
+    """``v_sla_breaches`` rows of the period with the tickets' SLA policy names: response breaches of tickets
+    opened in it, resolution breaches of tickets resolved in it or still open at its end; oldest first."""
+    frame = store.frame(
+        f"SELECT b.*, f.response_policy, f.resolution_policy FROM ({view_sql('v_sla_breaches')}) b "
+        "JOIN ticket_facts f ON f.source = b.source AND f.ticket_id = b.ticket_id"
+    )
     frame = _utc(frame, ("opened_at", "response_at", "resolved_at", "as_of"))
     opened = _in_period(frame["opened_at"], period, timezone)
     resolved = _in_period(frame["resolved_at"], period, timezone)
