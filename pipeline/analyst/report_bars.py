@@ -112,7 +112,7 @@ def stacked_hbars(rows: Sequence[str], series: Sequence[Series], *, title: str) 
     """A horizontal bar per row label with ``series`` stacked left to right; the total after each bar."""
     width = 640
     left, right = _left_margin(rows), 64.0
-    height = max(1, len(rows)) * _ROW + 24
+    height = max(2, len(rows)) * _ROW + 24  # room for two rows at least: a lone bar stays legible
     inner = width - left - right
     totals = [sum(_present(s.values[r]) for s in series) for r in range(len(rows))]
     high = _nice_step(max([*totals, 1.0]) / 4) * 4
@@ -148,7 +148,7 @@ def rate_bars(items: Sequence[RateBar], *, title: str, target: float | None = No
     """
     width = 640
     left, right = _left_margin([i.label for i in items]), 130.0
-    height = max(1, len(items)) * _ROW + 24
+    height = max(2, len(items)) * _ROW + 24
     inner = width - left - right
     chart = Chart(width, height, title, [Line(left, 4, left, height - 20)])
     _x_axis(chart, left, inner, 100.0, height - 20)

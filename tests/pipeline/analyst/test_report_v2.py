@@ -84,12 +84,12 @@ def tiny_input() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return conform(tickets, TICKET_COLUMNS), conform(events, EVENT_COLUMNS), conform(approvals, ADJUSTMENT_COLUMNS)
 
 
-def write_tiny_store(root: Path, *, v2: bool = True) -> str:
-    """The base tables of the five tickets committed to a Parquet and a SQLite store, then (``v2``) the
-    v2 tables; returns the SQL URL."""
+def write_tiny_store(root: Path, url: str | None = None, *, v2: bool = True) -> str:
+    """The base tables of the five tickets committed to a Parquet store and a SQL store (default: SQLite
+    beside it), then (``v2``) the v2 tables; returns the SQL URL."""
     tickets, events, approvals = tiny_input()
     tables = compute_all(tickets, events, SETTINGS, AS_OF, approvals)
-    url = f"sqlite:///{root / 'kpi.sqlite'}"
+    url = url or f"sqlite:///{root / 'kpi.sqlite'}"
     stores = Stores(root, url)
     stores.prepare()
     frames = {"ticket_facts": tables.facts, "kpi_engineer": tables.kpi_engineer, "kpi_team": tables.kpi_team,
@@ -290,3 +290,18 @@ def test_a_store_without_the_v2_tables_says_so(tmp_path: Path) -> None:
     assert "The store has no kpi_backlog rows yet" in found["Daily backlog"].text
     assert "The store has no ticket_status_time rows yet" in found["Time in status per team"].text
     assert len(rows(found["Tickets at risk"])) == 2  # read from ticket_facts, which every store has
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_postgresql_reads_the_same_v2_numbers(tiny: tuple[Path, str], postgres_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    write_tiny_store(root, postgres_url)
+    on_pg, on_sqlite = data_of((root, postgres_url), "sql"), data_of(tiny, "sql")
+    for name in ("breakdown", "backlog", "status_time"):
+        pd.testing.assert_frame_equal(
+            getattr(on_pg, name).sort_values(list(getattr(on_pg, name).columns[:2])).reset_index(drop=True),
+            getattr(on_sqlite, name).sort_values(list(getattr(on_sqlite, name).columns[:2])).reset_index(drop=True),
+        )
+    assert on_pg.at_risk.tickets["ticket_id"].tolist() == ["A", "C"]
+    assert on_pg.at_risk.since == on_sqlite.at_risk.since
