@@ -20,11 +20,12 @@ All times below are UTC unless called local.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_v2_helpers import write_v2_tables
+from report_v2_helpers import add_v2_tables_to_run, write_v2_tables
 from test_report import panels, rows, tiles
 
 from kpis import compute_all
@@ -305,3 +306,66 @@ def test_postgresql_reads_the_same_v2_numbers(tiny: tuple[Path, str], postgres_u
         )
     assert on_pg.at_risk.tickets["ticket_id"].tolist() == ["A", "C"]
     assert on_pg.at_risk.since == on_sqlite.at_risk.since
+
+
+# -- the real demo run, its v2 tables added ------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store the real ``itsm-kpi demo`` wrote, with the three v2 tables computed from its raw layer."""
+    from pipeline.cli import demo_settings, main
+
+    store = tmp_path_factory.mktemp("demo-v2") / "store"
+    assert main(["-q", "demo", "--store", str(store), "--as-of", "2026-10-15T00:00:00+08:00"]) == 0
+    add_v2_tables_to_run(store, demo_settings(store).kpi)
+    return store
+
+
+def demo_sql(store: Path, query: str) -> list[tuple]:
+    with sqlite3.connect(store / "kpi.sqlite") as conn:
+        return conn.execute(query).fetchall()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_on_the_demo_the_sections_agree_with_the_stored_tables(demo_run: Path, tmp_path: Path, engine: str) -> None:
+    url = f"sqlite:///{demo_run / 'kpi.sqlite'}"
+    page = build_report(demo_run, url, "2026Q3", "en", tmp_path / "q3.html", engine=engine, timezone=TZ)
+    found = panels(page.read_text(encoding="utf-8"))
+    # every ticket has one client member, so the members' counts add up to the team's
+    ((opened, resolved),) = demo_sql(
+        demo_run, "SELECT SUM(opened_count), SUM(resolved_count) FROM kpi_engineer "
+        "WHERE grain = 'quarter' AND period_start = '2026-07-01'")
+    clients = found["By client and service"].all("table")[0].all("tbody")[0].all("tr")
+    shown = [[td.text.strip() for td in tr.all("td")] for tr in clients]
+    assert sum(int(r[1].replace(",", "")) for r in shown) == opened
+    assert sum(int(r[2].replace(",", "")) for r in shown) == resolved
+    # the last day of the quarter: the backlog summed over engineers, types and priorities
+    ((open_count, overdue, paused),) = demo_sql(
+        demo_run, "SELECT SUM(open_count), SUM(overdue_count), SUM(paused_count) FROM kpi_backlog "
+        "WHERE day = '2026-09-30'")
+    days = rows(found["Daily backlog"])
+    assert len(days) == 92 and days[-1][0] == "2026-09-30"
+    assert (days[-1][1], days[-1][7], days[-1][8]) == (str(open_count), str(overdue), str(paused))
+    # business hours per team of the tickets opened in the quarter (local dates, UTC+8)
+    expected = demo_sql(
+        demo_run, "SELECT f.team, COUNT(DISTINCT f.ticket_id), SUM(s.business_s) / 3600.0 FROM ticket_status_time s "
+        "JOIN ticket_facts f ON f.source = s.source AND f.ticket_id = s.ticket_id "
+        "WHERE date(datetime(f.opened_at, '+8 hours')) BETWEEN '2026-07-01' AND '2026-09-30' GROUP BY f.team")
+    teams = {r[0]: (r[1], r[-1]) for r in rows(found["Time in status per team"])}
+    assert teams == {team: (str(n), f"{hours:.1f}") for team, n, hours in expected}
+
+
+def test_on_the_demo_a_current_period_lists_the_tickets_falling_due_after_as_of(demo_run: Path, tmp_path: Path) -> None:
+    page = build_report(demo_run, None, "2026Q4", "en", tmp_path / "q4.html", timezone=TZ)
+    panel = panels(page.read_text(encoding="utf-8"))["Tickets at risk"]
+    # as_of 2026-10-15 00:00 local = 10-14 16:00 UTC; the window runs a day from there
+    due = demo_sql(
+        demo_run, "SELECT ticket_id FROM ticket_facts WHERE excluded_reason IS NULL AND resolved_at IS NULL "
+        "AND status NOT IN ('RESOLVED', 'CLOSED', 'CANCELLED') AND COALESCE(resolution_sla, '') <> 'exempt' "
+        "AND resolution_due_at >= '2026-10-14 16:00:00' AND resolution_due_at < '2026-10-15 16:00:00' "
+        "UNION ALL SELECT ticket_id FROM ticket_facts WHERE excluded_reason IS NULL AND response_at IS NULL "
+        "AND COALESCE(response_sla, '') <> 'exempt' "
+        "AND response_due_at >= '2026-10-14 16:00:00' AND response_due_at < '2026-10-15 16:00:00'")
+    assert due  # the demo has some
+    # an engineer's first row carries the engineer's cell (rowspan): the ticket is the 8th cell from the end
+    assert sorted(r[-8] for r in rows(panel)) == sorted(t for (t,) in due)
+    assert "The period is not over" in panel.text
