@@ -85,10 +85,12 @@ def tiny_input() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return conform(tickets, TICKET_COLUMNS), conform(events, EVENT_COLUMNS), conform(approvals, ADJUSTMENT_COLUMNS)
 
 
-def write_tiny_store(root: Path, url: str | None = None, *, v2: bool = True) -> str:
-    """The base tables of the five tickets committed to a Parquet store and a SQL store (default: SQLite
-    beside it), then (``v2``) the v2 tables; returns the SQL URL."""
-    tickets, events, approvals = tiny_input()
+def write_tiny_store(root: Path, url: str | None = None, *, v2: bool = True,
+                     tickets: pd.DataFrame | None = None) -> str:
+    """The base tables of the five tickets (or of ``tickets``, with the same events) committed to a Parquet
+    store and a SQL store (default: SQLite beside it), then (``v2``) the v2 tables; returns the SQL URL."""
+    given, events, approvals = tiny_input()
+    tickets = given if tickets is None else tickets
     tables = compute_all(tickets, events, SETTINGS, AS_OF, approvals)
     url = url or f"sqlite:///{root / 'kpi.sqlite'}"
     stores = Stores(root, url)
@@ -369,3 +371,17 @@ def test_on_the_demo_a_current_period_lists_the_tickets_falling_due_after_as_of(
     # an engineer's first row carries the engineer's cell (rowspan): the ticket is the 8th cell from the end
     assert sorted(r[-8] for r in rows(panel)) == sorted(t for (t,) in due)
     assert "The period is not over" in panel.text
+
+
+def test_the_v2_sections_escape_every_value(tmp_path: Path) -> None:
+    evil = '<b onmouseover="x">刘&洋</b>'
+    tickets = tiny_input()[0]
+    for column, value in (("client", "VIP"), ("service", "Email"), ("assignment_group", "net"), ("assignee", "bob")):
+        tickets[column] = tickets[column].replace({value: evil})
+    root = tmp_path / "store"
+    url = write_tiny_store(root, tickets=tickets)
+    page = build_report(root, url, "2026-03", "zh", tmp_path / "r.html", timezone=TZ).read_text(encoding="utf-8")
+    assert evil not in page and 'onmouseover="' not in page
+    found = panels(page)
+    for heading in ("按客户与业务系统", "各组工单在各状态的停留时间", "即将超时的工单"):
+        assert evil in found[heading].text, heading  # shown, as text
