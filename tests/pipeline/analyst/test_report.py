@@ -44,7 +44,11 @@ HEADINGS = {
         "Engineer KPIs against targets",
         "Weekly trends",
         "SLA compliance by priority",
+        "By client and service",
+        "Daily backlog",
+        "Time in status per team",
         "Tickets with a breached SLA",
+        "Tickets at risk",
         "Approved exemptions",
     ],
     "zh": [
@@ -53,7 +57,11 @@ HEADINGS = {
         "人员指标与考核目标对比",
         "周趋势",
         "按优先级的 SLA 达标率",
+        "按客户与业务系统",
+        "每日积压工单",
+        "各组工单在各状态的停留时间",
         "SLA 超时工单",
+        "即将超时的工单",
         "已批准的豁免",
     ],
 }
