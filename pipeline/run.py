@@ -43,7 +43,7 @@ from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
-from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
+from pipeline.groups import BREAKDOWN_BY, TouchedGroups, group_tables, in_groups, touched_groups
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.pull import Pulled, SourceReading, rejected_tickets, stacked, validated
 from pipeline.raw import KEY, Merged, RawLayer
@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 REJECT_KEY = ["source", "row_kind", "raw"]
 PERIOD_KEY = ["grain", "period_start"]
 FACTS_FINGERPRINT = "facts_fingerprint"  # store_state: the fact settings the stored facts were computed with
-PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
+PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown")
+GROUPED_BY = {"kpi_engineer": "engineer", "kpi_team": "team", "scorecard_kpi": "engineer", "kpi_breakdown": BREAKDOWN_BY}
 
 
 @dataclass
@@ -291,7 +292,8 @@ class PipelineRun:
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
                                 self.as_of, reuse=reuse, columns=FACTS_READ, approvals=approvals)
         kpi = self.settings.kpi
-        return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
+        return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
+                                       kpi.breakdowns)
 
     # --- select -----------------------------------------------------------------------------
     def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
@@ -321,7 +323,7 @@ class PipelineRun:
         if groups is not None:
             periods = groups.periods()
             summary.periods_written = len(periods)
-            for table in ("kpi_engineer", "kpi_team", "scorecard_kpi"):
+            for table in ("kpi_engineer", "kpi_team", "scorecard_kpi", "kpi_breakdown"):
                 yield self._changed_group_rows(table, getattr(tables, table), groups, periods)
             yield self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods)
         else:
@@ -331,7 +333,7 @@ class PipelineRun:
                 yield Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
 
     def _stored_rows(self, table: str, periods: pd.DataFrame, groups: pd.DataFrame | None = None,
-                     by: str = "engineer") -> pd.DataFrame:
+                     by: str | tuple[str, ...] = "engineer") -> pd.DataFrame:
         """The stored rows of ``periods`` (and of ``groups`` only, when given; filtered before pandas)."""
         if periods.empty:  # a night that touched nothing: the table need not be read
             return empty_frame(TABLE_COLUMNS[table])
@@ -343,7 +345,7 @@ class PipelineRun:
     def _changed_group_rows(self, table: str, computed: pd.DataFrame, groups: TouchedGroups,
                             periods: pd.DataFrame) -> Replacement:
         """The touched groups' rows that differ from the stored ones; their stored rows now gone are deleted."""
-        by = "team" if table == "kpi_team" else "engineer"
+        by = GROUPED_BY[table]
         stored = self._stored_rows(table, periods, groups.of(by), by)
         changes = row_changes(computed, stored, list(TABLE_KEYS[table]))
         return Replacement(table, changes.rows, changes.gone)

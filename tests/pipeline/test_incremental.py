@@ -82,7 +82,7 @@ def test_nightly_rewrites_only_changed_rows_and_only_in_the_touched_periods(two_
     assert two_days.day2_run["status"] == "success"
     assert two_days.day2_run["periods_written"] == len(expected)
     after = snapshot(nightly, drop=())
-    for table in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi"):
+    for table in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown"):
         for store in ("sql", "parquet"):
             changed, kept = _row_fates(day1[(store, table)], after[(store, table)], list(TABLE_KEYS[table]))
             where = f"{store} {table}"
