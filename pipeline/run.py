@@ -44,6 +44,7 @@ from pipeline.changes import row_changes
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
 from pipeline.groups import BREAKDOWN_BY, TouchedGroups, group_tables, in_groups, touched_groups
+from pipeline.ops_tables import FACTS_FOR_OPS, OPS_FINGERPRINT, OpsScope, ops_fingerprint, ops_replacements
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.pull import Pulled, SourceReading, rejected_tickets, stacked, validated
 from pipeline.raw import KEY, Merged, RawLayer
@@ -154,12 +155,17 @@ class PipelineRun:
             approvals = run_approvals(self.settings, self.stores, self.as_of, merged, pulled, summary, run_id)
             raw_layer = self._raw_replacements(pulled, merged, run_id) + approvals.replacements
             staging.add(raw_layer)
+            widened = approvals.widened(merged)
             with self._stage(summary, "compute"):
-                facts, tables, groups = self._compute(approvals.widened(merged), staging, approvals.approvals)
+                facts, tables, groups = self._compute(widened, staging, approvals.approvals)
             with self._stage(summary, "select"):
                 replacements = []
                 for replacement in self._replacements(tables, groups, facts, summary):
                     staging.add([replacement])  # written while the next table is selected
+                    replacements.append(replacement)
+            with self._stage(summary, "status_time_backlog"):
+                for replacement in self._ops_replacements(widened, facts, tables.facts):
+                    staging.add([replacement])
                     replacements.append(replacement)
             summary.status = "partial" if summary.failed_sources else "success"
             summary.rows_written = sum(len(r.rows) for r in [*raw_layer, facts, *replacements])
@@ -290,10 +296,17 @@ class PipelineRun:
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
-                                self.as_of, reuse=reuse, columns=FACTS_READ, approvals=approvals)
+                                self.as_of, reuse=reuse, columns=(*FACTS_READ, *FACTS_FOR_OPS), approvals=approvals)
         kpi = self.settings.kpi
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
                                        kpi.breakdowns)
+
+    def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame) -> Iterator[Replacement]:
+        """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py)."""
+        scope = OpsScope.of(self.kind, self.ledger.store_state(OPS_FINGERPRINT), self.settings.kpi,
+                            merged.changed_keys, facts.rows)
+        return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
+                                scope)
 
     # --- select -----------------------------------------------------------------------------
     def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
@@ -374,6 +387,7 @@ class PipelineRun:
         # A backfill writes the facts of its window only: the next nightly run recomputes them all.
         fingerprint = None if self.kind == "backfill" else facts_fingerprint(self.settings.kpi)
         writes.append(self.ledger.set_store_state_writes(FACTS_FINGERPRINT, fingerprint))
+        writes.append(self.ledger.set_store_state_writes(OPS_FINGERPRINT, fingerprint and ops_fingerprint(self.settings.kpi)))
         writes.append(self.ledger.set_store_state_writes(KPI_SETTINGS, settings_to_json(self.settings.kpi)))
         if self.kind == "run":
             for source, cursor in pulled.cursors.items():
