@@ -50,6 +50,7 @@ from pipeline.pull import Pulled, SourceReading, rejected_tickets, stacked, vali
 from pipeline.raw import KEY, Merged, RawLayer
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
+from pipeline.sla_check import condition_warnings
 from pipeline.store import Replacement, Staging, Stores
 from pipeline.store.parquet import to_pandas
 from pipeline.store.recompute import KPI_SETTINGS
@@ -90,6 +91,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     rows_read_by_source: dict[str, int] = field(default_factory=dict)
     rows_rejected_by_source: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. an SLA condition no ticket can meet (sla_check.py)
     started: float = field(default_factory=time.monotonic)
 
     def _split(self) -> str:
@@ -114,6 +116,8 @@ class RunSummary:
         if self.remapped:
             text += "; read again from the start: " + ", ".join(
                 f"{k} ({', '.join(v)} changed)" for k, v in self.remapped.items())
+        if self.warnings:
+            text += "; warning: " + "; ".join(self.warnings)
         if self.failed_sources:
             text += "; failed sources: " + ", ".join(f"{k} ({v})" for k, v in self.failed_sources.items())
         return text
@@ -152,6 +156,7 @@ class PipelineRun:
             with self._stage(summary, "merge"):
                 merged = raw.merge(pulled.tickets, pulled.events, pulled.remapped())
             _count_tickets(summary, pulled, merged)
+            summary.warnings += condition_warnings(merged.tickets, self.settings.kpi, "the stored tickets")
             approvals = run_approvals(self.settings, self.stores, self.as_of, merged, pulled, summary, run_id)
             raw_layer = self._raw_replacements(pulled, merged, run_id) + approvals.replacements
             staging.add(raw_layer)
