@@ -25,7 +25,15 @@ from kpis.aggregate import local_days
 from kpis.calendar import epoch_seconds, from_epoch_seconds
 from kpis.config import KpiSettings
 from kpis.keys import positions, ticket_keys
-from kpis.schema import BACKLOG_COLUMNS, DONE_STATUSES, KPI_VERSION, STATUSES, UNASSIGNED, conform
+from kpis.schema import (
+    BACKLOG_COLUMNS,
+    DONE_STATUSES,
+    KPI_VERSION,
+    STATUSES,
+    UNASSIGNED,
+    concat_frames,
+    conform,
+)
 from kpis.status_time import FINAL_STATUSES, ticket_history
 from kpis.timeline import History, KindEvents
 from kpis.vocabulary import MISSING, Vocabulary
@@ -35,6 +43,8 @@ SECONDS_PER_DAY = 86_400.0
 #: Lower edges of the age buckets after the first, in days (intervals closed at the lower end).
 AGE_EDGES_DAYS = (1.0, 3.0, 7.0, 30.0)
 AGE_COLUMNS = ("age_lt_1d", "age_1_3d", "age_3_7d", "age_7_30d", "age_ge_30d")
+#: Days expanded and counted at once (memory follows the open ticket-days of one block).
+DAYS_PER_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -73,8 +83,18 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     due = _resolution_due(facts, facts_row)[counted]
     tickets, pauses = tickets[counted].reset_index(drop=True), pauses.take(counted)
     stretches = _open_stretches(tickets, events, pauses)
-    ticket_days = _expand(stretches, calendar.ends, calendar.wanted(days))
-    return _backlog_frame(stretches, ticket_days, tickets, due, calendar, as_of)
+    wanted = calendar.wanted(days)
+    frames = [_backlog_frame(stretches, _expand(stretches, calendar.ends, wanted, block), tickets, due, calendar, as_of)
+              for block in _day_blocks(wanted)]
+    return concat_frames(frames, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
+                                                              ignore_index=True)
+
+
+def _day_blocks(wanted: np.ndarray) -> list[tuple[int, int]]:
+    """Ranges ``[first, end)`` of ``DAYS_PER_BLOCK`` day positions holding a wanted day: the open ticket-days
+    are expanded and counted one block at a time, so memory follows a block, not the whole history."""
+    starts = range(0, len(wanted), DAYS_PER_BLOCK)
+    return [(d, d + DAYS_PER_BLOCK) for d in starts if wanted[d:d + DAYS_PER_BLOCK].any()]
 
 
 @dataclass(frozen=True)
@@ -242,10 +262,11 @@ class TicketDays:
     day: np.ndarray
 
 
-def _expand(stretches: Stretches, ends: np.ndarray, wanted: np.ndarray) -> TicketDays:
-    """Every (stretch, day) with the day's end inside the stretch ``(start, end]``, for the wanted days."""
-    lo = np.searchsorted(ends, stretches.start, side="right")
-    hi = np.searchsorted(ends, stretches.end, side="right")
+def _expand(stretches: Stretches, ends: np.ndarray, wanted: np.ndarray, block: tuple[int, int]) -> TicketDays:
+    """Every (stretch, day) with the day's end inside the stretch ``(start, end]``, for the wanted days whose
+    position lies in ``block`` = ``[first, end)``."""
+    lo = np.maximum(np.searchsorted(ends, stretches.start, side="right"), block[0])
+    hi = np.minimum(np.searchsorted(ends, stretches.end, side="right"), block[1])
     count = np.maximum(hi - lo, 0)
     stretch = np.repeat(np.arange(len(count)), count)
     offset = np.arange(len(stretch)) - np.repeat(np.cumsum(count) - count, count)
@@ -298,7 +319,7 @@ def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _group_min(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """The smallest value of each group."""
-    order = np.lexsort((values, group))
-    starts = np.flatnonzero(np.concatenate([[True], group[order][1:] != group[order][:-1]])) if size else order
-    return values[order][starts]
+    """The smallest value of each group (groups ``0 .. size - 1``, each with a row); a hash aggregation, no sort."""
+    if not size:
+        return values[:0]
+    return pd.Series(values).groupby(group, sort=True).min().to_numpy(dtype=values.dtype)
