@@ -84,7 +84,10 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     tickets, pauses = tickets[counted].reset_index(drop=True), pauses.take(counted)
     stretches = _open_stretches(tickets, events, pauses)
     wanted = calendar.wanted(days)
-    frames = [_backlog_frame(stretches, _expand(stretches, calendar.ends, wanted, block), tickets, due, calendar, as_of)
+    counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
+                             due)
+    spans = _day_spans(stretches, calendar.ends)
+    frames = [_backlog_frame(stretches, _expand(spans, wanted, block), counted, calendar, as_of)
               for block in _day_blocks(wanted)]
     return concat_frames(frames, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
                                                               ignore_index=True)
@@ -262,11 +265,15 @@ class TicketDays:
     day: np.ndarray
 
 
-def _expand(stretches: Stretches, ends: np.ndarray, wanted: np.ndarray, block: tuple[int, int]) -> TicketDays:
-    """Every (stretch, day) with the day's end inside the stretch ``(start, end]``, for the wanted days whose
-    position lies in ``block`` = ``[first, end)``."""
-    lo = np.maximum(np.searchsorted(ends, stretches.start, side="right"), block[0])
-    hi = np.minimum(np.searchsorted(ends, stretches.end, side="right"), block[1])
+def _day_spans(stretches: Stretches, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per stretch ``(start, end]``, the positions ``[lo, hi)`` of the days whose end lies inside it."""
+    return np.searchsorted(ends, stretches.start, side="right"), np.searchsorted(ends, stretches.end, side="right")
+
+
+def _expand(spans: tuple[np.ndarray, np.ndarray], wanted: np.ndarray, block: tuple[int, int]) -> TicketDays:
+    """Every (stretch, day) with the day's end inside the stretch (``spans``, from ``_day_spans``), for the
+    wanted days whose position lies in ``block`` = ``[first, end)``."""
+    lo, hi = np.maximum(spans[0], block[0]), np.minimum(spans[1], block[1])
     count = np.maximum(hi - lo, 0)
     stretch = np.repeat(np.arange(len(count)), count)
     offset = np.arange(len(stretch)) - np.repeat(np.cumsum(count) - count, count)
@@ -275,15 +282,23 @@ def _expand(stretches: Stretches, ends: np.ndarray, wanted: np.ndarray, block: t
     return TicketDays(stretch[keep], day[keep])
 
 
-def _backlog_frame(stretches: Stretches, rows: TicketDays, tickets: pd.DataFrame, due: np.ndarray,
-                   calendar: DayCalendar, as_of: pd.Timestamp) -> pd.DataFrame:
+@dataclass(frozen=True)
+class CountedTickets:
+    """Per counted ticket (aligned with its ``tix``): opening (epoch s), ticket type code, resolution due (s)."""
+
+    opened: np.ndarray
+    ticket_type: np.ndarray
+    due: np.ndarray
+
+
+def _backlog_frame(stretches: Stretches, rows: TicketDays, tickets: CountedTickets, calendar: DayCalendar,
+                   as_of: pd.Timestamp) -> pd.DataFrame:
     """Count the open ticket-days per (day, engineer, ticket type, priority)."""
     vocabulary = stretches.vocabulary
     tix = stretches.tix[rows.stretch]
     end = calendar.ends[rows.day]
-    opened = epoch_seconds(tickets["opened_at"])[tix]
-    keys = (rows.day, stretches.engineer[rows.stretch], vocabulary.encode(tickets["ticket_type"])[tix],
-            stretches.priority[rows.stretch])
+    opened, due = tickets.opened[tix], tickets.due
+    keys = (rows.day, stretches.engineer[rows.stretch], tickets.ticket_type[tix], stretches.priority[rows.stretch])
     group, firsts = _groups(keys)
     size = len(firsts)
     age_days = (end - opened) / SECONDS_PER_DAY
@@ -311,9 +326,10 @@ def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     if not len(keys[0]):
         return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     combined = np.zeros(len(keys[0]), dtype="int64")
-    for key in keys:
-        codes, uniques = pd.factorize(key)
-        combined = combined * len(uniques) + codes
+    for key in keys:  # small non-negative ranges (day positions of a block, vocabulary codes): no hashing
+        key = key.astype("int64")
+        low = int(key.min())
+        combined = combined * (int(key.max()) - low + 1) + (key - low)
     _, firsts, group = np.unique(combined, return_index=True, return_inverse=True)
     return group.ravel(), firsts
 
