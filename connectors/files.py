@@ -240,6 +240,7 @@ class FileConnector:
             batch = self._to_batch(read[0][1].frame, events_raw)
         except (SourceUnreachable, SourceResponseError, ConfigError) as e:
             return [str(e)]
+        self.sample = batch  # the page read, for validate's SLA policy counts
         empty = [f"source {cfg.name}: {f.path.name} has no data rows" for f, table in read if not len(table.frame)]
         unread = [f"source {cfg.name}: {f.path.name} {b.unit} {b.number}: {b.reason}"
                   for f, table in read for b in table.bad_lines[:CHECK_PROBLEMS]]
