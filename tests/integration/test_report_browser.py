@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from pipeline.analyst.report import build_report
-from pipeline.cli import demo_settings
 from pipeline.cli import main as cli_main
 
 pytestmark = pytest.mark.integration
@@ -103,13 +102,11 @@ def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real ``itsm-kpi demo`` run into a temporary store, with the report's v2 tables added."""
-    from report_v2_helpers import add_v2_tables_to_run  # noqa: PLC0415 (tests/pipeline: until runs write them)
+    """The real ``itsm-kpi demo`` run into a temporary store (the v2 tables included)."""
 
     store = tmp_path_factory.mktemp("demo") / "store"
     code = cli_main(["-q", "demo", "--store", str(store), "--as-of", "2026-10-15T08:00:00+08:00"])
     assert code == 0, "itsm-kpi demo failed"
-    add_v2_tables_to_run(store, demo_settings(store).kpi)
     return store
 
 

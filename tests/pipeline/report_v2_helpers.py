@@ -1,10 +1,9 @@
-"""The report's v2 tables (``kpi_breakdown``, ``ticket_status_time``, ``kpi_backlog``) written into a test store.
+"""The report's v2 tables (``kpi_breakdown``, ``ticket_status_time``, ``kpi_backlog``) for a hand-built store.
 
-Stop-gap until the runs write these tables themselves (branch ``wire``): each is computed here by its real KPI
-function (``kpis.breakdown.breakdown``, ``kpis.status_time.ticket_status_time``, ``kpis.backlog.kpi_backlog``)
-from the store's raw layer and ``ticket_facts`` and committed through the store interface. ``kpi_breakdown`` is
-not a registered table yet, so it is written beside the others with the stores' own Arrow and SQL encodings.
-Drop this module (and call the real run) once the runs fill the three tables.
+The report tests' tiny store is written table by table, not by a run; its v2 tables are computed here by their
+real KPI functions (``kpis.breakdown.breakdown``, ``kpis.status_time.ticket_status_time``,
+``kpis.backlog.kpi_backlog``) and committed through the store interface. Stores written by a real run
+(``itsm-kpi demo``, ``backfill``) have them already.
 """
 
 from __future__ import annotations
@@ -13,20 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
-from sqlalchemy import Column as SqlColumn
-from sqlalchemy import MetaData, Table
 
 from kpis.backlog import kpi_backlog
 from kpis.breakdown import breakdown
 from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.config import KpiSettings
-from kpis.schema import EVENT_COLUMNS, KPI_BREAKDOWN_COLUMNS, KPI_BREAKDOWN_KEYS, TICKET_COLUMNS, conform
 from kpis.status_time import ticket_status_time
 from pipeline.store import Replacement, Stores
-from pipeline.store.parquet import ParquetStore, to_arrow
-from pipeline.store.schema import sql_type
-from pipeline.store.sql import _insert, sql_engine
 
 
 def status_calendars(tickets: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings) -> CalendarColumn:
@@ -53,24 +45,6 @@ def v2_tables(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, 
     }
 
 
-def _write_breakdown(root: Path, sql_url: str, frame: pd.DataFrame) -> None:
-    """``kpi_breakdown`` into both stores, encoded as the stores encode their tables."""
-    data = to_arrow(frame, KPI_BREAKDOWN_COLUMNS)
-    (root / "kpi_breakdown").mkdir(exist_ok=True)
-    pq.write_table(data, root / "kpi_breakdown" / "part-0.parquet")
-    columns = [
-        SqlColumn(c.name, sql_type(c.dtype), primary_key=c.name in KPI_BREAKDOWN_KEYS)
-        for c in KPI_BREAKDOWN_COLUMNS.values()
-    ]
-    table = Table("kpi_breakdown", MetaData(), *columns)
-    engine = sql_engine(sql_url)
-    try:
-        table.create(engine, checkfirst=True)
-        with engine.begin() as conn:
-            _insert(conn, table, data)
-    finally:
-        engine.dispose()
-
 
 def write_v2_tables(root: Path, sql_url: str, tickets: pd.DataFrame, events: pd.DataFrame,
                     facts: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp) -> None:
@@ -79,17 +53,8 @@ def write_v2_tables(root: Path, sql_url: str, tickets: pd.DataFrame, events: pd.
     stores = Stores(root, sql_url)
     stores.prepare()
     try:
-        stores.commit("v2-tables", [Replacement(name, tables[name]) for name in ("ticket_status_time", "kpi_backlog")])
+        stores.commit("v2-tables", [Replacement(name, tables[name])
+                                    for name in ("ticket_status_time", "kpi_backlog", "kpi_breakdown")])
     finally:
         stores.close()
-    _write_breakdown(root, sql_url, tables["kpi_breakdown"])
 
-
-def add_v2_tables_to_run(root: Path, settings: KpiSettings) -> None:
-    """The three tables of a store a real run (``itsm-kpi demo`` / ``backfill``) wrote, from its raw layer."""
-    parquet = ParquetStore(root)
-    tickets = conform(parquet.read("raw_tickets"), TICKET_COLUMNS)
-    events = conform(parquet.read("raw_events"), EVENT_COLUMNS)
-    facts = parquet.read("ticket_facts")
-    as_of = pd.to_datetime(facts["as_of"], utc=True).max()
-    write_v2_tables(root, f"sqlite:///{root / 'kpi.sqlite'}", tickets, events, facts, settings, as_of)

@@ -225,7 +225,8 @@ def test_report_is_one_self_contained_file(store: Path, tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     for forbidden in ("<script", "<link", "src=", "@import", "url(", "http://", "https://"):
         assert forbidden not in page.replace('xmlns="http://www.w3.org/2000/svg"', ""), forbidden
-    assert page.count("<svg") == 8  # ranking, 4 rate trends, response time, volume, SLA by priority
+    # ranking, 4 rate trends, response time, volume, SLA by priority; clients, backlog, time in status
+    assert page.count("<svg") == 11
     assert "--accent: #1f4e79" in page  # the stylesheet is inlined
 
 
@@ -453,5 +454,5 @@ def test_each_breached_ticket_has_its_timeline_from_the_explain_segments(demo_ru
         bars = tr.all("svg", "timeline")[0].all("rect")
         assert len(bars) == len(segments), ticket
         assert [b.attrs["fill"] == "#1f4e79" for b in bars] == [s["counted"] for s in segments], ticket
-    assert page.count('class="chart"') == 8  # the timelines are not charts of their own
+    assert page.count('class="chart"') == 11  # 8 v1 charts and 3 v2 (clients, backlog, time in status); the timelines are not charts of their own
 

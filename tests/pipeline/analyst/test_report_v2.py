@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_v2_helpers import add_v2_tables_to_run, write_v2_tables
+from report_v2_helpers import write_v2_tables
 from test_report import panels, rows, tiles
 
 from kpis import compute_all
@@ -313,12 +313,11 @@ def test_postgresql_reads_the_same_v2_numbers(tiny: tuple[Path, str], postgres_u
 # -- the real demo run, its v2 tables added ------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store the real ``itsm-kpi demo`` wrote, with the three v2 tables computed from its raw layer."""
-    from pipeline.cli import demo_settings, main
+    """A store the real ``itsm-kpi demo`` wrote (its runs write the v2 tables)."""
+    from pipeline.cli import main
 
     store = tmp_path_factory.mktemp("demo-v2") / "store"
     assert main(["-q", "demo", "--store", str(store), "--as-of", "2026-10-15T00:00:00+08:00"]) == 0
-    add_v2_tables_to_run(store, demo_settings(store).kpi)
     return store
 
 
