@@ -15,7 +15,8 @@ from openpyxl import Workbook
 
 from connectors.base import Batch
 from connectors.errors import SourceUnreachable
-from connectors.files import FileConnector, _text_frame, read_raw_table, resolve_files
+from connectors.file_tables import _text_frame
+from connectors.files import FileConnector, read_raw_table, resolve_files
 from kpis.errors import ConfigError
 from kpis.schema import TICKET_COLUMNS, conform
 
