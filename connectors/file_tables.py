@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from connectors.base import SourceConfig
 from connectors.errors import SourceUnreachable
@@ -230,8 +231,26 @@ def _parse_csv_text(text: str, sep: str, nrows: int | None, data: bytes | None =
     the C parser takes the head, and a file that Arrow could not take (a value longer than its 1 MiB
     block)."""
     if data is not None and nrows is None and len(sep) == 1:
-        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, sep=sep, engine="pyarrow")
+        return _arrow_csv_text(text, data, sep)
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep, nrows=nrows)
+
+
+def _arrow_csv_text(text: str, data: bytes, sep: str) -> pd.DataFrame:
+    """Arrow's CSV reader told that every column is text, so no value is inferred first: pandas' own
+    ``engine="pyarrow"`` infers types and casts back to text with pyarrow < 25 or pandas < 3.1.1, where ``007``
+    became ``7`` and ``...+08:00`` a UTC time. The columns are named as the C parser names them (empty and
+    repeated headers), which parses the header line alone."""
+    raw_names = header_fields(text, sep)[0]
+    names = [str(n) for n in pd.read_csv(io.StringIO(text), dtype=str, sep=sep, nrows=0).columns]
+    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in raw_names},
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    table = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(delimiter=sep),
+                           convert_options=convert)
+    if table.num_columns != len(names):  # Arrow and the C parser read the header differently: pandas decides
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, sep=sep, engine="pyarrow")
+    text_dtype = pd.StringDtype(na_value=float("nan"))
+    return table.rename_columns(names).to_pandas(
+        types_mapper=lambda t: text_dtype if pa.types.is_string(t) or pa.types.is_large_string(t) else None)
 
 
 def _may_span_lines(data: bytes, rows: int) -> bool:
