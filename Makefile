@@ -26,9 +26,10 @@ test: install  ## the whole suite: unit, property and integration tests (real SQ
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
-bench: install  ## synthetic-data benchmarks: engine stages (wall time, peak RSS), then nightly vs full backfill
+bench: install  ## synthetic-data benchmarks: engine stages (wall time, peak RSS), nightly vs full backfill, the scale-out curve
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_nightly.py
+	$(BIN)/python scripts/bench_scale.py
 
 lint: install
 	$(BIN)/ruff check .

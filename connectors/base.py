@@ -86,5 +86,9 @@ class Connector(Protocol):
         ...
 
     def check(self) -> list[str]:
-        """Reach the source, read a page, return mapping problems found (empty: all good). Writes nothing."""
+        """Reach the source, read a page, return mapping problems found (empty: all good). Writes nothing.
+
+        A connector may keep the page it read as ``self.sample`` (a ``Batch``): ``itsm-kpi validate`` counts
+        the SLA policies its tickets match.
+        """
         ...

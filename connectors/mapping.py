@@ -218,7 +218,7 @@ def require_offsets_or_timezone(stamps: Timestamps, values: pd.Series, cfg: Sour
     """A column of naive values only, in a source without ``timezone``: a config error.
 
     ``values`` are the column as written. When some value of the column carries an offset, the
-    source writes offsets and its naive values lost theirs: those are row errors instead (D-NEXT-2).
+    source writes offsets and its naive values lost theirs: those are row errors instead (D40).
     """
     if cfg.timezone is None and not stamps.has_offsets and stamps.no_offset.any():
         raise _timezone_missing(cfg, str(values[stamps.no_offset.to_numpy()].iloc[0]).strip())

@@ -309,6 +309,7 @@ class RestConnector:
             pages.close()
         records = newest_per_ticket(records, self.id_field, self.updated_field)
         batch = self.to_batch(records, self.history(records[:CHECK_SAMPLE]) if records else [])
+        self.sample = batch  # the page read, for validate's SLA policy counts
         problems = self.extra_checks()
         if not records:
             problems.append(f"no tickets updated since {self.config.start or 'the beginning'}: the mapping "

@@ -25,7 +25,15 @@ from kpis.aggregate import local_days
 from kpis.calendar import epoch_seconds, from_epoch_seconds
 from kpis.config import KpiSettings
 from kpis.keys import positions, ticket_keys
-from kpis.schema import BACKLOG_COLUMNS, DONE_STATUSES, KPI_VERSION, STATUSES, UNASSIGNED, conform
+from kpis.schema import (
+    BACKLOG_COLUMNS,
+    DONE_STATUSES,
+    KPI_VERSION,
+    STATUSES,
+    UNASSIGNED,
+    concat_frames,
+    conform,
+)
 from kpis.status_time import FINAL_STATUSES, ticket_history
 from kpis.timeline import History, KindEvents
 from kpis.vocabulary import MISSING, Vocabulary
@@ -35,6 +43,8 @@ SECONDS_PER_DAY = 86_400.0
 #: Lower edges of the age buckets after the first, in days (intervals closed at the lower end).
 AGE_EDGES_DAYS = (1.0, 3.0, 7.0, 30.0)
 AGE_COLUMNS = ("age_lt_1d", "age_1_3d", "age_3_7d", "age_7_30d", "age_ge_30d")
+#: Days expanded and counted at once (memory follows the open ticket-days of one block).
+DAYS_PER_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -73,8 +83,21 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     due = _resolution_due(facts, facts_row)[counted]
     tickets, pauses = tickets[counted].reset_index(drop=True), pauses.take(counted)
     stretches = _open_stretches(tickets, events, pauses)
-    ticket_days = _expand(stretches, calendar.ends, calendar.wanted(days))
-    return _backlog_frame(stretches, ticket_days, tickets, due, calendar, as_of)
+    wanted = calendar.wanted(days)
+    counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
+                             due)
+    spans = _day_spans(stretches, calendar.ends)
+    frames = [_backlog_frame(stretches, _expand(spans, wanted, block), counted, calendar, as_of)
+              for block in _day_blocks(wanted)]
+    return concat_frames(frames, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
+                                                              ignore_index=True)
+
+
+def _day_blocks(wanted: np.ndarray) -> list[tuple[int, int]]:
+    """Ranges ``[first, end)`` of ``DAYS_PER_BLOCK`` day positions holding a wanted day: the open ticket-days
+    are expanded and counted one block at a time, so memory follows a block, not the whole history."""
+    starts = range(0, len(wanted), DAYS_PER_BLOCK)
+    return [(d, d + DAYS_PER_BLOCK) for d in starts if wanted[d:d + DAYS_PER_BLOCK].any()]
 
 
 @dataclass(frozen=True)
@@ -242,10 +265,15 @@ class TicketDays:
     day: np.ndarray
 
 
-def _expand(stretches: Stretches, ends: np.ndarray, wanted: np.ndarray) -> TicketDays:
-    """Every (stretch, day) with the day's end inside the stretch ``(start, end]``, for the wanted days."""
-    lo = np.searchsorted(ends, stretches.start, side="right")
-    hi = np.searchsorted(ends, stretches.end, side="right")
+def _day_spans(stretches: Stretches, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per stretch ``(start, end]``, the positions ``[lo, hi)`` of the days whose end lies inside it."""
+    return np.searchsorted(ends, stretches.start, side="right"), np.searchsorted(ends, stretches.end, side="right")
+
+
+def _expand(spans: tuple[np.ndarray, np.ndarray], wanted: np.ndarray, block: tuple[int, int]) -> TicketDays:
+    """Every (stretch, day) with the day's end inside the stretch (``spans``, from ``_day_spans``), for the
+    wanted days whose position lies in ``block`` = ``[first, end)``."""
+    lo, hi = np.maximum(spans[0], block[0]), np.minimum(spans[1], block[1])
     count = np.maximum(hi - lo, 0)
     stretch = np.repeat(np.arange(len(count)), count)
     offset = np.arange(len(stretch)) - np.repeat(np.cumsum(count) - count, count)
@@ -254,15 +282,23 @@ def _expand(stretches: Stretches, ends: np.ndarray, wanted: np.ndarray) -> Ticke
     return TicketDays(stretch[keep], day[keep])
 
 
-def _backlog_frame(stretches: Stretches, rows: TicketDays, tickets: pd.DataFrame, due: np.ndarray,
-                   calendar: DayCalendar, as_of: pd.Timestamp) -> pd.DataFrame:
+@dataclass(frozen=True)
+class CountedTickets:
+    """Per counted ticket (aligned with its ``tix``): opening (epoch s), ticket type code, resolution due (s)."""
+
+    opened: np.ndarray
+    ticket_type: np.ndarray
+    due: np.ndarray
+
+
+def _backlog_frame(stretches: Stretches, rows: TicketDays, tickets: CountedTickets, calendar: DayCalendar,
+                   as_of: pd.Timestamp) -> pd.DataFrame:
     """Count the open ticket-days per (day, engineer, ticket type, priority)."""
     vocabulary = stretches.vocabulary
     tix = stretches.tix[rows.stretch]
     end = calendar.ends[rows.day]
-    opened = epoch_seconds(tickets["opened_at"])[tix]
-    keys = (rows.day, stretches.engineer[rows.stretch], vocabulary.encode(tickets["ticket_type"])[tix],
-            stretches.priority[rows.stretch])
+    opened, due = tickets.opened[tix], tickets.due
+    keys = (rows.day, stretches.engineer[rows.stretch], tickets.ticket_type[tix], stretches.priority[rows.stretch])
     group, firsts = _groups(keys)
     size = len(firsts)
     age_days = (end - opened) / SECONDS_PER_DAY
@@ -290,15 +326,16 @@ def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     if not len(keys[0]):
         return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     combined = np.zeros(len(keys[0]), dtype="int64")
-    for key in keys:
-        codes, uniques = pd.factorize(key)
-        combined = combined * len(uniques) + codes
+    for key in keys:  # small non-negative ranges (day positions of a block, vocabulary codes): no hashing
+        key = key.astype("int64")
+        low = int(key.min())
+        combined = combined * (int(key.max()) - low + 1) + (key - low)
     _, firsts, group = np.unique(combined, return_index=True, return_inverse=True)
     return group.ravel(), firsts
 
 
 def _group_min(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """The smallest value of each group."""
-    order = np.lexsort((values, group))
-    starts = np.flatnonzero(np.concatenate([[True], group[order][1:] != group[order][:-1]])) if size else order
-    return values[order][starts]
+    """The smallest value of each group (groups ``0 .. size - 1``, each with a row); a hash aggregation, no sort."""
+    if not size:
+        return values[:0]
+    return pd.Series(values).groupby(group, sort=True).min().to_numpy(dtype=values.dtype)

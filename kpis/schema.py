@@ -235,8 +235,6 @@ KPI_BREAKDOWN_COLUMNS = _kpi_columns(
     Column("dimension", STR, "What the rows are broken down by: client, service, category, priority (reporting.breakdowns)"),
     Column("member", STR, "The tickets' value of the dimension (final category, current priority); '(none)' when empty"),
 )
-# kpi_breakdown joins TABLE_COLUMNS / TABLE_KEYS in the change that makes the stores write it: that change
-# also gives it its SQL table comment and Parquet partitioning (pipeline/), which the table tests require.
 KPI_BREAKDOWN_KEYS = ("grain", "period_start", "dimension", "member", "ticket_type")
 
 SCORECARD_COLUMNS = _cols(
@@ -317,7 +315,7 @@ TABLE_COLUMNS: dict[str, dict[str, Column]] = {
     "scorecard_kpi": SCORECARD_KPI_COLUMNS,
     "rejected_rows": REJECTED_COLUMNS,
     "adjustments": STORED_ADJUSTMENT_COLUMNS,
-
+    "kpi_breakdown": KPI_BREAKDOWN_COLUMNS,
     "ticket_status_time": STATUS_TIME_COLUMNS,
     "kpi_backlog": BACKLOG_COLUMNS,
     "alerts_sent": ALERTS_SENT_COLUMNS,
@@ -330,7 +328,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "scorecard": ("grain", "period_start", "engineer"),
     "scorecard_kpi": ("grain", "period_start", "engineer", "kpi"),
     "adjustments": ("source", "ticket_id", "scope"),
-
+    "kpi_breakdown": KPI_BREAKDOWN_KEYS,
     "ticket_status_time": ("source", "ticket_id", "status"),
     "kpi_backlog": ("day", "engineer", "ticket_type", "priority"),
     "alerts_sent": ("alert", "kind", "source", "ticket_id", "metric"),

@@ -6,7 +6,7 @@ hand them to the facts, and say which tickets they change.
     adjustments       (both stores) the approvals in effect: per (source, ticket_id, scope) the earliest approval,
                                     and whether this run applied it (approved_at <= as_of, the ticket exists)
 
-Files (DECISIONS.md D-NEXT): each file is read once per version (path and SHA-256, like a source's daily
+Files (DECISIONS.md D47): each file is read once per version (path and SHA-256, like a source's daily
 exports). A changed file is read again and its approvals replace those of its earlier version, so a row
 deleted from the sheet withdraws that approval; a file that disappears keeps its approvals (archiving a
 month's sheet withdraws nothing). The approvals are re-applied from the store by every run, nightly or

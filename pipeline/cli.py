@@ -409,7 +409,7 @@ def _validate(args: argparse.Namespace) -> int:
             report["problems"] = [p.as_dict() for p in e.problems]
             print(json.dumps(report, ensure_ascii=False))
         raise
-    report["sources"] = [_check_source(cfg) for cfg in settings.sources]
+    report["sources"] = [_check_source(cfg, settings) for cfg in settings.sources]
     failing = [s for s in report["sources"] if not s["ok"]]
     report["ok"] = not failing
     if args.json:
@@ -420,20 +420,51 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"source {source['name']} ({source['kind']}): " + ("ok" if not found else f"{len(found)} problem(s)"))
             for problem in found:
                 print(f"  - {problem}")
+            _print_sla(source)
         print(f"config {args.config}: " + (f"ok; {len(settings.sources)} source(s) checked, no problem" if not failing
               else f"valid, but {len(failing)} of {len(settings.sources)} source(s) failed their check"))
     return EXIT_OK if not failing else EXIT_SOURCE
 
 
-def _check_source(cfg) -> dict:
-    """Reach one source and map a page of it: ``{"name", "kind", "ok", "problems"}``; writes nothing."""
+def _check_source(cfg, settings: Settings) -> dict:
+    """Reach one source and map a page of it: ``{"name", "kind", "ok", "problems", "sla", "warnings"}``;
+    ``sla``: how many tickets of the page each ``[[sla]]`` policy matches (pipeline/sla_check.py). Writes nothing."""
     from connectors.registry import build_connector  # noqa: PLC0415
 
+    connector = build_connector(cfg)
     try:
-        found = build_connector(cfg).check()
+        found = connector.check()
     except (SourceError, ConfigError) as e:
         found = [str(e).splitlines()[0]]
-    return {"name": cfg.name, "kind": cfg.kind, "ok": not found, "problems": found}
+    report = {"name": cfg.name, "kind": cfg.kind, "ok": not found, "problems": found, "sla": None, "warnings": []}
+    sample = getattr(connector, "sample", None)
+    if sample is not None:
+        report.update(_sla_report(sample, settings))
+    return report
+
+
+def _sla_report(sample, settings: Settings) -> dict:
+    """The page's SLA policy counts and the conditions none of its tickets can meet."""
+    from connectors.validate import validate  # noqa: PLC0415
+    from pipeline.sla_check import condition_warnings, source_policy_counts  # noqa: PLC0415
+
+    tickets, events, _ = validate(sample.tickets, sample.events, sample.rejected,
+                                  satisfaction_map=settings.kpi.satisfaction_map)
+    as_of = pd.Timestamp.now(tz="UTC")
+    return {"sla": source_policy_counts(tickets, events, settings.kpi, as_of),
+            "warnings": condition_warnings(tickets, settings.kpi, "the tickets read")}
+
+
+def _print_sla(source: dict) -> None:
+    """``  SLA policies on 40 tickets read: p1 12, std 20; no policy 8``, then the unused ones and warnings."""
+    sla = source.get("sla")
+    if sla and sla["policies"]:
+        counts = ", ".join(f"{name} {n}" for name, n in sla["policies"].items())
+        print(f"  SLA policies on {sla['tickets']} tickets read: {counts}; no policy {sla['no_policy']}")
+        if sla["unused"]:
+            print(f"  - policies matching no ticket read: {', '.join(sla['unused'])}")
+    for warning in source.get("warnings", []):
+        print(f"  - warning: {warning}")
 
 
 def _config_schema(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ password, and sources name only the variables that hold theirs).
 timezone, layout, timestamp format, options, ...): not where the rows are (path, URL), who reads them
 (credentials) or how far back (start, page size). The pipeline records it per source when the source was
 read whole (``store_state``: ``source_mapping:<name>``); when it differs at the next run, that source is
-read again from the start (DECISIONS.md D-NEXT-3).
+read again from the start (DECISIONS.md D51).
 """
 
 from __future__ import annotations

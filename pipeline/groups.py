@@ -9,6 +9,9 @@ only when a credit to it changed, i.e. through
 - an induced-incident credit present before or after this run but not both (a new cause, a maintenance
   ticket reassigned, an incident moved to another day...), found by comparing both credit lists.
 
+The same holds for ``kpi_breakdown`` groups (grain, period_start, dimension, member): a fact is credited to
+its own member of each dimension, an induced incident also to its maintenance ticket's member.
+
 Every other group's rows are the stored ones, so only these are aggregated, compared and written.
 """
 
@@ -23,70 +26,88 @@ import pyarrow.compute as pc
 
 from kpis import KpiTables
 from kpis.aggregate import aggregate, kpi_rows, local_days, period_starts
-from kpis.config import KpiSettings
+from kpis.breakdown import breakdown, members
+from kpis.config import BREAKDOWN_DIMENSIONS, KpiSettings
 from kpis.keys import frame_positions, key_hits
 from kpis.scorecard import compute_scorecard
 from pipeline.changes import RowChanges
 from pipeline.periods import ANCHORS, PERIOD_KEY
 
 WHO = ("engineer", "team")
-_CREDIT_COLUMNS = ["source", "ticket_id", "caused_by", "induced_incident", "opened_at", "ticket_type", *WHO]
+#: The breakdown groups' columns besides the period (``TouchedGroups.of``, ``in_groups``).
+BREAKDOWN_BY = ("dimension", "member")
+_MEMBERS = tuple(d for d in BREAKDOWN_DIMENSIONS if d != "source")  # source is a credit column already
+_CREDIT_COLUMNS = ["source", "ticket_id", "caused_by", "induced_incident", "opened_at", "ticket_type", *WHO,
+                   *_MEMBERS]
 
 
 @dataclass(frozen=True)
 class TouchedGroups:
-    """The groups to recompute: (grain, period_start, engineer) and (grain, period_start, team)."""
+    """The groups to recompute: (grain, period_start, engineer), (grain, period_start, team) and
+    (grain, period_start, dimension, member)."""
 
     engineer: pd.DataFrame
     team: pd.DataFrame
+    breakdown: pd.DataFrame
 
-    def of(self, by: str) -> pd.DataFrame:
-        """The groups of ``by`` (engineer or team)."""
+    def of(self, by: str | tuple[str, ...]) -> pd.DataFrame:
+        """The groups of ``by`` (engineer, team or ``BREAKDOWN_BY``)."""
+        if by == BREAKDOWN_BY:
+            return self.breakdown
         return self.engineer if by == "engineer" else self.team
 
     def periods(self) -> pd.DataFrame:
         """Every (grain, period_start) holding a touched group."""
-        both = pd.concat([self.engineer[PERIOD_KEY], self.team[PERIOD_KEY]], ignore_index=True)
-        return both.drop_duplicates(ignore_index=True)
+        every = pd.concat([self.engineer[PERIOD_KEY], self.team[PERIOD_KEY], self.breakdown[PERIOD_KEY]],
+                          ignore_index=True)
+        return every.drop_duplicates(ignore_index=True)
 
 
 def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFrame, grains: tuple[str, ...],
-                   timezone: str) -> TouchedGroups:
+                   timezone: str, dimensions: tuple[str, ...] = ()) -> TouchedGroups:
     """The groups whose rows this run can have changed (see the module docstring).
 
     ``changes``: the facts rows that differ from the stored ones (``rows``) and their stored versions
-    (``before``); ``stored_facts``: the stored ``ticket_facts``; ``facts``: every fact after this run.
+    (``before``); ``stored_facts``: the stored ``ticket_facts``; ``facts``: every fact after this run;
+    ``dimensions``: the breakdowns (``[reporting].breakdowns``).
     """
     changed = pd.concat([changes.rows, changes.before], ignore_index=True)
     credits = [_own_credits(changed), _changed_induced_credits(_credit_frame(stored_facts), facts[_CREDIT_COLUMNS])]
     days = pd.concat(credits, ignore_index=True)
-    return TouchedGroups(*(_groups(days, by, grains, timezone) for by in WHO))
+    parts = [_groups(days.rename(columns={d: "member"}), "member", grains, timezone).assign(dimension=d)
+             for d in dimensions]
+    breakdowns = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {"grain": [], "period_start": pd.Series([], dtype="datetime64[s]"), "member": [], "dimension": []})
+    return TouchedGroups(*(_groups(days, by, grains, timezone) for by in WHO), breakdown=breakdowns)
 
 
 def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
     """``kpis.kpi_tables`` for the touched groups only: their rows equal those of the whole tables,
     but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``)."""
-    if groups.engineer.empty and groups.team.empty:
+    every = facts
+    if groups.engineer.empty and groups.team.empty and groups.breakdown.empty:
         facts = facts.iloc[:0]  # a night that moved no credit has nothing to aggregate
     rows = kpi_rows(facts, settings)
     engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer, only=groups.engineer)
     team = aggregate(facts, settings, by="team", rows=rows, only=groups.team)
-    return KpiTables(facts=facts, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
-                     scorecard_kpi=scorecard_kpi)
+    return KpiTables(facts=every, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
+                     scorecard_kpi=scorecard_kpi,
+                     kpi_breakdown=breakdown(facts, settings, rows=rows, only=groups.breakdown))
 
 
-def in_groups(frame: pd.DataFrame | pa.Table, groups: pd.DataFrame, by: str) -> np.ndarray:
+def in_groups(frame: pd.DataFrame | pa.Table, groups: pd.DataFrame, by: str | tuple[str, ...]) -> np.ndarray:
     """Which rows of a period table ``frame`` belong to one of ``groups`` (grain, period_start, ``by``)."""
-    key = [*PERIOD_KEY, by]
+    key = [*PERIOD_KEY, *((by,) if isinstance(by, str) else by)]
     rows = frame.select(key) if isinstance(frame, pa.Table) else frame[key]
     return key_hits(rows, groups[key])
 
 
 def _own_credits(facts: pd.DataFrame) -> pd.DataFrame:
-    """(at, engineer, team) for every anchor of every row of ``facts``."""
-    return pd.concat([pd.DataFrame({"at": facts[anchor], "engineer": facts["engineer"], "team": facts["team"]})
-                      for anchor in ANCHORS], ignore_index=True)
+    """(at, engineer, team, each dimension's member) for every anchor of every row of ``facts``."""
+    who = {"engineer": facts["engineer"], "team": facts["team"],
+           **{d: members(facts[d]) for d in BREAKDOWN_DIMENSIONS}}
+    return pd.concat([pd.DataFrame({"at": facts[anchor], **who}) for anchor in ANCHORS], ignore_index=True)
 
 
 def _credit_frame(stored: pa.Table) -> pd.DataFrame:
@@ -97,21 +118,23 @@ def _credit_frame(stored: pa.Table) -> pd.DataFrame:
 
 
 def _induced_credits(facts: pd.DataFrame) -> pd.DataFrame:
-    """(incident source and id, its opening, the maintenance ticket's engineer and team), as aggregate credits them."""
+    """(incident source and id, its opening, the maintenance ticket's engineer, team and members), as aggregate
+    and breakdown credit them."""
     incidents = facts.loc[facts["induced_incident"].fillna(False).astype(bool), ["source", "caused_by", "ticket_id", "opened_at"]]
     maintenance = facts.loc[(facts["ticket_type"] == "maintenance").fillna(False).astype(bool),
-                            ["source", "ticket_id", *WHO]]
+                            ["source", "ticket_id", *WHO, *_MEMBERS]]
+    maintenance = maintenance.assign(**{d: members(maintenance[d]) for d in _MEMBERS})
     pairs = incidents.merge(maintenance.rename(columns={"ticket_id": "caused_by"}), on=["source", "caused_by"])
-    return pairs[["source", "ticket_id", "opened_at", *WHO]].astype({"opened_at": "datetime64[us, UTC]"})
+    return pairs[["source", "ticket_id", "opened_at", *WHO, *_MEMBERS]].astype({"opened_at": "datetime64[us, UTC]"})
 
 
 def _changed_induced_credits(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """(at, engineer, team) of the induced credits found before this run or after it, not both."""
+    """(at, engineer, team, members) of the induced credits found before this run or after it, not both."""
     before, after = _induced_credits(stored), _induced_credits(new)
     gone = before[frame_positions(after, before) < 0]
     added = after[frame_positions(before, after) < 0]
     both = pd.concat([gone, added], ignore_index=True)
-    return pd.DataFrame({"at": both["opened_at"], "engineer": both["engineer"], "team": both["team"]})
+    return both.rename(columns={"opened_at": "at"}).assign(source=members(both["source"]))
 
 
 def _groups(credits: pd.DataFrame, by: str, grains: tuple[str, ...], timezone: str) -> pd.DataFrame:

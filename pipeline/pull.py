@@ -5,7 +5,7 @@ read keeps its own ``seq`` range (``pipeline.raw.ReadEvents``), so the merge can
 exports both hold from a change that repeats.
 
 A source is read *whole* (every file, or a REST pull from its ``start``) on its first run, by a backfill
-of files, and when its mapping settings changed since its stored rows were read (``remapped``, D-NEXT-3):
+of files, and when its mapping settings changed since its stored rows were read (``remapped``, D51):
 then its rejections replace all of its earlier ones, and its mapping settings are recorded.
 """
 

@@ -4,9 +4,9 @@ Tickets (DECISIONS.md D17): per (source, ticket_id) the copy with the newest ``u
 against the stored copy: a copy older than the stored one is *superseded* (never written), a copy as old
 as the stored one replaces it when its content differs (a *conflict*, the later read wins) and is
 superseded silently when it is the same. A source read again because its mapping changed is no
-competitor of its own stored copies: its new reading replaces them (D-NEXT-3).
+competitor of its own stored copies: its new reading replaces them (D51).
 
-Events (D-NEXT-1): an event is known by its identity. Where the source gives its own id of a change
+Events (D49): an event is known by its identity. Where the source gives its own id of a change
 (``event_id``: an audit, changelog or snapshot key), two events with the same id are one. Otherwise a
 ticket's history is a multiset of (source, ticket_id, at, kind, value, actor): an identity found k times
 in the stored history and m times in one read is there max(k, m) times after the merge. Each file (each

@@ -18,7 +18,7 @@ says which rows differ from the stored ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,8 @@ class FactsRefresh:
 
 def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.DataFrame, stored: pa.Table,
                   settings: KpiSettings, as_of: pd.Timestamp, *, reuse: bool,
-                  columns: Sequence[str] | None = None, approvals: pd.DataFrame | None = None) -> FactsRefresh:
+                  columns: Sequence[str] | None = None, approvals: pd.DataFrame | None = None,
+                  facts_of: Callable[..., pd.DataFrame] = compute_facts) -> FactsRefresh:
     """Facts of the raw layer (``tickets``/``events``) at ``as_of``, reusing ``stored`` where ``reuse`` allows.
 
     ``changed_keys``: (source, ticket_id) of the tickets with a new row or new events in this run.
@@ -58,19 +59,22 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
     ``columns``: the columns ``facts`` holds (every column when None); ``changes`` always has them all.
     ``approvals``: the approved exemptions ``compute_facts`` applies (the tickets whose approvals changed
     must be among ``changed_keys``: pipeline/approvals.py).
+    ``facts_of``: what computes facts, ``compute_facts``' signature (the ``[compute]`` engine: pipeline/compute).
     """
     wanted = {c: TICKET_FACT_COLUMNS[c] for c in (columns or TICKET_FACT_COLUMNS)}
     if reuse:
-        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, as_of, wanted, approvals)
+        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, as_of, wanted, approvals,
+                                      facts_of)
         if partial is not None:
             return partial
-    facts = compute_facts(tickets, events, settings, as_of, approvals)
+    facts = facts_of(tickets, events, settings, as_of, approvals)
     changes = row_changes(facts, to_pandas(stored, TICKET_FACT_COLUMNS), FACT_KEY)
     return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts))
 
 
 def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of,
-                        wanted: dict[str, Column], approvals: pd.DataFrame | None = None) -> FactsRefresh | None:
+                        wanted: dict[str, Column], approvals: pd.DataFrame | None = None,
+                        facts_of: Callable[..., pd.DataFrame] = compute_facts) -> FactsRefresh | None:
     stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
     stale = _is_in(stored_keys, changed) | reads_the_clock(stored) | _names_a_changed_cause(stored, changed)
@@ -85,7 +89,7 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
         log.warning("stored ticket_facts do not match the raw layer (%d facts kept for %d tickets): "
                     "recomputing every ticket's facts", kept, len(tickets) - int(recompute.sum()))
         return None
-    new = _facts_of(tickets, events, recompute, settings, as_of, approvals)
+    new = _facts_of(tickets, events, recompute, settings, as_of, approvals, facts_of)
     kept_rows = stored.select(list(wanted)).filter(pc.invert(stale_mask))  # only the columns asked for: 1M rows
     facts = to_pandas(pa.concat_tables([kept_rows, to_arrow(new[list(wanted)], wanted)]), wanted)
     if "as_of" in wanted:
@@ -96,14 +100,15 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
 
 
 def _facts_of(tickets: pd.DataFrame, events: pd.DataFrame, recompute: np.ndarray, settings: KpiSettings,
-              as_of: pd.Timestamp, approvals: pd.DataFrame | None) -> pd.DataFrame:
+              as_of: pd.Timestamp, approvals: pd.DataFrame | None,
+              facts_of: Callable[..., pd.DataFrame] = compute_facts) -> pd.DataFrame:
     """The facts of the tickets ``recompute`` marks, computed with the maintenance tickets their ``caused_by``
     names (read, not returned): without them an induced incident would lose its ``induced_incident``."""
     keys = ticket_keys(tickets["source"], tickets["ticket_id"])
     chosen = tickets[recompute]
     read = recompute | _is_in(keys, ticket_keys(chosen["source"], chosen["caused_by"]).drop_null())
     of_read = _is_in(ticket_keys(events["source"], events["ticket_id"]), keys.filter(pa.array(read)))
-    facts = compute_facts(tickets[read], events[of_read], settings, as_of, approvals)
+    facts = facts_of(tickets[read], events[of_read], settings, as_of, approvals)
     wanted = _is_in(ticket_keys(facts["source"], facts["ticket_id"]), keys.filter(pa.array(recompute)))
     return facts[wanted].reset_index(drop=True)
 

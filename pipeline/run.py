@@ -26,7 +26,7 @@ import pyarrow as pa
 from connectors.base import FILE_KINDS, Batch, SourceConfig
 from connectors.errors import SourceError
 from connectors.registry import build_connector
-from kpis import KpiTables, compute_facts, kpi_tables
+from kpis import KpiTables, kpi_tables
 from kpis.aggregate import FACTS_READ
 from kpis.config import facts_fingerprint, settings_to_json
 from kpis.schema import (
@@ -41,14 +41,17 @@ from kpis.schema import (
 from kpis.scorecard import ranked
 from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
+from pipeline.compute import facts_engine
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
-from pipeline.groups import TouchedGroups, group_tables, in_groups, touched_groups
+from pipeline.groups import BREAKDOWN_BY, TouchedGroups, group_tables, in_groups, touched_groups
+from pipeline.ops_tables import FACTS_FOR_OPS, OPS_FINGERPRINT, OpsScope, ops_fingerprint, ops_replacements
 from pipeline.periods import Window, facts_in_window, periods_filter, touched_periods, window_periods
 from pipeline.pull import Pulled, SourceReading, rejected_tickets, stacked, validated
 from pipeline.raw import KEY, Merged, RawLayer
 from pipeline.refresh import FACT_KEY, FactsRefresh, refresh_facts
 from pipeline.settings import Settings
+from pipeline.sla_check import condition_warnings
 from pipeline.store import Replacement, Staging, Stores
 from pipeline.store.parquet import to_pandas
 from pipeline.store.recompute import KPI_SETTINGS
@@ -58,7 +61,8 @@ log = logging.getLogger(__name__)
 REJECT_KEY = ["source", "row_kind", "raw"]
 PERIOD_KEY = ["grain", "period_start"]
 FACTS_FINGERPRINT = "facts_fingerprint"  # store_state: the fact settings the stored facts were computed with
-PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
+PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown")
+GROUPED_BY = {"kpi_engineer": "engineer", "kpi_team": "team", "scorecard_kpi": "engineer", "kpi_breakdown": BREAKDOWN_BY}
 
 
 @dataclass
@@ -88,6 +92,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     rows_read_by_source: dict[str, int] = field(default_factory=dict)
     rows_rejected_by_source: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. an SLA condition no ticket can meet (sla_check.py)
     started: float = field(default_factory=time.monotonic)
 
     def _split(self) -> str:
@@ -112,6 +117,8 @@ class RunSummary:
         if self.remapped:
             text += "; read again from the start: " + ", ".join(
                 f"{k} ({', '.join(v)} changed)" for k, v in self.remapped.items())
+        if self.warnings:
+            text += "; warning: " + "; ".join(self.warnings)
         if self.failed_sources:
             text += "; failed sources: " + ", ".join(f"{k} ({v})" for k, v in self.failed_sources.items())
         return text
@@ -150,15 +157,21 @@ class PipelineRun:
             with self._stage(summary, "merge"):
                 merged = raw.merge(pulled.tickets, pulled.events, pulled.remapped())
             _count_tickets(summary, pulled, merged)
+            summary.warnings += condition_warnings(merged.tickets, self.settings.kpi, "the stored tickets")
             approvals = run_approvals(self.settings, self.stores, self.as_of, merged, pulled, summary, run_id)
             raw_layer = self._raw_replacements(pulled, merged, run_id) + approvals.replacements
             staging.add(raw_layer)
+            widened = approvals.widened(merged)
             with self._stage(summary, "compute"):
-                facts, tables, groups = self._compute(approvals.widened(merged), staging, approvals.approvals)
+                facts, tables, groups = self._compute(widened, staging, approvals.approvals)
             with self._stage(summary, "select"):
                 replacements = []
                 for replacement in self._replacements(tables, groups, facts, summary):
                     staging.add([replacement])  # written while the next table is selected
+                    replacements.append(replacement)
+            with self._stage(summary, "status_time_backlog"):
+                for replacement in self._ops_replacements(widened, facts, tables.facts):
+                    staging.add([replacement])
                     replacements.append(replacement)
             summary.status = "partial" if summary.failed_sources else "success"
             summary.rows_written = sum(len(r.rows) for r in [*raw_layer, facts, *replacements])
@@ -271,8 +284,8 @@ class PipelineRun:
             facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
             all_facts = refresh.facts
         else:
-            groups, all_facts = None, compute_facts(merged.tickets, merged.events, self.settings.kpi, self.as_of,
-                                                    approvals)
+            groups, all_facts = None, facts_engine(self.settings.compute)(merged.tickets, merged.events,
+                                                                          self.settings.kpi, self.as_of, approvals)
             in_scope = all_facts if self.window is None else facts_in_window(
                 all_facts, self.window, self.settings.kpi.reporting_timezone)
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
@@ -289,9 +302,18 @@ class PipelineRun:
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
-                                self.as_of, reuse=reuse, columns=FACTS_READ, approvals=approvals)
+                                self.as_of, reuse=reuse, columns=(*FACTS_READ, *FACTS_FOR_OPS), approvals=approvals,
+                                facts_of=facts_engine(self.settings.compute))
         kpi = self.settings.kpi
-        return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone)
+        return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
+                                       kpi.breakdowns)
+
+    def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame) -> Iterator[Replacement]:
+        """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py)."""
+        scope = OpsScope.of(self.kind, self.ledger.store_state(OPS_FINGERPRINT), self.settings.kpi,
+                            merged.changed_keys, facts.rows)
+        return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
+                                scope)
 
     # --- select -----------------------------------------------------------------------------
     def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
@@ -321,7 +343,7 @@ class PipelineRun:
         if groups is not None:
             periods = groups.periods()
             summary.periods_written = len(periods)
-            for table in ("kpi_engineer", "kpi_team", "scorecard_kpi"):
+            for table in ("kpi_engineer", "kpi_team", "scorecard_kpi", "kpi_breakdown"):
                 yield self._changed_group_rows(table, getattr(tables, table), groups, periods)
             yield self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods)
         else:
@@ -331,7 +353,7 @@ class PipelineRun:
                 yield Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
 
     def _stored_rows(self, table: str, periods: pd.DataFrame, groups: pd.DataFrame | None = None,
-                     by: str = "engineer") -> pd.DataFrame:
+                     by: str | tuple[str, ...] = "engineer") -> pd.DataFrame:
         """The stored rows of ``periods`` (and of ``groups`` only, when given; filtered before pandas)."""
         if periods.empty:  # a night that touched nothing: the table need not be read
             return empty_frame(TABLE_COLUMNS[table])
@@ -343,7 +365,7 @@ class PipelineRun:
     def _changed_group_rows(self, table: str, computed: pd.DataFrame, groups: TouchedGroups,
                             periods: pd.DataFrame) -> Replacement:
         """The touched groups' rows that differ from the stored ones; their stored rows now gone are deleted."""
-        by = "team" if table == "kpi_team" else "engineer"
+        by = GROUPED_BY[table]
         stored = self._stored_rows(table, periods, groups.of(by), by)
         changes = row_changes(computed, stored, list(TABLE_KEYS[table]))
         return Replacement(table, changes.rows, changes.gone)
@@ -372,6 +394,7 @@ class PipelineRun:
         # A backfill writes the facts of its window only: the next nightly run recomputes them all.
         fingerprint = None if self.kind == "backfill" else facts_fingerprint(self.settings.kpi)
         writes.append(self.ledger.set_store_state_writes(FACTS_FINGERPRINT, fingerprint))
+        writes.append(self.ledger.set_store_state_writes(OPS_FINGERPRINT, fingerprint and ops_fingerprint(self.settings.kpi)))
         writes.append(self.ledger.set_store_state_writes(KPI_SETTINGS, settings_to_json(self.settings.kpi)))
         if self.kind == "run":
             for source, cursor in pulled.cursors.items():

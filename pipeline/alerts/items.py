@@ -43,13 +43,17 @@ def breached_items(facts: pd.DataFrame, posted: pd.DataFrame) -> list[dict]:
 
 
 def due_soon_items(facts: pd.DataFrame, as_of: pd.Timestamp, due_within_s: int) -> list[dict]:
-    """Open, not excluded tickets whose running metric falls due in ``(as_of, as_of + due_within]``."""
+    """Open, not excluded tickets whose running metric falls due in ``(as_of, as_of + due_within]``.
+
+    A metric whose SLA was exempted (an approved ``response``/``resolution`` exemption, KPIS.md 1.4) keeps its
+    due time but can no longer breach, so it is never announced as due.
+    """
     open_ = facts["excluded_reason"].isna().to_numpy() & ~facts["status"].isin(FINAL_STATUSES).to_numpy(dtype=bool)
     until = as_of + pd.Timedelta(seconds=due_within_s)
     found = []
     for metric, stop in (("response", "response_at"), ("resolution", "resolved_at")):
         due = facts[f"{metric}_due_at"]
-        soon = (due > as_of) & (due <= until)
+        soon = (due > as_of) & (due <= until) & facts[f"{metric}_sla"].ne("exempt")
         found.append(_metric_rows(facts, metric, open_ & facts[stop].isna().to_numpy()
                                   & soon.to_numpy(dtype=bool, na_value=False)))
     return _records(pd.concat(found, ignore_index=True).sort_values(["due_at", "source", "ticket_id"]))

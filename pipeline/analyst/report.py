@@ -9,13 +9,18 @@ The page needs no network: the CSS is inlined and every chart is an inline SVG. 
    CSAT >= 85 %, and every target the scorecard configures), low-sample engineers marked;
 4. weekly trends over the period (daily for a week or a day);
 5. SLA compliance by priority;
-6. the tickets whose response or resolution SLA was breached, each with its resolution timeline;
-7. the approved exemptions counted in the period, per engineer, with their reasons and approvers.
+6. volumes and SLA compliance per client and per service (``kpi_breakdown``);
+7. the daily backlog by age, with the overdue and paused tickets (``kpi_backlog``);
+8. business hours per team in each status (``ticket_status_time``);
+9. the tickets whose response or resolution SLA was breached, each with its resolution timeline and policies;
+10. the open tickets falling due within a day of the period's end (or of ``as_of``), by engineer;
+11. the approved exemptions counted in the period, per engineer, with their reasons and approvers.
 
-The work is split in three: reading the store (``report_data``), preparing each section's view
-(``report_team``, ``report_sla``; geometry of charts in ``report_charts``) and drawing it with the Jinja2
-templates under ``templates/`` (autoescaped: every value from the store is escaped). Texts come from one
-message table, ``templates/messages.toml``. To add a section, see docs/report.md.
+The work is split in three: reading the store (``report_data``, ``report_tables``), preparing each section's
+view (``report_team``, ``report_sla``, ``report_clients``, ``report_backlog``, ``report_status``; geometry of
+charts in ``report_charts`` and ``report_bars``) and drawing it with the Jinja2 templates under
+``templates/`` (autoescaped: every value from the store is escaped). Texts come from one message table,
+``templates/messages.toml``. To add a section, see docs/report.md.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import jinja2
 import pandas as pd
 
 from pipeline.analyst.query import DEFAULT_TIMEOUT_S, EXIT_STORE, QueryError, StoreQuery
+from pipeline.analyst.report_backlog import at_risk, backlog
+from pipeline.analyst.report_clients import clients
 from pipeline.analyst.report_data import ReportData, read_report_data
 from pipeline.analyst.report_exemptions import exemptions
 from pipeline.analyst.report_format import (
@@ -47,6 +54,7 @@ from pipeline.analyst.report_messages import LANGS, translator
 from pipeline.analyst.report_period import Period, ReportError, parse_period
 from pipeline.analyst.report_section import ReportContext, Section
 from pipeline.analyst.report_sla import BREACH_ROWS, breaches, priority, sla_by_priority
+from pipeline.analyst.report_status import status_time
 from pipeline.analyst.report_team import engineers, overview, ranking, trends
 from pipeline.analyst.report_timeline import read_timelines
 from pipeline.store.errors import StoreError
@@ -74,7 +82,11 @@ SECTIONS: tuple[Section, ...] = (
     Section("engineers", engineers),
     Section("trends", trends),
     Section("priority", priority),
+    Section("clients", clients),
+    Section("backlog", backlog),
+    Section("status_time", status_time),
     Section("breaches", breaches),
+    Section("at_risk", at_risk),
     Section("exemptions", exemptions),
 )
 

@@ -7,7 +7,6 @@ agrees with ``itsm-kpi query``. Ticket lists are placed in the period by their a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -16,6 +15,20 @@ import pandas as pd
 
 from pipeline.analyst.query import QueryError, StoreQuery
 from pipeline.analyst.report_period import Period, ReportError
+from pipeline.analyst.report_sql import as_dates as _dates
+from pipeline.analyst.report_sql import as_flags as _bool
+from pipeline.analyst.report_sql import as_floats as _numeric
+from pipeline.analyst.report_sql import as_utc as _utc
+from pipeline.analyst.report_sql import lit as _lit
+from pipeline.analyst.report_sql import period_filter as _period_filter
+from pipeline.analyst.report_tables import (
+    AtRisk,
+    read_at_risk,
+    read_backlog,
+    read_breakdown,
+    read_status_time,
+    table_as_of,
+)
 from pipeline.store.views import rollup_sql, view_sql
 
 __all__ = ["TREND_RATES", "ReportData", "read_report_data"]
@@ -32,6 +45,10 @@ class ReportData:
     trend: pd.DataFrame
     facts: pd.DataFrame
     breaches: pd.DataFrame
+    breakdown: pd.DataFrame | None  # kpi_breakdown's client and service rows; None: the store has none at all
+    backlog: pd.DataFrame | None  # kpi_backlog per day of the period; None: the store has none at all
+    at_risk: AtRisk  # open tickets due within a day of the period's end (or of as_of)
+    status_time: pd.DataFrame | None  # ticket_status_time per team and status; None: the store has none
     timezone: str
     exemptions: pd.DataFrame = field(default_factory=pd.DataFrame)  # v_exemptions rows counted in the period
     #: (source, ticket_id) -> the resolution timeline of a listed breached ticket (report_timeline.py)
@@ -68,42 +85,6 @@ _FACT_COLUMNS = (
     "opened_at",
     "resolved_at",
 )
-
-
-def _lit(value: date | str) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _numeric(frame: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
-    """Every column but ``exclude`` as float64 (both engines return numbers in their own types)."""
-    for column in frame.columns:
-        if column not in exclude:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
-
-
-def _dates(frame: pd.DataFrame, column: str = "period_start") -> pd.DataFrame:
-    """``column`` as ``datetime.date`` values."""
-    frame[column] = pd.to_datetime(frame[column]).dt.date
-    return frame
-
-
-def _utc(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` as UTC timestamps."""
-    for column in columns:
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    return frame
-
-
-def _bool(series: pd.Series) -> pd.Series:
-    """A nullable flag as plain booleans (null is false)."""
-    return series.map(lambda v: bool(v) if v is not None and not pd.isna(v) else False).astype(bool)
-
-
-def _period_filter(period: Period) -> str:
-    """The SQL condition selecting ``period``'s rows of a grained table."""
-    return f"grain = {_lit(period.grain)} AND period_start = {_lit(period.start)}"
 
 
 def _read_scorecard(store: StoreQuery, period: Period) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -196,9 +177,12 @@ def _read_facts(store: StoreQuery, period: Period, timezone: str) -> pd.DataFram
 
 
 def _read_breaches(store: StoreQuery, period: Period, timezone: str) -> pd.DataFrame:
-    """``v_sla_breaches`` rows of the period: response breaches of tickets opened in it, resolution
-    breaches of tickets resolved in it or still open at its end; oldest first."""
-    frame = store.frame(f"SELECT * FROM ({view_sql('v_sla_breaches')}) b")
+    """``v_sla_breaches`` rows of the period with the tickets' SLA policy names: response breaches of tickets
+    opened in it, resolution breaches of tickets resolved in it or still open at its end; oldest first."""
+    frame = store.frame(
+        f"SELECT b.*, f.response_policy, f.resolution_policy FROM ({view_sql('v_sla_breaches')}) b "
+        "JOIN ticket_facts f ON f.source = b.source AND f.ticket_id = b.ticket_id"
+    )
     frame = _utc(frame, ("opened_at", "response_at", "resolved_at", "as_of"))
     opened = _in_period(frame["opened_at"], period, timezone)
     resolved = _in_period(frame["resolved_at"], period, timezone)
@@ -242,6 +226,7 @@ def read_report_data(store: StoreQuery, period: Period, timezone: str) -> Report
             f"no scorecard for {period.grain} {period.text} in the store; "
             f"{period.grain} periods stored: {', '.join(have) if have else 'none'}"
         )
+    as_of = table_as_of(store, "ticket_facts")
     return ReportData(
         period=period,
         scorecard=card,
@@ -250,6 +235,11 @@ def read_report_data(store: StoreQuery, period: Period, timezone: str) -> Report
         trend=_read_trend(store, period),
         facts=_read_facts(store, period, timezone),
         breaches=_read_breaches(store, period, timezone),
+        breakdown=read_breakdown(store, period),
+        backlog=read_backlog(store, period, timezone),
+        at_risk=read_at_risk(store, period, as_of, timezone),
+        status_time=read_status_time(store, period, timezone),
         timezone=timezone,
         exemptions=_read_exemptions(store, period, timezone),
     )
+

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
 
 from kpis.errors import ItsmKpiError
 
@@ -37,6 +40,14 @@ class Period:
     def last_day(self) -> date:
         """The period's last local date (``end`` is exclusive)."""
         return self.end - timedelta(days=1)
+
+    def utc_bounds(self, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The instants (UTC) of the local midnights that start and end the period in ``timezone``."""
+
+        def midnight(day: date) -> pd.Timestamp:
+            return pd.Timestamp(datetime.combine(day, time(), tzinfo=ZoneInfo(timezone))).tz_convert("UTC")
+
+        return midnight(self.start), midnight(self.end)
 
     def title(self, lang: str) -> str:
         """``2026Q3`` as the reader says it."""

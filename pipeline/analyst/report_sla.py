@@ -101,6 +101,7 @@ class Minutes:
     target: Any
     over: Any
     breached: bool
+    policy: str | None  # the name of the SLA policy that set the target
 
     @property
     def shows_over(self) -> bool:
@@ -150,6 +151,7 @@ def _minutes(r: dict[str, Any], metric: str) -> Minutes:
         r[f"{metric}_target_min"],
         r[f"{metric}_over_min"],
         r[f"{metric}_sla"] == "breached",
+        None if is_missing(r[f"{metric}_policy"]) else str(r[f"{metric}_policy"]),
     )
 
 

@@ -8,6 +8,8 @@ shape: the model reports that by itself, so every problem is found in one pass.
 from __future__ import annotations
 
 import glob
+import importlib.util
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -122,11 +124,23 @@ def activity_case_column(raw: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+SCHEDULER_ADDRESS = re.compile(r"^((tcp|tls|ucx|ws|wss|inproc)://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+)(:\d{1,5})?/?$")
+
+
 def compute_engine(raw: Mapping[str, Any]) -> list[Problem]:
-    """``scheduler`` and ``workers`` only mean something with ``engine = "dask"``."""
+    """``scheduler`` and ``workers`` only mean something with ``engine = "dask"``; that engine needs Dask
+    installed (the ``dask`` extra) and a ``scheduler`` that reads as an address."""
     compute = _table(raw, "compute")
     if compute.get("engine", "local") == "dask":
-        return []
+        problems = []
+        if importlib.util.find_spec("distributed") is None:  # found, not imported: the local engine needs no Dask
+            problems.append(Problem(("compute", "engine"), '"dask" needs Dask: pip install "itsm-kpi[dask]" '
+                                    '(or set engine = "local")'))
+        scheduler = compute.get("scheduler")
+        if isinstance(scheduler, str) and not SCHEDULER_ADDRESS.match(scheduler):
+            problems.append(Problem(("compute", "scheduler"), f"{scheduler!r} is not a scheduler address: write "
+                                    'e.g. "tcp://dask-scheduler:8786" (or omit it to start a LocalCluster)'))
+        return problems
     return [Problem(("compute", key), f"only applies with engine = \"dask\" (engine is {compute.get('engine', 'local')!r}); "
                     "set engine = \"dask\" or remove it") for key in ("scheduler", "workers") if key in compute]
 

@@ -199,10 +199,12 @@ class Compute(Section):
     """Where the computation runs (CONTRACT.md, Compute)."""
 
     engine: Literal["local", "dask"] = Field("local", description="local: this process; dask: a Dask cluster")
-    partitions: int = Field(1, ge=1, description="tickets split by a stable hash of (source, ticket_id)")
+    partitions: int = Field(1, ge=1, description="tickets split by a stable hash of (source, ticket_id); "
+                            "dask: at least twice the cluster's workers")
     scheduler: Text | None = Field(None, description="dask: address of an existing scheduler, "
                                    "e.g. tcp://dask-scheduler:8786")
-    workers: int | None = Field(None, ge=1, description="dask without a scheduler: LocalCluster worker processes")
+    workers: int | None = Field(None, ge=1, description="dask without a scheduler: LocalCluster worker processes "
+                                "(default: one per CPU core)")
 
 
 class Config(Section):

@@ -77,7 +77,7 @@ PARTITION_BY: dict[str, str] = {
     "ticket_facts": "source",
     "rejected_rows": "source",
     "adjustments": "source",
-
+    "kpi_breakdown": "grain",
     "ticket_status_time": "source",
     "raw_tickets": "source",
     "raw_events": "source",

@@ -7,6 +7,8 @@ SQLite ignores it). The ledger tables are described with ``kpis.schema.Column`` 
     ticket_facts, kpi_engineer, kpi_team,    the KPI outputs (in both stores)
     scorecard, scorecard_kpi, rejected_rows
     adjustments                              the approved exemptions, and whether the last run applied them
+    kpi_breakdown, ticket_status_time,       breakdowns, time in status, the daily backlog (KPIS.md 4.1, 3.1,
+    kpi_backlog                              4.2; written by pipeline/ops_tables.py and the period tables)
     pipeline_runs                            one row per run (in both stores)
     source_state, source_files               watermarks and files already read (SQL only)
     run_lock                                 the one-run-at-a-time lock (SQL only)
@@ -173,7 +175,8 @@ TABLE_COMMENTS = {
     "rejected_rows": "One row per input row that could not be used",
     "adjustments": "One row per (source, ticket_id, scope): every valid approved exemption read (KPIS.md 1.4), "
                    "the earliest when approved twice, and whether the last run applied it",
-
+    "kpi_breakdown": "The kpi_engineer columns per (grain, period_start, dimension, member, ticket_type), one "
+                     "dimension per reporting.breakdowns entry (KPIS.md 4.1)",
     "ticket_status_time": "Time in status per (source, ticket_id, status) (KPIS.md 3.1)",
     "alerts_sent": "What each alert posted about which ticket and metric, when (a breach is posted once)",
     "kpi_backlog": "Open tickets at the end of each local day per (day, engineer, ticket_type, priority) (KPIS.md 4.2)",

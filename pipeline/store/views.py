@@ -5,6 +5,9 @@
     v_sla_breaches                         ticket_facts rows with a breached response or resolution SLA
     v_scorecard_current                    the scorecard of the latest period of each grain
     v_exemptions                           the approved exemptions with the ticket's engineer, team and verdicts
+    v_breakdown_month, v_breakdown_quarter a breakdown member's KPIs (client, service, ...) over all ticket types
+    v_status_time                          time in status per ticket, in hours, with the ticket's engineer, team...
+    v_backlog_latest                       the backlog at the end of the latest stored day
 
 Rates are re-aggregated from their stored numerators and denominators (``SUM(num) / NULLIF(SUM(den), 0)``),
 never averaged. Means are re-aggregated exactly as ``SUM(mean * n) / SUM(n)``. A median or P90 cannot be
@@ -310,6 +313,72 @@ _EXEMPTIONS_SQL = """SELECT
 FROM adjustments a
 LEFT JOIN ticket_facts f ON f.source = a.source AND f.ticket_id = a.ticket_id"""
 
+# -- breakdowns, time in status, the backlog (KPIS.md 4.1, 3.1, 4.2) ---------------------------------
+def _breakdown_view(name: str, grain: str) -> View:
+    """kpi_breakdown rolled up over ticket types per (period, dimension, member), as the engineer rollups."""
+    columns = list(_rollup_columns("dimension", "What the rows are broken down by: client, service, category, "
+                                                "priority or source (reporting.breakdowns)", False))
+    columns.insert(3, ("member", "The tickets' value of the dimension; '(none)' when empty"))
+    return View(
+        name=name,
+        description=(f"One row per ({grain}, dimension, member): the member's KPIs over all ticket types, rates "
+                     "re-aggregated from kpi_breakdown numerators and denominators"),
+        sql=_rollup_select("kpi_breakdown", "dimension, member", grain),
+        columns=tuple(columns),
+        based_on=("kpi_breakdown",),
+    )
+
+
+_STATUS_TIME_COLUMNS = (
+    ("source", "Source of the ticket"),
+    ("ticket_id", "Ticket id"),
+    ("status", "Canonical status the ticket was in"),
+    ("entries", "How many status events set this status"),
+    ("calendar_h", "Hours in this status (an open last segment runs to as_of)"),
+    ("business_h", "Business hours in this status, on the ticket's resolution-policy calendar"),
+    ("engineer", "Engineer credited with the ticket (ticket_facts)"),
+    ("team", "Team credited with the ticket"),
+    ("ticket_type", "incident / request / maintenance"),
+    ("priority", "Current priority"),
+    ("client", "The organisation served"),
+    ("service", "The service concerned"),
+    ("category", "Final category"),
+    ("opened_at", "When the ticket was opened (UTC)"),
+    ("excluded_reason", "Why the ticket is in no KPI (null: counted); its waits are listed all the same"),
+    ("as_of", "The as-of of the run that last changed the row (UTC)"),
+)
+
+_STATUS_TIME_SQL = f"""SELECT
+    s.source, s.ticket_id, s.status, s.entries,
+    CAST(s.calendar_s AS {_FLOAT}) / 3600 AS calendar_h,
+    CAST(s.business_s AS {_FLOAT}) / 3600 AS business_h,
+    f.engineer, f.team, f.ticket_type, f.priority, f.client, f.service, f.category, f.opened_at,
+    f.excluded_reason, s.as_of
+FROM ticket_status_time s
+LEFT JOIN ticket_facts f ON f.source = s.source AND f.ticket_id = s.ticket_id"""
+
+_BACKLOG_LATEST_COLUMNS = (
+    ("day", "The latest local date in kpi_backlog (the last run's as_of date): the backlog at its end"),
+    ("engineer", "Engineer assigned at the end of the day"),
+    ("ticket_type", "incident / request / maintenance"),
+    ("priority", "Priority at the end of the day"),
+    ("open_count", "Tickets open at the end of the day"),
+    ("age_lt_1d", "Open tickets opened less than 1 day before the end of the day"),
+    ("age_1_3d", "Open tickets aged 1 to under 3 days"),
+    ("age_3_7d", "Open tickets aged 3 to under 7 days"),
+    ("age_7_30d", "Open tickets aged 7 to under 30 days"),
+    ("age_ge_30d", "Open tickets aged 30 days or more"),
+    ("oldest_opened_at", "opened_at of the oldest open ticket (UTC)"),
+    ("overdue_count", "Open tickets whose resolution_due_at is before the end of the day"),
+    ("paused_count", "Open tickets in a pause status of their policy at the end of the day"),
+    ("as_of", "The as-of of the run that last changed the row (UTC)"),
+)
+
+_BACKLOG_LATEST_SQL = f"""SELECT
+    {", ".join(name for name, _ in _BACKLOG_LATEST_COLUMNS)}
+FROM kpi_backlog
+WHERE day = (SELECT MAX(day) FROM kpi_backlog)"""
+
 VIEWS: tuple[View, ...] = (
     _rollup_view("v_engineer_quarter", "quarter", "engineer"),
     _rollup_view("v_engineer_month", "month", "engineer"),
@@ -336,6 +405,24 @@ VIEWS: tuple[View, ...] = (
         _EXEMPTIONS_SQL,
         _EXEMPTION_COLUMNS,
         ("adjustments", "ticket_facts"),
+    ),
+    _breakdown_view("v_breakdown_month", "month"),
+    _breakdown_view("v_breakdown_quarter", "quarter"),
+    View(
+        "v_status_time",
+        "One row per (ticket, status) of ticket_status_time, in hours, with the ticket's engineer, team, type, "
+        "priority, client and service from ticket_facts: where tickets waited and for how long",
+        _STATUS_TIME_SQL,
+        _STATUS_TIME_COLUMNS,
+        ("ticket_status_time", "ticket_facts"),
+    ),
+    View(
+        "v_backlog_latest",
+        "The kpi_backlog rows of the latest stored day: what is open now, per engineer, type and priority, "
+        "by age",
+        _BACKLOG_LATEST_SQL,
+        _BACKLOG_LATEST_COLUMNS,
+        ("kpi_backlog",),
     ),
 )
 _BY_NAME = {v.name: v for v in VIEWS}

@@ -157,6 +157,11 @@ def test_every_declared_option_has_a_type_default_and_one_line_description() -> 
     (HELPDESK_TAIL, 'layout = "activity"\ncolumns = { opened_at = "x" }'
      '\noptions = { activity_column = "a", timestamp_column = "t", case_column = "c" }',
      "sources['helpdesk'].columns.opened_at: the activity layout derives opened_at from the activities"),
+    # [compute]: a scheduler that is no address; workers without the dask engine
+    ("[kpi]", '[compute]\nengine = "dask"\nscheduler = "http://sched:8786/x y"\n\n[kpi]',
+     "compute.scheduler: 'http://sched:8786/x y' is not a scheduler address"),
+    ("[kpi]", '[compute]\nworkers = 2\n\n[kpi]', 'compute.workers: only applies with engine = "dask"'),
+    ("[kpi]", '[compute]\npartitions = 0\n\n[kpi]', "compute.partitions: must be >= 1"),
 ])
 def test_a_mistake_is_one_line_naming_the_file_the_key_and_what_to_do(tmp_path: Path, old: str, new: str,
                                                                        expected: str) -> None:
@@ -269,3 +274,11 @@ def test_a_glob_or_a_folder_of_approvals_may_hold_none_yet(tmp_path: Path) -> No
     assert load_settings(_write(tmp_path, GOOD + ADJUSTMENTS.format(path=tmp_path / "exemptions")), {}).adjustments
     line = _one(tmp_path, GOOD + ADJUSTMENTS.format(path=tmp_path / "exemptions").replace('"ticket"', '"tickets"'))
     assert "adjustments.scope_map" in line  # a scope must be one of response, resolution, ticket
+
+
+@pytest.mark.parametrize("address", ["tcp://dask-scheduler:8786", "tls://10.0.0.5:8786", "dask-scheduler:8786",
+                                     "tcp://[::1]:8786"])
+def test_a_scheduler_address_is_accepted(tmp_path: Path, address: str) -> None:
+    settings = load_settings(_write(tmp_path, GOOD.replace("[kpi]", f'[compute]\nengine = "dask"\nscheduler = '
+                                                           f'"{address}"\npartitions = 8\n\n[kpi]', 1)), {})
+    assert (settings.compute.engine, settings.compute.scheduler, settings.compute.partitions) == ("dask", address, 8)

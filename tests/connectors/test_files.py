@@ -15,7 +15,8 @@ from openpyxl import Workbook
 
 from connectors.base import Batch
 from connectors.errors import SourceUnreachable
-from connectors.files import FileConnector, _text_frame, read_raw_table, resolve_files
+from connectors.file_tables import _text_frame
+from connectors.files import FileConnector, read_raw_table, resolve_files
 from kpis.errors import ConfigError
 from kpis.schema import TICKET_COLUMNS, conform
 
@@ -83,6 +84,17 @@ def test_csv_values_stay_text_and_empty_cells_survive(write_csv, make_source):
     raw = read_raw_table(path, make_source())
     assert raw["ticket_id"].tolist() == ["007", "NA"]  # no number or NA guessing at read time
     assert raw["close_code"].tolist() == ["", "None"]
+
+
+def test_csv_values_that_look_typed_stay_as_written(tmp_path, make_source):
+    # every column looks typed (all digits, all offset times): the reader must not infer and cast back
+    path = tmp_path / "t.csv"
+    path.write_text("ticket_id,opened_at,note,note,\n007,9999-12-31T23:00:00+08:00,a,b,c\n"
+                    "010,2026-01-01T00:00:00+08:00,d,e,f\n", encoding="utf-8")
+    raw = read_raw_table(path, make_source())
+    assert raw.columns.tolist() == ["ticket_id", "opened_at", "note", "note.1", "Unnamed: 4"]  # as pandas names them
+    assert raw["ticket_id"].tolist() == ["007", "010"]
+    assert raw["opened_at"].tolist() == ["9999-12-31T23:00:00+08:00", "2026-01-01T00:00:00+08:00"]
 
 
 def test_blank_rows_are_not_data(tmp_path, make_source):

@@ -1,8 +1,8 @@
 """The HTML report in a real headless Chromium: every chart laid out with a size, no errors, a screenshot.
 
-Runs ``itsm-kpi demo`` into a temporary store, builds the report in both languages, and opens it with
-``chromium --headless --dump-dom`` after injecting a small probe script that records, once the page has
-loaded, each chart's laid-out size, any error or ``console.error``, and every resource the page fetched.
+Runs ``itsm-kpi demo`` into a temporary store (with the v2 tables the report reads), builds the report in both
+languages, and opens it with ``chromium --headless --dump-dom`` after injecting a small probe script that
+records, once the page has loaded, each chart's laid-out size, any error or ``console.error``, and every resource the page fetched.
 Screenshots go to ``test-artifacts/``. Without Chromium the test is skipped, except under CI (env ``CI``),
 where it fails: CI must install the Debian package ``chromium`` (and ``fonts-noto-cjk`` for the zh page).
 """
@@ -27,8 +27,12 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 WIDTH = 1280
-CHARTS = 8  # ranking, four rate trends, response time trend, volume, SLA by priority
-PANELS = 7  # overview, ranking, engineer KPIs, trends, SLA by priority, breached tickets, exemptions
+#: ranking, four rate trends, response time trend, volume, SLA by priority, resolution SLA by client,
+#: backlog by age, time in status per team
+CHARTS = 11
+#: overview, ranking, engineer KPIs, trends, SLA by priority, clients, backlog, time in status, breached tickets,
+#: at risk, exemptions
+PANELS = 11
 
 PROBE = """<script>
 window.__errors = [];
@@ -98,7 +102,8 @@ def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real ``itsm-kpi demo`` run into a temporary store."""
+    """The real ``itsm-kpi demo`` run into a temporary store (the v2 tables included)."""
+
     store = tmp_path_factory.mktemp("demo") / "store"
     code = cli_main(["-q", "demo", "--store", str(store), "--as-of", "2026-10-15T08:00:00+08:00"])
     assert code == 0, "itsm-kpi demo failed"

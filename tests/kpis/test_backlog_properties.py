@@ -155,3 +155,24 @@ def test_status_time_adds_up_to_the_status_span(history) -> None:
         mine = frame[frame["ticket_id"] == tid]
         assert mine["calendar_s"].sum() == (span_end - evs["at"].min()).total_seconds()
         assert mine["entries"].sum() == len(evs)
+
+
+@hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories())
+def test_counting_the_days_in_small_blocks_changes_nothing(history) -> None:
+    """The open ticket-days are expanded a block of days at a time (memory); blocks of 2 days, so a stretch
+    spans several, give the literal reading too."""
+    import kpis.backlog as backlog_module
+
+    t, e = history
+    s = settings(reporting={"timezone": TZ})
+    facts = compute_facts(t, e, s, AS_OF)
+    facts["resolution_due_at"] = pd.Series(pd.NaT, index=facts.index, dtype="datetime64[us, UTC]")
+    kept = backlog_module.DAYS_PER_BLOCK
+    backlog_module.DAYS_PER_BLOCK = 2
+    try:
+        blocks = kpi_backlog(t, e, facts, s, AS_OF)
+    finally:
+        backlog_module.DAYS_PER_BLOCK = kept
+    assert _engine_backlog(blocks) == _reference_backlog(t, e, {})
+    pd.testing.assert_frame_equal(blocks, kpi_backlog(t, e, facts, s, AS_OF))

@@ -39,7 +39,8 @@ DAY1_AS_OF = pd.Timestamp("2026-08-01T01:15:00+08:00").tz_convert("UTC")
 DAY2_AS_OF = pd.Timestamp("2026-08-02T01:15:00+08:00").tz_convert("UTC")
 DAY3_AS_OF = pd.Timestamp("2026-08-03T01:15:00+08:00").tz_convert("UTC")
 
-OUTPUT_TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
+OUTPUT_TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown",
+                 "ticket_status_time", "kpi_backlog")
 RAW_KEYS = {"raw_tickets": ("source", "ticket_id"), "raw_events": ("source", "ticket_id", "at", "kind", "value")}
 PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi")
 

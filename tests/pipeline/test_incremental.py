@@ -82,7 +82,7 @@ def test_nightly_rewrites_only_changed_rows_and_only_in_the_touched_periods(two_
     assert two_days.day2_run["status"] == "success"
     assert two_days.day2_run["periods_written"] == len(expected)
     after = snapshot(nightly, drop=())
-    for table in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi"):
+    for table in ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown"):
         for store in ("sql", "parquet"):
             changed, kept = _row_fates(day1[(store, table)], after[(store, table)], list(TABLE_KEYS[table]))
             where = f"{store} {table}"
@@ -115,6 +115,19 @@ def _same_cell(a, b) -> bool:
     return bool(a == b)
 
 
+def test_nightly_recomputes_only_the_backlog_days_its_changed_tickets_touch(two_days: TwoDays) -> None:
+    """Day 2's changed tickets opened on 07-04 at the earliest (INC0003, see DAY2_ANCHORS): only days from
+    then on are recomputed, and of those only the rows that moved are written; the others keep day 1's
+    as_of (KPIS.md 4.2, D20)."""
+    backlog = sql_rows(two_days.nightly, "kpi_backlog")
+    written = backlog[backlog["as_of"] == DAY2_AS_OF]
+    assert len(written) and written["day"].min() >= pd.Timestamp("2026-07-04")
+    assert (backlog["as_of"] == DAY1_AS_OF).any()
+    # INC0004 was reassigned from 陈静 to 刘洋 on 08-01: the backlog's day 08-01 counts it for 刘洋
+    day = backlog[backlog["day"] == pd.Timestamp("2026-08-01")].set_index("engineer")["open_count"]
+    assert day.get("刘洋", 0) >= 1
+
+
 def test_nightly_replaces_only_the_changed_tickets_facts(two_days: TwoDays) -> None:
     facts = sql_rows(two_days.nightly, "ticket_facts")
     stamped = set(facts.loc[facts["as_of"] == DAY2_AS_OF, "ticket_id"])
@@ -122,16 +135,37 @@ def test_nightly_replaces_only_the_changed_tickets_facts(two_days: TwoDays) -> N
 
 
 def test_reruns_without_new_files_write_no_period(two_days: TwoDays) -> None:
-    """The same night again, then a day later with no new file: nothing to rewrite, as_of included
-    (no fact here depends on the clock alone: every open ticket is already past its targets)."""
+    """The same night again: nothing to rewrite, as_of included. A day later with no new file: no period
+    and no fact moves (no fact here depends on the clock alone: every open ticket is already past its
+    targets); only what the clock moves by definition is written: an open ticket's time in its current
+    status runs to as_of (KPIS.md 3.1), and the backlog gains the new day (4.2)."""
     nightly = two_days.nightly
     before = snapshot(nightly, drop=())
-    for as_of in (DAY2_AS_OF, DAY2_AS_OF + pd.Timedelta(days=1)):
-        assert cli("run", "--config", str(nightly), "--as-of", as_of.isoformat()) == 0
-        last = runs(nightly).iloc[-1]
-        assert (last["status"], last["periods_written"], last["rows_read"], last["rows_written"]) == (
-            "success", 0, 0, 0)
-        assert_same(snapshot(nightly, drop=()), before)
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    last = runs(nightly).iloc[-1]
+    assert (last["status"], last["periods_written"], last["rows_read"], last["rows_written"]) == ("success", 0, 0, 0)
+    assert_same(snapshot(nightly, drop=()), before)
+
+    later = DAY2_AS_OF + pd.Timedelta(days=1)
+    assert cli("run", "--config", str(nightly), "--as-of", later.isoformat()) == 0
+    last = runs(nightly).iloc[-1]
+    assert (last["status"], last["periods_written"], last["rows_read"]) == ("success", 0, 0)
+    after = snapshot(nightly, drop=())
+    clock = ("ticket_status_time", "kpi_backlog")
+    assert_same({k: v for k, v in after.items() if k[1] not in clock},
+                {k: v for k, v in before.items() if k[1] not in clock})
+    status = after[("sql", "ticket_status_time")]
+    grown = status[status["as_of"] == later].merge(before[("sql", "ticket_status_time")], on=list(
+        TABLE_KEYS["ticket_status_time"]), suffixes=("", "_before"))
+    # one more day in the open status: 24 h * 3600 s of calendar time, the rest of the row as it was
+    assert len(grown) and (grown["calendar_s"] - grown["calendar_s_before"] == 86_400).all()
+    assert (grown["entries"] == grown["entries_before"]).all()
+    backlog = after[("sql", "kpi_backlog")]
+    new_day = backlog[backlog["as_of"] == later]
+    # later is 2026-08-03 01:15 in Shanghai: only that day's rows are new; 08-02's are as the night before left them
+    assert len(new_day) and set(new_day["day"]) == {pd.Timestamp("2026-08-03")}
+    assert last["rows_written"] == len(grown) + len(new_day)
+    assert_stores_agree(nightly)
 
 
 def test_a_changed_fact_setting_recomputes_every_ticket(tmp_path: Path) -> None:

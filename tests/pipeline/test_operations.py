@@ -163,7 +163,22 @@ def test_a_quarter_backfill_twice_changes_nothing_and_leaves_watermarks(nightly_
     once = snapshot(config, drop=())
     assert cli("backfill", "--quarter", "2026Q3", "--config", str(config), "--as-of", as_of) == 0
     assert_same(snapshot(config, drop=()), once)
-    assert_same(snapshot(config), nightly)  # the quarter holds every ticket: the same numbers
+    # the quarter holds every ticket: the same numbers, but for what the clock moves between the night's
+    # as_of (DAY1) and the backfill's (DAY2, a day later; DECISIONS.md D-WIRE-2)
+    clock = ("ticket_status_time", "kpi_backlog")
+    after = snapshot(config)
+    assert_same({k: v for k, v in after.items() if k[1] not in clock}, {k: v for k, v in nightly.items() if k[1] not in clock})
+    for store in ("sql", "parquet"):
+        status = after[(store, "ticket_status_time")].merge(nightly[(store, "ticket_status_time")], how="outer",
+                                                            on=["source", "ticket_id", "status"], suffixes=("", "_night"))
+        grown = status["calendar_s"] - status["calendar_s_night"]
+        # the same rows; the open tickets' current status (INC0003, INC0004) is one day (86400 s) longer
+        assert status["calendar_s_night"].notna().all() and set(grown) == {0, 86_400}
+        assert set(status.loc[grown > 0, "ticket_id"]) == {"INC0003", "INC0004"}
+        backlog, night = after[(store, "kpi_backlog")], nightly[(store, "kpi_backlog")]
+        # every day up to the night's (08-01) as it was; the backfill adds 08-02
+        assert_same({0: backlog[backlog["day"] <= night["day"].max()].reset_index(drop=True)}, {0: night})
+        assert set(backlog.loc[backlog["day"] > night["day"].max(), "day"]) == {pd.Timestamp("2026-08-02")}
     for table, before in ledger_before.items():
         pd.testing.assert_frame_equal(sql_rows(config, table), before)
     done = runs(config)

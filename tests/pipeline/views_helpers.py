@@ -16,13 +16,18 @@ from connectors.adjustments import read_approvals
 from connectors.registry import build_connector
 from connectors.validate import validate
 from kpis import KpiTables, compute_all
+from kpis.backlog import kpi_backlog
+from kpis.calendar import CalendarSet
+from kpis.status_time import ticket_status_time
 from pipeline.approvals import effective_approvals
 from pipeline.cli import demo_settings
+from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
 from pipeline.store import Replacement, Stores
 from pipeline.store.views import create_views
 
 AS_OF = pd.Timestamp("2026-10-15T00:00:00Z")
-TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "adjustments")
+TABLES = ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "adjustments", "kpi_breakdown",
+          "ticket_status_time", "kpi_backlog")
 
 COUNTS = [
     "opened_count",
@@ -93,9 +98,23 @@ def write_store(tables: KpiTables, root: Path, sql_url: str) -> Stores:
         "scorecard": tables.scorecard,
         "scorecard_kpi": tables.scorecard_kpi,
         "adjustments": demo_approvals(scratch, demo_input(scratch)[0]),
+        "kpi_breakdown": tables.kpi_breakdown,
+        **ops_tables(tables, scratch),
     }
     stores.commit("test-run", [Replacement(name, frames[name]) for name in TABLES])
     return stores
+
+
+def ops_tables(tables: KpiTables, scratch: Path) -> dict[str, pd.DataFrame]:
+    """The demo's ``ticket_status_time`` and ``kpi_backlog`` at ``AS_OF`` (each ticket on its policy's calendar)."""
+    tickets, events = demo_input(scratch)
+    kpi = demo_settings(scratch).kpi
+    policy = ticket_policies(tickets, tables.facts)
+    return {
+        "ticket_status_time": ticket_status_time(tickets, events, CalendarSet(dict(kpi.calendars)),
+                                                 resolution_calendars(policy, kpi), AS_OF),
+        "kpi_backlog": kpi_backlog(tickets, events, tables.facts, kpi, AS_OF, pauses=resolution_pauses(policy, kpi)),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,8 @@ def test_due_soon_is_the_half_open_window_after_as_of() -> None:
         {"ticket_id": "unanswered", "response_due_at": AS_OF + pd.Timedelta(hours=1)},  # in
         {"ticket_id": "done", "status": "RESOLVED", "resolution_due_at": edge},  # resolved: out
         {"ticket_id": "excluded", "excluded_reason": "exempt", "resolution_due_at": edge},  # out
+        # an approved resolution exemption: the due time stays (KPIS.md 3) but it cannot breach: out
+        {"ticket_id": "exempted", "resolution_due_at": edge, "resolution_sla": "exempt"},
     )
     found = due_soon_items(facts, AS_OF, 4 * 3600)
     assert [(i["ticket_id"], i["metric"]) for i in found] == [("unanswered", "response"), ("at_edge", "resolution")]

@@ -44,7 +44,11 @@ HEADINGS = {
         "Engineer KPIs against targets",
         "Weekly trends",
         "SLA compliance by priority",
+        "By client and service",
+        "Daily backlog",
+        "Time in status per team",
         "Tickets with a breached SLA",
+        "Tickets at risk",
         "Approved exemptions",
     ],
     "zh": [
@@ -53,7 +57,11 @@ HEADINGS = {
         "人员指标与考核目标对比",
         "周趋势",
         "按优先级的 SLA 达标率",
+        "按客户与业务系统",
+        "每日积压工单",
+        "各组工单在各状态的停留时间",
         "SLA 超时工单",
+        "即将超时的工单",
         "已批准的豁免",
     ],
 }
@@ -217,7 +225,8 @@ def test_report_is_one_self_contained_file(store: Path, tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     for forbidden in ("<script", "<link", "src=", "@import", "url(", "http://", "https://"):
         assert forbidden not in page.replace('xmlns="http://www.w3.org/2000/svg"', ""), forbidden
-    assert page.count("<svg") == 8  # ranking, 4 rate trends, response time, volume, SLA by priority
+    # ranking, 4 rate trends, response time, volume, SLA by priority; clients, backlog, time in status
+    assert page.count("<svg") == 11
     assert "--accent: #1f4e79" in page  # the stylesheet is inlined
 
 
@@ -445,5 +454,5 @@ def test_each_breached_ticket_has_its_timeline_from_the_explain_segments(demo_ru
         bars = tr.all("svg", "timeline")[0].all("rect")
         assert len(bars) == len(segments), ticket
         assert [b.attrs["fill"] == "#1f4e79" for b in bars] == [s["counted"] for s in segments], ticket
-    assert page.count('class="chart"') == 8  # the timelines are not charts of their own
+    assert page.count('class="chart"') == 11  # 8 v1 charts and 3 v2 (clients, backlog, time in status); the timelines are not charts of their own
 

@@ -1,0 +1,42 @@
+"""Where the per-ticket facts are computed (CONTRACT.md, Compute): ``facts_engine`` returns a function with
+``kpis.compute_facts``' signature and result, computed by the ``[compute]`` engine:
+
+- ``local`` (``local.py``): this process; partition by partition when ``partitions`` > 1;
+- ``dask`` (``dask_engine.py``): one task per partition on a Dask cluster (imported only then: the local
+  engine needs no Dask).
+
+Partitions are a stable hash of ``(source, ticket_id)`` (``partition.py``). The aggregates are computed by
+the caller from the gathered facts (one row per ticket), as on one process (DECISIONS.md D-DASK-1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import pandas as pd
+
+from kpis.config import KpiSettings
+from kpis.errors import ItsmKpiError
+from pipeline.compute.local import local_facts
+from pipeline.settings import ComputeSettings
+
+__all__ = ["ComputeFailed", "FactsFunction", "facts_engine"]
+
+#: (tickets, events, settings, as_of, approvals) -> ticket_facts, as ``kpis.compute_facts``
+FactsFunction = Callable[[pd.DataFrame, pd.DataFrame, KpiSettings, pd.Timestamp, "pd.DataFrame | None"],
+                         pd.DataFrame]
+
+
+class ComputeFailed(ItsmKpiError):
+    """The compute cluster could not be reached or lost a partition's task after its retries; nothing of
+    the run was committed (exit 1)."""
+
+
+def facts_engine(compute: ComputeSettings) -> FactsFunction:
+    """The facts function of the ``[compute]`` settings."""
+    if compute.engine == "dask":
+        from pipeline.compute.dask_engine import DaskFacts  # lazily: Dask is an extra
+
+        return DaskFacts(compute)
+    return partial(local_facts, partitions=compute.partitions)

@@ -1,0 +1,109 @@
+"""Tickets split into partitions by a stable hash of ``(source, ticket_id)`` (CONTRACT.md, Compute).
+
+The hash is SipHash-2-4 with the 16-byte key ``PARTITION_HASH_KEY`` over the UTF-8 bytes of
+``source + "\\x1f" + ticket_id`` (the ticket key of ``kpis.keys``), then mixed by splitmix64's finaliser
+(``h ^= h >> 30; h *= 0xBF58476D1CE4E5B9; h ^= h >> 27; h *= 0x94D049BB133111EB; h ^= h >> 31``, mod 2**64),
+exactly as ``pandas.util.hash_array`` computes it; the partition is that number modulo ``partitions``.
+It depends on nothing but the key's text, so every process and machine puts a ticket in the same
+partition (Python's ``hash`` is salted per process and is not used). tests/pipeline/test_compute_partition.py
+checks it against SipHash and the finaliser written out in the test, and pins a few keys' partitions.
+
+A partition holds its tickets and their events. The one rule that reads another ticket, the induced
+incident (KPIS.md 3: an incident whose ``caused_by`` names a maintenance ticket of the same source), travels
+explicitly: the maintenance tickets that some ``caused_by`` names are broadcast, and each partition reads
+those its own incidents name beside its tickets (their facts are computed with them and dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.util import hash_array
+
+from kpis.keys import ticket_keys
+
+PARTITION_HASH_KEY = "itsm-kpi:part:v1"  # SipHash-2-4 key: 16 ASCII bytes; changing it moves every ticket
+
+
+def key_hashes(source: pd.Series, ticket_id: pd.Series) -> np.ndarray:
+    """SipHash-2-4 (key ``PARTITION_HASH_KEY``) of each ticket key ``source \\x1f ticket_id`` (uint64)."""
+    keys = ticket_keys(source, ticket_id).to_numpy(zero_copy_only=False).astype(object)
+    return hash_array(keys, encoding="utf8", hash_key=PARTITION_HASH_KEY, categorize=False)
+
+
+def partition_of(source: pd.Series, ticket_id: pd.Series, partitions: int) -> np.ndarray:
+    """The partition (0 .. ``partitions`` - 1) of each ticket ``(source, ticket_id)``."""
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, not {partitions}")
+    if partitions == 1:
+        return np.zeros(len(source), dtype="int64")
+    return (key_hashes(source, ticket_id) % np.uint64(partitions)).astype("int64")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition's tickets (with their positions in the whole input) and their events."""
+
+    number: int
+    positions: np.ndarray  # where each of ``tickets``' rows stands in the input, to restore its order
+    tickets: pd.DataFrame
+    events: pd.DataFrame
+
+
+def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int) -> Iterator[Partition]:
+    """The non-empty partitions of ``tickets`` and ``events``, in partition order, built one at a time
+    (one stable sort of each frame by partition; each partition's rows are taken when it is yielded)."""
+    ticket_part = partition_of(tickets["source"], tickets["ticket_id"], partitions)
+    event_part = partition_of(events["source"], events["ticket_id"], partitions)
+    ticket_order, ticket_bounds = _grouped(ticket_part, partitions)
+    event_order, event_bounds = _grouped(event_part, partitions)
+    for number in range(partitions):
+        rows = ticket_order[ticket_bounds[number]:ticket_bounds[number + 1]]
+        if not len(rows):
+            continue
+        event_rows = event_order[event_bounds[number]:event_bounds[number + 1]]
+        yield Partition(number, rows, tickets.iloc[rows].reset_index(drop=True),
+                        events.iloc[event_rows].reset_index(drop=True))
+
+
+def _grouped(part: np.ndarray, partitions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers sorted by partition (stable) and each partition's [start, end) bounds in them."""
+    order = np.argsort(part, kind="stable")
+    bounds = np.searchsorted(part[order], np.arange(partitions + 1), side="left")
+    return order, bounds
+
+
+def named_maintenance(tickets: pd.DataFrame) -> pd.DataFrame:
+    """The broadcast: maintenance tickets that some ticket's ``caused_by`` names (same source)."""
+    named = tickets[tickets["caused_by"].notna().to_numpy()]
+    is_maintenance = (tickets["ticket_type"] == "maintenance").fillna(False).to_numpy(dtype=bool)
+    if not len(named) or not is_maintenance.any():
+        return tickets.iloc[:0]
+    maintenance = tickets[is_maintenance]
+    hit = is_in(ticket_keys(maintenance["source"], maintenance["ticket_id"]),
+                 ticket_keys(named["source"], named["caused_by"]))
+    return maintenance[hit].reset_index(drop=True)
+
+
+def with_causes(part_tickets: pd.DataFrame, broadcast: pd.DataFrame) -> pd.DataFrame:
+    """``part_tickets`` and, after them, the broadcast maintenance tickets their ``caused_by`` names that
+    are not among them (read so the induced-incident fact sees them; their own facts are dropped)."""
+    if not len(broadcast):
+        return part_tickets
+    own = ticket_keys(part_tickets["source"], part_tickets["ticket_id"])
+    named = part_tickets[part_tickets["caused_by"].notna().to_numpy()]
+    wanted = ticket_keys(named["source"], named["caused_by"])
+    keys = ticket_keys(broadcast["source"], broadcast["ticket_id"])
+    extra = broadcast[is_in(keys, wanted) & ~is_in(keys, own)]
+    if not len(extra):
+        return part_tickets
+    return pd.concat([part_tickets, extra], ignore_index=True)
+
+
+def is_in(keys: pa.Array, value_set: pa.Array) -> np.ndarray:
+    return np.asarray(pc.is_in(keys, value_set=value_set).to_numpy(zero_copy_only=False), dtype=bool)

@@ -1,0 +1,204 @@
+"""Time in status (KPIS.md 3.1, ``ticket_status_time``) and the daily backlog (4.2, ``kpi_backlog``) in every run.
+
+Both are computed from the raw layer after the merge (every ticket and event) and the run's facts (each
+ticket's resolution policy names its calendar and pause statuses, ``pipeline/policies.py``). What a run
+recomputes (DECISIONS.md D-WIRE-1):
+
+- the demo, a first night, a night after a backfill or after a change of the settings these tables read
+  (``ops_fingerprint``): everything;
+- a night: status time of the *changed* tickets (new ticket copy or event, an approval, changed facts) and
+  of every ticket whose last status segment is open (it runs to ``as_of``, so it grows every night); the
+  backlog's days from the earliest local opening day of the changed tickets (old and new ``opened_at``)
+  and from the last stored day, up to ``as_of``'s local date. Every other day's rows cannot have moved:
+  a day's rows depend only on the tickets open at its end, and those did not change;
+- a backfill: status time of its window's tickets and of the open ones; the whole backlog.
+
+The recomputed rows are compared with the stored ones of the same scope (``pipeline.changes.row_changes``):
+only rows that differ are written, stored rows now gone are deleted, a row that did not move keeps its
+``as_of`` (D20). So after any sequence of nights both tables hold what one full computation at the last
+``as_of`` would write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kpis.aggregate import local_days
+from kpis.backlog import kpi_backlog
+from kpis.calendar import CalendarSet
+from kpis.config import KpiSettings, facts_fingerprint
+from kpis.keys import key_hits
+from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
+from kpis.status_time import FINAL_STATUSES, ticket_status_time
+from pipeline.changes import row_changes
+from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
+from pipeline.store import Replacement, Stores
+from pipeline.store.parquet import to_pandas
+
+log = logging.getLogger(__name__)
+
+KEY = ["source", "ticket_id"]
+#: store_state: the settings the stored ops tables were computed with (None after a backfill).
+OPS_FINGERPRINT = "ops_fingerprint"
+#: ticket_facts columns these tables read besides ``kpis.aggregate.FACTS_READ``.
+FACTS_FOR_OPS = ("resolution_policy", "resolution_due_at")
+#: Facts whose change moves a ticket's backlog rows (with its raw row and events).
+_BACKLOG_FACTS = ("opened_at", "excluded_reason", "resolution_due_at", "resolution_policy")
+
+
+def ops_fingerprint(settings: KpiSettings) -> str:
+    """A digest of the settings the two tables read: the fact settings and the reporting timezone."""
+    text = f"{facts_fingerprint(settings)}|{settings.reporting_timezone}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class OpsScope:
+    """What a run recomputes: the ``changed`` tickets' status time (None: every ticket's) and the backlog's
+    days touched by ``raw_changed`` tickets and tickets whose backlog facts changed (None: every day)."""
+
+    changed: pd.DataFrame | None
+    raw_changed: pd.DataFrame | None
+
+    @classmethod
+    def of(cls, kind: str, recorded: str | None, settings: KpiSettings, raw_changed: pd.DataFrame,
+           facts_written: pd.DataFrame) -> OpsScope:
+        """The scope of a run of ``kind`` whose store recorded ``recorded`` (``OPS_FINGERPRINT``).
+
+        ``raw_changed``: the tickets with a new raw copy, event or approval; ``facts_written``: the facts rows
+        the run writes (a night: those that changed; a backfill: its window's).
+        """
+        if kind == "demo" or (kind == "run" and recorded != ops_fingerprint(settings)):
+            return cls(None, None)
+        raw = raw_changed[KEY].astype("str").drop_duplicates(ignore_index=True)
+        changed = pd.concat([raw, facts_written[KEY].astype("str")], ignore_index=True).drop_duplicates(ignore_index=True)
+        return cls(changed, raw if kind == "run" else None)
+
+
+def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
+                     facts: pd.DataFrame, as_of: pd.Timestamp, scope: OpsScope) -> Iterator[Replacement]:
+    """The ``ticket_status_time`` and ``kpi_backlog`` replacements of a run (see the module docstring).
+
+    ``tickets``/``events``: the raw layer after the merge; ``facts``: every ticket's facts after the run
+    (``FACTS_FOR_OPS`` and ``excluded_reason`` at least).
+    """
+    yield status_time_replacement(stores, settings, tickets, events, facts, as_of, scope.changed)
+    yield backlog_replacement(stores, settings, tickets, events, facts, as_of, scope)
+
+
+# --- time in status ------------------------------------------------------------------------------
+def status_time_replacement(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
+                            facts: pd.DataFrame, as_of: pd.Timestamp,
+                            changed: pd.DataFrame | None) -> Replacement:
+    """Status time of ``changed`` tickets and of those whose last segment is open (every ticket when None)."""
+    if changed is not None:
+        keys = pd.concat([changed, open_last_status(events, as_of)], ignore_index=True).drop_duplicates()
+        tickets = tickets[key_hits(tickets[KEY], keys)]
+        events = events[key_hits(events[KEY], keys)] if len(keys) else events.iloc[:0]
+    tickets = tickets.reset_index(drop=True)
+    calendar = resolution_calendars(ticket_policies(tickets, facts), settings)
+    rows = ticket_status_time(tickets, events, CalendarSet(dict(settings.calendars)), calendar, as_of)
+    stored = _stored_of_tickets(stores, tickets[KEY] if changed is not None else None)
+    changes = row_changes(rows, stored, list(TABLE_KEYS["ticket_status_time"]))
+    log.info("ticket_status_time: %d tickets recomputed, %d rows changed, %d gone", len(tickets), len(changes.rows),
+             len(changes.gone))
+    return Replacement("ticket_status_time", changes.rows, changes.gone)
+
+
+def open_last_status(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """(source, ticket_id) of the tickets whose last status event (any of them when several share its
+    time) sets an open status before ``as_of``: their last segment runs to ``as_of``."""
+    status = events[(events["kind"] == "status").to_numpy(dtype=bool, na_value=False)]
+    if status.empty:
+        return pd.DataFrame({"source": [], "ticket_id": []}, dtype="str")
+    at = status["at"]
+    last = at.groupby([status["source"], status["ticket_id"]], sort=False, observed=True).transform("max")
+    tail = status[(at == last).to_numpy(dtype=bool, na_value=False)]
+    still = ~tail["value"].isin(FINAL_STATUSES) & (tail["at"] < pd.Timestamp(as_of))
+    return tail.loc[still.to_numpy(dtype=bool, na_value=False), KEY].astype("str").drop_duplicates(ignore_index=True)
+
+
+def _stored_of_tickets(stores: Stores, keys: pd.DataFrame | None) -> pd.DataFrame:
+    """The stored ``ticket_status_time`` rows of ``keys`` (every row when None)."""
+    columns = TABLE_COLUMNS["ticket_status_time"]
+    if keys is not None and keys.empty:
+        return empty_frame(columns)
+    wanted = None if keys is None else pc.field("ticket_id").isin(
+        pa.array(keys["ticket_id"].astype("str").unique(), type=pa.string()))
+    rows = stores.read_arrow("ticket_status_time", wanted, keep=True)
+    if keys is not None and rows.num_rows:
+        rows = rows.filter(pa.array(key_hits(rows.select(KEY), keys.astype("str"))))
+    return to_pandas(rows, columns)
+
+
+# --- the daily backlog ---------------------------------------------------------------------------
+def backlog_replacement(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
+                        facts: pd.DataFrame, as_of: pd.Timestamp, scope: OpsScope) -> Replacement:
+    """The backlog of every day (``scope.raw_changed`` None) or of the days the scope's tickets touch."""
+    tickets = tickets.reset_index(drop=True)
+    days = None if scope.raw_changed is None else touched_days(stores, settings, facts, as_of, scope)
+    if days is not None and not len(days):
+        return Replacement("kpi_backlog", empty_frame(TABLE_COLUMNS["kpi_backlog"]))
+    pauses = resolution_pauses(ticket_policies(tickets, facts), settings)
+    rows = kpi_backlog(tickets, events, facts, settings, as_of, pauses=pauses, days=days)
+    stored = _stored_backlog(stores, days)
+    changes = row_changes(rows, stored, list(TABLE_KEYS["kpi_backlog"]))
+    log.info("kpi_backlog: %s days recomputed, %d rows changed, %d gone",
+             "all" if days is None else len(days), len(changes.rows), len(changes.gone))
+    return Replacement("kpi_backlog", changes.rows, changes.gone)
+
+
+def touched_days(stores: Stores, settings: KpiSettings, facts: pd.DataFrame, as_of: pd.Timestamp,
+                 scope: OpsScope) -> np.ndarray | None:
+    """Local dates from the earliest that a changed ticket's old or new version can count in, or the last
+    stored day when earlier, to ``as_of``'s; None (every day) when nothing is stored yet."""
+    tz = settings.reporting_timezone
+    last_stored = _last_stored_day(stores)
+    if last_stored is None:
+        return None
+    moved = _backlog_moved(stores, facts, scope.changed, scope.raw_changed)
+    openings = pd.concat([moved["opened_at"], moved["opened_at_old"]], ignore_index=True).dropna()
+    first = last_stored
+    if len(openings):
+        first = min(first, local_days(pd.Series([openings.min()]), tz)[0])
+    end = local_days(pd.Series([pd.Timestamp(as_of)]), tz)[0]
+    return np.arange(first, end + np.timedelta64(1, "D"), dtype="datetime64[D]")
+
+
+def _backlog_moved(stores: Stores, facts: pd.DataFrame, changed: pd.DataFrame,
+                   raw_changed: pd.DataFrame) -> pd.DataFrame:
+    """The changed tickets whose backlog input moved: a new raw row, event or approval, or a change in a fact
+    the backlog reads; with their facts' ``opened_at`` and the stored one as ``opened_at_old``."""
+    new = facts.loc[key_hits(facts[KEY], changed), [*KEY, *_BACKLOG_FACTS]]
+    new = new.astype({"source": "str", "ticket_id": "str"})
+    wanted = pc.field("ticket_id").isin(pa.array(changed["ticket_id"].astype("str").unique(), type=pa.string()))
+    old = stores.read_arrow("ticket_facts", wanted, keep=True).select([*KEY, *_BACKLOG_FACTS]).to_pandas()
+    old = old.astype({"source": "str", "ticket_id": "str"})
+    both = new.merge(old, on=KEY, how="outer", suffixes=("", "_old"))
+    same = np.ones(len(both), dtype=bool)
+    for column in _BACKLOG_FACTS:
+        a, b = both[column], both[f"{column}_old"]
+        same &= ((a == b).to_numpy(dtype=bool, na_value=False) | (a.isna() & b.isna()).to_numpy(dtype=bool))
+    return both[~same | key_hits(both[KEY], raw_changed)]
+
+
+def _last_stored_day(stores: Stores) -> np.datetime64 | None:
+    """The latest ``day`` in the stored backlog, None when it holds no row."""
+    days = stores.read_arrow("kpi_backlog", keep=True).column("day")
+    latest = pc.max(days).as_py() if len(days) else None
+    return None if latest is None else np.datetime64(latest, "D")
+
+
+def _stored_backlog(stores: Stores, days: np.ndarray | None) -> pd.DataFrame:
+    """The stored backlog rows of ``days`` (every row when None)."""
+    wanted = None if days is None else pc.field("day").isin(pa.array(days.astype("datetime64[D]"), type=pa.date32()))
+    return conform(to_pandas(stores.read_arrow("kpi_backlog", wanted, keep=True), TABLE_COLUMNS["kpi_backlog"]),
+                   TABLE_COLUMNS["kpi_backlog"])

@@ -1,0 +1,50 @@
+"""Each ticket's resolution-policy calendar and pause statuses, from the policy name its facts hold.
+
+``ticket_facts.resolution_policy`` names the ``[[sla]]`` policy that governs a ticket's resolution (names
+are unique, the config refuses two alike). Time in status is measured on that policy's calendar (KPIS.md
+3.1) and the backlog's ``paused_count`` uses its pause statuses (4.2); a ticket without a policy, or whose
+policy names neither, takes the default calendar and ``[kpi].pause_statuses`` (DECISIONS.md D-NEXT-3).
+One lookup over the distinct names, then a ``take``: no Python loop over tickets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kpis.backlog import PauseSets
+from kpis.calendar import CalendarColumn
+from kpis.config import KpiSettings
+from kpis.keys import positions, ticket_keys
+
+
+def _policy_codes(policy: pd.Series, settings: KpiSettings) -> np.ndarray:
+    """Per ticket, the position of its policy in ``settings.sla`` (``len(settings.sla)``: no such policy)."""
+    names = pd.Index([p.name for p in settings.sla])
+    codes = names.get_indexer(policy.astype("object").where(policy.notna(), None))
+    return np.where(codes < 0, len(settings.sla), codes)
+
+
+def resolution_calendars(policy: pd.Series, settings: KpiSettings) -> CalendarColumn:
+    """The calendar of each ticket's resolution policy (the default calendar without one), aligned with ``policy``."""
+    calendar_of = [p.calendar or settings.default_calendar for p in settings.sla] + [settings.default_calendar]
+    names = tuple(dict.fromkeys(calendar_of))
+    lookup = np.array([names.index(name) for name in calendar_of], dtype="int64")
+    return CalendarColumn(lookup[_policy_codes(policy, settings)], names)
+
+
+def resolution_pauses(policy: pd.Series, settings: KpiSettings) -> PauseSets:
+    """The pause statuses of each ticket's resolution policy (``[kpi].pause_statuses`` without one)."""
+    sets = [p.pause_statuses if p.pause_statuses is not None else settings.pause_statuses for p in settings.sla]
+    sets.append(settings.pause_statuses)
+    distinct = tuple(dict.fromkeys(tuple(s) for s in sets))
+    lookup = np.array([distinct.index(tuple(s)) for s in sets], dtype="int64")
+    return PauseSets(distinct, lookup[_policy_codes(policy, settings)])
+
+
+def ticket_policies(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.Series:
+    """Each ticket's ``resolution_policy`` from ``facts`` (any order), aligned with ``tickets`` (null: no facts)."""
+    row = positions(ticket_keys(facts["source"], facts["ticket_id"]),
+                    ticket_keys(tickets["source"], tickets["ticket_id"]))
+    names = np.append(facts["resolution_policy"].astype("object").to_numpy(), None)
+    return pd.Series(names[np.where(row < 0, len(facts), row)], index=tickets.index, dtype="object")

@@ -1,0 +1,131 @@
+"""The local engine with partitions: the same facts as one process, and the same tables in both stores.
+
+The whole pipeline runs (a demo run, a backfill and a nightly run) with ``[compute] partitions`` = 1, 7 and
+64; every table of both stores is compared cell by cell. The generated set has induced incidents whose
+maintenance ticket is in another partition, reopens, and two sources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from compute_helpers import (
+    AS_OF,
+    assert_same_stores,
+    bench_settings,
+    export,
+    file_settings,
+    generated,
+    with_compute,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kpis import compute_facts, kpi_tables
+from kpis.schema import TABLE_KEYS
+from pipeline.cli import demo_settings
+from pipeline.compute import facts_engine
+from pipeline.compute.partition import partition_of
+from pipeline.jobs import run_job
+from pipeline.periods import dates_window
+from pipeline.settings import ComputeSettings
+
+
+def test_generated_set_has_induced_incidents_across_partitions() -> None:
+    """The data the other tests rely on: induced incidents whose maintenance ticket is in another partition."""
+    tickets, _ = generated(3000)
+    facts = compute_facts(tickets, generated(3000)[1], bench_settings(), AS_OF)
+    induced = tickets[facts["induced_incident"].to_numpy(dtype=bool)]
+    own = partition_of(induced["source"], induced["ticket_id"], 7)
+    cause = partition_of(induced["source"], induced["caused_by"], 7)
+    assert len(induced) > 50 and (own != cause).sum() > 40
+    assert (facts["reopen_count"] > 0).sum() > 100
+
+
+@pytest.mark.parametrize("partitions", [2, 7, 64])
+def test_partitioned_facts_equal_one_process(partitions: int) -> None:
+    tickets, events = generated(3000)
+    expected = compute_facts(tickets, events, bench_settings(), AS_OF)
+    got = facts_engine(ComputeSettings(partitions=partitions))(tickets, events, bench_settings(), AS_OF, None)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_partitioned_facts_of_no_tickets() -> None:
+    tickets, events = generated(300)
+    expected = compute_facts(tickets.iloc[:0], events.iloc[:0], bench_settings(), AS_OF)
+    got = facts_engine(ComputeSettings(partitions=7))(tickets.iloc[:0], events.iloc[:0], bench_settings(), AS_OF, None)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def _demo(root: Path, partitions: int):
+    settings = with_compute(demo_settings(root), root, partitions=partitions)
+    run_job(settings, kind="demo", as_of=pd.Timestamp("2026-07-31T00:00:00Z"))
+    return settings
+
+
+def test_demo_tables_identical_with_1_7_64_partitions(tmp_path: Path) -> None:
+    one = _demo(tmp_path / "p1", 1)
+    for partitions in (7, 64):
+        assert_same_stores(one, _demo(tmp_path / f"p{partitions}", partitions))
+
+
+def _backfill_then_night(root: Path, exports: Path, partitions: int):
+    settings = file_settings(root, exports, ComputeSettings(partitions=partitions))
+    run_job(settings, kind="run", as_of=AS_OF)  # the first night reads every file
+    window = dates_window(pd.Timestamp("2025-01-01").date(), pd.Timestamp("2026-01-15").date())
+    run_job(settings, kind="backfill", as_of=AS_OF, window=window)
+    return settings
+
+
+def test_generated_tables_identical_with_1_7_64_partitions(tmp_path: Path) -> None:
+    """A first night (every ticket) and a backfill of the whole year, then a night in which some tickets
+    changed (a new export: a reopen, a maintenance ticket that is now failed): same tables whatever the
+    partitions."""
+    tickets, events = generated(2500)
+    exports = export(tickets, events, tmp_path)
+    stores = {p: _backfill_then_night(tmp_path / f"p{p}", exports, p) for p in (1, 7, 64)}
+    changed = tickets[tickets["ticket_type"].isin(["maintenance"]).to_numpy()].head(40).copy()
+    changed["close_code"], changed["updated_at"] = "failed", AS_OF
+    changed.to_parquet(exports / "tickets" / "part-1.parquet", index=False)
+    reopened = events[events["ticket_id"].isin(tickets["ticket_id"].head(50))].copy()
+    reopened["at"] += pd.Timedelta(days=2)
+    reopened["seq"] += 10_000_000
+    reopened.to_parquet(exports / "events" / "part-1.parquet", index=False)
+    for store in stores.values():
+        run_job(store, kind="run", as_of=AS_OF + pd.Timedelta(days=1))
+    for p in (7, 64):
+        assert_same_stores(stores[1], stores[p])
+
+
+def test_partitions_bound_the_work_per_partition() -> None:
+    """With 7 partitions no partition holds much more than a seventh of the tickets (the hash spreads)."""
+    tickets, _ = generated(7000)
+    counts = np.bincount(partition_of(tickets["source"], tickets["ticket_id"], 7), minlength=7)
+    assert counts.sum() == 7000 and counts.min() > 850 and counts.max() < 1150
+
+
+def _by_key(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    return frame.sort_values(key, kind="stable").reset_index(drop=True)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), n=st.integers(60, 400), partitions=st.integers(1, 40),
+       order=st.randoms(use_true_random=False))
+def test_tables_do_not_depend_on_input_order_or_partitions(seed: int, n: int, partitions: int, order) -> None:
+    """Shuffled tickets and events, any number of partitions: the same facts (by key) and the same KPI tables."""
+    tickets, events = generated(n, seed)
+    kpi = bench_settings()
+    expected = kpi_tables(compute_facts(tickets, events, kpi, AS_OF), kpi)
+    t_order, e_order = list(range(len(tickets))), list(range(len(events)))
+    order.shuffle(t_order)
+    order.shuffle(e_order)
+    facts = facts_engine(ComputeSettings(partitions=partitions))(
+        tickets.iloc[t_order].reset_index(drop=True), events.iloc[e_order].reset_index(drop=True), kpi, AS_OF, None)
+    got = kpi_tables(facts, kpi)
+    for table in ("facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown"):
+        key = ["source", "ticket_id"] if table == "facts" else list(TABLE_KEYS.get(table, ()))
+        pd.testing.assert_frame_equal(_by_key(getattr(got, table), key), _by_key(getattr(expected, table), key),
+                                      check_exact=True, obj=table)

@@ -1,0 +1,156 @@
+"""The partition hash: SipHash-2-4 (key "itsm-kpi:part:v1") of "source\\x1fticket_id", mixed by pandas'
+64-bit finaliser, modulo partitions.
+
+A SipHash-2-4 written out here from its paper (Aumasson & Bernstein, 2012) checks the engine's hash, so the
+partition of a ticket is fixed by its text alone (any process, any machine, any pandas that keeps SipHash);
+a few keys' partitions are pinned as numbers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.compute.partition import (
+    PARTITION_HASH_KEY,
+    key_hashes,
+    named_maintenance,
+    partition_of,
+    split,
+    with_causes,
+)
+
+MASK = (1 << 64) - 1
+
+
+def _rotl(x: int, b: int) -> int:
+    return ((x << b) | (x >> (64 - b))) & MASK
+
+
+def _round(v: list[int]) -> None:
+    v[0] = (v[0] + v[1]) & MASK; v[1] = _rotl(v[1], 13); v[1] ^= v[0]; v[0] = _rotl(v[0], 32)  # noqa: E702
+    v[2] = (v[2] + v[3]) & MASK; v[3] = _rotl(v[3], 16); v[3] ^= v[2]  # noqa: E702
+    v[0] = (v[0] + v[3]) & MASK; v[3] = _rotl(v[3], 21); v[3] ^= v[0]  # noqa: E702
+    v[2] = (v[2] + v[1]) & MASK; v[1] = _rotl(v[1], 17); v[1] ^= v[2]; v[2] = _rotl(v[2], 32)  # noqa: E702
+
+
+def siphash24(key: bytes, data: bytes) -> int:
+    """SipHash-2-4 of ``data`` with a 16-byte ``key``, as the paper defines it."""
+    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+    tail = len(data) % 8
+    blocks = [int.from_bytes(data[i:i + 8], "little") for i in range(0, len(data) - tail, 8)]
+    blocks.append(((len(data) & 0xFF) << 56) | int.from_bytes(data[len(data) - tail:], "little"))
+    for m in blocks:
+        v[3] ^= m
+        _round(v)
+        _round(v)
+        v[0] ^= m
+    v[2] ^= 0xFF
+    for _ in range(4):
+        _round(v)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def mixed(h: int) -> int:
+    """The 64-bit finaliser pandas applies after SipHash (splitmix64's: xor-shift, multiply, twice)."""
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & MASK
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & MASK
+    return h ^ (h >> 31)
+
+
+def key_hash(source: str, ticket_id: str) -> int:
+    """The documented partition hash of one ticket key, written out."""
+    return mixed(siphash24(PARTITION_HASH_KEY.encode(), f"{source}\x1f{ticket_id}".encode()))
+
+
+def test_reference_siphash_matches_the_papers_test_vector() -> None:
+    # Appendix A: key 00 01 .. 0f, message 00 01 .. 0e (15 bytes) -> a129ca6149be45e5
+    assert siphash24(bytes(range(16)), bytes(range(15))) == 0xA129CA6149BE45E5
+
+
+KEYS = [("helpdesk", "INC-1"), ("helpdesk", "INC-2"), ("sn", "INC0010001"), ("jira", "工单-7"), ("a", "")]
+PINNED_7 = [2, 5, 6, 3, 5]
+PINNED_64 = [48, 25, 60, 2, 2]
+
+
+def test_engine_hash_is_siphash_of_the_key_text() -> None:
+    frame = pd.DataFrame(KEYS, columns=["source", "ticket_id"])
+    expected = [key_hash(s, t) for s, t in KEYS]
+    assert key_hashes(frame["source"], frame["ticket_id"]).tolist() == expected
+
+
+def test_pinned_partitions() -> None:
+    """The partitions of a few keys, pinned (worked out with ``siphash24`` above, not with the engine):
+    ("helpdesk", "INC-1") hashes to 4714470575071805424 = 7 * 673495796438829346 + 2 -> partition 2 of 7,
+    and its low 6 bits are 0b110000 = 48 -> partition 48 of 64."""
+    assert key_hash("helpdesk", "INC-1") == 4714470575071805424
+    frame = pd.DataFrame(KEYS, columns=["source", "ticket_id"])
+    assert partition_of(frame["source"], frame["ticket_id"], 7).tolist() == PINNED_7
+    assert partition_of(frame["source"], frame["ticket_id"], 64).tolist() == PINNED_64
+    assert partition_of(frame["source"], frame["ticket_id"], 1).tolist() == [0] * len(KEYS)
+
+
+def test_same_partitions_in_another_process() -> None:
+    """Python's own ``hash`` of a string changes per process; the partition does not."""
+    code = ("import pandas as pd; from pipeline.compute.partition import partition_of; "
+            f"f = pd.DataFrame({KEYS!r}, columns=['source', 'ticket_id']); "
+            "print(partition_of(f['source'], f['ticket_id'], 64).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "12345", "PATH": ""}).stdout
+    assert out.strip() == str(PINNED_64)
+
+
+def test_partitions_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        partition_of(pd.Series(["a"]), pd.Series(["1"]), 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ids=st.lists(st.text(min_size=1, max_size=6), min_size=1, max_size=40, unique=True),
+       partitions=st.integers(1, 9))
+def test_split_takes_every_ticket_and_its_events_once(ids: list[str], partitions: int) -> None:
+    tickets = pd.DataFrame({"source": "s", "ticket_id": ids})
+    events = pd.DataFrame({"source": "s", "ticket_id": ids + ids[:3]})
+    parts = list(split(tickets, events, partitions))
+    positions = np.concatenate([p.positions for p in parts])
+    assert sorted(positions.tolist()) == list(range(len(ids)))
+    for part in parts:
+        assert (partition_of(part.tickets["source"], part.tickets["ticket_id"], partitions) == part.number).all()
+        assert set(part.events["ticket_id"]) <= set(part.tickets["ticket_id"])
+    assert sum(len(p.events) for p in parts) == len(events)
+
+
+def test_broadcast_holds_the_named_maintenance_tickets_only() -> None:
+    tickets = pd.DataFrame({
+        "source": ["a", "a", "a", "b", "a"],
+        "ticket_id": ["M1", "M2", "I1", "I2", "R1"],
+        "ticket_type": ["maintenance", "maintenance", "incident", "incident", "request"],
+        "caused_by": [None, None, "M1", "M2", "M2"],  # b:I2 names b:M2 (none); a:R1 names a:M2 (a request may name)
+    })
+    assert named_maintenance(tickets)["ticket_id"].tolist() == ["M1", "M2"]
+    # a partition holding I1 reads M1 beside it; one holding M1 itself adds nothing
+    assert with_causes(tickets.iloc[[2]], named_maintenance(tickets))["ticket_id"].tolist() == ["I1", "M1"]
+    assert with_causes(tickets.iloc[[0, 2]], named_maintenance(tickets))["ticket_id"].tolist() == ["M1", "I1"]
+
+
+def test_the_local_engine_imports_no_dask() -> None:
+    """``pip install itsm-kpi`` without the extra: a whole partitioned demo run never imports Dask."""
+    code = ("import sys, tempfile, pathlib, dataclasses, pandas as pd\n"
+            "from pipeline.cli import demo_settings\n"
+            "from pipeline.jobs import run_job\n"
+            "from pipeline.settings import ComputeSettings\n"
+            "root = pathlib.Path(tempfile.mkdtemp())\n"
+            "s = dataclasses.replace(demo_settings(root), compute=ComputeSettings(partitions=3))\n"
+            "run_job(s, kind='demo', as_of=pd.Timestamp('2026-07-31T00:00:00Z'))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,59 @@
+"""``itsm-kpi validate`` counts, per source, the tickets each ``[[sla]]`` policy matches and names the ones
+that match nothing; a client/service condition no ticket can meet is a warning there and in the run summary.
+
+The month export (ops_helpers) without INC0999 (an unmapped status): 99 tickets = 72 incidents P2-P4,
+24 requests, INC0900 an incident P1, two maintenance tickets. Policies, first match wins:
+acme (client = ACME), sla_2 (incident P1), sla_3 (incident), sla_4 (request); no ticket has a client.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ops_helpers import DAY1_AS_OF, cli, month_export, run, write_config, write_export
+
+ACME = '[[sla]]\nname = "acme"\nclient = "ACME"\nresponse = "15m"\nresolution = "2h"\n\n'
+
+
+def _config(tmp_path: Path) -> Path:
+    tickets, events = month_export()
+    tickets = [t for t in tickets if t["ticket_id"] != "INC0999"]  # no mapping problem: only the warning
+    write_export(tmp_path / "exports", "2026-07-31", tickets, events)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": tmp_path / "exports"})
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[[sla]]\n", ACME + "[[sla]]\n", 1), encoding="utf-8")
+    return config
+
+
+def test_validate_counts_the_tickets_each_policy_matches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    capsys.readouterr()
+    assert cli("validate", "--config", str(config), "--json") == 0  # a warning is no failure
+    report = json.loads(capsys.readouterr().out)
+    (source,) = report["sources"]
+    assert (report["ok"], source["ok"], source["problems"]) == (True, True, [])
+    # 1 + 72 + 24 matched, the 2 maintenance tickets match none: 99 in all; acme matches nothing
+    assert source["sla"] == {"tickets": 99, "policies": {"acme": 0, "sla_2": 1, "sla_3": 72, "sla_4": 24},
+                             "no_policy": 2, "unused": ["acme"]}
+    assert len(source["warnings"]) == 1 and "acme" in source["warnings"][0] and "client" in source["warnings"][0]
+
+    assert cli("validate", "--config", str(config)) == 0
+    out = capsys.readouterr().out
+    assert "SLA policies on 99 tickets read: acme 0, sla_2 1, sla_3 72, sla_4 24; no policy 2" in out
+    assert "policies matching no ticket read: acme" in out
+    assert "warning: [[sla]] acme: condition client matches no ticket" in out
+
+
+def test_the_run_summary_warns_of_a_client_condition_no_ticket_can_meet(tmp_path: Path) -> None:
+    summary = run(_config(tmp_path), "run", DAY1_AS_OF)
+    assert summary.status == "success"
+    assert len(summary.warnings) == 1 and "[[sla]] acme: condition client matches no ticket" in summary.line()
+
+
+def test_no_warning_without_a_client_condition(tmp_path: Path) -> None:
+    write_export(tmp_path / "exports", "2026-07-31", *month_export())
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": tmp_path / "exports"})
+    summary = run(config, "run", DAY1_AS_OF)
+    assert summary.warnings == [] and "warning" not in summary.line()
