@@ -2,7 +2,7 @@
 
 Both are computed from the raw layer after the merge (every ticket and event) and the run's facts (each
 ticket's resolution policy names its calendar and pause statuses, ``pipeline/policies.py``). What a run
-recomputes (DECISIONS.md D-WIRE-1):
+recomputes (DECISIONS.md D83):
 
 - the demo, a first night, a night after a backfill or after a change of the settings these tables read
   (``ops_fingerprint``): everything;

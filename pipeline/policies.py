@@ -3,7 +3,7 @@
 ``ticket_facts.resolution_policy`` names the ``[[sla]]`` policy that governs a ticket's resolution (names
 are unique, the config refuses two alike). Time in status is measured on that policy's calendar (KPIS.md
 3.1) and the backlog's ``paused_count`` uses its pause statuses (4.2); a ticket without a policy, or whose
-policy names neither, takes the default calendar and ``[kpi].pause_statuses`` (DECISIONS.md D-NEXT-3).
+policy names neither, takes the default calendar and ``[kpi].pause_statuses`` (KPIS.md 3: no policy, the default calendar).
 One lookup over the distinct names, then a ``take``: no Python loop over tickets.
 """
 

@@ -5,7 +5,7 @@ A ticket *matches* the policy that governs its resolution, else the one that gov
 neither is set. The counts are taken on the facts the pipeline itself computes, so they say what a run
 would do. Policies that match nothing are named. A policy with a ``client`` or ``service`` condition while
 no ticket carries a client (service) can never match: a warning, not an error (the source may not map that
-column yet; DECISIONS.md D-WIRE-3).
+column yet; DECISIONS.md D85).
 """
 
 from __future__ import annotations

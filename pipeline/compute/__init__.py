@@ -6,7 +6,7 @@
   engine needs no Dask).
 
 Partitions are a stable hash of ``(source, ticket_id)`` (``partition.py``). The aggregates are computed by
-the caller from the gathered facts (one row per ticket), as on one process (DECISIONS.md D-DASK-1).
+the caller from the gathered facts (one row per ticket), as on one process (DECISIONS.md D80).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Each partition's tickets and events, the broadcast maintenance tickets, the sett
 are the task's arguments, so the task can be run again elsewhere: when a worker dies mid-run the scheduler
 retries its tasks on the others (up to its ``allowed-failures``); past that the call raises
 ``ComputeFailed`` and the run commits nothing. The gathered facts are stacked back into the input order,
-so the caller computes the same tables as with the local engine (DECISIONS.md D-DASK-1 .. D-DASK-3).
+so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82).
 """
 
 from __future__ import annotations

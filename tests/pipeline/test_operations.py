@@ -164,7 +164,7 @@ def test_a_quarter_backfill_twice_changes_nothing_and_leaves_watermarks(nightly_
     assert cli("backfill", "--quarter", "2026Q3", "--config", str(config), "--as-of", as_of) == 0
     assert_same(snapshot(config, drop=()), once)
     # the quarter holds every ticket: the same numbers, but for what the clock moves between the night's
-    # as_of (DAY1) and the backfill's (DAY2, a day later; DECISIONS.md D-WIRE-2)
+    # as_of (DAY1) and the backfill's (DAY2, a day later; DECISIONS.md D84)
     clock = ("ticket_status_time", "kpi_backlog")
     after = snapshot(config)
     assert_same({k: v for k, v in after.items() if k[1] not in clock}, {k: v for k, v in nightly.items() if k[1] not in clock})

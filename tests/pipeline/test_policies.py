@@ -1,4 +1,4 @@
-"""Each ticket's resolution-policy calendar and pause statuses (KPIS.md 3.1, 4.2; DECISIONS.md D-NEXT-3)."""
+"""Each ticket's resolution-policy calendar and pause statuses (KPIS.md 3, 3.1, 4.2)."""
 
 from __future__ import annotations
 
