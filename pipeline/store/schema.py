@@ -240,14 +240,22 @@ ADDED_COLUMNS = {"pipeline_runs": ("rows_superseded", "conflicts_settled", "repo
 def create_all(engine: Engine) -> None:
     """Create every missing table, and add the ledger columns a store made by an older version lacks
     (``ADDED_COLUMNS``); nothing else of an existing table is changed."""
-    metadata.create_all(engine, checkfirst=True)
-    for name, added in ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspect(engine).get_columns(name)}
-        missing = [metadata.tables[name].c[column] for column in added if column not in present]
-        if missing:
-            with engine.begin() as conn:
-                for column in missing:
-                    _add_column(conn, name, column)
+    with engine.begin() as conn:
+        serialise_schema_changes(conn)
+        metadata.create_all(conn, checkfirst=True)
+        for name, added in ADDED_COLUMNS.items():
+            present = {c["name"] for c in inspect(conn).get_columns(name)}
+            for column in added:
+                if column not in present:
+                    _add_column(conn, name, metadata.tables[name].c[column])
+
+
+def serialise_schema_changes(conn: Connection) -> None:
+    """On PostgreSQL, wait for any other process changing the schema (a transaction-scoped advisory lock):
+    two processes opening a new store at once would otherwise both create a table or view and one would fail
+    on ``pg_type_typname_nsp_index``. SQLite serialises writers itself."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('itsm-kpi schema'))")
 
 
 def _add_column(conn: Connection, table: str, column: SqlColumn) -> None:

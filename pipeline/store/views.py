@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, inspect
 
 from pipeline.store.ledger import Ledger
+from pipeline.store.schema import serialise_schema_changes
 
 __all__ = [
     "VIEWS",
@@ -477,6 +478,7 @@ def create_views(engine: Engine) -> None:
     if ledger.store_state(_VIEWS_FINGERPRINT) == fingerprint and present >= {v.name for v in VIEWS}:
         return
     with engine.begin() as conn:
+        serialise_schema_changes(conn)
         _execute_all(conn, statements)
         ledger.set_store_state_writes(_VIEWS_FINGERPRINT, fingerprint)(conn)
     log.info("created views %s", ", ".join(v.name for v in VIEWS))
