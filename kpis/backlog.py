@@ -7,9 +7,11 @@ local midnight) when it was opened before ``E`` and its status at ``E`` (the las
 How: a ticket's state (open, engineer, priority, paused) can only change at its own change points (its
 opening, its status, assignee and priority events, and for tickets without status events the end of a
 resolved one). Between two change points ``(t_k, t_k+1]`` every day end ``E`` sees the same state, the one
-set by the events at or before ``t_k``. So each open stretch is expanded into the day ends it holds (one
-row per open ticket-day, never per ticket and calendar day) and the rows are counted per (day, engineer,
-ticket type, priority).
+set by the events at or before ``t_k``. So each open stretch holds a range of consecutive day ends, and
+the counts per (engineer, ticket type, priority) and day are running sums of +1 where a range (or the
+part of it in an age bucket, overdue or paused) starts and -1 where it stops; the oldest opening is a
+range minimum over a segment tree of the days. Nothing is expanded into ticket-days, whose number grows
+with the history times the open tickets (74M for 1M tickets over a year).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ SECONDS_PER_DAY = 86_400.0
 #: Lower edges of the age buckets after the first, in days (intervals closed at the lower end).
 AGE_EDGES_DAYS = (1.0, 3.0, 7.0, 30.0)
 AGE_COLUMNS = ("age_lt_1d", "age_1_3d", "age_3_7d", "age_7_30d", "age_ge_30d")
-#: Days expanded and counted at once (memory follows the open ticket-days of one block).
-DAYS_PER_BLOCK = 16
+#: (group, day) cells counted at once: memory follows a chunk of groups' day grids, not the ticket-days.
+CELLS_PER_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -83,21 +85,18 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     due = _resolution_due(facts, facts_row)[counted]
     tickets, pauses = tickets[counted].reset_index(drop=True), pauses.take(counted)
     stretches = _open_stretches(tickets, events, pauses)
-    wanted = calendar.wanted(days)
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              due)
-    spans = _day_spans(stretches, calendar.ends)
-    frames = [_backlog_frame(stretches, _expand(spans, wanted, block), counted, calendar, as_of)
-              for block in _day_blocks(wanted)]
-    return concat_frames(frames, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
-                                                              ignore_index=True)
-
-
-def _day_blocks(wanted: np.ndarray) -> list[tuple[int, int]]:
-    """Ranges ``[first, end)`` of ``DAYS_PER_BLOCK`` day positions holding a wanted day: the open ticket-days
-    are expanded and counted one block at a time, so memory follows a block, not the whole history."""
-    starts = range(0, len(wanted), DAYS_PER_BLOCK)
-    return [(d, d + DAYS_PER_BLOCK) for d in starts if wanted[d:d + DAYS_PER_BLOCK].any()]
+    spans, keys = _day_spans(stretches, counted, calendar.ends)
+    wanted = calendar.wanted(days)
+    frames = [_backlog_frame(_day_grid(chunk, first, end - first, calendar.ends), first, keys, calendar, wanted,
+                             stretches.vocabulary)
+              for first, end, chunk in _group_chunks(spans, len(keys[0]), len(calendar.days))]
+    frame = concat_frames(frames, BACKLOG_COLUMNS)
+    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
+    frame["kpi_version"] = KPI_VERSION
+    return conform(frame, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
+                                                       ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -220,10 +219,18 @@ def _change_points(history: History, columns: _TicketColumns) -> tuple[np.ndarra
     at = np.concatenate([columns.opened, *[k.at for k in kinds], columns.resolved_end[ends]])
     keep = np.isfinite(at) & (at >= columns.opened[tix])
     tix, at = tix[keep], at[keep]
-    order = np.lexsort((at, tix))
+    order = np.argsort(_ticket_time_keys(tix, at), kind="stable")  # a merge of the already sorted parts
     tix, at = tix[order], at[order]
     distinct = np.concatenate([[True], (tix[1:] != tix[:-1]) | (at[1:] != at[:-1])]) if len(tix) else tix.astype(bool)
     return tix[distinct], at[distinct]
+
+
+def _ticket_time_keys(tix: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """One int64 per (ticket, whole epoch second) ordered as the pairs are (timestamps are whole seconds)."""
+    if not len(at):
+        return tix.astype("int64")
+    base = float(at.min())
+    return tix.astype("int64") * (int(at.max() - base) + 1) + (at - base).astype("int64")
 
 
 def _values_at(events: KindEvents, tix: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -258,31 +265,6 @@ def _is_paused(status: np.ndarray, pause_index: np.ndarray, sets: tuple[tuple[st
 
 
 @dataclass(frozen=True)
-class TicketDays:
-    """One row per open ticket and day end: the stretch it belongs to and the day's position."""
-
-    stretch: np.ndarray
-    day: np.ndarray
-
-
-def _day_spans(stretches: Stretches, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per stretch ``(start, end]``, the positions ``[lo, hi)`` of the days whose end lies inside it."""
-    return np.searchsorted(ends, stretches.start, side="right"), np.searchsorted(ends, stretches.end, side="right")
-
-
-def _expand(spans: tuple[np.ndarray, np.ndarray], wanted: np.ndarray, block: tuple[int, int]) -> TicketDays:
-    """Every (stretch, day) with the day's end inside the stretch (``spans``, from ``_day_spans``), for the
-    wanted days whose position lies in ``block`` = ``[first, end)``."""
-    lo, hi = np.maximum(spans[0], block[0]), np.minimum(spans[1], block[1])
-    count = np.maximum(hi - lo, 0)
-    stretch = np.repeat(np.arange(len(count)), count)
-    offset = np.arange(len(stretch)) - np.repeat(np.cumsum(count) - count, count)
-    day = lo[stretch] + offset
-    keep = wanted[day] if len(day) else np.zeros(0, dtype=bool)
-    return TicketDays(stretch[keep], day[keep])
-
-
-@dataclass(frozen=True)
 class CountedTickets:
     """Per counted ticket (aligned with its ``tix``): opening (epoch s), ticket type code, resolution due (s)."""
 
@@ -291,34 +273,141 @@ class CountedTickets:
     due: np.ndarray
 
 
-def _backlog_frame(stretches: Stretches, rows: TicketDays, tickets: CountedTickets, calendar: DayCalendar,
-                   as_of: pd.Timestamp) -> pd.DataFrame:
-    """Count the open ticket-days per (day, engineer, ticket type, priority)."""
-    vocabulary = stretches.vocabulary
-    tix = stretches.tix[rows.stretch]
-    end = calendar.ends[rows.day]
-    opened, due = tickets.opened[tix], tickets.due
-    keys = (rows.day, stretches.engineer[rows.stretch], tickets.ticket_type[tix], stretches.priority[rows.stretch])
+@dataclass(frozen=True)
+class DaySpans:
+    """The open stretches that hold a day end, each as the day positions ``[lo, hi)`` whose end lies in it,
+    with the group (engineer, ticket type, priority) it counts in and its ticket's opening and due time."""
+
+    group: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    opened: np.ndarray  # epoch s
+    due: np.ndarray  # epoch s, NaN when none
+    paused: np.ndarray
+
+    def take(self, rows: np.ndarray | slice) -> DaySpans:
+        return DaySpans(self.group[rows], self.lo[rows], self.hi[rows], self.opened[rows], self.due[rows],
+                        self.paused[rows])
+
+
+def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) -> tuple[DaySpans, tuple]:
+    """The stretches holding a day end, ordered by group, and each group's key codes (engineer, type, priority)."""
+    lo = np.searchsorted(ends, stretches.start, side="right")
+    hi = np.searchsorted(ends, stretches.end, side="right")
+    held = lo < hi
+    tix = stretches.tix[held]
+    keys = (stretches.engineer[held], tickets.ticket_type[tix], stretches.priority[held])
     group, firsts = _groups(keys)
-    size = len(firsts)
-    age_days = (end - opened) / SECONDS_PER_DAY
-    buckets = np.bincount(group * len(AGE_COLUMNS) + np.searchsorted(AGE_EDGES_DAYS, age_days, side="right"),
-                          minlength=size * len(AGE_COLUMNS)).reshape(size, len(AGE_COLUMNS))
-    frame = pd.DataFrame({
-        "day": calendar.days[rows.day[firsts]].astype("datetime64[s]"),
-        "engineer": vocabulary.decode(keys[1][firsts]),
-        "ticket_type": vocabulary.decode(keys[2][firsts]),
-        "priority": vocabulary.decode(keys[3][firsts]),
-        "open_count": np.bincount(group, minlength=size),
-        **{name: buckets[:, i] for i, name in enumerate(AGE_COLUMNS)},
-        "oldest_opened_at": from_epoch_seconds(_group_min(group, opened, size)),
-        "overdue_count": np.bincount(group, weights=due[tix] < end, minlength=size).astype("int64"),
-        "paused_count": np.bincount(group, weights=stretches.paused[rows.stretch], minlength=size).astype("int64"),
+    order = np.argsort(group, kind="stable")
+    spans = DaySpans(group, lo[held], hi[held], tickets.opened[tix], tickets.due[tix], stretches.paused[held])
+    return spans.take(order), tuple(key[firsts] for key in keys)
+
+
+def _group_chunks(spans: DaySpans, n_groups: int, n_days: int) -> list[tuple[int, int, DaySpans]]:
+    """Consecutive groups ``[first, end)`` holding at most ``CELLS_PER_CHUNK`` (group, day) cells, with their
+    spans: the day grids of one chunk are what the counting holds in memory at once."""
+    per_chunk = max(1, CELLS_PER_CHUNK // (2 * _tree_leaves(n_days)))
+    bounds = np.searchsorted(spans.group, np.arange(0, n_groups + per_chunk, per_chunk))
+    return [(first, min(first + per_chunk, n_groups), spans.take(slice(bounds[i], bounds[i + 1])))
+            for i, first in enumerate(range(0, n_groups, per_chunk))]
+
+
+@dataclass(frozen=True)
+class DayGrid:
+    """Per (group, day) of a chunk of groups: the backlog's counts and the oldest opening (+inf: none)."""
+
+    buckets: np.ndarray  # (groups, days, len(AGE_COLUMNS))
+    overdue: np.ndarray
+    paused: np.ndarray
+    oldest: np.ndarray
+
+    @property
+    def open_count(self) -> np.ndarray:
+        return self.buckets.sum(axis=2)
+
+
+def _day_grid(spans: DaySpans, first: int, n_groups: int, ends: np.ndarray) -> DayGrid:
+    """Count a chunk's spans per (group, day) without expanding them into ticket-days: a span adds +1 at
+    its first day and -1 after its last, and a running sum along the days gives the counts."""
+    group = spans.group - first
+    n_days = len(ends)
+    bounds = [spans.lo, *(_age_reached(spans, edge, ends) for edge in AGE_EDGES_DAYS), spans.hi]
+    buckets = np.stack([_running(group, bounds[k], bounds[k + 1], n_groups, n_days)
+                        for k in range(len(AGE_COLUMNS))], axis=2)
+    overdue_from = np.clip(np.searchsorted(ends, spans.due, side="right"), spans.lo, spans.hi)  # NaN: never
+    return DayGrid(
+        buckets=buckets,
+        overdue=_running(group, overdue_from, spans.hi, n_groups, n_days),
+        paused=_running(group[spans.paused], spans.lo[spans.paused], spans.hi[spans.paused], n_groups, n_days),
+        oldest=_range_min(group, spans.lo, spans.hi, spans.opened, n_groups, n_days),
+    )
+
+
+def _age_reached(spans: DaySpans, edge_days: float, ends: np.ndarray) -> np.ndarray:
+    """Per span, the first day position (clipped to the span) whose end finds the ticket ``edge_days`` old,
+    with the age reckoned as the buckets define it: ``(day end - opened) / 86400 >= edge``."""
+    at = np.searchsorted(ends, spans.opened + edge_days * SECONDS_PER_DAY, side="left")
+    before = np.maximum(at - 1, 0)
+    at = np.where((at > 0) & ((ends[before] - spans.opened) / SECONDS_PER_DAY >= edge_days), before, at)
+    inside = np.minimum(at, len(ends) - 1)
+    at = np.where((at < len(ends)) & ((ends[inside] - spans.opened) / SECONDS_PER_DAY < edge_days), at + 1, at)
+    return np.clip(at, spans.lo, spans.hi)
+
+
+def _running(group: np.ndarray, start: np.ndarray, stop: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:
+    """How many ``[start, stop)`` day ranges of each group hold each day: an (n_groups, n_days) grid."""
+    width = n_days + 1
+    delta = (np.bincount(group * width + start, minlength=n_groups * width)
+             - np.bincount(group * width + stop, minlength=n_groups * width))
+    return np.cumsum(delta.reshape(n_groups, width), axis=1)[:, :n_days]
+
+
+def _tree_leaves(n_days: int) -> int:
+    return 1 << max(int(n_days - 1).bit_length(), 0)
+
+
+def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.ndarray, n_groups: int,
+               n_days: int) -> np.ndarray:
+    """Per (group, day): the smallest value of the group's ``[lo, hi)`` day ranges holding the day (+inf: none).
+
+    Each range is split into the O(log days) nodes of a segment tree over the days that cover it exactly,
+    each node keeps the minimum of the ranges it covers, and a day's answer is the minimum over its node
+    and the node's ancestors.
+    """
+    leaves = _tree_leaves(n_days)
+    tree = np.full((n_groups, 2 * leaves), np.inf)
+    flat = tree.reshape(-1)
+    left, right, row = lo + leaves, hi + leaves, np.arange(len(lo))
+    while len(row):
+        for node, take in ((left, (left & 1) == 1), (right - 1, (right & 1) == 1)):
+            np.minimum.at(flat, group[row[take]] * 2 * leaves + node[take], values[row[take]])
+        left, right = (left + 1) >> 1, right >> 1
+        more = left < right
+        left, right, row = left[more], right[more], row[more]
+    for level in range(max(leaves.bit_length() - 1, 0)):
+        parents = np.arange(1 << level, 2 << level)
+        for child in (2 * parents, 2 * parents + 1):
+            tree[:, child] = np.minimum(tree[:, child], tree[:, parents])
+    return tree[:, leaves:leaves + n_days]
+
+
+def _backlog_frame(grid: DayGrid, first: int, keys: tuple, calendar: DayCalendar, wanted: np.ndarray,
+                   vocabulary: Vocabulary) -> pd.DataFrame:
+    """One row per (group, wanted day) of a chunk with a ticket open at the day's end."""
+    counts = grid.open_count
+    group, day = np.nonzero((counts > 0) & wanted[np.newaxis, :])
+    codes = [key[first + group] for key in keys]
+    return pd.DataFrame({
+        "day": calendar.days[day].astype("datetime64[s]"),
+        "engineer": vocabulary.decode(codes[0]),
+        "ticket_type": vocabulary.decode(codes[1]),
+        "priority": vocabulary.decode(codes[2]),
+        "open_count": counts[group, day],
+        **{name: grid.buckets[group, day, i] for i, name in enumerate(AGE_COLUMNS)},
+        "oldest_opened_at": from_epoch_seconds(grid.oldest[group, day]),
+        "overdue_count": grid.overdue[group, day],
+        "paused_count": grid.paused[group, day],
     })
-    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
-    frame["kpi_version"] = KPI_VERSION
-    return conform(frame, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
-                                                       ignore_index=True)
 
 
 def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -326,16 +415,9 @@ def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     if not len(keys[0]):
         return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     combined = np.zeros(len(keys[0]), dtype="int64")
-    for key in keys:  # small non-negative ranges (day positions of a block, vocabulary codes): no hashing
+    for key in keys:  # small ranges of vocabulary codes: no hashing
         key = key.astype("int64")
         low = int(key.min())
         combined = combined * (int(key.max()) - low + 1) + (key - low)
     _, firsts, group = np.unique(combined, return_index=True, return_inverse=True)
     return group.ravel(), firsts
-
-
-def _group_min(group: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """The smallest value of each group (groups ``0 .. size - 1``, each with a row); a hash aggregation, no sort."""
-    if not size:
-        return values[:0]
-    return pd.Series(values).groupby(group, sort=True).min().to_numpy(dtype=values.dtype)

@@ -121,7 +121,7 @@ def test_backlog_equals_the_literal_reading(history, data) -> None:
     s = settings(reporting={"timezone": TZ})
     facts = compute_facts(t, e, s, AS_OF)
     due_ids = data.draw(st.lists(st.sampled_from(list(t["ticket_id"])), unique=True))
-    due = {tid: START + pd.Timedelta(days=3) for tid in due_ids}
+    due = {tid: START + pd.Timedelta(minutes=data.draw(minutes)) for tid in due_ids}
     facts["resolution_due_at"] = facts["ticket_id"].map(due).astype("datetime64[us, UTC]")
     assert _engine_backlog(kpi_backlog(t, e, facts, s, AS_OF)) == _reference_backlog(t, e, due)
 
@@ -159,20 +159,20 @@ def test_status_time_adds_up_to_the_status_span(history) -> None:
 
 @hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
-def test_counting_the_days_in_small_blocks_changes_nothing(history) -> None:
-    """The open ticket-days are expanded a block of days at a time (memory); blocks of 2 days, so a stretch
-    spans several, give the literal reading too."""
+def test_counting_one_group_at_a_time_changes_nothing(history) -> None:
+    """The day grids are counted a chunk of (engineer, type, priority) groups at a time (memory); chunks of
+    one group give the literal reading too."""
     import kpis.backlog as backlog_module
 
     t, e = history
     s = settings(reporting={"timezone": TZ})
     facts = compute_facts(t, e, s, AS_OF)
     facts["resolution_due_at"] = pd.Series(pd.NaT, index=facts.index, dtype="datetime64[us, UTC]")
-    kept = backlog_module.DAYS_PER_BLOCK
-    backlog_module.DAYS_PER_BLOCK = 2
+    kept = backlog_module.CELLS_PER_CHUNK
+    backlog_module.CELLS_PER_CHUNK = 1
     try:
         blocks = kpi_backlog(t, e, facts, s, AS_OF)
     finally:
-        backlog_module.DAYS_PER_BLOCK = kept
+        backlog_module.CELLS_PER_CHUNK = kept
     assert _engine_backlog(blocks) == _reference_backlog(t, e, {})
     pd.testing.assert_frame_equal(blocks, kpi_backlog(t, e, facts, s, AS_OF))
