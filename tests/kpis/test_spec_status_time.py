@@ -75,3 +75,20 @@ def test_tickets_without_status_events_have_no_rows_and_24x7_business_equals_cal
     assert set(frame["ticket_id"]) == {"F"}
     # 21:00 Monday to 12:30 Wednesday: 39.5 h, on 24x7 business time equals calendar time
     assert _rows(frame, "F") == {"IN_PROGRESS": (1, 142200, 142200)}
+
+
+def test_rows_come_in_key_order_whatever_the_input_order() -> None:
+    # ticket ids chosen so that text order differs from input order and from numeric order ("10" < "9")
+    t = tickets({"ticket_id": "9", "opened_at": "2026-03-02T09:00:00Z", "status": "IN_PROGRESS"},
+                {"ticket_id": "10", "opened_at": "2026-03-02T09:00:00Z", "status": "IN_PROGRESS"},
+                {"ticket_id": "Z", "opened_at": "2026-03-02T09:00:00Z", "status": "IN_PROGRESS"},
+                {"ticket_id": "a", "opened_at": "2026-03-02T09:00:00Z", "status": "IN_PROGRESS"})
+    e = events(*[ev(tid, at, "status", value) for tid in ("9", "10", "Z", "a")
+                 for at, value in (("2026-03-02T09:00:00Z", "WAITING_CUSTOMER"), ("2026-03-02T10:00:00Z", "NEW"),
+                                   ("2026-03-02T11:00:00Z", "IN_PROGRESS"))])
+    forward = _status_time(t, e)
+    # by (source, ticket_id, status) text: "10" < "9" < "Z" < "a"; IN_PROGRESS < NEW < WAITING_CUSTOMER
+    assert list(zip(forward["ticket_id"], forward["status"])) == [
+        (tid, status) for tid in ("10", "9", "Z", "a") for status in ("IN_PROGRESS", "NEW", "WAITING_CUSTOMER")]
+    backward = _status_time(t.iloc[::-1].reset_index(drop=True), e.iloc[::-1].reset_index(drop=True))
+    pd.testing.assert_frame_equal(forward, backward)
