@@ -36,7 +36,7 @@ from kpis.schema import (
     concat_frames,
     conform,
 )
-from kpis.status_time import FINAL_STATUSES, ticket_history
+from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
 from kpis.timeline import History, KindEvents
 from kpis.vocabulary import MISSING, Vocabulary
 
@@ -67,26 +67,25 @@ class PauseSets:
 
 
 def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
-                as_of: pd.Timestamp, *, pauses: PauseSets | None = None,
-                days: np.ndarray | None = None) -> pd.DataFrame:
+                as_of: pd.Timestamp, *, pauses: PauseSets | None = None, days: np.ndarray | None = None,
+                history: CodedHistory | None = None) -> pd.DataFrame:
     """``kpi_backlog`` rows of canonical ``tickets``/``events`` at ``as_of``.
 
     ``facts``: their ``ticket_facts`` (``excluded_reason`` and ``resolution_due_at`` are read; any order).
     ``pauses``: each ticket's pause statuses, aligned with ``tickets`` (default ``settings.pause_statuses``).
     ``days``: local dates (``datetime64[D]``) to compute; every day from the first opening to ``as_of``'s
     local date when None.
+    ``history``: ``backlog_history(tickets, events)`` when already built (``events`` is then not read).
     """
     tickets = tickets.reset_index(drop=True)
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
-    calendar = _day_calendar(tickets, as_of, settings.reporting_timezone)
     facts_row = positions(ticket_keys(facts["source"], facts["ticket_id"]),
                           ticket_keys(tickets["source"], tickets["ticket_id"]))
     counted = _counted(facts, facts_row)
-    due = _resolution_due(facts, facts_row)[counted]
-    tickets, pauses = tickets[counted].reset_index(drop=True), pauses.take(counted)
-    stretches = _open_stretches(tickets, events, pauses)
+    calendar = _day_calendar(tickets[counted], as_of, settings.reporting_timezone)
+    stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, counted)
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
-                             due)
+                             _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
     wanted = calendar.wanted(days)
     frames = [_backlog_frame(_day_grid(chunk, first, end - first, calendar.ends), first, keys, calendar, wanted,
@@ -158,12 +157,15 @@ class Stretches:
     vocabulary: Vocabulary
 
 
-def _open_stretches(tickets: pd.DataFrame, events: pd.DataFrame, pauses: PauseSets) -> Stretches:
-    """The stretches in which each ticket is open, with its engineer, priority and pause state there."""
-    vocabulary = Vocabulary()
-    for text in (UNASSIGNED, NO_PRIORITY, *STATUSES):
-        vocabulary.add(text)
-    history = ticket_history(tickets, events, vocabulary)
+def backlog_history(tickets: pd.DataFrame, events: pd.DataFrame) -> CodedHistory:
+    """The history the backlog reads (the statuses coded first, see ``_is_paused``); time in status can
+    share it."""
+    return coded_history(tickets, events, seed=(*STATUSES, UNASSIGNED, NO_PRIORITY))
+
+
+def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSets, counted: np.ndarray) -> Stretches:
+    """The stretches in which each ``counted`` ticket is open, with its engineer, priority and pause state."""
+    history, vocabulary = coded.history, coded.vocabulary
     columns = _TicketColumns.of(tickets, vocabulary)
     tix, at = _change_points(history, columns)
     status = _values_at(history["status"], tix, at)
@@ -172,7 +174,7 @@ def _open_stretches(tickets: pd.DataFrame, events: pd.DataFrame, pauses: PauseSe
                        columns.open_without_events(tix, at, vocabulary))
     status = np.where(has_status, status, columns.status[tix])
     end = np.concatenate([np.where(tix[1:] == tix[:-1], at[1:], np.inf), [np.inf]]) if len(tix) else at
-    keep = is_open & (end > at)
+    keep = is_open & (end > at) & counted[tix]
     return Stretches(
         tix=tix[keep], start=at[keep], end=end[keep],
         engineer=_fallback(_values_at(history["assignee"].non_empty(), tix, at), columns.assignee[tix],

@@ -8,6 +8,8 @@ per (ticket, status) in calendar seconds and in business seconds on the ticket's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -37,6 +39,23 @@ def ticket_history(tickets: pd.DataFrame, events: pd.DataFrame, vocabulary: Voca
     return sorted_history(events, tix[known].astype("int64"), epoch_seconds(events["at"]), vocabulary)
 
 
+@dataclass(frozen=True)
+class CodedHistory:
+    """``ticket_history`` of a tickets frame with the vocabulary its values are coded in: built once, it
+    serves both the time in status and the backlog of the same tickets."""
+
+    history: History
+    vocabulary: Vocabulary
+
+
+def coded_history(tickets: pd.DataFrame, events: pd.DataFrame, seed: tuple[str, ...] = ()) -> CodedHistory:
+    """The history of ``tickets`` (their rows as ``tix``) in a new vocabulary that codes ``seed`` first."""
+    vocabulary = Vocabulary()
+    for text in seed:
+        vocabulary.add(text)
+    return CodedHistory(ticket_history(tickets, events, vocabulary), vocabulary)
+
+
 def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> np.ndarray:
     """Where each status segment ends: the ticket's next status event, else ``as_of`` for an open status
     whose event lies before it, else its own start (a segment of length 0: left out)."""
@@ -50,13 +69,15 @@ def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> 
 
 
 def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: CalendarSet,
-                       calendar: CalendarColumn, as_of: pd.Timestamp) -> pd.DataFrame:
+                       calendar: CalendarColumn, as_of: pd.Timestamp, *,
+                       history: CodedHistory | None = None) -> pd.DataFrame:
     """``ticket_status_time`` rows for every ticket of ``tickets`` that has status events.
 
     ``calendar``: each ticket's calendar (its resolution policy's, else the default), aligned with ``tickets``.
+    ``history``: ``coded_history(tickets, events)`` when already built (``events`` is then not read).
     """
-    vocabulary = Vocabulary()
-    status = ticket_history(tickets, events, vocabulary)["status"]
+    history = history or coded_history(tickets, events)
+    vocabulary, status = history.vocabulary, history.history["status"]
     as_of_s = float(pd.Timestamp(as_of).timestamp())
     end = segment_ends(status, as_of_s, vocabulary)
     calendar_s = end - status.at
@@ -84,8 +105,8 @@ def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: Ki
     first, sums = first[order], {name: values[order] for name, values in sums.items()}
     rows = status.tix[first]
     frame = pd.DataFrame({
-        "source": tickets["source"].to_numpy()[rows],
-        "ticket_id": tickets["ticket_id"].to_numpy()[rows],
+        "source": tickets["source"].array.take(rows),  # Arrow takes: no Python string per row
+        "ticket_id": tickets["ticket_id"].array.take(rows),
         "status": vocabulary.decode(status.value[first]),
         "entries": sums["entries"].astype("int64"),
         # sums of whole seconds: exact in float64, whatever the order of the segments

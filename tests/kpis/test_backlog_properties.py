@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis.backlog import AGE_COLUMNS, kpi_backlog
+from kpis.backlog import AGE_COLUMNS, backlog_history, kpi_backlog
 from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.facts import compute_facts
 from kpis.status_time import ticket_status_time
@@ -123,7 +123,14 @@ def test_backlog_equals_the_literal_reading(history, data) -> None:
     due_ids = data.draw(st.lists(st.sampled_from(list(t["ticket_id"])), unique=True))
     due = {tid: START + pd.Timedelta(minutes=data.draw(minutes)) for tid in due_ids}
     facts["resolution_due_at"] = facts["ticket_id"].map(due).astype("datetime64[us, UTC]")
-    assert _engine_backlog(kpi_backlog(t, e, facts, s, AS_OF)) == _reference_backlog(t, e, due)
+    backlog = kpi_backlog(t, e, facts, s, AS_OF)
+    assert _engine_backlog(backlog) == _reference_backlog(t, e, due)
+    # a full run builds one history for both ops tables: it must not change either
+    shared = backlog_history(t, e)
+    pd.testing.assert_frame_equal(kpi_backlog(t, e, facts, s, AS_OF, history=shared), backlog)
+    calendars, calendar = CalendarSet(dict(s.calendars)), CalendarColumn(np.zeros(len(t), dtype="int64"), ("24x7",))
+    pd.testing.assert_frame_equal(ticket_status_time(t, e, calendars, calendar, AS_OF, history=shared),
+                                  ticket_status_time(t, e, calendars, calendar, AS_OF))
 
 
 @hsettings(max_examples=30, deadline=None)
