@@ -88,7 +88,7 @@ def test_rows_come_in_key_order_whatever_the_input_order() -> None:
                                    ("2026-03-02T11:00:00Z", "IN_PROGRESS"))])
     forward = _status_time(t, e)
     # by (source, ticket_id, status) text: "10" < "9" < "Z" < "a"; IN_PROGRESS < NEW < WAITING_CUSTOMER
-    assert list(zip(forward["ticket_id"], forward["status"])) == [
+    assert list(zip(forward["ticket_id"], forward["status"], strict=True)) == [
         (tid, status) for tid in ("10", "9", "Z", "a") for status in ("IN_PROGRESS", "NEW", "WAITING_CUSTOMER")]
     backward = _status_time(t.iloc[::-1].reset_index(drop=True), e.iloc[::-1].reset_index(drop=True))
     pd.testing.assert_frame_equal(forward, backward)
