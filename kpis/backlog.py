@@ -423,3 +423,21 @@ def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
         combined = combined * (int(key.max()) - low + 1) + (key - low)
     _, firsts, group = np.unique(combined, return_index=True, return_inverse=True)
     return group.ravel(), firsts
+
+
+#: The backlog columns that add up across disjoint sets of tickets (``combine_backlogs``).
+SUMMED_COLUMNS = ("open_count", *AGE_COLUMNS, "overdue_count", "paused_count")
+
+
+def combine_backlogs(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
+    """One backlog from the backlogs of disjoint sets of tickets (partitions): per (day, engineer, ticket
+    type, priority) the counts add up and ``oldest_opened_at`` is the oldest of the parts'."""
+    key = ["day", "engineer", "ticket_type", "priority"]
+    stacked = concat_frames(parts, BACKLOG_COLUMNS)
+    if not len(stacked):
+        return conform(stacked, BACKLOG_COLUMNS)
+    grouped = stacked.groupby(key, sort=True, observed=True, dropna=False)
+    frame = grouped[list(SUMMED_COLUMNS)].sum().join(grouped["oldest_opened_at"].min()).reset_index()
+    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
+    frame["kpi_version"] = KPI_VERSION
+    return conform(frame, BACKLOG_COLUMNS).sort_values(key, ignore_index=True)

@@ -32,14 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpis.aggregate import local_days
-from kpis.backlog import backlog_history, kpi_backlog
-from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings, facts_fingerprint
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
-from kpis.status_time import FINAL_STATUSES, CodedHistory, ticket_status_time
+from kpis.status_time import FINAL_STATUSES
 from pipeline.changes import row_changes
-from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
+from pipeline.compute import OpsFunction
+from pipeline.compute.ops import OpsRequest, local_ops
 from pipeline.store import Replacement, Stores
 from pipeline.store.parquet import to_pandas
 
@@ -84,39 +83,32 @@ class OpsScope:
 
 
 def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
-                     facts: pd.DataFrame, as_of: pd.Timestamp, scope: OpsScope) -> Iterator[Replacement]:
+                     facts: pd.DataFrame, as_of: pd.Timestamp, scope: OpsScope,
+                     ops_of: OpsFunction = local_ops) -> Iterator[Replacement]:
     """The ``ticket_status_time`` and ``kpi_backlog`` replacements of a run (see the module docstring).
 
     ``tickets``/``events``: the raw layer after the merge; ``facts``: every ticket's facts after the run
-    (``FACTS_FOR_OPS`` and ``excluded_reason`` at least).
+    (``FACTS_FOR_OPS`` and ``excluded_reason`` at least); ``ops_of``: the ``[compute]`` engine's
+    (``pipeline.compute.ops_engine``).
     """
     tickets = tickets.reset_index(drop=True)
-    # a full recompute reads every ticket for both tables: their history is built once
-    shared = backlog_history(tickets, events) if scope.changed is None else None
-    yield status_time_replacement(stores, settings, tickets, events, facts, as_of, scope.changed, history=shared)
-    yield backlog_replacement(stores, settings, tickets, events, facts, as_of, scope, history=shared)
+    status_keys = None
+    if scope.changed is not None:
+        keys = pd.concat([scope.changed, open_last_status(events, as_of)], ignore_index=True).drop_duplicates()
+        status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)
+    days = None if scope.raw_changed is None else touched_days(stores, settings, facts, as_of, scope)
+    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days))
+    yield _status_time_changes(stores, rows.status_time, status_keys)
+    yield _backlog_changes(stores, rows.backlog, days)
 
 
 # --- time in status ------------------------------------------------------------------------------
-def status_time_replacement(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
-                            facts: pd.DataFrame, as_of: pd.Timestamp, changed: pd.DataFrame | None, *,
-                            history: CodedHistory | None = None) -> Replacement:
-    """Status time of ``changed`` tickets and of those whose last segment is open (every ticket when None).
-
-    ``history``: every ticket's (``changed`` None), when already built.
-    """
-    if changed is not None:
-        keys = pd.concat([changed, open_last_status(events, as_of)], ignore_index=True).drop_duplicates()
-        tickets = tickets[key_hits(tickets[KEY], keys)]
-        events = events[key_hits(events[KEY], keys)] if len(keys) else events.iloc[:0]
-    tickets = tickets.reset_index(drop=True)
-    calendar = resolution_calendars(ticket_policies(tickets, facts), settings)
-    rows = ticket_status_time(tickets, events, CalendarSet(dict(settings.calendars)), calendar, as_of,
-                              history=history if changed is None else None)
-    stored = _stored_of_tickets(stores, tickets[KEY] if changed is not None else None)
+def _status_time_changes(stores: Stores, rows: pd.DataFrame, keys: pd.DataFrame | None) -> Replacement:
+    """The recomputed status rows of ``keys``' tickets (every ticket when None) against the stored ones."""
+    stored = _stored_of_tickets(stores, keys)
     changes = row_changes(rows, stored, list(TABLE_KEYS["ticket_status_time"]))
-    log.info("ticket_status_time: %d tickets recomputed, %d rows changed, %d gone", len(tickets), len(changes.rows),
-             len(changes.gone))
+    log.info("ticket_status_time: %s tickets recomputed, %d rows changed, %d gone",
+             "all" if keys is None else len(keys), len(changes.rows), len(changes.gone))
     return Replacement("ticket_status_time", changes.rows, changes.gone)
 
 
@@ -147,19 +139,10 @@ def _stored_of_tickets(stores: Stores, keys: pd.DataFrame | None) -> pd.DataFram
 
 
 # --- the daily backlog ---------------------------------------------------------------------------
-def backlog_replacement(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
-                        facts: pd.DataFrame, as_of: pd.Timestamp, scope: OpsScope, *,
-                        history: CodedHistory | None = None) -> Replacement:
-    """The backlog of every day (``scope.raw_changed`` None) or of the days the scope's tickets touch.
-
-    ``history``: ``backlog_history`` of ``tickets``, when already built.
-    """
-    tickets = tickets.reset_index(drop=True)
-    days = None if scope.raw_changed is None else touched_days(stores, settings, facts, as_of, scope)
+def _backlog_changes(stores: Stores, rows: pd.DataFrame, days: np.ndarray | None) -> Replacement:
+    """The recomputed backlog of ``days`` (every day when None) against the stored one."""
     if days is not None and not len(days):
         return Replacement("kpi_backlog", empty_frame(TABLE_COLUMNS["kpi_backlog"]))
-    pauses = resolution_pauses(ticket_policies(tickets, facts), settings)
-    rows = kpi_backlog(tickets, events, facts, settings, as_of, pauses=pauses, days=days, history=history)
     stored = _stored_backlog(stores, days)
     changes = row_changes(rows, stored, list(TABLE_KEYS["kpi_backlog"]))
     log.info("kpi_backlog: %s days recomputed, %d rows changed, %d gone",

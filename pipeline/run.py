@@ -41,7 +41,7 @@ from kpis.schema import (
 from kpis.scorecard import ranked
 from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
-from pipeline.compute import facts_engine
+from pipeline.compute import facts_engine, ops_engine
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
 from pipeline.groups import BREAKDOWN_BY, TouchedGroups, group_tables, in_groups, touched_groups
@@ -313,7 +313,7 @@ class PipelineRun:
         scope = OpsScope.of(self.kind, self.ledger.store_state(OPS_FINGERPRINT), self.settings.kpi,
                             merged.changed_keys, facts.rows)
         return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
-                                scope)
+                                scope, ops_engine(self.settings.compute))
 
     # --- select -----------------------------------------------------------------------------
     def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:

@@ -7,6 +7,7 @@
 
 Partitions are a stable hash of ``(source, ticket_id)`` (``partition.py``). The aggregates are computed by
 the caller from the gathered facts (one row per ticket), as on one process (DECISIONS.md D80).
+``ops_engine`` does the same for time in status and the daily backlog (``ops.py``, D91).
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ import pandas as pd
 from kpis.config import KpiSettings
 from kpis.errors import ItsmKpiError
 from pipeline.compute.local import local_facts
+from pipeline.compute.ops import OpsRequest, OpsRows, local_ops
 from pipeline.settings import ComputeSettings
 
-__all__ = ["ComputeFailed", "FactsFunction", "facts_engine"]
+__all__ = ["ComputeFailed", "FactsFunction", "OpsFunction", "facts_engine", "ops_engine"]
 
 #: (tickets, events, settings, as_of, approvals) -> ticket_facts, as ``kpis.compute_facts``
 FactsFunction = Callable[[pd.DataFrame, pd.DataFrame, KpiSettings, pd.Timestamp, "pd.DataFrame | None"],
                          pd.DataFrame]
+#: (tickets, events, facts, request) -> the ``ticket_status_time`` and ``kpi_backlog`` rows, as ``local_ops``
+OpsFunction = Callable[[pd.DataFrame, pd.DataFrame, pd.DataFrame, OpsRequest], OpsRows]
 
 
 class ComputeFailed(ItsmKpiError):
@@ -40,3 +44,12 @@ def facts_engine(compute: ComputeSettings) -> FactsFunction:
 
         return DaskFacts(compute)
     return partial(local_facts, partitions=compute.partitions)
+
+
+def ops_engine(compute: ComputeSettings) -> OpsFunction:
+    """The time-in-status and backlog function of the ``[compute]`` settings."""
+    if compute.engine == "dask":
+        from pipeline.compute.dask_engine import DaskOps  # lazily: Dask is an extra
+
+        return DaskOps(compute)
+    return partial(local_ops, partitions=compute.partitions)

@@ -6,7 +6,9 @@ Each partition's tickets and events, the broadcast maintenance tickets, the sett
 are the task's arguments, so the task can be run again elsewhere: when a worker dies mid-run the scheduler
 retries its tasks on the others (up to its ``allowed-failures``); past that the call raises
 ``ComputeFailed`` and the run commits nothing. The gathered facts are stacked back into the input order,
-so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82).
+so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82). Time in status
+and the backlog go the same way (``DaskOps``, D91): each task returns its partition's rows, and the driver
+stacks and combines them.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from kpis import compute_facts
 from kpis.config import KpiSettings
 from pipeline.compute import ComputeFailed
 from pipeline.compute.local import in_input_order, partition_facts
+from pipeline.compute.ops import OpsRequest, OpsRows, combined, ops_partitions, partition_ops
 from pipeline.compute.partition import named_maintenance, split
 from pipeline.settings import ComputeSettings
 
 log = logging.getLogger(__name__)
 
 TASK_PREFIX = "itsm-kpi-facts"
+OPS_TASK_PREFIX = "itsm-kpi-ops"
 
 
 def _task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broadcast: pd.DataFrame, settings: KpiSettings,
@@ -40,31 +44,11 @@ def _task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broadcast: pd.D
     return get_worker().address, partition_facts(part_tickets, part_events, broadcast, settings, as_of, approvals)
 
 
-class DaskFacts:
-    """``kpis.compute_facts`` computed partition by partition on a Dask cluster."""
+class _OnCluster:
+    """A Dask client for each call: of ``[compute] scheduler``, or of a LocalCluster started for the call."""
 
     def __init__(self, compute: ComputeSettings) -> None:
         self.compute = compute
-
-    def __call__(self, tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp,
-                 approvals: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The facts of ``tickets``/``events`` at ``as_of``, as ``compute_facts`` returns them."""
-        if not len(tickets):
-            return compute_facts(tickets, events, settings, as_of, approvals)
-        with self._client() as client:
-            partitions = self.partitions(client)
-            broadcast = named_maintenance(tickets)
-            run = uuid.uuid4().hex[:12]
-            positions, futures = [], []
-            for part in split(tickets, events, partitions):  # the driver keeps only the positions
-                positions.append(part.positions)
-                futures.append(client.submit(_task, part.tickets, part.events, broadcast, settings, as_of, approvals,
-                                             key=f"{TASK_PREFIX}-{run}-{part.number}", pure=False))
-            results = _gathered(client, futures)
-        by_worker = Counter(worker for worker, _ in results)
-        log.info("dask: %d partitions of %d tickets computed on %d workers (%s)", len(positions), len(tickets),
-                 len(by_worker), ", ".join(f"{w}: {n}" for w, n in sorted(by_worker.items())))
-        return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], len(tickets))
 
     def partitions(self, client: Client) -> int:
         """``[compute] partitions``, raised to twice the cluster's workers so that every worker computes."""
@@ -88,7 +72,59 @@ class DaskFacts:
             yield client
 
 
-def _gathered(client: Client, futures: list) -> list[tuple[str, pd.DataFrame]]:
+class DaskFacts(_OnCluster):
+    """``kpis.compute_facts`` computed partition by partition on a Dask cluster."""
+
+    def __call__(self, tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp,
+                 approvals: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The facts of ``tickets``/``events`` at ``as_of``, as ``compute_facts`` returns them."""
+        if not len(tickets):
+            return compute_facts(tickets, events, settings, as_of, approvals)
+        with self._client() as client:
+            partitions = self.partitions(client)
+            broadcast = named_maintenance(tickets)
+            run = uuid.uuid4().hex[:12]
+            positions, futures = [], []
+            for part in split(tickets, events, partitions):  # the driver keeps only the positions
+                positions.append(part.positions)
+                futures.append(client.submit(_task, part.tickets, part.events, broadcast, settings, as_of, approvals,
+                                             key=f"{TASK_PREFIX}-{run}-{part.number}", pure=False))
+            results = _gathered(client, futures)
+        _log_workers("facts", len(positions), len(tickets), results)
+        return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], len(tickets))
+
+
+def _ops_task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, part_facts: pd.DataFrame,
+              request: OpsRequest) -> tuple[str, OpsRows]:
+    """On a worker: one partition's time in status and backlog, and the worker's address."""
+    return get_worker().address, partition_ops(part_tickets, part_events, part_facts, request)
+
+
+class DaskOps(_OnCluster):
+    """Time in status and the daily backlog computed partition by partition on a Dask cluster."""
+
+    def __call__(self, tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame,
+                 request: OpsRequest) -> OpsRows:
+        """Both tables' rows, as ``pipeline.compute.ops.local_ops`` returns them."""
+        if not len(tickets):
+            return partition_ops(tickets, events, facts, request)
+        with self._client() as client:
+            run = uuid.uuid4().hex[:12]
+            futures = [client.submit(_ops_task, t, e, f, request, key=f"{OPS_TASK_PREFIX}-{run}-{number}", pure=False)
+                       for number, (t, e, f) in enumerate(ops_partitions(tickets, events, facts,
+                                                                          self.partitions(client)))]
+            results = _gathered(client, futures)
+        _log_workers("time in status and backlog", len(futures), len(tickets), results)
+        return combined([rows for _, rows in results], request.as_of)
+
+
+def _log_workers(what: str, partitions: int, tickets: int, results: list[tuple[str, object]]) -> None:
+    by_worker = Counter(worker for worker, _ in results)
+    log.info("dask: %s of %d tickets in %d partitions computed on %d workers (%s)", what, tickets, partitions,
+             len(by_worker), ", ".join(f"{w}: {n}" for w, n in sorted(by_worker.items())))
+
+
+def _gathered(client: Client, futures: list) -> list[tuple[str, object]]:
     """The tasks' results; a task lost past the scheduler's retries (or a lost cluster) is ``ComputeFailed``."""
     try:
         return client.gather(futures)

@@ -103,5 +103,6 @@ def assert_same_stores(a: Settings, b: Settings) -> None:
     assert left.keys() == right.keys()
     for table in left:
         pd.testing.assert_frame_equal(left[table], right[table], check_exact=True, obj=table)
-    for table in ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi"):
+    for table in ("ticket_facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "ticket_status_time",
+                  "kpi_backlog"):
         assert len(left[f"parquet:{table}"]) > 0, table

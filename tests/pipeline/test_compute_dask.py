@@ -70,8 +70,10 @@ def test_demo_on_a_cluster_equals_the_local_engine(tmp_path: Path, cluster: Loca
     with caplog.at_level(logging.INFO, logger="pipeline.compute.dask_engine"):
         on_dask = _demo(tmp_path / "dask", engine="dask", scheduler=cluster.scheduler_address)
     assert_same_stores(local, on_dask)
-    done = [r.getMessage() for r in caplog.records if "partitions of" in r.getMessage()]
-    assert done and "computed on 2 workers" in done[0]  # partitions 1 is raised to 2 per worker: both compute
+    done = [r.getMessage() for r in caplog.records if " partitions computed on " in r.getMessage()]
+    # the facts, then time in status and the backlog: partitions 1 is raised to 2 per worker, both compute
+    assert [m.split(" of ")[0] for m in done] == ["dask: facts", "dask: time in status and backlog"]
+    assert all("computed on 2 workers" in m for m in done), done
 
 
 def test_generated_set_on_a_local_cluster_of_its_own(tmp_path: Path) -> None:

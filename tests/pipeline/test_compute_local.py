@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from kpis import compute_facts, kpi_tables
 from kpis.schema import TABLE_KEYS
 from pipeline.cli import demo_settings
-from pipeline.compute import facts_engine
+from pipeline.compute import facts_engine, ops_engine
+from pipeline.compute.ops import OpsRequest, local_ops
 from pipeline.compute.partition import partition_of
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
@@ -51,6 +52,23 @@ def test_partitioned_facts_equal_one_process(partitions: int) -> None:
     expected = compute_facts(tickets, events, bench_settings(), AS_OF)
     got = facts_engine(ComputeSettings(partitions=partitions))(tickets, events, bench_settings(), AS_OF, None)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("partitions", [2, 7, 64])
+def test_partitioned_status_time_and_backlog_equal_one_process(partitions: int) -> None:
+    """Every ticket's status rows and every day's backlog (a full run), then a night's scope: some tickets'
+    status rows and the last ten days of the backlog."""
+    tickets, events = generated(3000)
+    facts = compute_facts(tickets, events, bench_settings(), AS_OF)
+    some = tickets.loc[::5, ["source", "ticket_id"]].reset_index(drop=True)
+    last_days = np.arange(np.datetime64("2026-01-05"), np.datetime64("2026-01-15"), dtype="datetime64[D]")
+    for status_keys, days in ((None, None), (some, last_days)):
+        request = OpsRequest(bench_settings(), AS_OF, status_keys, days)
+        expected = local_ops(tickets, events, facts, request)
+        got = ops_engine(ComputeSettings(partitions=partitions))(tickets, events, facts, request)
+        assert len(expected.status_time) > 1000 and len(expected.backlog) > 100
+        pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
+        pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
 
 
 def test_partitioned_facts_of_no_tickets() -> None:

@@ -1,0 +1,99 @@
+"""Time in status and the daily backlog, partition by partition (CONTRACT.md, Compute; DECISIONS.md D91).
+
+Both are per-ticket work until the last step: a ticket's status rows depend on its own history only, and a
+day's backlog counts add up over disjoint sets of tickets (the oldest opening is the oldest of the parts').
+So each partition computes its tickets' status rows and its own backlog, sharing one history between the
+two, and the driver stacks the status rows and combines the backlogs (``kpis.backlog.combine_backlogs``).
+With one partition this is exactly the unpartitioned computation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kpis.backlog import backlog_history, combine_backlogs, kpi_backlog
+from kpis.calendar import CalendarSet
+from kpis.config import KpiSettings
+from kpis.keys import key_hits
+from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
+from kpis.status_time import ticket_status_time
+from pipeline.compute.partition import partition_of, split
+from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
+
+log = logging.getLogger(__name__)
+
+KEY = ["source", "ticket_id"]
+
+
+@dataclass(frozen=True)
+class OpsRequest:
+    """What to compute: status time of the tickets in ``status_keys`` (every ticket when None) and the
+    backlog of ``days`` (every day when None; none when empty)."""
+
+    settings: KpiSettings
+    as_of: pd.Timestamp
+    status_keys: pd.DataFrame | None
+    days: np.ndarray | None
+
+    @property
+    def wants_backlog(self) -> bool:
+        return self.days is None or len(self.days) > 0
+
+
+@dataclass(frozen=True)
+class OpsRows:
+    """The computed ``ticket_status_time`` and ``kpi_backlog`` rows (in key order)."""
+
+    status_time: pd.DataFrame
+    backlog: pd.DataFrame
+
+
+def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame,
+                  request: OpsRequest) -> OpsRows:
+    """Both tables for one set of tickets (a partition, or all) with their events and facts."""
+    tickets = tickets.reset_index(drop=True)
+    settings, as_of = request.settings, request.as_of
+    policies = ticket_policies(tickets, facts)
+    history = backlog_history(tickets, events) if request.status_keys is None else None
+    backlog = (kpi_backlog(tickets, events, facts, settings, as_of, pauses=resolution_pauses(policies, settings),
+                           days=request.days, history=history)
+               if request.wants_backlog else empty_frame(TABLE_COLUMNS["kpi_backlog"]))
+    if request.status_keys is not None:
+        keep = key_hits(tickets[KEY], request.status_keys)
+        tickets, policies = tickets[keep].reset_index(drop=True), policies[keep].reset_index(drop=True)
+        events = events[key_hits(events[KEY], request.status_keys)] if len(request.status_keys) else events.iloc[:0]
+    status_time = ticket_status_time(tickets, events, CalendarSet(dict(settings.calendars)),
+                                     resolution_calendars(policies, settings), as_of, history=history)
+    return OpsRows(status_time, backlog)
+
+
+def local_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, request: OpsRequest, *,
+              partitions: int = 1) -> OpsRows:
+    """Both tables, computed in this process, one partition at a time when ``partitions`` > 1."""
+    if partitions == 1 or not len(tickets):
+        return partition_ops(tickets, events, facts, request)
+    parts = [partition_ops(t, e, f, request) for t, e, f in ops_partitions(tickets, events, facts, partitions)]
+    log.info("computed time in status and the backlog of %d tickets in %d partitions", len(tickets), len(parts))
+    return combined(parts, request.as_of)
+
+
+def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame,
+                   partitions: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """Each non-empty partition's tickets, events and facts (split by the same hash as the facts)."""
+    fact_part = partition_of(facts["source"], facts["ticket_id"], partitions)
+    for part in split(tickets, events, partitions):
+        yield part.tickets, part.events, facts[fact_part == part.number].reset_index(drop=True)
+
+
+def combined(parts: list[OpsRows], as_of: pd.Timestamp) -> OpsRows:
+    """The partitions' rows as one computation gives them: status rows stacked in key order (a ticket's
+    rows all come from its own partition), the backlogs added up."""
+    status_time = concat_frames([p.status_time for p in parts], TABLE_COLUMNS["ticket_status_time"])
+    backlog = combine_backlogs([p.backlog for p in parts], as_of)
+    parts.clear()
+    return OpsRows(status_time.sort_values([*KEY, "status"], ignore_index=True), backlog)
