@@ -13,7 +13,9 @@
 # Config: /etc/itsm-kpi/itsm-kpi.toml (mount it read-only; every command takes --config). Secrets: files under
 # /run/secrets named by `<VARIABLE>_FILE` (CONTRACT.md), never baked in. Data: /var/lib/itsm-kpi is the working
 # directory and a volume, so a relative `store.path` (and a SQLite URL under it) lands on the volume.
-# deploy/kubernetes/ runs the same image as a CronJob; docs/operations.md covers the rest.
+# deploy/kubernetes/ runs the same image as a CronJob; docs/operations.md covers the rest. With the Dask extra
+# the same image is a cluster's scheduler and workers (docs/scale-out.md), so driver and workers match:
+#   docker run --entrypoint dask itsm-kpi scheduler            /  ... itsm-kpi worker tcp://<scheduler>:8786
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -30,7 +32,7 @@ COPY pipeline/ pipeline/
 RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /dist . \
     && ls /dist/itsm_kpi-*.whl
 
-# --- runtime: the installed wheel (with PostgreSQL and DuckDB), a non-root user, nothing else ---------------
+# --- runtime: the installed wheel (with PostgreSQL, DuckDB and Dask), a non-root user, nothing else ---------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="itsm-kpi" \
       org.opencontainers.image.description="Nightly IT-service KPIs from ticketing data, to Parquet and SQL" \
@@ -41,7 +43,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
 COPY --from=build /dist/ /tmp/dist/
 RUN python3 -m venv /opt/itsm-kpi \
     && wheel=$(ls /tmp/dist/itsm_kpi-*.whl) \
-    && /opt/itsm-kpi/bin/pip install "${wheel}[postgres,query]" \
+    && /opt/itsm-kpi/bin/pip install "${wheel}[postgres,query,dask]" \
     && rm -rf /tmp/dist \
     && itsm-kpi --help >/dev/null
 # A fixed numeric uid/gid, so that Kubernetes' runAsNonRoot can check it and a volume can be chowned to it.
