@@ -81,9 +81,9 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
     facts_row = positions(ticket_keys(facts["source"], facts["ticket_id"]),
                           ticket_keys(tickets["source"], tickets["ticket_id"]))
-    counted = _counted(facts, facts_row)
-    calendar = _day_calendar(tickets[counted], as_of, settings.reporting_timezone)
-    stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, counted)
+    is_counted = _counted(facts, facts_row)
+    calendar = _day_calendar(tickets[is_counted], as_of, settings.reporting_timezone)
+    stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, is_counted)
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
@@ -268,7 +268,8 @@ def _is_paused(status: np.ndarray, pause_index: np.ndarray, sets: tuple[tuple[st
 
 @dataclass(frozen=True)
 class CountedTickets:
-    """Per counted ticket (aligned with its ``tix``): opening (epoch s), ticket type code, resolution due (s)."""
+    """Per ticket (aligned with the tickets, so with ``tix``): opening (epoch s), ticket type code, resolution
+    due (epoch s, NaN when none). Only counted tickets have stretches, so only theirs are read."""
 
     opened: np.ndarray
     ticket_type: np.ndarray

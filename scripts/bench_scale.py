@@ -5,7 +5,8 @@
     python scripts/bench_scale.py --sizes 100000 --partitions 4
 
 For each size, each configuration runs in a fresh process (so peak RSS is its own): the facts (the
-``[compute]`` engine's part) and then the KPI tables from them on the driver (``kpi_tables``):
+``[compute]`` engine's part), the KPI tables from them on the driver (``kpi_tables``), then time in status
+and the daily backlog (the engine's too, D91):
 
 - local, partitions 1 (one process, as before #23) and partitions N (one partition at a time);
 - dask on a LocalCluster of 1 and of 2 single-threaded worker processes, partitions N, the cluster started
@@ -48,7 +49,8 @@ def one(n: int, per_ticket: int, engine: str, partitions: int, workers: int) -> 
     from bench import settings, synthetic_events, synthetic_tickets
 
     from kpis import kpi_tables
-    from pipeline.compute import facts_engine
+    from pipeline.compute import facts_engine, ops_engine
+    from pipeline.compute.ops import OpsRequest
     from pipeline.settings import ComputeSettings
 
     rng = np.random.default_rng(7)
@@ -68,6 +70,9 @@ def one(n: int, per_ticket: int, engine: str, partitions: int, workers: int) -> 
     facts_s = time.perf_counter() - t0
     tables = kpi_tables(facts, kpi)
     tables_s = time.perf_counter() - t0 - facts_s
+    t1 = time.perf_counter()
+    ops = ops_engine(compute)(tickets, events, facts, OpsRequest(kpi, as_of, None, None))
+    ops_s = time.perf_counter() - t1
     worker_peak = 0.0
     if cluster is not None:
         from distributed import Client
@@ -77,7 +82,9 @@ def one(n: int, per_ticket: int, engine: str, partitions: int, workers: int) -> 
     digest = {t: int(pd.util.hash_pandas_object(getattr(tables, t).sort_values(list(getattr(tables, t).columns[:4]))
                                                 .reset_index(drop=True), index=False).sum())
               for t in ("facts", "kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown")}
-    return {"rows": n + len(events), "facts_s": facts_s, "tables_s": tables_s, "driver_peak_gib": _peak_rss_gib(),
+    digest |= {t: int(pd.util.hash_pandas_object(getattr(ops, t), index=False).sum()) for t in ("status_time", "backlog")}
+    return {"rows": n + len(events), "facts_s": facts_s, "tables_s": tables_s, "ops_s": ops_s,
+            "driver_peak_gib": _peak_rss_gib(),
             "worker_peak_gib": worker_peak, "cluster_start_s": started_s, "digest": digest}
 
 
@@ -110,7 +117,7 @@ def main() -> None:
             extra = (f"  worker peak {r['worker_peak_gib']:5.2f} GiB  (cluster start {r['cluster_start_s']:.1f} s)"
                      if workers else "")
             print(f"  {name:<18} facts {r['facts_s']:7.2f} s ({r['rows'] / r['facts_s'] / 1e6:5.2f}M rows/s)  "
-                  f"tables {r['tables_s']:6.2f} s  driver peak {r['driver_peak_gib']:5.2f} GiB{extra}{same}", flush=True)
+                  f"tables {r['tables_s']:6.2f} s  status time + backlog {r['ops_s']:6.2f} s  driver peak {r['driver_peak_gib']:5.2f} GiB{extra}{same}", flush=True)
 
 
 if __name__ == "__main__":
