@@ -121,11 +121,12 @@ def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: Ki
 def _key_order(tickets: pd.DataFrame, vocabulary: Vocabulary, tix: np.ndarray, status: np.ndarray) -> np.ndarray:
     """The order of (ticket, status code) rows by (source, ticket_id, status text): the tickets are ranked
     once by Arrow and the few status texts by Python, so no sort compares a string per output row."""
-    keys = pa.table({"source": pa.array(tickets["source"], from_pandas=True),
-                     "ticket_id": pa.array(tickets["ticket_id"], from_pandas=True)})
-    ticket_rank = np.empty(len(tickets), dtype="int64")
-    ticket_rank[pc.sort_indices(keys, [("source", "ascending"), ("ticket_id", "ascending")]).to_numpy()] = \
-        np.arange(len(tickets))
+    present = np.unique(tix)  # only tickets with status rows are ranked
+    keys = pa.table({"source": pa.array(tickets["source"].array.take(present), from_pandas=True),
+                     "ticket_id": pa.array(tickets["ticket_id"].array.take(present), from_pandas=True)})
+    ticket_rank = np.zeros(len(tickets), dtype="int64")
+    ticket_rank[present[pc.sort_indices(keys, [("source", "ascending"), ("ticket_id", "ascending")]).to_numpy()]] = \
+        np.arange(len(present))
     codes = np.unique(status)
     texts = vocabulary.decode(codes).tolist()
     by_text = sorted(range(len(codes)), key=lambda i: (pd.isna(texts[i]), str(texts[i])))  # missing last

@@ -110,9 +110,9 @@ class DaskOps(_OnCluster):
             return partition_ops(tickets, events, facts, request)
         with self._client() as client:
             run = uuid.uuid4().hex[:12]
-            futures = [client.submit(_ops_task, t, e, f, request, key=f"{OPS_TASK_PREFIX}-{run}-{number}", pure=False)
-                       for number, (t, e, f) in enumerate(ops_partitions(tickets, events, facts,
-                                                                          self.partitions(client)))]
+            futures = [client.submit(_ops_task, *part, key=f"{OPS_TASK_PREFIX}-{run}-{number}", pure=False)
+                       for number, part in enumerate(ops_partitions(tickets, events, facts, request,
+                                                                    self.partitions(client)))]
             results = _gathered(client, futures)
         _log_workers("time in status and backlog", len(futures), len(tickets), results)
         return combined([rows for _, rows in results], request.as_of)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from pipeline.policies import resolution_calendars, resolution_pauses, ticket_po
 log = logging.getLogger(__name__)
 
 KEY = ["source", "ticket_id"]
+#: The facts columns the two tables read (the policy names the calendar and pause statuses; the backlog
+#: leaves out-of-scope tickets out and counts overdue ones): only these travel to the partitions.
+FACT_COLUMNS = [*KEY, "resolution_policy", "excluded_reason", "resolution_due_at"]
 
 
 @dataclass(frozen=True)
@@ -77,17 +80,23 @@ def local_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, 
     """Both tables, computed in this process, one partition at a time when ``partitions`` > 1."""
     if partitions == 1 or not len(tickets):
         return partition_ops(tickets, events, facts, request)
-    parts = [partition_ops(t, e, f, request) for t, e, f in ops_partitions(tickets, events, facts, partitions)]
+    parts = [partition_ops(*part) for part in ops_partitions(tickets, events, facts, request, partitions)]
     log.info("computed time in status and the backlog of %d tickets in %d partitions", len(tickets), len(parts))
     return combined(parts, request.as_of)
 
 
-def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame,
-                   partitions: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
-    """Each non-empty partition's tickets, events and facts (split by the same hash as the facts)."""
+def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, request: OpsRequest,
+                   partitions: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, OpsRequest]]:
+    """Each non-empty partition's tickets, events, facts and request (its own share of ``status_keys``),
+    split by the same hash as the facts."""
+    facts = facts[[c for c in FACT_COLUMNS if c in facts.columns]]
     fact_part = partition_of(facts["source"], facts["ticket_id"], partitions)
+    keys = request.status_keys
+    key_part = None if keys is None else partition_of(keys["source"], keys["ticket_id"], partitions)
     for part in split(tickets, events, partitions):
-        yield part.tickets, part.events, facts[fact_part == part.number].reset_index(drop=True)
+        own_keys = None if keys is None else keys[key_part == part.number].reset_index(drop=True)
+        yield (part.tickets, part.events, facts[fact_part == part.number].reset_index(drop=True),
+               replace(request, status_keys=own_keys))
 
 
 def combined(parts: list[OpsRows], as_of: pd.Timestamp) -> OpsRows:
