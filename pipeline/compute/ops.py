@@ -22,7 +22,7 @@ from kpis.config import KpiSettings
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
 from kpis.status_time import ticket_status_time
-from pipeline.compute.partition import partition_of, split
+from pipeline.compute.partition import partition_rows, split
 from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,12 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
     """Each non-empty partition's tickets, events, facts and request (its own share of ``status_keys``),
     split by the same hash as the facts."""
     facts = facts[[c for c in FACT_COLUMNS if c in facts.columns]]
-    fact_part = partition_of(facts["source"], facts["ticket_id"], partitions)
+    fact_rows = partition_rows(facts, partitions)
     keys = request.status_keys
-    key_part = None if keys is None else partition_of(keys["source"], keys["ticket_id"], partitions)
+    key_rows = None if keys is None else partition_rows(keys, partitions)
     for part in split(tickets, events, partitions):
-        own_keys = None if keys is None else keys[key_part == part.number].reset_index(drop=True)
-        yield (part.tickets, part.events, facts[fact_part == part.number].reset_index(drop=True),
+        own_keys = None if keys is None else keys.iloc[key_rows[part.number]].reset_index(drop=True)
+        yield (part.tickets, part.events, facts.iloc[fact_rows[part.number]].reset_index(drop=True),
                replace(request, status_keys=own_keys))
 
 

@@ -58,24 +58,21 @@ class Partition:
 def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int) -> Iterator[Partition]:
     """The non-empty partitions of ``tickets`` and ``events``, in partition order, built one at a time
     (one stable sort of each frame by partition; each partition's rows are taken when it is yielded)."""
-    ticket_part = partition_of(tickets["source"], tickets["ticket_id"], partitions)
-    event_part = partition_of(events["source"], events["ticket_id"], partitions)
-    ticket_order, ticket_bounds = _grouped(ticket_part, partitions)
-    event_order, event_bounds = _grouped(event_part, partitions)
-    for number in range(partitions):
-        rows = ticket_order[ticket_bounds[number]:ticket_bounds[number + 1]]
+    ticket_rows = partition_rows(tickets, partitions)
+    event_rows = partition_rows(events, partitions)
+    for number, rows in enumerate(ticket_rows):
         if not len(rows):
             continue
-        event_rows = event_order[event_bounds[number]:event_bounds[number + 1]]
         yield Partition(number, rows, tickets.iloc[rows].reset_index(drop=True),
-                        events.iloc[event_rows].reset_index(drop=True))
+                        events.iloc[event_rows[number]].reset_index(drop=True))
 
 
-def _grouped(part: np.ndarray, partitions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row numbers sorted by partition (stable) and each partition's [start, end) bounds in them."""
+def partition_rows(frame: pd.DataFrame, partitions: int) -> list[np.ndarray]:
+    """Each partition's row numbers in ``frame`` (ascending), by the partition of its ``source``/``ticket_id``."""
+    part = partition_of(frame["source"], frame["ticket_id"], partitions)
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(partitions + 1), side="left")
-    return order, bounds
+    return [order[bounds[i]:bounds[i + 1]] for i in range(partitions)]
 
 
 def named_maintenance(tickets: pd.DataFrame) -> pd.DataFrame:
