@@ -246,8 +246,8 @@ def _arrow_csv_text(text: str, data: bytes, sep: str) -> pd.DataFrame:
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
     table = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(delimiter=sep),
                            convert_options=convert)
-    if table.num_columns != len(names):  # Arrow and the C parser read the header differently: pandas decides
-        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, sep=sep, engine="pyarrow")
+    if table.num_columns != len(names):  # Arrow and the C parser read the header differently: the C parser
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)  # decides (never infers)
     text_dtype = pd.StringDtype(na_value=float("nan"))
     return table.rename_columns(names).to_pandas(
         types_mapper=lambda t: text_dtype if pa.types.is_string(t) or pa.types.is_large_string(t) else None)

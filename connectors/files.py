@@ -228,6 +228,7 @@ class FileConnector:
         timestamps without a configured timezone. Writes nothing.
         """
         cfg = self.config
+        self.sample = None  # a check that fails leaves no page of an earlier one behind
         try:
             ticket_files = self._files(cfg.path, "path")[:1]
             event_files, events_sheet = self._event_files(ticket_files)
