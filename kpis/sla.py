@@ -74,11 +74,16 @@ def metric_policy(policies: tuple[SlaPolicy, ...], index: np.ndarray, priority: 
                   default_calendar: str) -> MetricPolicy:
     """Targets (``target`` = "response_s" or "resolution_s") and calendars of the policies at ``index``."""
     targets = np.array([np.nan if getattr(p, target) is None else getattr(p, target) for p in policies] + [np.nan])
+    return MetricPolicy(index=index, priority=priority, target_s=targets[index],
+                        calendar=policy_calendars(policies, index, default_calendar))
+
+
+def policy_calendars(policies: tuple[SlaPolicy, ...], index: np.ndarray, default_calendar: str) -> CalendarColumn:
+    """The calendar of the policy at each ``index`` (``len(policies)``: none, the default calendar)."""
     calendar_of = [p.calendar or default_calendar for p in policies] + [default_calendar]
     names = tuple(dict.fromkeys(calendar_of))
-    codes = np.array([names.index(name) for name in calendar_of])
-    return MetricPolicy(index=index, priority=priority, target_s=targets[index],
-                        calendar=CalendarColumn(codes[index], names))
+    codes = np.array([names.index(name) for name in calendar_of], dtype="int64")
+    return CalendarColumn(codes[index], names)
 
 
 def policy_names(policies: tuple[SlaPolicy, ...], index: np.ndarray, v: Vocabulary) -> np.ndarray:

@@ -16,6 +16,7 @@ from kpis.backlog import PauseSets
 from kpis.calendar import CalendarColumn
 from kpis.config import KpiSettings
 from kpis.keys import positions, ticket_keys
+from kpis.sla import policy_calendars
 
 
 def _policy_codes(policy: pd.Series, settings: KpiSettings) -> np.ndarray:
@@ -27,10 +28,7 @@ def _policy_codes(policy: pd.Series, settings: KpiSettings) -> np.ndarray:
 
 def resolution_calendars(policy: pd.Series, settings: KpiSettings) -> CalendarColumn:
     """The calendar of each ticket's resolution policy (the default calendar without one), aligned with ``policy``."""
-    calendar_of = [p.calendar or settings.default_calendar for p in settings.sla] + [settings.default_calendar]
-    names = tuple(dict.fromkeys(calendar_of))
-    lookup = np.array([names.index(name) for name in calendar_of], dtype="int64")
-    return CalendarColumn(lookup[_policy_codes(policy, settings)], names)
+    return policy_calendars(tuple(settings.sla), _policy_codes(policy, settings), settings.default_calendar)
 
 
 def resolution_pauses(policy: pd.Series, settings: KpiSettings) -> PauseSets:
