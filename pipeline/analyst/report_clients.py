@@ -14,6 +14,7 @@ import pandas as pd
 from kpis.breakdown import NO_MEMBER
 from pipeline.analyst.report_bars import RateBar, rate_bars
 from pipeline.analyst.report_charts import Chart
+from pipeline.analyst.report_data import TREND_RATES
 from pipeline.analyst.report_format import KpiCell
 from pipeline.analyst.report_section import ReportContext
 from pipeline.analyst.report_sla import SlaCounts
@@ -22,13 +23,6 @@ from pipeline.analyst.report_tables import BREAKDOWN_DIMENSIONS
 __all__ = ["CHART_MEMBERS", "clients"]
 
 CHART_MEMBERS = 20  # the chart shows the clients with the most resolved tickets; the table shows them all
-#: rate -> (numerator, denominator columns), over the summed kpi_breakdown counts
-_RATES = {
-    "response_sla_rate": ("response_sla_met", ("response_sla_met", "response_sla_breached")),
-    "resolution_sla_rate": ("resolution_sla_met", ("resolution_sla_met", "resolution_sla_breached")),
-    "first_fix_rate": ("first_fix_count", ("resolved_count",)),
-    "csat_rate": ("csat_satisfied", ("csat_answered",)),
-}
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class ClientsView:
 
 def _rate(row: pd.Series, rate: str) -> float | None:
     """``rate`` of one member from its counts, None when the denominator is 0."""
-    num, dens = _RATES[rate]
+    num, dens = TREND_RATES[rate]  # the same rates from the same counts, summed per member
     den = sum(float(row[d]) for d in dens)
     return float(row[num]) / den if den else None
 
