@@ -359,7 +359,8 @@ FROM ticket_status_time s
 LEFT JOIN ticket_facts f ON f.source = s.source AND f.ticket_id = s.ticket_id"""
 
 _BACKLOG_LATEST_COLUMNS = (
-    ("day", "The latest local date in kpi_backlog (the last run's as_of date): the backlog at its end"),
+    ("day", "The latest local date in kpi_backlog: the last run's as_of date, or an earlier one when no "
+            "ticket was open at the end of the later days (the table keeps only rows with open tickets)"),
     ("engineer", "Engineer assigned at the end of the day"),
     ("ticket_type", "incident / request / maintenance"),
     ("priority", "Priority at the end of the day"),
@@ -419,8 +420,8 @@ VIEWS: tuple[View, ...] = (
     ),
     View(
         "v_backlog_latest",
-        "The kpi_backlog rows of the latest stored day: what is open now, per engineer, type and priority, "
-        "by age",
+        "The kpi_backlog rows of the latest stored day, per engineer, type and priority, by age: what is open "
+        "now when that day is today's (see day)",
         _BACKLOG_LATEST_SQL,
         _BACKLOG_LATEST_COLUMNS,
         ("kpi_backlog",),
