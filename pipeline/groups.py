@@ -84,14 +84,13 @@ def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFr
 def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
     """``kpis.kpi_tables`` for the touched groups only: their rows equal those of the whole tables,
     but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``)."""
-    every = facts
     if groups.engineer.empty and groups.team.empty and groups.breakdown.empty:
         facts = facts.iloc[:0]  # a night that moved no credit has nothing to aggregate
     rows = kpi_rows(facts, settings)
     engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer, only=groups.engineer)
     team = aggregate(facts, settings, by="team", rows=rows, only=groups.team)
-    return KpiTables(facts=every, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
+    return KpiTables(facts=facts, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
                      scorecard_kpi=scorecard_kpi,
                      kpi_breakdown=breakdown(facts, settings, rows=rows, only=groups.breakdown))
 

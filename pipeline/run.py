@@ -163,14 +163,14 @@ class PipelineRun:
             staging.add(raw_layer)
             widened = approvals.widened(merged)
             with self._stage(summary, "compute"):
-                facts, tables, groups = self._compute(widened, staging, approvals.approvals)
+                facts, all_facts, tables, groups = self._compute(widened, staging, approvals.approvals)
             with self._stage(summary, "select"):
                 replacements = []
                 for replacement in self._replacements(tables, groups, facts, summary):
                     staging.add([replacement])  # written while the next table is selected
                     replacements.append(replacement)
             with self._stage(summary, "status_time_backlog"):
-                for replacement in self._ops_replacements(widened, facts, tables.facts):
+                for replacement in self._ops_replacements(widened, facts, all_facts):
                     staging.add([replacement])
                     replacements.append(replacement)
             summary.status = "partial" if summary.failed_sources else "success"
@@ -276,9 +276,10 @@ class PipelineRun:
 
     # --- compute ----------------------------------------------------------------------------
     def _compute(self, merged: Merged, staging: Staging,
-                 approvals: pd.DataFrame) -> tuple[Replacement, KpiTables, TouchedGroups | None]:
-        """The facts to write (handed to ``staging`` at once), the KPI tables and, for a nightly run,
-        the groups they were computed for (every group otherwise). ``approvals``: the approved exemptions."""
+                 approvals: pd.DataFrame) -> tuple[Replacement, pd.DataFrame, KpiTables, TouchedGroups | None]:
+        """The facts to write (handed to ``staging`` at once), every ticket's facts after the run, the KPI
+        tables and, for a nightly run, the groups they were computed for (every group otherwise).
+        ``approvals``: the approved exemptions."""
         if self.kind == "run":
             refresh, groups = self._refresh_facts(merged, approvals)
             facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
@@ -291,8 +292,8 @@ class PipelineRun:
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
         staging.add([facts])
         if groups is not None:
-            return facts, group_tables(all_facts, self.settings.kpi, groups), groups
-        return facts, kpi_tables(all_facts, self.settings.kpi), None
+            return facts, all_facts, group_tables(all_facts, self.settings.kpi, groups), groups
+        return facts, all_facts, kpi_tables(all_facts, self.settings.kpi), None
 
     def _refresh_facts(self, merged: Merged, approvals: pd.DataFrame) -> tuple[FactsRefresh, TouchedGroups]:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
