@@ -17,14 +17,13 @@ with the history times the open tickets (74M for 1M tickets over a year).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
 from kpis.aggregate import local_days
-from kpis.calendar import epoch_seconds, from_epoch_seconds
+from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
 from kpis.config import KpiSettings
 from kpis.keys import positions, ticket_keys
 from kpis.schema import (
@@ -120,15 +119,9 @@ def _day_calendar(tickets: pd.DataFrame, as_of: pd.Timestamp, timezone: str) -> 
     first = local_days(pd.Series([opened.min()]), timezone)[0]
     last = local_days(pd.Series([pd.Timestamp(as_of)]), timezone)[0]
     days = np.arange(first, last + np.timedelta64(1, "D"), dtype="datetime64[D]")
-    tz = ZoneInfo(timezone)
-    ends = np.array([_next_midnight(d.item(), tz) for d in days], dtype="float64")  # one per day, not per ticket
+    ends = np.array([local_midnight(d.item() + timedelta(days=1), timezone).timestamp() for d in days],
+                    dtype="float64")  # one per day, not per ticket
     return DayCalendar(days, ends)
-
-
-def _next_midnight(day: date, tz: ZoneInfo) -> float:
-    """The UTC instant of the local midnight that ends ``day`` (``zoneinfo`` with fold=0, as calendars do)."""
-    following = datetime.combine(day + timedelta(days=1), datetime.min.time())
-    return following.replace(tzinfo=tz).timestamp()
 
 
 def _counted(facts: pd.DataFrame, facts_row: np.ndarray) -> np.ndarray:

@@ -28,6 +28,13 @@ _MARGIN_DAYS = 2
 _REACH_LIMIT_DAYS = 50 * 366
 
 
+def local_midnight(day: date, timezone: str) -> pd.Timestamp:
+    """The UTC instant at which local ``day`` starts in ``timezone``. zoneinfo with fold=0, as the business
+    calendars read local times: where a DST change skips midnight, the instant the clock would have shown
+    00:00 by the offset before the change (no error, as ``tz_localize`` would raise)."""
+    return pd.Timestamp(datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(timezone))).tz_convert("UTC")
+
+
 def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
     """Timestamps (tz-aware, or naive meaning UTC) -> float64 epoch seconds, NaN for NaT."""
     idx = pd.DatetimeIndex(values)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpis.aggregate import local_days, period_starts
+from kpis.calendar import local_midnight
 
 ANCHORS = ("opened_at", "resolved_at", "satisfaction_at", "planned_end")
 PERIOD_KEY = ["grain", "period_start"]
@@ -26,9 +27,8 @@ class Window:
     end: date
 
     def utc_bounds(self, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """The window's instants: local midnight of ``first`` and of ``end``, in UTC."""
-        bounds = pd.DatetimeIndex([pd.Timestamp(self.first), pd.Timestamp(self.end)]).tz_localize(timezone)
-        return bounds[0].tz_convert("UTC"), bounds[1].tz_convert("UTC")
+        """The window's instants: local midnight of ``first`` and of ``end``, in UTC (``local_midnight``)."""
+        return local_midnight(self.first, timezone), local_midnight(self.end, timezone)
 
     def days(self) -> np.ndarray:
         """Every local date of the window."""

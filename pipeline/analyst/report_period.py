@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import pandas as pd
 
+from kpis.calendar import local_midnight
 from kpis.errors import ItsmKpiError
 
 __all__ = ["Period", "ReportError", "parse_period"]
@@ -43,11 +43,7 @@ class Period:
 
     def utc_bounds(self, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """The instants (UTC) of the local midnights that start and end the period in ``timezone``."""
-
-        def midnight(day: date) -> pd.Timestamp:
-            return pd.Timestamp(datetime.combine(day, time(), tzinfo=ZoneInfo(timezone))).tz_convert("UTC")
-
-        return midnight(self.start), midnight(self.end)
+        return local_midnight(self.start, timezone), local_midnight(self.end, timezone)
 
     def title(self, lang: str) -> str:
         """``2026Q3`` as the reader says it."""

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kpis.schema import TICKET_FACT_COLUMNS, conform
+from pipeline.analyst.report_period import Period
 from pipeline.periods import (
     Window,
     dates_window,
@@ -144,3 +145,14 @@ def test_facts_in_window_by_any_anchor_on_a_local_date_inside() -> None:
     assert list(facts_in_window(facts, july, SH)["ticket_id"]) == ["A", "B", "D", "E"]
     # in UTC, A's resolution is on 06-30, C's opening on 07-31
     assert list(facts_in_window(facts, july, "UTC")["ticket_id"]) == ["B", "C", "D", "E"]
+
+
+def test_a_window_starting_where_dst_skips_midnight_has_bounds() -> None:
+    """Santiago moves its clocks from 00:00 to 01:00 on 2024-09-08 (-04 -> -03): that local midnight does not
+    exist. The day starts when the clocks jump, 04:00 UTC (00:00 at -04 = 01:00 at -03), as the calendars and
+    the report read it; a day earlier midnight is 04:00 UTC too (-04). tz_localize raised here."""
+    window = Window(date(2024, 9, 7), date(2024, 9, 8))
+    assert window.utc_bounds("America/Santiago") == (pd.Timestamp("2024-09-07T04:00Z"),
+                                                     pd.Timestamp("2024-09-08T04:00Z"))
+    assert Period("day", date(2024, 9, 8), date(2024, 9, 9), "2024-09-08").utc_bounds("America/Santiago") == (
+        pd.Timestamp("2024-09-08T04:00Z"), pd.Timestamp("2024-09-09T03:00Z"))
