@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 KPI_VERSION = "v2"
 
@@ -374,6 +375,18 @@ def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:
     if dtype == STR:
         return s.astype("object").where(s.notna(), None).astype(STR)
     return s.astype(dtype)
+
+
+def constant_timestamps(at: pd.Timestamp, n: int) -> pd.DatetimeIndex:
+    """``n`` copies of ``at`` as a ``TS`` column, without a Python object per row."""
+    value = pd.Timestamp(at).tz_convert("UTC").as_unit("us").value
+    return pd.DatetimeIndex(np.full(n, value, dtype="int64").view("datetime64[us]")).tz_localize("UTC")
+
+
+def constant_texts(text: str, n: int) -> pd.api.extensions.ExtensionArray:
+    """``n`` copies of ``text`` as a ``STR`` column, built by Arrow from one string."""
+    repeated = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype="int32")), pa.array([text], pa.large_string()))
+    return pd.array(repeated.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def concat_frames(frames, columns: dict[str, Column]) -> pd.DataFrame:

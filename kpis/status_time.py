@@ -17,7 +17,14 @@ import pyarrow.compute as pc
 
 from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
 from kpis.keys import positions, ticket_keys
-from kpis.schema import DONE_STATUSES, KPI_VERSION, STATUS_TIME_COLUMNS, conform
+from kpis.schema import (
+    DONE_STATUSES,
+    KPI_VERSION,
+    STATUS_TIME_COLUMNS,
+    conform,
+    constant_texts,
+    constant_timestamps,
+)
 from kpis.timeline import History, KindEvents, sorted_history
 from kpis.vocabulary import Vocabulary
 
@@ -71,7 +78,7 @@ def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> 
 def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: CalendarSet,
                        calendar: CalendarColumn, as_of: pd.Timestamp, *,
                        history: CodedHistory | None = None) -> pd.DataFrame:
-    """``ticket_status_time`` rows for every ticket of ``tickets`` that has status events.
+    """``ticket_status_time`` rows for every ticket of ``tickets`` that has status events, in key order.
 
     ``calendar``: each ticket's calendar (its resolution policy's, else the default), aligned with ``tickets``.
     ``history``: ``coded_history(tickets, events)`` when already built (``events`` is then not read).
@@ -82,7 +89,7 @@ def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: C
     end = segment_ends(status, as_of_s, vocabulary)
     calendar_s = end - status.at
     business_s = calendars.business_seconds(calendar.take(status.tix), status.at, end) if len(status) else end
-    group, first = _ticket_status_groups(status)
+    group, first = _ticket_status_groups(tickets, vocabulary, status)
     n = len(first)
     return _status_time_frame(tickets, vocabulary, status, first, {
         "entries": np.bincount(group, minlength=n),
@@ -91,45 +98,58 @@ def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: C
     }, as_of)
 
 
-def _ticket_status_groups(status: KindEvents) -> tuple[np.ndarray, np.ndarray]:
-    """Each segment's (ticket, status) group number, and the position of each group's first segment."""
-    width = int(status.value.max(initial=0)) + 2  # codes run from -1
-    key = status.tix.astype("int64") * width + (status.value.astype("int64") + 1)
-    _, first, group = np.unique(key, return_index=True, return_inverse=True)
-    return group.ravel(), first
+def _ticket_status_groups(tickets: pd.DataFrame, vocabulary: Vocabulary,
+                          status: KindEvents) -> tuple[np.ndarray, np.ndarray]:
+    """Each segment's (ticket, status) group, numbered in the table's key order (source, ticket_id, status
+    text), and one segment of each group: one sort of the segments by a rank key, no string compared per row."""
+    if not len(status):
+        return np.empty(0, dtype="int64"), np.empty(0, dtype="int64")
+    status_rank, n_statuses = _status_ranks(vocabulary, status.value)
+    key = _ticket_ranks(tickets, status.tix)[status.tix] * n_statuses + status_rank[status.value + 1]
+    order = np.argsort(key)
+    sorted_key = key[order]
+    starts = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
+    group = np.empty(len(key), dtype="int64")
+    group[order] = np.cumsum(starts) - 1
+    return group, order[starts]
+
+
+def _ticket_ranks(tickets: pd.DataFrame, tix: np.ndarray) -> np.ndarray:
+    """Per ticket row, its rank by (source, ticket_id) among the tickets in ``tix`` (sorted; others: 0).
+    Arrow ranks them: no Python string per ticket."""
+    present = tix[np.concatenate([[True], tix[1:] != tix[:-1]])]
+    keys = pa.table({"source": pa.array(tickets["source"].array.take(present), from_pandas=True),
+                     "ticket_id": pa.array(tickets["ticket_id"].array.take(present), from_pandas=True)})
+    ranks = np.zeros(len(tickets), dtype="int64")
+    by_key = pc.sort_indices(keys, [("source", "ascending"), ("ticket_id", "ascending")]).to_numpy()
+    ranks[present[by_key]] = np.arange(len(present))
+    return ranks
+
+
+def _status_ranks(vocabulary: Vocabulary, codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per status code + 1 (codes run from -1), its rank by text (missing last) among ``codes``' values; and
+    how many there are."""
+    present = np.unique(codes)
+    texts = vocabulary.decode(present).tolist()
+    by_text = sorted(range(len(present)), key=lambda i: (pd.isna(texts[i]), str(texts[i])))
+    ranks = np.zeros(int(present.max(initial=0)) + 2, dtype="int64")
+    ranks[present[by_text] + 1] = np.arange(len(present))
+    return ranks, len(present)
 
 
 def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: KindEvents, first: np.ndarray,
                        sums: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
-    order = _key_order(tickets, vocabulary, status.tix[first], status.value[first])
-    first, sums = first[order], {name: values[order] for name, values in sums.items()}
     rows = status.tix[first]
+    n = len(rows)
     frame = pd.DataFrame({
         "source": tickets["source"].array.take(rows),  # Arrow takes: no Python string per row
         "ticket_id": tickets["ticket_id"].array.take(rows),
-        "status": vocabulary.decode(status.value[first]),
+        "status": vocabulary.decode(status.value[first]).array,
         "entries": sums["entries"].astype("int64"),
         # sums of whole seconds: exact in float64, whatever the order of the segments
         "calendar_s": np.round(sums["calendar_s"]).astype("int64"),
         "business_s": np.round(sums["business_s"]).astype("int64"),
-    })
-    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
-    frame["kpi_version"] = KPI_VERSION
+        "as_of": constant_timestamps(as_of, n),
+        "kpi_version": constant_texts(KPI_VERSION, n),
+    }, copy=False)
     return conform(frame, STATUS_TIME_COLUMNS)
-
-
-def _key_order(tickets: pd.DataFrame, vocabulary: Vocabulary, tix: np.ndarray, status: np.ndarray) -> np.ndarray:
-    """The order of (ticket, status code) rows by (source, ticket_id, status text): the tickets are ranked
-    once by Arrow and the few status texts by Python, so no sort compares a string per output row."""
-    present = np.unique(tix)  # only tickets with status rows are ranked
-    keys = pa.table({"source": pa.array(tickets["source"].array.take(present), from_pandas=True),
-                     "ticket_id": pa.array(tickets["ticket_id"].array.take(present), from_pandas=True)})
-    ticket_rank = np.zeros(len(tickets), dtype="int64")
-    ticket_rank[present[pc.sort_indices(keys, [("source", "ascending"), ("ticket_id", "ascending")]).to_numpy()]] = \
-        np.arange(len(present))
-    codes = np.unique(status)
-    texts = vocabulary.decode(codes).tolist()
-    by_text = sorted(range(len(codes)), key=lambda i: (pd.isna(texts[i]), str(texts[i])))  # missing last
-    status_rank = np.zeros(int(codes.max(initial=0)) + 2, dtype="int64")
-    status_rank[codes[by_text] + 1] = np.arange(len(codes))
-    return np.argsort(ticket_rank[tix] * (len(codes) + 1) + status_rank[status + 1], kind="stable")
