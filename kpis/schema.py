@@ -379,8 +379,8 @@ def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:
 
 def constant_timestamps(at: pd.Timestamp, n: int) -> pd.DatetimeIndex:
     """``n`` copies of ``at`` as a ``TS`` column, without a Python object per row."""
-    value = pd.Timestamp(at).tz_convert("UTC").as_unit("us").value
-    return pd.DatetimeIndex(np.full(n, value, dtype="int64").view("datetime64[us]")).tz_localize("UTC")
+    value = np.datetime64(pd.Timestamp(at).tz_convert("UTC").tz_localize(None), "us")
+    return pd.DatetimeIndex(np.full(n, value)).tz_localize("UTC")
 
 
 def constant_texts(text: str, n: int) -> pd.api.extensions.ExtensionArray:

@@ -92,3 +92,13 @@ def test_rows_come_in_key_order_whatever_the_input_order() -> None:
         (tid, status) for tid in ("10", "9", "Z", "a") for status in ("IN_PROGRESS", "NEW", "WAITING_CUSTOMER")]
     backward = _status_time(t.iloc[::-1].reset_index(drop=True), e.iloc[::-1].reset_index(drop=True))
     pd.testing.assert_frame_equal(forward, backward)
+
+
+def test_every_row_carries_the_runs_as_of_and_kpi_version() -> None:
+    t = tickets({"ticket_id": "B", "opened_at": "2026-03-04T08:00:00Z", "status": "IN_PROGRESS"})
+    e = events(ev("B", "2026-03-04T08:00:00Z", "status", "NEW"),
+               ev("B", "2026-03-04T10:00:00Z", "status", "IN_PROGRESS"))
+    frame = _status_time(t, e)
+    assert frame["as_of"].tolist() == [pd.Timestamp("2026-03-04T12:30:00Z")] * 2
+    assert str(frame["as_of"].dtype) == "datetime64[us, UTC]"
+    assert frame["kpi_version"].tolist() == ["v2", "v2"]
