@@ -17,11 +17,11 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import pandas as pd
-from distributed import Client, LocalCluster, get_worker
+from distributed import Client, Future, LocalCluster, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from kpis import compute_facts
@@ -55,6 +55,24 @@ class _OnCluster:
         workers = len(client.scheduler_info().get("workers", {}))
         return max(self.compute.partitions, 2 * max(workers, 1))
 
+    def _run(self, client: Client, task: Callable, arguments: Iterable[tuple], prefix: str) -> list:
+        """``task(*args)`` for each partition's ``args``, results in partition order. At most two tasks per
+        worker are submitted at once, and the next partition is split off only when one finishes: the
+        driver (and a LocalCluster's scheduler, in the driver's process) holds a few partitions' arguments,
+        not a copy of the whole input. Each task carries its arguments, so Dask can rerun it elsewhere."""
+        window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+        run, numbers, results = uuid.uuid4().hex[:12], {}, {}
+        in_flight = as_completed()  # on a failure the client closes, and the scheduler drops its other tasks
+        for number, args in enumerate(arguments):
+            future = client.submit(task, *args, key=f"{prefix}-{run}-{number}", pure=False)
+            numbers[future.key] = number
+            in_flight.add(future)
+            while in_flight.count() >= window:
+                _collect(next(in_flight), numbers, results)
+        for future in in_flight:
+            _collect(future, numbers, results)
+        return [results[number] for number in sorted(results)]
+
     @contextmanager
     def _client(self) -> Iterator[Client]:
         """A client of the configured scheduler, or of a LocalCluster started (and closed) for this call."""
@@ -81,15 +99,14 @@ class DaskFacts(_OnCluster):
         if not len(tickets):
             return compute_facts(tickets, events, settings, as_of, approvals)
         with self._client() as client:
-            partitions = self.partitions(client)
-            broadcast = named_maintenance(tickets)
-            run = uuid.uuid4().hex[:12]
-            positions, futures = [], []
-            for part in split(tickets, events, partitions):  # the driver keeps only the positions
-                positions.append(part.positions)
-                futures.append(client.submit(_task, part.tickets, part.events, broadcast, settings, as_of, approvals,
-                                             key=f"{TASK_PREFIX}-{run}-{part.number}", pure=False))
-            results = _gathered(client, futures)
+            partitions, broadcast, positions = self.partitions(client), named_maintenance(tickets), []
+
+            def arguments() -> Iterator[tuple]:
+                for part in split(tickets, events, partitions):  # the driver keeps only the positions
+                    positions.append(part.positions)
+                    yield part.tickets, part.events, broadcast, settings, as_of, approvals
+
+            results = self._run(client, _task, arguments(), TASK_PREFIX)
         _log_workers("facts", len(positions), len(tickets), results)
         return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], len(tickets))
 
@@ -109,12 +126,9 @@ class DaskOps(_OnCluster):
         if not len(tickets):
             return partition_ops(tickets, events, facts, request)
         with self._client() as client:
-            run = uuid.uuid4().hex[:12]
-            futures = [client.submit(_ops_task, *part, key=f"{OPS_TASK_PREFIX}-{run}-{number}", pure=False)
-                       for number, part in enumerate(ops_partitions(tickets, events, facts, request,
-                                                                    self.partitions(client)))]
-            results = _gathered(client, futures)
-        _log_workers("time in status and backlog", len(futures), len(tickets), results)
+            results = self._run(client, _ops_task, ops_partitions(tickets, events, facts, request,
+                                                                 self.partitions(client)), OPS_TASK_PREFIX)
+        _log_workers("time in status and backlog", len(results), len(tickets), results)
         return combined([rows for _, rows in results], request.as_of)
 
 
@@ -124,13 +138,16 @@ def _log_workers(what: str, partitions: int, tickets: int, results: list[tuple[s
              len(by_worker), ", ".join(f"{w}: {n}" for w, n in sorted(by_worker.items())))
 
 
-def _gathered(client: Client, futures: list) -> list[tuple[str, object]]:
-    """The tasks' results; a task lost past the scheduler's retries (or a lost cluster) is ``ComputeFailed``."""
+def _collect(future: Future, numbers: dict[str, int], results: dict[int, object]) -> None:
+    """Keep a finished task's result under its partition number; a task lost past the scheduler's retries
+    (or a lost cluster) is ``ComputeFailed``."""
     try:
-        return client.gather(futures)
+        results[numbers[future.key]] = future.result()
     except KilledWorker as e:
         raise ComputeFailed(f"the Dask cluster lost a partition's task past its retries ({e}); nothing was "
                             "written: check the workers' memory and logs, then run again") from e
     except (TimeoutError, OSError, asyncio.CancelledError) as e:
         raise ComputeFailed(f"the Dask cluster went away during the run ({type(e).__name__}: {e}); "
                             "nothing was written") from e
+    finally:
+        future.release()

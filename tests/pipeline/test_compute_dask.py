@@ -22,13 +22,15 @@ from compute_helpers import (
     with_compute,
 )
 from distributed import Client, LocalCluster
-from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 from e2e_helpers import AS_OF as JULY_AS_OF
 from e2e_helpers import JULY, cli, export_canonical_csv, write_config
 
+from kpis import compute_facts
+from kpis.config import KpiSettings
 from pipeline.cli import demo_settings
 from pipeline.compute import ComputeFailed
-from pipeline.compute.dask_engine import TASK_PREFIX
+from pipeline.compute.dask_engine import TASK_PREFIX, DaskFacts
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
 from pipeline.settings import ComputeSettings
@@ -57,6 +59,23 @@ class KillOnFacts(WorkerPlugin):
             except FileExistsError:
                 return
         os._exit(1)
+
+
+class PeakFactsTasks(SchedulerPlugin):
+    """Counts the facts tasks the scheduler holds unfinished (their arguments with them), and keeps the peak."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.peak = 0
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if not str(key).startswith(TASK_PREFIX):
+            return
+        if finish in ("released", "waiting", "queued", "no-worker", "processing"):
+            self.live.add(key)
+        else:  # memory, erred, forgotten
+            self.live.discard(key)
+        self.peak = max(self.peak, len(self.live))
 
 
 def _demo(root: Path, **compute: object):
@@ -133,3 +152,16 @@ def test_an_unreachable_scheduler_fails_the_run_cleanly(tmp_path: Path) -> None:
     with dask.config.set({"distributed.comm.timeouts.connect": "3s"}), \
             pytest.raises(ComputeFailed, match="cannot connect"):
         _demo(tmp_path / "dask", engine="dask", scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_cluster_holds_at_most_two_partitions_per_worker_at_once(cluster: LocalCluster) -> None:
+    """16 partitions on 2 workers: the driver submits the next partition only as one finishes, so the
+    scheduler never holds more than 4 partitions' arguments; the facts equal one process's."""
+    tickets, events = generated(2000)
+    settings, as_of = KpiSettings(), pd.Timestamp(AS_OF)
+    with Client(cluster) as client:
+        client.register_plugin(PeakFactsTasks(), name="peak-facts")
+        facts = DaskFacts(ComputeSettings("dask", 16, cluster.scheduler_address, 2))(tickets, events, settings, as_of)
+        peak = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins["peak-facts"].peak)
+    assert 2 <= peak <= 4
+    pd.testing.assert_frame_equal(facts, compute_facts(tickets, events, settings, as_of))
