@@ -6,7 +6,8 @@ Each partition's tickets and events, the broadcast maintenance tickets, the sett
 are the task's arguments, so the task can be run again elsewhere: when a worker dies mid-run the scheduler
 retries its tasks on the others (up to its ``allowed-failures``); past that the call raises
 ``ComputeFailed`` and the run commits nothing. The gathered facts are stacked back into the input order,
-so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82). Time in status
+so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82). At most two
+tasks per worker are in flight, so the driver holds a few partitions' arguments, not the whole split (D92). Time in status
 and the backlog go the same way (``DaskOps``, D91): each task returns its partition's rows, and the driver
 stacks and combines them.
 """

@@ -22,7 +22,7 @@ from kpis.config import KpiSettings
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
 from kpis.status_time import ticket_status_time
-from pipeline.compute.partition import partition_rows, split
+from pipeline.compute.partition import TicketPartitions, partition_rows, split
 from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,11 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
     """Each non-empty partition's tickets, events, facts and request (its own share of ``status_keys``),
     split by the same hash as the facts."""
     facts = facts[[c for c in FACT_COLUMNS if c in facts.columns]]
-    fact_rows = partition_rows(facts, partitions)
+    by_ticket = TicketPartitions.of(tickets, partitions)
+    fact_rows = by_ticket.rows_of(facts)  # facts of tickets not in ``tickets`` are read by neither table
     keys = request.status_keys
     key_rows = None if keys is None else partition_rows(keys, partitions)
-    for part in split(tickets, events, partitions):
+    for part in split(tickets, events, partitions, by_ticket):
         own_keys = None if keys is None else keys.iloc[key_rows[part.number]].reset_index(drop=True)
         yield (part.tickets, part.events, facts.iloc[fact_rows[part.number]].reset_index(drop=True),
                replace(request, status_keys=own_keys))

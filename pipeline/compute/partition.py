@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
-from kpis.keys import ticket_keys
+from kpis.keys import positions, ticket_keys
 
 PARTITION_HASH_KEY = "itsm-kpi:part:v1"  # SipHash-2-4 key: 16 ASCII bytes; changing it moves every ticket
 
@@ -55,11 +55,14 @@ class Partition:
     events: pd.DataFrame
 
 
-def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int) -> Iterator[Partition]:
+def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int,
+          by_ticket: TicketPartitions | None = None) -> Iterator[Partition]:
     """The non-empty partitions of ``tickets`` and ``events``, in partition order, built one at a time
-    (one stable sort of each frame by partition; each partition's rows are taken when it is yielded)."""
-    ticket_rows = partition_rows(tickets, partitions)
-    event_rows = partition_rows(events, partitions)
+    (one stable sort of each frame by partition; each partition's rows are taken when it is yielded). An
+    event goes with its ticket; events of no ticket in ``tickets`` (which no computation reads) go nowhere.
+    ``by_ticket``: ``TicketPartitions.of(tickets, partitions)`` when the caller has it already."""
+    by_ticket = by_ticket or TicketPartitions.of(tickets, partitions)
+    ticket_rows, event_rows = by_ticket.rows(), by_ticket.rows_of(events)
     for number, rows in enumerate(ticket_rows):
         if not len(rows):
             continue
@@ -67,9 +70,41 @@ def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int) -> Itera
                         events.iloc[event_rows[number]].reset_index(drop=True))
 
 
+@dataclass(frozen=True)
+class TicketPartitions:
+    """Each ticket's partition, hashed once; the rows of other frames keyed by ticket follow their ticket's
+    (an Arrow hash join of the keys instead of hashing every event's key again)."""
+
+    keys: pa.Array
+    partition: np.ndarray
+    partitions: int
+
+    @classmethod
+    def of(cls, tickets: pd.DataFrame, partitions: int) -> TicketPartitions:
+        keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+        return cls(keys, partition_of(tickets["source"], tickets["ticket_id"], partitions), partitions)
+
+    def rows(self) -> list[np.ndarray]:
+        """Each partition's ticket rows (ascending)."""
+        return _rows_by_partition(self.partition, self.partitions)
+
+    def rows_of(self, frame: pd.DataFrame) -> list[np.ndarray]:
+        """Each partition's rows of ``frame`` (``source``/``ticket_id`` columns; ascending): those of its
+        tickets. A row whose ticket is not among the tickets is in none."""
+        ticket = positions(self.keys, ticket_keys(frame["source"], frame["ticket_id"]))
+        known = ticket >= 0
+        part = np.full(len(frame), self.partitions, dtype="int64")
+        part[known] = self.partition[ticket[known]]
+        return _rows_by_partition(part, self.partitions)
+
+
 def partition_rows(frame: pd.DataFrame, partitions: int) -> list[np.ndarray]:
     """Each partition's row numbers in ``frame`` (ascending), by the partition of its ``source``/``ticket_id``."""
-    part = partition_of(frame["source"], frame["ticket_id"], partitions)
+    return _rows_by_partition(partition_of(frame["source"], frame["ticket_id"], partitions), partitions)
+
+
+def _rows_by_partition(part: np.ndarray, partitions: int) -> list[np.ndarray]:
+    """Row numbers (ascending) per partition number ``0 .. partitions - 1``; other numbers are left out."""
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(partitions + 1), side="left")
     return [order[bounds[i]:bounds[i + 1]] for i in range(partitions)]

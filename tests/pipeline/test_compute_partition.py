@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from pipeline.compute.partition import (
     PARTITION_HASH_KEY,
+    TicketPartitions,
     key_hashes,
     named_maintenance,
     partition_of,
@@ -127,6 +128,23 @@ def test_split_takes_every_ticket_and_its_events_once(ids: list[str], partitions
         assert (partition_of(part.tickets["source"], part.tickets["ticket_id"], partitions) == part.number).all()
         assert set(part.events["ticket_id"]) <= set(part.tickets["ticket_id"])
     assert sum(len(p.events) for p in parts) == len(events)
+
+
+def test_an_event_goes_with_its_ticket_and_one_of_no_ticket_nowhere() -> None:
+    tickets = pd.DataFrame({"source": ["s", "s", "t"], "ticket_id": ["1", "2", "1"]})
+    events = pd.DataFrame({"source": ["t", "s", "s", "x", "s"], "ticket_id": ["1", "2", "9", "1", "1"],
+                           "n": [0, 1, 2, 3, 4]})
+    by_ticket = TicketPartitions.of(tickets, 64)
+    parts = {p.number: p for p in split(tickets, events, 64, by_ticket)}
+    for part in parts.values():
+        own = set(zip(part.tickets["source"], part.tickets["ticket_id"], strict=True))
+        assert set(zip(part.events["source"], part.events["ticket_id"], strict=True)) <= own
+    # events 2 (s/9) and 3 (x/1) name no ticket: in no partition; the other three each in one
+    assert sorted(n for part in parts.values() for n in part.events["n"]) == [0, 1, 4]
+    # rows follow their ticket's hash partition, the same one a hash of the row's own key gives
+    rows = by_ticket.rows_of(events)
+    assert [number for number, r in enumerate(rows) for _ in r] == sorted(
+        partition_of(events["source"], events["ticket_id"], 64)[[0, 1, 4]].tolist())
 
 
 def test_broadcast_holds_the_named_maintenance_tickets_only() -> None:
