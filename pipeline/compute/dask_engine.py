@@ -6,10 +6,10 @@ Each partition's tickets and events, the broadcast maintenance tickets, the sett
 are the task's arguments, so the task can be run again elsewhere: when a worker dies mid-run the scheduler
 retries its tasks on the others (up to its ``allowed-failures``); past that the call raises
 ``ComputeFailed`` and the run commits nothing. The gathered facts are stacked back into the input order,
-so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82). At most two
-tasks per worker are in flight, so the driver holds a few partitions' arguments, not the whole split (D92). Time in status
+so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82). Time in status
 and the backlog go the same way (``DaskOps``, D91): each task returns its partition's rows, and the driver
-stacks and combines them.
+stacks and combines them. At most two tasks per worker are in flight, so the driver holds a few partitions'
+arguments, not a second copy of the input (D92).
 """
 
 from __future__ import annotations
@@ -56,24 +56,6 @@ class _OnCluster:
         workers = len(client.scheduler_info().get("workers", {}))
         return max(self.compute.partitions, 2 * max(workers, 1))
 
-    def _run(self, client: Client, task: Callable, arguments: Iterable[tuple], prefix: str) -> list:
-        """``task(*args)`` for each partition's ``args``, results in partition order. At most two tasks per
-        worker are submitted at once, and the next partition is split off only when one finishes: the
-        driver (and a LocalCluster's scheduler, in the driver's process) holds a few partitions' arguments,
-        not a copy of the whole input. Each task carries its arguments, so Dask can rerun it elsewhere."""
-        window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
-        run, numbers, results = uuid.uuid4().hex[:12], {}, {}
-        in_flight = as_completed()  # on a failure the client closes, and the scheduler drops its other tasks
-        for number, args in enumerate(arguments):
-            future = client.submit(task, *args, key=f"{prefix}-{run}-{number}", pure=False)
-            numbers[future.key] = number
-            in_flight.add(future)
-            while in_flight.count() >= window:
-                _collect(next(in_flight), numbers, results)
-        for future in in_flight:
-            _collect(future, numbers, results)
-        return [results[number] for number in sorted(results)]
-
     @contextmanager
     def _client(self) -> Iterator[Client]:
         """A client of the configured scheduler, or of a LocalCluster started (and closed) for this call."""
@@ -107,7 +89,7 @@ class DaskFacts(_OnCluster):
                     positions.append(part.positions)
                     yield part.tickets, part.events, broadcast, settings, as_of, approvals
 
-            results = self._run(client, _task, arguments(), TASK_PREFIX)
+            results = _run(client, _task, arguments(), TASK_PREFIX)
         _log_workers("facts", len(positions), len(tickets), results)
         return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], len(tickets))
 
@@ -127,10 +109,29 @@ class DaskOps(_OnCluster):
         if not len(tickets):
             return partition_ops(tickets, events, facts, request)
         with self._client() as client:
-            results = self._run(client, _ops_task, ops_partitions(tickets, events, facts, request,
+            results = _run(client, _ops_task, ops_partitions(tickets, events, facts, request,
                                                                  self.partitions(client)), OPS_TASK_PREFIX)
         _log_workers("time in status and backlog", len(results), len(tickets), results)
         return combined([rows for _, rows in results], request.as_of)
+
+
+def _run(client: Client, task: Callable, arguments: Iterable[tuple], prefix: str) -> list:
+    """``task(*args)`` for each partition's ``args``, results in partition order. At most two tasks per
+    worker are submitted at once, and the next partition is split off only when one finishes: the
+    driver (and a LocalCluster's scheduler, in the driver's process) holds a few partitions' arguments,
+    not a copy of the whole input. Each task carries its arguments, so Dask can rerun it elsewhere."""
+    window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+    run, numbers, results = uuid.uuid4().hex[:12], {}, {}
+    in_flight = as_completed()  # on a failure the client closes, and the scheduler drops its other tasks
+    for number, args in enumerate(arguments):
+        future = client.submit(task, *args, key=f"{prefix}-{run}-{number}", pure=False)
+        numbers[future.key] = number
+        in_flight.add(future)
+        while in_flight.count() >= window:
+            _collect(next(in_flight), numbers, results)
+    for future in in_flight:
+        _collect(future, numbers, results)
+    return [results[number] for number in sorted(results)]
 
 
 def _log_workers(what: str, partitions: int, tickets: int, results: list[tuple[str, object]]) -> None:
