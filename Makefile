@@ -26,10 +26,10 @@ test: install  ## the whole suite: unit, property and integration tests (real SQ
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
-bench: install  ## synthetic-data benchmarks: engine stages (wall time, peak RSS), nightly vs full backfill, the scale-out curve
-	$(BIN)/python scripts/bench.py
-	$(BIN)/python scripts/bench_nightly.py
-	$(BIN)/python scripts/bench_scale.py
+bench: install  ## synthetic-data benchmarks (numpy's huge-page hint off, as deployed): engine stages, nightly vs full, the scale-out curve
+	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench.py
+	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench_nightly.py
+	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench_scale.py
 
 lint: install
 	$(BIN)/ruff check .

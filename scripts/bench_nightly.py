@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import KPI_CONFIG, synthetic_events, synthetic_tickets  # noqa: E402
+from bench import KPI_CONFIG, memory_setting, synthetic_events, synthetic_tickets  # noqa: E402
 
 from pipeline.jobs import run_job  # noqa: E402
 from pipeline.periods import dates_window  # noqa: E402
@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the stores here (default: a temp dir)")
     parser.add_argument("--profile", action="store_true", help="cProfile the nightly run")
     args = parser.parse_args()
+    print(memory_setting(), flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-nightly-") as tmp:
         root = args.workdir or Path(tmp)

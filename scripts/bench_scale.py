@@ -102,6 +102,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--no-dask", action="store_true", help="the local engine only")
     args = parser.parse_args()
+    from bench import memory_setting
+
+    print(memory_setting(), flush=True)
     for n in args.sizes:
         per_ticket = 5 if n <= 1_000_000 else 0
         print(f"{n:,} tickets, {n * per_ticket:,} events", flush=True)

@@ -423,3 +423,11 @@ def test_build_image_fails_when_a_builder_exists_and_the_image_is_wrong(tmp_path
     done = run_build_image(tmp_path, mode)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "image: FAILED: " in done.stderr and reason in done.stderr
+
+
+def test_every_deployment_turns_off_numpys_huge_page_hint():
+    """docs/operations.md, "Memory: transparent huge pages": the image, the CronJob and the unit set it."""
+    image_env = " ".join(runtime_stage().all("ENV")).split()
+    assert "NUMPY_MADVISE_HUGEPAGE=0" in image_env
+    assert {"name": "NUMPY_MADVISE_HUGEPAGE", "value": "0"} in container()["env"]
+    assert systemd_unit()["Service"]["Environment"] == "NUMPY_MADVISE_HUGEPAGE=0"
