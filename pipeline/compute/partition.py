@@ -8,7 +8,8 @@ It depends on nothing but the key's text, so every process and machine puts a ti
 partition (Python's ``hash`` is salted per process and is not used). tests/pipeline/test_compute_partition.py
 checks it against SipHash and the finaliser written out in the test, and pins a few keys' partitions.
 
-A partition holds its tickets and their events. The one rule that reads another ticket, the induced
+A partition holds its tickets and their events (an event goes with its ticket, found by an Arrow join of
+the keys; an event of no known ticket, which nothing reads, goes nowhere). The one rule that reads another ticket, the induced
 incident (KPIS.md 3: an incident whose ``caused_by`` names a maintenance ticket of the same source), travels
 explicitly: the maintenance tickets that some ``caused_by`` names are broadcast, and each partition reads
 those its own incidents name beside its tickets (their facts are computed with them and dropped).
@@ -32,17 +33,25 @@ PARTITION_HASH_KEY = "itsm-kpi:part:v1"  # SipHash-2-4 key: 16 ASCII bytes; chan
 
 def key_hashes(source: pd.Series, ticket_id: pd.Series) -> np.ndarray:
     """SipHash-2-4 (key ``PARTITION_HASH_KEY``) of each ticket key ``source \\x1f ticket_id`` (uint64)."""
-    keys = ticket_keys(source, ticket_id).to_numpy(zero_copy_only=False).astype(object)
-    return hash_array(keys, encoding="utf8", hash_key=PARTITION_HASH_KEY, categorize=False)
+    return _hashes(ticket_keys(source, ticket_id))
+
+
+def _hashes(keys: pa.Array) -> np.ndarray:
+    return hash_array(keys.to_numpy(zero_copy_only=False).astype(object), encoding="utf8",
+                      hash_key=PARTITION_HASH_KEY, categorize=False)
 
 
 def partition_of(source: pd.Series, ticket_id: pd.Series, partitions: int) -> np.ndarray:
     """The partition (0 .. ``partitions`` - 1) of each ticket ``(source, ticket_id)``."""
+    return _partition_of_keys(ticket_keys(source, ticket_id), partitions)
+
+
+def _partition_of_keys(keys: pa.Array, partitions: int) -> np.ndarray:
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, not {partitions}")
     if partitions == 1:
-        return np.zeros(len(source), dtype="int64")
-    return (key_hashes(source, ticket_id) % np.uint64(partitions)).astype("int64")
+        return np.zeros(len(keys), dtype="int64")
+    return (_hashes(keys) % np.uint64(partitions)).astype("int64")
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class TicketPartitions:
     @classmethod
     def of(cls, tickets: pd.DataFrame, partitions: int) -> TicketPartitions:
         keys = ticket_keys(tickets["source"], tickets["ticket_id"])
-        return cls(keys, partition_of(tickets["source"], tickets["ticket_id"], partitions), partitions)
+        return cls(keys, _partition_of_keys(keys, partitions), partitions)
 
     def rows(self) -> list[np.ndarray]:
         """Each partition's ticket rows (ascending)."""
