@@ -37,8 +37,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="itsm-kpi" \
       org.opencontainers.image.description="Nightly IT-service KPIs from ticketing data, to Parquet and SQL" \
       org.opencontainers.image.licenses="Apache-2.0"
-# NUMPY_MADVISE_HUGEPAGE=0: numpy would ask for huge pages, which stalls every large allocation in page
-# compaction where transparent_hugepage/defrag is "madvise", the common default (docs/operations.md, D93).
+# NUMPY_MADVISE_HUGEPAGE=0: numpy would ask for huge pages, and where transparent_hugepage/defrag is "madvise"
+# (the common default) a large allocation can then stall in page compaction (docs/operations.md, D93).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 NUMPY_MADVISE_HUGEPAGE=0 \
     PATH=/opt/itsm-kpi/bin:$PATH

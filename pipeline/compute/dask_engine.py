@@ -8,8 +8,8 @@ retries its tasks on the others (up to its ``allowed-failures``); past that the 
 ``ComputeFailed`` and the run commits nothing. The gathered facts are stacked back into the input order,
 so the caller computes the same tables as with the local engine (DECISIONS.md D80 .. D82). Time in status
 and the backlog go the same way (``DaskOps``, D91): each task returns its partition's rows, and the driver
-stacks and combines them. At most two tasks per worker are in flight, so the driver holds a few partitions'
-arguments, not a second copy of the input (D92).
+stacks and combines them. At most two tasks per worker thread are in flight, so with more partitions than
+that the driver holds a few partitions' arguments, not a second copy of the input (D92).
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ class DaskFacts(_OnCluster):
         with self._client() as client:
             partitions, broadcast, positions = self.partitions(client), named_maintenance(tickets), []
 
-            def arguments() -> Iterator[tuple]:
+            def arguments() -> Iterator[tuple[int, tuple]]:
                 for part in split(tickets, events, partitions):  # the driver keeps only the positions
                     positions.append(part.positions)
-                    yield part.tickets, part.events, broadcast, settings, as_of, approvals
+                    yield part.number, (part.tickets, part.events, broadcast, settings, as_of, approvals)
 
             results = _run(client, _task, arguments(), TASK_PREFIX)
         _log_workers("facts", len(positions), len(tickets), results)
@@ -109,21 +109,23 @@ class DaskOps(_OnCluster):
         if not len(tickets):
             return partition_ops(tickets, events, facts, request)
         with self._client() as client:
-            results = _run(client, _ops_task, ops_partitions(tickets, events, facts, request,
-                                                                 self.partitions(client)), OPS_TASK_PREFIX)
+            parts = ops_partitions(tickets, events, facts, request, self.partitions(client))
+            results = _run(client, _ops_task, ((number, args) for number, args in enumerate(parts)), OPS_TASK_PREFIX)
         _log_workers("time in status and backlog", len(results), len(tickets), results)
         return combined([rows for _, rows in results], request.as_of)
 
 
-def _run(client: Client, task: Callable, arguments: Iterable[tuple], prefix: str) -> list:
-    """``task(*args)`` for each partition's ``args``, results in partition order. At most two tasks per
-    worker are submitted at once, and the next partition is split off only when one finishes: the
-    driver (and a LocalCluster's scheduler, in the driver's process) holds a few partitions' arguments,
-    not a copy of the whole input. Each task carries its arguments, so Dask can rerun it elsewhere."""
-    window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+def _run(client: Client, task: Callable, arguments: Iterable[tuple[int, tuple]], prefix: str) -> list:
+    """``task(*args)`` for each ``(partition number, args)``, results in partition order.
+
+    At most two tasks per worker thread are submitted at once, and the next partition is split off only
+    when one finishes: with more partitions than that, the driver (and a LocalCluster's scheduler, in the
+    driver's process) holds only those partitions' arguments. Each task carries its arguments, so Dask can
+    rerun it elsewhere."""
+    window = 2 * max(sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()), 1)
     run, numbers, results = uuid.uuid4().hex[:12], {}, {}
-    in_flight = as_completed()  # on a failure the client closes, and the scheduler drops its other tasks
-    for number, args in enumerate(arguments):
+    in_flight = as_completed(loop=client.loop)  # on a failure the client closes, and the scheduler drops the rest
+    for number, args in arguments:
         future = client.submit(task, *args, key=f"{prefix}-{run}-{number}", pure=False)
         numbers[future.key] = number
         in_flight.add(future)

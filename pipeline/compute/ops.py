@@ -22,7 +22,7 @@ from kpis.config import KpiSettings
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
 from kpis.status_time import ticket_status_time
-from pipeline.compute.partition import TicketPartitions, partition_rows, split
+from pipeline.compute.partition import TicketPartitions, split
 from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
     by_ticket = TicketPartitions.of(tickets, partitions)
     fact_rows = by_ticket.rows_of(facts)  # facts of tickets not in ``tickets`` are read by neither table
     keys = request.status_keys
-    key_rows = None if keys is None else partition_rows(keys, partitions)
+    key_rows = None if keys is None else by_ticket.rows_of(keys)  # the keys are some of ``tickets``'
     for part in split(tickets, events, partitions, by_ticket):
         own_keys = None if keys is None else keys.iloc[key_rows[part.number]].reset_index(drop=True)
         yield (part.tickets, part.events, facts.iloc[fact_rows[part.number]].reset_index(drop=True),

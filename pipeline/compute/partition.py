@@ -8,11 +8,12 @@ It depends on nothing but the key's text, so every process and machine puts a ti
 partition (Python's ``hash`` is salted per process and is not used). tests/pipeline/test_compute_partition.py
 checks it against SipHash and the finaliser written out in the test, and pins a few keys' partitions.
 
-A partition holds its tickets and their events (an event goes with its ticket, found by an Arrow join of
-the keys; an event of no known ticket, which nothing reads, goes nowhere). The one rule that reads another ticket, the induced
-incident (KPIS.md 3: an incident whose ``caused_by`` names a maintenance ticket of the same source), travels
-explicitly: the maintenance tickets that some ``caused_by`` names are broadcast, and each partition reads
-those its own incidents name beside its tickets (their facts are computed with them and dropped).
+A partition holds its tickets and their events (an event goes with its ticket, found by an Arrow join
+of the keys; an event of no known ticket, which nothing reads, goes nowhere). The one rule that reads
+another ticket, the induced incident (KPIS.md 3: an incident whose ``caused_by`` names a maintenance
+ticket of the same source), travels explicitly: the maintenance tickets that some ``caused_by`` names are
+broadcast, and each partition reads those its own incidents name beside its tickets (their facts are
+computed with them and dropped).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int,
     event goes with its ticket; events of no ticket in ``tickets`` (which no computation reads) go nowhere.
     ``by_ticket``: ``TicketPartitions.of(tickets, partitions)`` when the caller has it already."""
     by_ticket = by_ticket or TicketPartitions.of(tickets, partitions)
+    if by_ticket.partitions != partitions:
+        raise ValueError(f"by_ticket splits into {by_ticket.partitions} partitions, not {partitions}")
     ticket_rows, event_rows = by_ticket.rows(), by_ticket.rows_of(events)
     for number, rows in enumerate(ticket_rows):
         if not len(rows):
@@ -90,6 +93,7 @@ class TicketPartitions:
 
     @classmethod
     def of(cls, tickets: pd.DataFrame, partitions: int) -> TicketPartitions:
+        """The partitions of ``tickets`` (``source``/``ticket_id`` columns) among ``partitions``."""
         keys = ticket_keys(tickets["source"], tickets["ticket_id"])
         return cls(keys, _partition_of_keys(keys, partitions), partitions)
 
@@ -105,11 +109,6 @@ class TicketPartitions:
         part = np.full(len(frame), self.partitions, dtype="int64")
         part[known] = self.partition[ticket[known]]
         return _rows_by_partition(part, self.partitions)
-
-
-def partition_rows(frame: pd.DataFrame, partitions: int) -> list[np.ndarray]:
-    """Each partition's row numbers in ``frame`` (ascending), by the partition of its ``source``/``ticket_id``."""
-    return _rows_by_partition(partition_of(frame["source"], frame["ticket_id"], partitions), partitions)
 
 
 def _rows_by_partition(part: np.ndarray, partitions: int) -> list[np.ndarray]:

@@ -71,9 +71,9 @@ class PeakFactsTasks(SchedulerPlugin):
     def transition(self, key, start, finish, *args, **kwargs) -> None:
         if not str(key).startswith(TASK_PREFIX):
             return
-        if finish in ("released", "waiting", "queued", "no-worker", "processing"):
+        if finish in ("waiting", "queued", "no-worker", "processing"):
             self.live.add(key)
-        else:  # memory, erred, forgotten
+        else:  # memory, erred, released, forgotten
             self.live.discard(key)
         self.peak = max(self.peak, len(self.live))
 
