@@ -138,6 +138,7 @@ class PipelineRun:
         self.settings, self.stores, self.ledger = settings, stores, ledger
         self.kind, self.as_of, self.window = kind, as_of, window
         self.progress = progress or (lambda stage: None)
+        self._recorded: dict[str, str | None] = {}  # store_state values read when the run starts
 
     def execute(self, run_id: str) -> RunSummary:
         """Run every stage; the stores are written once, at the end, atomically.
@@ -146,6 +147,9 @@ class PipelineRun:
         facts before the KPIs), so both stores are written while the run computes the rest.
         """
         summary = RunSummary(run_id=run_id, kind=self.kind)
+        # Read before the first staged write: on SQLite that write's open transaction can hold the database
+        # locked (once its pages spill) until the commit, and a read on another connection would wait for it.
+        self._recorded = {name: self.ledger.store_state(name) for name in (FACTS_FINGERPRINT, OPS_FINGERPRINT)}
         with self.stores.staging(run_id) as staging:
             with self._stage(summary, "pull"):
                 raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
@@ -299,7 +303,7 @@ class PipelineRun:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
         and the groups whose KPI rows the changed facts can have moved (pipeline/groups.py)."""
         stored = self.stores.read_arrow("ticket_facts", keep=True)
-        reuse = self.ledger.store_state(FACTS_FINGERPRINT) == facts_fingerprint(self.settings.kpi)
+        reuse = self._recorded[FACTS_FINGERPRINT] == facts_fingerprint(self.settings.kpi)
         if not reuse:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
@@ -311,7 +315,7 @@ class PipelineRun:
 
     def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame) -> Iterator[Replacement]:
         """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py)."""
-        scope = OpsScope.of(self.kind, self.ledger.store_state(OPS_FINGERPRINT), self.settings.kpi,
+        scope = OpsScope.of(self.kind, self._recorded[OPS_FINGERPRINT], self.settings.kpi,
                             merged.changed_keys, facts.rows)
         return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
                                 scope, ops_engine(self.settings.compute))

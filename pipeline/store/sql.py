@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 _CHUNK_ROWS = 50_000
 _SQLITE_CACHE_KIB = 256 * 1024
 _SQLITE_MAX_PARAMETERS = 32766
+_SQLITE_BUSY_TIMEOUT_S = 60  # how long a connection waits for another's lock before "database is locked"
 
 
 def sql_engine(sql_url: str) -> Engine:
@@ -49,7 +50,7 @@ def sql_engine(sql_url: str) -> Engine:
         url = make_url(sql_url)
         connect_args: dict[str, Any] = {}
         if url.get_backend_name() == "sqlite":
-            connect_args["timeout"] = 60
+            connect_args["timeout"] = _SQLITE_BUSY_TIMEOUT_S
         elif url.get_backend_name() == "postgresql":
             connect_args["connect_timeout"] = 10
         engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)

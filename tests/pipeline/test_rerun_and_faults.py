@@ -205,3 +205,20 @@ def test_a_run_killed_inside_the_commit_is_settled_and_the_next_run_succeeds(
     sql_url = (f"sqlite:///{tmp_path / 'kpi.sqlite'}" if backend == "sqlite"
                else request.getfixturevalue("postgres_url"))
     _kill_inside_the_commit(point, tmp_path, sql_url, state_v2)
+
+
+# --- a long SQLite transaction ------------------------------------------------------------------------
+def test_a_run_reads_its_recorded_state_before_its_staged_writes_can_lock_sqlite(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """The staged SQL writes run in one transaction until the commit; once SQLite spills its pages to the
+    file that transaction locks the database, and a ledger read on another connection waits for it (at 1M
+    tickets the first run died with "database is locked" after 60 s). A page cache of a few pages spills
+    at once and a 1 s wait fails fast: the run must not read the ledger after its first staged write."""
+    from pipeline.store import sql
+
+    monkeypatch.setattr(sql, "_SQLITE_CACHE_KIB", 1)
+    monkeypatch.setattr(sql, "_SQLITE_BUSY_TIMEOUT_S", 1)
+    _, settings = _setup(tmp_path, f"sqlite:///{tmp_path / 'store' / 'kpi.sqlite'}")
+    first = run_job(settings, kind="run", as_of=AS_OF)
+    night = run_job(settings, kind="run", as_of=AS_OF + pd.Timedelta(days=1))
+    assert (first.status, night.status) == ("success", "success")
