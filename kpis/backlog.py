@@ -29,11 +29,11 @@ from kpis.keys import positions, ticket_keys
 from kpis.schema import (
     BACKLOG_COLUMNS,
     DONE_STATUSES,
-    KPI_VERSION,
     STATUSES,
     UNASSIGNED,
     concat_frames,
     conform,
+    stamp_run,
 )
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
 from kpis.timeline import History, KindEvents
@@ -90,9 +90,7 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     frames = [_backlog_frame(_day_grid(chunk, first, end - first, calendar.ends), first, keys, calendar, wanted,
                              stretches.vocabulary)
               for first, end, chunk in _group_chunks(spans, len(keys[0]), len(calendar.days))]
-    frame = concat_frames(frames, BACKLOG_COLUMNS)
-    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
-    frame["kpi_version"] = KPI_VERSION
+    frame = stamp_run(concat_frames(frames, BACKLOG_COLUMNS), as_of)
     return conform(frame, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
                                                        ignore_index=True)
 
@@ -432,6 +430,4 @@ def combine_backlogs(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataF
         return conform(stacked, BACKLOG_COLUMNS)
     grouped = stacked.groupby(key, sort=True, observed=True, dropna=False)
     frame = grouped[list(SUMMED_COLUMNS)].sum().join(grouped["oldest_opened_at"].min()).reset_index()
-    frame["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
-    frame["kpi_version"] = KPI_VERSION
-    return conform(frame, BACKLOG_COLUMNS).sort_values(key, ignore_index=True)
+    return conform(stamp_run(frame, as_of), BACKLOG_COLUMNS).sort_values(key, ignore_index=True)

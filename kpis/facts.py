@@ -20,7 +20,7 @@ from kpis.config import KpiSettings
 from kpis.csat import csat_scores
 from kpis.exemptions import Exemptions, exempt_verdicts, exempted_reason, exemptions
 from kpis.keys import positions, ticket_keys
-from kpis.schema import DONE_STATUSES, EXEMPT, KPI_VERSION, TICKET_FACT_COLUMNS, UNASSIGNED, conform
+from kpis.schema import DONE_STATUSES, EXEMPT, TICKET_FACT_COLUMNS, UNASSIGNED, conform, stamp_run
 from kpis.sla import (
     MetricPolicy,
     all_pause_statuses,
@@ -414,7 +414,4 @@ def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarra
     for column in ("source", "ticket_id", "ticket_type", "opened_at", "closed_at", "planned_end", "satisfaction_at",
                    "caused_by"):
         frame[column] = t.frame[column]
-    result = pd.DataFrame(frame, copy=False)
-    result["as_of"] = pd.Timestamp(as_of).tz_convert("UTC")
-    result["kpi_version"] = KPI_VERSION
-    return conform(result, TICKET_FACT_COLUMNS)
+    return conform(stamp_run(pd.DataFrame(frame, copy=False), as_of), TICKET_FACT_COLUMNS)

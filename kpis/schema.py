@@ -377,16 +377,18 @@ def _as_dtype(s: pd.Series, dtype: str) -> pd.Series:
     return s.astype(dtype)
 
 
-def constant_timestamps(at: pd.Timestamp, n: int) -> pd.DatetimeIndex:
-    """``n`` copies of ``at`` as a ``TS`` column, without a Python object per row."""
-    value = np.datetime64(pd.Timestamp(at).tz_convert("UTC").tz_localize(None), "us")
-    return pd.DatetimeIndex(np.full(n, value)).tz_localize("UTC")
+def stamp_run(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Set ``frame``'s ``as_of`` (the run's, in UTC) and ``kpi_version`` on every row, in place; returns it.
 
-
-def constant_texts(text: str, n: int) -> pd.api.extensions.ExtensionArray:
-    """``n`` copies of ``text`` as a ``STR`` column, built by Arrow from one string."""
-    repeated = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype="int32")), pa.array([text], pa.large_string()))
-    return pd.array(repeated.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    Both columns are built from one value each (numpy and Arrow), not from a Python object per row.
+    """
+    n = len(frame)
+    at = np.datetime64(pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None), "us")
+    frame["as_of"] = pd.DatetimeIndex(np.full(n, at)).tz_localize("UTC").array
+    version = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype="int32")),
+                                             pa.array([KPI_VERSION], pa.large_string()))
+    frame["kpi_version"] = pd.array(version.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    return frame
 
 
 def concat_frames(frames, columns: dict[str, Column]) -> pd.DataFrame:

@@ -17,14 +17,7 @@ import pyarrow.compute as pc
 
 from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
 from kpis.keys import positions, ticket_keys
-from kpis.schema import (
-    DONE_STATUSES,
-    KPI_VERSION,
-    STATUS_TIME_COLUMNS,
-    conform,
-    constant_texts,
-    constant_timestamps,
-)
+from kpis.schema import DONE_STATUSES, STATUS_TIME_COLUMNS, conform, stamp_run
 from kpis.timeline import History, KindEvents, sorted_history
 from kpis.vocabulary import Vocabulary
 
@@ -140,7 +133,6 @@ def _status_ranks(vocabulary: Vocabulary, codes: np.ndarray) -> tuple[np.ndarray
 def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: KindEvents, first: np.ndarray,
                        sums: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
     rows = status.tix[first]
-    n = len(rows)
     frame = pd.DataFrame({
         "source": tickets["source"].array.take(rows),  # Arrow takes: no Python string per row
         "ticket_id": tickets["ticket_id"].array.take(rows),
@@ -149,7 +141,5 @@ def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: Ki
         # sums of whole seconds: exact in float64, whatever the order of the segments
         "calendar_s": np.round(sums["calendar_s"]).astype("int64"),
         "business_s": np.round(sums["business_s"]).astype("int64"),
-        "as_of": constant_timestamps(as_of, n),
-        "kpi_version": constant_texts(KPI_VERSION, n),
     }, copy=False)
-    return conform(frame, STATUS_TIME_COLUMNS)
+    return conform(stamp_run(frame, as_of), STATUS_TIME_COLUMNS)

@@ -110,7 +110,7 @@ class DaskOps(_OnCluster):
             return partition_ops(tickets, events, facts, request)
         with self._client() as client:
             parts = ops_partitions(tickets, events, facts, request, self.partitions(client))
-            results = _run(client, _ops_task, ((number, args) for number, args in enumerate(parts)), OPS_TASK_PREFIX)
+            results = _run(client, _ops_task, enumerate(parts), OPS_TASK_PREFIX)
         _log_workers("time in status and backlog", len(results), len(tickets), results)
         return combined([rows for _, rows in results], request.as_of)
 
