@@ -73,7 +73,7 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     ``facts``: their ``ticket_facts`` (``excluded_reason`` and ``resolution_due_at`` are read; any order).
     ``pauses``: each ticket's pause statuses, aligned with ``tickets`` (default ``settings.pause_statuses``).
     ``days``: local dates (``datetime64[D]``) to compute; every day from the first opening to ``as_of``'s
-    local date when None.
+    local date when None. Only their day ends are counted: a night's few days cost few grid cells.
     ``history``: ``backlog_history(tickets, events)`` when already built (``events`` is then not read).
     """
     tickets = tickets.reset_index(drop=True)
@@ -81,13 +81,12 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     facts_row = positions(ticket_keys(facts["source"], facts["ticket_id"]),
                           ticket_keys(tickets["source"], tickets["ticket_id"]))
     is_counted = _counted(facts, facts_row)
-    calendar = _day_calendar(tickets[is_counted], as_of, settings.reporting_timezone)
+    calendar = _day_calendar(tickets[is_counted], as_of, settings.reporting_timezone).only(days)
     stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, is_counted)
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
-    wanted = calendar.wanted(days)
-    frames = [_backlog_frame(_day_grid(chunk, first, end - first, calendar.ends), first, keys, calendar, wanted,
+    frames = [_backlog_frame(_day_grid(chunk, first, end - first, calendar.ends), first, keys, calendar,
                              stretches.vocabulary)
               for first, end, chunk in _group_chunks(spans, len(keys[0]), len(calendar.days))]
     frame = stamp_run(concat_frames(frames, BACKLOG_COLUMNS), as_of)
@@ -97,16 +96,20 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
 
 @dataclass(frozen=True)
 class DayCalendar:
-    """The local dates a backlog covers and the UTC instant each one ends (its next local midnight)."""
+    """The local dates a backlog covers and the UTC instant each one ends (its next local midnight).
+
+    The dates need not be consecutive: a stretch holds the day positions whose ends lie in it, whichever
+    days those are."""
 
     days: np.ndarray  # datetime64[D], ascending
     ends: np.ndarray  # float64 epoch seconds
 
-    def wanted(self, days: np.ndarray | None) -> np.ndarray:
-        """Which of ``self.days`` to compute (all when ``days`` is None)."""
+    def only(self, days: np.ndarray | None) -> DayCalendar:
+        """The calendar of those of ``days`` it covers (itself when ``days`` is None)."""
         if days is None:
-            return np.ones(len(self.days), dtype=bool)
-        return np.isin(self.days, np.asarray(days).astype("datetime64[D]"))
+            return self
+        wanted = np.isin(self.days, np.asarray(days).astype("datetime64[D]"))
+        return DayCalendar(self.days[wanted], self.ends[wanted])
 
 
 def _day_calendar(tickets: pd.DataFrame, as_of: pd.Timestamp, timezone: str) -> DayCalendar:
@@ -385,11 +388,11 @@ def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.nda
     return tree[:, leaves:leaves + n_days]
 
 
-def _backlog_frame(grid: DayGrid, first: int, keys: tuple, calendar: DayCalendar, wanted: np.ndarray,
+def _backlog_frame(grid: DayGrid, first: int, keys: tuple, calendar: DayCalendar,
                    vocabulary: Vocabulary) -> pd.DataFrame:
-    """One row per (group, wanted day) of a chunk with a ticket open at the day's end."""
+    """One row per (group, day) of a chunk with a ticket open at the day's end."""
     counts = grid.open_count
-    group, day = np.nonzero((counts > 0) & wanted[np.newaxis, :])
+    group, day = np.nonzero(counts > 0)
     codes = [key[first + group] for key in keys]
     return pd.DataFrame({
         "day": calendar.days[day].astype("datetime64[s]"),

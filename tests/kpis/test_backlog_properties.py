@@ -134,13 +134,15 @@ def test_backlog_equals_the_literal_reading(history, data) -> None:
 
 
 @hsettings(max_examples=30, deadline=None)
-@given(histories())
-def test_backlog_of_some_days_equals_those_days_of_the_whole(history) -> None:
+@given(histories(), st.lists(st.integers(min_value=-3, max_value=12), max_size=6))
+def test_backlog_of_some_days_equals_those_days_of_the_whole(history, offsets) -> None:
+    """Any days, in any order, also days with gaps between them (a night's scope), before the first opening
+    or after as_of's date (none of those has rows)."""
     t, e = history
     s = settings(reporting={"timezone": TZ})
     facts = compute_facts(t, e, s, AS_OF)
     whole = kpi_backlog(t, e, facts, s, AS_OF)
-    days = np.array(["2026-03-28", "2026-03-29", "2026-04-02"], dtype="datetime64[D]")
+    days = np.datetime64("2026-03-25") + np.array(offsets, dtype="timedelta64[D]")
     some = kpi_backlog(t, e, facts, s, AS_OF, days=days)
     expected = whole[whole["day"].isin(pd.to_datetime(days.astype(str)))].reset_index(drop=True)
     pd.testing.assert_frame_equal(some, expected)
