@@ -2,15 +2,15 @@
 
 Both are computed from the raw layer after the merge (every ticket and event) and the run's facts (each
 ticket's resolution policy names its calendar and pause statuses, ``pipeline/policies.py``). What a run
-recomputes (DECISIONS.md D83):
+recomputes (DECISIONS.md D83, D95):
 
 - the demo, a first night, a night after a backfill or after a change of the settings these tables read
   (``ops_fingerprint``): everything;
 - a night: status time of the *changed* tickets (new ticket copy or event, an approval, changed facts) and
   of every ticket whose last status segment is open (it runs to ``as_of``, so it grows every night); the
-  backlog's days from the earliest local opening day of the changed tickets (old and new ``opened_at``)
-  and from the last stored day, up to ``as_of``'s local date. Every other day's rows cannot have moved:
-  a day's rows depend only on the tickets open at its end, and those did not change;
+  backlog's days on which the changed tickets' old and new versions count differently, the last stored
+  day and every later one up to ``as_of``'s local date (``pipeline/backlog_days.py``, D95). Every other
+  day's rows cannot have moved;
 - a backfill: status time of its window's tickets and of the open ones; the whole backlog.
 
 The recomputed rows are compared with the stored ones of the same scope (``pipeline.changes.row_changes``):
@@ -31,14 +31,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kpis.aggregate import local_days
 from kpis.config import KpiSettings, facts_fingerprint
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
 from kpis.status_time import FINAL_STATUSES
+from pipeline.backlog_days import touched_days
 from pipeline.changes import row_changes
 from pipeline.compute import OpsFunction
 from pipeline.compute.ops import OpsRequest, local_ops
+from pipeline.raw import RawLayer
 from pipeline.store import Replacement, Stores
 from pipeline.store.parquet import to_pandas
 
@@ -49,8 +50,6 @@ KEY = ["source", "ticket_id"]
 OPS_FINGERPRINT = "ops_fingerprint"
 #: ticket_facts columns these tables read besides ``kpis.aggregate.FACTS_READ``.
 FACTS_FOR_OPS = ("resolution_policy", "resolution_due_at")
-#: Facts whose change moves a ticket's backlog rows (with its raw row and events).
-_BACKLOG_FACTS = ("opened_at", "excluded_reason", "resolution_due_at", "resolution_policy")
 
 
 def ops_fingerprint(settings: KpiSettings) -> str:
@@ -61,25 +60,27 @@ def ops_fingerprint(settings: KpiSettings) -> str:
 
 @dataclass(frozen=True)
 class OpsScope:
-    """What a run recomputes: the ``changed`` tickets' status time (None: every ticket's) and the backlog's
-    days touched by ``raw_changed`` tickets and tickets whose backlog facts changed (None: every day)."""
+    """What a run recomputes: the ``changed`` tickets' status time (None: every ticket's), and the backlog's
+    days on which their version before the run (``previous``, the raw layer then) and after it count
+    differently (``previous`` None: every day)."""
 
     changed: pd.DataFrame | None
-    raw_changed: pd.DataFrame | None
+    previous: RawLayer | None
 
     @classmethod
     def of(cls, kind: str, recorded: str | None, settings: KpiSettings, raw_changed: pd.DataFrame,
-           facts_written: pd.DataFrame) -> OpsScope:
+           facts_written: pd.DataFrame, previous: RawLayer) -> OpsScope:
         """The scope of a run of ``kind`` whose store recorded ``recorded`` (``OPS_FINGERPRINT``).
 
         ``raw_changed``: the tickets with a new raw copy, event or approval; ``facts_written``: the facts rows
-        the run writes (a night: those that changed; a backfill: its window's).
+        the run writes (a night: those that changed; a backfill: its window's); ``previous``: the raw layer
+        before the run.
         """
         if kind == "demo" or (kind == "run" and recorded != ops_fingerprint(settings)):
             return cls(None, None)
-        raw = raw_changed[KEY].astype("str").drop_duplicates(ignore_index=True)
+        raw = raw_changed[KEY].astype("str")
         changed = pd.concat([raw, facts_written[KEY].astype("str")], ignore_index=True).drop_duplicates(ignore_index=True)
-        return cls(changed, raw if kind == "run" else None)
+        return cls(changed, previous if kind == "run" else None)
 
 
 def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
@@ -96,7 +97,8 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
     if scope.changed is not None:
         keys = pd.concat([scope.changed, open_last_status(events, as_of)], ignore_index=True).drop_duplicates()
         status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)
-    days = None if scope.raw_changed is None else touched_days(stores, settings, facts, as_of, scope)
+    days = None if scope.previous is None else touched_days(stores, settings, RawLayer(tickets, events),
+                                                             scope.previous, facts, as_of, scope.changed)
     rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days))
     yield _status_time_changes(stores, rows.status_time, status_keys)
     yield _backlog_changes(stores, rows.backlog, days)
@@ -148,47 +150,6 @@ def _backlog_changes(stores: Stores, rows: pd.DataFrame, days: np.ndarray | None
     log.info("kpi_backlog: %s days recomputed, %d rows changed, %d gone",
              "all" if days is None else len(days), len(changes.rows), len(changes.gone))
     return Replacement("kpi_backlog", changes.rows, changes.gone)
-
-
-def touched_days(stores: Stores, settings: KpiSettings, facts: pd.DataFrame, as_of: pd.Timestamp,
-                 scope: OpsScope) -> np.ndarray | None:
-    """Local dates from the earliest that a changed ticket's old or new version can count in, or the last
-    stored day when earlier, to ``as_of``'s; None (every day) when nothing is stored yet."""
-    tz = settings.reporting_timezone
-    last_stored = _last_stored_day(stores)
-    if last_stored is None:
-        return None
-    moved = _backlog_moved(stores, facts, scope.changed, scope.raw_changed)
-    openings = pd.concat([moved["opened_at"], moved["opened_at_old"]], ignore_index=True).dropna()
-    first = last_stored
-    if len(openings):
-        first = min(first, local_days(pd.Series([openings.min()]), tz)[0])
-    end = local_days(pd.Series([pd.Timestamp(as_of)]), tz)[0]
-    return np.arange(first, end + np.timedelta64(1, "D"), dtype="datetime64[D]")
-
-
-def _backlog_moved(stores: Stores, facts: pd.DataFrame, changed: pd.DataFrame,
-                   raw_changed: pd.DataFrame) -> pd.DataFrame:
-    """The changed tickets whose backlog input moved: a new raw row, event or approval, or a change in a fact
-    the backlog reads; with their facts' ``opened_at`` and the stored one as ``opened_at_old``."""
-    new = facts.loc[key_hits(facts[KEY], changed), [*KEY, *_BACKLOG_FACTS]]
-    new = new.astype({"source": "str", "ticket_id": "str"})
-    wanted = pc.field("ticket_id").isin(pa.array(changed["ticket_id"].astype("str").unique(), type=pa.string()))
-    old = stores.read_arrow("ticket_facts", wanted, keep=True).select([*KEY, *_BACKLOG_FACTS]).to_pandas()
-    old = old.astype({"source": "str", "ticket_id": "str"})
-    both = new.merge(old, on=KEY, how="outer", suffixes=("", "_old"))
-    same = np.ones(len(both), dtype=bool)
-    for column in _BACKLOG_FACTS:
-        a, b = both[column], both[f"{column}_old"]
-        same &= ((a == b).to_numpy(dtype=bool, na_value=False) | (a.isna() & b.isna()).to_numpy(dtype=bool))
-    return both[~same | key_hits(both[KEY], raw_changed)]
-
-
-def _last_stored_day(stores: Stores) -> np.datetime64 | None:
-    """The latest ``day`` in the stored backlog, None when it holds no row."""
-    days = stores.read_arrow("kpi_backlog", keep=True).column("day")
-    latest = pc.max(days).as_py() if len(days) else None
-    return None if latest is None else np.datetime64(latest, "D")
 
 
 def _stored_backlog(stores: Stores, days: np.ndarray | None) -> pd.DataFrame:

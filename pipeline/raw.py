@@ -70,6 +70,7 @@ class Merged:
     changed_keys: pd.DataFrame  # (source, ticket_id) with a ticket copy used or a new event
     changed_events: pd.DataFrame  # the whole merged history of those tickets
     ticket_merge: TicketMerge
+    previous: RawLayer  # the layer before this run: what the stored tables were computed from
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class RawLayer:
         return Merged(
             tickets=pd.concat([_without(self.tickets, used), tickets_merge.used], ignore_index=True),
             events=pd.concat([_without(self.events, changed), changed_events], ignore_index=True),
-            changed_keys=changed, changed_events=changed_events, ticket_merge=tickets_merge)
+            changed_keys=changed, changed_events=changed_events, ticket_merge=tickets_merge, previous=self)
 
 
 # --- tickets ------------------------------------------------------------------------------------------

@@ -316,7 +316,7 @@ class PipelineRun:
     def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame) -> Iterator[Replacement]:
         """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py)."""
         scope = OpsScope.of(self.kind, self._recorded[OPS_FINGERPRINT], self.settings.kpi,
-                            merged.changed_keys, facts.rows)
+                            merged.changed_keys, facts.rows, merged.previous)
         return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
                                 scope, ops_engine(self.settings.compute))
 

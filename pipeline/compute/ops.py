@@ -21,7 +21,7 @@ from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
-from kpis.status_time import ticket_status_time
+from kpis.status_time import CodedHistory, ticket_status_time
 from pipeline.compute.partition import TicketPartitions, split
 from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
 
@@ -63,8 +63,8 @@ def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
     settings, as_of = request.settings, request.as_of
     policies = ticket_policies(tickets, facts)
     history = backlog_history(tickets, events) if request.status_keys is None else None
-    backlog = (kpi_backlog(tickets, events, facts, settings, as_of, pauses=resolution_pauses(policies, settings),
-                           days=request.days, history=history)
+    backlog = (backlog_of(tickets, events, facts, settings, as_of, days=request.days, history=history,
+                          policies=policies)
                if request.wants_backlog else empty_frame(TABLE_COLUMNS["kpi_backlog"]))
     if request.status_keys is not None:
         keep = key_hits(tickets[KEY], request.status_keys)
@@ -73,6 +73,16 @@ def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
     status_time = ticket_status_time(tickets, events, CalendarSet(dict(settings.calendars)),
                                      resolution_calendars(policies, settings), as_of, history=history)
     return OpsRows(status_time, backlog)
+
+
+def backlog_of(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
+               as_of: pd.Timestamp, *, days: np.ndarray | None = None, history: CodedHistory | None = None,
+               policies: pd.Series | None = None) -> pd.DataFrame:
+    """``kpi_backlog`` of a set of tickets, each paused in its resolution policy's statuses (``policies``:
+    ``ticket_policies(tickets, facts)`` when already built)."""
+    policies = ticket_policies(tickets, facts) if policies is None else policies
+    pauses = resolution_pauses(policies, settings)
+    return kpi_backlog(tickets, events, facts, settings, as_of, pauses=pauses, days=days, history=history)
 
 
 def local_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, request: OpsRequest, *,

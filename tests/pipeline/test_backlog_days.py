@@ -1,0 +1,183 @@
+"""Which backlog days a night recomputes (pipeline/backlog_days.py, KPIS.md 4.2, DECISIONS.md D95).
+
+``differing_days`` compares the changed tickets' backlog before and after a night, on hand-worked
+versions in Asia/Shanghai (UTC+8): a day is recomputed only when some ticket counts differently at its end
+(its next local midnight). ``touched_days`` adds the last stored day and the days after it, on a store
+after a real first night.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from helpers import ev, events, local, no_events, settings, tickets
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from ops_helpers import DAY2_AS_OF, load, month_export, open_stores, run, write_config, write_export
+
+from kpis.facts import compute_facts
+from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
+from pipeline.backlog_days import TicketVersion, differing_days, touched_days
+from pipeline.raw import RawLayer
+
+TZ = "Asia/Shanghai"
+AS_OF = local("2026-03-25 09:00", TZ)
+SETTINGS = settings(reporting={"timezone": TZ}, kpi={"default_calendar": "24x7"})
+
+
+def _l(text: str) -> str:
+    return local(text, TZ).isoformat()
+
+
+def _version(t: pd.DataFrame, e: pd.DataFrame) -> TicketVersion:
+    return TicketVersion(RawLayer(t, e), compute_facts(t, e, SETTINGS, AS_OF))
+
+
+def _none() -> TicketVersion:
+    return _version(tickets(), no_events())
+
+
+def _days(version_old: TicketVersion, version_new: TicketVersion) -> list[str]:
+    return [str(d) for d in differing_days(version_old, version_new, SETTINGS, AS_OF)]
+
+
+def _span(first: str, last: str) -> list[str]:
+    return [str(d) for d in np.arange(np.datetime64(first), np.datetime64(last) + 1)]
+
+
+OPEN = {"ticket_id": "A", "opened_at": _l("2026-03-01 10:00"), "status": "IN_PROGRESS", "assignee": "ann"}
+
+
+def test_a_long_open_ticket_resolved_moves_only_the_days_from_its_resolution() -> None:
+    # open at every day end from 03-01 on; resolved at 03-20 10:00: the end of 03-19 still counts it
+    old = _version(tickets(OPEN), no_events())
+    new = _version(tickets({**OPEN, "status": "RESOLVED", "resolved_at": _l("2026-03-20 10:00")}), no_events())
+    assert _days(old, new) == _span("2026-03-20", "2026-03-25")
+
+
+def test_a_reassignment_event_moves_the_days_from_its_instant() -> None:
+    first = [ev("A", _l("2026-03-01 10:00"), "status", "IN_PROGRESS"), ev("A", _l("2026-03-01 10:00"), "assignee", "ann")]
+    old = _version(tickets(OPEN), events(*first))
+    # reassigned at exactly the end of 03-22 (00:00 on 03-23): the end of 03-22 sees the state before it
+    new = _version(tickets(OPEN), events(*first, ev("A", _l("2026-03-23 00:00"), "assignee", "bo")))
+    assert _days(old, new) == _span("2026-03-23", "2026-03-25")
+
+
+def test_a_late_event_in_the_past_moves_the_days_from_its_instant_only() -> None:
+    first = [ev("A", _l("2026-03-01 10:00"), "status", "IN_PROGRESS")]
+    old = _version(tickets(OPEN), events(*first))
+    # on hold from 03-05 12:00 to 03-07 09:00 (paused at the ends of 03-05 and 03-06), sent late
+    late = [ev("A", _l("2026-03-05 12:00"), "status", "WAITING_CUSTOMER"), ev("A", _l("2026-03-07 09:00"), "status", "IN_PROGRESS")]
+    assert _days(old, _version(tickets(OPEN), events(*first, *late))) == ["2026-03-05", "2026-03-06"]
+
+
+def test_a_survey_answer_or_a_reopen_within_a_day_moves_no_day() -> None:
+    done = {**OPEN, "status": "RESOLVED", "resolved_at": _l("2026-03-02 09:00")}
+    first = [ev("A", _l("2026-03-01 10:00"), "status", "IN_PROGRESS"), ev("A", _l("2026-03-02 09:00"), "status", "RESOLVED")]
+    old = _version(tickets(done), events(*first))
+    answered = _version(tickets({**done, "satisfaction": "满意", "satisfaction_at": _l("2026-03-24 08:00")}), events(*first))
+    assert _days(old, answered) == []
+    # reopened at 09:00 on 03-24 and resolved again at 15:00: closed at every day end either way
+    again = [ev("A", _l("2026-03-24 09:00"), "status", "IN_PROGRESS"), ev("A", _l("2026-03-24 15:00"), "status", "RESOLVED")]
+    assert _days(old, _version(tickets(done), events(*first, *again))) == []
+
+
+def test_an_opening_corrected_across_midnight_moves_that_one_day() -> None:
+    # opened 03-10 23:30 and resolved 03-11 00:40: open at the end of 03-10 only; corrected to 00:10 on 03-11
+    row = {"ticket_id": "B", "opened_at": _l("2026-03-10 23:30"), "status": "RESOLVED", "assignee": "bo",
+           "resolved_at": _l("2026-03-11 00:40")}
+    old = _version(tickets(row), no_events())
+    new = _version(tickets({**row, "opened_at": _l("2026-03-11 00:10")}), no_events())
+    assert _days(old, new) == ["2026-03-10"]
+
+
+def test_a_new_ticket_moves_the_days_it_is_open_and_an_unchanged_one_none() -> None:
+    row = {"ticket_id": "C", "opened_at": _l("2026-03-22 08:00"), "status": "NEW", "assignee": "ann"}
+    assert _days(_none(), _version(tickets(row), no_events())) == _span("2026-03-22", "2026-03-25")
+    assert _days(_version(tickets(OPEN), no_events()), _version(tickets(OPEN), no_events())) == []
+
+
+def test_a_changed_due_time_moves_the_days_its_overdue_count_differs() -> None:
+    old = _version(tickets(OPEN), no_events())
+    new = TicketVersion(old.raw, old.facts.assign(resolution_due_at=pd.Timestamp(_l("2026-03-23 12:00"))
+                                                  .tz_convert("UTC")).astype({"resolution_due_at": "datetime64[us, UTC]"}))
+    # due at noon on 03-23: overdue at the ends of 03-23, 03-24 and 03-25
+    assert _days(old, new) == _span("2026-03-23", "2026-03-25")
+
+
+def test_touched_days_add_the_last_stored_day_and_the_new_ones(tmp_path: Path) -> None:
+    """After night 1 (as_of 08-01 01:15 Shanghai) the store holds days up to 08-01; night 2 runs at 08-02."""
+    exports = tmp_path / "exports"
+    write_export(exports, "2026-07-31", *month_export())
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": exports})
+    run(config, "run", DAY2_AS_OF - pd.Timedelta(days=1))
+    kpi = load(config).kpi
+    stores = open_stores(config)
+    try:
+        previous = RawLayer(conform(stores.read("raw_tickets"), TICKET_COLUMNS),
+                            conform(stores.read("raw_events"), EVENT_COLUMNS))
+        facts = stores.read("ticket_facts")
+        keys = pd.DataFrame({"source": ["helpdesk"], "ticket_id": ["INC0900"]})
+        # nothing of INC0900 moved: only the last stored day (08-01) and the new one
+        assert [str(d) for d in touched_days(stores, kpi, previous, previous, facts, DAY2_AS_OF, keys)] == \
+            ["2026-08-01", "2026-08-02"]
+        # INC0900 (opened 07-31 23:30, resolved 08-01 00:40) was open at the end of 07-31; opened at 00:10 it is not
+        moved = previous.tickets.copy()
+        moved.loc[moved["ticket_id"] == "INC0900", "opened_at"] = pd.Timestamp("2026-07-31T16:10:00Z")
+        now = RawLayer(moved, previous.events)
+        assert [str(d) for d in touched_days(stores, kpi, now, previous, facts, DAY2_AS_OF, keys)] == \
+            ["2026-07-31", "2026-08-01", "2026-08-02"]
+    finally:
+        stores.close()
+
+
+# --- by property: the days outside the scope are the same in the whole backlog ----------------------
+STATUSES = ["NEW", "IN_PROGRESS", "WAITING_CUSTOMER", "RESOLVED", "CLOSED", "CANCELLED"]
+hours = st.integers(min_value=0, max_value=24 * 24)
+
+
+@st.composite
+def _versions_of(draw, ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A random raw version of the tickets ``ids``: rows and status, assignee and priority events."""
+    rows, evs = [], []
+    for tid in ids:
+        opened = local("2026-03-01 00:00", TZ) + pd.Timedelta(hours=draw(hours))
+        status = draw(st.sampled_from(STATUSES))
+        resolved = opened + pd.Timedelta(hours=draw(hours)) if status in ("RESOLVED", "CLOSED") else None
+        rows.append({"ticket_id": tid, "opened_at": opened.isoformat(), "status": status,
+                     "assignee": draw(st.sampled_from(["ann", "bo"])), "priority": draw(st.sampled_from(["P1", "P2"])),
+                     "resolved_at": resolved.isoformat() if resolved is not None else None})
+        for _ in range(draw(st.integers(0, 3))):
+            kind = draw(st.sampled_from(["status", "assignee", "priority"]))
+            value = draw(st.sampled_from({"status": STATUSES, "assignee": ["ann", "bo"], "priority": ["P1", "P2"]}[kind]))
+            evs.append(ev(tid, (opened + pd.Timedelta(hours=draw(hours))).isoformat(), kind, value, seq=len(evs)))
+    return tickets(*rows), events(*evs) if evs else no_events()
+
+
+def _stacked(*parts: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    t = pd.concat([p[0] for p in parts], ignore_index=True)
+    e = pd.concat([p[1] for p in parts], ignore_index=True)
+    return t, e.assign(seq=np.arange(len(e)))
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_versions_of(["k0", "k1", "k2"]), _versions_of(["c0", "c1"]), _versions_of(["c0", "c1"]), st.booleans())
+def test_days_outside_the_scope_are_the_same_in_the_whole_backlog(kept, old, new, one_new) -> None:
+    """Tickets c0, c1 change from ``old`` to ``new`` (c1 new tonight when ``one_new``), k0..k2 do not:
+    every day on which the whole backlog moved is one of ``differing_days``."""
+    if one_new:
+        old = (old[0][old[0]["ticket_id"] != "c1"], old[1][old[1]["ticket_id"] != "c1"])
+    scope = set(_days(_version(*old), _version(*new)))
+    before = _version(*_stacked(kept, old)).backlog(SETTINGS, AS_OF)
+    after = _version(*_stacked(kept, new)).backlog(SETTINGS, AS_OF)
+    assert _moved_days(before, after) <= scope
+
+
+def _moved_days(before: pd.DataFrame, after: pd.DataFrame) -> set[str]:
+    """The days of the rows in one backlog and not (or not the same) in the other, read as text."""
+    rows_before, rows_after = (set(map(tuple, f.drop(columns="as_of").astype("str").to_numpy()))
+                               for f in (before, after))
+    return {row[0][:10] for row in rows_before ^ rows_after}
