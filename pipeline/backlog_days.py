@@ -88,7 +88,8 @@ def _stored_facts(stores: Stores, keys: pd.DataFrame) -> pd.DataFrame:
     if not len(keys):
         return pd.DataFrame(columns=[*KEY, *BACKLOG_FACTS])
     wanted = pc.field("ticket_id").isin(pa.array(keys["ticket_id"].unique(), type=pa.string()))
-    stored = stores.read_arrow("ticket_facts", wanted, keep=True).select([*KEY, *BACKLOG_FACTS]).to_pandas()
+    # not kept: the run has staged its own facts by now, so the table is read once more, and only this part
+    stored = stores.read_arrow("ticket_facts", wanted, columns=[*KEY, *BACKLOG_FACTS]).to_pandas()
     return _only(stored, keys)
 
 

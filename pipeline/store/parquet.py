@@ -219,25 +219,28 @@ class ParquetStore:
             partitioning = ds.partitioning(pa.schema([schema.field(part)]), flavor="hive")
         return ds.dataset(path, format="parquet", schema=schema, partitioning=partitioning)
 
-    def read_arrow(self, table: str, filter: pc.Expression | None = None, *, keep: bool = False) -> pa.Table:
+    def read_arrow(self, table: str, filter: pc.Expression | None = None, *, keep: bool = False,
+                   columns: list[str] | None = None) -> pa.Table:
         """A live dataset as Arrow (empty with the right schema when it does not exist yet).
 
         ``keep``: hold on to the whole table until ``new_version`` rewrites it (a run that reads a table
-        and then rewrites it reads it once); a ``filter`` then applies to the table held.
+        and then rewrites it reads it once). A table held is read from memory; otherwise ``filter`` and
+        ``columns`` (all when None) are pushed down to the scan.
         """
         path = self.table_dir(table)
         if not path.exists():
-            return arrow_schema(PARQUET_COLUMNS[table]).empty_table()
-        if filter is not None and not keep:
-            return self._dataset(table, path).to_table(filter=filter)
+            empty = arrow_schema(PARQUET_COLUMNS[table]).empty_table()
+            return empty if columns is None else empty.select(columns)
         identity = _identity(path)
         cached = self._whole.get(table)
         if cached is not None and cached[0] == identity:
             data = cached[1]
+        elif not keep:
+            return self._dataset(table, path).to_table(columns=columns, filter=filter)
         else:
             data = self._dataset(table, path).to_table()
-        if keep:
             self._whole[table] = (identity, data)
+        data = data if columns is None else data.select(columns)
         return data if filter is None else data.filter(filter)
 
     def read_columns(self, table: str, columns: list[str]) -> pd.DataFrame:

@@ -149,10 +149,11 @@ class Stores:
         with self._reading(table):
             return self.parquet.read(table, filters, keep=keep)
 
-    def read_arrow(self, table: str, filters: pc.Expression | None = None, *, keep: bool = False) -> pa.Table:
-        """A Parquet table as Arrow, as stored (see ``read``)."""
+    def read_arrow(self, table: str, filters: pc.Expression | None = None, *, keep: bool = False,
+                   columns: list[str] | None = None) -> pa.Table:
+        """A Parquet table as Arrow, as stored (see ``read``); ``columns``: only these (all when None)."""
         with self._reading(table):
-            return self.parquet.read_arrow(table, filters, keep=keep)
+            return self.parquet.read_arrow(table, filters, keep=keep, columns=columns)
 
     @contextmanager
     def _reading(self, table: str) -> Iterator[None]:

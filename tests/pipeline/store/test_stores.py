@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 from sqlalchemy import DateTime, update
@@ -231,6 +232,20 @@ def test_a_filtered_read_that_keeps_the_table_filters_the_whole_table_it_keeps(s
 
     pd.testing.assert_frame_equal(kept, stores.read("kpi_engineer", week))
     assert stores.read_arrow("kpi_engineer", keep=True).num_rows == 12  # the whole table, not the filtered rows
+
+
+def test_a_read_of_some_columns_is_the_same_from_the_files_and_from_the_table_kept(stores: Stores) -> None:
+    rows = sample("kpi_engineer", 12)
+    stores.commit("run-1", [Replacement("kpi_engineer", rows, period_scope(rows))])
+    week, columns = pc.field("grain") == "week", ["grain", "engineer"]
+
+    scanned = stores.read_arrow("kpi_engineer", week, columns=columns)  # nothing kept: pushed down to the scan
+    stores.read_arrow("kpi_engineer", keep=True)
+    kept = stores.read_arrow("kpi_engineer", week, columns=columns)  # from the table kept in memory
+
+    assert scanned.column_names == columns and scanned.equals(kept)
+    assert scanned.num_rows == int((rows["grain"] == "week").sum()) > 0
+    assert stores.read_arrow("scorecard", columns=["engineer"]).column_names == ["engineer"]  # never written
 
 
 def test_reading_a_table_never_written_gives_an_empty_frame_with_its_columns(stores: Stores) -> None:
