@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from kpis.aggregate import local_days
+from kpis.backlog_candidates import may_be_open
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
 from kpis.config import KpiSettings
 from kpis.keys import positions, ticket_keys
@@ -73,15 +74,19 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     ``facts``: their ``ticket_facts`` (``excluded_reason`` and ``resolution_due_at`` are read; any order).
     ``pauses``: each ticket's pause statuses, aligned with ``tickets`` (default ``settings.pause_statuses``).
     ``days``: local dates (``datetime64[D]``) to compute; every day from the first opening to ``as_of``'s
-    local date when None. Only their day ends are counted: a night's few days cost few grid cells.
+    local date when None. Only their day ends are counted, and without ``history`` only the tickets that may
+    be open at one of them are read (``kpis.backlog_candidates``): a night's few days cost little.
     ``history``: ``backlog_history(tickets, events)`` when already built (``events`` is then not read).
     """
     tickets = tickets.reset_index(drop=True)
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
-    facts_row = positions(ticket_keys(facts["source"], facts["ticket_id"]),
-                          ticket_keys(tickets["source"], tickets["ticket_id"]))
+    calendar = _day_calendar(tickets[_counted(facts, _facts_rows(facts, tickets))], as_of,
+                             settings.reporting_timezone).only(days)
+    if days is not None and history is None:  # a night's few days: only the tickets that can count on them
+        keep, events_kept = may_be_open(tickets, events, calendar.ends)
+        tickets, events, pauses = tickets[keep].reset_index(drop=True), events[events_kept], pauses.take(keep)
+    facts_row = _facts_rows(facts, tickets)
     is_counted = _counted(facts, facts_row)
-    calendar = _day_calendar(tickets[is_counted], as_of, settings.reporting_timezone).only(days)
     stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, is_counted)
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
@@ -123,6 +128,11 @@ def _day_calendar(tickets: pd.DataFrame, as_of: pd.Timestamp, timezone: str) -> 
     ends = np.array([local_midnight(d.item() + timedelta(days=1), timezone).timestamp() for d in days],
                     dtype="float64")  # one per day, not per ticket
     return DayCalendar(days, ends)
+
+
+def _facts_rows(facts: pd.DataFrame, tickets: pd.DataFrame) -> np.ndarray:
+    """Each ticket's row in ``facts`` (-1: none)."""
+    return positions(ticket_keys(facts["source"], facts["ticket_id"]), ticket_keys(tickets["source"], tickets["ticket_id"]))
 
 
 def _counted(facts: pd.DataFrame, facts_row: np.ndarray) -> np.ndarray:
