@@ -45,6 +45,10 @@ SECONDS_PER_DAY = 86_400.0
 #: Lower edges of the age buckets after the first, in days (intervals closed at the lower end).
 AGE_EDGES_DAYS = (1.0, 3.0, 7.0, 30.0)
 AGE_COLUMNS = ("age_lt_1d", "age_1_3d", "age_3_7d", "age_7_30d", "age_ge_30d")
+#: The ticket and event columns the backlog reads.
+TICKET_COLUMNS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "status", "assignee", "priority",
+                       "resolved_at", "closed_at")
+EVENT_COLUMNS_READ = ("source", "ticket_id", "at", "kind", "value", "seq")
 #: (group, day) cells counted at once: memory follows a chunk of groups' day grids, not the ticket-days.
 CELLS_PER_CHUNK = 1 << 22
 
@@ -84,7 +88,8 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
                              settings.reporting_timezone).only(days)
     if days is not None and history is None:  # a night's few days: only the tickets that can count on them
         keep, events_kept = may_be_open(tickets, events, calendar.ends)
-        tickets, events, pauses = tickets[keep].reset_index(drop=True), events[events_kept], pauses.take(keep)
+        tickets = tickets[list(TICKET_COLUMNS_READ)][keep].reset_index(drop=True)  # a take per column kept
+        events, pauses = events[list(EVENT_COLUMNS_READ)][events_kept], pauses.take(keep)
     facts_row = _facts_rows(facts, tickets)
     is_counted = _counted(facts, facts_row)
     stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, is_counted)

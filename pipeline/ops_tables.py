@@ -117,7 +117,7 @@ def _status_time_changes(stores: Stores, rows: pd.DataFrame, keys: pd.DataFrame 
 def open_last_status(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """(source, ticket_id) of the tickets whose last status event (any of them when several share its
     time) sets an open status before ``as_of``: their last segment runs to ``as_of``."""
-    status = events[(events["kind"] == "status").to_numpy(dtype=bool, na_value=False)]
+    status = events[[*KEY, "at", "value"]][(events["kind"] == "status").to_numpy(dtype=bool, na_value=False)]
     if status.empty:
         return pd.DataFrame({"source": [], "ticket_id": []}, dtype="str")
     at = status["at"]
