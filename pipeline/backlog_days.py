@@ -8,9 +8,12 @@ tickets, counted on their own, give other rows in their *old* version (the raw l
 the stored facts: what the stored rows were computed from) than in their *new* one: counts that differ
 move the sums, and equal rows leave both the sums and the minimum as they were.
 
-A night recomputes those days, the last stored day and every later one up to ``as_of``'s local date (new
-days appear). The two small backlogs of the changed tickets cost little; a ticket reassigned today or a
-survey answered does not bring back the days it was open long ago.
+The same holds for each row on its own, a (day, engineer, ticket type, priority) cell. A night counts the
+days on which the two versions differ, the last stored day and every later one up to ``as_of``'s local date
+(new days appear), and compares with the stored rows only the cells that differ and every row of those
+last days. The two small backlogs of the changed tickets cost little; a ticket reassigned today or a survey
+answered does not bring back the days it was open long ago, and a ticket whose whole history moved (a
+reassignment in a source without events) brings back only its own cells.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from pipeline.raw import RawLayer
 from pipeline.store import Stores
 
 KEY = ["source", "ticket_id"]
+#: A backlog row's key: the cell of one day and group.
+CELL = list(TABLE_KEYS["kpi_backlog"])
 #: The facts the backlog reads besides the raw rows and events (``pipeline.compute.ops.backlog_of``).
 BACKLOG_FACTS = ("excluded_reason", "resolution_due_at", "resolution_policy")
 
@@ -48,10 +53,27 @@ class TicketVersion:
         return backlog_of(self.raw.tickets, self.raw.events, self.facts, settings, as_of)
 
 
-def touched_days(stores: Stores, settings: KpiSettings, now: RawLayer, previous: RawLayer, facts: pd.DataFrame,
-                 as_of: pd.Timestamp, changed: pd.DataFrame) -> np.ndarray | None:
-    """The local dates whose backlog rows a night recomputes (see the module docstring); None (every day)
-    when nothing is stored yet.
+@dataclass(frozen=True)
+class BacklogScope:
+    """What a night recomputes of the backlog: the ``days`` counted, and of their rows every row of the
+    ``recent`` days and those of the ``cells`` (day, engineer, ticket_type, priority) the changed tickets
+    count differently in. A row of another cell sums, and takes the minimum over, the same tickets as before."""
+
+    days: np.ndarray  # datetime64[D], sorted
+    recent: np.ndarray  # datetime64[D]
+    cells: pd.DataFrame  # the backlog's key columns
+
+    def holds(self, rows: pd.DataFrame | pa.Table) -> np.ndarray:
+        """Which backlog ``rows`` (a frame, or an Arrow table as stored) lie in the scope."""
+        day = np.asarray(rows["day"]).astype("datetime64[D]")
+        return np.isin(day, self.recent) | key_hits(rows.select(CELL) if isinstance(rows, pa.Table) else rows[CELL],
+                                                    self.cells)
+
+
+def backlog_scope(stores: Stores, settings: KpiSettings, now: RawLayer, previous: RawLayer, facts: pd.DataFrame,
+                  as_of: pd.Timestamp, changed: pd.DataFrame) -> BacklogScope | None:
+    """What a night recomputes of the backlog (see the module docstring); None (every row) when nothing is
+    stored yet.
 
     ``now`` / ``previous``: the raw layer after and before the run; ``facts``: every ticket's facts after the
     run; ``changed``: (source, ticket_id) of the tickets with a new raw copy, event or approval, or changed facts.
@@ -61,16 +83,16 @@ def touched_days(stores: Stores, settings: KpiSettings, now: RawLayer, previous:
         return None
     end = local_days(pd.Series([pd.Timestamp(as_of)]), settings.reporting_timezone)[0]
     recent = np.arange(last_stored, end + np.timedelta64(1, "D"), dtype="datetime64[D]")
-    old, new = _versions(stores, now, previous, facts, changed)
-    return np.union1d(differing_days(old, new, settings, as_of), recent)
+    cells = differing_cells(*_versions(stores, now, previous, facts, changed), settings, as_of)
+    days = np.asarray(cells["day"]).astype("datetime64[D]")
+    return BacklogScope(np.union1d(days, recent), recent, cells)
 
 
-def differing_days(old: TicketVersion, new: TicketVersion, settings: KpiSettings,
-                   as_of: pd.Timestamp) -> np.ndarray:
-    """The local dates on which the two versions' backlogs differ in any row (``datetime64[D]``, sorted)."""
-    changes = row_changes(new.backlog(settings, as_of), old.backlog(settings, as_of), list(TABLE_KEYS["kpi_backlog"]))
-    days = pd.concat([changes.rows["day"], changes.gone["day"]], ignore_index=True)
-    return np.unique(days.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]"))
+def differing_cells(old: TicketVersion, new: TicketVersion, settings: KpiSettings,
+                    as_of: pd.Timestamp) -> pd.DataFrame:
+    """The backlog keys (day, engineer, ticket_type, priority) whose rows differ between the two versions."""
+    changes = row_changes(new.backlog(settings, as_of), old.backlog(settings, as_of), CELL)
+    return pd.concat([changes.rows[CELL], changes.gone[CELL]], ignore_index=True).drop_duplicates(ignore_index=True)
 
 
 def _versions(stores: Stores, now: RawLayer, previous: RawLayer, facts: pd.DataFrame,

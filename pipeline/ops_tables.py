@@ -26,7 +26,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,7 +34,7 @@ from kpis.config import KpiSettings, facts_fingerprint
 from kpis.keys import key_hits
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
 from kpis.status_time import FINAL_STATUSES
-from pipeline.backlog_days import touched_days
+from pipeline.backlog_days import BacklogScope, backlog_scope
 from pipeline.changes import row_changes
 from pipeline.compute import OpsFunction
 from pipeline.compute.ops import OpsRequest, local_ops
@@ -97,11 +96,11 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
     if scope.changed is not None:
         keys = pd.concat([scope.changed, open_last_status(events, as_of)], ignore_index=True).drop_duplicates()
         status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)
-    days = None if scope.previous is None else touched_days(stores, settings, RawLayer(tickets, events),
-                                                             scope.previous, facts, as_of, scope.changed)
-    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days))
+    backlog = None if scope.previous is None else backlog_scope(stores, settings, RawLayer(tickets, events),
+                                                                 scope.previous, facts, as_of, scope.changed)
+    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, None if backlog is None else backlog.days))
     yield _status_time_changes(stores, rows.status_time, status_keys)
-    yield _backlog_changes(stores, rows.backlog, days)
+    yield _backlog_changes(stores, rows.backlog, backlog)
 
 
 # --- time in status ------------------------------------------------------------------------------
@@ -141,19 +140,24 @@ def _stored_of_tickets(stores: Stores, keys: pd.DataFrame | None) -> pd.DataFram
 
 
 # --- the daily backlog ---------------------------------------------------------------------------
-def _backlog_changes(stores: Stores, rows: pd.DataFrame, days: np.ndarray | None) -> Replacement:
-    """The recomputed backlog of ``days`` (every day when None) against the stored one."""
-    if days is not None and not len(days):
+def _backlog_changes(stores: Stores, rows: pd.DataFrame, scope: BacklogScope | None) -> Replacement:
+    """The recomputed backlog rows of ``scope`` (every row when None) against the stored ones."""
+    if scope is not None and not len(scope.days):
         return Replacement("kpi_backlog", empty_frame(TABLE_COLUMNS["kpi_backlog"]))
-    stored = _stored_backlog(stores, days)
+    stored = _stored_backlog(stores, scope)
+    rows = rows if scope is None else rows[scope.holds(rows)]
     changes = row_changes(rows, stored, list(TABLE_KEYS["kpi_backlog"]))
-    log.info("kpi_backlog: %s days recomputed, %d rows changed, %d gone",
-             "all" if days is None else len(days), len(changes.rows), len(changes.gone))
+    log.info("kpi_backlog: %s, %d rows changed, %d gone",
+             "all days recomputed" if scope is None else f"{len(scope.days)} days recomputed, "
+             f"{len(stored)} stored rows compared", len(changes.rows), len(changes.gone))
     return Replacement("kpi_backlog", changes.rows, changes.gone)
 
 
-def _stored_backlog(stores: Stores, days: np.ndarray | None) -> pd.DataFrame:
-    """The stored backlog rows of ``days`` (every row when None)."""
-    wanted = None if days is None else pc.field("day").isin(pa.array(days.astype("datetime64[D]"), type=pa.date32()))
-    return conform(to_pandas(stores.read_arrow("kpi_backlog", wanted, keep=True), TABLE_COLUMNS["kpi_backlog"]),
-                   TABLE_COLUMNS["kpi_backlog"])
+def _stored_backlog(stores: Stores, scope: BacklogScope | None) -> pd.DataFrame:
+    """The stored backlog rows of ``scope`` (every row when None)."""
+    columns = TABLE_COLUMNS["kpi_backlog"]
+    if scope is None:
+        return conform(to_pandas(stores.read_arrow("kpi_backlog", keep=True), columns), columns)
+    days = pc.field("day").isin(pa.array(scope.days.astype("datetime64[D]"), type=pa.date32()))
+    rows = stores.read_arrow("kpi_backlog", days, keep=True)
+    return conform(to_pandas(rows.filter(pa.array(scope.holds(rows))), columns), columns)

@@ -1,9 +1,9 @@
-"""Which backlog days a night recomputes (pipeline/backlog_days.py, KPIS.md 4.2, DECISIONS.md D95).
+"""Which backlog rows a night recomputes (pipeline/backlog_days.py, KPIS.md 4.2, DECISIONS.md D95).
 
-``differing_days`` compares the changed tickets' backlog before and after a night, on hand-worked
-versions in Asia/Shanghai (UTC+8): a day is recomputed only when some ticket counts differently at its end
-(its next local midnight). ``touched_days`` adds the last stored day and the days after it, on a store
-after a real first night.
+``differing_cells`` compares the changed tickets' backlog before and after a night, on hand-worked
+versions in Asia/Shanghai (UTC+8): a (day, engineer, type, priority) cell is recomputed only when some
+ticket counts differently in it at the day's end (its next local midnight). ``backlog_scope`` adds every
+row of the last stored day and the days after it, on a store after a real first night.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ops_helpers import DAY2_AS_OF, load, month_export, open_stores, run, write_
 
 from kpis.facts import compute_facts
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
-from pipeline.backlog_days import TicketVersion, differing_days, touched_days
+from pipeline.backlog_days import BacklogScope, TicketVersion, backlog_scope, differing_cells
 from pipeline.raw import RawLayer
 
 TZ = "Asia/Shanghai"
@@ -40,8 +40,14 @@ def _none() -> TicketVersion:
     return _version(tickets(), no_events())
 
 
+def _cells(version_old: TicketVersion, version_new: TicketVersion) -> list[tuple[str, str]]:
+    """(day, engineer) of the cells that differ, in order."""
+    cells = differing_cells(version_old, version_new, SETTINGS, AS_OF)
+    return sorted({(str(d)[:10], e) for d, e in zip(cells["day"], cells["engineer"], strict=True)})
+
+
 def _days(version_old: TicketVersion, version_new: TicketVersion) -> list[str]:
-    return [str(d) for d in differing_days(version_old, version_new, SETTINGS, AS_OF)]
+    return sorted({day for day, _ in _cells(version_old, version_new)})
 
 
 def _span(first: str, last: str) -> list[str]:
@@ -100,6 +106,21 @@ def test_a_new_ticket_moves_the_days_it_is_open_and_an_unchanged_one_none() -> N
     assert _days(_version(tickets(OPEN), no_events()), _version(tickets(OPEN), no_events())) == []
 
 
+def test_a_reassignment_without_events_moves_every_day_it_was_open_but_only_its_two_engineers_cells() -> None:
+    # A has no events: its status column's assignee counts on every day it is open (from 03-01), for ann
+    # before and bo after; K, open beside it for carol, did not change
+    other = {"ticket_id": "K", "opened_at": _l("2026-03-02 10:00"), "status": "NEW", "assignee": "carol"}
+    old = _version(tickets(OPEN), no_events())
+    new = _version(tickets({**OPEN, "assignee": "bo"}), no_events())
+    assert _days(old, new) == _span("2026-03-01", "2026-03-25")
+    assert {engineer for _, engineer in _cells(old, new)} == {"ann", "bo"}
+    whole_before = _version(tickets(OPEN, other), no_events())
+    scope = BacklogScope(np.array(_span("2026-03-01", "2026-03-25"), dtype="datetime64[D]"),
+                         np.array([], dtype="datetime64[D]"), differing_cells(old, new, SETTINGS, AS_OF))
+    rows = whole_before.backlog(SETTINGS, AS_OF)
+    assert set(rows.loc[scope.holds(rows), "engineer"]) == {"ann"} and "carol" in set(rows["engineer"])
+
+
 def test_a_changed_due_time_moves_the_days_its_overdue_count_differs() -> None:
     old = _version(tickets(OPEN), no_events())
     new = TicketVersion(old.raw, old.facts.assign(resolution_due_at=pd.Timestamp(_l("2026-03-23 12:00"))
@@ -108,7 +129,7 @@ def test_a_changed_due_time_moves_the_days_its_overdue_count_differs() -> None:
     assert _days(old, new) == _span("2026-03-23", "2026-03-25")
 
 
-def test_touched_days_add_the_last_stored_day_and_the_new_ones(tmp_path: Path) -> None:
+def test_the_scope_adds_every_row_of_the_last_stored_day_and_the_new_ones(tmp_path: Path) -> None:
     """After night 1 (as_of 08-01 01:15 Shanghai) the store holds days up to 08-01; night 2 runs at 08-02."""
     exports = tmp_path / "exports"
     write_export(exports, "2026-07-31", *month_export())
@@ -122,14 +143,21 @@ def test_touched_days_add_the_last_stored_day_and_the_new_ones(tmp_path: Path) -
         facts = stores.read("ticket_facts")
         keys = pd.DataFrame({"source": ["helpdesk"], "ticket_id": ["INC0900"]})
         # nothing of INC0900 moved: only the last stored day (08-01) and the new one
-        assert [str(d) for d in touched_days(stores, kpi, previous, previous, facts, DAY2_AS_OF, keys)] == \
-            ["2026-08-01", "2026-08-02"]
+        scope = backlog_scope(stores, kpi, previous, previous, facts, DAY2_AS_OF, keys)
+        assert [str(d) for d in scope.days] == ["2026-08-01", "2026-08-02"] and scope.cells.empty
         # INC0900 (opened 07-31 23:30, resolved 08-01 00:40) was open at the end of 07-31; opened at 00:10 it is not
         moved = previous.tickets.copy()
         moved.loc[moved["ticket_id"] == "INC0900", "opened_at"] = pd.Timestamp("2026-07-31T16:10:00Z")
         now = RawLayer(moved, previous.events)
-        assert [str(d) for d in touched_days(stores, kpi, now, previous, facts, DAY2_AS_OF, keys)] == \
-            ["2026-07-31", "2026-08-01", "2026-08-02"]
+        scope = backlog_scope(stores, kpi, now, previous, facts, DAY2_AS_OF, keys)
+        assert [str(d) for d in scope.days] == ["2026-07-31", "2026-08-01", "2026-08-02"]
+        # of 07-31 only INC0900's own row: 张伟's P1 incidents
+        assert scope.cells.astype("str").values.tolist() == [["2026-07-31", "张伟", "incident", "P1"]]
+        stored = stores.read_arrow("kpi_backlog")
+        held = stored.filter(scope.holds(stored)).to_pandas()
+        assert set(held.loc[held["day"] < pd.Timestamp("2026-08-01").date(), "engineer"]) == {"张伟"}
+        assert (held["day"] >= pd.Timestamp("2026-08-01").date()).sum() == \
+            (stored.to_pandas()["day"] >= pd.Timestamp("2026-08-01").date()).sum()  # every row of the last day
     finally:
         stores.close()
 
@@ -165,19 +193,20 @@ def _stacked(*parts: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, p
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_versions_of(["k0", "k1", "k2"]), _versions_of(["c0", "c1"]), _versions_of(["c0", "c1"]), st.booleans())
-def test_days_outside_the_scope_are_the_same_in_the_whole_backlog(kept, old, new, one_new) -> None:
+def test_cells_outside_the_scope_are_the_same_in_the_whole_backlog(kept, old, new, one_new) -> None:
     """Tickets c0, c1 change from ``old`` to ``new`` (c1 new tonight when ``one_new``), k0..k2 do not:
-    every day on which the whole backlog moved is one of ``differing_days``."""
+    every row of the whole backlog that moved (changed, new or gone) is in one of ``differing_cells``."""
     if one_new:
         old = (old[0][old[0]["ticket_id"] != "c1"], old[1][old[1]["ticket_id"] != "c1"])
-    scope = set(_days(_version(*old), _version(*new)))
+    cells = differing_cells(_version(*old), _version(*new), SETTINGS, AS_OF)
+    scope = {tuple(cell) for cell in cells.astype("str").to_numpy()}
     before = _version(*_stacked(kept, old)).backlog(SETTINGS, AS_OF)
     after = _version(*_stacked(kept, new)).backlog(SETTINGS, AS_OF)
-    assert _moved_days(before, after) <= scope
+    assert _moved_cells(before, after) <= scope
 
 
-def _moved_days(before: pd.DataFrame, after: pd.DataFrame) -> set[str]:
-    """The days of the rows in one backlog and not (or not the same) in the other, read as text."""
+def _moved_cells(before: pd.DataFrame, after: pd.DataFrame) -> set[tuple]:
+    """The keys of the rows in one backlog and not (or not the same) in the other, read as text."""
     rows_before, rows_after = (set(map(tuple, f.drop(columns="as_of").astype("str").to_numpy()))
                                for f in (before, after))
-    return {row[0][:10] for row in rows_before ^ rows_after}
+    return {row[:4] for row in rows_before ^ rows_after}
