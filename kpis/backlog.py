@@ -34,6 +34,7 @@ from kpis.schema import (
     UNASSIGNED,
     concat_frames,
     conform,
+    empty_frame,
     stamp_run,
 )
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
@@ -96,12 +97,11 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
-    frames = [_backlog_frame(_day_grid(chunk, first, end - first, calendar.ends), first, keys, calendar,
-                             stretches.vocabulary)
-              for first, end, chunk in _group_chunks(spans, len(keys[0]), len(calendar.days))]
-    frame = stamp_run(concat_frames(frames, BACKLOG_COLUMNS), as_of)
-    return conform(frame, BACKLOG_COLUMNS).sort_values(["day", "engineer", "ticket_type", "priority"],
-                                                       ignore_index=True)
+    parts = [_backlog_cells(_day_grid(chunk, first, end - first, calendar.ends), first, keys)
+             for first, end, chunk in _group_chunks(spans, len(keys[0]), len(calendar.days))]
+    if not parts:
+        return conform(empty_frame(BACKLOG_COLUMNS), BACKLOG_COLUMNS)
+    return conform(stamp_run(_backlog_frame(parts, calendar, stretches.vocabulary), as_of), BACKLOG_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -403,22 +403,32 @@ def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.nda
     return tree[:, leaves:leaves + n_days]
 
 
-def _backlog_frame(grid: DayGrid, first: int, keys: tuple, calendar: DayCalendar,
-                   vocabulary: Vocabulary) -> pd.DataFrame:
-    """One row per (group, day) of a chunk with a ticket open at the day's end."""
+def _backlog_cells(grid: DayGrid, first: int, keys: tuple) -> dict[str, np.ndarray]:
+    """One entry per (group, day) of a chunk with a ticket open at the day's end: day positions, key codes
+    and counts, still as numbers."""
     counts = grid.open_count
     group, day = np.nonzero(counts > 0)
-    codes = [key[first + group] for key in keys]
-    return pd.DataFrame({
-        "day": calendar.days[day].astype("datetime64[s]"),
-        "engineer": vocabulary.decode(codes[0]),
-        "ticket_type": vocabulary.decode(codes[1]),
-        "priority": vocabulary.decode(codes[2]),
-        "open_count": counts[group, day],
+    return {
+        "day": day, "engineer": keys[0][first + group], "ticket_type": keys[1][first + group],
+        "priority": keys[2][first + group], "open_count": counts[group, day],
         **{name: grid.buckets[group, day, i] for i, name in enumerate(AGE_COLUMNS)},
-        "oldest_opened_at": from_epoch_seconds(grid.oldest[group, day]),
-        "overdue_count": grid.overdue[group, day],
+        "oldest_opened_at": grid.oldest[group, day], "overdue_count": grid.overdue[group, day],
         "paused_count": grid.paused[group, day],
+    }
+
+
+def _backlog_frame(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, vocabulary: Vocabulary) -> pd.DataFrame:
+    """The chunks' cells as one frame in key order (day, engineer, ticket type, priority): sorted by their
+    codes' text order before the texts are decoded, as a sort of the decoded strings would order them."""
+    cells = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    ranks = vocabulary.ranks()
+    order = np.lexsort((ranks[cells["priority"]], ranks[cells["ticket_type"]], ranks[cells["engineer"]], cells["day"]))
+    cells = {name: values[order] for name, values in cells.items()}
+    return pd.DataFrame({
+        "day": calendar.days[cells.pop("day")].astype("datetime64[s]"),
+        **{name: vocabulary.decode(cells.pop(name)) for name in ("engineer", "ticket_type", "priority")},
+        "oldest_opened_at": from_epoch_seconds(cells.pop("oldest_opened_at")),
+        **cells,
     })
 
 

@@ -53,6 +53,15 @@ class Vocabulary:
         """The code of ``text``, adding it when new (for values the engine itself produces)."""
         return self._add(text)
 
+    def ranks(self) -> np.ndarray:
+        """Each code's place in text order (code point order, as pandas sorts a ``str`` column), missing last:
+        ``ranks()[codes]`` sorts as the decoded texts would."""
+        order = np.array(sorted(range(len(self._texts)), key=self._texts.__getitem__), dtype="int64")
+        ranks = np.empty(len(self._texts) + 1, dtype="int64")
+        ranks[order] = np.arange(len(order))
+        ranks[-1] = len(order)  # MISSING (-1) indexes the last entry
+        return ranks
+
     def decode(self, codes: np.ndarray) -> pd.Series:
         """Codes -> a pandas ``str`` column (-1 -> missing)."""
         dictionary = pa.array(self._texts, type=pa.large_string())
