@@ -8,9 +8,9 @@ recomputes (DECISIONS.md D83, D95):
   (``ops_fingerprint``): everything;
 - a night: status time of the *changed* tickets (new ticket copy or event, an approval, changed facts) and
   of every ticket whose last status segment is open (it runs to ``as_of``, so it grows every night); the
-  backlog's days on which the changed tickets' old and new versions count differently, the last stored
-  day and every later one up to ``as_of``'s local date (``pipeline/backlog_days.py``, D95). Every other
-  day's rows cannot have moved;
+  backlog's rows (day and group) in which the changed tickets' old and new versions count differently,
+  and every row of the last stored day and of each later one up to ``as_of``'s local date
+  (``pipeline/backlog_days.py``, D95). No other row can have moved;
 - a backfill: status time of its window's tickets and of the open ones; the whole backlog.
 
 The recomputed rows are compared with the stored ones of the same scope (``pipeline.changes.row_changes``):
@@ -60,8 +60,8 @@ def ops_fingerprint(settings: KpiSettings) -> str:
 @dataclass(frozen=True)
 class OpsScope:
     """What a run recomputes: the ``changed`` tickets' status time (None: every ticket's), and the backlog's
-    days on which their version before the run (``previous``, the raw layer then) and after it count
-    differently (``previous`` None: every day)."""
+    rows in which their version before the run (``previous``, the raw layer then) and after it count
+    differently (``previous`` None: every row)."""
 
     changed: pd.DataFrame | None
     previous: RawLayer | None
@@ -98,7 +98,8 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
         status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)
     backlog = None if scope.previous is None else backlog_scope(stores, settings, RawLayer(tickets, events),
                                                                  scope.previous, facts, as_of, scope.changed)
-    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, None if backlog is None else backlog.days))
+    days = None if backlog is None else backlog.days
+    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days))
     yield _status_time_changes(stores, rows.status_time, status_keys)
     yield _backlog_changes(stores, rows.backlog, backlog)
 
