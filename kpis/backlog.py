@@ -85,14 +85,14 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     """
     tickets = tickets.reset_index(drop=True)
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
-    calendar = _day_calendar(tickets[_counted(facts, _facts_rows(facts, tickets))], as_of,
-                             settings.reporting_timezone).only(days)
+    facts_row = _facts_rows(facts, tickets)
+    is_counted = _counted(facts, facts_row)
+    calendar = _day_calendar(tickets[is_counted], as_of, settings.reporting_timezone).only(days)
     if days is not None and history is None:  # a night's few days: only the tickets that can count on them
         keep, events_kept = may_be_open(tickets, events, calendar.ends)
         tickets = tickets[list(TICKET_COLUMNS_READ)][keep].reset_index(drop=True)  # a take per column kept
         events, pauses = events[list(EVENT_COLUMNS_READ)][events_kept], pauses.take(keep)
-    facts_row = _facts_rows(facts, tickets)
-    is_counted = _counted(facts, facts_row)
+        facts_row, is_counted = facts_row[keep], is_counted[keep]
     stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, is_counted)
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
@@ -148,9 +148,9 @@ def _counted(facts: pd.DataFrame, facts_row: np.ndarray) -> np.ndarray:
 
 def _resolution_due(facts: pd.DataFrame, facts_row: np.ndarray) -> np.ndarray:
     """Each ticket's ``resolution_due_at`` in epoch seconds (NaN when none)."""
-    if "resolution_due_at" not in facts or not len(facts_row):
+    if "resolution_due_at" not in facts:
         return np.full(len(facts_row), np.nan)
-    return epoch_seconds(facts["resolution_due_at"])[np.maximum(facts_row, 0)]
+    return np.append(epoch_seconds(facts["resolution_due_at"]), np.nan)[facts_row]  # -1 (no facts): the NaN
 
 
 @dataclass(frozen=True)

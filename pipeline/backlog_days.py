@@ -1,4 +1,5 @@
-"""Which days of the stored backlog (KPIS.md 4.2, ``kpi_backlog``) a night recomputes (DECISIONS.md D83, D95).
+"""Which rows (day, group) of the stored backlog (KPIS.md 4.2, ``kpi_backlog``) a night recomputes (DECISIONS.md
+D83, D95).
 
 A day's rows are sums, and a minimum, over the tickets counted open at the day's end. A night changes some
 tickets: a new raw copy or event, an approval, or a fact the backlog reads (``excluded_reason``,

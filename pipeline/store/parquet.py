@@ -223,9 +223,9 @@ class ParquetStore:
                    columns: list[str] | None = None) -> pa.Table:
         """A live dataset as Arrow (empty with the right schema when it does not exist yet).
 
-        ``keep``: hold on to the whole table until ``new_version`` rewrites it (a run that reads a table
-        and then rewrites it reads it once). A table held is read from memory; otherwise ``filter`` and
-        ``columns`` (all when None) are pushed down to the scan.
+        ``keep``: read the whole table and hold on to it until ``new_version`` rewrites it (a run that reads a
+        table and then rewrites it reads it once). A table held is read from memory; a read that does not
+        keep one pushes ``filter`` and ``columns`` (all when None) down to the scan.
         """
         path = self.table_dir(table)
         if not path.exists():
@@ -240,8 +240,8 @@ class ParquetStore:
         else:
             data = self._dataset(table, path).to_table()
             self._whole[table] = (identity, data)
-        data = data if columns is None else data.select(columns)
-        return data if filter is None else data.filter(filter)
+        data = data if filter is None else data.filter(filter)  # the filter may read columns not selected
+        return data if columns is None else data.select(columns)
 
     def read_columns(self, table: str, columns: list[str]) -> pd.DataFrame:
         """Some columns of every row of a live dataset (none when it does not exist), read without the rest."""

@@ -30,6 +30,7 @@ def test_tickets_closed_for_good_before_the_first_end_or_opened_after_the_last_a
         _row("resolved_late", resolved_at="2026-03-20T10:00Z"),  # its resolution lies after the first end
         _row("tie"),  # RESOLVED and IN_PROGRESS at its latest instant: unsure, kept
         _row("null_status"),  # its last status event has no value: open, as the backlog reads it
+        _row("closed_late", closed_at="2026-03-21T10:00Z"),  # no resolved_at, closed after the first end
     )
     e = events(
         ev("closed", "2026-03-01T09:00Z", "status", "NEW"), ev("closed", "2026-03-02T09:00Z", "status", "RESOLVED"),
@@ -43,7 +44,7 @@ def test_tickets_closed_for_good_before_the_first_end_or_opened_after_the_last_a
     keep, events_kept = may_be_open(t, e, ENDS)
     assert dict(zip(t["ticket_id"], keep.tolist(), strict=True)) == {
         "closed": False, "open": True, "late_event": True, "too_new": False, "row_closed": False,
-        "row_open": True, "resolved_late": True, "tie": True, "null_status": True}
+        "row_open": True, "resolved_late": True, "tie": True, "null_status": True, "closed_late": True}
     assert sorted(set(e.loc[events_kept, "ticket_id"])) == ["late_event", "null_status", "open", "tie"]
 
 

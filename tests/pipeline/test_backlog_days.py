@@ -158,6 +158,19 @@ def test_the_scope_adds_every_row_of_the_last_stored_day_and_the_new_ones(tmp_pa
         assert set(held.loc[held["day"] < pd.Timestamp("2026-08-01").date(), "engineer"]) == {"张伟"}
         assert (held["day"] >= pd.Timestamp("2026-08-01").date()).sum() == \
             (stored.to_pandas()["day"] >= pd.Timestamp("2026-08-01").date()).sum()  # every row of the last day
+        # only INC0003's facts move (its resolution due at 07-20 00:00 Shanghai): the stored facts are the old
+        # version; the days whose end (the next local midnight) one due time lies before and the other not
+        keys = pd.DataFrame({"source": ["helpdesk"], "ticket_id": ["INC0003"]})
+        old_due = facts.loc[facts["ticket_id"] == "INC0003", "resolution_due_at"].iloc[0]
+        new_due = pd.Timestamp("2026-07-20T00:00:00+08:00")
+        due_moved = facts.copy()
+        due_moved.loc[due_moved["ticket_id"] == "INC0003", "resolution_due_at"] = new_due
+        scope = backlog_scope(stores, kpi, previous, previous, due_moved, DAY2_AS_OF, keys)
+        ends = {d: pd.Timestamp(f"{d}T00:00:00+08:00") + pd.Timedelta(days=1) for d in _span("2026-07-04", "2026-07-31")}
+        assert old_due < new_due
+        assert sorted(scope.cells["day"].astype("str").str[:10].unique()) == \
+            [d for d, end in ends.items() if (old_due < end) != (new_due < end)]
+        assert len(scope.cells) and set(scope.cells["engineer"]) == {"刘洋"}  # INC0003's engineer
     finally:
         stores.close()
 
@@ -181,7 +194,8 @@ def _versions_of(draw, ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         for _ in range(draw(st.integers(0, 3))):
             kind = draw(st.sampled_from(["status", "assignee", "priority"]))
             value = draw(st.sampled_from({"status": STATUSES, "assignee": ["ann", "bo"], "priority": ["P1", "P2"]}[kind]))
-            evs.append(ev(tid, (opened + pd.Timedelta(hours=draw(hours))).isoformat(), kind, value, seq=len(evs)))
+            at = opened + pd.Timedelta(hours=draw(hours) - 48)  # some before the opening
+            evs.append(ev(tid, at.isoformat(), kind, value, seq=len(evs)))
     return tickets(*rows), events(*evs) if evs else no_events()
 
 
@@ -191,17 +205,41 @@ def _stacked(*parts: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, p
     return t, e.assign(seq=np.arange(len(e)))
 
 
+@st.composite
+def _facts_of(draw, raw: tuple[pd.DataFrame, pd.DataFrame]) -> TicketVersion:
+    """A version with its facts as a night may change them, per ticket: as computed, out of scope, with a
+    resolution due time, or no facts row at all."""
+    version = _version(*raw)
+    facts = version.facts.copy()
+    how = draw(st.lists(st.sampled_from(["computed", "out_of_scope", "due", "none"]), min_size=len(facts),
+                        max_size=len(facts)))
+    facts.loc[[h == "out_of_scope" for h in how], "excluded_reason"] = "out_of_scope"
+    due = [h == "due" for h in how]
+    facts.loc[due, "resolution_due_at"] = [pd.Timestamp(_l("2026-03-01 00:00")) + pd.Timedelta(hours=draw(hours))
+                                           for _ in range(sum(due))]
+    return TicketVersion(version.raw, facts[[h != "none" for h in how]].reset_index(drop=True))
+
+
+def _with(kept: TicketVersion, changed: TicketVersion) -> TicketVersion:
+    """The unchanged tickets beside one version of the changed ones."""
+    t, e = _stacked((kept.raw.tickets, kept.raw.events), (changed.raw.tickets, changed.raw.events))
+    return TicketVersion(RawLayer(t, e), pd.concat([kept.facts, changed.facts], ignore_index=True))
+
+
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_versions_of(["k0", "k1", "k2"]), _versions_of(["c0", "c1"]), _versions_of(["c0", "c1"]), st.booleans())
-def test_cells_outside_the_scope_are_the_same_in_the_whole_backlog(kept, old, new, one_new) -> None:
-    """Tickets c0, c1 change from ``old`` to ``new`` (c1 new tonight when ``one_new``), k0..k2 do not:
-    every row of the whole backlog that moved (changed, new or gone) is in one of ``differing_cells``."""
+@given(_versions_of(["k0", "k1", "k2"]), _versions_of(["c0", "c1"]), _versions_of(["c0", "c1"]), st.booleans(),
+       st.data())
+def test_cells_outside_the_scope_are_the_same_in_the_whole_backlog(kept, old, new, one_new, data) -> None:
+    """Tickets c0, c1 change from ``old`` to ``new`` (c1 new tonight when ``one_new``; any of their facts may
+    change too), k0..k2 do not: every row of the whole backlog that moved (changed, new or gone) is in one
+    of ``differing_cells``."""
     if one_new:
         old = (old[0][old[0]["ticket_id"] != "c1"], old[1][old[1]["ticket_id"] != "c1"])
-    cells = differing_cells(_version(*old), _version(*new), SETTINGS, AS_OF)
+    old, new, kept = data.draw(_facts_of(old)), data.draw(_facts_of(new)), data.draw(_facts_of(kept))
+    cells = differing_cells(old, new, SETTINGS, AS_OF)
     scope = {tuple(cell) for cell in cells.astype("str").to_numpy()}
-    before = _version(*_stacked(kept, old)).backlog(SETTINGS, AS_OF)
-    after = _version(*_stacked(kept, new)).backlog(SETTINGS, AS_OF)
+    before = _with(kept, old).backlog(SETTINGS, AS_OF)
+    after = _with(kept, new).backlog(SETTINGS, AS_OF)
     assert _moved_cells(before, after) <= scope
 
 

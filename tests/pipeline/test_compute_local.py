@@ -57,16 +57,17 @@ def test_partitioned_facts_equal_one_process(partitions: int) -> None:
 @pytest.mark.parametrize("partitions", [2, 7, 64])
 def test_partitioned_status_time_and_backlog_equal_one_process(partitions: int) -> None:
     """Every ticket's status rows and every day's backlog (a full run), then a night's scope: some tickets'
-    status rows and the last ten days of the backlog."""
+    status rows and the last ten days of the backlog, then days with gaps (one before every opening)."""
     tickets, events = generated(3000)
     facts = compute_facts(tickets, events, bench_settings(), AS_OF)
     some = tickets.loc[::5, ["source", "ticket_id"]].reset_index(drop=True)
     last_days = np.arange(np.datetime64("2026-01-05"), np.datetime64("2026-01-15"), dtype="datetime64[D]")
-    for status_keys, days in ((None, None), (some, last_days)):
+    sparse = np.array(["2020-01-01", "2025-03-03", "2025-08-17", "2025-08-18", "2026-01-14"], dtype="datetime64[D]")
+    for status_keys, days, min_backlog_rows in ((None, None, 100), (some, last_days, 100), (some, sparse, 20)):
         request = OpsRequest(bench_settings(), AS_OF, status_keys, days)
         expected = local_ops(tickets, events, facts, request)
         got = ops_engine(ComputeSettings(partitions=partitions))(tickets, events, facts, request)
-        assert len(expected.status_time) > 1000 and len(expected.backlog) > 100
+        assert len(expected.status_time) > 1000 and len(expected.backlog) > min_backlog_rows
         pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
         pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
 

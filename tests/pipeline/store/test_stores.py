@@ -245,6 +245,10 @@ def test_a_read_of_some_columns_is_the_same_from_the_files_and_from_the_table_ke
 
     assert scanned.column_names == columns and scanned.equals(kept)
     assert scanned.num_rows == int((rows["grain"] == "week").sum()) > 0
+    # a filter on a column not read: the same from the files and from memory
+    from_memory = stores.read_arrow("kpi_engineer", week, columns=["engineer"])
+    other = Stores(stores.parquet.root, str(stores.engine.url))  # holds nothing: reads the files
+    assert from_memory.equals(other.read_arrow("kpi_engineer", week, columns=["engineer"]))
     assert stores.read_arrow("scorecard", columns=["engineer"]).column_names == ["engineer"]  # never written
 
 
