@@ -87,7 +87,7 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
     facts_row = _facts_rows(facts, tickets)
     is_counted = _counted(facts, facts_row)
-    calendar = _day_calendar(tickets[is_counted], as_of, settings.reporting_timezone).only(days)
+    calendar = _day_calendar(tickets["opened_at"][is_counted], as_of, settings.reporting_timezone).only(days)
     if days is not None and history is None:  # a night's few days: only the tickets that can count on them
         keep, events_kept = may_be_open(tickets, events, calendar.ends)
         tickets = tickets[list(TICKET_COLUMNS_READ)][keep].reset_index(drop=True)  # a take per column kept
@@ -122,9 +122,9 @@ class DayCalendar:
         return DayCalendar(self.days[wanted], self.ends[wanted])
 
 
-def _day_calendar(tickets: pd.DataFrame, as_of: pd.Timestamp, timezone: str) -> DayCalendar:
-    """Every local date from the first ticket's opening to ``as_of``'s, with its end instant."""
-    opened = tickets["opened_at"].dropna()
+def _day_calendar(opened_at: pd.Series, as_of: pd.Timestamp, timezone: str) -> DayCalendar:
+    """Every local date from the first opening in ``opened_at`` to ``as_of``'s, with its end instant."""
+    opened = opened_at.dropna()
     if opened.empty:
         return DayCalendar(np.empty(0, dtype="datetime64[D]"), np.empty(0))
     first = local_days(pd.Series([opened.min()]), timezone)[0]
