@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -51,25 +53,65 @@ def frame_positions(keys: pd.DataFrame | pa.Table, lookups: pd.DataFrame | pa.Ta
 def key_hits(frame: pd.DataFrame | pa.Table, keys: pd.DataFrame | pa.Table) -> np.ndarray:
     """Which rows of ``frame`` equal some row of ``keys`` on ``keys``' columns.
 
-    Each column is first tested on its own (a hash lookup per column, ~20 ms at 1M rows); only the rows
-    that pass every column are matched on all of them together.
+    A value missing in one of several columns never matches (as in a join); a one-column key matches a
+    missing value when ``keys`` holds one.
     """
     frame, keys = _arrow(frame), _arrow(keys)
-    names = keys.column_names
     hits = np.zeros(frame.num_rows, dtype=bool)
     if not frame.num_rows or not keys.num_rows:
         return hits
+    coded = _CodedKeys.of(frame, keys)
+    if coded is None:  # the columns' distinct values are too many to number jointly: join the candidates
+        where = np.flatnonzero(_candidates(frame, keys))
+        hits[where[frame_positions(keys, frame.select(keys.column_names).take(where)) >= 0]] = True
+        return hits
+    where = np.flatnonzero(coded.found)
+    hits[where] = np.isin(coded.rows[where], coded.keys[coded.keys >= 0])
+    return hits
+
+
+@dataclass(frozen=True)
+class _CodedKeys:
+    """Rows and keys as one integer each: per column the position of the value among the keys' distinct
+    values, combined in mixed radix. Hashing a few small value sets and comparing integers is ~5x faster
+    than a hash join of several text columns (1.8M backlog rows against 100k cells: 0.2 s against 1 s)."""
+
+    rows: np.ndarray  # int64; meaningful where ``found``
+    found: np.ndarray  # bool: every column's value is one of the keys'
+    keys: np.ndarray  # int64; -1 for a key with a missing value in a multi-column key
+
+    @classmethod
+    def of(cls, frame: pa.Table, keys: pa.Table) -> _CodedKeys | None:
+        names = keys.column_names
+        values = [pc.unique(keys[name]) for name in names]
+        if np.prod([float(len(v)) for v in values]) >= 2.0**62:
+            return None
+        skip_nulls = len(names) > 1
+        rows, found = np.zeros(frame.num_rows, dtype="int64"), np.ones(frame.num_rows, dtype=bool)
+        codes, known = np.zeros(keys.num_rows, dtype="int64"), np.ones(keys.num_rows, dtype=bool)
+        for name, distinct in zip(names, values, strict=True):
+            column = frame[name].cast(keys.schema.field(name).type)
+            row = _index_in(column, distinct, skip_nulls)
+            key = _index_in(keys[name], distinct, skip_nulls)
+            found &= row >= 0
+            known &= key >= 0
+            rows, codes = rows * len(distinct) + row, codes * len(distinct) + key
+        return cls(rows, found, np.where(known, codes, -1))
+
+
+def _index_in(values: pa.ChunkedArray | pa.Array, distinct: pa.Array, skip_nulls: bool) -> np.ndarray:
+    found = pc.index_in(values, value_set=distinct, skip_nulls=skip_nulls)
+    return np.asarray(found.fill_null(-1), dtype="int64")
+
+
+def _candidates(frame: pa.Table, keys: pa.Table) -> np.ndarray:
+    """Rows whose every column holds one of the keys' values in that column (a hash lookup per column)."""
     candidate = np.ones(frame.num_rows, dtype=bool)
-    for name in names:
+    for name in keys.column_names:
         column = frame[name].cast(keys.schema.field(name).type)
         candidate &= np.asarray(pc.is_in(column, value_set=pc.unique(keys[name])).to_numpy(zero_copy_only=False),
                                 dtype=bool)
-    where = np.flatnonzero(candidate)
-    if len(names) == 1:
-        hits[where] = True
-    elif len(where):
-        hits[where[frame_positions(keys, frame.select(names).take(where)) >= 0]] = True
-    return hits
+    return candidate
 
 
 def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:

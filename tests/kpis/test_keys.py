@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from kpis.keys import frame_positions
+from kpis.keys import frame_positions, key_hits
 
 
 def test_each_lookup_finds_the_row_with_all_key_columns_equal() -> None:
@@ -30,3 +33,56 @@ def test_nothing_to_look_up_or_nothing_to_find() -> None:
 
     assert frame_positions(keys, keys.iloc[:0]).tolist() == []
     assert frame_positions(keys.iloc[:0], keys).tolist() == [-1]
+
+
+# --- key_hits: which rows hold one of the keys -------------------------------------------------------
+def test_a_row_hits_only_when_every_key_column_matches_one_key_row() -> None:
+    keys = pd.DataFrame({"day": pd.to_datetime(["2026-01-01", "2026-01-02"]), "who": ["amy", "ben"]})
+    frame = pd.DataFrame({"day": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-01", "2026-01-03"]),
+                          "who": ["amy", "ben", "ben", "amy"], "other": [1, 2, 3, 4]})
+
+    # amy on the 1st and ben on the 2nd are keys; ben on the 1st pairs two key values of no one key; the 3rd is none
+    assert key_hits(frame, keys).tolist() == [True, True, False, False]
+    assert key_hits(pa.Table.from_pandas(frame), keys).tolist() == [True, True, False, False]
+
+
+def test_a_missing_value_matches_in_a_one_column_key_but_never_in_several() -> None:
+    frame = pd.DataFrame({"a": ["x", None, None], "b": ["1", "1", None]}, dtype="string[pyarrow]")
+    keys = pd.DataFrame({"a": [None, "x"], "b": ["1", "1"]}, dtype="string[pyarrow]")
+
+    assert key_hits(frame[["a"]], keys[["a"]].iloc[:1]).tolist() == [False, True, True]
+    assert key_hits(frame, keys).tolist() == [True, False, False]
+
+
+def test_columns_of_another_text_type_are_compared_as_the_keys_type() -> None:
+    keys = pa.table({"grain": pa.array(["week"], pa.large_string()), "n": pa.array([2], pa.int64())})
+    frame = pa.table({"grain": pa.array(["week", "day"]), "n": pa.array([2, 2], pa.int32())})
+
+    assert key_hits(frame, keys).tolist() == [True, False]
+
+
+def test_too_many_distinct_values_to_number_jointly_fall_back_to_a_join() -> None:
+    n = 2**16  # four columns of 65536 distinct values: 2**64 joint codes would overflow
+    keys = pd.DataFrame({c: np.arange(n) for c in "abcd"})
+    frame = pd.DataFrame({"a": [5, 5], "b": [5, 6], "c": [5, 5], "d": [5, 5]})
+
+    assert key_hits(frame, keys).tolist() == [True, False]
+
+
+text = st.one_of(st.none(), st.sampled_from(["x", "y", "z"]))
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(text, text), max_size=12), st.lists(st.tuples(text, text), min_size=1, max_size=6),
+       st.booleans())
+def test_key_hits_equals_an_inner_merge(rows, keys, one_column) -> None:
+    frame = pd.DataFrame(rows, columns=["a", "b"], dtype="object").astype("string[pyarrow]")
+    keys = pd.DataFrame(keys, columns=["a", "b"], dtype="object").astype("string[pyarrow]")
+    names = ["a"] if one_column else ["a", "b"]
+    # the reference: pandas merges match missing values; a join of several columns must not
+    reference = frame.reset_index().merge(keys[names].drop_duplicates(), on=names)["index"]
+    if not one_column:
+        complete = frame[names].notna().all(axis=1)
+        reference = reference[complete.to_numpy()[reference.to_numpy()]]
+
+    assert key_hits(frame, keys[names]).tolist() == frame.index.isin(reference).tolist()
