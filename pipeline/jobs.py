@@ -25,7 +25,7 @@ from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
 from pipeline.settings import Settings
 from pipeline.store import Stores
-from pipeline.store.errors import LockLost
+from pipeline.store.errors import LockLost, StoreError
 from pipeline.store.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ def _start_heartbeat(ledger: Ledger, run_id: str, lost: threading.Event) -> Call
                 log.error("%s", e)
                 lost.set()
                 return
+            except StoreError as e:  # e.g. SQLite locked by the run's own long write: the next beat retries
+                log.warning("lock heartbeat not recorded, retrying in %.0f s: %s", HEARTBEAT_S, e)
             except Exception:  # a missed heartbeat must not kill the run; the next one retries
                 log.warning("lock heartbeat failed", exc_info=True)
 
