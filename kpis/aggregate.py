@@ -444,9 +444,10 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
     """n, mean, median and P90 in minutes per group of seconds, ignoring missing values; percentiles as ``percentile_cont``."""
-    group = group[durations.rows]
+    group, values, codes = group[durations.rows], durations.values, durations.codes
     counted = group < size  # rows outside the selected groups are in bin ``size``
-    group, values, codes = group[counted], durations.values[counted], durations.codes.take(counted)
+    if not counted.all():  # only some groups: three copies a whole table does without
+        group, values, codes = group[counted], values[counted], codes.take(counted)
     n = np.bincount(group, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(group, weights=values, minlength=size) / n
@@ -487,7 +488,10 @@ def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.D
     count_columns = [c.name for c in KPI_ENGINEER_COLUMNS.values()
                      if c.dtype == "Int64" and c.name not in ("response_n", "resolution_n")]
     for column in [*count_columns, "response_n", "resolution_n"]:
-        table[column] = table[column].fillna(0).astype("int64") if column in table else 0
+        if column not in table:
+            table[column] = 0
+        elif table[column].dtype != "int64":  # counted with numpy they are int64 already, without gaps
+            table[column] = table[column].fillna(0).astype("int64")
     table = table[(table[list(ROW_COUNTS)] > 0).any(axis=1)].copy()
     for rate, (numerator, denominators) in RATES.items():
         denominator = sum(table[d] for d in denominators)
