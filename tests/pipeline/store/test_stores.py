@@ -215,6 +215,8 @@ def test_an_empty_table_is_still_a_dataset_duckdb_can_read(stores: Stores) -> No
     assert stores.read("scorecard").empty
     for partitioning in ("hive", ds.partitioning(pa.schema([("grain", pa.string())]), flavor="hive")):
         assert ds.dataset(root / "scorecard", format="parquet", partitioning=partitioning).to_table().num_rows == 0
+    for partitioning in ("hive", ds.partitioning(pa.schema([("grain", pa.string())]), flavor="hive")):
+        assert ds.dataset(root / "scorecard", format="parquet", partitioning=partitioning).to_table().num_rows == 0
 
 
 def test_text_is_read_as_the_large_strings_pandas_holds(stores: Stores) -> None:
