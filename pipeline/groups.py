@@ -31,7 +31,7 @@ from kpis.config import BREAKDOWN_DIMENSIONS, KpiSettings
 from kpis.keys import frame_positions, key_hits
 from kpis.scorecard import compute_scorecard
 from pipeline.changes import RowChanges
-from pipeline.periods import ANCHORS, PERIOD_KEY
+from pipeline.periods import ANCHORS, PERIOD_KEY, facts_on_days, period_days
 
 WHO = ("engineer", "team")
 #: The breakdown groups' columns besides the period (``TouchedGroups.of``, ``in_groups``).
@@ -84,8 +84,7 @@ def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFr
 def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
     """``kpis.kpi_tables`` for the touched groups only: their rows equal those of the whole tables,
     but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``)."""
-    if groups.engineer.empty and groups.team.empty and groups.breakdown.empty:
-        facts = facts.iloc[:0]  # a night that moved no credit has nothing to aggregate
+    facts = crediting_facts(facts, groups, settings.reporting_timezone)
     rows = kpi_rows(facts, settings)
     engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer, only=groups.engineer)
@@ -93,6 +92,20 @@ def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGrou
     return KpiTables(facts=facts, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
                      scorecard_kpi=scorecard_kpi,
                      kpi_breakdown=breakdown(facts, settings, rows=rows, only=groups.breakdown))
+
+
+def crediting_facts(facts: pd.DataFrame, groups: TouchedGroups, timezone: str) -> pd.DataFrame:
+    """The rows of ``facts`` that can credit a touched group: those with an anchor in a touched period, and
+    every maintenance ticket (an induced incident credits its maintenance ticket's row at the incident's
+    opening, which may lie outside the maintenance ticket's own periods). A night whose touched groups lie
+    in the last weeks aggregates those weeks' facts, not the whole history; the groups' rows are the same,
+    as every credit to them comes from these rows."""
+    periods = groups.periods()
+    if periods.empty:  # a night that moved no credit has nothing to aggregate
+        return facts.iloc[:0]
+    keep = facts_on_days(facts, period_days(periods), timezone)
+    keep |= (facts["ticket_type"] == "maintenance").to_numpy(dtype=bool, na_value=False)
+    return facts if keep.all() else facts[keep].reset_index(drop=True)
 
 
 def in_groups(frame: pd.DataFrame | pa.Table, groups: pd.DataFrame, by: str | tuple[str, ...]) -> np.ndarray:

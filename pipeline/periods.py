@@ -71,12 +71,30 @@ def touched_periods(facts: pd.DataFrame, all_facts: pd.DataFrame, grains: tuple[
 
 def facts_in_window(facts: pd.DataFrame, window: Window, timezone: str) -> pd.DataFrame:
     """Facts with at least one anchor on a local date inside the window."""
-    first, end = np.datetime64(window.first), np.datetime64(window.end)
+    return facts[facts_on_days(facts, window.days(), timezone)].reset_index(drop=True)
+
+
+def facts_on_days(facts: pd.DataFrame, days: np.ndarray, timezone: str) -> np.ndarray:
+    """Which rows of ``facts`` have at least one anchor on one of the local ``days`` (``datetime64[D]``)."""
+    wanted = np.asarray(days).astype("datetime64[D]").astype("int64")
     hit = np.zeros(len(facts), dtype=bool)
     for anchor in ANCHORS:
-        days = local_days(facts[anchor], timezone)
-        hit |= ~np.isnat(days) & (days >= first) & (days < end)
-    return facts[hit].reset_index(drop=True)
+        local = local_days(facts[anchor], timezone)
+        hit |= ~np.isnat(local) & np.isin(local.astype("int64"), wanted)
+    return hit
+
+
+def period_days(periods: pd.DataFrame) -> np.ndarray:
+    """Every local date inside one of ``periods`` (grain, period_start; ISO weeks, calendar months and
+    quarters), sorted and unique."""
+    start = periods["period_start"].to_numpy().astype("datetime64[D]")
+    grain = periods["grain"].to_numpy()
+    months = np.select([grain == "month", grain == "quarter"], [1, 3], 0)
+    month_end = (start.astype("datetime64[M]") + months).astype("datetime64[D]")
+    end = np.where(grain == "day", start + 1, np.where(grain == "week", start + 7, month_end))
+    lengths = (end - start).astype("int64")
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.unique(np.repeat(start, lengths) + offsets.astype("timedelta64[D]"))
 
 
 def periods_filter(periods: pd.DataFrame) -> pc.Expression:

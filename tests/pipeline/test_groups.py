@@ -27,7 +27,7 @@ from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conf
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
 from pipeline.config import kpi_settings_from_mapping
-from pipeline.groups import group_tables, in_groups, touched_groups
+from pipeline.groups import crediting_facts, group_tables, in_groups, touched_groups
 from pipeline.store.parquet import to_arrow
 
 TZ = "Asia/Shanghai"
@@ -155,6 +155,10 @@ def test_outside_the_touched_groups_nothing_moves_and_inside_group_tables_equals
     stored, new = facts_of(days[0]), facts_of(days[1])
     groups = touched_groups(row_changes(new, stored, KEY), to_arrow(stored, TICKET_FACT_COLUMNS), new,
                             SETTINGS.grains, TZ)
+    assert_group_tables_are_the_touched_rows(stored, new, groups)
+
+
+def assert_group_tables_are_the_touched_rows(stored: pd.DataFrame, new: pd.DataFrame, groups) -> None:
     before, after, partial = kpi_tables(stored, SETTINGS), kpi_tables(new, SETTINGS), group_tables(new, SETTINGS, groups)
 
     for table, by in (("kpi_engineer", "engineer"), ("kpi_team", "team"), ("scorecard_kpi", "engineer")):
@@ -187,3 +191,38 @@ def test_the_property_sees_a_moved_credit() -> None:
     # local 03-05 08:00: the induced incident's opening, credited to amy before and cal after
     assert {("day", "2026-03-05", "amy"), ("day", "2026-03-05", "cal")} <= as_set(groups.engineer, "engineer")
     assert ("day", "2026-03-05", "ben") not in as_set(groups.engineer, "engineer")  # I itself did not change
+
+
+def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> None:
+    """T1 (amy) is resolved on 03-16, and I2 (ben, opened 03-17) is found caused by M1 (cal's maintenance in
+    October): the touched periods are those two days, their ISO week (Monday 03-16), March and Q1 2026.
+    T3 (January) counts in amy's Q1 row and stays; T2, T4 and M1's earlier incident I1 (Q4 2025) can credit
+    none of those groups and are left out; M1 stays, as every maintenance ticket does: I2's credit to cal
+    in March is counted on M1's row."""
+    common = {"source": "s", "priority": "P1", "assignment_group": "desk", "status": "CLOSED"}
+    t1 = {**common, "ticket_id": "T1", "ticket_type": "incident", "assignee": "amy", "opened_at": "2026-03-16T02:00Z",
+          "status": "IN_PROGRESS"}
+    rest = [{**common, "ticket_id": "T2", "ticket_type": "incident", "assignee": "amy",
+             "opened_at": "2025-11-10T02:00Z", "resolved_at": "2025-11-10T05:00Z"},
+            {**common, "ticket_id": "T3", "ticket_type": "incident", "assignee": "amy",
+             "opened_at": "2026-01-05T02:00Z", "resolved_at": "2026-01-06T02:00Z", "satisfaction": "满意"},
+            {**common, "ticket_id": "M1", "ticket_type": "maintenance", "assignee": "cal",
+             "opened_at": "2025-10-05T02:00Z", "planned_end": "2025-10-06T02:00Z"},
+            {**common, "ticket_id": "I1", "ticket_type": "incident", "assignee": "ben", "caused_by": "M1",
+             "opened_at": "2025-10-07T02:00Z", "resolved_at": "2025-10-07T04:00Z"},
+            {**common, "ticket_id": "T4", "ticket_type": "request", "assignee": "ben",
+             "opened_at": "2025-12-01T02:00Z", "resolved_at": "2025-12-02T02:00Z"}]
+    i2 = {**common, "ticket_id": "I2", "ticket_type": "incident", "assignee": "ben",
+          "opened_at": "2026-03-17T02:00Z", "resolved_at": "2026-03-17T03:00Z"}
+    stored = facts_of([t1, *rest, i2])
+    new = facts_of([{**t1, "status": "CLOSED", "resolved_at": "2026-03-16T06:00Z"}, *rest, {**i2, "caused_by": "M1"}])
+    groups = touched_groups(row_changes(new, stored, KEY), to_arrow(stored, TICKET_FACT_COLUMNS), new,
+                            SETTINGS.grains, TZ)
+
+    assert set(groups.periods()["period_start"].dt.strftime("%Y-%m-%d")) == {
+        "2026-03-16", "2026-03-17", "2026-01-01", "2026-03-01"}  # the days (03-16 a Monday), month, quarter
+    assert list(crediting_facts(new, groups, TZ)["ticket_id"]) == ["T1", "T3", "M1", "I2"]
+    assert_group_tables_are_the_touched_rows(stored, new, groups)
+    cal = group_tables(new, SETTINGS, groups).kpi_engineer.query("engineer == 'cal'")
+    assert dict(cal[["grain", "induced_incidents"]].values.tolist()) == {
+        "day": 1, "week": 1, "month": 1, "quarter": 1}  # I2's credit, on M1's row

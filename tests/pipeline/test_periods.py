@@ -16,6 +16,8 @@ from pipeline.periods import (
     Window,
     dates_window,
     facts_in_window,
+    facts_on_days,
+    period_days,
     quarter_window,
     touched_periods,
     window_periods,
@@ -145,6 +147,36 @@ def test_facts_in_window_by_any_anchor_on_a_local_date_inside() -> None:
     assert list(facts_in_window(facts, july, SH)["ticket_id"]) == ["A", "B", "D", "E"]
     # in UTC, A's resolution is on 06-30, C's opening on 07-31
     assert list(facts_in_window(facts, july, "UTC")["ticket_id"]) == ["B", "C", "D", "E"]
+
+
+def test_facts_on_scattered_days_by_any_anchor() -> None:
+    facts = _facts(
+        dict(ticket_id="A", opened_at="2026-02-20T09:00:00+08:00", resolved_at="2026-03-09T00:30:00+08:00"),
+        dict(ticket_id="B", opened_at="2026-03-02T00:30:00+08:00"),            # 03-01 16:30 UTC
+        dict(ticket_id="C", opened_at="2026-03-03T09:00:00+08:00"),
+        dict(ticket_id="D", opened_at="2026-02-01T09:00:00+08:00", satisfaction_at="2026-03-01T23:00:00+08:00"),
+    )
+    days = pd.to_datetime(["2026-03-09", "2026-03-01"]).to_numpy()  # any order, with a gap
+
+    assert facts_on_days(facts, days, SH).tolist() == [True, False, False, True]  # A resolved 03-09, D answered 03-01
+    # in UTC A is resolved on 03-08 and B opened on 03-01 (16:30); D answered on 03-01 (15:00) still
+    assert facts_on_days(facts, days, "UTC").tolist() == [False, True, False, True]
+    assert not facts_on_days(facts, days[:0], SH).any()
+
+
+def test_period_days_are_every_date_of_each_period() -> None:
+    periods = pd.DataFrame({"grain": ["day", "week", "month", "quarter", "month"],
+                            "period_start": pd.to_datetime(["2026-03-05", "2026-03-02", "2026-02-01", "2025-10-01",
+                                                            "2024-02-01"])})
+    days = period_days(periods)
+
+    # Q4 2025: 92 days (Oct 31 + Nov 30 + Dec 31); February 2026: 28; the ISO week Mon 03-02 to Sun 03-08 (7)
+    # holds the day 03-05; February 2024: 29 (a leap year)
+    assert len(days) == 92 + 28 + 7 + 29
+    assert str(days[0]) == "2024-02-01" and str(days[28]) == "2024-02-29" and str(days[29]) == "2025-10-01"
+    assert str(days[29 + 91]) == "2025-12-31" and str(days[29 + 92]) == "2026-02-01"
+    assert str(days[-1]) == "2026-03-08" and "2026-03-01" not in days.astype(str)
+    assert len(period_days(periods.iloc[:0])) == 0
 
 
 def test_a_window_starting_where_dst_skips_midnight_has_bounds() -> None:
