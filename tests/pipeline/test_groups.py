@@ -197,8 +197,9 @@ def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> 
     """T1 (amy) is resolved on 03-16, and I2 (ben, opened 03-17) is found caused by M1 (cal's maintenance in
     October): the touched periods are those two days, their ISO week (Monday 03-16), March and Q1 2026.
     T3 (January) counts in amy's Q1 row and stays; T2, T4 and M1's earlier incident I1 (Q4 2025) can credit
-    none of those groups and are left out; M1 stays, as every maintenance ticket does: I2's credit to cal
-    in March is counted on M1's row."""
+    none of those groups and are left out; T5 (December) stays, as its survey answer of 03-16 counts in amy's
+    rows of that day; M1 stays, as every maintenance ticket does: I2's credit to cal in March is counted on
+    M1's row."""
     common = {"source": "s", "priority": "P1", "assignment_group": "desk", "status": "CLOSED"}
     t1 = {**common, "ticket_id": "T1", "ticket_type": "incident", "assignee": "amy", "opened_at": "2026-03-16T02:00Z",
           "status": "IN_PROGRESS"}
@@ -211,7 +212,9 @@ def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> 
             {**common, "ticket_id": "I1", "ticket_type": "incident", "assignee": "ben", "caused_by": "M1",
              "opened_at": "2025-10-07T02:00Z", "resolved_at": "2025-10-07T04:00Z"},
             {**common, "ticket_id": "T4", "ticket_type": "request", "assignee": "ben",
-             "opened_at": "2025-12-01T02:00Z", "resolved_at": "2025-12-02T02:00Z"}]
+             "opened_at": "2025-12-01T02:00Z", "resolved_at": "2025-12-02T02:00Z"},
+            {**common, "ticket_id": "T5", "ticket_type": "incident", "assignee": "amy", "opened_at": "2025-12-20T02:00Z",
+             "resolved_at": "2025-12-21T02:00Z", "satisfaction": "满意", "satisfaction_at": "2026-03-16T03:00Z"}]
     i2 = {**common, "ticket_id": "I2", "ticket_type": "incident", "assignee": "ben",
           "opened_at": "2026-03-17T02:00Z", "resolved_at": "2026-03-17T03:00Z"}
     stored = facts_of([t1, *rest, i2])
@@ -221,7 +224,7 @@ def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> 
 
     assert set(groups.periods()["period_start"].dt.strftime("%Y-%m-%d")) == {
         "2026-03-16", "2026-03-17", "2026-01-01", "2026-03-01"}  # the days (03-16 a Monday), month, quarter
-    assert list(crediting_facts(new, groups, TZ)["ticket_id"]) == ["T1", "T3", "M1", "I2"]
+    assert list(crediting_facts(new, groups, TZ)["ticket_id"]) == ["T1", "T3", "M1", "T5", "I2"]
     assert_group_tables_are_the_touched_rows(stored, new, groups)
     cal = group_tables(new, SETTINGS, groups).kpi_engineer.query("engineer == 'cal'")
     assert dict(cal[["grain", "induced_incidents"]].values.tolist()) == {
