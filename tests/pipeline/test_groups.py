@@ -206,7 +206,7 @@ def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> 
     rest = [{**common, "ticket_id": "T2", "ticket_type": "incident", "assignee": "amy",
              "opened_at": "2025-11-10T02:00Z", "resolved_at": "2025-11-10T05:00Z"},
             {**common, "ticket_id": "T3", "ticket_type": "incident", "assignee": "amy",
-             "opened_at": "2026-01-05T02:00Z", "resolved_at": "2026-01-06T02:00Z", "satisfaction": "满意"},
+             "opened_at": "2026-01-05T02:00Z", "resolved_at": "2026-01-06T02:00Z", "satisfaction": "5"},
             {**common, "ticket_id": "M1", "ticket_type": "maintenance", "assignee": "cal",
              "opened_at": "2025-10-05T02:00Z", "planned_end": "2025-10-06T02:00Z"},
             {**common, "ticket_id": "I1", "ticket_type": "incident", "assignee": "ben", "caused_by": "M1",
@@ -214,7 +214,7 @@ def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> 
             {**common, "ticket_id": "T4", "ticket_type": "request", "assignee": "ben",
              "opened_at": "2025-12-01T02:00Z", "resolved_at": "2025-12-02T02:00Z"},
             {**common, "ticket_id": "T5", "ticket_type": "incident", "assignee": "amy", "opened_at": "2025-12-20T02:00Z",
-             "resolved_at": "2025-12-21T02:00Z", "satisfaction": "满意", "satisfaction_at": "2026-03-16T03:00Z"}]
+             "resolved_at": "2025-12-21T02:00Z", "satisfaction": "5", "satisfaction_at": "2026-03-16T03:00Z"}]
     i2 = {**common, "ticket_id": "I2", "ticket_type": "incident", "assignee": "ben",
           "opened_at": "2026-03-17T02:00Z", "resolved_at": "2026-03-17T03:00Z"}
     stored = facts_of([t1, *rest, i2])
