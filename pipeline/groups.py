@@ -17,6 +17,7 @@ Every other group's rows are the stored ones, so only these are aggregated, comp
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpis import KpiTables
-from kpis.aggregate import aggregate, kpi_rows, local_days, period_starts
+from kpis.aggregate import FACTS_READ, aggregate, kpi_rows, local_days, period_starts
 from kpis.breakdown import breakdown, members
 from kpis.config import BREAKDOWN_DIMENSIONS, KpiSettings
 from kpis.keys import frame_positions, key_hits
 from kpis.scorecard import compute_scorecard
 from pipeline.changes import RowChanges
 from pipeline.periods import ANCHORS, PERIOD_KEY, facts_on_days, period_days
+
+log = logging.getLogger(__name__)
 
 WHO = ("engineer", "team")
 #: The breakdown groups' columns besides the period (``TouchedGroups.of``, ``in_groups``).
@@ -105,7 +108,10 @@ def crediting_facts(facts: pd.DataFrame, groups: TouchedGroups, timezone: str) -
         return facts.iloc[:0]
     keep = facts_on_days(facts, period_days(periods), timezone)
     keep |= (facts["ticket_type"] == "maintenance").to_numpy(dtype=bool, na_value=False)
-    return facts if keep.all() else facts[keep].reset_index(drop=True)
+    log.info("aggregating the %d of %d facts that can credit one of %d touched periods", keep.sum(), len(facts),
+             len(periods))
+    read = facts[[c for c in FACTS_READ if c in facts]]  # a take per column: only those the aggregates read
+    return read if keep.all() else read[keep].reset_index(drop=True)
 
 
 def in_groups(frame: pd.DataFrame | pa.Table, groups: pd.DataFrame, by: str | tuple[str, ...]) -> np.ndarray:
