@@ -84,7 +84,7 @@ PARTITION_BY: dict[str, str] = {
 }
 
 _ARROW_TYPES = {
-    STR: pa.large_string(),  # what pandas' "str" dtype holds: read so, a night's tables need no cast to pandas
+    STR: pa.string(),
     TS: pa.timestamp("us", tz="UTC"),
     INT: pa.int64(),
     FLOAT: pa.float64(),
@@ -297,12 +297,10 @@ class ParquetStore:
 
         It goes at the top of the table's directory with every column, the partition column included:
         a ``part=__HIVE_DEFAULT_PARTITION__`` directory would leave plain hive discovery in pyarrow
-        nothing to infer the partition type from. Its text columns are ``string``, the type hive discovery
-        infers for a partition value (a ``large_string`` partition column would not merge with it).
+        nothing to infer the partition type from.
         """
         target.mkdir(parents=True, exist_ok=True)
-        text = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in data.schema])
-        pq.write_table(data.cast(text), target / "part-0.parquet")
+        pq.write_table(data, target / "part-0.parquet")
 
     # -- journal -------------------------------------------------------------------------------
     def write_journal(self, journal: dict[str, Any]) -> None:

@@ -215,19 +215,6 @@ def test_an_empty_table_is_still_a_dataset_duckdb_can_read(stores: Stores) -> No
     assert stores.read("scorecard").empty
     for partitioning in ("hive", ds.partitioning(pa.schema([("grain", pa.string())]), flavor="hive")):
         assert ds.dataset(root / "scorecard", format="parquet", partitioning=partitioning).to_table().num_rows == 0
-    for partitioning in ("hive", ds.partitioning(pa.schema([("grain", pa.string())]), flavor="hive")):
-        assert ds.dataset(root / "scorecard", format="parquet", partitioning=partitioning).to_table().num_rows == 0
-
-
-def test_text_is_read_as_the_large_strings_pandas_holds(stores: Stores) -> None:
-    """pandas' "str" dtype holds large_string: a table read as string would be cast on its way to pandas,
-    which in a fresh process took longer than the read itself (DECISIONS.md D96)."""
-    stores.commit("run-1", [Replacement("ticket_facts", sample("ticket_facts", 3), pd.DataFrame())])
-
-    table = stores.read_arrow("ticket_facts")
-    assert table.schema.field("ticket_id").type == pa.large_string()
-    assert table.schema.field("source").type == pa.large_string()  # the partition column too
-    assert stores.read("ticket_facts")["ticket_id"].dtype == "str"
 
 
 def test_read_filters_on_partition_and_date(stores: Stores) -> None:
