@@ -86,7 +86,8 @@ def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFr
 
 def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
     """``kpis.kpi_tables`` for the touched groups only: their rows equal those of the whole tables,
-    but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``)."""
+    but for the scorecard's ranks, which are among the touched engineers only (see ``kpis.scorecard.ranked``).
+    The tables' ``facts`` are the ``crediting_facts`` (their ``FACTS_READ`` columns), not every fact."""
     facts = crediting_facts(facts, groups, settings.reporting_timezone)
     rows = kpi_rows(facts, settings)
     engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)

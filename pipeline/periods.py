@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from kpis.aggregate import local_days, period_starts
 from kpis.calendar import local_midnight
+from kpis.schema import GRAINS
 
 ANCHORS = ("opened_at", "resolved_at", "satisfaction_at", "planned_end")
 PERIOD_KEY = ["grain", "period_start"]
@@ -89,6 +90,9 @@ def period_days(periods: pd.DataFrame) -> np.ndarray:
     quarters), sorted and unique."""
     start = periods["period_start"].to_numpy().astype("datetime64[D]")
     grain = periods["grain"].to_numpy()
+    unknown = set(grain) - set(GRAINS)
+    if unknown:
+        raise ValueError(f"not a grain: {sorted(unknown)} (grains are {', '.join(GRAINS)})")
     months = np.select([grain == "month", grain == "quarter"], [1, 3], 0)
     month_end = (start.astype("datetime64[M]") + months).astype("datetime64[D]")
     end = np.where(grain == "day", start + 1, np.where(grain == "week", start + 7, month_end))

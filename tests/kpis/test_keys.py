@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis.keys import frame_positions, key_hits
+from kpis.keys import _CodedKeys, frame_positions, key_hits
 
 
 def test_each_lookup_finds_the_row_with_all_key_columns_equal() -> None:
@@ -66,7 +66,9 @@ def test_too_many_distinct_values_to_number_jointly_fall_back_to_a_join() -> Non
     keys = pd.DataFrame({c: np.arange(n) for c in "abcd"})
     frame = pd.DataFrame({"a": [5, 5], "b": [5, 6], "c": [5, 5], "d": [5, 5]})
 
+    assert _CodedKeys.of(pa.Table.from_pandas(frame), pa.Table.from_pandas(keys)) is None  # the join, not codes
     assert key_hits(frame, keys).tolist() == [True, False]
+    assert _CodedKeys.of(pa.Table.from_pandas(frame), pa.Table.from_pandas(keys[["a", "b", "c"]])) is not None
 
 
 text = st.one_of(st.none(), st.sampled_from(["x", "y", "z"]))

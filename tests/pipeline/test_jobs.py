@@ -25,8 +25,8 @@ def test_a_heartbeat_blocked_by_a_long_write_logs_one_line_and_beats_again_once_
     ledger = Ledger(engine)
     ledger.acquire_lock("run-a", wait_s=1, stale_after_s=600)
     monkeypatch.setattr(jobs, "HEARTBEAT_S", 0.05)
-    with engine.connect() as conn:
-        granted_beat = conn.execute(select(LOCK.c.heartbeat_at)).scalar_one()
+    reader = create_engine(f"sqlite:///{path}", connect_args={"timeout": 5})  # waits out the beats' writes
+    granted_beat = _heartbeat(reader)
     writer = sqlite3.connect(path)
     writer.execute("BEGIN EXCLUSIVE")  # what a run's staged SQL transaction holds on SQLite once it spills
     lost = threading.Event()
@@ -34,20 +34,19 @@ def test_a_heartbeat_blocked_by_a_long_write_logs_one_line_and_beats_again_once_
 
     stop = jobs._start_heartbeat(ledger, "run-a", lost)
     try:
-        time.sleep(0.5)
+        assert _within(10, lambda: any(r.name == "pipeline.jobs" for r in caplog.records))
         writer.rollback()
-        time.sleep(0.5)
+        assert _within(10, lambda: _heartbeat(reader) > granted_beat)  # beating again
     finally:
         stop()
 
     warnings = [r for r in caplog.records if r.name == "pipeline.jobs"]
-    assert warnings and all(r.exc_info is None for r in warnings)  # a line each, no traceback
+    assert all(r.exc_info is None for r in warnings)  # a line each, no traceback
     assert "lock heartbeat not recorded, retrying in 0 s: cannot update the run lock heartbeat in the SQL store: " \
            "database is locked" in warnings[0].getMessage()
-    with engine.connect() as conn:
-        assert conn.execute(select(LOCK.c.heartbeat_at)).scalar_one() > granted_beat  # beating again
     assert not lost.is_set()
     writer.close()
+    reader.dispose()
     engine.dispose()
 
 
@@ -67,6 +66,21 @@ def test_the_heartbeat_stops_the_run_when_its_lock_was_taken_over(tmp_path, monk
     finally:
         stop()
     engine.dispose()
+
+
+def _heartbeat(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(LOCK.c.heartbeat_at)).scalar_one()
+
+
+def _within(seconds: float, condition) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass (the beats run on their own thread)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @pytest.fixture(autouse=True)

@@ -177,6 +177,8 @@ def test_period_days_are_every_date_of_each_period() -> None:
     assert str(days[29 + 91]) == "2025-12-31" and str(days[29 + 92]) == "2026-02-01"
     assert str(days[-1]) == "2026-03-08" and "2026-03-01" not in days.astype(str)
     assert len(period_days(periods.iloc[:0])) == 0
+    with pytest.raises(ValueError, match="not a grain: \\['year'\\]"):
+        period_days(pd.DataFrame({"grain": ["year"], "period_start": pd.to_datetime(["2026-01-01"])}))
 
 
 def test_a_window_starting_where_dst_skips_midnight_has_bounds() -> None:
