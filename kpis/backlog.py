@@ -26,7 +26,7 @@ from kpis.aggregate import local_days
 from kpis.backlog_candidates import may_be_open
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
 from kpis.config import KpiSettings
-from kpis.keys import positions, ticket_keys
+from kpis.keys import ticket_positions
 from kpis.schema import (
     BACKLOG_COLUMNS,
     DONE_STATUSES,
@@ -137,7 +137,7 @@ def _day_calendar(opened_at: pd.Series, as_of: pd.Timestamp, timezone: str) -> D
 
 def _facts_rows(facts: pd.DataFrame, tickets: pd.DataFrame) -> np.ndarray:
     """Each ticket's row in ``facts`` (-1: none)."""
-    return positions(ticket_keys(facts["source"], facts["ticket_id"]), ticket_keys(tickets["source"], tickets["ticket_id"]))
+    return ticket_positions(facts, tickets)
 
 
 def _counted(facts: pd.DataFrame, facts_row: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from kpis.calendar import epoch_seconds
-from kpis.keys import positions, ticket_keys
-from kpis.status_time import FINAL_STATUSES
+from kpis.keys import ticket_positions
+from kpis.status_time import FINAL_STATUSES, LastStatus
 
 
 def may_be_open(tickets: pd.DataFrame, events: pd.DataFrame, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,8 +30,7 @@ def may_be_open(tickets: pd.DataFrame, events: pd.DataFrame, ends: np.ndarray) -
     if not len(ends):
         return np.zeros(n, dtype=bool), np.zeros(len(events), dtype=bool)
     opened = epoch_seconds(tickets["opened_at"])
-    tix = positions(ticket_keys(tickets["source"], tickets["ticket_id"]),
-                    ticket_keys(events["source"], events["ticket_id"])) if len(events) else np.zeros(0, dtype="int64")
+    tix = ticket_positions(tickets, events) if len(events) else np.zeros(0, dtype="int64")
     at = epoch_seconds(events["at"]) if len(events) else np.zeros(0)
     known = tix >= 0
     moves_late = _moves_from(tickets, opened, ends[0])
@@ -49,17 +48,9 @@ def _moves_from(tickets: pd.DataFrame, opened: np.ndarray, first_end: float) -> 
 def _last_state_open(tickets: pd.DataFrame, events: pd.DataFrame, tix: np.ndarray, at: np.ndarray,
                      known: np.ndarray) -> np.ndarray:
     """Per ticket: may its last state be open? One of its status events at their latest instant does not
-    close it (a missing value does not), or it has none and its status column is not a closing one."""
-    n = len(tickets)
+    close it (``LastStatus``), or it has none and its status column is not a closing one."""
     is_status = known & (events["kind"] == "status").to_numpy(dtype=bool, na_value=False) if len(events) else known
-    s_tix, s_at = tix[is_status], at[is_status]
-    closing = events["value"].isin(FINAL_STATUSES).to_numpy(dtype=bool, na_value=False)[is_status] \
-        if len(events) else np.zeros(0, dtype=bool)
-    latest = np.full(n, -np.inf)
-    np.maximum.at(latest, s_tix, s_at)
-    open_last = np.zeros(n, dtype=bool)
-    open_last[s_tix[(s_at == latest[s_tix]) & ~closing]] = True
-    has_status = np.zeros(n, dtype=bool)
-    has_status[s_tix] = True
+    values = events["value"][is_status] if len(events) else pd.Series([], dtype="str")
+    last = LastStatus.of(tix[is_status], at[is_status], values, len(tickets))
     row_open = ~tickets["status"].isin(FINAL_STATUSES).to_numpy(dtype=bool, na_value=False)
-    return np.where(has_status, open_last, row_open)
+    return np.where(last.has_status, last.open, row_open)

@@ -126,6 +126,12 @@ def _numbered(frame: pd.DataFrame | pa.Table, name: str) -> pa.Table:
     return table.append_column(name, pa.array(np.arange(table.num_rows, dtype="int64")))
 
 
+def ticket_positions(tickets: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """For each row of ``rows`` (an event, a fact...), the position of its ticket ``(source, ticket_id)`` in
+    ``tickets`` (-1 when it is not there)."""
+    return positions(ticket_keys(tickets["source"], tickets["ticket_id"]), ticket_keys(rows["source"], rows["ticket_id"]))
+
+
 def positions(keys: pa.Array, lookups: pa.Array) -> np.ndarray:
     """For each lookup, the position of the equal key in ``keys`` (-1 when there is none)."""
     found = pc.index_in(lookups, value_set=keys)

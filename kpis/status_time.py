@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
-from kpis.keys import positions, ticket_keys
+from kpis.keys import ticket_positions
 from kpis.schema import DONE_STATUSES, STATUS_TIME_COLUMNS, conform, stamp_run
 from kpis.timeline import History, KindEvents, sorted_history
 from kpis.vocabulary import Vocabulary
@@ -32,8 +32,7 @@ def ticket_history(tickets: pd.DataFrame, events: pd.DataFrame, vocabulary: Voca
     """
     if not len(events):
         return sorted_history(events, np.empty(0, dtype="int64"), np.empty(0), vocabulary)
-    tix = positions(ticket_keys(tickets["source"], tickets["ticket_id"]),
-                    ticket_keys(events["source"], events["ticket_id"]))
+    tix = ticket_positions(tickets, events)
     known = tix >= 0
     events = events[known] if not known.all() else events
     return sorted_history(events, tix[known].astype("int64"), epoch_seconds(events["at"]), vocabulary)
@@ -54,6 +53,28 @@ def coded_history(tickets: pd.DataFrame, events: pd.DataFrame, seed: tuple[str, 
     for text in seed:
         vocabulary.add(text)
     return CodedHistory(ticket_history(tickets, events, vocabulary), vocabulary)
+
+
+@dataclass(frozen=True)
+class LastStatus:
+    """Per ticket ``0..n-1``: whether it has a status event, the instant of its latest ones (-inf: none),
+    and whether one of those latest events leaves it open (a missing value does; FINAL_STATUSES close)."""
+
+    has_status: np.ndarray
+    latest_at: np.ndarray  # epoch seconds
+    open: np.ndarray
+
+    @classmethod
+    def of(cls, tix: np.ndarray, at: np.ndarray, value: pd.Series, n: int) -> LastStatus:
+        """From status events: their ticket numbers, epoch seconds and values."""
+        closing = value.isin(FINAL_STATUSES).to_numpy(dtype=bool, na_value=False)
+        latest = np.full(n, -np.inf)
+        np.maximum.at(latest, tix, at)
+        still_open = np.zeros(n, dtype=bool)
+        still_open[tix[(at == latest[tix]) & ~closing]] = True
+        has_status = np.zeros(n, dtype=bool)
+        has_status[tix] = True
+        return cls(has_status, latest, still_open)
 
 
 def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> np.ndarray:

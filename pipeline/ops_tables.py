@@ -30,10 +30,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kpis.calendar import epoch_seconds
 from kpis.config import KpiSettings, facts_fingerprint
-from kpis.keys import key_hits
+from kpis.keys import key_hits, ticket_positions
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
-from kpis.status_time import FINAL_STATUSES
+from kpis.status_time import LastStatus
 from pipeline.backlog_days import BacklogScope, backlog_scope
 from pipeline.changes import row_changes
 from pipeline.compute import OpsFunction
@@ -94,7 +95,7 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
     tickets = tickets.reset_index(drop=True)
     status_keys = None
     if scope.changed is not None:
-        keys = pd.concat([scope.changed, open_last_status(events, as_of)], ignore_index=True).drop_duplicates()
+        keys = pd.concat([scope.changed, open_last_status(tickets, events, as_of)], ignore_index=True).drop_duplicates()
         status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)
     backlog = None if scope.previous is None else backlog_scope(stores, settings, RawLayer(tickets, events),
                                                                  scope.previous, facts, as_of, scope.changed)
@@ -114,17 +115,15 @@ def _status_time_changes(stores: Stores, rows: pd.DataFrame, keys: pd.DataFrame 
     return Replacement("ticket_status_time", changes.rows, changes.gone)
 
 
-def open_last_status(events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """(source, ticket_id) of the tickets whose last status event (any of them when several share its
+def open_last_status(tickets: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """(source, ticket_id) of the ``tickets`` whose last status event (any of them when several share its
     time) sets an open status before ``as_of``: their last segment runs to ``as_of``."""
-    status = events[[*KEY, "at", "value"]][(events["kind"] == "status").to_numpy(dtype=bool, na_value=False)]
-    if status.empty:
-        return pd.DataFrame({"source": [], "ticket_id": []}, dtype="str")
-    at = status["at"]
-    last = at.groupby([status["source"], status["ticket_id"]], sort=False, observed=True).transform("max")
-    tail = status[(at == last).to_numpy(dtype=bool, na_value=False)]
-    still = ~tail["value"].isin(FINAL_STATUSES) & (tail["at"] < pd.Timestamp(as_of))
-    return tail.loc[still.to_numpy(dtype=bool, na_value=False), KEY].astype("str").drop_duplicates(ignore_index=True)
+    status = events[(events["kind"] == "status").to_numpy(dtype=bool, na_value=False)]
+    tix = ticket_positions(tickets, status)
+    known = tix >= 0
+    last = LastStatus.of(tix[known], epoch_seconds(status["at"])[known], status["value"][known], len(tickets))
+    still = last.open & (last.latest_at < pd.Timestamp(as_of).timestamp())
+    return tickets.loc[still, KEY].astype("str").reset_index(drop=True)
 
 
 def _stored_of_tickets(stores: Stores, keys: pd.DataFrame | None) -> pd.DataFrame:

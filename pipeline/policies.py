@@ -15,7 +15,7 @@ import pandas as pd
 from kpis.backlog import PauseSets
 from kpis.calendar import CalendarColumn
 from kpis.config import KpiSettings
-from kpis.keys import positions, ticket_keys
+from kpis.keys import ticket_positions
 from kpis.sla import policy_calendars
 
 
@@ -42,7 +42,6 @@ def resolution_pauses(policy: pd.Series, settings: KpiSettings) -> PauseSets:
 
 def ticket_policies(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.Series:
     """Each ticket's ``resolution_policy`` from ``facts`` (any order), aligned with ``tickets`` (null: no facts)."""
-    row = positions(ticket_keys(facts["source"], facts["ticket_id"]),
-                    ticket_keys(tickets["source"], tickets["ticket_id"]))
+    row = ticket_positions(facts, tickets)
     names = np.append(facts["resolution_policy"].astype("object").to_numpy(), None)
     return pd.Series(names[np.where(row < 0, len(facts), row)], index=tickets.index, dtype="object")

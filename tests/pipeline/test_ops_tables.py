@@ -40,5 +40,6 @@ def test_open_last_status_names_the_tickets_whose_last_segment_runs_to_as_of() -
     })
     # A: last IN_PROGRESS before as_of (open); B: last RESOLVED (final); C: its only status event is after
     # as_of (a segment of length 0); D: last status NEW (the assignee event is no status)
-    got = open_last_status(events, t("2026-08-02T00:00Z"))
+    tickets = pd.DataFrame({"source": "s", "ticket_id": ["A", "B", "C", "D", "E"]})  # E: no status event
+    got = open_last_status(tickets, events, t("2026-08-02T00:00Z"))
     assert sorted(got["ticket_id"]) == ["A", "D"]
