@@ -4,8 +4,13 @@ When the stored facts were computed with the same fact settings (``kpis.config.f
 and cover every ticket of the raw layer, a nightly run recomputes the facts of
 
 - tickets with a new ticket row or new events in this run (``Merged.changed_keys``);
-- tickets whose facts read the clock (``as_of``): not yet resolved, not yet answered, or maintenance
-  not completed with a planned end (its on-time fact becomes due when ``as_of`` passes that end);
+- tickets whose facts the clock (``as_of``) can have moved since the stored facts were computed
+  (``reads_the_clock``). When that earlier ``as_of`` is known (the last run was a nightly one, which leaves
+  every stored fact computed at its ``as_of``) and this run's is not earlier, these are the SLA clocks still
+  in progress whose due time this ``as_of`` reaches, the maintenance whose planned end falls between the two,
+  and every ticket with an event after the earlier ``as_of`` (the priority in effect at ``as_of`` picks an
+  open metric's policy). Otherwise every ticket not yet resolved or not yet answered, and maintenance not
+  completed with a planned end (DECISIONS.md D97);
 - incidents whose ``caused_by`` names a changed ticket (the induced-incident fact looks across tickets);
 - the tickets that any of those incidents names (so an incident recomputed for any reason is computed
   beside its maintenance ticket: the one rule that reads another ticket, DECISIONS.md D30);
@@ -50,7 +55,8 @@ class FactsRefresh:
 def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.DataFrame, stored: pa.Table,
                   settings: KpiSettings, as_of: pd.Timestamp, *, reuse: bool,
                   columns: Sequence[str] | None = None, approvals: pd.DataFrame | None = None,
-                  facts_of: Callable[..., pd.DataFrame] = compute_facts) -> FactsRefresh:
+                  facts_of: Callable[..., pd.DataFrame] = compute_facts,
+                  stored_as_of: pd.Timestamp | None = None) -> FactsRefresh:
     """Facts of the raw layer (``tickets``/``events``) at ``as_of``, reusing ``stored`` where ``reuse`` allows.
 
     ``changed_keys``: (source, ticket_id) of the tickets with a new row or new events in this run.
@@ -60,10 +66,12 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
     ``approvals``: the approved exemptions ``compute_facts`` applies (the tickets whose approvals changed
     must be among ``changed_keys``: pipeline/approvals.py).
     ``facts_of``: what computes facts, ``compute_facts``' signature (the ``[compute]`` engine: pipeline/compute).
+    ``stored_as_of``: the ``as_of`` every stored fact was computed at, when known (the last run was nightly).
     """
     wanted = {c: TICKET_FACT_COLUMNS[c] for c in (columns or TICKET_FACT_COLUMNS)}
     if reuse:
-        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, as_of, wanted, approvals,
+        clock = _Clock(stored_as_of, pd.Timestamp(as_of))
+        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, clock, wanted, approvals,
                                       facts_of)
         if partial is not None:
             return partial
@@ -72,12 +80,30 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
     return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts))
 
 
-def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of,
+@dataclass(frozen=True)
+class _Clock:
+    """The ``as_of`` the stored facts were computed at (None: unknown) and this run's."""
+
+    since: pd.Timestamp | None
+    until: pd.Timestamp
+
+    @property
+    def moved_forward(self) -> bool:
+        return self.since is not None and self.since <= self.until
+
+
+def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, clock: _Clock,
                         wanted: dict[str, Column], approvals: pd.DataFrame | None = None,
                         facts_of: Callable[..., pd.DataFrame] = compute_facts) -> FactsRefresh | None:
+    as_of = clock.until
     stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
-    stale = _is_in(stored_keys, changed) | reads_the_clock(stored) | _names_a_changed_cause(stored, changed)
+    if clock.moved_forward:
+        changed = pc.unique(pa.concat_arrays([changed, _with_events_after(events, clock.since)]))
+        ticking = reads_the_clock(stored, clock.since, clock.until)
+    else:
+        ticking = reads_the_clock(stored)
+    stale = _is_in(stored_keys, changed) | ticking | _names_a_changed_cause(stored, changed)
     affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(pa.array(stale))]))
     raw_keys = ticket_keys(tickets["source"], tickets["ticket_id"])
     affected = pc.unique(pa.concat_arrays([affected, _causes(tickets, _is_in(raw_keys, affected))]))
@@ -113,13 +139,48 @@ def _facts_of(tickets: pd.DataFrame, events: pd.DataFrame, recompute: np.ndarray
     return facts[wanted].reset_index(drop=True)
 
 
-def reads_the_clock(facts: pa.Table) -> np.ndarray:
-    """Facts rows that a later ``as_of`` can change: SLA clocks still running, maintenance not yet done."""
-    running = pc.or_(pc.is_null(facts["resolved_at"]), pc.is_null(facts["response_at"]))
+def reads_the_clock(facts: pa.Table, since: pd.Timestamp | None = None,
+                    until: pd.Timestamp | None = None) -> np.ndarray:
+    """Facts rows that moving ``as_of`` can change, other than through an event after ``since``.
+
+    Without ``since``/``until``: every row whose SLA clocks still run and every maintenance ticket not yet done.
+    With them (the rows were computed at ``as_of`` = ``since``, and ``until`` >= ``since``): only the rows a
+    move from ``since`` to ``until`` can change. An open metric's elapsed time never shrinks as ``as_of``
+    grows, so ``breached`` stays; ``in_progress`` turns ``breached`` only once ``as_of`` passes the due time
+    (none: the clock stopped before the target). Maintenance becomes due when ``as_of`` passes its planned end.
+    """
     pending_maintenance = pc.and_(
         pc.and_(pc.equal(facts["ticket_type"], "maintenance").fill_null(False), pc.is_valid(facts["planned_end"])),
         pc.invert(pc.is_in(facts["status"], value_set=pa.array(sorted(DONE_STATUSES)))))
-    return _numpy(pc.or_(running, pending_maintenance))
+    if since is None or until is None:
+        running = pc.or_(pc.is_null(facts["resolved_at"]), pc.is_null(facts["response_at"]))
+        return _numpy(pc.or_(running, pending_maintenance))
+    reached = pc.or_(_due_by(facts, "response", until), _due_by(facts, "resolution", until))
+    end = facts["planned_end"]
+    ends_between = pc.and_(pc.greater_equal(end, _scalar(since - _EDGE, end)),
+                           pc.less(end, _scalar(until + _EDGE, end))).fill_null(False)
+    return _numpy(pc.or_(reached, pc.and_(pending_maintenance, ends_between)))
+
+
+#: Slack around the instants compared: a due time is a whole second, the SLA verdict compares float seconds.
+_EDGE = pd.Timedelta(minutes=1)
+
+
+def _due_by(facts: pa.Table, metric: str, until: pd.Timestamp) -> pa.ChunkedArray:
+    """Rows whose ``metric`` is ``in_progress`` and due by ``until`` (a missing due time never comes)."""
+    due = facts[f"{metric}_due_at"]
+    in_progress = pc.equal(facts[f"{metric}_sla"], "in_progress").fill_null(False)
+    return pc.and_(in_progress, pc.less(due, _scalar(until + _EDGE, due)).fill_null(False))
+
+
+def _scalar(at: pd.Timestamp, like: pa.ChunkedArray) -> pa.Scalar:
+    return pa.scalar(pd.Timestamp(at).tz_convert("UTC").to_pydatetime(), type=like.type)
+
+
+def _with_events_after(events: pd.DataFrame, since: pd.Timestamp) -> pa.Array:
+    """Keys of the tickets with an event after ``since``: the priority in effect at ``as_of`` can differ."""
+    later = events[(events["at"] > since).to_numpy(dtype=bool, na_value=False)]
+    return ticket_keys(later["source"], later["ticket_id"])
 
 
 def _causes(tickets: pd.DataFrame, rows: np.ndarray) -> pa.Array:

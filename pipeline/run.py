@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 REJECT_KEY = ["source", "row_kind", "raw"]
 PERIOD_KEY = ["grain", "period_start"]
 FACTS_FINGERPRINT = "facts_fingerprint"  # store_state: the fact settings the stored facts were computed with
+FACTS_AS_OF = "facts_as_of"  # store_state: the as_of every stored fact was computed at (none after a backfill)
 PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown")
 GROUPED_BY = {"kpi_engineer": "engineer", "kpi_team": "team", "scorecard_kpi": "engineer", "kpi_breakdown": BREAKDOWN_BY}
 
@@ -149,7 +150,8 @@ class PipelineRun:
         summary = RunSummary(run_id=run_id, kind=self.kind)
         # Read before the first staged write: on SQLite that write's open transaction can hold the database
         # locked (once its pages spill) until the commit, and a read on another connection would wait for it.
-        self._recorded = {name: self.ledger.store_state(name) for name in (FACTS_FINGERPRINT, OPS_FINGERPRINT)}
+        self._recorded = {name: self.ledger.store_state(name) for name in (FACTS_FINGERPRINT, FACTS_AS_OF,
+                                                                            OPS_FINGERPRINT)}
         with self.stores.staging(run_id) as staging:
             with self._stage(summary, "pull"):
                 raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
@@ -308,7 +310,8 @@ class PipelineRun:
             log.info("fact settings changed or not recorded: recomputing every ticket's facts")
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
                                 self.as_of, reuse=reuse, columns=(*FACTS_READ, *FACTS_FOR_OPS), approvals=approvals,
-                                facts_of=facts_engine(self.settings.compute))
+                                facts_of=facts_engine(self.settings.compute),
+                                stored_as_of=_timestamp(self._recorded[FACTS_AS_OF]))
         kpi = self.settings.kpi
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
                                        kpi.breakdowns)
@@ -399,6 +402,7 @@ class PipelineRun:
         # A backfill writes the facts of its window only: the next nightly run recomputes them all.
         fingerprint = None if self.kind == "backfill" else facts_fingerprint(self.settings.kpi)
         writes.append(self.ledger.set_store_state_writes(FACTS_FINGERPRINT, fingerprint))
+        writes.append(self.ledger.set_store_state_writes(FACTS_AS_OF, fingerprint and self.as_of.isoformat()))
         writes.append(self.ledger.set_store_state_writes(OPS_FINGERPRINT, fingerprint and ops_fingerprint(self.settings.kpi)))
         writes.append(self.ledger.set_store_state_writes(KPI_SETTINGS, settings_to_json(self.settings.kpi)))
         if self.kind == "run":
@@ -435,3 +439,14 @@ def _reason_counts(rejected: pd.DataFrame) -> dict[str, int]:
         return {}
     reasons = rejected["reason"].astype("str").str.replace(r"\s*'.*$", "", regex=True)
     return {str(k): int(v) for k, v in reasons.value_counts().items()}
+
+
+def _timestamp(recorded: str | None) -> pd.Timestamp | None:
+    """A recorded instant (``store_state``), None when none or unreadable (the caller then assumes nothing)."""
+    if recorded is None:
+        return None
+    try:
+        return pd.Timestamp(recorded).tz_convert("UTC")
+    except (ValueError, TypeError):
+        log.warning("store_state %s = %r is not an instant: treating it as unknown", FACTS_AS_OF, recorded)
+        return None

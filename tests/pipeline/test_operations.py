@@ -188,19 +188,21 @@ def test_a_quarter_backfill_twice_changes_nothing_and_leaves_watermarks(nightly_
 
 def test_a_backfill_makes_the_next_nightly_run_recompute_every_fact(nightly_store: Path) -> None:
     """A backfill writes the facts of its window only, so the stored facts no longer say which settings
-    they were computed with; a nightly run records them again."""
+    and which as_of they were computed at; a nightly run records both again (DECISIONS.md D97)."""
     config = nightly_store
     fingerprint = facts_fingerprint(load(config).kpi)
-    assert _recorded_facts_fingerprint(config) == fingerprint
+    assert _recorded(config, "facts_fingerprint") == fingerprint
+    assert pd.Timestamp(_recorded(config, "facts_as_of")) == DAY1_AS_OF
     assert cli("backfill", "--quarter", "2026Q3", "--config", str(config), "--as-of", DAY2_AS_OF.isoformat()) == 0
-    assert _recorded_facts_fingerprint(config) is None
+    assert _recorded(config, "facts_fingerprint") is None and _recorded(config, "facts_as_of") is None
     assert cli("run", "--config", str(config), "--as-of", DAY2_AS_OF.isoformat()) == 0
-    assert _recorded_facts_fingerprint(config) == fingerprint
+    assert _recorded(config, "facts_fingerprint") == fingerprint
+    assert pd.Timestamp(_recorded(config, "facts_as_of")) == DAY2_AS_OF
 
 
-def _recorded_facts_fingerprint(config: Path) -> str | None:
+def _recorded(config: Path, name: str) -> str | None:
     state = sql_rows(config, "store_state").set_index("name")["value"]
-    return state.get("facts_fingerprint")
+    return state.get(name)
 
 
 def test_a_backfill_records_its_window_in_utc(nightly_store: Path) -> None:

@@ -182,3 +182,98 @@ def test_an_incident_recomputed_for_its_clock_still_sees_its_maintenance_ticket(
     assert "I" not in set(refresh.changes.rows["ticket_id"])  # nothing about I changed but as_of
     pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(day2, NO_EVENTS, SETTINGS, DAY2)))
 
+
+
+# ---------------------------------------------------------------- the clock's rule when day 1's as_of is known
+
+CLOCK_SETTINGS = kpi_settings_from_mapping({"sla": [
+    {"ticket_type": "incident", "priority": "P1", "response": "30m", "resolution": "4h"},
+    {"ticket_type": "incident", "priority": "P2", "response": "1h", "resolution": "3d"}]})
+
+
+def open_incident(tid: str, opened: str, priority: str = "P1", responded: str | None = "auto", **kw) -> dict:
+    response = (pd.Timestamp(opened) + pd.Timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%MZ") if responded == "auto" else responded
+    return incident(tid, **{"priority": priority, "opened_at": opened, "first_response_at": response,
+                            "status": "IN_PROGRESS", "resolved_at": None, **kw})
+
+
+def clock_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Day 1 = 03-10 03:00Z, day 2 = 03-11 03:00Z; 24x7; P1 4 h, P2 3 d (72 h) to resolve. Nothing changes.
+
+        A   closed                                                       kept
+        B   P1 opened 03-10 02:00: due 06:00 day 1, in progress at day 1  due by day 2: recomputed, breached
+        F   P2 opened 03-09 20:00: due 03-12 20:00                        kept (in progress on both days)
+        G   P1 opened 03-09 08:00: breached at day 1 (due 12:00 day 0)    kept (elapsed only grows)
+        H   P1 opened 03-10 02:00, WAITING_CUSTOMER since 02:30: 30 min   kept (clock stopped: no due time)
+        P   P1 now, P2 until its priority event at 03-10 12:00 (after     event after day 1: recomputed; at day
+            day 1): at day 1 the P2 policy, due 03-13 01:00               2 the P1 policy, 26 h > 4 h: breached
+        R   P2 opened 03-10 02:30, not answered: response due 03:30       due by day 2: recomputed, breached
+        D2  P2 opened 03-08 03:00: due exactly at day 2                    recomputed (within the minute's slack);
+                                                                         72 h is not > 72 h: still in progress
+        D3  P2 opened 03-08 03:02: due 2 min after day 2                   kept
+        M   maintenance, planned end 03-10 12:00 (between the days)      recomputed: due, late (False)
+        M4  maintenance, planned end 03-20                               kept (not due)
+        M5  maintenance, planned end 03-05 (due at day 1 already)        kept (False on both days)
+    """
+    rows = frame(
+        incident("A"), open_incident("B", "2026-03-10T02:00Z"), open_incident("F", "2026-03-09T20:00Z", "P2"),
+        open_incident("G", "2026-03-09T08:00Z"), open_incident("H", "2026-03-10T02:00Z", status="WAITING_CUSTOMER"),
+        open_incident("P", "2026-03-10T01:00Z"), open_incident("R", "2026-03-10T02:30Z", "P2", responded=None),
+        open_incident("D2", "2026-03-08T03:00Z", "P2"), open_incident("D3", "2026-03-08T03:02Z", "P2"),
+        maintenance("M"), maintenance("M4", planned_end="2026-03-20T00:00Z"),
+        maintenance("M5", planned_end="2026-03-05T00:00Z"))
+    events = pd.DataFrame([
+        {"ticket_id": "H", "at": "2026-03-10T02:00Z", "kind": "status", "value": "IN_PROGRESS"},
+        {"ticket_id": "H", "at": "2026-03-10T02:30Z", "kind": "status", "value": "WAITING_CUSTOMER"},
+        {"ticket_id": "P", "at": "2026-03-10T01:00Z", "kind": "priority", "value": "P2"},
+        {"ticket_id": "P", "at": "2026-03-10T12:00Z", "kind": "priority", "value": "P1"}]).assign(source="hd", actor="")
+    events["at"], events["seq"] = pd.to_datetime(events["at"], utc=True), range(len(events))
+    return rows, conform(events, EVENT_COLUMNS)
+
+
+def test_day1_of_the_clock_case_is_as_worked_out() -> None:
+    facts = compute_facts(*clock_case(), CLOCK_SETTINGS, DAY1).set_index("ticket_id")
+    assert list(facts.loc[["B", "F", "H", "P", "D2", "D3"], "resolution_sla"]) == ["in_progress"] * 6
+    assert facts.loc["G", "resolution_sla"] == "breached" and facts.loc["R", "response_sla"] == "in_progress"
+    assert pd.isna(facts.loc["H", "resolution_due_at"])  # the clock stopped at 30 min of 4 h
+    assert facts.loc["P", "resolution_policy"] == "sla_2"  # P2 at day 1's as_of
+    assert facts.loc["D2", "resolution_due_at"] == DAY2
+    assert facts.loc["M5", "maintenance_on_time"] == False  # noqa: E712 (a nullable boolean: not null, False)
+    assert pd.isna(facts.loc["M", "maintenance_on_time"]) and pd.isna(facts.loc["M4", "maintenance_on_time"])
+
+
+def test_a_known_day1_as_of_recomputes_only_what_the_clock_moves() -> None:
+    tickets, events = clock_case()
+    stored = to_arrow(compute_facts(tickets, events, CLOCK_SETTINGS, DAY1), TICKET_FACT_COLUMNS)
+    none_changed = tickets[KEY].iloc[:0]
+    refresh = refresh_facts(tickets, events, none_changed, stored, CLOCK_SETTINGS, DAY2, reuse=True, stored_as_of=DAY1)
+
+    assert refresh.recomputed == 5  # B, P, R, D2, M
+    assert sorted(refresh.changes.rows["ticket_id"]) == ["B", "M", "P", "R"]  # D2 recomputed, unchanged
+    facts = refresh.facts.set_index("ticket_id")
+    assert facts.loc["B", "resolution_sla"] == "breached" and facts.loc["R", "response_sla"] == "breached"
+    assert facts.loc["P", "resolution_policy"] == "sla_1" and facts.loc["P", "resolution_sla"] == "breached"
+    assert facts.loc["D2", "resolution_sla"] == "in_progress" and not facts.loc["M", "maintenance_on_time"]
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(tickets, events, CLOCK_SETTINGS, DAY2)),
+                                  check_exact=True)
+
+
+@pytest.mark.parametrize("stored_on, stored_as_of, run_on", [
+    (DAY1, None, DAY2),  # not known (the last run was a backfill, or an older store)
+    (DAY2, DAY2, DAY1),  # a run at an earlier as_of: breached can turn back to in progress
+])
+def test_without_a_known_earlier_as_of_every_running_clock_is_recomputed(stored_on, stored_as_of, run_on) -> None:
+    tickets, events = clock_case()
+    stored = to_arrow(compute_facts(tickets, events, CLOCK_SETTINGS, stored_on), TICKET_FACT_COLUMNS)
+    refresh = refresh_facts(tickets, events, tickets[KEY].iloc[:0], stored, CLOCK_SETTINGS, run_on, reuse=True,
+                            stored_as_of=stored_as_of)
+    assert refresh.recomputed == 11  # all but A: the 8 open incidents and the 3 maintenance tickets not done
+    pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(tickets, events, CLOCK_SETTINGS, run_on)),
+                                  check_exact=True)
+
+
+def test_reads_the_clock_between_two_as_ofs() -> None:
+    tickets, events = clock_case()
+    facts = compute_facts(tickets, events, CLOCK_SETTINGS, DAY1)
+    moved = dict(zip(facts["ticket_id"], reads_the_clock(to_arrow(facts, TICKET_FACT_COLUMNS), DAY1, DAY2), strict=True))
+    assert sorted(t for t, m in moved.items() if m) == ["B", "D2", "M", "R"]  # P comes through its event
