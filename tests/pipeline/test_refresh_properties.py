@@ -61,8 +61,8 @@ def histories(draw) -> tuple[list[dict], list[dict], pd.Timestamp]:
         # mostly in the first hours, now and then days later; a quarter of the tickets have events after
         # the first as_of (they are recomputed), the others' events stop at it
         last = opened + 6 * 86400 if draw(st.sampled_from([False, False, False, True])) else first_s
-        soon = st.sampled_from([0, 600, 1800, 3600, 4 * 3600, 2 * 86400]).map(lambda d, o=opened: at(min(o + d, last)))
-        any_day = st.sampled_from([0, 3600, 86400, 2 * 86400, 3 * 86400]).map(lambda d, o=opened: at(min(o + d, last)))
+        soon = _times([0, 600, 1800, 3600, 4 * 3600, 2 * 86400], opened, last)
+        any_day = _times([0, 3600, 86400, 2 * 86400, 3 * 86400], opened, last)
         for kind_, values, when in (("status", STATUSES, soon), ("priority", ["P1", "P2"], any_day),
                                     ("category", ["net", "hw"], soon)):
             for _ in range(draw(st.integers(0, 3 if kind_ == "status" else 1))):
@@ -71,6 +71,11 @@ def histories(draw) -> tuple[list[dict], list[dict], pd.Timestamp]:
     for seq, e in enumerate(erows):
         e["seq"] = seq
     return trows, erows, BASE + pd.Timedelta(seconds=first_s)
+
+
+def _times(offsets_s: list[int], opened_s: int, last_s: int) -> st.SearchStrategy[str]:
+    """Instants ``offsets_s`` after the opening, none later than ``last_s``."""
+    return st.sampled_from(offsets_s).map(lambda d: at(min(opened_s + d, last_s)))
 
 
 def turning_points(facts: pd.DataFrame) -> list[pd.Timestamp]:
