@@ -70,9 +70,10 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
     """
     wanted = {c: TICKET_FACT_COLUMNS[c] for c in (columns or TICKET_FACT_COLUMNS)}
     if reuse:
-        clock = _Clock(stored_as_of, pd.Timestamp(as_of))
-        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, clock, wanted, approvals,
-                                      facts_of)
+        as_of = pd.Timestamp(as_of)
+        since = stored_as_of if stored_as_of is not None and stored_as_of <= as_of else None
+        partial = _recompute_affected(tickets, events, changed_keys, stored, settings, as_of, since, wanted,
+                                      approvals, facts_of)
         if partial is not None:
             return partial
     facts = facts_of(tickets, events, settings, as_of, approvals)
@@ -80,30 +81,17 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
     return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts))
 
 
-@dataclass(frozen=True)
-class _Clock:
-    """The ``as_of`` the stored facts were computed at (None: unknown) and this run's."""
-
-    since: pd.Timestamp | None
-    until: pd.Timestamp
-
-    @property
-    def moved_forward(self) -> bool:
-        return self.since is not None and self.since <= self.until
-
-
-def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, clock: _Clock,
-                        wanted: dict[str, Column], approvals: pd.DataFrame | None = None,
+def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of: pd.Timestamp,
+                        since: pd.Timestamp | None, wanted: dict[str, Column],
+                        approvals: pd.DataFrame | None = None,
                         facts_of: Callable[..., pd.DataFrame] = compute_facts) -> FactsRefresh | None:
-    as_of = clock.until
+    """``since``: the ``as_of`` of the stored facts when known and not after this run's (else None)."""
     stored_keys = join_keys([stored["source"], stored["ticket_id"]])
     changed = ticket_keys(changed_keys["source"], changed_keys["ticket_id"])
-    if clock.moved_forward:
-        changed = pc.unique(pa.concat_arrays([changed, _with_events_after(events, clock.since)]))
-        ticking = reads_the_clock(stored, clock.since, clock.until)
-    else:
-        ticking = reads_the_clock(stored)
-    stale = _is_in(stored_keys, changed) | ticking | _names_a_changed_cause(stored, changed)
+    if since is not None:
+        changed = pc.unique(pa.concat_arrays([changed, _with_events_after(events, since)]))
+    stale = (_is_in(stored_keys, changed) | reads_the_clock(stored, since, as_of)
+             | _names_a_changed_cause(stored, changed))
     affected = pc.unique(pa.concat_arrays([changed, stored_keys.filter(pa.array(stale))]))
     raw_keys = ticket_keys(tickets["source"], tickets["ticket_id"])
     affected = pc.unique(pa.concat_arrays([affected, _causes(tickets, _is_in(raw_keys, affected))]))
