@@ -303,13 +303,15 @@ class DaySpans:
 
 
 def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) -> tuple[DaySpans, tuple]:
-    """The stretches holding a day end, ordered by group, and each group's key codes (engineer, type, priority)."""
+    """The stretches holding a day end, ordered by group, and each group's key codes (engineer, type, priority).
+    Groups are numbered in the order of their decoded keys, so cells come out in the table's key order."""
     lo = np.searchsorted(ends, stretches.start, side="right")
     hi = np.searchsorted(ends, stretches.end, side="right")
     held = lo < hi
     tix = stretches.tix[held]
     keys = (stretches.engineer[held], tickets.ticket_type[tix], stretches.priority[held])
-    group, firsts = _groups(keys)
+    ranks = stretches.vocabulary.ranks()
+    group, firsts = _groups(tuple(ranks[key] for key in keys))  # numbered in the texts' order: the table's
     order = np.argsort(group, kind="stable")
     spans = DaySpans(group, lo[held], hi[held], tickets.opened[tix], tickets.due[tix], stretches.paused[held])
     return spans.take(order), tuple(key[firsts] for key in keys)
@@ -396,18 +398,18 @@ def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.nda
         left, right = (left + 1) >> 1, right >> 1
         more = left < right
         left, right, row = left[more], right[more], row[more]
-    for level in range(max(leaves.bit_length() - 1, 0)):
-        parents = np.arange(1 << level, 2 << level)
-        for child in (2 * parents, 2 * parents + 1):
-            tree[:, child] = np.minimum(tree[:, child], tree[:, parents])
+    for level in range(max(leaves.bit_length() - 1, 0)):  # a level's nodes are contiguous: views, no copies
+        parents = tree[:, 1 << level:2 << level]
+        children = tree[:, 2 << level:4 << level].reshape(n_groups, 1 << level, 2)
+        np.minimum(children, parents[:, :, None], out=children)
     return tree[:, leaves:leaves + n_days]
 
 
 def _backlog_cells(grid: DayGrid, first: int, keys: tuple) -> dict[str, np.ndarray]:
     """One entry per (group, day) of a chunk with a ticket open at the day's end: day positions, key codes
-    and counts, still as numbers."""
+    and counts, still as numbers, ordered by day and then group."""
     counts = grid.open_count
-    group, day = np.nonzero(counts > 0)
+    day, group = np.nonzero(counts.T > 0)
     return {
         "day": day, "engineer": keys[0][first + group], "ticket_type": keys[1][first + group],
         "priority": keys[2][first + group], "open_count": counts[group, day],
@@ -418,12 +420,13 @@ def _backlog_cells(grid: DayGrid, first: int, keys: tuple) -> dict[str, np.ndarr
 
 
 def _backlog_frame(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, vocabulary: Vocabulary) -> pd.DataFrame:
-    """The chunks' cells as one frame in key order (day, engineer, ticket type, priority): sorted by their
-    codes' text order before the texts are decoded, as a sort of the decoded strings would order them."""
+    """The chunks' cells as one frame in key order (day, engineer, ticket type, priority). Each chunk's cells
+    are in that order already (``_day_spans``), and chunks hold consecutive groups: a stable sort by day
+    merges them, and one chunk needs no sort."""
     cells = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    ranks = vocabulary.ranks()
-    order = np.lexsort((ranks[cells["priority"]], ranks[cells["ticket_type"]], ranks[cells["engineer"]], cells["day"]))
-    cells = {name: values[order] for name, values in cells.items()}
+    if len(parts) > 1:
+        order = np.argsort(cells["day"], kind="stable")
+        cells = {name: values[order] for name, values in cells.items()}
     return pd.DataFrame({
         "day": calendar.days[cells.pop("day")].astype("datetime64[s]"),
         **{name: vocabulary.decode(cells.pop(name)) for name in ("engineer", "ticket_type", "priority")},

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from helpers import ev, events, local, settings, tickets
 
+import kpis.backlog as backlog_module
 from kpis.backlog import PauseSets, combine_backlogs, kpi_backlog
 from kpis.facts import compute_facts
 
@@ -89,6 +91,21 @@ EXPECTED = {
 
 def test_backlog_days_are_reconstructed_from_the_history() -> None:
     assert _table(_backlog()) == EXPECTED
+
+
+@pytest.mark.parametrize("cells_per_chunk", [1 << 22, 1])
+def test_rows_come_in_key_order_whatever_order_the_values_were_seen_in(cells_per_chunk, monkeypatch) -> None:
+    """Rows are ordered by (day, engineer, ticket type, priority) as texts, also when the groups are counted a
+    group at a time. The values are coded in the order they are read: "unassigned" first (seeded), then carol
+    and dave (ticket columns), then bob (an event); the text order differs."""
+    monkeypatch.setattr(backlog_module, "CELLS_PER_CHUNK", cells_per_chunk)
+    frame = _backlog()
+    keys = [(r.day.strftime("%m-%d"), r.engineer) for r in frame.itertuples()]
+    assert keys == [("03-02", "alice"), ("03-02", "erin"),
+                    ("03-03", "bob"), ("03-03", "dave"), ("03-03", "unassigned"),
+                    ("03-04", "bob"), ("03-04", "carol"), ("03-04", "dave"), ("03-04", "unassigned"),
+                    ("03-05", "carol"), ("03-05", "unassigned"),
+                    ("03-06", "carol"), ("03-06", "unassigned")]
 
 
 def test_oldest_opened_and_as_of_are_carried() -> None:
