@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis.keys import _CodedKeys, frame_positions, key_hits
+from kpis.keys import _CodedKeys, frame_positions, key_hits, same_keys, ticket_positions
 
 
 def test_each_lookup_finds_the_row_with_all_key_columns_equal() -> None:
@@ -88,3 +89,35 @@ def test_key_hits_equals_an_inner_merge(rows, keys, one_column) -> None:
         reference = reference[complete.to_numpy()[reference.to_numpy()]]
 
     assert key_hits(frame, keys[names]).tolist() == frame.index.isin(reference).tolist()
+
+
+def _keys(*pairs: tuple[str | None, str | None]) -> pd.DataFrame:
+    return pd.DataFrame(list(pairs), columns=["source", "ticket_id"], dtype="object").astype("str")
+
+
+def test_rows_aligned_with_the_tickets_find_their_own_positions() -> None:
+    tickets = _keys(("a", "1"), ("a", "2"), ("b", "1"))
+    facts = _keys(("a", "1"), ("a", "2"), ("b", "1"))
+
+    assert same_keys(tickets, facts)
+    assert ticket_positions(tickets, facts).tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ((("a", "2"), ("a", "1"), ("b", "1")), [1, 0, 2]),  # the same keys in another order
+    ((("a", "1"), ("a", "2"), ("b", "9")), [0, 1, -1]),  # one key differs
+    ((("a", "1"), ("b", "2"), ("a", "2")), [0, -1, 1]),  # the same ticket ids, a source differs
+    ((("a", "1"), ("a", "2")), [0, 1]),  # fewer rows
+])
+def test_rows_not_aligned_are_joined(rows, expected) -> None:
+    tickets = _keys(("a", "1"), ("a", "2"), ("b", "1"))
+
+    assert not same_keys(tickets, _keys(*rows))
+    assert ticket_positions(tickets, _keys(*rows)).tolist() == expected
+
+
+def test_a_missing_key_is_never_taken_as_aligned() -> None:
+    tickets = pd.DataFrame({"source": ["a", "a"], "ticket_id": ["1", None]}, dtype="string[pyarrow]")
+
+    assert not same_keys(tickets, tickets.copy())
+    assert ticket_positions(tickets, tickets.copy()).tolist() == [0, 1]  # the join still finds both

@@ -28,7 +28,7 @@ from kpis import compute_facts, kpi_tables
 from kpis.schema import TABLE_KEYS
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
-from pipeline.compute.ops import OpsRequest, local_ops
+from pipeline.compute.ops import FACT_COLUMNS, OpsRequest, aligned_facts, local_ops, partition_ops
 from pipeline.compute.partition import partition_of
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
@@ -70,6 +70,25 @@ def test_partitioned_status_time_and_backlog_equal_one_process(partitions: int) 
         assert len(expected.status_time) > 1000 and len(expected.backlog) > min_backlog_rows
         pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
         pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
+
+
+def test_facts_in_any_order_are_aligned_with_the_tickets_and_give_the_same_tables() -> None:
+    """Both tables look a ticket's facts up by position once the facts are in the tickets' order; facts in
+    another order are put in it, and facts missing a ticket are left as they are (looked up by a join)."""
+    tickets, events = generated(600)
+    facts = compute_facts(tickets, events, bench_settings(), AS_OF)
+    shuffled = facts.sample(frac=1, random_state=3).reset_index(drop=True)
+    keys = list(zip(tickets["source"], tickets["ticket_id"], strict=True))
+
+    aligned = aligned_facts(tickets, shuffled)
+    assert list(zip(aligned["source"], aligned["ticket_id"], strict=True)) == keys
+    assert list(aligned.columns) == FACT_COLUMNS
+    assert aligned_facts(tickets, shuffled.iloc[1:])["ticket_id"].tolist() == shuffled["ticket_id"].iloc[1:].tolist()
+    request = OpsRequest(bench_settings(), AS_OF, None, None)
+    expected, got = partition_ops(tickets, events, facts, request), partition_ops(tickets, events, shuffled, request)
+    assert len(expected.backlog) > 20
+    pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
+    pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
 
 
 def test_partitioned_facts_of_no_tickets() -> None:
