@@ -107,10 +107,14 @@ def sorted_history(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray, vocabu
     """Sort events by ticket, time, the kind tie-break order and source order; split them by kind."""
     kind_rank = kind_ranks(events)
     order = _event_order(tix, at, kind_rank, events["seq"].to_numpy(dtype="int64", na_value=0))
-    tix, at, kind_rank = tix[order], at[order], kind_rank[order]
-    value = vocabulary.encode(events["value"])[order]
-    return History({kind: KindEvents(tix[m], at[m], value[m])
-                    for r, kind in enumerate(EVENT_KINDS) for m in [kind_rank == r]})
+    # then grouped by kind, each kind's events keeping that order: one stable (radix) sort of small integers,
+    # and each kind is a slice
+    order = order[np.argsort(kind_rank[order].astype("int8"), kind="stable")]
+    tix, at, value = tix[order], at[order], vocabulary.encode(events["value"])[order]
+    bounds = np.searchsorted(kind_rank[order], np.arange(len(EVENT_KINDS) + 1))  # kinds -1 (other) come first
+    return History({kind: KindEvents(tix[bounds[r]:bounds[r + 1]], at[bounds[r]:bounds[r + 1]],
+                                     value[bounds[r]:bounds[r + 1]])
+                    for r, kind in enumerate(EVENT_KINDS)})
 
 
 def kind_ranks(events: pd.DataFrame) -> np.ndarray:

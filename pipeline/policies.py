@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpis.backlog import PauseSets
 from kpis.calendar import CalendarColumn
@@ -21,8 +23,10 @@ from kpis.sla import policy_calendars
 
 def _policy_codes(policy: pd.Series, settings: KpiSettings) -> np.ndarray:
     """Per ticket, the position of its policy in ``settings.sla`` (``len(settings.sla)``: no such policy)."""
-    names = pd.Index([p.name for p in settings.sla])
-    codes = names.get_indexer(policy.astype("object").where(policy.notna(), None))
+    names = pa.array([p.name for p in settings.sla], type=pa.large_string())
+    text = pc.cast(pa.array(policy, from_pandas=True, type=None if len(policy) else pa.large_string()),
+                   pa.large_string())
+    codes = np.asarray(pc.index_in(text, value_set=names).fill_null(-1), dtype="int64")  # Arrow hashes: no Python str
     return np.where(codes < 0, len(settings.sla), codes)
 
 
@@ -43,5 +47,6 @@ def resolution_pauses(policy: pd.Series, settings: KpiSettings) -> PauseSets:
 def ticket_policies(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.Series:
     """Each ticket's ``resolution_policy`` from ``facts`` (any order), aligned with ``tickets`` (null: no facts)."""
     row = ticket_positions(facts, tickets)
-    names = np.append(facts["resolution_policy"].astype("object").to_numpy(), None)
-    return pd.Series(names[np.where(row < 0, len(facts), row)], index=tickets.index, dtype="object")
+    names = pa.array(facts["resolution_policy"], from_pandas=True, type=pa.large_string())
+    taken = names.take(pa.array(row, mask=row < 0, type=pa.int64()))  # -1: no facts, a null
+    return pd.Series(pd.array(taken, dtype=pd.StringDtype("pyarrow", na_value=np.nan)), index=tickets.index)
