@@ -16,6 +16,7 @@ with the history times the open tickets (74M for 1M tickets over a year).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,7 +51,7 @@ AGE_COLUMNS = ("age_lt_1d", "age_1_3d", "age_3_7d", "age_7_30d", "age_ge_30d")
 TICKET_COLUMNS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "status", "assignee", "priority",
                        "resolved_at", "closed_at")
 EVENT_COLUMNS_READ = ("source", "ticket_id", "at", "kind", "value", "seq")
-#: (group, day) cells counted at once: memory follows a chunk of groups' day grids, not the ticket-days.
+#: (group, day) cells counted at once: memory follows a run of days' grids, not the ticket-days.
 CELLS_PER_CHUNK = 1 << 22
 
 
@@ -97,8 +98,8 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
-    parts = [_backlog_cells(_day_grid(chunk, first, end - first, calendar.ends), first, keys)
-             for first, end, chunk in _group_chunks(spans, len(keys[0]), len(calendar.days))]
+    parts = [_backlog_cells(_day_grid(chunk, len(keys[0]), n_days), first, keys)
+             for first, n_days, chunk in _day_chunks(spans, len(keys[0]), len(calendar.days))]
     if not parts:
         return conform(empty_frame(BACKLOG_COLUMNS), BACKLOG_COLUMNS)
     return conform(stamp_run(_backlog_frame(parts, calendar, stretches.vocabulary), as_of), BACKLOG_COLUMNS)
@@ -287,24 +288,27 @@ class CountedTickets:
 
 @dataclass(frozen=True)
 class DaySpans:
-    """The open stretches that hold a day end, each as the day positions ``[lo, hi)`` whose end lies in it,
-    with the group (engineer, ticket type, priority) it counts in and its ticket's opening and due time."""
+    """The open stretches that hold a day end, with the group (engineer, ticket type, priority) each counts in
+    and its ticket's opening, and the day positions it covers: ``bounds[:, 0]`` to ``bounds[:, HI]`` (the
+    days whose end lies in it, ``[lo, hi)``), cut where the ticket reaches each age edge (``bounds[:, k]`` to
+    ``bounds[:, k + 1]`` is age bucket k), and ``bounds[:, OVERDUE]``, the first day it counts as overdue."""
 
     group: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
+    bounds: np.ndarray  # (spans, len(AGE_COLUMNS) + 2) day positions
     opened: np.ndarray  # epoch s
-    due: np.ndarray  # epoch s, NaN when none
     paused: np.ndarray
 
-    def take(self, rows: np.ndarray | slice) -> DaySpans:
-        return DaySpans(self.group[rows], self.lo[rows], self.hi[rows], self.opened[rows], self.due[rows],
-                        self.paused[rows])
+    def take(self, rows: np.ndarray) -> DaySpans:
+        return DaySpans(self.group[rows], self.bounds[rows], self.opened[rows], self.paused[rows])
+
+
+#: Columns of ``DaySpans.bounds``: the last day position of the span (exclusive), and where overdue starts.
+HI, OVERDUE = len(AGE_COLUMNS), len(AGE_COLUMNS) + 1
 
 
 def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) -> tuple[DaySpans, tuple]:
-    """The stretches holding a day end, ordered by group, and each group's key codes (engineer, type, priority).
-    Groups are numbered in the order of their decoded keys, so cells come out in the table's key order."""
+    """The stretches holding a day end, and each group's key codes (engineer, type, priority). Groups are
+    numbered in the order of their decoded keys, so cells come out in the table's key order."""
     lo = np.searchsorted(ends, stretches.start, side="right")
     hi = np.searchsorted(ends, stretches.end, side="right")
     held = lo < hi
@@ -312,23 +316,33 @@ def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) 
     keys = (stretches.engineer[held], tickets.ticket_type[tix], stretches.priority[held])
     ranks = stretches.vocabulary.ranks()
     group, firsts = _groups(tuple(ranks[key] for key in keys))  # numbered in the texts' order: the table's
-    order = np.argsort(group, kind="stable")
-    spans = DaySpans(group, lo[held], hi[held], tickets.opened[tix], tickets.due[tix], stretches.paused[held])
-    return spans.take(order), tuple(key[firsts] for key in keys)
+    lo, hi, opened = lo[held], hi[held], tickets.opened[tix]
+    overdue_from = np.clip(np.searchsorted(ends, tickets.due[tix], side="right"), lo, hi)  # NaN due: never
+    bounds = np.stack([lo, *(_age_reached(opened, lo, hi, edge, ends) for edge in AGE_EDGES_DAYS), hi,
+                       overdue_from], axis=1)
+    return DaySpans(group, bounds, opened, stretches.paused[held]), tuple(key[firsts] for key in keys)
 
 
-def _group_chunks(spans: DaySpans, n_groups: int, n_days: int) -> list[tuple[int, int, DaySpans]]:
-    """Consecutive groups ``[first, end)`` holding at most ``CELLS_PER_CHUNK`` (group, day) cells, with their
-    spans: the day grids of one chunk are what the counting holds in memory at once."""
-    per_chunk = max(1, CELLS_PER_CHUNK // (2 * _tree_leaves(n_days)))
-    bounds = np.searchsorted(spans.group, np.arange(0, n_groups + per_chunk, per_chunk))
-    return [(first, min(first + per_chunk, n_groups), spans.take(slice(bounds[i], bounds[i + 1])))
-            for i, first in enumerate(range(0, n_groups, per_chunk))]
+def _day_chunks(spans: DaySpans, n_groups: int, n_days: int) -> Iterator[tuple[int, int, DaySpans]]:
+    """Runs of consecutive days ``(first day, number of days, spans)`` of at most ``CELLS_PER_CHUNK``
+    (group, day) cells (at least one day), each with the spans that cover it, cut to it and counted from its
+    first day: the day grids of one run are what the counting holds in memory at once. Runs follow one
+    another, so their cells come out in day order."""
+    fits = max(1, CELLS_PER_CHUNK // (2 * max(n_groups, 1)))  # 2 x days: the segment tree's nodes
+    per_chunk = 1 << (fits.bit_length() - 1)
+    if per_chunk >= n_days:
+        yield 0, n_days, spans
+        return
+    for first in range(0, n_days, per_chunk):
+        end = min(first + per_chunk, n_days)
+        chunk = spans.take(np.flatnonzero((spans.bounds[:, 0] < end) & (spans.bounds[:, HI] > first)))
+        yield first, end - first, DaySpans(chunk.group, np.clip(chunk.bounds, first, end) - first, chunk.opened,
+                                           chunk.paused)
 
 
 @dataclass(frozen=True)
 class DayGrid:
-    """Per (group, day) of a chunk of groups: the backlog's counts and the oldest opening (+inf: none)."""
+    """Per (group, day) of a run of days: the backlog's counts and the oldest opening (+inf: none)."""
 
     buckets: np.ndarray  # (groups, days, len(AGE_COLUMNS))
     overdue: np.ndarray
@@ -340,32 +354,31 @@ class DayGrid:
         return self.buckets.sum(axis=2)
 
 
-def _day_grid(spans: DaySpans, first: int, n_groups: int, ends: np.ndarray) -> DayGrid:
-    """Count a chunk's spans per (group, day) without expanding them into ticket-days: a span adds +1 at
+def _day_grid(spans: DaySpans, n_groups: int, n_days: int) -> DayGrid:
+    """Count a run's spans per (group, day) without expanding them into ticket-days: a span adds +1 at
     its first day and -1 after its last, and a running sum along the days gives the counts."""
-    group = spans.group - first
-    n_days = len(ends)
-    bounds = [spans.lo, *(_age_reached(spans, edge, ends) for edge in AGE_EDGES_DAYS), spans.hi]
-    buckets = np.stack([_running(group, bounds[k], bounds[k + 1], n_groups, n_days)
+    group, bounds, paused = spans.group, spans.bounds, spans.paused
+    lo, hi = bounds[:, 0], bounds[:, HI]
+    buckets = np.stack([_running(group, bounds[:, k], bounds[:, k + 1], n_groups, n_days)
                         for k in range(len(AGE_COLUMNS))], axis=2)
-    overdue_from = np.clip(np.searchsorted(ends, spans.due, side="right"), spans.lo, spans.hi)  # NaN: never
     return DayGrid(
         buckets=buckets,
-        overdue=_running(group, overdue_from, spans.hi, n_groups, n_days),
-        paused=_running(group[spans.paused], spans.lo[spans.paused], spans.hi[spans.paused], n_groups, n_days),
-        oldest=_range_min(group, spans.lo, spans.hi, spans.opened, n_groups, n_days),
+        overdue=_running(group, bounds[:, OVERDUE], hi, n_groups, n_days),
+        paused=_running(group[paused], lo[paused], hi[paused], n_groups, n_days),
+        oldest=_range_min(group, lo, hi, spans.opened, n_groups, n_days),
     )
 
 
-def _age_reached(spans: DaySpans, edge_days: float, ends: np.ndarray) -> np.ndarray:
-    """Per span, the first day position (clipped to the span) whose end finds the ticket ``edge_days`` old,
-    with the age reckoned as the buckets define it: ``(day end - opened) / 86400 >= edge``."""
-    at = np.searchsorted(ends, spans.opened + edge_days * SECONDS_PER_DAY, side="left")
+def _age_reached(opened: np.ndarray, lo: np.ndarray, hi: np.ndarray, edge_days: float,
+                 ends: np.ndarray) -> np.ndarray:
+    """Per span, the first day position (clipped to ``[lo, hi]``) whose end finds the ticket ``edge_days``
+    old, with the age reckoned as the buckets define it: ``(day end - opened) / 86400 >= edge``."""
+    at = np.searchsorted(ends, opened + edge_days * SECONDS_PER_DAY, side="left")
     before = np.maximum(at - 1, 0)
-    at = np.where((at > 0) & ((ends[before] - spans.opened) / SECONDS_PER_DAY >= edge_days), before, at)
+    at = np.where((at > 0) & ((ends[before] - opened) / SECONDS_PER_DAY >= edge_days), before, at)
     inside = np.minimum(at, len(ends) - 1)
-    at = np.where((at < len(ends)) & ((ends[inside] - spans.opened) / SECONDS_PER_DAY < edge_days), at + 1, at)
-    return np.clip(at, spans.lo, spans.hi)
+    at = np.where((at < len(ends)) & ((ends[inside] - opened) / SECONDS_PER_DAY < edge_days), at + 1, at)
+    return np.clip(at, lo, hi)
 
 
 def _running(group: np.ndarray, start: np.ndarray, stop: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:
@@ -398,21 +411,22 @@ def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.nda
         left, right = (left + 1) >> 1, right >> 1
         more = left < right
         left, right, row = left[more], right[more], row[more]
+    pairs = tree.reshape(n_groups, leaves, 2)  # pair p holds nodes 2p and 2p+1, the children of node p
     for level in range(max(leaves.bit_length() - 1, 0)):  # a level's nodes are contiguous: views, no copies
         parents = tree[:, 1 << level:2 << level]
-        children = tree[:, 2 << level:4 << level].reshape(n_groups, 1 << level, 2)
+        children = pairs[:, 1 << level:2 << level]
         np.minimum(children, parents[:, :, None], out=children)
     return tree[:, leaves:leaves + n_days]
 
 
 def _backlog_cells(grid: DayGrid, first: int, keys: tuple) -> dict[str, np.ndarray]:
-    """One entry per (group, day) of a chunk with a ticket open at the day's end: day positions, key codes
-    and counts, still as numbers, ordered by day and then group."""
+    """One entry per (group, day) of a run of days from ``first`` with a ticket open at the day's end: day
+    positions, key codes and counts, still as numbers, ordered by day and then group."""
     counts = grid.open_count
     day, group = np.nonzero(counts.T > 0)
     return {
-        "day": day, "engineer": keys[0][first + group], "ticket_type": keys[1][first + group],
-        "priority": keys[2][first + group], "open_count": counts[group, day],
+        "day": first + day, "engineer": keys[0][group], "ticket_type": keys[1][group],
+        "priority": keys[2][group], "open_count": counts[group, day],
         **{name: grid.buckets[group, day, i] for i, name in enumerate(AGE_COLUMNS)},
         "oldest_opened_at": grid.oldest[group, day], "overdue_count": grid.overdue[group, day],
         "paused_count": grid.paused[group, day],
@@ -420,13 +434,9 @@ def _backlog_cells(grid: DayGrid, first: int, keys: tuple) -> dict[str, np.ndarr
 
 
 def _backlog_frame(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, vocabulary: Vocabulary) -> pd.DataFrame:
-    """The chunks' cells as one frame in key order (day, engineer, ticket type, priority). Each chunk's cells
-    are in that order already (``_day_spans``), and chunks hold consecutive groups: a stable sort by day
-    merges them, and one chunk needs no sort."""
+    """The runs' cells as one frame in key order (day, engineer, ticket type, priority): each run's cells are
+    in that order (``_day_spans`` numbers the groups in their texts' order) and the runs follow one another."""
     cells = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    if len(parts) > 1:
-        order = np.argsort(cells["day"], kind="stable")
-        cells = {name: values[order] for name, values in cells.items()}
     return pd.DataFrame({
         "day": calendar.days[cells.pop("day")].astype("datetime64[s]"),
         **{name: vocabulary.decode(cells.pop(name)) for name in ("engineer", "ticket_type", "priority")},

@@ -168,9 +168,9 @@ def test_status_time_adds_up_to_the_status_span(history) -> None:
 
 @hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
-def test_counting_one_group_at_a_time_changes_nothing(history) -> None:
-    """The day grids are counted a chunk of (engineer, type, priority) groups at a time (memory); chunks of
-    one group give the literal reading too."""
+def test_counting_one_day_at_a_time_changes_nothing(history) -> None:
+    """The day grids are counted a run of days at a time (memory); runs of one day give the literal reading
+    too, and the same frame, in the same order, as one run."""
     import kpis.backlog as backlog_module
 
     t, e = history

@@ -95,8 +95,8 @@ def test_backlog_days_are_reconstructed_from_the_history() -> None:
 
 @pytest.mark.parametrize("cells_per_chunk", [1 << 22, 1])
 def test_rows_come_in_key_order_whatever_order_the_values_were_seen_in(cells_per_chunk, monkeypatch) -> None:
-    """Rows are ordered by (day, engineer, ticket type, priority) as texts, also when the groups are counted a
-    group at a time. The values are coded in the order they are read: "unassigned" first (seeded), then carol
+    """Rows are ordered by (day, engineer, ticket type, priority) as texts, also when the days are counted a
+    day at a time. The values are coded in the order they are read: "unassigned" first (seeded), then carol
     and dave (ticket columns), then bob (an event); the text order differs."""
     monkeypatch.setattr(backlog_module, "CELLS_PER_CHUNK", cells_per_chunk)
     frame = _backlog()
