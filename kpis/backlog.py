@@ -328,7 +328,9 @@ def _day_chunks(spans: DaySpans, n_groups: int, n_days: int) -> Iterator[tuple[i
     (group, day) cells (at least one day), each with the spans that cover it, cut to it and counted from its
     first day: the day grids of one run are what the counting holds in memory at once. Runs follow one
     another, so their cells come out in day order."""
-    fits = max(1, CELLS_PER_CHUNK // (2 * max(n_groups, 1)))  # 2 x days: the segment tree's nodes
+    if not len(spans.group):
+        return
+    fits = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # 2 x days: the segment tree's nodes
     per_chunk = 1 << (fits.bit_length() - 1)
     if per_chunk >= n_days:
         yield 0, n_days, spans
