@@ -76,10 +76,15 @@ def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
     return OpsRows(status_time, backlog)
 
 
+def facts_read(facts: pd.DataFrame) -> pd.DataFrame:
+    """The ``FACT_COLUMNS`` of ``facts`` (those it has): all that travels to the partitions."""
+    return facts[[c for c in FACT_COLUMNS if c in facts.columns]]
+
+
 def aligned_facts(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     """The ``FACT_COLUMNS`` of ``facts``, row for row in ``tickets``' order when every ticket has facts (each
     later lookup of a ticket's facts is then one comparison, not a join); else in their own order."""
-    facts = facts[[c for c in FACT_COLUMNS if c in facts.columns]]
+    facts = facts_read(facts)
     row = ticket_positions(facts, tickets)
     return facts.take(row).reset_index(drop=True) if len(row) and (row >= 0).all() else facts
 
@@ -108,7 +113,7 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
                    partitions: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, OpsRequest]]:
     """Each non-empty partition's tickets, events, facts and request (its own share of ``status_keys``),
     split by the same hash as the facts."""
-    facts = facts[[c for c in FACT_COLUMNS if c in facts.columns]]
+    facts = facts_read(facts)
     by_ticket = TicketPartitions.of(tickets, partitions)
     fact_rows = by_ticket.rows_of(facts)  # facts of tickets not in ``tickets`` are read by neither table
     keys = request.status_keys
