@@ -25,6 +25,7 @@ import pandas as pd
 
 from kpis.aggregate import local_days
 from kpis.backlog_candidates import may_be_open
+from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
 from kpis.config import KpiSettings
 from kpis.keys import ticket_positions
@@ -74,7 +75,7 @@ class PauseSets:
 
 def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
                 as_of: pd.Timestamp, *, pauses: PauseSets | None = None, days: np.ndarray | None = None,
-                history: CodedHistory | None = None) -> pd.DataFrame:
+                history: CodedHistory | None = None, only: BacklogScope | None = None) -> pd.DataFrame:
     """``kpi_backlog`` rows of canonical ``tickets``/``events`` at ``as_of``.
 
     ``facts``: their ``ticket_facts`` (``excluded_reason`` and ``resolution_due_at`` are read; any order).
@@ -83,7 +84,10 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     local date when None. Only their day ends are counted, and without ``history`` only the tickets that may
     be open at one of them are read (``kpis.backlog_candidates``): a night's few days cost little.
     ``history``: ``backlog_history(tickets, events)`` when already built (``events`` is then not read).
+    ``only``: a night's scope; its days are counted (``days`` is not read) and only the rows it holds are
+    returned, the same as those rows of the whole days (``kpis.backlog_scope``).
     """
+    days = days if only is None else only.days
     tickets = tickets.reset_index(drop=True)
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
     facts_row = _facts_rows(facts, tickets)
@@ -98,8 +102,11 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
-    parts = [_backlog_cells(_day_grid(chunk, len(keys[0]), n_days), first, keys)
-             for first, n_days, chunk in _day_chunks(spans, len(keys[0]), len(calendar.days))]
+    n_groups = len(keys[0])
+    held = None if only is None else ScopeCells.of(only, calendar.days, _group_texts(keys, stretches.vocabulary))
+    parts = [_backlog_cells(_day_grid(chunk, n_groups, n_days), first, keys,
+                            None if held is None else held.run(first, n_days, n_groups))
+             for first, n_days, chunk in _day_chunks(spans, n_groups, len(calendar.days))]
     if not parts:
         return conform(empty_frame(BACKLOG_COLUMNS), BACKLOG_COLUMNS)
     return conform(stamp_run(_backlog_frame(parts, calendar, stretches.vocabulary), as_of), BACKLOG_COLUMNS)
@@ -421,11 +428,12 @@ def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.nda
     return tree[:, leaves:leaves + n_days]
 
 
-def _backlog_cells(grid: DayGrid, first: int, keys: tuple) -> dict[str, np.ndarray]:
-    """One entry per (group, day) of a run of days from ``first`` with a ticket open at the day's end: day
-    positions, key codes and counts, still as numbers, ordered by day and then group."""
+def _backlog_cells(grid: DayGrid, first: int, keys: tuple, held: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One entry per (group, day) of a run of days from ``first`` with a ticket open at the day's end (and
+    held by ``held``, a (days, groups) mask, when given): day positions, key codes and counts, still as
+    numbers, ordered by day and then group."""
     counts = grid.open_count
-    day, group = np.nonzero(counts.T > 0)
+    day, group = np.nonzero(counts.T > 0 if held is None else (counts.T > 0) & held)
     return {
         "day": first + day, "engineer": keys[0][group], "ticket_type": keys[1][group],
         "priority": keys[2][group], "open_count": counts[group, day],
@@ -445,6 +453,11 @@ def _backlog_frame(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, vo
         "oldest_opened_at": from_epoch_seconds(cells.pop("oldest_opened_at")),
         **cells,
     })
+
+
+def _group_texts(keys: tuple[np.ndarray, ...], vocabulary: Vocabulary) -> pd.DataFrame:
+    """The groups' (engineer, ticket type, priority) texts, one row per group number."""
+    return pd.DataFrame({name: vocabulary.decode(key) for name, key in zip(GROUP, keys, strict=True)})
 
 
 def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:

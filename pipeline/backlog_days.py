@@ -12,9 +12,10 @@ move the sums, and equal rows leave both the sums and the minimum as they were.
 The same holds for each row on its own, a (day, engineer, ticket type, priority) cell. A night counts the
 days on which the two versions differ, the last stored day and every later one up to ``as_of``'s local date
 (new days appear), and compares with the stored rows only the cells that differ and every row of those
-last days. The two small backlogs of the changed tickets cost little; a ticket reassigned today or a survey
-answered does not bring back the days it was open long ago, and a ticket whose whole history moved (a
-reassignment in a source without events) brings back only its own cells.
+last days (``kpis.backlog_scope``: the counted days' other cells never become rows). The two small
+backlogs of the changed tickets cost little; a ticket reassigned today or a survey answered does not bring
+back the days it was open long ago, and a ticket whose whole history moved (a reassignment in a source
+without events) brings back only its own cells.
 """
 
 from __future__ import annotations
@@ -27,17 +28,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpis.aggregate import local_days
+from kpis.backlog_scope import CELL, BacklogScope
 from kpis.config import KpiSettings
 from kpis.keys import key_hits
-from kpis.schema import TABLE_KEYS
 from pipeline.changes import row_changes
 from pipeline.compute.ops import backlog_of
 from pipeline.raw import RawLayer
 from pipeline.store import Stores
 
 KEY = ["source", "ticket_id"]
-#: A backlog row's key: the cell of one day and group.
-CELL = list(TABLE_KEYS["kpi_backlog"])
 #: The facts the backlog reads besides the raw rows and events (``pipeline.compute.ops.backlog_of``).
 BACKLOG_FACTS = ("excluded_reason", "resolution_due_at", "resolution_policy")
 
@@ -52,23 +51,6 @@ class TicketVersion:
     def backlog(self, settings: KpiSettings, as_of: pd.Timestamp) -> pd.DataFrame:
         """Their ``kpi_backlog`` rows, every day."""
         return backlog_of(self.raw.tickets, self.raw.events, self.facts, settings, as_of)
-
-
-@dataclass(frozen=True)
-class BacklogScope:
-    """What a night recomputes of the backlog: the ``days`` counted, and of their rows every row of the
-    ``recent`` days and those of the ``cells`` (day, engineer, ticket_type, priority) the changed tickets
-    count differently in. A row of another cell sums, and takes the minimum over, the same tickets as before."""
-
-    days: np.ndarray  # datetime64[D], sorted
-    recent: np.ndarray  # datetime64[D]
-    cells: pd.DataFrame  # the backlog's key columns
-
-    def holds(self, rows: pd.DataFrame | pa.Table) -> np.ndarray:
-        """Which backlog ``rows`` (a frame, or an Arrow table as stored) lie in the scope."""
-        day = np.asarray(rows["day"]).astype("datetime64[D]")
-        return np.isin(day, self.recent) | key_hits(rows.select(CELL) if isinstance(rows, pa.Table) else rows[CELL],
-                                                    self.cells)
 
 
 def backlog_scope(stores: Stores, settings: KpiSettings, now: RawLayer, previous: RawLayer, facts: pd.DataFrame,

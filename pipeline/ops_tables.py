@@ -30,12 +30,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kpis.backlog_scope import BacklogScope
 from kpis.calendar import epoch_seconds
 from kpis.config import KpiSettings, facts_fingerprint
 from kpis.keys import key_hits, ticket_positions
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
 from kpis.status_time import LastStatus
-from pipeline.backlog_days import BacklogScope, backlog_scope
+from pipeline.backlog_days import backlog_scope
 from pipeline.changes import row_changes
 from pipeline.compute import OpsFunction
 from pipeline.compute.ops import OpsRequest, local_ops
@@ -100,7 +101,7 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
     backlog = None if scope.previous is None else backlog_scope(stores, settings, RawLayer(tickets, events),
                                                                  scope.previous, facts, as_of, scope.changed)
     days = None if backlog is None else backlog.days
-    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days))
+    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days, backlog))
     yield _status_time_changes(stores, rows.status_time, status_keys)
     yield _backlog_changes(stores, rows.backlog, backlog)
 

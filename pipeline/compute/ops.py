@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kpis.backlog import backlog_history, combine_backlogs, kpi_backlog
+from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
 from kpis.keys import key_hits, ticket_positions
@@ -36,12 +37,14 @@ FACT_COLUMNS = [*KEY, "resolution_policy", "excluded_reason", "resolution_due_at
 @dataclass(frozen=True)
 class OpsRequest:
     """What to compute: status time of the tickets in ``status_keys`` (every ticket when None) and the
-    backlog of ``days`` (every day when None; none when empty)."""
+    backlog of ``days`` (every day when None; none when empty), only the rows ``backlog_scope`` holds when
+    given (a night's, whose ``days`` these are)."""
 
     settings: KpiSettings
     as_of: pd.Timestamp
     status_keys: pd.DataFrame | None
     days: np.ndarray | None
+    backlog_scope: BacklogScope | None = None
 
     @property
     def wants_backlog(self) -> bool:
@@ -65,7 +68,7 @@ def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
     policies = ticket_policies(tickets, facts)
     history = backlog_history(tickets, events) if request.status_keys is None else None
     backlog = (backlog_of(tickets, events, facts, settings, as_of, days=request.days, history=history,
-                          policies=policies)
+                          policies=policies, only=request.backlog_scope)
                if request.wants_backlog else empty_frame(TABLE_COLUMNS["kpi_backlog"]))
     if request.status_keys is not None:
         keep = key_hits(tickets[KEY], request.status_keys)
@@ -91,12 +94,13 @@ def aligned_facts(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
 
 def backlog_of(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
                as_of: pd.Timestamp, *, days: np.ndarray | None = None, history: CodedHistory | None = None,
-               policies: pd.Series | None = None) -> pd.DataFrame:
+               policies: pd.Series | None = None, only: BacklogScope | None = None) -> pd.DataFrame:
     """``kpi_backlog`` of a set of tickets, each paused in its resolution policy's statuses (``policies``:
-    ``ticket_policies(tickets, facts)`` when already built)."""
+    ``ticket_policies(tickets, facts)`` when already built; ``only``: as ``kpi_backlog``'s)."""
     policies = ticket_policies(tickets, facts) if policies is None else policies
     pauses = resolution_pauses(policies, settings)
-    return kpi_backlog(tickets, events, facts, settings, as_of, pauses=pauses, days=days, history=history)
+    return kpi_backlog(tickets, events, facts, settings, as_of, pauses=pauses, days=days, history=history,
+                       only=only)
 
 
 def local_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, request: OpsRequest, *,

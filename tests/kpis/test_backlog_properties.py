@@ -18,6 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kpis.backlog import AGE_COLUMNS, backlog_history, kpi_backlog
+from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.facts import compute_facts
 from kpis.status_time import ticket_status_time
@@ -146,6 +147,26 @@ def test_backlog_of_some_days_equals_those_days_of_the_whole(history, offsets) -
     some = kpi_backlog(t, e, facts, s, AS_OF, days=days)
     expected = whole[whole["day"].isin(pd.to_datetime(days.astype(str)))].reset_index(drop=True)
     pd.testing.assert_frame_equal(some, expected)
+
+
+@hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_backlog_of_a_scope_equals_the_rows_it_holds_of_the_whole(history, data) -> None:
+    """A night's scope (recent days, and cells of other days, some of which no ticket is open in or lying
+    outside the history) gives exactly the rows of the whole backlog that ``BacklogScope.holds`` keeps."""
+    t, e = history
+    s = settings(reporting={"timezone": TZ})
+    facts = compute_facts(t, e, s, AS_OF)
+    whole = kpi_backlog(t, e, facts, s, AS_OF)
+    day = st.integers(min_value=-2, max_value=11).map(lambda d: np.datetime64("2026-03-25") + np.timedelta64(d, "D"))
+    cells = data.draw(st.lists(st.tuples(day, st.sampled_from(["ann", "bo", "unassigned"]),
+                                         st.sampled_from(["incident", "request"]),
+                                         st.sampled_from(["P1", "P2", "P3", "(none)"])), max_size=8))
+    cells = pd.DataFrame(cells, columns=["day", "engineer", "ticket_type", "priority"]).astype({"day": "datetime64[s]"})
+    recent = np.array(data.draw(st.lists(day, max_size=3)), dtype="datetime64[D]")
+    scope = BacklogScope(np.union1d(cells["day"].to_numpy().astype("datetime64[D]"), recent), recent, cells)
+    expected = whole[scope.holds(whole)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kpi_backlog(t, e, facts, s, AS_OF, only=scope), expected)
 
 
 @hsettings(max_examples=30, deadline=None)

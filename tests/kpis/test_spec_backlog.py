@@ -9,6 +9,7 @@ from helpers import ev, events, local, settings, tickets
 
 import kpis.backlog as backlog_module
 from kpis.backlog import PauseSets, combine_backlogs, kpi_backlog
+from kpis.backlog_scope import BacklogScope
 from kpis.facts import compute_facts
 
 TZ = "Asia/Shanghai"
@@ -51,13 +52,13 @@ def _world() -> tuple[pd.DataFrame, pd.DataFrame]:
     return t, e
 
 
-def _backlog(days: np.ndarray | None = None) -> pd.DataFrame:
+def _backlog(days: np.ndarray | None = None, only: BacklogScope | None = None) -> pd.DataFrame:
     t, e = _world()
     s = settings(reporting={"timezone": TZ}, kpi={"default_calendar": "24x7", "ticket_types": ["incident", "request"]})
     facts = compute_facts(t, e, s, AS_OF)
     due = {"T1": local("2026-03-04 12:00", TZ)}  # T1's resolution is due at noon on 03-04
     facts["resolution_due_at"] = facts["ticket_id"].map(due).astype("datetime64[us, UTC]")
-    return kpi_backlog(t, e, facts, s, AS_OF, days=days)
+    return kpi_backlog(t, e, facts, s, AS_OF, days=days, only=only)
 
 
 def _table(frame: pd.DataFrame) -> dict[tuple, tuple]:
@@ -118,6 +119,26 @@ def test_oldest_opened_and_as_of_are_carried() -> None:
 def test_a_subset_of_days_gives_exactly_those_days_rows() -> None:
     wanted = np.array(["2026-03-03", "2026-03-05"], dtype="datetime64[D]")
     assert _table(_backlog(days=wanted)) == {k: v for k, v in EXPECTED.items() if k[0] in ("03-03", "03-05")}
+
+
+@pytest.mark.parametrize("cells_per_chunk", [1 << 22, 1])
+def test_a_nights_scope_gives_only_the_rows_it_holds(cells_per_chunk, monkeypatch) -> None:
+    """Every row of the recent day 03-06; of 03-03 only bob's cell (dave's and the unassigned P1 cell are
+    counted on that day but not asked for); zed's cell on 03-04 holds no open ticket (no row); carol's cell
+    on 03-05 is asked for with a missing priority, which matches nothing (her row's priority is "(none)")."""
+    monkeypatch.setattr(backlog_module, "CELLS_PER_CHUNK", cells_per_chunk)
+    cells = pd.DataFrame({"day": pd.to_datetime(["2026-03-03", "2026-03-04", "2026-03-05"]).astype("datetime64[s]"),
+                          "engineer": ["bob", "zed", "carol"], "ticket_type": ["incident", "incident", "request"],
+                          "priority": ["P2", "P2", None]})
+    recent = np.array(["2026-03-06"], dtype="datetime64[D]")
+    days = np.array(["2026-03-03", "2026-03-04", "2026-03-05", "2026-03-06"], dtype="datetime64[D]")
+    frame = _backlog(only=BacklogScope(days, recent, cells))
+    #                                             open  <1d  1-3d  3-7d  7-30d  >=30d  overdue  paused
+    assert _table(frame) == {("03-03", "bob", "incident", "P2"): (1, 0, 1, 0, 0, 0, 0, 0),
+                             ("03-06", "carol", "request", "(none)"): (1, 0, 1, 0, 0, 0, 0, 0),
+                             ("03-06", "unassigned", "incident", "P1"): (1, 0, 0, 1, 0, 0, 0, 0)}
+    assert [(r.day.strftime("%m-%d"), r.engineer) for r in frame.itertuples()] == [
+        ("03-03", "bob"), ("03-06", "carol"), ("03-06", "unassigned")]
 
 
 def test_a_policy_pause_set_decides_paused() -> None:

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kpis import compute_facts, kpi_tables
+from kpis.backlog_scope import BacklogScope
 from kpis.schema import TABLE_KEYS
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
@@ -70,6 +71,23 @@ def test_partitioned_status_time_and_backlog_equal_one_process(partitions: int) 
         assert len(expected.status_time) > 1000 and len(expected.backlog) > min_backlog_rows
         pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
         pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
+
+
+@pytest.mark.parametrize("partitions", [1, 7])
+def test_a_nights_backlog_scope_gives_the_rows_it_holds_of_the_whole_backlog(partitions: int) -> None:
+    """A night's request carries its backlog scope (every seventh cell of the whole backlog, and the last two
+    days whole): one process and 7 partitions give exactly the whole backlog's rows the scope holds."""
+    tickets, events = generated(3000)
+    facts = compute_facts(tickets, events, bench_settings(), AS_OF)
+    whole = local_ops(tickets, events, facts, OpsRequest(bench_settings(), AS_OF, None, None)).backlog
+    cells = whole.loc[::7, list(TABLE_KEYS["kpi_backlog"])].reset_index(drop=True)
+    recent = np.array(["2026-01-14", "2026-01-15"], dtype="datetime64[D]")
+    scope = BacklogScope(np.union1d(cells["day"].to_numpy().astype("datetime64[D]"), recent), recent, cells)
+    expected = whole[scope.holds(whole)].reset_index(drop=True)
+    request = OpsRequest(bench_settings(), AS_OF, tickets.loc[:9, ["source", "ticket_id"]], scope.days, scope)
+    got = ops_engine(ComputeSettings(partitions=partitions))(tickets, events, facts, request)
+    assert len(whole) > 3 * len(expected) > 3 * len(cells) > 300
+    pd.testing.assert_frame_equal(got.backlog, expected, check_exact=True)
 
 
 def test_facts_in_any_order_are_aligned_with_the_tickets_and_give_the_same_tables() -> None:
