@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dask
+import numpy as np
 import pandas as pd
 import pytest
 from compute_helpers import (
@@ -27,10 +28,13 @@ from e2e_helpers import AS_OF as JULY_AS_OF
 from e2e_helpers import JULY, cli, export_canonical_csv, write_config
 
 from kpis import compute_facts
+from kpis.backlog_scope import BacklogScope
 from kpis.config import KpiSettings
+from kpis.schema import TABLE_KEYS
 from pipeline.cli import demo_settings
 from pipeline.compute import ComputeFailed
-from pipeline.compute.dask_engine import TASK_PREFIX, DaskFacts
+from pipeline.compute.dask_engine import TASK_PREFIX, DaskFacts, DaskOps
+from pipeline.compute.ops import OpsRequest, local_ops
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
 from pipeline.settings import ComputeSettings
@@ -165,3 +169,22 @@ def test_a_cluster_holds_at_most_two_partitions_per_worker_at_once(cluster: Loca
         peak = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins["peak-facts"].peak)
     assert 2 <= peak <= 4
     pd.testing.assert_frame_equal(facts, compute_facts(tickets, events, settings, as_of))
+
+
+def test_a_nights_backlog_scope_travels_to_the_workers(cluster: LocalCluster) -> None:
+    """A night's request (some tickets' status time, a backlog scope of single cells and one whole recent
+    day) computed in 7 partitions on the cluster gives the rows one process gives, and only the held ones."""
+    tickets, events = generated(2000)
+    settings, as_of = KpiSettings(), pd.Timestamp(AS_OF)
+    facts = compute_facts(tickets, events, settings, as_of)
+    whole = local_ops(tickets, events, facts, OpsRequest(settings, as_of, None, None)).backlog
+    cells = whole.loc[::11, list(TABLE_KEYS["kpi_backlog"])].reset_index(drop=True)
+    recent = np.array(["2026-01-15"], dtype="datetime64[D]")
+    scope = BacklogScope(np.union1d(cells["day"].to_numpy().astype("datetime64[D]"), recent), recent, cells)
+    request = OpsRequest(settings, as_of, tickets.loc[:19, ["source", "ticket_id"]], scope.days, scope)
+    expected = local_ops(tickets, events, facts, request)
+    got = DaskOps(ComputeSettings("dask", 7, cluster.scheduler_address, 2))(tickets, events, facts, request)
+    assert len(whole) > 3 * len(expected.backlog) > 3 * len(cells)
+    pd.testing.assert_frame_equal(expected.backlog, whole[scope.holds(whole)].reset_index(drop=True))
+    pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
+    pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
