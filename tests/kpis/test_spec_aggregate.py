@@ -394,3 +394,21 @@ def test_exempt_slas_are_counted_and_left_out_of_the_rates():
     # the maintenance ticket is resolved but is neither an incident nor a request: not counted as exempt
     m = kpi_row(eng, grain="month", period_start="2026-03-01", engineer="bob", ticket_type="maintenance")
     assert (m["response_sla_exempt"], m["resolution_sla_exempt"]) == (0, 0)
+
+
+def test_only_some_groups_gives_their_rows_and_every_group_the_whole_table():
+    """``only`` (a night's touched groups): bob's March month alone gives exactly his two March rows (an
+    incident opened and resolved in it, one opened in it); naming every group of the table gives the whole
+    table (the path where every stacked row is selected)."""
+    s = st()
+    facts = compute_facts(tickets(I("A", status="RESOLVED", resolved_at="2026-03-10T03:00Z"), I("B", ticket_type="request"),
+                                  I("C", engineer="ann", opened="2026-04-02T02:00Z")), make_events(), s,
+                          ts("2026-04-15T00:00Z"))
+    whole = aggregate(facts, s, by="engineer")
+    march = pd.DataFrame({"grain": ["month"], "period_start": [pd.Timestamp("2026-03-01")], "engineer": ["bob"]})
+    part = aggregate(facts, s, by="engineer", only=march)
+    assert sorted(zip(part["ticket_type"], part["opened_count"], part["resolved_count"], strict=True)) == [
+        ("incident", 1, 1), ("request", 1, 0)]
+    assert set(part["grain"]) == {"month"} and set(part["engineer"]) == {"bob"}
+    every = whole[["grain", "period_start", "engineer"]].drop_duplicates()
+    pd.testing.assert_frame_equal(aggregate(facts, s, by="engineer", only=every), whole)
