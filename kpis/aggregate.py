@@ -10,7 +10,7 @@ numerator / denominator and null on a zero denominator.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -71,18 +71,6 @@ class KpiRows:
     day: np.ndarray  # its anchor's local date as a day number (days since 1970-01-01)
     flagged: dict[str, np.ndarray]  # count -> stacked positions where it is 1
     durations: dict[str, Durations]
-    _periods: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-
-    def period(self, grain: str) -> np.ndarray:
-        """Each stacked row's period start as a day number (one lookup table over the days present);
-        made once per grain, as the engineer, team and scorecard aggregates all ask for it."""
-        if grain == "day" or not len(self.day):
-            return self.day
-        if grain not in self._periods:
-            first = int(self.day.min())
-            days = np.arange(first, int(self.day.max()) + 1).astype("datetime64[D]")
-            self._periods[grain] = period_starts(days, grain).astype("int64")[self.day - first]
-        return self._periods[grain]
 
 
 def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
@@ -149,7 +137,8 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     codes = Codes(facts, by)
     n_type = max(len(codes.type_names), 1) if by_type else 1
     who_type = (codes.who * n_type + (codes.ticket_type if by_type else 0))[rows.row]  # one key, half the memory
-    frames = [_grain_table(rows, who_type, n_type, grain,
+    days = DayGroups.of(rows, who_type, n_type)
+    frames = [_grain_table(rows, days, n_type, grain,
                            None if only is None else codes.groups(only[only["grain"] == grain]))
               for grain in settings.grains]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
@@ -383,35 +372,68 @@ class Durations:
         return cls(rows, values, SortCodes.of(values))
 
 
-def _grain_table(rows: KpiRows, who_type: np.ndarray, n_type: int, grain: str,
+@dataclass(frozen=True)
+class DayGroups:
+    """The stacked rows grouped once by (local day, who, ticket_type), with every count and duration total
+    per group. A period of any grain is a union of days, so its counts and sums add up from these groups'
+    (exactly: they are whole numbers); only the percentiles read the rows again."""
+
+    group: np.ndarray  # each stacked row's day group
+    day: np.ndarray  # each day group's day number
+    who_type: np.ndarray  # each day group's who * n_type + ticket_type
+    n_who_type: int  # a multiple of n_type above every who_type: the keys built with it decode
+    counts: dict[str, np.ndarray]  # count -> its total per day group
+    durations: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # column -> (day group per value, n, sum)
+
+    @classmethod
+    def of(cls, rows: KpiRows, who_type: np.ndarray, n_type: int) -> DayGroups:
+        """The day groups of ``rows``, whose stacked rows are credited to ``who_type``."""
+        n_who_type = (int(who_type.max(initial=0)) // n_type + 1) * n_type
+        first = int(rows.day.min(initial=0))
+        group, keys = dense_groups((rows.day - first) * n_who_type + who_type)
+        size = len(keys)
+        counts = {count: np.bincount(group[rows.flagged[count]], minlength=size) for count in COUNTS}
+        durations = {}
+        for column, values in rows.durations.items():
+            value_group = group[values.rows]
+            durations[column] = (value_group, np.bincount(value_group, minlength=size),
+                                 np.bincount(value_group, weights=values.values, minlength=size))
+        return cls(group, keys // n_who_type + first, keys % n_who_type, n_who_type, counts, durations)
+
+
+def _grain_table(rows: KpiRows, days: DayGroups, n_type: int, grain: str,
                  only: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """One grain: every family's rows grouped by (period_start, who, ticket_type) at once, in numpy.
 
-    ``who_type`` is ``who * n_type + ticket_type`` per stacked row. ``only``: (period day numbers, who
-    codes) of the groups to compute; the stacked rows of other groups are left out.
+    Each period group gathers the day groups of its days. ``only``: (period day numbers, who codes) of the
+    groups to compute; the day groups of other groups fall in bin ``size``, which is dropped.
     """
-    period = rows.period(grain)
-    n_who_type = (int(who_type.max(initial=0)) // n_type + 1) * n_type  # a multiple of n_type: decodable
+    period = period_starts(days.day.astype("datetime64[D]"), grain).astype("int64")
     first = int(period.min(initial=0))
-    key = (period - first) * n_who_type + who_type
-    selected = None if only is None else _in_groups(period - first, who_type // n_type, only, first,
-                                                    n_who_type // n_type)
+    key = (period - first) * days.n_who_type + days.who_type
+    selected = None if only is None else _in_groups(period - first, days.who_type // n_type, only, first,
+                                                    days.n_who_type // n_type)
     group, keys = dense_groups(key if selected is None else key[selected])
     size = len(keys)
-    if selected is not None:  # every stacked row's group; rows outside the selected groups count in bin ``size``
+    if selected is not None:
         group = _scatter(group, selected, len(key), size)
-    out = {"period_start": (keys // n_who_type + first).astype("datetime64[D]"),
-           "who": keys % n_who_type // n_type, "ticket_type": keys % n_type}
+    out = {"period_start": (keys // days.n_who_type + first).astype("datetime64[D]"),
+           "who": keys % days.n_who_type // n_type, "ticket_type": keys % n_type}
     for count in COUNTS:
-        out[count] = np.bincount(group[rows.flagged[count]], minlength=size + 1)[:size]
+        out[count] = _summed(group, days.counts[count], size)
     for prefix, column in DURATIONS.items():
-        out.update(_duration_stats(prefix, group, rows.durations[column], size))
+        out.update(_duration_stats(prefix, group, days.durations[column], rows.durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
+
+
+def _summed(group: np.ndarray, totals: np.ndarray, size: int) -> np.ndarray:
+    """Whole-number ``totals`` of the day groups added up per period group (float sums of integers are exact)."""
+    return np.bincount(group, weights=totals, minlength=size + 1)[:size].astype("int64")
 
 
 def _in_groups(period: np.ndarray, who: np.ndarray, only: tuple[np.ndarray, np.ndarray], first: int,
                n_who: int) -> np.ndarray:
-    """Positions of the stacked rows whose (period, who) is one of ``only``'s groups (a lookup table)."""
+    """Positions of the day groups whose (period, who) is one of ``only``'s groups (a lookup table)."""
     span = int(period.max(initial=-1)) + 1
     table = np.zeros(span * n_who, dtype=bool)
     days, codes = only[0] - first, only[1]
@@ -442,16 +464,20 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lookup[key], values
 
 
-def _duration_stats(prefix: str, group: np.ndarray, durations: Durations, size: int) -> dict[str, np.ndarray]:
-    """n, mean, median and P90 in minutes per group of seconds, ignoring missing values; percentiles as ``percentile_cont``."""
-    group, values, codes = group[durations.rows], durations.values, durations.codes
-    counted = group < size  # rows outside the selected groups are in bin ``size``
-    if not counted.all():  # only some groups: three copies a whole table does without
-        group, values, codes = group[counted], values[counted], codes.take(counted)
-    n = np.bincount(group, minlength=size)
+def _duration_stats(prefix: str, group: np.ndarray, totals: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    durations: Durations, size: int) -> dict[str, np.ndarray]:
+    """n, mean, median and P90 in minutes per period group of seconds, ignoring missing values; percentiles as
+    ``percentile_cont``. ``group``: each day group's period group (``size`` outside the selected groups);
+    ``totals``: the day group of each known value, and n and the sum of seconds per day group."""
+    value_day_group, day_n, day_sum = totals
+    n = _summed(group, day_n, size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(group, weights=values, minlength=size) / n
-    median, p90 = percentile_cont(group, values, n, (0.5, 0.9), codes=codes)
+        mean = np.bincount(group, weights=day_sum, minlength=size + 1)[:size] / n
+    value_group, values, codes = group[value_day_group], durations.values, durations.codes
+    counted = value_group < size
+    if not counted.all():  # only some groups: three copies a whole table does without
+        value_group, values, codes = value_group[counted], values[counted], codes.take(counted)
+    median, p90 = percentile_cont(value_group, values, n, (0.5, 0.9), codes=codes)
     return {f"{prefix}_n": n, f"{prefix}_mean_min": mean / SECONDS_PER_MINUTE,
             f"{prefix}_median_min": median / SECONDS_PER_MINUTE, f"{prefix}_p90_min": p90 / SECONDS_PER_MINUTE}
 
