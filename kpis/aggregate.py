@@ -323,7 +323,7 @@ class SortCodes:
     no sort is needed to make them. Other values are coded by their rank (one argsort).
     """
 
-    code: np.ndarray  # int64, 0 <= code < width
+    code: np.ndarray  # 0 <= code < width; int32 (all but always), so the sort keys can be int32 too
     width: int
     offset: float  # value = code + offset, when ``ascending`` is None
     ascending: np.ndarray | None  # value = ascending[code] for ranked values
@@ -334,11 +334,12 @@ class SortCodes:
         if len(values):
             low, high = float(values.min()), float(values.max())
             if high - low < _MAX_VALUE_WIDTH and bool(np.all(values == np.floor(values))):
-                return cls((values - low).astype("int64"), int(high - low) + 1, low, None)
+                width = int(high - low) + 1
+                return cls((values - low).astype(_code_dtype(width)), width, low, None)
         # Equal values may take each other's ranks: the percentiles read values, never positions, so any
         # order of ties gives the same numbers, and the unstable sort is twice as fast.
         by_value = np.argsort(values)
-        rank = np.empty(len(values), dtype="int64")
+        rank = np.empty(len(values), dtype=_code_dtype(len(values)))
         rank[by_value] = np.arange(len(values))
         return cls(rank, max(len(values), 1), 0.0, values[by_value])
 
@@ -351,6 +352,10 @@ class SortCodes:
         if self.ascending is None:
             return codes.astype("float64") + self.offset
         return self.ascending[codes]
+
+
+def _code_dtype(width: int) -> str:
+    return "int32" if width < 2**31 else "int64"
 
 
 # Whole-number values span at most this many codes (~34 years in seconds), so that group * width + code
@@ -492,7 +497,7 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
     """
     if codes is None:
         codes = SortCodes.of(values)
-    ordered = codes.values(np.sort(group.astype("int64") * codes.width + codes.code) % codes.width)
+    ordered = codes.values(np.sort(_sort_keys(group, codes, len(n))) % codes.width)
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)
     results = []
@@ -508,6 +513,13 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
             value = np.zeros(len(n))
         results.append(np.where(n > 0, value, np.nan))
     return results
+
+
+def _sort_keys(group: np.ndarray, codes: SortCodes, n_groups: int) -> np.ndarray:
+    """``group * width + code`` per value, in int32 when every key fits (half the bytes: twice as fast a sort)."""
+    if n_groups * codes.width < 2**31:
+        return group.astype("int32") * np.int32(codes.width) + codes.code.astype("int32", copy=False)
+    return group.astype("int64") * codes.width + codes.code
 
 
 def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.DataFrame:
