@@ -164,7 +164,11 @@ class Codes:
 
     def __init__(self, facts: pd.DataFrame, who: str) -> None:
         self.who_name = who
-        self.who, self.who_names = pd.factorize(facts[who])
+        column = facts[who]
+        if isinstance(column.dtype, pd.CategoricalDtype):  # already coded (``breakdown.member_categories``)
+            self.who, self.who_names = column.cat.codes.to_numpy(dtype="int64"), column.cat.categories
+        else:
+            self.who, self.who_names = pd.factorize(column)
         self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"])
 
     def groups(self, only: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ for the member of the maintenance ticket that caused it, as it counts for that t
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from kpis.aggregate import KpiRows, aggregate_periods, kpi_rows
@@ -35,14 +36,25 @@ def breakdown(facts: pd.DataFrame, settings: KpiSettings, rows: KpiRows | None =
 def _dimension_rows(facts: pd.DataFrame, settings: KpiSettings, dimension: str, rows: KpiRows,
                     only: pd.DataFrame | None) -> pd.DataFrame:
     """One dimension's rows: the engineer aggregate with the dimension's member in place of the engineer."""
-    credited = pd.DataFrame({"member": members(facts[dimension]), "ticket_type": facts["ticket_type"],
+    credited = pd.DataFrame({"member": member_categories(facts[dimension]), "ticket_type": facts["ticket_type"],
                              "as_of": facts["as_of"]})
     groups = None if only is None else only[only["dimension"] == dimension]
     return aggregate_periods(credited, settings, by="member", by_type=True, rows=rows, only=groups).assign(
         dimension=dimension)
 
 
+def member_categories(values: pd.Series) -> pd.Series:
+    """``members`` as a categorical Series, each member one category: worked out on the distinct values only,
+    and grouped by its codes without reading a string again."""
+    codes, distinct = pd.factorize(values)  # missing values: -1, which picks the NO_MEMBER appended last
+    text = pd.Series(distinct, dtype="str")
+    named = text.where(text.notna() & (text.str.strip() != ""), NO_MEMBER).to_numpy()
+    merged, categories = pd.factorize(np.append(named, NO_MEMBER))  # blank and empty are one member
+    return pd.Series(pd.Categorical.from_codes(merged[codes], categories=pd.Index(categories, dtype="str")),
+                     index=values.index, name=values.name)
+
+
 def members(values: pd.Series) -> pd.Series:
     """A dimension's member per ticket: its value, ``(none)`` when empty."""
-    text = values.astype("str")
-    return text.where(text.notna() & (text.str.strip() != ""), NO_MEMBER)
+    coded = member_categories(values)
+    return pd.Series(coded.cat.categories.take(coded.cat.codes.to_numpy()), index=values.index, name=values.name)
