@@ -387,7 +387,6 @@ class DayGroups:
     per group. A period of any grain is a union of days, so its counts and sums add up from these groups'
     (exactly: they are whole numbers); only the percentiles read the rows again."""
 
-    group: np.ndarray  # each stacked row's day group
     day: np.ndarray  # each day group's day number
     who_type: np.ndarray  # each day group's who * n_type + ticket_type
     n_who_type: int  # a multiple of n_type above every who_type: the keys built with it decode
@@ -407,7 +406,7 @@ class DayGroups:
             value_group = group[values.rows]
             durations[column] = (value_group, np.bincount(value_group, minlength=size),
                                  np.bincount(value_group, weights=values.values, minlength=size))
-        return cls(group, keys // n_who_type + first, keys % n_who_type, n_who_type, counts, durations)
+        return cls(keys // n_who_type + first, keys % n_who_type, n_who_type, counts, durations)
 
 
 def _grain_table(rows: KpiRows, days: DayGroups, n_type: int, grain: str,
