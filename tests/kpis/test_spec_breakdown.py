@@ -11,7 +11,7 @@ import pytest
 from helpers import approx_eq, ev, events, kpi_row, kpi_rows, settings, tickets, ts
 
 from kpis import compute_all
-from kpis.breakdown import breakdown
+from kpis.breakdown import breakdown, member_categories, members
 from kpis.config import KpiSettings
 from kpis.errors import ConfigError
 from kpis.facts import compute_facts
@@ -75,6 +75,26 @@ def test_rows_per_member_with_none_for_empty_values():
     assert month(frame, "service", "(none)")["opened_count"] == 4
     assert month(frame, "category", "(none)")["opened_count"] == 4
     assert month(frame, "priority", "P1")["opened_count"] == 4
+
+
+def test_blank_empty_missing_and_a_literal_none_are_one_member():
+    # clients "  ", "", missing and the text "(none)": one "(none)" row of 4 tickets, not four rows; ACME apart
+    frame = table(I("B", client="  "), I("E", client=""), I("M", client=None), I("L", client="(none)"),
+                  I("A", client="ACME"))
+    clients = kpi_rows(frame, dimension="client")
+    assert sorted(clients["member"]) == ["(none)", "ACME"]
+    assert month(frame, "client", "(none)")["opened_count"] == 4
+    assert month(frame, "client", "ACME")["opened_count"] == 1
+
+
+def test_members_are_the_values_with_none_for_empty_ones_and_one_category_each():
+    values = pd.Series([" x ", " ", "", None, "(none)", "b", " x "], dtype="str", name="client", index=range(3, 10))
+    named = members(values)
+    assert named.tolist() == [" x ", "(none)", "(none)", "(none)", "(none)", "b", " x "]  # a value is kept as is
+    assert (named.name, list(named.index), str(named.dtype)) == ("client", list(range(3, 10)), "str")
+    coded = member_categories(values)
+    assert sorted(coded.cat.categories) == [" x ", "(none)", "b"]  # each member once (" " sorts before "(")
+    assert coded.astype("str").tolist() == named.tolist()
 
 
 def test_category_is_the_final_one_and_priority_the_current_one():
