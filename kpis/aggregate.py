@@ -428,15 +428,16 @@ def _grain_table(rows: KpiRows, days: DayGroups, n_type: int, grain: str,
     out = {"period_start": (keys // days.n_who_type + first).astype("datetime64[D]"),
            "who": keys % days.n_who_type // n_type, "ticket_type": keys % n_type}
     for count in COUNTS:
-        out[count] = _summed(group, days.counts[count], size)
+        out[count] = _added(group, days.counts[count], size).astype("int64")
     for prefix, column in DURATIONS.items():
         out.update(_duration_stats(prefix, group, days.durations[column], rows.durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
 
 
-def _summed(group: np.ndarray, totals: np.ndarray, size: int) -> np.ndarray:
-    """Whole-number ``totals`` of the day groups added up per period group (float sums of integers are exact)."""
-    return np.bincount(group, weights=totals, minlength=size + 1)[:size].astype("int64")
+def _added(group: np.ndarray, totals: np.ndarray, size: int) -> np.ndarray:
+    """The day groups' whole-number ``totals`` added up per period group (float sums of integers are exact);
+    bin ``size``, the day groups outside the selected groups, is dropped."""
+    return np.bincount(group, weights=totals, minlength=size + 1)[:size]
 
 
 def _in_groups(period: np.ndarray, who: np.ndarray, only: tuple[np.ndarray, np.ndarray], first: int,
@@ -478,9 +479,9 @@ def _duration_stats(prefix: str, group: np.ndarray, totals: tuple[np.ndarray, np
     ``percentile_cont``. ``group``: each day group's period group (``size`` outside the selected groups);
     ``totals``: the day group of each known value, and n and the sum of seconds per day group."""
     value_day_group, day_n, day_sum = totals
-    n = _summed(group, day_n, size)
+    n = _added(group, day_n, size).astype("int64")
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(group, weights=day_sum, minlength=size + 1)[:size] / n
+        mean = _added(group, day_sum, size) / n
     value_group, values, codes = group[value_day_group], durations.values, durations.codes
     counted = value_group < size
     if not counted.all():  # only some groups: three copies a whole table does without
