@@ -19,7 +19,7 @@ from kpis.calendar import CalendarSet, epoch_seconds, from_epoch_seconds
 from kpis.config import KpiSettings
 from kpis.csat import csat_scores
 from kpis.exemptions import Exemptions, exempt_verdicts, exempted_reason, exemptions
-from kpis.keys import positions, ticket_keys
+from kpis.keys import positions, ticket_keys, ticket_row_positions
 from kpis.schema import DONE_STATUSES, EXEMPT, TICKET_FACT_COLUMNS, UNASSIGNED, conform, stamp_run
 from kpis.sla import (
     MetricPolicy,
@@ -194,7 +194,7 @@ def known_events(t: TicketFrame, events: pd.DataFrame) -> tuple[pd.DataFrame, np
     """The events of ``t``'s tickets, and each one's ticket number (``tix``)."""
     if not len(events):
         return events, np.empty(0, dtype="int64")
-    tix = positions(t.keys, ticket_keys(events["source"], events["ticket_id"]))
+    tix = ticket_row_positions(t.keys, events["source"], events["ticket_id"])
     known = tix >= 0  # events of unknown tickets were quarantined upstream; ignore any left
     events = events[known] if not known.all() else events
     return events, tix[known].astype("int64")

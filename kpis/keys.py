@@ -14,16 +14,16 @@ _SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in a source name
 
 def ticket_keys(source: pd.Series, ticket_id: pd.Series) -> pa.Array:
     """One string per row identifying the ticket across sources."""
-    return row_keys(pd.DataFrame({"source": source.astype("str").array, "ticket_id": ticket_id.astype("str").array}))
+    return join_keys(_ticket_columns(source, ticket_id))
 
 
-def row_keys(frame: pd.DataFrame) -> pa.Array:
-    """One string per row joining all of ``frame``'s columns (any type, cast to text by Arrow)."""
-    return join_keys([pa.array(frame[c], from_pandas=True) for c in frame.columns])
+def _ticket_columns(source: pd.Series, ticket_id: pd.Series) -> list[pa.Array]:
+    """``source`` and ``ticket_id`` as the Arrow text columns ``ticket_keys`` joins."""
+    return [pa.array(column.astype("str").array, from_pandas=True) for column in (source, ticket_id)]
 
 
 def join_keys(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
-    """One string per row joining Arrow ``columns`` as ``row_keys`` does (``ticket_keys`` of an Arrow table)."""
+    """One string per row joining Arrow ``columns`` (cast to text) with a separator (``ticket_keys`` of an Arrow table)."""
     parts = [pc.cast(c, pa.large_string()) for c in columns]
     parts = [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
     if len(parts) == 1:
@@ -132,7 +132,38 @@ def ticket_positions(tickets: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     with their tickets) are recognised by one comparison, without a join."""
     if same_keys(tickets, rows):
         return np.arange(len(rows), dtype="int64")
-    return positions(ticket_keys(tickets["source"], tickets["ticket_id"]), ticket_keys(rows["source"], rows["ticket_id"]))
+    return ticket_row_positions(ticket_keys(tickets["source"], tickets["ticket_id"]), rows["source"], rows["ticket_id"])
+
+
+def ticket_row_positions(keys: pa.Array, source: pd.Series, ticket_id: pd.Series) -> np.ndarray:
+    """``positions(keys, ticket_keys(source, ticket_id))``, looking up only the first row of each run of rows
+    of one ticket (``keys`` are distinct). Events come grouped by ticket (5M events of 1M tickets are about 1M
+    runs), and building and hashing a key string per row is most of a lookup's cost; rows not grouped are
+    looked up one by one."""
+    columns = _ticket_columns(source, ticket_id)
+    starts = _run_starts(columns)
+    if len(starts) > len(source) // 2:
+        return positions(keys, join_keys(columns))
+    heads = join_keys([column.take(starts) for column in columns])
+    found = np.arange(len(keys), dtype="int64") if _equal(keys, heads) else positions(keys, heads)
+    return np.repeat(found, np.diff(np.append(starts, len(source))))
+
+
+def _equal(keys: pa.Array, lookups: pa.Array) -> bool:
+    """Whether ``lookups`` are ``keys``, row for row (events in their tickets' order: no hash table)."""
+    return len(keys) == len(lookups) and bool(pc.all(pc.equal(keys, lookups), skip_nulls=False).as_py())
+
+
+def _run_starts(columns: list[pa.Array]) -> np.ndarray:
+    """The rows whose values differ from the previous row's in some column (a missing value always does)."""
+    n = len(columns[0])
+    if n == 0:
+        return np.zeros(0, dtype="int64")
+    same = np.ones(n - 1, dtype=bool)
+    for column in columns:
+        equal = pc.equal(column.slice(1), column.slice(0, n - 1)).fill_null(False)
+        same &= equal.to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.flatnonzero(~same) + 1]).astype("int64")
 
 
 def same_keys(tickets: pd.DataFrame, rows: pd.DataFrame) -> bool:

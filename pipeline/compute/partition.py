@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
-from kpis.keys import positions, ticket_keys
+from kpis.keys import ticket_keys, ticket_row_positions
 
 PARTITION_HASH_KEY = "itsm-kpi:part:v1"  # SipHash-2-4 key: 16 ASCII bytes; changing it moves every ticket
 
@@ -104,7 +104,7 @@ class TicketPartitions:
     def rows_of(self, frame: pd.DataFrame) -> list[np.ndarray]:
         """Each partition's rows of ``frame`` (``source``/``ticket_id`` columns; ascending): those of its
         tickets. A row whose ticket is not among the tickets is in none."""
-        ticket = positions(self.keys, ticket_keys(frame["source"], frame["ticket_id"]))
+        ticket = ticket_row_positions(self.keys, frame["source"], frame["ticket_id"])
         known = ticket >= 0
         part = np.full(len(frame), self.partitions, dtype="int64")
         part[known] = self.partition[ticket[known]]

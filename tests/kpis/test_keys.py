@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis.keys import _CodedKeys, frame_positions, key_hits, same_keys, ticket_positions
+from kpis.keys import (
+    _CodedKeys,
+    frame_positions,
+    key_hits,
+    positions,
+    same_keys,
+    ticket_keys,
+    ticket_positions,
+    ticket_row_positions,
+)
 
 
 def test_each_lookup_finds_the_row_with_all_key_columns_equal() -> None:
@@ -121,3 +130,59 @@ def test_a_missing_key_is_never_taken_as_aligned() -> None:
 
     assert not same_keys(tickets, tickets.copy())
     assert ticket_positions(tickets, tickets.copy()).tolist() == [0, 1]  # the join still finds both
+
+
+# --- ticket_row_positions: rows grouped by ticket are looked up once per run -----------------------------
+def test_a_run_of_rows_of_one_ticket_takes_the_position_of_its_ticket() -> None:
+    tickets = _keys(("a", "1"), ("a", "2"), ("b", "1"))
+    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    # runs: a/1 x3, a/2 x2, b/1, an unknown a/9 x2, then a/1 again (a new run of a ticket seen before)
+    rows = _keys(("a", "1"), ("a", "1"), ("a", "1"), ("a", "2"), ("a", "2"), ("b", "1"), ("a", "9"), ("a", "9"),
+                 ("a", "1"))
+
+    found = ticket_row_positions(keys, rows["source"], rows["ticket_id"])
+
+    assert found.tolist() == [0, 0, 0, 1, 1, 2, -1, -1, 0]
+
+
+def test_runs_in_the_tickets_own_order_take_the_tickets_positions() -> None:
+    tickets = _keys(("a", "1"), ("a", "2"), ("b", "1"))
+    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    rows = _keys(("a", "1"), ("a", "2"), ("a", "2"), ("b", "1"), ("b", "1"))
+    shuffled = _keys(("a", "2"), ("a", "1"), ("a", "1"), ("b", "1"), ("b", "1"))  # as many runs, another order
+
+    assert ticket_row_positions(keys, rows["source"], rows["ticket_id"]).tolist() == [0, 1, 1, 2, 2]
+    assert ticket_row_positions(keys, shuffled["source"], shuffled["ticket_id"]).tolist() == [1, 0, 0, 2, 2]
+
+
+def test_a_missing_value_starts_a_run_of_its_own() -> None:
+    tickets = pd.DataFrame({"source": ["a", "a"], "ticket_id": ["1", None]}, dtype="string[pyarrow]")
+    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    rows = pd.DataFrame({"source": ["a", "a", "a", "a"], "ticket_id": [None, None, "1", "1"]}, dtype="string[pyarrow]")
+
+    # the missing id is one key ("a" and the missing id's text), found at row 1, for both rows that hold it
+    assert ticket_row_positions(keys, rows["source"], rows["ticket_id"]).tolist() == [1, 1, 0, 0]
+
+
+_TICKET = st.tuples(st.sampled_from(["a", "b", None]), st.sampled_from(["1", "2", "10", None]))
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(tickets=st.lists(_TICKET, unique=True, max_size=6),
+       runs=st.lists(st.tuples(_TICKET, st.integers(1, 4)), max_size=12),
+       numeric_ids=st.booleans())
+def test_ticket_row_positions_equal_a_lookup_of_every_row(tickets, runs, numeric_ids) -> None:
+    """Whatever the runs (grouped, interleaved, missing values, numeric ids), the positions are those of a
+    lookup of every row's own key; both branches (few runs, many) are drawn."""
+    ticket_frame = pd.DataFrame(tickets, columns=["source", "ticket_id"], dtype="object")
+    rows = pd.DataFrame([pair for pair, times in runs for _ in range(times)], columns=["source", "ticket_id"],
+                        dtype="object")
+    if numeric_ids:
+        ticket_frame["ticket_id"] = pd.to_numeric(ticket_frame["ticket_id"])
+        rows["ticket_id"] = pd.to_numeric(rows["ticket_id"])
+    keys = ticket_keys(ticket_frame["source"], ticket_frame["ticket_id"])
+
+    found = ticket_row_positions(keys, rows["source"], rows["ticket_id"])
+
+    expected = positions(keys, ticket_keys(rows["source"], rows["ticket_id"]))
+    np.testing.assert_array_equal(found, expected)
