@@ -27,6 +27,7 @@ from kpis.aggregate import local_days
 from kpis.backlog_candidates import may_be_open
 from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
+from kpis.change_points import ChangePoints
 from kpis.config import KpiSettings
 from kpis.keys import ticket_positions
 from kpis.schema import (
@@ -40,7 +41,7 @@ from kpis.schema import (
     stamp_run,
 )
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
-from kpis.timeline import History, KindEvents
+from kpis.timeline import History
 from kpis.vocabulary import MISSING, Vocabulary
 
 NO_PRIORITY = "(none)"
@@ -184,8 +185,9 @@ def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSet
     """The stretches in which each ``counted`` ticket is open, with its engineer, priority and pause state."""
     history, vocabulary = coded.history, coded.vocabulary
     columns = _TicketColumns.of(tickets, vocabulary)
-    tix, at = _change_points(history, columns)
-    status = _values_at(history["status"], tix, at)
+    points = _change_points(history, columns)
+    tix, at = points.tix, points.at
+    status = points.values(0)
     has_status = history["status"].has_any(len(tickets))[tix]
     is_open = np.where(has_status, (status == MISSING) | ~np.isin(status, vocabulary.codes(FINAL_STATUSES)),
                        columns.open_without_events(tix, at, vocabulary))
@@ -194,9 +196,8 @@ def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSet
     keep = is_open & (end > at) & counted[tix]
     return Stretches(
         tix=tix[keep], start=at[keep], end=end[keep],
-        engineer=_fallback(_values_at(history["assignee"].non_empty(), tix, at), columns.assignee[tix],
-                           vocabulary.code(UNASSIGNED))[keep],
-        priority=_fallback(_values_at(history["priority"].non_empty(), tix, at), columns.priority[tix],
+        engineer=_fallback(points.values(1), columns.assignee[tix], vocabulary.code(UNASSIGNED))[keep],
+        priority=_fallback(points.values(2, non_empty=True), columns.priority[tix],
                            vocabulary.code(NO_PRIORITY))[keep],
         paused=_is_paused(status, pauses.index[tix], pauses.sets, vocabulary)[keep],
         vocabulary=vocabulary,
@@ -228,42 +229,13 @@ class _TicketColumns:
         return never_done | (done & (at < self.resolved_end[tix]))
 
 
-def _change_points(history: History, columns: _TicketColumns) -> tuple[np.ndarray, np.ndarray]:
-    """Per ticket, sorted and distinct: its opening, then every later instant its state can change at."""
-    kinds = [history["status"], history["assignee"].non_empty(), history["priority"]]
-    n = len(columns.opened)
-    no_status = ~history["status"].has_any(n)
+def _change_points(history: History, columns: _TicketColumns) -> ChangePoints:
+    """Each ticket's opening and every later instant its state can change at, with the values the status
+    (0), non-empty assignee (1) and priority (2) events hold at each (``kpis.change_points``)."""
+    kinds = (history["status"], history["assignee"].non_empty(), history["priority"])
+    no_status = ~history["status"].has_any(len(columns.opened))
     ends = np.flatnonzero(no_status & np.isfinite(columns.resolved_end))
-    tix = np.concatenate([np.arange(n), *[k.tix for k in kinds], ends]).astype("int64")
-    at = np.concatenate([columns.opened, *[k.at for k in kinds], columns.resolved_end[ends]])
-    keep = np.isfinite(at) & (at >= columns.opened[tix])
-    tix, at = tix[keep], at[keep]
-    order = np.argsort(_ticket_time_keys(tix, at), kind="stable")  # a merge of the already sorted parts
-    tix, at = tix[order], at[order]
-    distinct = np.concatenate([[True], (tix[1:] != tix[:-1]) | (at[1:] != at[:-1])]) if len(tix) else tix.astype(bool)
-    return tix[distinct], at[distinct]
-
-
-def _ticket_time_keys(tix: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """One int64 per (ticket, whole epoch second) ordered as the pairs are (timestamps are whole seconds)."""
-    if not len(at):
-        return tix.astype("int64")
-    base = float(at.min())
-    return tix.astype("int64") * (int(at.max() - base) + 1) + (at - base).astype("int64")
-
-
-def _values_at(events: KindEvents, tix: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """For each query (ticket, instant): the value of the ticket's last event at or before it (-1: none)."""
-    if not len(events) or not len(tix):
-        return np.full(len(tix), MISSING, dtype="int64")
-    base = min(float(events.at.min()), float(at.min()))
-    span = int(max(float(events.at.max()), float(at.max())) - base) + 1
-    keys = events.tix.astype("int64") * span + (events.at - base).astype("int64")
-    queries = tix * span + (at - base).astype("int64")
-    i = np.searchsorted(keys, queries, side="right") - 1
-    ic = np.maximum(i, 0)
-    hit = (i >= 0) & (events.tix[ic] == tix)
-    return np.where(hit, events.value[ic], MISSING).astype("int64")
+    return ChangePoints.of(columns.opened, kinds, ends, columns.resolved_end[ends])
 
 
 def _fallback(values: np.ndarray, column: np.ndarray, default: int) -> np.ndarray:
