@@ -29,6 +29,7 @@ from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
 from kpis.change_points import ChangePoints
 from kpis.config import KpiSettings
+from kpis.day_ends import DayEnds
 from kpis.keys import ticket_positions
 from kpis.schema import (
     BACKLOG_COLUMNS,
@@ -288,16 +289,17 @@ HI, OVERDUE = len(AGE_COLUMNS), len(AGE_COLUMNS) + 1
 def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) -> tuple[DaySpans, tuple]:
     """The stretches holding a day end, and each group's key codes (engineer, type, priority). Groups are
     numbered in the order of their decoded keys, so cells come out in the table's key order."""
-    lo = np.searchsorted(ends, stretches.start, side="right")
-    hi = np.searchsorted(ends, stretches.end, side="right")
+    day_ends = DayEnds.of(ends)
+    lo = day_ends.count(stretches.start, side="right")
+    hi = day_ends.count(stretches.end, side="right")
     held = lo < hi
     tix = stretches.tix[held]
     keys = (stretches.engineer[held], tickets.ticket_type[tix], stretches.priority[held])
     ranks = stretches.vocabulary.ranks()
     group, firsts = _groups(tuple(ranks[key] for key in keys))  # numbered in the texts' order: the table's
     lo, hi, opened = lo[held], hi[held], tickets.opened[tix]
-    overdue_from = np.clip(np.searchsorted(ends, tickets.due[tix], side="right"), lo, hi)  # NaN due: never
-    bounds = np.stack([lo, *(_age_reached(opened, lo, hi, edge, ends) for edge in AGE_EDGES_DAYS), hi,
+    overdue_from = np.clip(day_ends.count(tickets.due[tix], side="right"), lo, hi)  # NaN due: never
+    bounds = np.stack([lo, *(_age_reached(opened, lo, hi, edge, day_ends) for edge in AGE_EDGES_DAYS), hi,
                        overdue_from], axis=1)
     return DaySpans(group, bounds, opened, stretches.paused[held]), tuple(key[firsts] for key in keys)
 
@@ -351,10 +353,11 @@ def _day_grid(spans: DaySpans, n_groups: int, n_days: int) -> DayGrid:
 
 
 def _age_reached(opened: np.ndarray, lo: np.ndarray, hi: np.ndarray, edge_days: float,
-                 ends: np.ndarray) -> np.ndarray:
+                 day_ends: DayEnds) -> np.ndarray:
     """Per span, the first day position (clipped to ``[lo, hi]``) whose end finds the ticket ``edge_days``
     old, with the age reckoned as the buckets define it: ``(day end - opened) / 86400 >= edge``."""
-    at = np.searchsorted(ends, opened + edge_days * SECONDS_PER_DAY, side="left")
+    ends = day_ends.ends
+    at = day_ends.count(opened + edge_days * SECONDS_PER_DAY, side="left")
     before = np.maximum(at - 1, 0)
     at = np.where((at > 0) & ((ends[before] - opened) / SECONDS_PER_DAY >= edge_days), before, at)
     inside = np.minimum(at, len(ends) - 1)
