@@ -194,13 +194,14 @@ def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSet
                        columns.open_without_events(tix, at, vocabulary))
     status = np.where(has_status, status, columns.status[tix])
     end = np.concatenate([np.where(tix[1:] == tix[:-1], at[1:], np.inf), [np.inf]]) if len(tix) else at
-    keep = is_open & (end > at) & counted[tix]
+    kept = np.flatnonzero(is_open & (end > at) & counted[tix])
+    kept_tix = tix[kept]  # the fallbacks and pause states are read for the kept points only
     return Stretches(
-        tix=tix[keep], start=at[keep], end=end[keep],
-        engineer=_fallback(points.values(1), columns.assignee[tix], vocabulary.code(UNASSIGNED))[keep],
-        priority=_fallback(points.values(2, non_empty=True), columns.priority[tix],
-                           vocabulary.code(NO_PRIORITY))[keep],
-        paused=_is_paused(status, pauses.index[tix], pauses.sets, vocabulary)[keep],
+        tix=kept_tix, start=at[kept], end=end[kept],
+        engineer=_fallback(points.values(1)[kept], columns.assignee[kept_tix], vocabulary.code(UNASSIGNED)),
+        priority=_fallback(points.values(2, non_empty=True)[kept], columns.priority[kept_tix],
+                           vocabulary.code(NO_PRIORITY)),
+        paused=_is_paused(status[kept], pauses.index[kept_tix], pauses.sets, vocabulary),
         vocabulary=vocabulary,
     )
 
