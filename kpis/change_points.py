@@ -30,9 +30,6 @@ class ChangePoints:
     kinds: tuple[KindEvents, ...]
     landing: tuple[np.ndarray, ...]
 
-    def __len__(self) -> int:
-        return len(self.tix)
-
     @classmethod
     def of(cls, opened: np.ndarray, kinds: tuple[KindEvents, ...], ends_tix: np.ndarray,
            ends_at: np.ndarray) -> ChangePoints:
