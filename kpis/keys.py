@@ -141,7 +141,7 @@ def ticket_row_positions(keys: pa.Array, source: pd.Series, ticket_id: pd.Series
     runs), and building and hashing a key string per row is most of a lookup's cost; rows not grouped are
     looked up one by one."""
     columns = _ticket_columns(source, ticket_id)
-    starts = _run_starts(columns)
+    starts = run_starts(columns)
     if len(starts) > len(source) // 2:
         return positions(keys, join_keys(columns))
     heads = join_keys([column.take(starts) for column in columns])
@@ -154,8 +154,9 @@ def _equal(keys: pa.Array, lookups: pa.Array) -> bool:
     return len(keys) == len(lookups) and bool(pc.all(pc.equal(keys, lookups), skip_nulls=False).as_py())
 
 
-def _run_starts(columns: list[pa.Array]) -> np.ndarray:
-    """The rows whose values differ from the previous row's in some column (a missing value always does)."""
+def run_starts(columns: list[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+    """The first row and every row whose values differ from the previous row's in some column (a missing
+    value always does): where each run of equal rows starts."""
     n = len(columns[0])
     if n == 0:
         return np.zeros(0, dtype="int64")

@@ -15,12 +15,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpis.backlog import backlog_history, combine_backlogs, kpi_backlog
 from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
-from kpis.keys import key_hits, ticket_positions
+from kpis.keys import key_hits, run_starts, ticket_positions
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
 from kpis.status_time import CodedHistory, ticket_status_time
 from pipeline.compute.partition import TicketPartitions, split
@@ -134,4 +136,19 @@ def combined(parts: list[OpsRows], as_of: pd.Timestamp) -> OpsRows:
     status_time = concat_frames([p.status_time for p in parts], TABLE_COLUMNS["ticket_status_time"])
     backlog = combine_backlogs([p.backlog for p in parts], as_of)
     parts.clear()
-    return OpsRows(status_time.sort_values([*KEY, "status"], ignore_index=True), backlog)
+    return OpsRows(status_time.take(tickets_in_key_order(status_time)).reset_index(drop=True), backlog)
+
+
+def tickets_in_key_order(rows: pd.DataFrame) -> np.ndarray:
+    """The order that sorts ``rows`` by ``(source, ticket_id)`` when each ticket's rows are together and
+    already in the order wanted within it (a partition's status rows, by status): only the tickets are
+    sorted, each one's rows follow it as they are (3M status rows are ~1M tickets)."""
+    columns = [pa.array(rows[name].array, from_pandas=True) for name in KEY]
+    starts = run_starts(columns)
+    if not len(starts):
+        return starts
+    heads = pa.table({name: column.take(starts) for name, column in zip(KEY, columns, strict=True)})
+    by_key = pc.sort_indices(heads, [(name, "ascending") for name in KEY]).to_numpy()
+    sizes = np.diff(np.append(starts, len(rows)))[by_key]
+    placed_at = np.cumsum(sizes) - sizes  # where each ticket's rows start in the sorted order
+    return np.repeat(starts[by_key] - placed_at, sizes) + np.arange(len(rows))

@@ -29,7 +29,14 @@ from kpis.backlog_scope import BacklogScope
 from kpis.schema import TABLE_KEYS
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
-from pipeline.compute.ops import FACT_COLUMNS, OpsRequest, aligned_facts, local_ops, partition_ops
+from pipeline.compute.ops import (
+    FACT_COLUMNS,
+    OpsRequest,
+    aligned_facts,
+    local_ops,
+    partition_ops,
+    tickets_in_key_order,
+)
 from pipeline.compute.partition import partition_of
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
@@ -185,3 +192,35 @@ def test_tables_do_not_depend_on_input_order_or_partitions(seed: int, n: int, pa
         key = ["source", "ticket_id"] if table == "facts" else list(TABLE_KEYS.get(table, ()))
         pd.testing.assert_frame_equal(_by_key(getattr(got, table), key), _by_key(getattr(expected, table), key),
                                       check_exact=True, obj=table)
+
+
+# --- the partitions' status rows stacked back in key order ---------------------------------------------------
+def _status_rows(*rows: tuple[str, str, str]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=["source", "ticket_id", "status"], dtype="str")
+
+
+def test_stacked_status_rows_are_put_in_key_order_one_ticket_at_a_time() -> None:
+    stacked = _status_rows(
+        ("svc", "2", "IN_PROGRESS"), ("svc", "2", "NEW"), ("svc", "10", "NEW"),  # partition A, in key order
+        ("svc", "1", "NEW"), ("desk", "5", "RESOLVED"), ("desk", "5", "WAITING_CUSTOMER"),  # partition B
+    )
+
+    # desk/5 first (source), then svc's ids as text: "1" < "10" < "2"; each ticket's rows keep their order
+    assert tickets_in_key_order(stacked).tolist() == [4, 5, 3, 2, 0, 1]
+    assert tickets_in_key_order(stacked.iloc[:0]).tolist() == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "ab"]), st.sampled_from(["1", "2", "10", "x"]),
+                          st.lists(st.sampled_from(["NEW", "IN_PROGRESS", "RESOLVED"]), min_size=1, max_size=3,
+                                   unique=True)),
+                unique_by=lambda t: (t[0], t[1])), st.randoms())
+def test_key_order_of_stacked_tickets_equals_sorting_every_row(tickets, random) -> None:
+    """Tickets in any order, each with its rows together and sorted by status: the same order as sorting
+    every row by (source, ticket_id, status)."""
+    random.shuffle(tickets)
+    stacked = _status_rows(*[(s, t, status) for s, t, statuses in tickets for status in sorted(statuses)])
+
+    got = stacked.take(tickets_in_key_order(stacked)).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(got, stacked.sort_values(["source", "ticket_id", "status"], ignore_index=True))
