@@ -61,14 +61,16 @@ class ChangePoints:
         if non_empty:
             used &= events.value != MISSING
         event = np.flatnonzero(used)  # ascending, and so are their points
+        if not len(event):
+            return np.full(len(self.tix), MISSING, dtype="int64")
         lands = landing[event]
-        last_on_point = np.append(lands[1:] != lands[:-1], True) if len(lands) else lands.astype(bool)
+        last_on_point = np.append(lands[1:] != lands[:-1], True)
         latest = np.full(len(self.tix), -1, dtype="int64")
         latest[lands[last_on_point]] = event[last_on_point]
-        latest = np.maximum.accumulate(latest) if len(latest) else latest
+        latest = np.maximum.accumulate(latest)  # the ticket's own, or an earlier ticket's: checked below
         at_hand = np.maximum(latest, 0)
-        own = (latest >= 0) & (events.tix[at_hand] == self.tix) if len(events) else np.zeros(len(latest), bool)
-        return np.where(own, events.value[at_hand] if len(events) else MISSING, MISSING).astype("int64")
+        own = (latest >= 0) & (events.tix[at_hand] == self.tix)
+        return np.where(own, events.value[at_hand], MISSING).astype("int64")
 
 
 def _ticket_time_keys(tix: np.ndarray, at: np.ndarray) -> np.ndarray:

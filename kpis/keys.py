@@ -14,11 +14,11 @@ _SEPARATOR = "\x1f"  # ASCII unit separator: cannot occur in a source name
 
 def ticket_keys(source: pd.Series, ticket_id: pd.Series) -> pa.Array:
     """One string per row identifying the ticket across sources."""
-    return join_keys(_ticket_columns(source, ticket_id))
+    return join_keys(ticket_columns(source, ticket_id))
 
 
-def _ticket_columns(source: pd.Series, ticket_id: pd.Series) -> list[pa.Array]:
-    """``source`` and ``ticket_id`` as the Arrow text columns ``ticket_keys`` joins."""
+def ticket_columns(source: pd.Series, ticket_id: pd.Series) -> list[pa.Array]:
+    """``source`` and ``ticket_id`` as the Arrow text columns ``ticket_keys`` joins (and ``run_starts`` reads)."""
     return [pa.array(column.astype("str").array, from_pandas=True) for column in (source, ticket_id)]
 
 
@@ -140,7 +140,7 @@ def ticket_row_positions(keys: pa.Array, source: pd.Series, ticket_id: pd.Series
     of one ticket (``keys`` are distinct). Events come grouped by ticket (5M events of 1M tickets are about 1M
     runs), and building and hashing a key string per row is most of a lookup's cost; rows not grouped are
     looked up one by one."""
-    columns = _ticket_columns(source, ticket_id)
+    columns = ticket_columns(source, ticket_id)
     starts = run_starts(columns)
     if len(starts) > len(source) // 2:
         return positions(keys, join_keys(columns))

@@ -22,7 +22,7 @@ from kpis.backlog import backlog_history, combine_backlogs, kpi_backlog
 from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
-from kpis.keys import key_hits, run_starts, ticket_positions
+from kpis.keys import key_hits, run_starts, ticket_columns, ticket_positions
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
 from kpis.status_time import CodedHistory, ticket_status_time
 from pipeline.compute.partition import TicketPartitions, split
@@ -143,7 +143,7 @@ def tickets_in_key_order(rows: pd.DataFrame) -> np.ndarray:
     """The order that sorts ``rows`` by ``(source, ticket_id)`` when each ticket's rows are together and
     already in the order wanted within it (a partition's status rows, by status): only the tickets are
     sorted, each one's rows follow it as they are (3M status rows are ~1M tickets)."""
-    columns = [pa.array(rows[name].array, from_pandas=True) for name in KEY]
+    columns = ticket_columns(rows["source"], rows["ticket_id"])
     starts = run_starts(columns)
     if not len(starts):
         return starts
