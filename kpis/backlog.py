@@ -29,7 +29,6 @@ from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
 from kpis.change_points import ChangePoints
 from kpis.config import KpiSettings
-from kpis.day_ends import DayEnds
 from kpis.keys import ticket_positions
 from kpis.schema import (
     BACKLOG_COLUMNS,
@@ -42,6 +41,7 @@ from kpis.schema import (
     stamp_run,
 )
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
+from kpis.step_search import StepSearch
 from kpis.timeline import History
 from kpis.vocabulary import MISSING, Vocabulary
 
@@ -290,7 +290,7 @@ HI, OVERDUE = len(AGE_COLUMNS), len(AGE_COLUMNS) + 1
 def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) -> tuple[DaySpans, tuple]:
     """The stretches holding a day end, and each group's key codes (engineer, type, priority). Groups are
     numbered in the order of their decoded keys, so cells come out in the table's key order."""
-    day_ends = DayEnds.of(ends)
+    day_ends = StepSearch.of(ends)
     lo = day_ends.count(stretches.start, side="right")
     hi = day_ends.count(stretches.end, side="right")
     held = lo < hi
@@ -354,10 +354,10 @@ def _day_grid(spans: DaySpans, n_groups: int, n_days: int) -> DayGrid:
 
 
 def _age_reached(opened: np.ndarray, lo: np.ndarray, hi: np.ndarray, edge_days: float,
-                 day_ends: DayEnds) -> np.ndarray:
+                 day_ends: StepSearch) -> np.ndarray:
     """Per span, the first day position (clipped to ``[lo, hi]``) whose end finds the ticket ``edge_days``
     old, with the age reckoned as the buckets define it: ``(day end - opened) / 86400 >= edge``."""
-    ends = day_ends.ends
+    ends = day_ends.keys
     at = day_ends.count(opened + edge_days * SECONDS_PER_DAY, side="left")
     before = np.maximum(at - 1, 0)
     at = np.where((at > 0) & ((ends[before] - opened) / SECONDS_PER_DAY >= edge_days), before, at)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kpis.config import CalendarSpec
+from kpis.step_search import CHUNK, StepSearch, in_chunks
 
 _MARGIN_DAYS = 2
 # How far past the laid-out days the inverse looks for working time before calling a value unreachable.
@@ -64,6 +65,8 @@ class BusinessCalendar:
         self._starts = np.empty(0)
         self._lengths = np.empty(0)
         self._cum_before = np.empty(0)
+        self._start_search = StepSearch.of(self._starts)
+        self._end_search = StepSearch.of(self._starts)  # over the cumulative time at the interval ends
 
     def business_seconds(self, start, end) -> np.ndarray:
         """Overlap of ``[start, end)`` with the working intervals, in whole seconds (float64, NaN if missing).
@@ -81,9 +84,9 @@ class BusinessCalendar:
         """
         if self.spec.always_open:
             return seconds
-        finite = seconds[np.isfinite(seconds)]
-        if len(finite):
-            self._cover(float(finite.min()), float(finite.max()))
+        bounds = finite_bounds(seconds)
+        if bounds is not None:
+            self._cover(*bounds)
         return self._lookup(seconds)
 
     def earliest_reaching(self, cumulative_s: np.ndarray) -> np.ndarray:
@@ -96,15 +99,18 @@ class BusinessCalendar:
         """
         if self.spec.always_open:
             return np.array(cumulative_s, dtype="float64", copy=True)
-        finite = cumulative_s[np.isfinite(cumulative_s)]
-        if len(finite) and self._first_day is not None:
-            self._reach(float(finite.max()))
+        bounds = finite_bounds(cumulative_s)
+        if bounds is not None and self._first_day is not None:
+            self._reach(bounds[1])
         return self._inverse(cumulative_s)
 
     def _lookup(self, seconds: np.ndarray) -> np.ndarray:
         if not len(self._starts):
             return np.where(np.isnan(seconds), np.nan, 0.0)
-        i = np.searchsorted(self._starts, seconds, side="right") - 1  # NaN sorts last and stays NaN below
+        return in_chunks(self._lookup_chunk, seconds, np.float64)
+
+    def _lookup_chunk(self, seconds: np.ndarray) -> np.ndarray:
+        i = self._start_search.count(seconds, side="right") - 1  # NaN sorts last and stays NaN below
         ic = np.maximum(i, 0)
         part = np.clip(seconds - self._starts[ic], 0, self._lengths[ic])
         return np.where(i >= 0, self._cum_before[ic] + part, self._cum_before[0])
@@ -112,8 +118,10 @@ class BusinessCalendar:
     def _inverse(self, cumulative_s: np.ndarray) -> np.ndarray:
         if self._first_day is None or not len(self._starts):
             return np.full(len(cumulative_s), np.nan)
-        cum_after = self._cum_before + self._lengths
-        i = np.searchsorted(cum_after, cumulative_s, side="left")  # the first interval ending at or past it
+        return in_chunks(self._inverse_chunk, cumulative_s, np.float64)
+
+    def _inverse_chunk(self, cumulative_s: np.ndarray) -> np.ndarray:
+        i = self._end_search.count(cumulative_s, side="left")  # the first interval ending at or past it
         ic = np.minimum(i, len(self._starts) - 1)
         at = self._starts[ic] + np.maximum(cumulative_s - self._cum_before[ic], 0)
         return np.where(i < len(self._starts), at, np.nan)  # NaN values search past the end and stay NaN
@@ -146,7 +154,9 @@ class BusinessCalendar:
         self._first_day, self._last_day = first, last
         if self._origin is None:
             self._origin = float(starts[0]) if len(starts) else _epoch(first)
+        self._start_search = StepSearch.of(starts)
         self._cum_before = self._cum_before - self._lookup(np.array([self._origin]))[0]
+        self._end_search = StepSearch.of(self._cum_before + self._lengths)
 
     def _intervals_utc(self, first: date, last: date) -> tuple[np.ndarray, np.ndarray]:
         tz = ZoneInfo(self.spec.timezone)
@@ -206,6 +216,18 @@ def _merge_overlaps(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, n
     return merged_starts, merged_ends
 
 
+def finite_bounds(values: np.ndarray) -> tuple[float, float] | None:
+    """The smallest and largest finite value (None: there is none), read ``CHUNK`` values at a time so that
+    picking the finite ones does not copy millions of them."""
+    lo, hi = np.inf, -np.inf
+    for start in range(0, len(values), CHUNK):
+        part = values[start:start + CHUNK]
+        part = part[np.isfinite(part)]
+        if len(part):
+            lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+    return (lo, hi) if lo <= hi else None
+
+
 def _as_seconds(values) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         return values
@@ -258,8 +280,11 @@ class CalendarSet:
 
     def earliest_reaching(self, calendars: CalendarColumn, cumulative_s: np.ndarray) -> np.ndarray:
         """Each row's ``BusinessCalendar.earliest_reaching`` in its own calendar."""
+        present = calendars.present()
+        if len(present) == 1:
+            return self[calendars.names[present[0]]].earliest_reaching(cumulative_s)
         out = np.full(len(cumulative_s), np.nan)
-        for code in calendars.present():
+        for code in present:
             rows = calendars.codes == code
             out[rows] = self[calendars.names[code]].earliest_reaching(cumulative_s[rows])
         return out
