@@ -37,21 +37,29 @@ def local_midnight(day: date, timezone: str) -> pd.Timestamp:
 
 
 def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
-    """Timestamps (tz-aware, or naive meaning UTC) -> float64 epoch seconds, NaN for NaT."""
+    """Timestamps (tz-aware, or naive meaning UTC) -> float64 epoch seconds (floored to the second), NaN for NaT."""
     idx = pd.DatetimeIndex(values)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
-    out = idx.as_unit("s").asi8.astype("float64")
+    ticks = idx.asi8  # in the index's own unit: one integer division floors them to seconds
+    per_second = _TICKS_PER_SECOND[idx.unit]
+    out = (ticks // per_second if per_second > 1 else ticks).astype("float64")
     out[idx.isna()] = np.nan
     return out
+
+
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def from_epoch_seconds(seconds: np.ndarray) -> pd.Series:
     """Float64 epoch seconds (NaN = missing) -> ``datetime64[us, UTC]`` series."""
     missing = np.isnan(seconds)
-    micros = np.where(missing, 0, seconds * 1_000_000).round().astype("int64")
+    micros = np.multiply(seconds, 1_000_000)
+    np.round(micros, out=micros)
+    micros[missing] = 0
+    micros = micros.astype("int64")
     micros[missing] = np.iinfo("int64").min  # NaT
-    return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC"))
+    return pd.Series(pd.DatetimeIndex(micros.view("datetime64[us]"), dtype="datetime64[us, UTC]"))
 
 
 class BusinessCalendar:
