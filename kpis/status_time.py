@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kpis.aggregate import dense_groups
 from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
 from kpis.keys import ticket_positions
 from kpis.schema import DONE_STATUSES, STATUS_TIME_COLUMNS, conform, stamp_run
@@ -115,17 +116,16 @@ def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: C
 def _ticket_status_groups(tickets: pd.DataFrame, vocabulary: Vocabulary,
                           status: KindEvents) -> tuple[np.ndarray, np.ndarray]:
     """Each segment's (ticket, status) group, numbered in the table's key order (source, ticket_id, status
-    text), and one segment of each group: one sort of the segments by a rank key, no string compared per row."""
+    text), and one segment of each group: the rank key (ticket rank x statuses + status rank) spans about as
+    many values as there are segments, so a lookup table numbers it, with no sort and no string per row."""
     if not len(status):
         return np.empty(0, dtype="int64"), np.empty(0, dtype="int64")
     status_rank, n_statuses = _status_ranks(vocabulary, status.value)
     key = _ticket_ranks(tickets, status.tix)[status.tix] * n_statuses + status_rank[status.value + 1]
-    order = np.argsort(key)
-    sorted_key = key[order]
-    starts = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
-    group = np.empty(len(key), dtype="int64")
-    group[order] = np.cumsum(starts) - 1
-    return group, order[starts]
+    group, distinct = dense_groups(key)
+    first = np.empty(len(distinct), dtype="int64")
+    first[group] = np.arange(len(key))  # any segment of a group names its ticket and status
+    return group, first
 
 
 def _ticket_ranks(tickets: pd.DataFrame, tix: np.ndarray) -> np.ndarray:
