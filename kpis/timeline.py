@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.schema import DONE_STATUSES, EVENT_KINDS
@@ -118,9 +120,15 @@ def sorted_history(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray, vocabu
 
 
 def kind_ranks(events: pd.DataFrame) -> np.ndarray:
-    """Each event's kind as its position in the tie-break order ``EVENT_KINDS`` (-1 for another kind)."""
-    kind_codes, kind_names = pd.factorize(events["kind"])
-    return pd.Index(list(EVENT_KINDS)).get_indexer(kind_names)[kind_codes] if len(kind_names) else kind_codes
+    """Each event's kind as its position in the tie-break order ``EVENT_KINDS`` (-1 for another kind or none).
+
+    One Arrow lookup of every text in the few kinds, without numbering the column's texts first.
+    """
+    kinds = pa.array(events["kind"].array, from_pandas=True)
+    if not (pa.types.is_string(kinds.type) or pa.types.is_large_string(kinds.type)):
+        kinds = kinds.cast(pa.large_string())  # a categorical's texts, or none at all
+    ranks = pc.fill_null(pc.index_in(kinds, value_set=pa.array(EVENT_KINDS, type=kinds.type)), -1)
+    return ranks.to_numpy().astype("int64")
 
 
 def history_order(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray) -> np.ndarray:
