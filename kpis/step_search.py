@@ -4,7 +4,8 @@ A binary search per instant costs ~100 ns on unsorted instants (its branches can
 engine asks it tens of millions of times: every business-time lookup, due time and backlog day position.
 When the keys are strictly ascending, a table over steps of their smallest gap holds, per step, how many
 keys lie before the step's start. At most one more key can lie inside a step (no two are closer than a
-step), and one comparison tells whether it lies before the instant: three array passes instead of a search.
+step), and one comparison tells whether it lies before the instant: a lookup and a comparison instead of a
+search.
 
 Exactness: an instant within rounding distance of a step's start could land in the neighbouring step, so
 those few are searched as before. Keys that are not strictly ascending, or so unevenly spaced that the table
@@ -46,7 +47,7 @@ class StepSearch:
 
     @classmethod
     def of(cls, keys: np.ndarray) -> StepSearch:
-        """The search over ``keys`` (ascending; finite)."""
+        """The search over ``keys`` (ascending)."""
         return cls(np.asarray(keys, dtype="float64"))
 
     def count(self, at: np.ndarray, side: str) -> np.ndarray:
