@@ -190,7 +190,7 @@ def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSet
     tix, at = points.tix, points.at
     status = points.values(0)
     has_status = history["status"].has_any(len(tickets))[tix]
-    is_open = np.where(has_status, (status == MISSING) | ~np.isin(status, vocabulary.codes(FINAL_STATUSES)),
+    is_open = np.where(has_status, (status == MISSING) | ~vocabulary.is_one_of(status, FINAL_STATUSES),
                        columns.open_without_events(tix, at, vocabulary))
     status = np.where(has_status, status, columns.status[tix])
     end = np.concatenate([np.where(tix[1:] == tix[:-1], at[1:], np.inf), [np.inf]]) if len(tix) else at
@@ -226,8 +226,8 @@ class _TicketColumns:
     def open_without_events(self, tix: np.ndarray, at: np.ndarray, vocabulary: Vocabulary) -> np.ndarray:
         """Open by the status column: not done nor cancelled, or done but not yet at its resolution time."""
         status = self.status[tix]
-        done = np.isin(status, vocabulary.codes(sorted(DONE_STATUSES)))
-        never_done = ~np.isin(status, vocabulary.codes(FINAL_STATUSES))
+        done = vocabulary.is_one_of(status, sorted(DONE_STATUSES))
+        never_done = ~vocabulary.is_one_of(status, FINAL_STATUSES)
         return never_done | (done & (at < self.resolved_end[tix]))
 
 

@@ -86,7 +86,7 @@ class TicketFrame:
 
     def is_(self, column: str, *texts: str) -> np.ndarray:
         """Where a coded column holds one of ``texts``."""
-        return np.isin(self._codes[column], self.vocabulary.codes(texts))
+        return self.vocabulary.is_one_of(self._codes[column], texts)
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _resolution_times(ctx: Context, status: np.ndarray) -> tuple[np.ndarray, np.
     t, sh = ctx.t, ctx.status_history
     column = t.time("resolved_at")
     column = np.where(np.isnan(column), t.time("closed_at"), column)
-    column = np.where(np.isin(status, ctx.v.codes(sorted(DONE_STATUSES))), column, np.nan)
+    column = np.where(ctx.v.is_one_of(status, sorted(DONE_STATUSES)), column, np.nan)
     first = np.where(sh.has_status, sh.first_resolved_at, column)
     last = np.where(sh.has_status, sh.last_resolved_at, column)
     return first, last
@@ -373,7 +373,7 @@ def _maintenance_on_time(ctx: Context, status, in_scope, resolved_at) -> pd.arra
     planned_end = t.time("planned_end")
     end = t.time("actual_end")
     end = np.where(np.isnan(end), resolved_at, end)
-    completed = np.isin(status, ctx.v.codes(sorted(DONE_STATUSES)))
+    completed = ctx.v.is_one_of(status, sorted(DONE_STATUSES))
     failed = t.is_("close_code", *sorted(ctx.settings.failed_close_codes))
     on_time = ~failed & ~np.isnan(end) & (end <= planned_end)
     due = completed | (ctx.as_of_s > planned_end)

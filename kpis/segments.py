@@ -134,7 +134,7 @@ def _category_roles(events: KindEvents, basis: FactBasis) -> dict[str, np.ndarra
 def _status_roles(events: KindEvents, basis: FactBasis) -> dict[str, np.ndarray]:
     """The first and last resolution (while the ticket is resolved now) and every reopen."""
     flags = status_flags(events, basis.ctx.v)
-    done = np.isin(events.last_value(basis.ctx.t.n), basis.ctx.v.codes(sorted(DONE_STATUSES)))
+    done = basis.ctx.v.is_one_of(events.last_value(basis.ctx.t.n), sorted(DONE_STATUSES))
     resolutions = np.flatnonzero(flags.is_resolution & done[events.tix])
     return {"first_resolution": resolutions[_first_of_runs(events.tix[resolutions])],
             "last_resolution": resolutions[_last_of_runs(events.tix[resolutions])],

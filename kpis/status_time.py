@@ -85,7 +85,7 @@ def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> 
         return np.empty(0)
     next_same = np.concatenate([status.tix[1:] == status.tix[:-1], [False]])
     following = np.concatenate([status.at[1:], [np.nan]])
-    still_open = ~np.isin(status.value, vocabulary.codes(FINAL_STATUSES)) & (status.at < as_of_s)
+    still_open = ~vocabulary.is_one_of(status.value, FINAL_STATUSES) & (status.at < as_of_s)
     last_end = np.where(still_open, as_of_s, status.at)
     return np.where(next_same, following, last_end)
 

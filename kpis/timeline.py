@@ -227,9 +227,9 @@ def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...], 
     """
     flags = status_flags(events, vocabulary)
     last_status = events.last_value(n)
-    currently_done = np.isin(last_status, vocabulary.codes(sorted(DONE_STATUSES)))
+    currently_done = vocabulary.is_one_of(last_status, sorted(DONE_STATUSES))
     resolutions = events.select(flags.is_resolution)
-    candidate = np.isin(events.value, vocabulary.codes(pause_statuses)) | flags.reopen_gap
+    candidate = vocabulary.is_one_of(events.value, pause_statuses) | flags.reopen_gap
     return StatusHistory(
         has_status=events.has_any(n),
         last_status=last_status,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from kpis.vocabulary import MISSING, Vocabulary
+from kpis.vocabulary import ABSENT, MISSING, Vocabulary
 
 
 def test_codes_decode_back_to_their_texts_and_blank_is_missing() -> None:
@@ -26,3 +29,31 @@ def test_ranks_sort_codes_as_pandas_sorts_the_decoded_texts_missing_last() -> No
     assert by_rank[:6] == ["(none)", "Zed", "ann", "bo", "刘洋", "王芳"] and pd.isna(by_rank[6])
     decoded = vocabulary.decode(codes)
     assert by_rank[:6] == decoded.sort_values(na_position="last").tolist()[:6]
+
+
+def test_is_one_of_finds_the_codes_of_the_texts_and_nothing_missing_or_never_seen() -> None:
+    vocabulary = Vocabulary()
+    codes = vocabulary.encode(pd.Series(["RESOLVED", "OPEN", None, "CLOSED", "OPEN"], dtype="str"))
+    assert codes.tolist() == [0, 1, MISSING, 2, 1]
+
+    # RESOLVED (0) and CLOSED (2) are asked for; "CANCELLED" was never seen; -1 (missing) and -2 (a never
+    # seen text's code) match nothing
+    hits = vocabulary.is_one_of(np.append(codes, ABSENT), ("RESOLVED", "CLOSED", "CANCELLED"))
+    assert hits.tolist() == [True, False, False, True, False, False]
+    assert vocabulary.is_one_of(codes, ()).tolist() == [False] * 5
+    assert vocabulary.is_one_of(np.empty(0, dtype="int32"), ("OPEN",)).tolist() == []
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.sampled_from(["a", "b", "c", "d", "", None]), max_size=30),
+       asked=st.lists(st.sampled_from(["a", "b", "c", "d", "zz"]), max_size=5))
+def test_is_one_of_equals_isin_on_the_texts_codes(texts, asked) -> None:
+    """Any column and any texts asked for: the same as ``np.isin`` of the codes, and as asking the texts."""
+    vocabulary = Vocabulary()
+    codes = vocabulary.encode(pd.Series(texts, dtype="str"))
+    wanted = vocabulary.codes(asked)
+
+    hits = vocabulary.is_one_of(codes, asked)
+
+    np.testing.assert_array_equal(hits, np.isin(codes, wanted[wanted >= 0]))
+    assert hits.tolist() == [text in asked and text != "" for text in texts]
