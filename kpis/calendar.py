@@ -13,6 +13,7 @@ float64 for any plausible date, and NaN propagates through arithmetic and compar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -272,14 +273,7 @@ class CalendarSet:
 
     def cumulative(self, calendars: CalendarColumn, seconds: np.ndarray) -> np.ndarray:
         """Each row's cumulative business time in its own calendar (see ``BusinessCalendar.cumulative``)."""
-        present = calendars.present()
-        if len(present) == 1:
-            return self[calendars.names[present[0]]].cumulative(seconds)
-        out = np.full(len(seconds), np.nan)
-        for code in present:
-            rows = calendars.codes == code
-            out[rows] = self[calendars.names[code]].cumulative(seconds[rows])
-        return out
+        return self._per_calendar(calendars, seconds, BusinessCalendar.cumulative)
 
     def cumulative_at(self, calendars: CalendarColumn, instant: float) -> np.ndarray:
         """Each row's cumulative business time at one instant (cheap: one lookup per calendar)."""
@@ -288,13 +282,19 @@ class CalendarSet:
 
     def earliest_reaching(self, calendars: CalendarColumn, cumulative_s: np.ndarray) -> np.ndarray:
         """Each row's ``BusinessCalendar.earliest_reaching`` in its own calendar."""
+        return self._per_calendar(calendars, cumulative_s, BusinessCalendar.earliest_reaching)
+
+    def _per_calendar(self, calendars: CalendarColumn, values: np.ndarray,
+                      ask: Callable[[BusinessCalendar, np.ndarray], np.ndarray]) -> np.ndarray:
+        """``ask`` each present calendar about its rows' ``values`` (all of them at once when one calendar
+        serves every row: no masks); NaN for rows of no calendar."""
         present = calendars.present()
         if len(present) == 1:
-            return self[calendars.names[present[0]]].earliest_reaching(cumulative_s)
-        out = np.full(len(cumulative_s), np.nan)
+            return ask(self[calendars.names[present[0]]], values)
+        out = np.full(len(values), np.nan)
         for code in present:
             rows = calendars.codes == code
-            out[rows] = self[calendars.names[code]].earliest_reaching(cumulative_s[rows])
+            out[rows] = ask(self[calendars.names[code]], values[rows])
         return out
 
     def business_seconds(self, calendars: CalendarColumn, start: np.ndarray, end: np.ndarray) -> np.ndarray:
