@@ -22,6 +22,13 @@ def ticket_columns(source: pd.Series, ticket_id: pd.Series) -> list[pa.Array]:
     return [pa.array(column.astype("str").array, from_pandas=True) for column in (source, ticket_id)]
 
 
+def key_order(columns: list[pa.Array | pa.ChunkedArray]) -> np.ndarray:
+    """The order that sorts rows by text ``columns``, the first one first (Arrow: byte order, as pandas sorts
+    ``str``; no Python string per row)."""
+    table = pa.table({str(i): column for i, column in enumerate(columns)})
+    return pc.sort_indices(table, [(name, "ascending") for name in table.column_names]).to_numpy()
+
+
 def join_keys(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
     """One string per row joining Arrow ``columns`` (cast to text) with a separator (``ticket_keys`` of an Arrow table)."""
     parts = [pc.cast(c, pa.large_string()) for c in columns]

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kpis.aggregate import dense_groups
 from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
-from kpis.keys import ticket_positions
+from kpis.keys import key_order, ticket_positions
 from kpis.schema import DONE_STATUSES, STATUS_TIME_COLUMNS, conform, stamp_run
 from kpis.timeline import History, KindEvents, sorted_history
 from kpis.vocabulary import Vocabulary
@@ -132,10 +131,9 @@ def _ticket_ranks(tickets: pd.DataFrame, tix: np.ndarray) -> np.ndarray:
     """Per ticket row, its rank by (source, ticket_id) among the tickets in ``tix`` (sorted; others: 0).
     Arrow ranks them: no Python string per ticket."""
     present = tix[np.concatenate([[True], tix[1:] != tix[:-1]])]
-    keys = pa.table({"source": pa.array(tickets["source"].array.take(present), from_pandas=True),
-                     "ticket_id": pa.array(tickets["ticket_id"].array.take(present), from_pandas=True)})
+    by_key = key_order([pa.array(tickets[name].array.take(present), from_pandas=True)
+                        for name in ("source", "ticket_id")])
     ranks = np.zeros(len(tickets), dtype="int64")
-    by_key = pc.sort_indices(keys, [("source", "ascending"), ("ticket_id", "ascending")]).to_numpy()
     ranks[present[by_key]] = np.arange(len(present))
     return ranks
 

@@ -15,14 +15,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from kpis.backlog import backlog_history, combine_backlogs, kpi_backlog
 from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
-from kpis.keys import key_hits, run_starts, ticket_columns, ticket_positions
+from kpis.keys import key_hits, key_order, run_starts, ticket_columns, ticket_positions
 from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
 from kpis.status_time import CodedHistory, ticket_status_time
 from pipeline.compute.partition import TicketPartitions, split
@@ -147,8 +145,7 @@ def tickets_in_key_order(rows: pd.DataFrame) -> np.ndarray:
     starts = run_starts(columns)
     if not len(starts):
         return starts
-    heads = pa.table({name: column.take(starts) for name, column in zip(KEY, columns, strict=True)})
-    by_key = pc.sort_indices(heads, [(name, "ascending") for name in KEY]).to_numpy()
+    by_key = key_order([column.take(starts) for column in columns])
     sizes = np.diff(np.append(starts, len(rows)))[by_key]
     placed_at = np.cumsum(sizes) - sizes  # where each ticket's rows start in the sorted order
     return np.repeat(starts[by_key] - placed_at, sizes) + np.arange(len(rows))

@@ -14,6 +14,7 @@ from kpis.keys import (
     _CodedKeys,
     frame_positions,
     key_hits,
+    key_order,
     positions,
     same_keys,
     ticket_keys,
@@ -186,3 +187,14 @@ def test_ticket_row_positions_equal_a_lookup_of_every_row(tickets, runs, numeric
 
     expected = positions(keys, ticket_keys(rows["source"], rows["ticket_id"]))
     np.testing.assert_array_equal(found, expected)
+
+
+def test_key_order_sorts_by_the_first_column_then_the_next_in_byte_order() -> None:
+    # source first; then ticket ids as text: "INC10" before "INC2", capitals before small letters, 王 last
+    source = pa.array(["sn", "jira", "sn", "sn", "sn", "jira"])
+    ticket_id = pa.array(["INC2", "Z-1", "INC10", "inc1", "王1", "A-9"])
+
+    order = key_order([source, ticket_id])
+
+    assert [(source[i].as_py(), ticket_id[i].as_py()) for i in order] == [
+        ("jira", "A-9"), ("jira", "Z-1"), ("sn", "INC10"), ("sn", "INC2"), ("sn", "inc1"), ("sn", "王1")]
