@@ -202,11 +202,12 @@ def run(n_tickets: int, per_ticket: int, config: dict | None = None) -> float:
     facts = stage("facts", n_tickets + len(events), lambda: compute_facts(tickets, events, cfg, as_of))
     facts_s = time.perf_counter() - facts_started
     rows = stage("kpi rows (shared)", n_tickets, lambda: kpi_rows(facts, cfg))
-    stage("kpi_engineer", n_tickets, lambda: aggregate(facts, cfg, by="engineer", rows=rows))
+    engineer = stage("kpi_engineer", n_tickets, lambda: aggregate(facts, cfg, by="engineer", rows=rows))
     stage("kpi_team", n_tickets, lambda: aggregate(facts, cfg, by="team", rows=rows))
-    stage("scorecard", n_tickets, lambda: compute_scorecard(facts, cfg, rows))
+    # as kpis.kpi_tables does: the scorecard sums the kpi_engineer rows unless it scores a duration statistic
+    stage("scorecard", n_tickets, lambda: compute_scorecard(facts, cfg, rows, engineer=engineer))
     stage("kpi_breakdown", n_tickets, lambda: breakdown(facts, cfg, rows=rows))
-    rows = None  # free the shared KPI rows before the ops tables (the lambdas above hold only the name)
+    rows = engineer = None  # free the shared KPI rows before the ops tables (the lambdas above hold only the names)
     calendars = CalendarSet(dict(cfg.calendars))
     ops_started = time.perf_counter()
     # as a full run does (pipeline/compute/ops.py partition_ops): one history and the facts in the tickets'
