@@ -425,6 +425,7 @@ def _grain_table(rows: KpiRows, days: DayGroups, n_type: int, grain: str,
     size = len(keys)
     if selected is not None:
         group = _scatter(group, selected, len(key), size)
+    group = group.astype(_code_dtype(size + 1))  # every duration value reads its group: int32 halves those reads
     out = {"period_start": (keys // days.n_who_type + first).astype("datetime64[D]"),
            "who": keys % days.n_who_type // n_type, "ticket_type": keys % n_type}
     for count in COUNTS:
@@ -501,7 +502,8 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
     """
     if codes is None:
         codes = SortCodes.of(values)
-    ordered = codes.values(np.sort(_sort_keys(group, codes, len(n))) % codes.width)
+    # Sorted (group, code) keys; only the two order statistics each percentile reads are decoded to values.
+    ordered = np.sort(_sort_keys(group, codes, len(n)))
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)
     results = []
@@ -512,7 +514,8 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
         low = np.minimum(start + below, top)
         high = np.minimum(np.minimum(low + 1, last), top)
         if len(ordered):
-            value = ordered[low] + (position - below) * (ordered[high] - ordered[low])
+            at_low, at_high = codes.values(ordered[low] % codes.width), codes.values(ordered[high] % codes.width)
+            value = at_low + (position - below) * (at_high - at_low)
         else:
             value = np.zeros(len(n))
         results.append(np.where(n > 0, value, np.nan))
@@ -520,10 +523,14 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
 
 
 def _sort_keys(group: np.ndarray, codes: SortCodes, n_groups: int) -> np.ndarray:
-    """``group * width + code`` per value, in int32 when every key fits (half the bytes: twice as fast a sort)."""
-    if n_groups * codes.width < 2**31:
-        return group.astype("int32") * np.int32(codes.width) + codes.code.astype("int32", copy=False)
-    return group.astype("int64") * codes.width + codes.code
+    """``group * width + code`` per value, in int32 when every key fits (half the bytes: twice as fast a sort).
+
+    Built in place in one copy of ``group``: at 10M values each further temporary is a pass through memory.
+    """
+    keys = group.astype("int32" if n_groups * codes.width < 2**31 else "int64")
+    keys *= codes.width
+    keys += codes.code
+    return keys
 
 
 def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.DataFrame:
