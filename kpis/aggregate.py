@@ -138,11 +138,13 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     n_type = max(len(codes.type_names), 1) if by_type else 1
     who_type = (codes.who * n_type + (codes.ticket_type if by_type else 0))[rows.row]  # one key, half the memory
     days = DayGroups.of(rows, who_type, n_type)
+    # Each grain's rows come out in (period_start, who, ticket_type) order (the codes number the names in
+    # sorted order), so grains stacked in name order are the table's key order: no sort of the whole table.
     frames = [_grain_table(rows, days, n_type, grain,
                            None if only is None else codes.groups(only[only["grain"] == grain]))
-              for grain in settings.grains]
+              for grain in sorted(settings.grains)]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
-    table = _finish(table, [by, "ticket_type"] if by_type else [by], settings)
+    table = _finish(table, [by, "ticket_type"] if by_type else [by], settings, in_key_order=True)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
     table["kpi_version"] = KPI_VERSION
     return table
@@ -160,16 +162,17 @@ def without_ticket_types(table: pd.DataFrame, by: str, settings: KpiSettings) ->
 
 
 class Codes:
-    """Integer codes for the grouping columns, so grouping never touches strings."""
+    """Integer codes for the grouping columns, so grouping never touches strings. The codes number the names
+    in sorted order (as pandas sorts ``str``): groups in code order are in name order."""
 
     def __init__(self, facts: pd.DataFrame, who: str) -> None:
         self.who_name = who
         column = facts[who]
         if isinstance(column.dtype, pd.CategoricalDtype):  # already coded (``breakdown.member_categories``)
-            self.who, self.who_names = column.cat.codes.to_numpy(dtype="int64"), column.cat.categories
+            self.who, self.who_names = in_name_order(column.cat.codes.to_numpy(dtype="int64"), column.cat.categories)
         else:
-            self.who, self.who_names = pd.factorize(column)
-        self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"])
+            self.who, self.who_names = pd.factorize(column, sort=True)
+        self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"], sort=True)
 
     def groups(self, only: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(period start day numbers, who codes) of ``only``'s groups whose who appears in the facts."""
@@ -184,6 +187,15 @@ class Codes:
         if by_type:
             table["ticket_type"] = self.type_names.take(types)
         return table
+
+
+def in_name_order(codes: np.ndarray, names: pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """``codes`` of ``names`` renumbered so that code order is name order (-1, missing, stays -1)."""
+    order = names.argsort()
+    rank = np.empty(len(names) + 1, dtype="int64")
+    rank[order] = np.arange(len(names))
+    rank[-1] = -1  # code -1 reads the last entry
+    return rank[codes], names.take(order)
 
 
 #: The timestamp that places each KPI family in its period, in the order ``_families`` yields them.
@@ -533,7 +545,9 @@ def _sort_keys(group: np.ndarray, codes: SortCodes, n_groups: int) -> np.ndarray
     return keys
 
 
-def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.DataFrame:
+def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings, in_key_order: bool = False) -> pd.DataFrame:
+    """Counts as int64, rows without any count dropped, rates and the low-sample flag added; sorted by
+    (grain, period_start, *keys) unless ``in_key_order`` says the rows already are."""
     count_columns = [c.name for c in KPI_ENGINEER_COLUMNS.values()
                      if c.dtype == "Int64" and c.name not in ("response_n", "resolution_n")]
     for column in [*count_columns, "response_n", "resolution_n"]:
@@ -547,4 +561,6 @@ def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings) -> pd.D
         table[rate] = (table[numerator] / denominator.where(denominator > 0)).astype("float64")
     table["low_sample"] = (table["resolved_count"] + table["maintenance_due"]) < settings.min_sample
     table["period_start"] = pd.to_datetime(table["period_start"]).astype("datetime64[s]")
+    if in_key_order:
+        return table.reset_index(drop=True)
     return table.sort_values(["grain", "period_start", *keys], ignore_index=True)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpis import compute_all
-from kpis.aggregate import SortCodes, _sort_keys, percentile_cont
+from kpis.aggregate import SortCodes, _sort_keys, aggregate_periods, in_name_order, kpi_rows, percentile_cont
+from kpis.breakdown import member_categories
 from kpis.errors import ConfigError
 from kpis.schema import TABLE_COLUMNS, empty_events, empty_tickets
 from pipeline.config import kpi_settings_from_mapping
@@ -76,3 +77,58 @@ def test_whole_numbers_are_their_own_sort_codes_and_other_values_are_ranked() ->
     assert whole.values(whole.code).tolist() == [30.0, -5.0, 7.0]
     ranked = SortCodes.of(np.array([0.5, -5.0, 7.0]))
     assert ranked.code.tolist() == [1, 0, 2] and ranked.values(ranked.code).tolist() == [0.5, -5.0, 7.0]
+
+
+# Names whose first appearance, code point order and case order all differ: "b" first, capitals before small
+# letters, 王 (U+738B) after Ä (U+00C4). The tables come out in key order without being sorted as a whole.
+_NAMES = ["b", "王", "Z", "a", "Ä", "B"]
+_ORDERED = ["B", "Z", "a", "b", "Ä", "王"]
+
+
+def _named_tickets() -> pd.DataFrame:
+    from tests.kpis.helpers import tickets
+
+    rows = []
+    for i, name in enumerate(_NAMES):
+        for day, kind in ((2, "request"), (1, "incident")):  # the later day and the later type first
+            rows.append({"ticket_id": f"T{i}{day}", "opened_at": f"2026-03-0{day} 09:00", "status": "RESOLVED",
+                         "resolved_at": f"2026-03-0{day} 10:00", "ticket_type": kind, "assignee": name,
+                         "assignment_group": name, "client": name})
+    return tickets(*rows)
+
+
+def test_aggregate_rows_come_out_in_key_order_with_names_in_code_point_order() -> None:
+    from tests.kpis.helpers import settings as make_settings
+
+    cfg = make_settings(reporting={"timezone": "UTC", "breakdowns": ["client"],
+                                   "grains": ["week", "day", "quarter", "month"]})
+    tables = compute_all(_named_tickets(), empty_events(), cfg, pd.Timestamp("2026-04-01", tz="UTC"))
+    day_rows = tables.kpi_engineer[tables.kpi_engineer["grain"] == "day"]
+    # Per day: every engineer in code point order, each with incident before request.
+    expected = [(day, name, kind) for day, kind in (("2026-03-01", "incident"), ("2026-03-02", "request"))
+                for name in _ORDERED]
+    assert list(zip(day_rows["period_start"].dt.strftime("%Y-%m-%d"), day_rows["engineer"],
+                    day_rows["ticket_type"], strict=True)) == expected
+    assert tables.kpi_engineer["grain"].drop_duplicates().tolist() == ["day", "month", "quarter", "week"]
+    for frame, keys in ((tables.kpi_engineer, ["engineer", "ticket_type"]), (tables.kpi_team, ["team", "ticket_type"]),
+                        (tables.kpi_breakdown, ["dimension", "member", "ticket_type"])):
+        order = ["grain", "period_start", *keys]
+        pd.testing.assert_frame_equal(frame, frame.sort_values(order, ignore_index=True))
+    assert tables.kpi_breakdown["member"].drop_duplicates().tolist() == _ORDERED
+
+
+def test_a_categorical_who_is_renumbered_in_name_order() -> None:
+    names = pd.Index(["b", "王", "Z", "a"], dtype="str")  # categories in order of appearance
+    codes, ordered = in_name_order(np.array([0, 1, 2, 3, -1, 1]), names)
+    assert ordered.tolist() == ["Z", "a", "b", "王"]
+    assert codes.tolist() == [2, 3, 0, 1, -1, 3]  # b -> 2, 王 -> 3, Z -> 0, a -> 1; missing stays -1
+
+    from tests.kpis.helpers import settings as make_settings
+
+    facts = compute_all(_named_tickets(), empty_events(), make_settings(reporting={"timezone": "UTC"}),
+                        pd.Timestamp("2026-04-01", tz="UTC")).facts
+    credited = pd.DataFrame({"member": member_categories(facts["client"]), "ticket_type": facts["ticket_type"],
+                             "as_of": facts["as_of"]})
+    days = make_settings(reporting={"timezone": "UTC", "grains": ["day"]})
+    table = aggregate_periods(credited, days, by="member", by_type=True, rows=kpi_rows(facts, days))
+    assert table["member"].tolist() == _ORDERED * 2  # day 1 (incidents), then day 2 (requests)
