@@ -409,7 +409,7 @@ class DayGroups:
     def of(cls, rows: KpiRows, who_type: np.ndarray, n_type: int) -> DayGroups:
         """The day groups of ``rows``, whose stacked rows are credited to ``who_type``."""
         n_who_type = (int(who_type.max(initial=0)) // n_type + 1) * n_type
-        first = int(rows.day.min(initial=0))
+        first = _first(rows.day)
         group, keys = dense_groups((rows.day - first) * n_who_type + who_type)
         size = len(keys)
         counts = {count: np.bincount(group[rows.flagged[count]], minlength=size) for count in COUNTS}
@@ -429,7 +429,7 @@ def _grain_table(rows: KpiRows, days: DayGroups, n_type: int, grain: str,
     groups to compute; the day groups of other groups fall in bin ``size``, which is dropped.
     """
     period = period_starts(days.day.astype("datetime64[D]"), grain).astype("int64")
-    first = int(period.min(initial=0))
+    first = _first(period)
     key = (period - first) * days.n_who_type + days.who_type
     selected = None if only is None else _in_groups(period - first, days.who_type // n_type, only, first,
                                                     days.n_who_type // n_type)
@@ -445,6 +445,12 @@ def _grain_table(rows: KpiRows, days: DayGroups, n_type: int, grain: str,
     for prefix, column in DURATIONS.items():
         out.update(_duration_stats(prefix, group, days.durations[column], rows.durations[column], size))
     return pd.DataFrame(out).assign(grain=grain)
+
+
+def _first(days: np.ndarray) -> int:
+    """The smallest day number (0 when none): keys count from it, so their span is the days covered, not the
+    days since 1970 (which would overflow the lookup table of ``dense_groups`` into a hash)."""
+    return int(days.min()) if len(days) else 0
 
 
 def _added(group: np.ndarray, totals: np.ndarray, size: int) -> np.ndarray:

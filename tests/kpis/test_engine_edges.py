@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpis import compute_all
-from kpis.aggregate import SortCodes, _sort_keys, aggregate_periods, in_name_order, kpi_rows, percentile_cont
+from kpis.aggregate import (
+    SortCodes,
+    _first,
+    _sort_keys,
+    aggregate_periods,
+    in_name_order,
+    kpi_rows,
+    percentile_cont,
+)
 from kpis.breakdown import member_categories
 from kpis.errors import ConfigError
 from kpis.schema import TABLE_COLUMNS, empty_events, empty_tickets
@@ -132,3 +140,10 @@ def test_a_categorical_who_is_renumbered_in_name_order() -> None:
     days = make_settings(reporting={"timezone": "UTC", "grains": ["day"]})
     table = aggregate_periods(credited, days, by="member", by_type=True, rows=kpi_rows(facts, days))
     assert table["member"].tolist() == _ORDERED * 2  # day 1 (incidents), then day 2 (requests)
+
+
+def test_day_keys_count_from_the_first_day_not_from_1970() -> None:
+    # 2025-01-01 is day 20089: keys built from it span the days covered (a lookup table), not 20k days more
+    assert _first(np.array([20457, 20089, 20100])) == 20089
+    assert _first(np.array([-3, 5])) == -3  # before 1970
+    assert _first(np.array([], dtype="int64")) == 0
