@@ -64,13 +64,16 @@ def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer",
 class KpiRows:
     """Every KPI family's rows stacked: the facts row each one counts for, its anchor's local day, its measures.
 
-    It does not depend on who is credited, so engineer, team and scorecard aggregates share it.
+    It does not depend on who is credited, so engineer, team, scorecard and breakdown aggregates share it
+    (with the facts rows' ticket types, coded once).
     """
 
     row: np.ndarray  # the facts row each stacked row counts for
     day: np.ndarray  # its anchor's local date as a day number (days since 1970-01-01)
     flagged: dict[str, np.ndarray]  # count -> stacked positions where it is 1
     durations: dict[str, Durations]
+    ticket_type: np.ndarray  # each facts row's ticket type, coded in name order (``type_names``)
+    type_names: pd.Index
 
 
 def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
@@ -82,7 +85,7 @@ def kpi_rows(facts: pd.DataFrame, settings: KpiSettings) -> KpiRows:
     stack = _Stack()
     for family in _families(facts, settings.reporting_timezone):
         stack.add(family.rows)
-    return stack.rows()
+    return stack.rows(*pd.factorize(facts["ticket_type"], sort=True))
 
 
 class _Stack:
@@ -111,7 +114,7 @@ class _Stack:
             self.duration_values[column].append(values[known])
         self.size += len(family)
 
-    def rows(self) -> KpiRows:
+    def rows(self, ticket_type: np.ndarray, type_names: pd.Index) -> KpiRows:
         positions = "int32" if self.size < 2**31 else "int64"  # half the memory of int64
         return KpiRows(
             row=_concat(self.row, positions), day=_concat(self.day),
@@ -119,6 +122,7 @@ class _Stack:
             durations={column: Durations.of(_concat(self.duration_rows[column], positions),
                                             _concat(self.duration_values[column], "float64"))
                        for column in DURATIONS.values()},
+            ticket_type=ticket_type, type_names=type_names,
         )
 
 
@@ -134,7 +138,7 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
     rows are the same as in the whole table: every stacked row of the group is counted).
     """
     rows = rows or kpi_rows(facts, settings)
-    codes = Codes(facts, by)
+    codes = Codes(facts, by, rows)
     n_type = max(len(codes.type_names), 1) if by_type else 1
     who_type = (codes.who * n_type + (codes.ticket_type if by_type else 0))[rows.row]  # one key, half the memory
     days = DayGroups.of(rows, who_type, n_type)
@@ -165,14 +169,14 @@ class Codes:
     """Integer codes for the grouping columns, so grouping never touches strings. The codes number the names
     in sorted order (as pandas sorts ``str``): groups in code order are in name order."""
 
-    def __init__(self, facts: pd.DataFrame, who: str) -> None:
+    def __init__(self, facts: pd.DataFrame, who: str, rows: KpiRows) -> None:
         self.who_name = who
         column = facts[who]
         if isinstance(column.dtype, pd.CategoricalDtype):  # already coded (``breakdown.member_categories``)
             self.who, self.who_names = in_name_order(column.cat.codes.to_numpy(dtype="int64"), column.cat.categories)
         else:
             self.who, self.who_names = pd.factorize(column, sort=True)
-        self.ticket_type, self.type_names = pd.factorize(facts["ticket_type"], sort=True)
+        self.ticket_type, self.type_names = rows.ticket_type, rows.type_names
 
     def groups(self, only: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(period start day numbers, who codes) of ``only``'s groups whose who appears in the facts."""
