@@ -17,6 +17,7 @@ import pandas as pd
 
 from kpis.config import KpiSettings
 from kpis.schema import KPI_ENGINEER_COLUMNS, KPI_TEAM_COLUMNS, KPI_VERSION, conform
+from kpis.vocabulary import positions_in
 
 SECONDS_PER_MINUTE = 60.0
 #: The ``ticket_facts`` columns the aggregates and the scorecard read: a caller holding many facts may
@@ -100,11 +101,12 @@ class _Stack:
         self.duration_values: dict[str, list[np.ndarray]] = {column: [] for column in DURATIONS.values()}
 
     def add(self, family: pd.DataFrame) -> None:
-        day = family["day"].to_numpy().astype("datetime64[D]")
+        day = family["day"].to_numpy().astype("datetime64[D]", copy=False)
         anchored = ~np.isnat(day)
-        family = family[anchored]
+        if not anchored.all():  # else no copy of the family's columns
+            family, day = family[anchored], day[anchored]
         self.row.append(family["row"].to_numpy(dtype="int64"))
-        self.day.append(day[anchored].astype("int64"))
+        self.day.append(day.view("int64"))
         for count in [c for c in COUNTS if c in family]:
             self.flagged[count].append(np.flatnonzero(family[count].to_numpy(dtype=bool)) + self.size)
         for column in [c for c in DURATIONS.values() if c in family]:
@@ -127,7 +129,7 @@ class _Stack:
 
 
 def _concat(parts: list[np.ndarray], dtype: str = "int64") -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype=dtype)
+    return np.concatenate(parts, dtype=dtype) if parts else np.empty(0, dtype=dtype)  # cast while copying
 
 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool,
@@ -249,9 +251,13 @@ def _seconds(seconds: pd.Series, rows: np.ndarray) -> np.ndarray:
 
 def _sla_counts(status: pd.Series, prefix: str, rows: np.ndarray, exempt_counted: np.ndarray | bool = True
                 ) -> dict[str, np.ndarray]:
-    """met / breached / exempt flags of the selected ``rows`` (``exempt_counted``: which of them may count as exempt)."""
-    return {f"{prefix}_met": _flag(status == "met", rows), f"{prefix}_breached": _flag(status == "breached", rows),
-            f"{prefix}_exempt": exempt_counted & _flag(status == "exempt", rows)}
+    """met / breached / exempt flags of the selected ``rows`` (``exempt_counted``: which of them may count as exempt).
+
+    One lookup of the texts among the three verdicts instead of three comparisons of every text.
+    """
+    verdict = positions_in(status, ("met", "breached", "exempt"))[rows]
+    return {f"{prefix}_met": verdict == 0, f"{prefix}_breached": verdict == 1,
+            f"{prefix}_exempt": exempt_counted & (verdict == 2)}
 
 
 def _opened(facts: pd.DataFrame, base: Anchored, included: np.ndarray) -> Family:

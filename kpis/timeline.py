@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.schema import DONE_STATUSES, EVENT_KINDS
-from kpis.vocabulary import CODE_DTYPE, MISSING, Vocabulary
+from kpis.vocabulary import CODE_DTYPE, MISSING, Vocabulary, positions_in
 
 
 @dataclass(frozen=True)
@@ -124,11 +122,7 @@ def kind_ranks(events: pd.DataFrame) -> np.ndarray:
 
     One Arrow lookup of every text in the few kinds, without numbering the column's texts first.
     """
-    kinds = pa.array(events["kind"].array, from_pandas=True)
-    if not (pa.types.is_string(kinds.type) or pa.types.is_large_string(kinds.type)):
-        kinds = kinds.cast(pa.large_string())  # a categorical's texts, or none at all
-    ranks = pc.fill_null(pc.index_in(kinds, value_set=pa.array(EVENT_KINDS, type=kinds.type)), -1)
-    return ranks.to_numpy().astype("int64")
+    return positions_in(events["kind"], EVENT_KINDS)
 
 
 def history_order(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from kpis.vocabulary import ABSENT, MISSING, Vocabulary
+from kpis.vocabulary import ABSENT, MISSING, Vocabulary, positions_in
 
 
 def test_codes_decode_back_to_their_texts_and_blank_is_missing() -> None:
@@ -57,3 +58,15 @@ def test_is_one_of_equals_isin_on_the_texts_codes(texts, asked) -> None:
 
     np.testing.assert_array_equal(hits, np.isin(codes, wanted[wanted >= 0]))
     assert hits.tolist() == [text in asked and text != "" for text in texts]
+
+
+@pytest.mark.parametrize("dtype", ["str", "object", "category"])
+def test_positions_in_a_few_texts(dtype) -> None:
+    values = pd.Series(["breached", None, "met", "Met", "exempt", " met", "met"], dtype=dtype)
+    # position among (met, breached, exempt); another text (case, blanks) or a missing one is -1
+    assert positions_in(values, ("met", "breached", "exempt")).tolist() == [1, -1, 0, -1, 2, -1, 0]
+
+
+def test_positions_in_a_column_without_any_text() -> None:
+    assert positions_in(pd.Series([None, np.nan], dtype="object"), ("met",)).tolist() == [-1, -1]
+    assert positions_in(pd.Series([], dtype="str"), ("met",)).tolist() == []
