@@ -1,10 +1,12 @@
-"""Edges of the engine that no single KPI rule covers: empty input, unknown config keys."""
+"""Edges of the engine that no single KPI rule covers: empty input, unknown config keys, percentiles, row order."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import settings as make_settings
+from helpers import tickets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,8 +96,6 @@ _ORDERED = ["B", "Z", "a", "b", "Ä", "王"]
 
 
 def _named_tickets() -> pd.DataFrame:
-    from tests.kpis.helpers import tickets
-
     rows = []
     for i, name in enumerate(_NAMES):
         for day, kind in ((2, "request"), (1, "incident")):  # the later day and the later type first
@@ -106,8 +106,6 @@ def _named_tickets() -> pd.DataFrame:
 
 
 def test_aggregate_rows_come_out_in_key_order_with_names_in_code_point_order() -> None:
-    from tests.kpis.helpers import settings as make_settings
-
     cfg = make_settings(reporting={"timezone": "UTC", "breakdowns": ["client"],
                                    "grains": ["week", "day", "quarter", "month"]})
     tables = compute_all(_named_tickets(), empty_events(), cfg, pd.Timestamp("2026-04-01", tz="UTC"))
@@ -130,8 +128,6 @@ def test_a_categorical_who_is_renumbered_in_name_order() -> None:
     codes, ordered = in_name_order(np.array([0, 1, 2, 3, -1, 1]), names)
     assert ordered.tolist() == ["Z", "a", "b", "王"]
     assert codes.tolist() == [2, 3, 0, 1, -1, 3]  # b -> 2, 王 -> 3, Z -> 0, a -> 1; missing stays -1
-
-    from tests.kpis.helpers import settings as make_settings
 
     facts = compute_all(_named_tickets(), empty_events(), make_settings(reporting={"timezone": "UTC"}),
                         pd.Timestamp("2026-04-01", tz="UTC")).facts
