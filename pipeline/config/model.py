@@ -58,7 +58,9 @@ class Reporting(Section):
 
     timezone: Timezone | None = Field(None, description="IANA timezone whose local dates make the periods "
                                       "(default: the default calendar's)")
-    grains: list[Grain] = Field(list(GRAINS), description="period grains computed: day, week (ISO), month, quarter")
+    # each once: a repeated grain would give each of its rows twice
+    grains: each_once(Grain) = Field(list(GRAINS),  # type: ignore[valid-type]
+                                     description="period grains computed: day, week (ISO), month, quarter")
     min_sample: int = Field(10, ge=0, description="rows with resolved_count + maintenance_due below this are "
                             "low_sample (reported, not ranked)")
     breakdowns: each_once(Breakdown) = Field(list(DEFAULT_BREAKDOWNS),  # type: ignore[valid-type]

@@ -162,6 +162,8 @@ def test_every_declared_option_has_a_type_default_and_one_line_description() -> 
      "compute.scheduler: 'http://sched:8786/x y' is not a scheduler address"),
     ("[kpi]", '[compute]\nworkers = 2\n\n[kpi]', 'compute.workers: only applies with engine = "dask"'),
     ("[kpi]", '[compute]\npartitions = 0\n\n[kpi]', "compute.partitions: must be >= 1"),
+    # a grain listed twice would compute its rows twice (two rows of one key in kpi_engineer)
+    ("[reporting]", '[reporting]\ngrains = ["day", "month", "day"]', "reporting.grains: 'day' is listed twice"),
 ])
 def test_a_mistake_is_one_line_naming_the_file_the_key_and_what_to_do(tmp_path: Path, old: str, new: str,
                                                                        expected: str) -> None:
