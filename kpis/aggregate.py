@@ -196,8 +196,11 @@ class Codes:
 
 
 def in_name_order(codes: np.ndarray, names: pd.Index) -> tuple[np.ndarray, pd.Index]:
-    """``codes`` of ``names`` renumbered so that code order is name order (-1, missing, stays -1)."""
+    """``codes`` of ``names`` renumbered so that code order is name order (-1, missing, stays -1); as they
+    are when the names are in order already (``breakdown.member_categories`` makes them so)."""
     order = names.argsort()
+    if np.array_equal(order, np.arange(len(names))):
+        return codes, names
     rank = np.empty(len(names) + 1, dtype="int64")
     rank[order] = np.arange(len(names))
     rank[-1] = -1  # code -1 reads the last entry

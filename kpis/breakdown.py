@@ -44,12 +44,13 @@ def _dimension_rows(facts: pd.DataFrame, settings: KpiSettings, dimension: str, 
 
 
 def member_categories(values: pd.Series) -> pd.Series:
-    """``members`` as a categorical Series, each member one category: worked out on the distinct values only,
-    and grouped by its codes without reading a string again."""
+    """``members`` as a categorical Series, each member one category, the categories in name order (so the
+    codes group in the table's order): worked out on the distinct values only, and grouped by its codes
+    without reading a string again."""
     codes, distinct = pd.factorize(values)  # missing values: -1, which picks the NO_MEMBER appended last
     text = pd.Series(distinct, dtype="str")
     named = text.where(text.notna() & (text.str.strip() != ""), NO_MEMBER).to_numpy()
-    merged, categories = pd.factorize(np.append(named, NO_MEMBER))  # blank and empty are one member
+    merged, categories = pd.factorize(np.append(named, NO_MEMBER), sort=True)  # blank and empty are one member
     return pd.Series(pd.Categorical.from_codes(merged[codes], categories=pd.Index(categories, dtype="str")),
                      index=values.index, name=values.name)
 

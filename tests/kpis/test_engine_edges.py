@@ -131,11 +131,22 @@ def test_a_categorical_who_is_renumbered_in_name_order() -> None:
 
     facts = compute_all(_named_tickets(), empty_events(), make_settings(reporting={"timezone": "UTC"}),
                         pd.Timestamp("2026-04-01", tz="UTC")).facts
-    credited = pd.DataFrame({"member": member_categories(facts["client"]), "ticket_type": facts["ticket_type"],
-                             "as_of": facts["as_of"]})
+    members = member_categories(facts["client"])
+    # made in name order ("(none)", always a category, sorts first): no renumbering needed
+    assert members.cat.categories.tolist() == ["(none)", *_ORDERED]
+    in_appearance = pd.Series(pd.Categorical(facts["client"], categories=pd.Index(_NAMES, dtype="str")))
     days = make_settings(reporting={"timezone": "UTC", "grains": ["day"]})
-    table = aggregate_periods(credited, days, by="member", by_type=True, rows=kpi_rows(facts, days))
-    assert table["member"].tolist() == _ORDERED * 2  # day 1 (incidents), then day 2 (requests)
+    for member in (members, in_appearance):
+        credited = pd.DataFrame({"member": member, "ticket_type": facts["ticket_type"], "as_of": facts["as_of"]})
+        table = aggregate_periods(credited, days, by="member", by_type=True, rows=kpi_rows(facts, days))
+        assert table["member"].tolist() == _ORDERED * 2  # day 1 (incidents), then day 2 (requests)
+
+
+def test_names_already_in_order_keep_their_codes() -> None:
+    names = pd.Index(["Z", "a", "王"], dtype="str")
+    codes = np.array([2, -1, 0, 1])
+    renumbered, ordered = in_name_order(codes, names)
+    assert renumbered.tolist() == [2, -1, 0, 1] and ordered.tolist() == ["Z", "a", "王"]
 
 
 def test_day_keys_count_from_the_first_day_not_from_1970() -> None:
