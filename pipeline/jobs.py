@@ -20,6 +20,7 @@ import pandas as pd
 from kpis.errors import first_line
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import config_hash
+from pipeline.memory import freed_memory_kept
 from pipeline.notify import after_run
 from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
@@ -39,7 +40,15 @@ def new_run_id(kind: str, as_of: pd.Timestamp) -> str:
 
 def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Window | None = None,
             progress: Callable[[str], None] | None = None, fault: Callable[[str], None] | None = None) -> RunSummary:
-    """Execute one run of ``kind`` under the run lock; raise on failure after recording it."""
+    """Execute one run of ``kind`` under the run lock; raise on failure after recording it.
+
+    Pages the run frees are kept for its next arrays, and released when it ends (``pipeline.memory``)."""
+    with freed_memory_kept():
+        return _locked_run(settings, kind=kind, as_of=as_of, window=window, progress=progress, fault=fault)
+
+
+def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Window | None,
+                progress: Callable[[str], None] | None, fault: Callable[[str], None] | None) -> RunSummary:
     stores = Stores(settings.store.path, settings.store.sql_url, fault=fault)
     stores.prepare()
     ledger = Ledger(stores.engine)

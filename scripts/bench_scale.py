@@ -51,8 +51,10 @@ def one(n: int, per_ticket: int, engine: str, partitions: int, workers: int) -> 
     from kpis import kpi_tables
     from pipeline.compute import facts_engine, ops_engine
     from pipeline.compute.ops import OpsRequest
+    from pipeline.memory import keep_freed_memory
     from pipeline.settings import ComputeSettings
 
+    keep_freed_memory()  # as pipeline.jobs.run_job does for a run (D103); this process ends with the run
     rng = np.random.default_rng(7)
     tickets = synthetic_tickets(n, rng)
     events = synthetic_events(tickets, per_ticket, rng)

@@ -31,6 +31,7 @@ from pipeline.compute import ComputeFailed
 from pipeline.compute.local import in_input_order, partition_facts
 from pipeline.compute.ops import OpsRequest, OpsRows, combined, ops_partitions, partition_ops
 from pipeline.compute.partition import named_maintenance, split
+from pipeline.memory import freed_memory_kept
 from pipeline.settings import ComputeSettings
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ OPS_TASK_PREFIX = "itsm-kpi-ops"
 def _task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broadcast: pd.DataFrame, settings: KpiSettings,
           as_of: pd.Timestamp, approvals: pd.DataFrame | None) -> tuple[str, pd.DataFrame]:
     """On a worker: one partition's facts, and the worker's address (logged by the driver)."""
-    return get_worker().address, partition_facts(part_tickets, part_events, broadcast, settings, as_of, approvals)
+    with freed_memory_kept():  # as the driver's run does (pipeline.memory), for this task only
+        return get_worker().address, partition_facts(part_tickets, part_events, broadcast, settings, as_of,
+                                                     approvals)
 
 
 class _OnCluster:
@@ -97,7 +100,8 @@ class DaskFacts(_OnCluster):
 def _ops_task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, part_facts: pd.DataFrame,
               request: OpsRequest) -> tuple[str, OpsRows]:
     """On a worker: one partition's time in status and backlog, and the worker's address."""
-    return get_worker().address, partition_ops(part_tickets, part_events, part_facts, request)
+    with freed_memory_kept():
+        return get_worker().address, partition_ops(part_tickets, part_events, part_facts, request)
 
 
 class DaskOps(_OnCluster):
