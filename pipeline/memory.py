@@ -5,13 +5,16 @@ A run allocates and frees arrays of millions of rows all the time. glibc serves 
 of that size faults every 4 KiB page in again, and the kernel zeroes each one. At 10M tickets that was
 close to half a run's time (kernel time in page faults, ``minflt`` in ``getrusage``). With ``mmap`` off
 (``M_MMAP_MAX`` = 0) and trimming off (``M_TRIM_THRESHOLD`` = -1) every array comes from malloc's heap, and
-freed pages stay mapped for the next one. After the run, glibc's defaults are set back and ``malloc_trim(0)``
-gives the free pages back, so a long-lived ``itsm-kpi schedule`` does not hold a night's peak until the next
-night.
+freed pages stay mapped for the next one. Arrow's buffers (the text columns) go through malloc as well, by
+Arrow's system pool instead of its bundled mimalloc, which maps and unmaps big buffers the same way: at 10M
+tickets the facts' text columns took 5.2 s to build from their codes with mimalloc and 1.2 s with malloc.
+After the run, glibc's defaults and Arrow's pool are set back and ``malloc_trim(0)`` gives the free pages
+back, so a long-lived ``itsm-kpi schedule`` does not hold a night's peak until the next night.
 
 It is skipped where the C library is not glibc, and where the user tunes malloc themselves
 (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
-``GLIBC_TUNABLES`` in the environment) or turns it off with ``ITSM_KPI_KEEP_FREED_MEMORY=0``.
+``GLIBC_TUNABLES`` in the environment) or turns it off with ``ITSM_KPI_KEEP_FREED_MEMORY=0``; Arrow's pool
+is left alone where ``ARROW_DEFAULT_MEMORY_POOL`` names one.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
+import pyarrow as pa
+
 log = logging.getLogger(__name__)
 
 #: ``mallopt`` parameters (glibc's malloc.h), and glibc's defaults for them.
@@ -33,6 +38,7 @@ DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 USER_TUNING = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
                "GLIBC_TUNABLES")
 SWITCH = "ITSM_KPI_KEEP_FREED_MEMORY"
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
 
 @cache
@@ -47,18 +53,27 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def keep_freed_memory() -> bool:
-    """Tell glibc's malloc to serve big arrays from its heap and keep freed pages; True when it now does."""
+    """Tell glibc's malloc to serve big arrays from its heap and keep freed pages; True when it now does.
+
+    Arrow's buffers (pandas' text columns) then come from malloc too, through Arrow's system pool, unless
+    ``ARROW_DEFAULT_MEMORY_POOL`` chooses a pool."""
     if os.environ.get(SWITCH, "").strip() == "0" or any(name in os.environ for name in USER_TUNING):
         log.debug("malloc left as configured (%s=0 or the user's own MALLOC_* settings)", SWITCH)
         return False
     libc = _glibc()
     if libc is None:
         return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
+    kept = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
+    if kept and ARROW_POOL_VARIABLE not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+    return kept
 
 
-def release_freed_memory() -> None:
-    """Set glibc's defaults back and give the pages malloc holds free to the kernel (``malloc_trim(0)``)."""
+def release_freed_memory(arrow_pool: pa.MemoryPool | None = None) -> None:
+    """Set glibc's defaults (and Arrow's pool, when given) back and give the pages malloc holds free to the
+    kernel (``malloc_trim(0)``)."""
+    if arrow_pool is not None:
+        pa.set_memory_pool(arrow_pool)
     libc = _glibc()
     if libc is not None:
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
@@ -70,9 +85,10 @@ def release_freed_memory() -> None:
 def freed_memory_kept() -> Iterator[bool]:
     """Within the block, freed pages are kept for reuse (``keep_freed_memory``); after it, malloc is as before
     and the pages still free are released. Yields whether they were kept."""
+    arrow_pool = pa.default_memory_pool()
     kept = keep_freed_memory()
     try:
         yield kept
     finally:
         if kept:
-            release_freed_memory()
+            release_freed_memory(arrow_pool)

@@ -51,7 +51,8 @@ def served_from_heap():
 
 def _run(body: str, **env: str) -> dict:
     code = PROBE + textwrap.dedent(body)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "ITSM_KPI_"))}
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "ITSM_KPI_", "ARROW_DEFAULT_MEMORY_POOL"))}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env=environ | {"NUMPY_MADVISE_HUGEPAGE": "0"} | env, cwd=Path(__file__).resolve().parents[2])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -76,6 +77,38 @@ def test_within_the_block_a_freed_array_is_reused_and_after_it_malloc_is_as_befo
     assert out["heap"] is True
     assert out["after"] >= 0.9 * PAGES_64_MIB  # glibc's defaults are back
     assert out["mapped_after"] is True
+
+
+def test_within_the_block_arrow_allocates_through_malloc_and_after_it_through_its_own_pool_again() -> None:
+    out = _run("""
+        import json
+        import pyarrow as pa
+        from pipeline.memory import freed_memory_kept
+        before = pa.default_memory_pool().backend_name
+        with freed_memory_kept():
+            inside = pa.default_memory_pool().backend_name
+            column = pa.array(["a", "b"]).take(pa.array([1, 0, 1]))
+            taken_by = pa.default_memory_pool().bytes_allocated()
+        print(json.dumps({"before": before, "inside": inside, "taken_by": taken_by,
+                          "after": pa.default_memory_pool().backend_name}))
+    """)
+    assert out["before"] != "system"  # pyarrow's wheels bundle mimalloc (or jemalloc) as the default
+    assert out["inside"] == "system"
+    assert out["taken_by"] > 0
+    assert out["after"] == out["before"]
+
+
+def test_arrow_keeps_the_pool_the_user_chose() -> None:
+    out = _run("""
+        import json
+        import pyarrow as pa
+        from pipeline.memory import freed_memory_kept
+        with freed_memory_kept() as kept:
+            inside = pa.default_memory_pool().backend_name
+        print(json.dumps({"kept": kept, "inside": inside}))
+    """, ARROW_DEFAULT_MEMORY_POOL="mimalloc")
+    assert out["kept"] is True  # malloc is still tuned
+    assert out["inside"] == "mimalloc"
 
 
 def test_the_pages_still_free_are_given_back_when_the_block_ends() -> None:
@@ -118,16 +151,21 @@ def test_a_run_job_reuses_freed_pages_while_it_runs_and_not_after(tmp_path: Path
         from pipeline.cli import demo_settings
         from pipeline.jobs import run_job
 
-        seen = []
+        import pyarrow as pa
+        seen, pools = [], set()
         def probe(stage):
             if not seen:
                 second_array_faults()
             seen.append(second_array_faults())
+            pools.add(pa.default_memory_pool().backend_name)
 
         run_job(demo_settings(__import__("pathlib").Path({str(tmp_path / "store")!r})), kind="run",
                 as_of=pd.Timestamp("2026-03-31T18:00:00Z"), progress=probe)
-        print(json.dumps({{"during": max(seen), "stages": len(seen), "after": second_array_faults()}}))
+        print(json.dumps({{"during": max(seen), "stages": len(seen), "after": second_array_faults(),
+                          "pools": sorted(pools), "pool_after": pa.default_memory_pool().backend_name}}))
     """)
     assert out["stages"] >= 3
+    assert out["pools"] == ["system"]
+    assert out["pool_after"] != "system"
     assert out["during"] < 0.05 * PAGES_64_MIB
     assert out["after"] >= 0.9 * PAGES_64_MIB
