@@ -23,7 +23,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from kpis.aggregate import local_days
+from kpis.aggregate import dense_groups, local_days
 from kpis.backlog_candidates import may_be_open
 from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
@@ -437,16 +437,19 @@ def _group_texts(keys: tuple[np.ndarray, ...], vocabulary: Vocabulary) -> pd.Dat
 
 
 def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """A group number per row for the distinct key tuples, and one row of each group."""
+    """A group number per row for the distinct key tuples (numbered in ascending tuple order), and one row
+    of each group. The keys are small non-negative ranks: each is numbered through a lookup table, then the
+    tuples of those numbers (no sort, no hashing)."""
     if not len(keys[0]):
         return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     combined = np.zeros(len(keys[0]), dtype="int64")
-    for key in keys:  # small ranges of vocabulary codes: no hashing
-        key = key.astype("int64")
-        low = int(key.min())
-        combined = combined * (int(key.max()) - low + 1) + (key - low)
-    _, firsts, group = np.unique(combined, return_index=True, return_inverse=True)
-    return group.ravel(), firsts
+    for key in keys:
+        number, distinct = dense_groups(key.astype("int64"))
+        combined = combined * len(distinct) + number
+    group, distinct = dense_groups(combined)
+    row_of_group = np.empty(len(distinct), dtype="int64")
+    row_of_group[group] = np.arange(len(group))  # any of a group's rows: they hold the same keys
+    return group, row_of_group
 
 
 #: The backlog columns that add up across disjoint sets of tickets (``combine_backlogs``).
