@@ -23,8 +23,10 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cache
 
 import pyarrow as pa
@@ -81,14 +83,35 @@ def release_freed_memory(arrow_pool: pa.MemoryPool | None = None) -> None:
         libc.malloc_trim(0)
 
 
+@dataclass
+class _Blocks:
+    """The ``freed_memory_kept`` blocks open in this process (runs in threads may overlap): the first one in
+    tunes malloc, the last one out sets it back, to the Arrow pool in use before the first."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    open: int = 0
+    kept: bool = False
+    arrow_pool: pa.MemoryPool | None = None
+
+
+_blocks = _Blocks()
+
+
 @contextmanager
 def freed_memory_kept() -> Iterator[bool]:
-    """Within the block, freed pages are kept for reuse (``keep_freed_memory``); after it, malloc is as before
-    and the pages still free are released. Yields whether they were kept."""
-    arrow_pool = pa.default_memory_pool()
-    kept = keep_freed_memory()
+    """Within the block, freed pages are kept for reuse (``keep_freed_memory``); after it (after the last of
+    overlapping blocks), malloc and Arrow's pool are as before and the pages still free are released. Yields
+    whether they are kept."""
+    with _blocks.lock:
+        if _blocks.open == 0:
+            _blocks.arrow_pool = pa.default_memory_pool()
+            _blocks.kept = keep_freed_memory()
+        _blocks.open += 1
+        kept = _blocks.kept
     try:
         yield kept
     finally:
-        if kept:
-            release_freed_memory(arrow_pool)
+        with _blocks.lock:
+            _blocks.open -= 1
+            if _blocks.open == 0 and _blocks.kept:
+                release_freed_memory(_blocks.arrow_pool)

@@ -98,6 +98,28 @@ def test_within_the_block_arrow_allocates_through_malloc_and_after_it_through_it
     assert out["after"] == out["before"]
 
 
+def test_overlapping_blocks_keep_pages_until_the_last_one_ends_and_then_set_back_the_first_pool() -> None:
+    out = _run("""
+        import json
+        import pyarrow as pa
+        from pipeline.memory import freed_memory_kept
+        before = pa.default_memory_pool().backend_name
+        first, second = freed_memory_kept(), freed_memory_kept()  # two runs in threads, one ending first
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        second_array_faults()
+        still = {"faults": second_array_faults(), "pool": pa.default_memory_pool().backend_name}
+        second.__exit__(None, None, None)
+        print(json.dumps({"before": before, "still": still, "after": pa.default_memory_pool().backend_name,
+                          "after_faults": second_array_faults()}))
+    """)
+    assert out["still"]["faults"] < 0.05 * PAGES_64_MIB
+    assert out["still"]["pool"] == "system"
+    assert out["after"] == out["before"] != "system"
+    assert out["after_faults"] >= 0.9 * PAGES_64_MIB
+
+
 def test_arrow_keeps_the_pool_the_user_chose() -> None:
     out = _run("""
         import json
