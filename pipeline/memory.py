@@ -20,7 +20,6 @@ is left alone where ``ARROW_DEFAULT_MEMORY_POOL`` names one.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
@@ -39,7 +38,7 @@ DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 #: The environment variables through which a user tunes glibc's malloc: theirs to set, ours to respect.
 USER_TUNING = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
                "GLIBC_TUNABLES")
-SWITCH = "ITSM_KPI_KEEP_FREED_MEMORY"
+SWITCH, OFF = "ITSM_KPI_KEEP_FREED_MEMORY", ("0", "false", "no", "off")
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
 
@@ -47,7 +46,7 @@ ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 def _glibc() -> ctypes.CDLL | None:
     """The process's C library when it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the symbols the process has loaded: its C library's among them
         libc.gnu_get_libc_version  # noqa: B018 (only glibc has it)
         return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
     except (OSError, AttributeError):
@@ -59,16 +58,18 @@ def keep_freed_memory() -> bool:
 
     Arrow's buffers (pandas' text columns) then come from malloc too, through Arrow's system pool, unless
     ``ARROW_DEFAULT_MEMORY_POOL`` chooses a pool."""
-    if os.environ.get(SWITCH, "").strip() == "0" or any(name in os.environ for name in USER_TUNING):
+    if os.environ.get(SWITCH, "").strip().lower() in OFF or any(name in os.environ for name in USER_TUNING):
         log.debug("malloc left as configured (%s=0 or the user's own MALLOC_* settings)", SWITCH)
         return False
     libc = _glibc()
     if libc is None:
         return False
-    kept = bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, -1))
-    if kept and ARROW_POOL_VARIABLE not in os.environ:
+    if not (libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, -1)):
+        release_freed_memory()  # one setting refused: none at all
+        return False
+    if ARROW_POOL_VARIABLE not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
-    return kept
+    return True
 
 
 def release_freed_memory(arrow_pool: pa.MemoryPool | None = None) -> None:
@@ -89,7 +90,7 @@ class _Blocks:
     tunes malloc, the last one out sets it back, to the Arrow pool in use before the first."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    open: int = 0
+    depth: int = 0
     kept: bool = False
     arrow_pool: pa.MemoryPool | None = None
 
@@ -103,15 +104,15 @@ def freed_memory_kept() -> Iterator[bool]:
     overlapping blocks), malloc and Arrow's pool are as before and the pages still free are released. Yields
     whether they are kept."""
     with _blocks.lock:
-        if _blocks.open == 0:
+        if _blocks.depth == 0:
             _blocks.arrow_pool = pa.default_memory_pool()
             _blocks.kept = keep_freed_memory()
-        _blocks.open += 1
+        _blocks.depth += 1
         kept = _blocks.kept
     try:
         yield kept
     finally:
         with _blocks.lock:
-            _blocks.open -= 1
-            if _blocks.open == 0 and _blocks.kept:
+            _blocks.depth -= 1
+            if _blocks.depth == 0 and _blocks.kept:
                 release_freed_memory(_blocks.arrow_pool)
