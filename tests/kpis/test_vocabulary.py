@@ -20,6 +20,20 @@ def test_codes_decode_back_to_their_texts_and_blank_is_missing() -> None:
         False, False, True, True, False]
 
 
+@pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object", "category"])
+def test_codes_of_a_column_in_several_chunks_follow_first_appearance_across_the_chunks(dtype) -> None:
+    # an Arrow text column in two chunks (what a concat leaves); one code per stripped text, numbered in order
+    # of first appearance over both chunks; blank and missing are -1; the other dtypes go through pandas
+    column = pd.concat([pd.Series(["b", None, "a"], dtype=dtype), pd.Series([" a", "", "c", "b ", "  "], dtype=dtype)],
+                       ignore_index=True)
+    vocabulary = Vocabulary()
+    vocabulary.add("z")  # an earlier text keeps its code 0
+    assert vocabulary.encode(column).tolist() == [1, MISSING, 2, 2, MISSING, 3, 1, MISSING]
+    assert vocabulary.decode(np.array([0, 1, 2, 3])).tolist() == ["z", "b", "a", "c"]
+    assert vocabulary.encode(column.iloc[:0]).tolist() == []
+    assert vocabulary.encode(pd.Series([None, None], dtype=dtype)).tolist() == [MISSING, MISSING]
+
+
 def test_ranks_sort_codes_as_pandas_sorts_the_decoded_texts_missing_last() -> None:
     vocabulary = Vocabulary()
     # codes 0..5 in the order added; in code point order "(" comes first, capitals before small letters, and
