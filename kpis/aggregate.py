@@ -9,7 +9,7 @@ numerator / denominator and null on a zero denominator.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -504,6 +504,19 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lookup = np.cumsum(present) - 1
     return lookup[key], values
 
+
+
+def dense_combinations(columns: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct value tuples of ``n`` rows of integer ``columns`` (codes >= -1) 0..k-1 in
+    ascending tuple order; return (per row its number, one row holding each number). Each column is
+    numbered through ``dense_groups``, then the tuples of those numbers, so the keys stay small."""
+    combination = np.zeros(n, dtype="int64")
+    for column in columns:
+        dense, distinct = dense_groups(column.astype("int64") + 1)  # codes start at -1 (empty)
+        combination, _ = dense_groups(combination * len(distinct) + dense)
+    first = np.zeros(int(combination.max(initial=-1)) + 1, dtype="int64")
+    first[combination] = np.arange(n)  # the last row of each combination: any one will do
+    return combination, first
 
 def _duration_stats(prefix: str, group: np.ndarray, totals: tuple[np.ndarray, np.ndarray, np.ndarray],
                     durations: Durations, size: int) -> dict[str, np.ndarray]:

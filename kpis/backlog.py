@@ -23,7 +23,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from kpis.aggregate import dense_groups, local_days
+from kpis.aggregate import dense_combinations, local_days
 from kpis.backlog_candidates import may_be_open
 from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
 from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
@@ -297,7 +297,7 @@ def _day_spans(stretches: Stretches, tickets: CountedTickets, ends: np.ndarray) 
     tix = stretches.tix[held]
     keys = (stretches.engineer[held], tickets.ticket_type[tix], stretches.priority[held])
     ranks = stretches.vocabulary.ranks()
-    group, firsts = _groups(tuple(ranks[key] for key in keys))  # numbered in the texts' order: the table's
+    group, firsts = dense_combinations([ranks[key] for key in keys], len(tix))  # in the texts' order: the table's
     lo, hi, opened = lo[held], hi[held], tickets.opened[tix]
     overdue_from = np.clip(day_ends.count(tickets.due[tix], side="right"), lo, hi)  # NaN due: never
     bounds = np.stack([lo, *(_age_reached(opened, lo, hi, edge, day_ends) for edge in AGE_EDGES_DAYS), hi,
@@ -434,22 +434,6 @@ def _backlog_frame(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, vo
 def _group_texts(keys: tuple[np.ndarray, ...], vocabulary: Vocabulary) -> pd.DataFrame:
     """The groups' (engineer, ticket type, priority) texts, one row per group number."""
     return pd.DataFrame({name: vocabulary.decode(key) for name, key in zip(GROUP, keys, strict=True)})
-
-
-def _groups(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """A group number per row for the distinct key tuples (numbered in ascending tuple order), and one row
-    of each group. The keys are small non-negative ranks: each is numbered through a lookup table, then the
-    tuples of those numbers (no sort, no hashing)."""
-    if not len(keys[0]):
-        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
-    combined = np.zeros(len(keys[0]), dtype="int64")
-    for key in keys:
-        number, distinct = dense_groups(key.astype("int64"))
-        combined = combined * len(distinct) + number
-    group, distinct = dense_groups(combined)
-    row_of_group = np.empty(len(distinct), dtype="int64")
-    row_of_group[group] = np.arange(len(group))  # any of a group's rows: they hold the same keys
-    return group, row_of_group
 
 
 #: The backlog columns that add up across disjoint sets of tickets (``combine_backlogs``).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpis.aggregate import dense_groups
+from kpis.aggregate import dense_combinations
 from kpis.calendar import CalendarColumn, CalendarSet
 from kpis.config import SLA_CONDITIONS, SlaPolicy
 from kpis.schema import STATUSES
@@ -32,23 +32,12 @@ def policy_index(policies: tuple[SlaPolicy, ...], values: Mapping[str, np.ndarra
     many tickets), each ticket then takes its combination's policy.
     """
     named = [c for c in SLA_CONDITIONS if any(c in p.conditions for p in policies)]
-    combination, first = _combinations([values[c] for c in named], len(values["ticket_type"]))
+    combination, first = dense_combinations([values[c] for c in named], len(values["ticket_type"]))
     distinct = {c: values[c][first] for c in named}
     index = np.full(len(first), len(policies), dtype="int32")
     for i in range(len(policies) - 1, -1, -1):  # walk backwards so the first match is written last
         index[_matches(policies[i], distinct, v, len(first))] = i
     return index[combination]
-
-
-def _combinations(columns: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(per row the number of its combination of ``columns``' values, one row holding each combination)."""
-    combination = np.zeros(n, dtype="int64")
-    for column in columns:
-        dense, distinct = dense_groups(column.astype("int64") + 1)  # codes start at -1 (empty)
-        combination, _ = dense_groups(combination * len(distinct) + dense)
-    first = np.zeros(int(combination.max(initial=-1)) + 1, dtype="int64")
-    first[combination] = np.arange(n)  # the last row of each combination: any one will do
-    return combination, first
 
 
 def _matches(policy: SlaPolicy, values: Mapping[str, np.ndarray], v: Vocabulary, n: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from kpis.aggregate import (
     _first,
     _sort_keys,
     aggregate_periods,
+    dense_combinations,
     in_name_order,
     kpi_rows,
     percentile_cont,
@@ -140,6 +141,15 @@ def test_a_categorical_who_is_renumbered_in_name_order() -> None:
         credited = pd.DataFrame({"member": member, "ticket_type": facts["ticket_type"], "as_of": facts["as_of"]})
         table = aggregate_periods(credited, days, by="member", by_type=True, rows=kpi_rows(facts, days))
         assert table["member"].tolist() == _ORDERED * 2  # day 1 (incidents), then day 2 (requests)
+
+
+def test_dense_combinations_number_the_value_tuples_in_ascending_order() -> None:
+    # tuples (1, 5), (-1, 5), (1, 2), (0, 5), (1, 5): ascending (-1, 5) < (0, 5) < (1, 2) < (1, 5)
+    combination, first = dense_combinations([np.array([1, -1, 1, 0, 1]), np.array([5, 5, 2, 5, 5])], 5)
+    assert combination.tolist() == [3, 0, 2, 1, 3]
+    assert combination[first].tolist() == [0, 1, 2, 3]  # a row of each
+    empty, none = dense_combinations([np.array([], dtype="int64")], 0)
+    assert empty.tolist() == [] and none.tolist() == []
 
 
 def test_names_already_in_order_keep_their_codes() -> None:

@@ -22,8 +22,8 @@ def test_codes_decode_back_to_their_texts_and_blank_is_missing() -> None:
 
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "object", "category"])
 def test_codes_of_a_column_in_several_chunks_follow_first_appearance_across_the_chunks(dtype) -> None:
-    # an Arrow text column in two chunks (what a concat leaves); one code per stripped text, numbered in order
-    # of first appearance over both chunks; blank and missing are -1; the other dtypes go through pandas
+    # a column made of two (for str: two Arrow chunks, what a concat leaves); one code per stripped text,
+    # numbered in order of first appearance over both parts; blank and missing are -1
     column = pd.concat([pd.Series(["b", None, "a"], dtype=dtype), pd.Series([" a", "", "c", "b ", "  "], dtype=dtype)],
                        ignore_index=True)
     vocabulary = Vocabulary()

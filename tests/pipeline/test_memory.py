@@ -170,6 +170,7 @@ def test_the_users_own_malloc_settings_or_the_switch_leave_malloc_alone(env: dic
 def test_a_run_job_reuses_freed_pages_while_it_runs_and_not_after(tmp_path: Path) -> None:
     out = _run(f"""
         import json
+        from pathlib import Path
         import pandas as pd
         from pipeline.cli import demo_settings
         from pipeline.jobs import run_job
@@ -182,7 +183,7 @@ def test_a_run_job_reuses_freed_pages_while_it_runs_and_not_after(tmp_path: Path
             seen.append(second_array_faults())
             pools.add(pa.default_memory_pool().backend_name)
 
-        run_job(demo_settings(__import__("pathlib").Path({str(tmp_path / "store")!r})), kind="run",
+        run_job(demo_settings(Path({str(tmp_path / "store")!r})), kind="run",
                 as_of=pd.Timestamp("2026-03-31T18:00:00Z"), progress=probe)
         print(json.dumps({{"during": max(seen), "stages": len(seen), "after": second_array_faults(),
                           "pools": sorted(pools), "pool_after": pa.default_memory_pool().backend_name}}))
