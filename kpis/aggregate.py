@@ -9,7 +9,8 @@ numerator / denominator and null on a zero denominator.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,7 @@ class KpiRows:
 
     row: np.ndarray  # the facts row each stacked row counts for
     day: np.ndarray  # its anchor's local date as a day number (days since 1970-01-01)
-    flagged: dict[str, np.ndarray]  # count -> stacked positions where it is 1
+    flagged: dict[str, Flags]  # count -> the stacked positions where it is 1
     durations: dict[str, Durations]
     ticket_type: np.ndarray  # each facts row's ticket type, coded in name order (``type_names``)
     type_names: pd.Index
@@ -96,7 +97,7 @@ class _Stack:
         self.size = 0
         self.row: list[np.ndarray] = []
         self.day: list[np.ndarray] = []
-        self.flagged: dict[str, list[np.ndarray]] = {count: [] for count in COUNTS}
+        self.flagged: dict[str, _FlagParts] = {count: _FlagParts() for count in COUNTS}
         self.duration_rows: dict[str, list[np.ndarray]] = {column: [] for column in DURATIONS.values()}
         self.duration_values: dict[str, list[np.ndarray]] = {column: [] for column in DURATIONS.values()}
 
@@ -108,7 +109,7 @@ class _Stack:
         self.row.append(family["row"].to_numpy(dtype="int64"))
         self.day.append(day.view("int64"))
         for count in [c for c in COUNTS if c in family]:
-            self.flagged[count].append(np.flatnonzero(family[count].to_numpy(dtype=bool)) + self.size)
+            self.flagged[count].add(family[count].to_numpy(dtype=bool), self.size)
         for column in [c for c in DURATIONS.values() if c in family]:
             values = family[column].to_numpy(dtype="float64")
             known = np.flatnonzero(~np.isnan(values))
@@ -120,12 +121,56 @@ class _Stack:
         positions = "int32" if self.size < 2**31 else "int64"  # half the memory of int64
         return KpiRows(
             row=_concat(self.row, positions), day=_concat(self.day),
-            flagged={count: _concat(parts, positions) for count, parts in self.flagged.items()},
+            flagged={count: parts.flags(positions) for count, parts in self.flagged.items()},
             durations={column: Durations.of(_concat(self.duration_rows[column], positions),
                                             _concat(self.duration_values[column], "float64"))
                        for column in DURATIONS.values()},
             ticket_type=ticket_type, type_names=type_names,
         )
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The stacked positions where one count is 1. Where most of a family's rows are 1s, its whole segment
+    of the stack is kept with the positions of its 0s instead: a group's count is then its rows in the
+    segment less its 0s. Counting a contiguous segment reads no positions, and the 0s are few (at 10M
+    tickets, 5M positions are read instead of 51M)."""
+
+    ones: np.ndarray  # positions of 1s outside ``segments``
+    segments: tuple[tuple[int, int], ...]  # (start, stop) of the families kept whole
+    zeros: np.ndarray  # positions of 0s inside ``segments``
+
+    def per_group(self, group: np.ndarray, size: int, segment_sizes: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """The count per group, for ``group`` the group of each stacked row (``size`` groups);
+        ``segment_sizes(start, stop)``: the rows per group in a segment (called once per segment)."""
+        total = np.bincount(group[self.ones], minlength=size)
+        for start, stop in self.segments:
+            total += segment_sizes(start, stop)
+        if len(self.zeros):
+            total -= np.bincount(group[self.zeros], minlength=size)
+        return total
+
+
+class _FlagParts:
+    """A count's ``Flags`` as families are stacked."""
+
+    def __init__(self) -> None:
+        self.ones: list[np.ndarray] = []
+        self.segments: list[tuple[int, int]] = []
+        self.zeros: list[np.ndarray] = []
+
+    def add(self, flag: np.ndarray, start: int) -> None:
+        """A family's flags, its first row at stacked position ``start``."""
+        ones = np.count_nonzero(flag)
+        if ones * 2 <= len(flag):
+            self.ones.append(np.flatnonzero(flag) + start)
+        else:
+            self.segments.append((start, start + len(flag)))
+            self.zeros.append(np.flatnonzero(~flag) + start)
+
+    def flags(self, dtype: str) -> Flags:
+        """The stacked flags, positions as ``dtype``."""
+        return Flags(_concat(self.ones, dtype), tuple(self.segments), _concat(self.zeros, dtype))
 
 
 def _concat(parts: list[np.ndarray], dtype: str = "int64") -> np.ndarray:
@@ -425,7 +470,8 @@ class DayGroups:
         first = _first(rows.day)
         group, keys = dense_groups((rows.day - first) * n_who_type + who_type)
         size = len(keys)
-        counts = {count: np.bincount(group[rows.flagged[count]], minlength=size) for count in COUNTS}
+        segment_sizes = functools.cache(lambda start, stop: np.bincount(group[start:stop], minlength=size))
+        counts = {count: rows.flagged[count].per_group(group, size, segment_sizes) for count in COUNTS}
         durations = {}
         for column, values in rows.durations.items():
             value_group = group[values.rows]

@@ -14,6 +14,7 @@ from kpis import compute_all
 from kpis.aggregate import (
     SortCodes,
     _first,
+    _FlagParts,
     _sort_keys,
     aggregate_periods,
     dense_combinations,
@@ -164,3 +165,36 @@ def test_day_keys_count_from_the_first_day_not_from_1970() -> None:
     assert _first(np.array([20457, 20089, 20100])) == 20089
     assert _first(np.array([-3, 5])) == -3  # before 1970
     assert _first(np.array([], dtype="int64")) == 0
+
+
+def test_a_family_mostly_flagged_is_counted_as_its_rows_less_its_zeros() -> None:
+    # two families stacked: rows 0-3 flagged 1, 1, 0, 1 (mostly 1s: kept as the segment 0-4 less its 0 at
+    # row 2); rows 4-6 flagged 0, 0, 1 (kept as the 1 at row 6)
+    parts = _FlagParts()
+    parts.add(np.array([True, True, False, True]), 0)
+    parts.add(np.array([False, False, True]), 4)
+    flags = parts.flags("int32")
+    assert flags.segments == ((0, 4),) and flags.zeros.tolist() == [2] and flags.ones.tolist() == [6]
+    # rows 0..6 in groups 0, 1, 1, 1, 1, 0, 1: group 0 holds rows 0 and 5, of which row 0 is flagged -> 1;
+    # group 1 holds rows 1, 2, 3, 4 and 6, of which rows 1, 3 and 6 are flagged -> 3
+    group = np.array([0, 1, 1, 1, 1, 0, 1])
+    asked = []
+
+    def segment_sizes(start: int, stop: int) -> np.ndarray:
+        asked.append((start, stop))
+        return np.bincount(group[start:stop], minlength=2)
+
+    assert flags.per_group(group, 2, segment_sizes).tolist() == [1, 3]
+    assert asked == [(0, 4)]
+
+
+def test_a_family_flagged_everywhere_is_one_segment_without_positions() -> None:
+    parts = _FlagParts()
+    parts.add(np.array([False, False]), 0)  # a family without any 1: nothing kept
+    parts.add(np.array([True, True, True]), 2)
+    flags = parts.flags("int64")
+    assert flags.segments == ((2, 5),) and flags.zeros.tolist() == [] and flags.ones.tolist() == []
+    # rows 2, 3, 4 in groups 1, 0, 1 -> 1 in group 0, 2 in group 1
+    group = np.array([0, 0, 1, 0, 1])
+    sizes = flags.per_group(group, 2, lambda start, stop: np.bincount(group[start:stop], minlength=2))
+    assert sizes.tolist() == [1, 2]
