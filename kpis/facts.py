@@ -48,6 +48,9 @@ from kpis.vocabulary import MISSING, Vocabulary
 FIXABLE_TYPES = ("incident", "request")
 _CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "category", "diagnosed_category",
           "close_code", "client", "service")
+# Fact columns that are often their ticket column unchanged (no event moved them): then they share its texts.
+_FROM_TICKET = {"status": "status", "priority": "priority", "category": "category", "client": "client",
+                "service": "service", "engineer": "assignee", "team": "assignment_group"}
 _PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", EXEMPT, "met", "breached", "in_progress", "negative_response",
              "negative_resolution", "RESOLVED", "CLOSED", "CANCELLED", "incident", "request", "maintenance")
 
@@ -59,7 +62,10 @@ class TicketFrame:
         self.frame = frame.reset_index(drop=True)
         self.n = len(frame)
         self.vocabulary = vocabulary
-        self._codes = {c: vocabulary.encode(self.frame[c]) for c in _CODED}
+        self._codes: dict[str, np.ndarray] = {}
+        self._round_trips: set[str] = set()  # columns that ``decode`` of their codes gives back
+        for column in _CODED:
+            self.code(column)
         self._times: dict[str, np.ndarray] = {}
 
     @cached_property
@@ -70,8 +76,17 @@ class TicketFrame:
     def code(self, column: str) -> np.ndarray:
         """Vocabulary codes of a string column (-1 = missing or blank); other than ``_CODED`` ones on first use."""
         if column not in self._codes:
-            self._codes[column] = self.vocabulary.encode(self.frame[column])
+            self._codes[column], round_trips = self.vocabulary.encode_texts(self.frame[column])
+            if round_trips:
+                self._round_trips.add(column)
         return self._codes[column]
+
+    def same_column(self, column: str, codes: np.ndarray) -> pd.Series | None:
+        """The ticket column ``column`` itself where ``codes`` decode to it (its texts are not copied), else
+        None. At 10M tickets each text column decoded is ~130 MB of new memory."""
+        if column in self._round_trips and np.array_equal(self._codes[column], codes):
+            return self.frame[column]
+        return None
 
     def time(self, column: str) -> np.ndarray:
         """Epoch seconds of a timestamp column (NaN = missing)."""
@@ -404,8 +419,12 @@ def _nullable_int(seconds: np.ndarray) -> pd.arrays.IntegerArray:
 
 def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
     # Each intermediate array is popped as its column is built, so peak memory stays near the result's size.
+    frame = {name: same for name, column in _FROM_TICKET.items()
+             if name in coded and (same := t.same_column(column, coded[name])) is not None}
+    for name in frame:
+        del coded[name]
     t.drop_caches()
-    frame = {name: t.vocabulary.decode(coded.pop(name)) for name in list(coded)}
+    frame.update({name: t.vocabulary.decode(coded.pop(name)) for name in list(coded)})
     for name in ("first_resolved_at", "resolved_at", "response_at", "response_due_at", "resolution_due_at"):
         frame[name] = from_epoch_seconds(out.pop(name))
     for name in [c for c in out if c.endswith("_s")]:

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 MISSING = -1
 CODE_DTYPE = "int32"  # a computation sees far fewer than 2**31 distinct texts; half the memory of int64
 ABSENT = -2  # the code of a text the vocabulary has never seen: equal to no code
+DECODED_DTYPE = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' ``str``, as ``conform`` makes text columns
 
 
 class Vocabulary:
@@ -34,9 +35,15 @@ class Vocabulary:
 
     def encode(self, values: pd.Series) -> np.ndarray:
         """Codes of a text column (surrounding blanks stripped; blank or missing -> -1)."""
+        return self.encode_texts(values)[0]
+
+    def encode_texts(self, values: pd.Series) -> tuple[np.ndarray, bool]:
+        """``encode(values)``, and whether ``decode`` of those codes gives ``values`` back: a ``str`` column
+        whose texts are all stripped and not blank (so that it may stand for its codes without a copy)."""
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         remap = np.array([self._code_of_unique(u) for u in uniques] + [MISSING], dtype=CODE_DTYPE)
-        return remap[codes]
+        round_trips = values.dtype == DECODED_DTYPE and all(u and u == u.strip() for u in uniques)
+        return remap[codes], round_trips
 
     def _code_of_unique(self, value: object) -> int:
         text = str(value).strip()
@@ -75,7 +82,7 @@ class Vocabulary:
         """Codes -> a pandas ``str`` column (-1 -> missing)."""
         dictionary = pa.array(self._texts, type=pa.large_string())
         taken = dictionary.take(pa.array(codes, mask=codes < 0, type=pa.int32()))
-        return pd.Series(pd.array(taken, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
+        return pd.Series(pd.array(taken, dtype=DECODED_DTYPE))
 
 
 def positions_in(values: pd.Series, texts: tuple[str, ...]) -> np.ndarray:

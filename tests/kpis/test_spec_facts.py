@@ -949,3 +949,30 @@ def test_closed_as_the_first_status_event_is_a_resolution():
     r = one(tix, events(statuses("T1", ("2026-03-02T12:00Z", "CLOSED"))))
     assert r["first_resolved_at"] == r["resolved_at"] == ts("2026-03-02T12:00Z")
     assert r["resolution_business_s"] == 7200
+
+
+def _text_buffers(column: pd.Series) -> list[int]:
+    """The addresses of the data buffers behind a ``str`` column (equal: the same texts, not a copy)."""
+    return [chunk.buffers()[2].address for chunk in column.array._pa_array.chunks]
+
+
+def test_a_fact_text_equal_to_the_tickets_shares_it_and_one_an_event_moved_is_its_own() -> None:
+    # A keeps its priority P2; B's priority event sets P1 (KPIS.md 3: the last value of the history), so the
+    # priority column is B's own; both statuses and clients are the tickets' own, and shared, not copied
+    t = tickets({"ticket_id": "A", "opened_at": "2026-01-05 09:00", "status": "IN_PROGRESS", "priority": "P2",
+                 "client": "ACME"},
+                {"ticket_id": "B", "opened_at": "2026-01-05 09:00", "status": "NEW", "priority": "P3",
+                 "client": "Globex"})
+    facts = compute_facts(t, events(ev("B", "2026-01-05 10:00", "priority", "P1")), settings(), ts("2026-01-06"))
+    assert facts["priority"].tolist() == ["P2", "P1"] and facts["status"].tolist() == ["IN_PROGRESS", "NEW"]
+    assert facts["client"].tolist() == ["ACME", "Globex"]
+    assert _text_buffers(facts["status"]) == _text_buffers(t["status"])
+    assert _text_buffers(facts["client"]) == _text_buffers(t["client"])
+    assert _text_buffers(facts["priority"]) != _text_buffers(t["priority"])
+
+
+def test_a_ticket_text_with_blanks_around_it_is_stripped_in_the_facts() -> None:
+    t = tickets({"ticket_id": "A", "opened_at": "2026-01-05 09:00", "status": "NEW", "client": " ACME "},
+                {"ticket_id": "B", "opened_at": "2026-01-05 09:00", "status": "NEW", "client": "  "})
+    facts = compute_facts(t, events(), settings(), ts("2026-01-06"))
+    assert facts["client"].tolist()[0] == "ACME" and pd.isna(facts["client"].iloc[1])
