@@ -51,6 +51,9 @@ _CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "
 # Fact columns that are often their ticket column unchanged (no event moved them): then they share its texts.
 _FROM_TICKET = {"status": "status", "priority": "priority", "category": "category", "client": "client",
                 "service": "service", "engineer": "assignee", "team": "assignment_group"}
+# Fact columns that usually hold the same codes as another (the priority at response is the current one,
+# both metrics match the same policy): then they share its texts.
+_TWINS = {"response_priority": "priority", "resolution_priority": "priority", "resolution_policy": "response_policy"}
 _PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", EXEMPT, "met", "breached", "in_progress", "negative_response",
              "negative_resolution", "RESOLVED", "CLOSED", "CANCELLED", "incident", "request", "maintenance")
 
@@ -417,14 +420,29 @@ def _nullable_int(seconds: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(missing, 0, seconds).astype("int64"), missing)
 
 
-def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
-    # Each intermediate array is popped as its column is built, so peak memory stays near the result's size.
+def _text_columns(t: TicketFrame, coded: dict[str, np.ndarray]) -> dict[str, pd.Series]:
+    """The coded fact columns as text; ``coded`` is emptied, each array as soon as nothing reads it again, so
+    that peak memory stays near the result's. A column whose codes equal its ticket column's shares that
+    column's texts; one whose codes equal its twin's (``_TWINS``, made before it) shares the twin's."""
     frame = {name: same for name, column in _FROM_TICKET.items()
              if name in coded and (same := t.same_column(column, coded[name])) is not None}
-    for name in frame:
-        del coded[name]
     t.drop_caches()
-    frame.update({name: t.vocabulary.decode(coded.pop(name)) for name in list(coded)})
+    twins = set(_TWINS.values())
+    for name in list(coded):
+        codes = coded[name] if name in twins else coded.pop(name)
+        twin = _TWINS.get(name)
+        if name in frame:
+            continue
+        if twin in frame and np.array_equal(coded[twin], codes):
+            frame[name] = frame[twin]
+        else:
+            frame[name] = t.vocabulary.decode(codes)
+    coded.clear()
+    return frame
+
+
+def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarray], as_of: pd.Timestamp) -> pd.DataFrame:
+    frame = _text_columns(t, coded)
     for name in ("first_resolved_at", "resolved_at", "response_at", "response_due_at", "resolution_due_at"):
         frame[name] = from_epoch_seconds(out.pop(name))
     for name in [c for c in out if c.endswith("_s")]:

@@ -976,3 +976,22 @@ def test_a_ticket_text_with_blanks_around_it_is_stripped_in_the_facts() -> None:
                 {"ticket_id": "B", "opened_at": "2026-01-05 09:00", "status": "NEW", "client": "  "})
     facts = compute_facts(t, events(), settings(), ts("2026-01-06"))
     assert facts["client"].tolist()[0] == "ACME" and pd.isna(facts["client"].iloc[1])
+
+
+def test_the_priorities_and_policy_at_each_stop_share_the_texts_they_equal() -> None:
+    # A: P2 throughout, so its priority at the response and at the resolution are its priority; with A
+    # alone every row agrees and the columns are shared. B's priority moves from P3 to P1 after its
+    # response: its response priority is P3, its own column
+    a = {"ticket_id": "A", "opened_at": "2026-01-05 09:00", "status": "RESOLVED", "priority": "P2",
+         "first_response_at": "2026-01-05 09:10", "resolved_at": "2026-01-05 11:00"}
+    b = {**a, "ticket_id": "B", "priority": "P3"}
+    alone = compute_facts(tickets(a), events(), settings(), ts("2026-01-06"))
+    assert alone["response_priority"].tolist() == alone["resolution_priority"].tolist() == ["P2"]
+    assert _text_buffers(alone["response_priority"]) == _text_buffers(alone["priority"])
+    assert _text_buffers(alone["resolution_priority"]) == _text_buffers(alone["priority"])
+    assert _text_buffers(alone["resolution_policy"]) == _text_buffers(alone["response_policy"])
+    both = compute_facts(tickets(a, b), events(ev("B", "2026-01-05 10:00", "priority", "P1")), settings(),
+                         ts("2026-01-06"))
+    assert both["priority"].tolist() == ["P2", "P1"] and both["response_priority"].tolist() == ["P2", "P3"]
+    assert both["resolution_priority"].tolist() == ["P2", "P1"]
+    assert _text_buffers(both["response_priority"]) != _text_buffers(both["priority"])
