@@ -50,10 +50,12 @@ _CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "
           "close_code", "client", "service")
 # Fact columns that are often their ticket column unchanged (no event moved them): then they share its texts.
 _FROM_TICKET = {"status": "status", "priority": "priority", "category": "category", "client": "client",
-                "service": "service", "engineer": "assignee", "team": "assignment_group"}
+                "service": "service", "engineer": "assignee", "team": "assignment_group",
+                "initial_diagnosis": "diagnosed_category"}
 # Fact columns that usually hold the same codes as another (the priority at response is the current one,
-# both metrics match the same policy): then they share its texts.
-_TWINS = {"response_priority": "priority", "resolution_priority": "priority", "resolution_policy": "response_policy"}
+# both metrics match the same policy, an accurate diagnosis is the final category): then they share its texts.
+_TWINS = {"response_priority": "priority", "resolution_priority": "priority", "resolution_policy": "response_policy",
+          "initial_diagnosis": "category"}
 _PRODUCED = (UNASSIGNED, "cancelled", "out_of_scope", EXEMPT, "met", "breached", "in_progress", "negative_response",
              "negative_resolution", "RESOLVED", "CLOSED", "CANCELLED", "incident", "request", "maintenance")
 

@@ -995,3 +995,19 @@ def test_the_priorities_and_policy_at_each_stop_share_the_texts_they_equal() -> 
     assert both["priority"].tolist() == ["P2", "P1"] and both["response_priority"].tolist() == ["P2", "P3"]
     assert both["resolution_priority"].tolist() == ["P2", "P1"]
     assert _text_buffers(both["response_priority"]) != _text_buffers(both["priority"])
+
+
+def test_the_initial_diagnosis_shares_the_texts_of_the_diagnosed_category_or_of_the_category_it_equals() -> None:
+    a = {"ticket_id": "A", "opened_at": "2026-01-05 09:00", "status": "RESOLVED", "category": "net",
+         "first_response_at": "2026-01-05 09:10", "resolved_at": "2026-01-05 11:00"}
+    # the diagnosed category given for every ticket: the initial diagnosis is that column (B was misdiagnosed)
+    given = tickets({**a, "diagnosed_category": "net"}, {**a, "ticket_id": "B", "category": "db",
+                                                         "diagnosed_category": "net"})
+    facts = compute_facts(given, events(), settings(), ts("2026-01-06"))
+    assert facts["initial_diagnosis"].tolist() == ["net", "net"] and facts["category"].tolist() == ["net", "db"]
+    assert _text_buffers(facts["initial_diagnosis"]) == _text_buffers(given["diagnosed_category"])
+    # none given: the category at the response (an event at 09:05), which is the final category
+    facts = compute_facts(tickets(a), events(ev("A", "2026-01-05 09:05", "category", "net")), settings(),
+                          ts("2026-01-06"))
+    assert facts["initial_diagnosis"].tolist() == ["net"]
+    assert _text_buffers(facts["initial_diagnosis"]) == _text_buffers(facts["category"])
