@@ -52,6 +52,12 @@ _CODED = ("ticket_type", "priority", "status", "assignee", "assignment_group", "
 _FROM_TICKET = {"status": "status", "priority": "priority", "category": "category", "client": "client",
                 "service": "service", "engineer": "assignee", "team": "assignment_group",
                 "initial_diagnosis": "diagnosed_category"}
+#: Fact columns that hold a column of their ticket as read: the first eight always, the others (``_FROM_TICKET``)
+#: unless an event moved them or their texts were stripped. A caller holding the tickets in the facts' order
+#: may take these from the tickets (``pipeline.compute.local``, after stacking partitions).
+_AS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "closed_at", "planned_end", "satisfaction_at",
+            "caused_by")
+TICKET_COLUMN_OF = {**{column: column for column in _AS_READ}, **_FROM_TICKET}
 # Fact columns that usually hold the same codes as another (the priority at response is the current one,
 # both metrics match the same policy, an accurate diagnosis is the final category): then they share its texts.
 _TWINS = {"response_priority": "priority", "resolution_priority": "priority", "resolution_policy": "response_policy",
@@ -450,7 +456,6 @@ def _to_frame(t: TicketFrame, out: dict[str, object], coded: dict[str, np.ndarra
     for name in [c for c in out if c.endswith("_s")]:
         frame[name] = _nullable_int(out.pop(name))
     frame.update(out)
-    for column in ("source", "ticket_id", "ticket_type", "opened_at", "closed_at", "planned_end", "satisfaction_at",
-                   "caused_by"):
+    for column in _AS_READ:
         frame[column] = t.frame[column]
     return conform(stamp_run(pd.DataFrame(frame, copy=False), as_of), TICKET_FACT_COLUMNS)

@@ -28,7 +28,7 @@ from distributed.scheduler import KilledWorker
 from kpis import compute_facts
 from kpis.config import KpiSettings
 from pipeline.compute import ComputeFailed
-from pipeline.compute.local import in_input_order, partition_facts
+from pipeline.compute.local import PartitionFacts, in_input_order, partition_facts
 from pipeline.compute.ops import OpsRequest, OpsRows, combined, ops_partitions, partition_ops
 from pipeline.compute.partition import named_maintenance, split
 from pipeline.memory import freed_memory_kept
@@ -41,7 +41,7 @@ OPS_TASK_PREFIX = "itsm-kpi-ops"
 
 
 def _task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broadcast: pd.DataFrame, settings: KpiSettings,
-          as_of: pd.Timestamp, approvals: pd.DataFrame | None) -> tuple[str, pd.DataFrame]:
+          as_of: pd.Timestamp, approvals: pd.DataFrame | None) -> tuple[str, PartitionFacts]:
     """On a worker: one partition's facts, and the worker's address (logged by the driver)."""
     with freed_memory_kept():  # as the driver's run does (pipeline.memory), for this task only
         return get_worker().address, partition_facts(part_tickets, part_events, broadcast, settings, as_of,
@@ -94,7 +94,7 @@ class DaskFacts(_OnCluster):
 
             results = _run(client, _task, arguments(), TASK_PREFIX)
         _log_workers("facts", len(positions), len(tickets), results)
-        return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], len(tickets))
+        return in_input_order([(p, facts) for p, (_, facts) in zip(positions, results, strict=True)], tickets)
 
 
 def _ops_task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, part_facts: pd.DataFrame,

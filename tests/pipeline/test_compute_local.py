@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 
 from kpis import compute_facts, kpi_tables
 from kpis.backlog_scope import BacklogScope
-from kpis.schema import TABLE_KEYS
+from kpis.schema import EVENT_COLUMNS, TABLE_KEYS, TICKET_COLUMNS, conform
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
+from pipeline.compute.local import partition_facts
 from pipeline.compute.ops import (
     FACT_COLUMNS,
     OpsRequest,
@@ -224,3 +225,41 @@ def test_key_order_of_stacked_tickets_equals_sorting_every_row(tickets, random) 
     got = stacked.take(tickets_in_key_order(stacked)).reset_index(drop=True)
 
     pd.testing.assert_frame_equal(got, stacked.sort_values(["source", "ticket_id", "status"], ignore_index=True))
+
+
+# --- columns the facts take from the tickets as read ---------------------------------------------------------
+def _hand_tickets() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Six incidents (A..F, two sources); an event moves only C's priority (P3 -> P1)."""
+    rows = [{"source": "desk" if i % 2 else "mail", "ticket_id": name, "ticket_type": "incident", "status": "NEW",
+             "priority": "P3", "assignee": f"eng{i % 3}", "opened_at": AS_OF - pd.Timedelta(hours=i + 1)}
+            for i, name in enumerate("ABCDEF")]
+    tickets = conform(pd.DataFrame(rows), TICKET_COLUMNS)
+    events = conform(pd.DataFrame([{"source": "mail", "ticket_id": "C", "at": AS_OF - pd.Timedelta(minutes=30),
+                                    "kind": "priority", "value": "P1", "actor": "", "seq": 0}]), EVENT_COLUMNS)
+    return tickets, events
+
+
+def test_a_partition_leaves_to_its_tickets_the_columns_that_equal_theirs() -> None:
+    tickets, events = _hand_tickets()
+    broadcast = tickets.iloc[:0]
+    moved = partition_facts(tickets, events, broadcast, bench_settings(), AS_OF, None)
+    assert {"source", "ticket_id", "opened_at", "status", "engineer", "client"} <= moved.from_tickets
+    assert "priority" not in moved.from_tickets and moved.facts["priority"].tolist() == [
+        "P3", "P3", "P1", "P3", "P3", "P3"]
+    assert not moved.from_tickets & set(moved.facts.columns)  # left out of the partition's facts
+    quiet = partition_facts(tickets, events.iloc[:0], broadcast, bench_settings(), AS_OF, None)
+    assert "priority" in quiet.from_tickets
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3, 6])
+def test_stacked_facts_take_the_input_s_columns_where_every_partition_left_them(partitions: int) -> None:
+    # C's priority is its own in C's partition only: there the column is kept, elsewhere taken from the
+    # input for that partition; source, ticket_id and status are left by every partition: the input's own
+    tickets, events = _hand_tickets()
+    expected = compute_facts(tickets, events, bench_settings(), AS_OF)
+    got = facts_engine(ComputeSettings(partitions=partitions))(tickets, events, bench_settings(), AS_OF, None)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    if partitions > 1:
+        for column in ("ticket_id", "status"):
+            shared = [chunk.buffers()[2].address for chunk in got[column].array._pa_array.chunks]
+            assert shared == [chunk.buffers()[2].address for chunk in tickets[column].array._pa_array.chunks]
