@@ -88,8 +88,16 @@ def aligned_facts(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     """The ``FACT_COLUMNS`` of ``facts``, row for row in ``tickets``' order when every ticket has facts (each
     later lookup of a ticket's facts is then one comparison, not a join); else in their own order."""
     facts = facts_read(facts)
+    if in_ticket_order(facts, tickets):
+        return facts.reset_index(drop=True)
     row = ticket_positions(facts, tickets)
     return facts.take(row).reset_index(drop=True) if len(row) and (row >= 0).all() else facts
+
+
+def in_ticket_order(facts: pd.DataFrame, tickets: pd.DataFrame) -> bool:
+    """Whether ``facts`` hold ``tickets``' keys row for row, as a full run's facts do (they come in the input
+    order): then a ticket's facts are found by position, without a join of 10M keys (~2 s)."""
+    return len(facts) == len(tickets) and all(facts[column].array.equals(tickets[column].array) for column in KEY)
 
 
 def backlog_of(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
@@ -119,7 +127,8 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
     split by the same hash as the facts."""
     facts = facts_read(facts)
     by_ticket = TicketPartitions.of(tickets, partitions)
-    fact_rows = by_ticket.rows_of(facts)  # facts of tickets not in ``tickets`` are read by neither table
+    # facts of tickets not in ``tickets`` are read by neither table
+    fact_rows = by_ticket.rows() if in_ticket_order(facts, tickets) else by_ticket.rows_of(facts)
     keys = request.status_keys
     key_rows = None if keys is None else by_ticket.rows_of(keys)  # the keys are some of ``tickets``'
     for part in split(tickets, events, partitions, by_ticket):

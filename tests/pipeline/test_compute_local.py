@@ -34,6 +34,7 @@ from pipeline.compute.ops import (
     FACT_COLUMNS,
     OpsRequest,
     aligned_facts,
+    in_ticket_order,
     local_ops,
     partition_ops,
     tickets_in_key_order,
@@ -263,3 +264,15 @@ def test_stacked_facts_take_the_input_s_columns_where_every_partition_left_them(
         for column in ("ticket_id", "status"):
             shared = [chunk.buffers()[2].address for chunk in got[column].array._pa_array.chunks]
             assert shared == [chunk.buffers()[2].address for chunk in tickets[column].array._pa_array.chunks]
+
+
+def test_facts_in_the_tickets_order_are_aligned_by_position_and_others_by_their_keys() -> None:
+    tickets, events = _hand_tickets()
+    facts = compute_facts(tickets, events, bench_settings(), AS_OF)
+    assert in_ticket_order(facts, tickets)
+    backwards = facts.iloc[::-1].reset_index(drop=True)
+    other_source = facts.assign(source="desk")  # same ticket ids, another source for half of them
+    assert not in_ticket_order(backwards, tickets) and not in_ticket_order(facts.iloc[:5], tickets)
+    assert not in_ticket_order(other_source, tickets)
+    for stored in (facts, backwards):
+        pd.testing.assert_frame_equal(aligned_facts(tickets, stored), facts[FACT_COLUMNS], check_exact=True)
