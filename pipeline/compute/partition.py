@@ -18,6 +18,7 @@ computed with them and dropped).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -94,8 +95,10 @@ class TicketPartitions:
     @classmethod
     def of(cls, tickets: pd.DataFrame, partitions: int) -> TicketPartitions:
         """The partitions of ``tickets`` (``source``/``ticket_id`` columns) among ``partitions``."""
-        keys = ticket_keys(tickets["source"], tickets["ticket_id"])
-        return cls(keys, _partition_of_keys(keys, partitions), partitions)
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, not {partitions}")
+        keys, hashes = _LAST_SPLIT.keys_and_hashes(tickets["source"], tickets["ticket_id"])
+        return cls(keys, (hashes % np.uint64(partitions)).astype("int64"), partitions)
 
     def rows(self) -> list[np.ndarray]:
         """Each partition's ticket rows (ascending)."""
@@ -109,6 +112,46 @@ class TicketPartitions:
         part = np.full(len(frame), self.partitions, dtype="int64")
         part[known] = self.partition[ticket[known]]
         return _rows_by_partition(part, self.partitions)
+
+
+class _LastSplit:
+    """The keys and hashes of the tickets split last, while those tickets' key columns live.
+
+    A run splits the same tickets twice, for the facts and for the ops tables, and hashing 10M keys takes
+    ~5 s. The columns are recognised by the identity of their Arrow arrays (immutable, and shared by the
+    frames a run derives with ``reset_index``); weak references make sure an array is the one seen, not a
+    later one at a freed one's address, and the hashes go when the columns do. One tuple is read and
+    replaced whole, so runs in threads see a whole entry or none.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[weakref.ref, weakref.ref, pa.Array, np.ndarray] | None = None
+
+    def keys_and_hashes(self, source: pd.Series, ticket_id: pd.Series) -> tuple[pa.Array, np.ndarray]:
+        """The ticket keys of ``source``/``ticket_id`` and their hashes (``key_hashes``)."""
+        sources, ticket_ids = _arrow_array(source), _arrow_array(ticket_id)
+        last = self._last
+        known = sources is not None and ticket_ids is not None
+        if known and last is not None and last[0]() is sources and last[1]() is ticket_ids:
+            return last[2], last[3]
+        keys = ticket_keys(source, ticket_id)
+        hashes = _hashes(keys)
+        if known:
+            self._last = (weakref.ref(sources, self._forget), weakref.ref(ticket_ids, self._forget), keys, hashes)
+        return keys, hashes
+
+    def _forget(self, _: weakref.ref) -> None:
+        self._last = None
+
+
+def _arrow_array(column: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow array behind a pandas ``str`` column (None for other columns)."""
+    to_arrow = getattr(column.array, "__arrow_array__", None)
+    array = to_arrow() if to_arrow is not None and isinstance(column.dtype, pd.StringDtype) else None
+    return array if isinstance(array, pa.ChunkedArray) else None
+
+
+_LAST_SPLIT = _LastSplit()
 
 
 def _rows_by_partition(part: np.ndarray, partitions: int) -> list[np.ndarray]:

@@ -172,3 +172,34 @@ def test_the_local_engine_imports_no_dask() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def _keyed(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"source": pd.Series(["s", "t"] * (n // 2), dtype="str"),
+                         "ticket_id": pd.Series([str(i) for i in range(n)], dtype="str")})
+
+
+def test_the_same_tickets_split_again_are_not_hashed_again() -> None:
+    tickets = _keyed(200)
+    first = TicketPartitions.of(tickets, 7)
+    again = TicketPartitions.of(tickets.reset_index(drop=True), 3)  # a run's ops tables split the same columns
+    assert again.keys is first.keys  # the keys (and their hashes) of the first split
+    assert (again.partition == partition_of(tickets["source"], tickets["ticket_id"], 3)).all()
+    assert (first.partition == partition_of(tickets["source"], tickets["ticket_id"], 7)).all()
+
+
+def test_equal_tickets_in_other_arrays_and_tickets_gone_are_hashed_anew() -> None:
+    import gc
+
+    import pipeline.compute.partition as partition
+
+    tickets = _keyed(200)
+    first = TicketPartitions.of(tickets, 7)
+    copy = _keyed(200)  # the same keys, in arrays of their own
+    other = TicketPartitions.of(copy, 7)
+    assert other.keys is not first.keys and (other.partition == first.partition).all()
+    del tickets, copy, first, other
+    gc.collect()
+    assert partition._LAST_SPLIT._last is None  # the hashes went with the columns
+    shorter = _keyed(100)
+    assert (TicketPartitions.of(shorter, 7).partition == partition_of(shorter["source"], shorter["ticket_id"], 7)).all()
