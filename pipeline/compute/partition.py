@@ -118,10 +118,10 @@ class _LastSplit:
     """The keys and hashes of the tickets split last, while those tickets' key columns live.
 
     A run splits the same tickets twice, for the facts and for the ops tables, and hashing 10M keys takes
-    ~5 s. The columns are recognised by the identity of their Arrow arrays (immutable, and shared by the
-    frames a run derives with ``reset_index``); weak references make sure an array is the one seen, not a
-    later one at a freed one's address, and the hashes go when the columns do. One tuple is read and
-    replaced whole, so runs in threads see a whole entry or none.
+    ~5 s. The columns are recognised by their Arrow arrays (immutable): the same array objects, or arrays over
+    the same buffers (``_same_arrays``); weak references to the arrays seen make sure those buffers are still
+    theirs, not a later array's at a freed one's address, and the hashes go when the columns do. One tuple
+    is read and replaced whole, so runs in threads see a whole entry or none.
     """
 
     def __init__(self) -> None:
@@ -132,7 +132,7 @@ class _LastSplit:
         sources, ticket_ids = _arrow_array(source), _arrow_array(ticket_id)
         last = self._last
         known = sources is not None and ticket_ids is not None
-        if known and last is not None and last[0]() is sources and last[1]() is ticket_ids:
+        if known and last is not None and _same_arrays(last[0](), sources) and _same_arrays(last[1](), ticket_ids):
             return last[2], last[3]
         keys = ticket_keys(source, ticket_id)
         hashes = _hashes(keys)
@@ -142,6 +142,22 @@ class _LastSplit:
 
     def _forget(self, _: weakref.ref) -> None:
         self._last = None
+
+
+def _same_arrays(seen: pa.ChunkedArray | None, array: pa.ChunkedArray) -> bool:
+    """Whether ``array`` is ``seen`` (alive), or views exactly its memory: the same buffers, offsets and lengths
+    chunk by chunk (pandas 3.0's ``reset_index`` wraps the same buffers in a new array). While ``seen``
+    lives its buffers cannot be freed, so equal addresses are the same bytes."""
+    if seen is None or seen is array:
+        return seen is array
+    if seen.num_chunks != array.num_chunks or len(seen) != len(array):
+        return False
+    return all(one.offset == other.offset and len(one) == len(other) and _addresses(one) == _addresses(other)
+               for one, other in zip(seen.chunks, array.chunks, strict=True))
+
+
+def _addresses(chunk: pa.Array) -> list[int | None]:
+    return [None if buffer is None else buffer.address for buffer in chunk.buffers()]
 
 
 def _arrow_array(column: pd.Series) -> pa.ChunkedArray | None:

@@ -203,3 +203,18 @@ def test_equal_tickets_in_other_arrays_and_tickets_gone_are_hashed_anew() -> Non
     assert partition._LAST_SPLIT._last is None  # the hashes went with the columns
     shorter = _keyed(100)
     assert (TicketPartitions.of(shorter, 7).partition == partition_of(shorter["source"], shorter["ticket_id"], 7)).all()
+
+
+def test_tickets_over_the_same_buffers_in_new_arrays_are_not_hashed_again() -> None:
+    # pandas 3.0's reset_index wraps the same buffers in a new Arrow array: still the same tickets
+    import pyarrow as pa
+
+    tickets = _keyed(200)
+    first = TicketPartitions.of(tickets, 7)
+    arrays = {c: tickets[c].array.__arrow_array__() for c in ("source", "ticket_id")}
+    rewrapped = pd.DataFrame({c: pd.Series(pd.array(pa.chunked_array(a.chunks), dtype=tickets[c].dtype))
+                              for c, a in arrays.items()})
+    assert rewrapped["ticket_id"].array.__arrow_array__() is not arrays["ticket_id"]
+    assert TicketPartitions.of(rewrapped, 7).keys is first.keys
+    shifted = _keyed(202).iloc[2:].reset_index(drop=True)  # other buffers (and offsets): hashed anew
+    assert TicketPartitions.of(shifted, 7).keys is not first.keys
