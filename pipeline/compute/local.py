@@ -17,7 +17,7 @@ from kpis.config import KpiSettings
 from kpis.facts import TICKET_COLUMN_OF
 from kpis.keys import ticket_keys
 from kpis.schema import TICKET_FACT_COLUMNS, conform
-from pipeline.compute.partition import is_in, named_maintenance, split, with_causes
+from pipeline.compute.partition import is_in, named_maintenance, same_values, split, with_causes
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,8 @@ def partition_facts(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broad
         own = ticket_keys(part_tickets["source"], part_tickets["ticket_id"])
         facts = facts[is_in(ticket_keys(facts["source"], facts["ticket_id"]), own)].reset_index(drop=True)
     same = frozenset(column for column, ticket_column in TICKET_COLUMN_OF.items()
-                     if ticket_column in part_tickets and _equal(facts[column], part_tickets[ticket_column]))
+                     if ticket_column in part_tickets and same_values(facts[column], part_tickets[ticket_column]))
     return PartitionFacts(facts.drop(columns=list(same)), same)
-
-
-def _equal(one: pd.Series, other: pd.Series) -> bool:
-    """Same dtype and values, missing where the other is missing (positions, not index labels)."""
-    return one.dtype == other.dtype and one.array.equals(other.array)
 
 
 def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.DataFrame) -> pd.DataFrame:

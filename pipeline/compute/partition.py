@@ -48,12 +48,19 @@ def partition_of(source: pd.Series, ticket_id: pd.Series, partitions: int) -> np
     return _partition_of_keys(ticket_keys(source, ticket_id), partitions)
 
 
-def _partition_of_keys(keys: pa.Array, partitions: int) -> np.ndarray:
+def _partition_of_keys(keys: pa.Array, partitions: int, hashes: np.ndarray | None = None) -> np.ndarray:
+    """The partition of each key; ``hashes``: the keys' hashes when known already."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, not {partitions}")
     if partitions == 1:
         return np.zeros(len(keys), dtype="int64")
-    return (_hashes(keys) % np.uint64(partitions)).astype("int64")
+    return ((_hashes(keys) if hashes is None else hashes) % np.uint64(partitions)).astype("int64")
+
+
+def same_values(one: pd.Series, other: pd.Series) -> bool:
+    """Whether two columns hold the same values row for row (missing where the other is missing) in the same
+    dtype; positions, not index labels."""
+    return one.dtype == other.dtype and one.array.equals(other.array)
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,10 @@ class TicketPartitions:
     @classmethod
     def of(cls, tickets: pd.DataFrame, partitions: int) -> TicketPartitions:
         """The partitions of ``tickets`` (``source``/``ticket_id`` columns) among ``partitions``."""
-        if partitions < 1:
-            raise ValueError(f"partitions must be at least 1, not {partitions}")
-        keys, hashes = _LAST_SPLIT.keys_and_hashes(tickets["source"], tickets["ticket_id"])
-        return cls(keys, (hashes % np.uint64(partitions)).astype("int64"), partitions)
+        source, ticket_id = tickets["source"], tickets["ticket_id"]
+        keys, hashes = (_LAST_SPLIT.keys_and_hashes(source, ticket_id) if partitions > 1
+                        else (ticket_keys(source, ticket_id), None))  # one partition: nothing to hash
+        return cls(keys, _partition_of_keys(keys, partitions, hashes), partitions)
 
     def rows(self) -> list[np.ndarray]:
         """Each partition's ticket rows (ascending)."""
