@@ -146,6 +146,14 @@ def test_a_run_of_rows_of_one_ticket_takes_the_position_of_its_ticket() -> None:
     assert found.tolist() == [0, 0, 0, 1, 1, 2, -1, -1, 0]
 
 
+def test_no_rows_find_no_positions() -> None:
+    tickets = _keys(("a", "1"), ("a", "2"))
+    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    none = tickets.iloc[:0]
+    for found in (ticket_row_positions(keys, none["source"], none["ticket_id"]), positions(keys, keys[:0])):
+        assert found.dtype == np.int64 and found.tolist() == []
+
+
 def test_runs_in_the_tickets_own_order_take_the_tickets_positions() -> None:
     tickets = _keys(("a", "1"), ("a", "2"), ("b", "1"))
     keys = ticket_keys(tickets["source"], tickets["ticket_id"])
