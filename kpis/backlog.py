@@ -25,21 +25,13 @@ import pandas as pd
 
 from kpis.aggregate import dense_combinations, local_days
 from kpis.backlog_candidates import may_be_open
+from kpis.backlog_cells import AGE_COLUMNS, AGE_EDGES_DAYS, BacklogCells
 from kpis.backlog_scope import GROUP, BacklogScope, ScopeCells
-from kpis.calendar import epoch_seconds, from_epoch_seconds, local_midnight
+from kpis.calendar import epoch_seconds, local_midnight
 from kpis.change_points import ChangePoints
 from kpis.config import KpiSettings
 from kpis.keys import ticket_positions
-from kpis.schema import (
-    BACKLOG_COLUMNS,
-    DONE_STATUSES,
-    STATUSES,
-    UNASSIGNED,
-    concat_frames,
-    conform,
-    empty_frame,
-    stamp_run,
-)
+from kpis.schema import DONE_STATUSES, STATUSES, UNASSIGNED
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
 from kpis.step_search import StepSearch
 from kpis.timeline import History
@@ -47,9 +39,6 @@ from kpis.vocabulary import MISSING, Vocabulary
 
 NO_PRIORITY = "(none)"
 SECONDS_PER_DAY = 86_400.0
-#: Lower edges of the age buckets after the first, in days (intervals closed at the lower end).
-AGE_EDGES_DAYS = (1.0, 3.0, 7.0, 30.0)
-AGE_COLUMNS = ("age_lt_1d", "age_1_3d", "age_3_7d", "age_7_30d", "age_ge_30d")
 #: The ticket and event columns the backlog reads.
 TICKET_COLUMNS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "status", "assignee", "priority",
                        "resolved_at", "closed_at")
@@ -89,6 +78,14 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     ``only``: a night's scope; its days are counted (``days`` is not read) and only the rows it holds are
     returned, the same as those rows of the whole days (``kpis.backlog_scope``).
     """
+    return backlog_cells(tickets, events, facts, settings, as_of, pauses=pauses, days=days, history=history,
+                         only=only).frame(as_of)
+
+
+def backlog_cells(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
+                  as_of: pd.Timestamp, *, pauses: PauseSets | None = None, days: np.ndarray | None = None,
+                  history: CodedHistory | None = None, only: BacklogScope | None = None) -> BacklogCells:
+    """``kpi_backlog``'s rows still as numbers (``kpis.backlog_cells``), as partitions hand them over."""
     days = days if only is None else only.days
     tickets = tickets.reset_index(drop=True)
     pauses = pauses or PauseSets.uniform(settings.pause_statuses, len(tickets))
@@ -104,14 +101,12 @@ def kpi_backlog(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame
     counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
-    n_groups = len(keys[0])
-    held = None if only is None else ScopeCells.of(only, calendar.days, _group_texts(keys, stretches.vocabulary))
-    parts = [_backlog_cells(_day_grid(chunk, n_groups, n_days), first, keys,
-                            None if held is None else held.run(first, n_days, n_groups))
+    n_groups, groups = len(keys[0]), _group_texts(keys, stretches.vocabulary)
+    held = None if only is None else ScopeCells.of(only, calendar.days, groups)
+    parts = [_grid_cells(_day_grid(chunk, n_groups, n_days), first,
+                         None if held is None else held.run(first, n_days, n_groups))
              for first, n_days, chunk in _day_chunks(spans, n_groups, len(calendar.days))]
-    if not parts:
-        return conform(empty_frame(BACKLOG_COLUMNS), BACKLOG_COLUMNS)
-    return conform(stamp_run(_backlog_frame(parts, calendar, stretches.vocabulary), as_of), BACKLOG_COLUMNS)
+    return _stacked_cells(parts, calendar, groups) if parts else BacklogCells.empty()
 
 
 @dataclass(frozen=True)
@@ -326,27 +321,30 @@ def _day_chunks(spans: DaySpans, n_groups: int, n_days: int) -> Iterator[tuple[i
 
 @dataclass(frozen=True)
 class DayGrid:
-    """Per (group, day) of a run of days: the backlog's counts and the oldest opening (+inf: none)."""
+    """Per (day, group) of a run of days, day-major (a grid's cells in the table's key order): the backlog's
+    counts and the oldest opening (+inf: none), each a (days, groups) grid."""
 
-    buckets: np.ndarray  # (groups, days, len(AGE_COLUMNS))
+    buckets: tuple[np.ndarray, ...]  # one grid per age bucket (AGE_COLUMNS)
     overdue: np.ndarray
     paused: np.ndarray
     oldest: np.ndarray
 
     @property
     def open_count(self) -> np.ndarray:
-        return self.buckets.sum(axis=2)
+        total = self.buckets[0].copy()
+        for bucket in self.buckets[1:]:
+            total += bucket
+        return total
 
 
 def _day_grid(spans: DaySpans, n_groups: int, n_days: int) -> DayGrid:
-    """Count a run's spans per (group, day) without expanding them into ticket-days: a span adds +1 at
+    """Count a run's spans per (day, group) without expanding them into ticket-days: a span adds +1 at
     its first day and -1 after its last, and a running sum along the days gives the counts."""
     group, bounds, paused = spans.group, spans.bounds, spans.paused
     lo, hi = bounds[:, 0], bounds[:, HI]
-    buckets = np.stack([_running(group, bounds[:, k], bounds[:, k + 1], n_groups, n_days)
-                        for k in range(len(AGE_COLUMNS))], axis=2)
     return DayGrid(
-        buckets=buckets,
+        buckets=tuple(_running(group, bounds[:, k], bounds[:, k + 1], n_groups, n_days)
+                      for k in range(len(AGE_COLUMNS))),
         overdue=_running(group, bounds[:, OVERDUE], hi, n_groups, n_days),
         paused=_running(group[paused], lo[paused], hi[paused], n_groups, n_days),
         oldest=_range_min(group, lo, hi, spans.opened, n_groups, n_days),
@@ -367,11 +365,18 @@ def _age_reached(opened: np.ndarray, lo: np.ndarray, hi: np.ndarray, edge_days: 
 
 
 def _running(group: np.ndarray, start: np.ndarray, stop: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:
-    """How many ``[start, stop)`` day ranges of each group hold each day: an (n_groups, n_days) grid."""
-    width = n_days + 1
-    delta = (np.bincount(group * width + start, minlength=n_groups * width)
-             - np.bincount(group * width + stop, minlength=n_groups * width))
-    return np.cumsum(delta.reshape(n_groups, width), axis=1)[:, :n_days]
+    """How many ``[start, stop)`` day ranges of each group hold each day: a (n_days, n_groups) grid."""
+    size = (n_days + 1) * n_groups
+    delta = np.bincount(start * n_groups + group, minlength=size) - np.bincount(stop * n_groups + group, minlength=size)
+    return _along_days(delta.reshape(n_days + 1, n_groups), np.add)[:n_days]
+
+
+def _along_days(grid: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """``ufunc.accumulate`` of a (days, groups) grid along the days, in place: one vectorised step per day
+    (each a contiguous row; numpy's accumulate along axis 0 strides down the columns, ~5x slower)."""
+    for day in range(1, len(grid)):
+        ufunc(grid[day - 1], grid[day], out=grid[day])
+    return grid
 
 
 def _tree_leaves(n_days: int) -> int:
@@ -380,73 +385,53 @@ def _tree_leaves(n_days: int) -> int:
 
 def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.ndarray, n_groups: int,
                n_days: int) -> np.ndarray:
-    """Per (group, day): the smallest value of the group's ``[lo, hi)`` day ranges holding the day (+inf: none).
+    """Per (day, group): the smallest value of the group's ``[lo, hi)`` day ranges holding the day (+inf: none).
 
     Each range is split into the O(log days) nodes of a segment tree over the days that cover it exactly,
     each node keeps the minimum of the ranges it covers, and a day's answer is the minimum over its node
-    and the node's ancestors.
+    and the node's ancestors. The tree is node-major, (nodes, groups), so that its leaves are the grid.
     """
     leaves = _tree_leaves(n_days)
-    tree = np.full((n_groups, 2 * leaves), np.inf)
+    tree = np.full((2 * leaves, n_groups), np.inf)
     flat = tree.reshape(-1)
     left, right, row = lo + leaves, hi + leaves, np.arange(len(lo))
     while len(row):
         for node, take in ((left, (left & 1) == 1), (right - 1, (right & 1) == 1)):
-            np.minimum.at(flat, group[row[take]] * 2 * leaves + node[take], values[row[take]])
+            np.minimum.at(flat, node[take] * n_groups + group[row[take]], values[row[take]])
         left, right = (left + 1) >> 1, right >> 1
         more = left < right
         left, right, row = left[more], right[more], row[more]
-    pairs = tree.reshape(n_groups, leaves, 2)  # pair p holds nodes 2p and 2p+1, the children of node p
+    pairs = tree.reshape(leaves, 2, n_groups)  # pair p holds nodes 2p and 2p+1, the children of node p
     for level in range(max(leaves.bit_length() - 1, 0)):  # a level's nodes are contiguous: views, no copies
-        parents = tree[:, 1 << level:2 << level]
-        children = pairs[:, 1 << level:2 << level]
-        np.minimum(children, parents[:, :, None], out=children)
-    return tree[:, leaves:leaves + n_days]
+        parents = tree[1 << level:2 << level]
+        children = pairs[1 << level:2 << level]
+        np.minimum(children, parents[:, None, :], out=children)
+    return tree[leaves:leaves + n_days]
 
 
-def _backlog_cells(grid: DayGrid, first: int, keys: tuple, held: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """One entry per (group, day) of a run of days from ``first`` with a ticket open at the day's end (and
-    held by ``held``, a (days, groups) mask, when given): day positions, key codes and counts, still as
-    numbers, ordered by day and then group."""
+def _grid_cells(grid: DayGrid, first: int, held: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One entry per (day, group) of a run of days from ``first`` with a ticket open at the day's end (and
+    held by ``held``, a (days, groups) mask, when given): day positions, group numbers, counts and the oldest
+    opening, ordered by day and then group."""
     counts = grid.open_count
-    day, group = np.nonzero(counts.T > 0 if held is None else (counts.T > 0) & held)
+    kept = counts > 0 if held is None else (counts > 0) & held
+    day, group = np.nonzero(kept)
     return {
-        "day": first + day, "engineer": keys[0][group], "ticket_type": keys[1][group],
-        "priority": keys[2][group], "open_count": counts[group, day],
-        **{name: grid.buckets[group, day, i] for i, name in enumerate(AGE_COLUMNS)},
-        "oldest_opened_at": grid.oldest[group, day], "overdue_count": grid.overdue[group, day],
-        "paused_count": grid.paused[group, day],
+        "day": first + day, "group": group, "open_count": counts[kept],
+        **{name: bucket[kept] for name, bucket in zip(AGE_COLUMNS, grid.buckets, strict=True)},
+        "overdue_count": grid.overdue[kept], "paused_count": grid.paused[kept], "oldest": grid.oldest[kept],
     }
 
 
-def _backlog_frame(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, vocabulary: Vocabulary) -> pd.DataFrame:
-    """The runs' cells as one frame in key order (day, engineer, ticket type, priority): each run's cells are
-    in that order (``_day_spans`` numbers the groups in their texts' order) and the runs follow one another."""
+def _stacked_cells(parts: list[dict[str, np.ndarray]], calendar: DayCalendar, groups: pd.DataFrame) -> BacklogCells:
+    """The runs' cells as one backlog in key order (day, engineer, ticket type, priority): each run's cells
+    are in that order (``_day_spans`` numbers the groups in their texts' order) and the runs follow one
+    another."""
     cells = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return pd.DataFrame({
-        "day": calendar.days[cells.pop("day")].astype("datetime64[s]"),
-        **{name: vocabulary.decode(cells.pop(name)) for name in ("engineer", "ticket_type", "priority")},
-        "oldest_opened_at": from_epoch_seconds(cells.pop("oldest_opened_at")),
-        **cells,
-    })
+    return BacklogCells(groups=groups, day=calendar.days[cells.pop("day")], group=cells.pop("group"),
+                        oldest=cells.pop("oldest"), counts=cells)
 
 
 def _group_texts(keys: tuple[np.ndarray, ...], vocabulary: Vocabulary) -> pd.DataFrame:
     """The groups' (engineer, ticket type, priority) texts, one row per group number."""
     return pd.DataFrame({name: vocabulary.decode(key) for name, key in zip(GROUP, keys, strict=True)})
-
-
-#: The backlog columns that add up across disjoint sets of tickets (``combine_backlogs``).
-SUMMED_COLUMNS = ("open_count", *AGE_COLUMNS, "overdue_count", "paused_count")
-
-
-def combine_backlogs(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    """One backlog from the backlogs of disjoint sets of tickets (partitions): per (day, engineer, ticket
-    type, priority) the counts add up and ``oldest_opened_at`` is the oldest of the parts'."""
-    key = ["day", "engineer", "ticket_type", "priority"]
-    stacked = concat_frames(parts, BACKLOG_COLUMNS)
-    if not len(stacked):
-        return conform(stacked, BACKLOG_COLUMNS)
-    grouped = stacked.groupby(key, sort=True, observed=True, dropna=False)
-    frame = grouped[list(SUMMED_COLUMNS)].sum().join(grouped["oldest_opened_at"].min()).reset_index()
-    return conform(stamp_run(frame, as_of), BACKLOG_COLUMNS).sort_values(key, ignore_index=True)

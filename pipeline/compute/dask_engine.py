@@ -29,7 +29,7 @@ from kpis import compute_facts
 from kpis.config import KpiSettings
 from pipeline.compute import ComputeFailed
 from pipeline.compute.local import PartitionFacts, in_input_order, partition_facts
-from pipeline.compute.ops import OpsRequest, OpsRows, combined, ops_partitions, partition_ops
+from pipeline.compute.ops import OpsRequest, OpsRows, PartitionOps, combined, ops_partitions, partition_ops
 from pipeline.compute.partition import named_maintenance, split
 from pipeline.memory import freed_memory_kept
 from pipeline.settings import ComputeSettings
@@ -98,7 +98,7 @@ class DaskFacts(_OnCluster):
 
 
 def _ops_task(part_tickets: pd.DataFrame, part_events: pd.DataFrame, part_facts: pd.DataFrame,
-              request: OpsRequest) -> tuple[str, OpsRows]:
+              request: OpsRequest) -> tuple[str, PartitionOps]:
     """On a worker: one partition's time in status and backlog, and the worker's address."""
     with freed_memory_kept():
         return get_worker().address, partition_ops(part_tickets, part_events, part_facts, request)
@@ -111,7 +111,7 @@ class DaskOps(_OnCluster):
                  request: OpsRequest) -> OpsRows:
         """Both tables' rows, as ``pipeline.compute.ops.local_ops`` returns them."""
         if not len(tickets):
-            return partition_ops(tickets, events, facts, request)
+            return combined([partition_ops(tickets, events, facts, request)], request.as_of)
         with self._client() as client:
             parts = ops_partitions(tickets, events, facts, request, self.partitions(client))
             results = _run(client, _ops_task, enumerate(parts), OPS_TASK_PREFIX)

@@ -3,7 +3,8 @@
 Both are per-ticket work until the last step: a ticket's status rows depend on its own history only, and a
 day's backlog counts add up over disjoint sets of tickets (the oldest opening is the oldest of the parts').
 So each partition computes its tickets' status rows and its own backlog, sharing one history between the
-two, and the driver stacks the status rows and combines the backlogs (``kpis.backlog.combine_backlogs``).
+two, and the driver stacks the status rows and combines the backlogs, handed over as numbers
+(``kpis.backlog_cells``).
 With one partition this is exactly the unpartitioned computation.
 """
 
@@ -16,12 +17,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from kpis.backlog import backlog_history, combine_backlogs, kpi_backlog
+from kpis.backlog import backlog_cells, backlog_history
+from kpis.backlog_cells import BacklogCells, combine_backlogs
 from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
 from kpis.keys import key_hits, key_order, run_starts, ticket_columns, ticket_positions
-from kpis.schema import TABLE_COLUMNS, concat_frames, empty_frame
+from kpis.schema import TABLE_COLUMNS, concat_frames
 from kpis.status_time import CodedHistory, ticket_status_time
 from pipeline.compute.partition import TicketPartitions, same_values, split
 from pipeline.policies import resolution_calendars, resolution_pauses, ticket_policies
@@ -59,24 +61,32 @@ class OpsRows:
     backlog: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class PartitionOps:
+    """One partition's share: its tickets' status rows, and the backlog of its tickets as numbers."""
+
+    status_time: pd.DataFrame
+    backlog: BacklogCells
+
+
 def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame,
-                  request: OpsRequest) -> OpsRows:
+                  request: OpsRequest) -> PartitionOps:
     """Both tables for one set of tickets (a partition, or all) with their events and facts."""
     tickets = tickets.reset_index(drop=True)
     settings, as_of = request.settings, request.as_of
     facts = aligned_facts(tickets, facts)
     policies = ticket_policies(tickets, facts)
     history = backlog_history(tickets, events) if request.status_keys is None else None
-    backlog = (backlog_of(tickets, events, facts, settings, as_of, days=request.days, history=history,
-                          policies=policies, only=request.backlog_scope)
-               if request.wants_backlog else empty_frame(TABLE_COLUMNS["kpi_backlog"]))
+    backlog = (_backlog_cells_of(tickets, events, facts, settings, as_of, days=request.days, history=history,
+                                 policies=policies, only=request.backlog_scope)
+               if request.wants_backlog else BacklogCells.empty())
     if request.status_keys is not None:
         keep = key_hits(tickets[KEY], request.status_keys)
         tickets, policies = tickets[keep].reset_index(drop=True), policies[keep].reset_index(drop=True)
         events = events[key_hits(events[KEY], request.status_keys)] if len(request.status_keys) else events.iloc[:0]
     status_time = ticket_status_time(tickets, events, CalendarSet(dict(settings.calendars)),
                                      resolution_calendars(policies, settings), as_of, history=history)
-    return OpsRows(status_time, backlog)
+    return PartitionOps(status_time, backlog)
 
 
 def facts_read(facts: pd.DataFrame) -> pd.DataFrame:
@@ -105,17 +115,23 @@ def backlog_of(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame,
                policies: pd.Series | None = None, only: BacklogScope | None = None) -> pd.DataFrame:
     """``kpi_backlog`` of a set of tickets, each paused in its resolution policy's statuses (``policies``:
     ``ticket_policies(tickets, facts)`` when already built; ``only``: as ``kpi_backlog``'s)."""
+    return _backlog_cells_of(tickets, events, facts, settings, as_of, days=days, history=history,
+                             policies=policies, only=only).frame(as_of)
+
+
+def _backlog_cells_of(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, settings: KpiSettings,
+                      as_of: pd.Timestamp, *, days: np.ndarray | None, history: CodedHistory | None,
+                      policies: pd.Series | None, only: BacklogScope | None) -> BacklogCells:
     policies = ticket_policies(tickets, facts) if policies is None else policies
-    pauses = resolution_pauses(policies, settings)
-    return kpi_backlog(tickets, events, facts, settings, as_of, pauses=pauses, days=days, history=history,
-                       only=only)
+    return backlog_cells(tickets, events, facts, settings, as_of, pauses=resolution_pauses(policies, settings),
+                         days=days, history=history, only=only)
 
 
 def local_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, request: OpsRequest, *,
               partitions: int = 1) -> OpsRows:
     """Both tables, computed in this process, one partition at a time when ``partitions`` > 1."""
     if partitions == 1 or not len(tickets):
-        return partition_ops(tickets, events, facts, request)
+        return combined([partition_ops(tickets, events, facts, request)], request.as_of)
     parts = [partition_ops(*part) for part in ops_partitions(tickets, events, facts, request, partitions)]
     log.info("computed time in status and the backlog of %d tickets in %d partitions", len(tickets), len(parts))
     return combined(parts, request.as_of)
@@ -137,11 +153,13 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
                replace(request, status_keys=own_keys))
 
 
-def combined(parts: list[OpsRows], as_of: pd.Timestamp) -> OpsRows:
+def combined(parts: list[PartitionOps], as_of: pd.Timestamp) -> OpsRows:
     """The partitions' rows as one computation gives them: status rows stacked in key order (a ticket's
-    rows all come from its own partition), the backlogs added up."""
+    rows all come from its own partition), the backlogs added up (one partition's: as they are)."""
+    backlog = combine_backlogs([p.backlog for p in parts]).frame(as_of)
+    if len(parts) == 1:
+        return OpsRows(parts.pop().status_time, backlog)
     status_time = concat_frames([p.status_time for p in parts], TABLE_COLUMNS["ticket_status_time"])
-    backlog = combine_backlogs([p.backlog for p in parts], as_of)
     parts.clear()
     return OpsRows(status_time.take(tickets_in_key_order(status_time)).reset_index(drop=True), backlog)
 

@@ -8,7 +8,8 @@ import pytest
 from helpers import ev, events, local, settings, tickets
 
 import kpis.backlog as backlog_module
-from kpis.backlog import PauseSets, combine_backlogs, kpi_backlog
+from kpis.backlog import PauseSets, backlog_cells, kpi_backlog
+from kpis.backlog_cells import combine_backlogs
 from kpis.backlog_scope import BacklogScope
 from kpis.facts import compute_facts
 
@@ -151,27 +152,6 @@ def test_a_policy_pause_set_decides_paused() -> None:
     assert frame["paused_count"].sum() == 0
 
 
-def test_backlogs_of_disjoint_tickets_combine_by_sum_and_oldest() -> None:
-    """Partitions' backlogs (CONTRACT.md Compute): per (day, engineer, type, priority) the counts add up and
-    the oldest opening is the oldest of the parts'; a key in one part only is kept as it is."""
-    day = pd.Timestamp("2026-03-04")
-    row = {"day": day, "engineer": "alice", "ticket_type": "incident", "priority": "P2", "age_lt_1d": 0,
-           "age_1_3d": 0, "age_3_7d": 0, "age_7_30d": 0, "age_ge_30d": 0, "overdue_count": 0, "paused_count": 0}
-    a = pd.DataFrame([{**row, "open_count": 2, "age_lt_1d": 1, "age_1_3d": 1, "overdue_count": 1,
-                       "oldest_opened_at": pd.Timestamp("2026-03-02T10:00Z")}])
-    b = pd.DataFrame([{**row, "open_count": 1, "age_3_7d": 1, "paused_count": 1,
-                       "oldest_opened_at": pd.Timestamp("2026-02-27T08:00Z")},
-                      {**row, "engineer": "bob", "open_count": 1, "age_lt_1d": 1,
-                       "oldest_opened_at": pd.Timestamp("2026-03-04T01:00Z")}])
-    got = combine_backlogs([b, a], AS_OF)
-    # alice: 2 + 1 open; buckets 1+0, 1+0, 0+1; overdue 1 + 0; paused 0 + 1
-    assert _table(got) == {("03-04", "alice", "incident", "P2"): (3, 1, 1, 1, 0, 0, 1, 1),
-                           ("03-04", "bob", "incident", "P2"): (1, 1, 0, 0, 0, 0, 0, 0)}
-    # the oldest of alice's parts (03-02 10:00 and 02-27 08:00); bob's as it was
-    assert list(got["oldest_opened_at"]) == [pd.Timestamp("2026-02-27T08:00Z"), pd.Timestamp("2026-03-04T01:00Z")]
-    assert (got["as_of"] == AS_OF).all()
-
-
 def test_the_backlog_of_all_tickets_is_the_combination_of_any_split() -> None:
     t, e = _world()
     s = settings(reporting={"timezone": TZ}, kpi={"default_calendar": "24x7", "ticket_types": ["incident", "request"]})
@@ -181,6 +161,7 @@ def test_the_backlog_of_all_tickets_is_the_combination_of_any_split() -> None:
     whole = kpi_backlog(t, e, facts, s, AS_OF)
     assert _table(whole) == EXPECTED
     for first in (["T1", "T3"], ["T2", "T5", "T7"], ["T1", "T2", "T3", "T4", "T5", "T7"]):
-        parts = [kpi_backlog(t[mask].reset_index(drop=True), e, facts, s, AS_OF)
+        parts = [backlog_cells(t[mask].reset_index(drop=True), e, facts, s, AS_OF)
                  for mask in (t["ticket_id"].isin(first), ~t["ticket_id"].isin(first))]
-        pd.testing.assert_frame_equal(combine_backlogs(parts, AS_OF), whole, check_exact=True)
+        pd.testing.assert_frame_equal(combine_backlogs(parts).frame(AS_OF), whole, check_exact=True)
+        pd.testing.assert_frame_equal(combine_backlogs(parts[::-1]).frame(AS_OF), whole, check_exact=True)
