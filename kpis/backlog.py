@@ -39,7 +39,7 @@ from kpis.vocabulary import MISSING, Vocabulary
 
 NO_PRIORITY = "(none)"
 SECONDS_PER_DAY = 86_400.0
-#: The ticket and event columns the backlog reads.
+#: The ticket and event columns the backlog reads (time in status reads no others): all the ops tables split.
 TICKET_COLUMNS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "status", "assignee", "priority",
                        "resolved_at", "closed_at")
 EVENT_COLUMNS_READ = ("source", "ticket_id", "at", "kind", "value", "seq")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from kpis.backlog import backlog_cells, backlog_history
+from kpis.backlog import EVENT_COLUMNS_READ, TICKET_COLUMNS_READ, backlog_cells, backlog_history
 from kpis.backlog_cells import BacklogCells, combine_backlogs
 from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarSet
@@ -140,7 +140,8 @@ def local_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, 
 def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFrame, request: OpsRequest,
                    partitions: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, OpsRequest]]:
     """Each non-empty partition's tickets, events, facts and request (its own share of ``status_keys``),
-    split by the same hash as the facts."""
+    split by the same hash as the facts. Only the columns the two tables read are split (and shipped)."""
+    tickets, events = _columns_read(tickets, TICKET_COLUMNS_READ), _columns_read(events, EVENT_COLUMNS_READ)
     facts = facts_read(facts)
     by_ticket = TicketPartitions.of(tickets, partitions)
     # facts of tickets not in ``tickets`` are read by neither table
@@ -151,6 +152,10 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
         own_keys = None if keys is None else keys.iloc[key_rows[part.number]].reset_index(drop=True)
         yield (part.tickets, part.events, facts.iloc[fact_rows[part.number]].reset_index(drop=True),
                replace(request, status_keys=own_keys))
+
+
+def _columns_read(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    return frame[[name for name in names if name in frame.columns]]
 
 
 def combined(parts: list[PartitionOps], as_of: pd.Timestamp) -> OpsRows:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -107,9 +108,13 @@ class TicketPartitions:
                         else (ticket_keys(source, ticket_id), None))  # one partition: nothing to hash
         return cls(keys, _partition_of_keys(keys, partitions, hashes), partitions)
 
-    def rows(self) -> list[np.ndarray]:
-        """Each partition's ticket rows (ascending)."""
+    @cached_property
+    def _rows(self) -> list[np.ndarray]:
         return _rows_by_partition(self.partition, self.partitions)
+
+    def rows(self) -> list[np.ndarray]:
+        """Each partition's ticket rows (ascending): sorted once, however often asked for."""
+        return self._rows
 
     def rows_of(self, frame: pd.DataFrame) -> list[np.ndarray]:
         """Each partition's rows of ``frame`` (``source``/``ticket_id`` columns; ascending): those of its
@@ -179,7 +184,8 @@ _LAST_SPLIT = _LastSplit()
 
 def _rows_by_partition(part: np.ndarray, partitions: int) -> list[np.ndarray]:
     """Row numbers (ascending) per partition number ``0 .. partitions - 1``; other numbers are left out."""
-    order = np.argsort(part, kind="stable")
+    small = np.int16 if partitions < np.iinfo(np.int16).max else np.int64
+    order = np.argsort(part.astype(small), kind="stable")  # 16-bit numbers: numpy's radix sort, ~5x faster
     bounds = np.searchsorted(part[order], np.arange(partitions + 1), side="left")
     return [order[bounds[i]:bounds[i + 1]] for i in range(partitions)]
 
