@@ -29,7 +29,7 @@ from kpis.backlog_scope import BacklogScope
 from kpis.schema import EVENT_COLUMNS, TABLE_KEYS, TICKET_COLUMNS, conform
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
-from pipeline.compute.local import partition_facts
+from pipeline.compute.local import PartitionFacts, _InputOrder, in_input_order, partition_facts
 from pipeline.compute.ops import (
     FACT_COLUMNS,
     OpsRequest,
@@ -244,12 +244,42 @@ def test_a_partition_leaves_to_its_tickets_the_columns_that_equal_theirs() -> No
     tickets, events = _hand_tickets()
     broadcast = tickets.iloc[:0]
     moved = partition_facts(tickets, events, broadcast, bench_settings(), AS_OF, None)
-    assert {"source", "ticket_id", "opened_at", "status", "engineer", "client"} <= moved.from_tickets
+    assert {"source", "ticket_id", "opened_at", "status", "engineer", "client"} <= set(moved.from_tickets)
+    assert moved.from_tickets["engineer"] == "assignee"
     assert "priority" not in moved.from_tickets and moved.facts["priority"].tolist() == [
         "P3", "P3", "P1", "P3", "P3", "P3"]
-    assert not moved.from_tickets & set(moved.facts.columns)  # left out of the partition's facts
+    assert not set(moved.from_tickets) & set(moved.facts.columns)  # left out of the partition's facts
     quiet = partition_facts(tickets, events.iloc[:0], broadcast, bench_settings(), AS_OF, None)
-    assert "priority" in quiet.from_tickets
+    assert quiet.from_tickets["priority"] == "priority"
+
+
+def test_a_partition_leaves_the_twins_of_ticket_and_fact_columns() -> None:
+    """Nothing moves a priority: the priority at the response and at the resolution is the ticket's. Both
+    metrics match one policy."""
+    tickets, events = _hand_tickets()
+    part = partition_facts(tickets, events.iloc[:0], tickets.iloc[:0], bench_settings(), AS_OF, None)
+    assert (part.from_tickets["response_priority"], part.from_tickets["resolution_priority"]) == ("priority", "priority")
+    assert part.twins == {"resolution_policy": "response_policy"}
+    assert not {"response_priority", "resolution_priority", "resolution_policy"} & set(part.facts.columns)
+    # C's priority moved (P3 -> P1 before any response): its response priority is its own column again
+    moved = partition_facts(tickets, events, tickets.iloc[:0], bench_settings(), AS_OF, None)
+    assert "response_priority" not in moved.from_tickets and "response_priority" in moved.facts
+
+
+def test_a_twin_only_some_partitions_left_is_put_back_for_those() -> None:
+    """Rows 0, 2, 4 are one partition (its resolution policy is its response policy: left as a twin), rows
+    1, 3, 5 another whose resolution policy is its own ("special"): stacked, rows 1, 3, 5 read "special"."""
+    tickets, events = _hand_tickets()
+    whole = compute_facts(tickets, events.iloc[:0], bench_settings(), AS_OF)
+    rows = [np.array([0, 2, 4]), np.array([1, 3, 5])]
+    one, two = (partition_facts(tickets.iloc[r].reset_index(drop=True), events.iloc[:0], tickets.iloc[:0],
+                                bench_settings(), AS_OF, None) for r in rows)
+    assert one.twins == two.twins == {"resolution_policy": "response_policy"}
+    two = PartitionFacts(two.facts.assign(resolution_policy=pd.array(["special"] * 3, dtype="str")),
+                         two.from_tickets, {})
+    expected = whole.assign(resolution_policy=whole["response_policy"].where(whole.index % 2 == 0, "special"))
+    pd.testing.assert_frame_equal(in_input_order([(rows[0], one), (rows[1], two)], tickets), expected,
+                                  check_exact=True)
 
 
 @pytest.mark.parametrize("partitions", [1, 2, 3, 6])
@@ -276,3 +306,33 @@ def test_facts_in_the_tickets_order_are_aligned_by_position_and_others_by_their_
     assert not in_ticket_order(other_source, tickets)
     for stored in (facts, backwards):
         pd.testing.assert_frame_equal(aligned_facts(tickets, stored), facts[FACT_COLUMNS], check_exact=True)
+
+
+# Two partitions: the first holds input rows 0, 2 and 3, the second rows 1 and 4.
+PLACES = [np.array([0, 2, 3]), np.array([1, 4])]
+T = pd.Timestamp
+
+
+@pytest.mark.parametrize(("first", "second", "expected"), [
+    (pd.array([T("2026-01-01", tz="UTC"), pd.NaT, T("2026-01-03", tz="UTC")], dtype="datetime64[us, UTC]"),
+     pd.array([T("2026-01-02", tz="UTC"), T("2026-01-05", tz="UTC")], dtype="datetime64[us, UTC]"),
+     pd.array([T("2026-01-01", tz="UTC"), T("2026-01-02", tz="UTC"), pd.NaT, T("2026-01-03", tz="UTC"),
+               T("2026-01-05", tz="UTC")], dtype="datetime64[us, UTC]")),
+    (pd.array([10, None, 30], dtype="Int64"), pd.array([20, 50], dtype="Int64"),
+     pd.array([10, 20, None, 30, 50], dtype="Int64")),
+    (pd.array([True, None, False], dtype="boolean"), pd.array([None, True], dtype="boolean"),
+     pd.array([True, None, None, False, True], dtype="boolean")),
+    (pd.array([0.5, None, 3.5], dtype="Float64"), pd.array([2.5, 4.5], dtype="Float64"),
+     pd.array([0.5, 2.5, None, 3.5, 4.5], dtype="Float64")),
+    (pd.array(["met", None, "breached"], dtype="str"), pd.array(["pending", "met"], dtype="str"),
+     pd.array(["met", "pending", None, "breached", "met"], dtype="str")),
+    # another kind of array is stacked and taken by pandas
+    (pd.array(np.array([1, 3, 4])), pd.array(np.array([2, 5])), pd.array(np.array([1, 2, 3, 4, 5]))),
+    # partitions that disagree on the dtype: stacked (pandas finds the common dtype)
+    (pd.array([1, None, 3], dtype="Int64"), pd.array([2.5, 5.5], dtype="Float64"),
+     pd.array([1, 2.5, None, 3, 5.5], dtype="Float64")),
+])
+def test_each_partitions_values_go_back_to_their_input_rows(first, second, expected) -> None:
+    """By hand: row 0 <- first[0], 1 <- second[0], 2 <- first[1], 3 <- first[2], 4 <- second[1]."""
+    got = _InputOrder(PLACES).column([first, second])
+    pd.testing.assert_extension_array_equal(pd.array(got), expected)
