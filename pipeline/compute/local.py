@@ -7,7 +7,7 @@ and the facts gathered so far, one row per ticket), not the whole history's inte
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -20,6 +20,7 @@ from kpis.config import KpiSettings
 from kpis.facts import TICKET_COLUMN_OF
 from kpis.keys import ticket_keys
 from kpis.schema import TICKET_FACT_COLUMNS, conform
+from kpis.vocabulary import DECODED_DTYPE
 from pipeline.compute.partition import is_in, named_maintenance, same_values, split, with_causes
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class PartitionFacts:
     facts: pd.DataFrame
     from_tickets: dict[str, str]
     twins: dict[str, str]
+    #: text columns with one value in every row (None: missing everywhere), e.g. ``kpi_version``
+    constants: dict[str, str | None] = field(default_factory=dict)
 
 
 def partition_facts(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broadcast: pd.DataFrame,
@@ -56,9 +59,25 @@ def partition_facts(part_tickets: pd.DataFrame, part_events: pd.DataFrame, broad
         facts = facts[is_in(ticket_keys(facts["source"], facts["ticket_id"]), own)].reset_index(drop=True)
     from_tickets = {column: ticket_column for column, ticket_column in _TICKET_COLUMN_OF.items()
                     if ticket_column in part_tickets and same_values(facts[column], part_tickets[ticket_column])}
+    facts = facts.drop(columns=list(from_tickets))
+    constants = {name: value for name in facts.columns if (value := _one_text(facts[name])) is not _MANY}
+    facts = facts.drop(columns=list(constants))
     twins = {column: twin for column, twin in _FACT_TWINS.items()
-             if twin not in from_tickets and same_values(facts[column], facts[twin])}
-    return PartitionFacts(facts.drop(columns=[*from_tickets, *twins]), from_tickets, twins)
+             if column in facts and twin in facts and same_values(facts[column], facts[twin])}
+    return PartitionFacts(facts.drop(columns=list(twins)), from_tickets, twins, constants)
+
+
+_MANY = object()  # a column with more than one value
+
+
+def _one_text(column: pd.Series) -> object:
+    """The one value of a non-empty text column (None when missing everywhere), else ``_MANY``."""
+    if not isinstance(column.dtype, pd.StringDtype) or not len(column):
+        return _MANY
+    first = column.iloc[0]
+    if pd.isna(first):
+        return None if column.isna().all() else _MANY
+    return first if column.eq(first).all() and not column.hasnans else _MANY
 
 
 def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.DataFrame) -> pd.DataFrame:
@@ -72,11 +91,13 @@ def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.D
             raise AssertionError(f"a partition gave {len(part.facts)} facts rows for {len(positions)} tickets")
     common = _common_items([part.from_tickets for _, part in parts])
     twins = _common_items([part.twins for _, part in parts])
-    frames = [_with_ticket_columns(part, tickets, p, common, twins) for p, part in parts]
+    constants = _common_items([part.constants for _, part in parts])
+    frames = [_with_left_columns(part, tickets, p, common, twins, constants) for p, part in parts]
     placed = _InputOrder([p for p, _ in parts])
     parts.clear()  # each partition's column goes as soon as it is placed
     columns = {name: placed.column([frame.pop(name).array for frame in frames]) for name in list(frames[0].columns)}
     columns.update({column: tickets[ticket_column].array for column, ticket_column in common.items()})
+    columns.update({column: _repeated(value, len(tickets)) for column, value in constants.items()})
     columns.update({column: columns[twin] for column, twin in twins.items()})
     # one frame over the arrays as they are: placed ones are new, the tickets' are in input order already
     return conform(pd.DataFrame(columns, copy=False), TICKET_FACT_COLUMNS)
@@ -85,6 +106,15 @@ def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.D
 def _common_items(mappings: list[dict[str, str]]) -> dict[str, str]:
     """The (key, value) pairs every one of ``mappings`` holds."""
     return dict(set.intersection(*(set(mapping.items()) for mapping in mappings)))
+
+
+def _repeated(text: str | None, n: int) -> pd.api.extensions.ExtensionArray:
+    """A text column of ``n`` rows that all hold ``text`` (missing when None), built by Arrow."""
+    if text is None:
+        return pd.array(pa.nulls(n, pa.large_string()), dtype=DECODED_DTYPE)
+    codes = pa.array(np.zeros(n, dtype="int32"))
+    return pd.array(pa.DictionaryArray.from_arrays(codes, pa.array([text], pa.large_string())).cast(pa.large_string()),
+                    dtype=DECODED_DTYPE)
 
 
 #: Arrays a partition's rows are written straight into at their input positions (numpy-backed underneath).
@@ -124,12 +154,14 @@ class _InputOrder:
         return pd.concat([pd.Series(array) for array in arrays], ignore_index=True).array.take(self.order)
 
 
-def _with_ticket_columns(part: PartitionFacts, tickets: pd.DataFrame, positions: np.ndarray,
-                         common: dict[str, str], twins: dict[str, str]) -> pd.DataFrame:
-    """A partition's facts with the columns it left that not every partition left (``common``, ``twins``)
-    put back: from the input ``tickets`` at ``positions``, or as their twin."""
-    facts = part.facts.assign(**{column: tickets[ticket_column].take(positions).array
-                                 for column, ticket_column in part.from_tickets.items() if column not in common})
+def _with_left_columns(part: PartitionFacts, tickets: pd.DataFrame, positions: np.ndarray, common: dict[str, str],
+                       twins: dict[str, str], constants: dict[str, str | None]) -> pd.DataFrame:
+    """A partition's facts with the columns it left that not every partition left (``common``, ``twins``,
+    ``constants``) put back: from the input ``tickets`` at ``positions``, as their value, or as their twin."""
+    facts = part.facts.assign(
+        **{column: tickets[ticket_column].take(positions).array
+           for column, ticket_column in part.from_tickets.items() if column not in common},
+        **{column: _repeated(value, len(positions)) for column, value in part.constants.items() if column not in constants})
     return facts.assign(**{column: facts[twin].array for column, twin in part.twins.items() if column not in twins})
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from bench import KPI_CONFIG, synthetic_events, synthetic_tickets  # noqa: E402
+from bench import KPI_CONFIG, SLA_CONFIG, synthetic_events, synthetic_tickets  # noqa: E402, F401 (SLA_CONFIG: for the tests)
 from bench import settings as bench_settings  # noqa: E402, F401  (re-exported for the tests)
 from e2e_helpers import read_sql  # noqa: E402
 

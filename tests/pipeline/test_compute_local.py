@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from compute_helpers import (
     AS_OF,
+    SLA_CONFIG,
     assert_same_stores,
     bench_settings,
     export,
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from kpis import compute_facts, kpi_tables
 from kpis.backlog_scope import BacklogScope
+from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TABLE_KEYS, TICKET_COLUMNS, conform
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
@@ -253,33 +255,65 @@ def test_a_partition_leaves_to_its_tickets_the_columns_that_equal_theirs() -> No
     assert quiet.from_tickets["priority"] == "priority"
 
 
+def _two_policies() -> tuple[pd.DataFrame, pd.DataFrame, KpiSettings]:
+    """The hand tickets, A, C and E for ACME's ERP (policy ACME-core-P34 at P3), the others on "default"."""
+    tickets, events = _hand_tickets()
+    acme = np.arange(len(tickets)) % 2 == 0
+    tickets["client"] = pd.array(np.where(acme, "ACME", None), dtype="str")
+    tickets["service"] = pd.array(np.where(acme, "ERP", None), dtype="str")
+    return tickets, events, bench_settings(SLA_CONFIG)
+
+
 def test_a_partition_leaves_the_twins_of_ticket_and_fact_columns() -> None:
     """Nothing moves a priority: the priority at the response and at the resolution is the ticket's. Both
-    metrics match one policy."""
-    tickets, events = _hand_tickets()
-    part = partition_facts(tickets, events.iloc[:0], tickets.iloc[:0], bench_settings(), AS_OF, None)
+    metrics match one policy, which is not the same for every ticket."""
+    tickets, events, kpi = _two_policies()
+    part = partition_facts(tickets, events.iloc[:0], tickets.iloc[:0], kpi, AS_OF, None)
+    assert "response_policy" in part.facts and "response_policy" not in part.constants
     assert (part.from_tickets["response_priority"], part.from_tickets["resolution_priority"]) == ("priority", "priority")
     assert part.twins == {"resolution_policy": "response_policy"}
     assert not {"response_priority", "resolution_priority", "resolution_policy"} & set(part.facts.columns)
     # C's priority moved (P3 -> P1 before any response): its response priority is its own column again
-    moved = partition_facts(tickets, events, tickets.iloc[:0], bench_settings(), AS_OF, None)
+    moved = partition_facts(tickets, events, tickets.iloc[:0], kpi, AS_OF, None)
     assert "response_priority" not in moved.from_tickets and "response_priority" in moved.facts
 
 
 def test_a_twin_only_some_partitions_left_is_put_back_for_those() -> None:
-    """Rows 0, 2, 4 are one partition (its resolution policy is its response policy: left as a twin), rows
-    1, 3, 5 another whose resolution policy is its own ("special"): stacked, rows 1, 3, 5 read "special"."""
-    tickets, events = _hand_tickets()
-    whole = compute_facts(tickets, events.iloc[:0], bench_settings(), AS_OF)
-    rows = [np.array([0, 2, 4]), np.array([1, 3, 5])]
+    """Rows 0-2 are one partition (its resolution policy is its response policy: left as a twin), rows 3-5
+    another whose resolution policy is its own ("special"): stacked, rows 3, 4, 5 read "special"."""
+    tickets, events, kpi = _two_policies()
+    whole = compute_facts(tickets, events.iloc[:0], kpi, AS_OF)
+    rows = [np.array([0, 1, 2]), np.array([3, 4, 5])]
     one, two = (partition_facts(tickets.iloc[r].reset_index(drop=True), events.iloc[:0], tickets.iloc[:0],
-                                bench_settings(), AS_OF, None) for r in rows)
+                                kpi, AS_OF, None) for r in rows)
     assert one.twins == two.twins == {"resolution_policy": "response_policy"}
     two = PartitionFacts(two.facts.assign(resolution_policy=pd.array(["special"] * 3, dtype="str")),
-                         two.from_tickets, {})
-    expected = whole.assign(resolution_policy=whole["response_policy"].where(whole.index % 2 == 0, "special"))
+                         two.from_tickets, {}, two.constants)
+    expected = whole.assign(resolution_policy=whole["response_policy"].where(whole.index < 3, "special"))
     pd.testing.assert_frame_equal(in_input_order([(rows[0], one), (rows[1], two)], tickets), expected,
                                   check_exact=True)
+
+
+def test_a_text_with_one_value_travels_as_that_value() -> None:
+    """Every row of a partition holds the KPI version, and no data-quality flag: both travel as one value
+    each. Rows 0-2 are one partition, rows 3-5 another whose versions differ (v9, v9, v8): stacked, the first
+    partition's one value is put back in rows 0-2."""
+    tickets, events, kpi = _two_policies()
+    whole = compute_facts(tickets, events.iloc[:0], kpi, AS_OF)
+    rows = [np.array([0, 1, 2]), np.array([3, 4, 5])]
+    one, two = (partition_facts(tickets.iloc[r].reset_index(drop=True), events.iloc[:0], tickets.iloc[:0],
+                                kpi, AS_OF, None) for r in rows)
+    version = whole["kpi_version"].iloc[0]
+    assert one.constants["kpi_version"] == version and one.constants["dq_flag"] is None
+    assert "response_policy" not in one.constants  # ACME-core-P34 and default
+    two = PartitionFacts(two.facts.assign(kpi_version=pd.array(["v9", "v9", "v8"], dtype="str")), two.from_tickets,
+                         two.twins, {name: value for name, value in two.constants.items() if name != "kpi_version"})
+    expected = whole.assign(kpi_version=pd.array([version] * 3 + ["v9", "v9", "v8"], dtype="str"))
+    pd.testing.assert_frame_equal(in_input_order([(rows[0], one), (rows[1], two)], tickets), expected,
+                                  check_exact=True)
+    both = in_input_order([(rows[0], one), (rows[1], partition_facts(
+        tickets.iloc[rows[1]].reset_index(drop=True), events.iloc[:0], tickets.iloc[:0], kpi, AS_OF, None))], tickets)
+    pd.testing.assert_frame_equal(both, whole, check_exact=True)  # the same value everywhere: built once
 
 
 @pytest.mark.parametrize("partitions", [1, 2, 3, 6])
