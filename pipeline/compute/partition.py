@@ -3,7 +3,8 @@
 The hash is SipHash-2-4 with the 16-byte key ``PARTITION_HASH_KEY`` over the UTF-8 bytes of
 ``source + "\\x1f" + ticket_id`` (the ticket key of ``kpis.keys``), then mixed by splitmix64's finaliser
 (``h ^= h >> 30; h *= 0xBF58476D1CE4E5B9; h ^= h >> 27; h *= 0x94D049BB133111EB; h ^= h >> 31``, mod 2**64),
-exactly as ``pandas.util.hash_array`` computes it; the partition is that number modulo ``partitions``.
+exactly as ``pandas.util.hash_array`` computes it (``pipeline.compute.siphash`` computes it without a Python
+object per key); the partition is that number modulo ``partitions``.
 It depends on nothing but the key's text, so every process and machine puts a ticket in the same
 partition (Python's ``hash`` is salted per process and is not used). tests/pipeline/test_compute_partition.py
 checks it against SipHash and the finaliser written out in the test, and pins a few keys' partitions.
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 from pandas.util import hash_array
 
 from kpis.keys import ticket_keys, ticket_row_positions
+from pipeline.compute.siphash import siphash24
 
 PARTITION_HASH_KEY = "itsm-kpi:part:v1"  # SipHash-2-4 key: 16 ASCII bytes; changing it moves every ticket
 
@@ -40,8 +42,20 @@ def key_hashes(source: pd.Series, ticket_id: pd.Series) -> np.ndarray:
 
 
 def _hashes(keys: pa.Array) -> np.ndarray:
-    return hash_array(keys.to_numpy(zero_copy_only=False).astype(object), encoding="utf8",
-                      hash_key=PARTITION_HASH_KEY, categorize=False)
+    if keys.null_count:  # no ticket key is missing; should one be, pandas hashes it as it would
+        return hash_array(keys.to_numpy(zero_copy_only=False).astype(object), encoding="utf8",
+                          hash_key=PARTITION_HASH_KEY, categorize=False)
+    return _finalised(siphash24(keys, PARTITION_HASH_KEY.encode()))
+
+
+def _finalised(hashes: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place (uint64 arithmetic wraps mod 2**64), as ``hash_array`` applies it."""
+    hashes ^= hashes >> np.uint64(30)
+    hashes *= np.uint64(0xBF58476D1CE4E5B9)
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= np.uint64(0x94D049BB133111EB)
+    hashes ^= hashes >> np.uint64(31)
+    return hashes
 
 
 def partition_of(source: pd.Series, ticket_id: pd.Series, partitions: int) -> np.ndarray:
