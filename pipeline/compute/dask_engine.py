@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -129,15 +130,26 @@ def _run(client: Client, task: Callable, arguments: Iterable[tuple[int, tuple]],
     window = 2 * max(sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()), 1)
     run, numbers, results = uuid.uuid4().hex[:12], {}, {}
     in_flight = as_completed(loop=client.loop)  # on a failure the client closes, and the scheduler drops the rest
-    for number, args in arguments:
-        future = client.submit(task, *args, key=f"{prefix}-{run}-{number}", pure=False)
-        numbers[future.key] = number
-        in_flight.add(future)
-        while in_flight.count() >= window:
-            _collect(next(in_flight), numbers, results)
+    with _partitions_in_tasks():
+        for number, args in arguments:
+            future = client.submit(task, *args, key=f"{prefix}-{run}-{number}", pure=False)
+            numbers[future.key] = number
+            in_flight.add(future)
+            while in_flight.count() >= window:
+                _collect(next(in_flight), numbers, results)
     for future in in_flight:
         _collect(future, numbers, results)
     return [results[number] for number in sorted(results)]
+
+
+@contextmanager
+def _partitions_in_tasks() -> Iterator[None]:
+    """Without distributed's warning on a task above 10 MB ("Sending large graph ... Consider loading the data
+    with Dask directly"): carrying its partition is what lets a task rerun elsewhere, and the advice would
+    only reach the operator's terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        yield
 
 
 def _log_workers(what: str, partitions: int, tickets: int, results: list[tuple[str, object]]) -> None:

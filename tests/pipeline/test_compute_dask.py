@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,14 @@ def test_a_nights_backlog_scope_travels_to_the_workers(cluster: LocalCluster) ->
     pd.testing.assert_frame_equal(expected.backlog, whole[scope.holds(whole)].reset_index(drop=True))
     pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
     pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
+
+
+def test_tasks_carrying_their_partitions_raise_no_large_graph_warning(cluster: LocalCluster) -> None:
+    """Each task carries its partition (so that it can rerun elsewhere); distributed warns on a task above
+    its threshold, here lowered to 1 kB, that the data should be loaded with Dask: not our operator's advice."""
+    tickets, events = generated(300)
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1kB"}), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        DaskFacts(ComputeSettings("dask", 2, cluster.scheduler_address, 2))(tickets, events, KpiSettings(), pd.Timestamp(AS_OF))
+    assert [str(w.message) for w in caught if "large graph" in str(w.message)] == []
