@@ -368,14 +368,14 @@ def _running(group: np.ndarray, start: np.ndarray, stop: np.ndarray, n_groups: i
     """How many ``[start, stop)`` day ranges of each group hold each day: a (n_days, n_groups) grid."""
     size = (n_days + 1) * n_groups
     delta = np.bincount(start * n_groups + group, minlength=size) - np.bincount(stop * n_groups + group, minlength=size)
-    return _along_days(delta.reshape(n_days + 1, n_groups), np.add)[:n_days]
+    return _summed_along_days(delta.reshape(n_days + 1, n_groups))[:n_days]
 
 
-def _along_days(grid: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
-    """``ufunc.accumulate`` of a (days, groups) grid along the days, in place: one vectorised step per day
-    (each a contiguous row; numpy's accumulate along axis 0 strides down the columns, ~5x slower)."""
+def _summed_along_days(grid: np.ndarray) -> np.ndarray:
+    """The running sum of a (days, groups) grid along the days, in place: one vectorised step per day (each a
+    contiguous row; numpy's ``cumsum`` along axis 0 strides down the columns, ~5x slower)."""
     for day in range(1, len(grid)):
-        ufunc(grid[day - 1], grid[day], out=grid[day])
+        np.add(grid[day - 1], grid[day], out=grid[day])
     return grid
 
 
