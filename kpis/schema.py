@@ -385,10 +385,19 @@ def stamp_run(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     n = len(frame)
     at = np.datetime64(pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None), "us")
     frame["as_of"] = pd.DatetimeIndex(np.full(n, at)).tz_localize("UTC").array
-    version = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype="int32")),
-                                             pa.array([KPI_VERSION], pa.large_string()))
-    frame["kpi_version"] = pd.array(version.cast(pa.large_string()), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+    frame["kpi_version"] = repeated_text(KPI_VERSION, n)
     return frame
+
+
+def repeated_text(text: str | None, n: int) -> pd.api.extensions.ExtensionArray:
+    """A ``str`` column of ``n`` rows that all hold ``text`` (missing when None), built by Arrow from one
+    value, not from a Python object per row."""
+    if text is None:
+        values = pa.nulls(n, pa.large_string())
+    else:
+        codes = pa.array(np.zeros(n, dtype="int32"))
+        values = pa.DictionaryArray.from_arrays(codes, pa.array([text], pa.large_string())).cast(pa.large_string())
+    return pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def concat_frames(frames, columns: dict[str, Column]) -> pd.DataFrame:

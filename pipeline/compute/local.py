@@ -19,8 +19,7 @@ from kpis import compute_facts
 from kpis.config import KpiSettings
 from kpis.facts import TICKET_COLUMN_OF
 from kpis.keys import ticket_keys
-from kpis.schema import TICKET_FACT_COLUMNS, conform
-from kpis.vocabulary import DECODED_DTYPE
+from kpis.schema import TICKET_FACT_COLUMNS, conform, repeated_text
 from pipeline.compute.partition import is_in, named_maintenance, same_values, split, with_causes
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def _one_text(column: pd.Series) -> object:
     first = column.iloc[0]
     if pd.isna(first):
         return None if column.isna().all() else _MANY
-    return first if column.eq(first).all() and not column.hasnans else _MANY
+    return first if column.eq(first).all() else _MANY  # a missing value equals nothing
 
 
 def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +96,7 @@ def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.D
     parts.clear()  # each partition's column goes as soon as it is placed
     columns = {name: placed.column([frame.pop(name).array for frame in frames]) for name in list(frames[0].columns)}
     columns.update({column: tickets[ticket_column].array for column, ticket_column in common.items()})
-    columns.update({column: _repeated(value, len(tickets)) for column, value in constants.items()})
+    columns.update({column: repeated_text(value, len(tickets)) for column, value in constants.items()})
     columns.update({column: columns[twin] for column, twin in twins.items()})
     # one frame over the arrays as they are: placed ones are new, the tickets' are in input order already
     return conform(pd.DataFrame(columns, copy=False), TICKET_FACT_COLUMNS)
@@ -106,15 +105,6 @@ def in_input_order(parts: list[tuple[np.ndarray, PartitionFacts]], tickets: pd.D
 def _common_items(mappings: list[dict[str, str]]) -> dict[str, str]:
     """The (key, value) pairs every one of ``mappings`` holds."""
     return dict(set.intersection(*(set(mapping.items()) for mapping in mappings)))
-
-
-def _repeated(text: str | None, n: int) -> pd.api.extensions.ExtensionArray:
-    """A text column of ``n`` rows that all hold ``text`` (missing when None), built by Arrow."""
-    if text is None:
-        return pd.array(pa.nulls(n, pa.large_string()), dtype=DECODED_DTYPE)
-    codes = pa.array(np.zeros(n, dtype="int32"))
-    return pd.array(pa.DictionaryArray.from_arrays(codes, pa.array([text], pa.large_string())).cast(pa.large_string()),
-                    dtype=DECODED_DTYPE)
 
 
 #: Arrays a partition's rows are written straight into at their input positions (numpy-backed underneath).
@@ -161,7 +151,7 @@ def _with_left_columns(part: PartitionFacts, tickets: pd.DataFrame, positions: n
     facts = part.facts.assign(
         **{column: tickets[ticket_column].take(positions).array
            for column, ticket_column in part.from_tickets.items() if column not in common},
-        **{column: _repeated(value, len(positions)) for column, value in part.constants.items() if column not in constants})
+        **{column: repeated_text(value, len(positions)) for column, value in part.constants.items() if column not in constants})
     return facts.assign(**{column: facts[twin].array for column, twin in part.twins.items() if column not in twins})
 
 

@@ -31,7 +31,14 @@ from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TABLE_KEYS, TICKET_COLUMNS, conform
 from pipeline.cli import demo_settings
 from pipeline.compute import facts_engine, ops_engine
-from pipeline.compute.local import PartitionFacts, _InputOrder, in_input_order, partition_facts
+from pipeline.compute.local import (
+    _MANY,
+    PartitionFacts,
+    _InputOrder,
+    _one_text,
+    in_input_order,
+    partition_facts,
+)
 from pipeline.compute.ops import (
     FACT_COLUMNS,
     OpsRequest,
@@ -292,6 +299,13 @@ def test_a_twin_only_some_partitions_left_is_put_back_for_those() -> None:
     expected = whole.assign(resolution_policy=whole["response_policy"].where(whole.index < 3, "special"))
     pd.testing.assert_frame_equal(in_input_order([(rows[0], one), (rows[1], two)], tickets), expected,
                                   check_exact=True)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    (["v2", "v2", "v2"], "v2"), ([None, None], None),
+    (["v2", None, "v2"], _MANY), ([None, "v2"], _MANY), (["v2", "v3"], _MANY), ([], _MANY)])
+def test_one_text_is_the_value_of_every_row_missing_included(values: list, expected: object) -> None:
+    assert _one_text(pd.Series(values, dtype="str")) == expected  # _MANY equals only itself
 
 
 def test_a_text_with_one_value_travels_as_that_value() -> None:
