@@ -11,7 +11,7 @@ With one partition this is exactly the unpartitioned computation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -91,7 +91,7 @@ def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
 
 def facts_read(facts: pd.DataFrame) -> pd.DataFrame:
     """The ``FACT_COLUMNS`` of ``facts`` (those it has): all that travels to the partitions."""
-    return facts[[c for c in FACT_COLUMNS if c in facts.columns]]
+    return _columns_read(facts, FACT_COLUMNS)
 
 
 def aligned_facts(tickets: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +154,8 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
                replace(request, status_keys=own_keys))
 
 
-def _columns_read(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+def _columns_read(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The columns ``names`` of ``frame`` that it has (a selection: nothing is copied)."""
     return frame[[name for name in names if name in frame.columns]]
 
 
