@@ -196,7 +196,7 @@ def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSet
         engineer=_fallback(points.values(1)[kept], columns.assignee[kept_tix], vocabulary.code(UNASSIGNED)),
         priority=_fallback(points.values(2, non_empty=True)[kept], columns.priority[kept_tix],
                            vocabulary.code(NO_PRIORITY)),
-        paused=_is_paused(status[kept], pauses.index[kept_tix], pauses.sets, vocabulary),
+        paused=_is_paused(status[kept], pauses, kept_tix, vocabulary),
         vocabulary=vocabulary,
     )
 
@@ -240,16 +240,19 @@ def _fallback(values: np.ndarray, column: np.ndarray, default: int) -> np.ndarra
     return np.where(out == MISSING, default, out)
 
 
-def _is_paused(status: np.ndarray, pause_index: np.ndarray, sets: tuple[tuple[str, ...], ...],
-               vocabulary: Vocabulary) -> np.ndarray:
-    """Whether ``status`` is one of its ticket's pause statuses (a (pause set x status code) table)."""
+def _is_paused(status: np.ndarray, pauses: PauseSets, tix: np.ndarray, vocabulary: Vocabulary) -> np.ndarray:
+    """Whether ``status`` is one of the pause statuses of its ticket (``tix``): a lookup in a (pause set x
+    status code) table, flattened; with one pause set for every ticket, the status alone picks the entry."""
     width = int(max(vocabulary.codes(list(STATUSES)).max(), 0)) + 1  # statuses were added first
-    table = np.zeros((len(sets), width), dtype=bool)
-    for i, statuses in enumerate(sets):
+    table = np.zeros((len(pauses.sets), width), dtype=bool)
+    for i, statuses in enumerate(pauses.sets):
         codes = vocabulary.codes(list(statuses))
         table[i, codes[(codes >= 0) & (codes < width)]] = True
     valid = (status >= 0) & (status < width)
-    return valid & table[pause_index, np.where(valid, status, 0)]
+    entry = np.where(valid, status, 0)
+    if len(pauses.sets) > 1:
+        entry += pauses.index[tix] * width
+    return valid & table.reshape(-1)[entry]
 
 
 @dataclass(frozen=True)
@@ -339,13 +342,19 @@ class DayGrid:
 
 def _day_grid(spans: DaySpans, n_groups: int, n_days: int) -> DayGrid:
     """Count a run's spans per (day, group) without expanding them into ticket-days: a span adds +1 at
-    its first day and -1 after its last, and a running sum along the days gives the counts."""
+    its first day and -1 after its last, and a running sum along the days gives the counts. Age bucket k
+    ends where bucket k + 1 starts, so each bound's steps are counted once for both."""
     group, bounds, paused = spans.group, spans.bounds, spans.paused
     lo, hi = bounds[:, 0], bounds[:, HI]
+    buckets, starts = [], _day_steps(group, lo, n_groups, n_days)
+    for k in range(len(AGE_COLUMNS)):
+        stops = _day_steps(group, bounds[:, k + 1], n_groups, n_days)
+        buckets.append(_running_from_steps(starts - stops, n_groups, n_days))
+        starts = stops  # the last bucket's stops are at hi
     return DayGrid(
-        buckets=tuple(_running(group, bounds[:, k], bounds[:, k + 1], n_groups, n_days)
-                      for k in range(len(AGE_COLUMNS))),
-        overdue=_running(group, bounds[:, OVERDUE], hi, n_groups, n_days),
+        buckets=tuple(buckets),
+        overdue=_running_from_steps(_day_steps(group, bounds[:, OVERDUE], n_groups, n_days) - starts, n_groups,
+                                    n_days),
         paused=_running(group[paused], lo[paused], hi[paused], n_groups, n_days),
         oldest=_range_min(group, lo, hi, spans.opened, n_groups, n_days),
     )
@@ -366,9 +375,18 @@ def _age_reached(opened: np.ndarray, lo: np.ndarray, hi: np.ndarray, edge_days: 
 
 def _running(group: np.ndarray, start: np.ndarray, stop: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:
     """How many ``[start, stop)`` day ranges of each group hold each day: a (n_days, n_groups) grid."""
-    size = (n_days + 1) * n_groups
-    delta = np.bincount(start * n_groups + group, minlength=size) - np.bincount(stop * n_groups + group, minlength=size)
-    return _summed_along_days(delta.reshape(n_days + 1, n_groups))[:n_days]
+    steps = _day_steps(group, start, n_groups, n_days) - _day_steps(group, stop, n_groups, n_days)
+    return _running_from_steps(steps, n_groups, n_days)
+
+
+def _day_steps(group: np.ndarray, day: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:
+    """How many of the ranges of each group start (or stop) at each day position 0..n_days, flat day-major."""
+    return np.bincount(day * n_groups + group, minlength=(n_days + 1) * n_groups)
+
+
+def _running_from_steps(steps: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:
+    """The (n_days, n_groups) grid of the running sums of flat day-major ``steps`` along the days."""
+    return _summed_along_days(steps.reshape(n_days + 1, n_groups))[:n_days]
 
 
 def _summed_along_days(grid: np.ndarray) -> np.ndarray:
