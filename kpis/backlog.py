@@ -363,14 +363,12 @@ def _day_grid(spans: DaySpans, n_groups: int, n_days: int) -> DayGrid:
 def _age_reached(opened: np.ndarray, lo: np.ndarray, hi: np.ndarray, edge_days: float,
                  day_ends: StepSearch) -> np.ndarray:
     """Per span, the first day position (clipped to ``[lo, hi]``) whose end finds the ticket ``edge_days``
-    old, with the age reckoned as the buckets define it: ``(day end - opened) / 86400 >= edge``."""
-    ends = day_ends.keys
-    at = day_ends.count(opened + edge_days * SECONDS_PER_DAY, side="left")
-    before = np.maximum(at - 1, 0)
-    at = np.where((at > 0) & ((ends[before] - opened) / SECONDS_PER_DAY >= edge_days), before, at)
-    inside = np.minimum(at, len(ends) - 1)
-    at = np.where((at < len(ends)) & ((ends[inside] - opened) / SECONDS_PER_DAY < edge_days), at + 1, at)
-    return np.clip(at, lo, hi)
+    old, the age being ``(day end - opened) / 86400 >= edge``: the first day end at or after ``opened + edge``.
+
+    Openings and day ends are whole seconds (KPIS.md truncates timestamps to them; ``epoch_seconds`` floors),
+    and so is every edge: the sums and differences are exact in float64, and the division's rounding never
+    crosses the edge (a second less is ~1e-5 days, far above a float's step near 30)."""
+    return np.clip(day_ends.count(opened + edge_days * SECONDS_PER_DAY, side="left"), lo, hi)
 
 
 def _running(group: np.ndarray, start: np.ndarray, stop: np.ndarray, n_groups: int, n_days: int) -> np.ndarray:

@@ -165,3 +165,25 @@ def test_the_backlog_of_all_tickets_is_the_combination_of_any_split() -> None:
                  for mask in (t["ticket_id"].isin(first), ~t["ticket_id"].isin(first))]
         pd.testing.assert_frame_equal(combine_backlogs(parts).frame(AS_OF), whole, check_exact=True)
         pd.testing.assert_frame_equal(combine_backlogs(parts[::-1]).frame(AS_OF), whole, check_exact=True)
+
+
+def test_an_age_of_exactly_a_bucket_edge_at_a_days_end_is_in_the_older_bucket() -> None:
+    """At the end of 03-02 (03-03 00:00): A is exactly 1 day old (1 day or more), B one second less (under a
+    day), D exactly 3 days (3 days or more), E one second less (1-3 days). C opened half a second after A: its
+    timestamp is truncated to the whole second (KPIS.md), so it too is exactly 1 day old."""
+    rows = [{"ticket_id": "A", "opened_at": _l("2026-03-02 00:00:00"), "assignee": "amy"},
+            {"ticket_id": "B", "opened_at": _l("2026-03-02 00:00:01"), "assignee": "ben"},
+            {"ticket_id": "C", "opened_at": _l("2026-03-02 00:00:00.5"), "assignee": "cat"},
+            {"ticket_id": "D", "opened_at": _l("2026-02-28 00:00:00"), "assignee": "dan"},
+            {"ticket_id": "E", "opened_at": _l("2026-02-28 00:00:01"), "assignee": "eve"}]
+    t = tickets(*[{**row, "status": "IN_PROGRESS", "priority": "P3"} for row in rows])
+    s = settings(reporting={"timezone": TZ}, kpi={"default_calendar": "24x7", "ticket_types": ["incident"]})
+    e = events()
+    day = np.array(["2026-03-02"], dtype="datetime64[D]")
+    frame = kpi_backlog(t, e, compute_facts(t, e, s, AS_OF), s, AS_OF, days=day)
+    #                                         open  <1d  1-3d  3-7d  7-30d  >=30d  overdue  paused
+    assert _table(frame) == {("03-02", "amy", "incident", "P3"): (1, 0, 1, 0, 0, 0, 0, 0),
+                             ("03-02", "ben", "incident", "P3"): (1, 1, 0, 0, 0, 0, 0, 0),
+                             ("03-02", "cat", "incident", "P3"): (1, 0, 1, 0, 0, 0, 0, 0),
+                             ("03-02", "dan", "incident", "P3"): (1, 0, 0, 1, 0, 0, 0, 0),
+                             ("03-02", "eve", "incident", "P3"): (1, 0, 1, 0, 0, 0, 0, 0)}
