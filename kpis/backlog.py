@@ -97,8 +97,10 @@ def backlog_cells(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
         tickets = tickets[list(TICKET_COLUMNS_READ)][keep].reset_index(drop=True)  # a take per column kept
         events, pauses = events[list(EVENT_COLUMNS_READ)][events_kept], pauses.take(keep)
         facts_row, is_counted = facts_row[keep], is_counted[keep]
-    stretches = _open_stretches(tickets, history or backlog_history(tickets, events), pauses, is_counted)
-    counted = CountedTickets(epoch_seconds(tickets["opened_at"]), stretches.vocabulary.encode(tickets["ticket_type"]),
+    coded = history or backlog_history(tickets, events)
+    columns = _TicketColumns.of(tickets, coded.vocabulary)
+    stretches = _open_stretches(columns, coded, pauses, is_counted)
+    counted = CountedTickets(columns.opened, coded.vocabulary.encode(tickets["ticket_type"]),
                              _resolution_due(facts, facts_row))
     spans, keys = _day_spans(stretches, counted, calendar.ends)
     n_groups, groups = len(keys[0]), _group_texts(keys, stretches.vocabulary)
@@ -177,14 +179,14 @@ def backlog_history(tickets: pd.DataFrame, events: pd.DataFrame) -> CodedHistory
     return coded_history(tickets, events, seed=(*STATUSES, UNASSIGNED, NO_PRIORITY))
 
 
-def _open_stretches(tickets: pd.DataFrame, coded: CodedHistory, pauses: PauseSets, counted: np.ndarray) -> Stretches:
+def _open_stretches(columns: _TicketColumns, coded: CodedHistory, pauses: PauseSets,
+                    counted: np.ndarray) -> Stretches:
     """The stretches in which each ``counted`` ticket is open, with its engineer, priority and pause state."""
     history, vocabulary = coded.history, coded.vocabulary
-    columns = _TicketColumns.of(tickets, vocabulary)
     points = _change_points(history, columns)
     tix, at = points.tix, points.at
     status = points.values(0)
-    has_status = history["status"].has_any(len(tickets))[tix]
+    has_status = history["status"].has_any(len(columns.opened))[tix]
     is_open = np.where(has_status, (status == MISSING) | ~vocabulary.is_one_of(status, FINAL_STATUSES),
                        columns.open_without_events(tix, at, vocabulary))
     status = np.where(has_status, status, columns.status[tix])

@@ -42,15 +42,16 @@ class ChangePoints:
         ends_at = np.where(ends_at >= opened[ends_tix], ends_at, np.nan)
         tix = np.concatenate([np.arange(n), *[k.tix for k in kinds], ends_tix]).astype("int64")
         at = np.concatenate([opened, *[np.maximum(k.at, opened[k.tix]) for k in kinds], ends_at])
-        kept = np.flatnonzero(np.isfinite(at))
-        order = kept[np.argsort(_ticket_time_keys(tix[kept], at[kept]), kind="stable")]  # merges sorted runs
+        order = _in_ticket_time_order(tix, at)
         tix_sorted, at_sorted = tix[order], at[order]
         first = np.ones(len(order), dtype=bool)
         first[1:] = (tix_sorted[1:] != tix_sorted[:-1]) | (at_sorted[1:] != at_sorted[:-1])
-        point = np.full(len(tix), -1, dtype="int64")
-        point[order] = np.cumsum(first) - 1
         bounds = np.cumsum([n, *[len(k) for k in kinds]])
-        landing = tuple(point[bounds[i]:bounds[i + 1]] for i in range(len(kinds)))
+        landing = tuple(np.empty(0, dtype="int64") for _ in kinds)
+        if bounds[-1] > n:  # some events: where each one lands (the openings' and ends' points are not needed)
+            point = np.full(len(tix), -1, dtype="int64")
+            point[order] = np.cumsum(first) - 1
+            landing = tuple(point[bounds[i]:bounds[i + 1]] for i in range(len(kinds)))
         return cls(tix_sorted[first], at_sorted[first], kinds, landing)
 
     def values(self, kind: int, *, non_empty: bool = False) -> np.ndarray:
@@ -71,6 +72,15 @@ class ChangePoints:
         at_hand = np.maximum(latest, 0)
         own = (latest >= 0) & (events.tix[at_hand] == self.tix)
         return np.where(own, events.value[at_hand], MISSING).astype("int64")
+
+
+def _in_ticket_time_order(tix: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The positions of the known instants (finite ``at``) ordered by (ticket, instant), ties as given: one
+    stable sort, which merges the sorted runs it is given."""
+    if np.isfinite(at).all():  # usually: no copies of both arrays for the selection
+        return np.argsort(_ticket_time_keys(tix, at), kind="stable")
+    kept = np.flatnonzero(np.isfinite(at))
+    return kept[np.argsort(_ticket_time_keys(tix[kept], at[kept]), kind="stable")]
 
 
 def _ticket_time_keys(tix: np.ndarray, at: np.ndarray) -> np.ndarray:
