@@ -10,7 +10,7 @@ resolved one). Between two change points ``(t_k, t_k+1]`` every day end ``E`` se
 set by the events at or before ``t_k``. So each open stretch holds a range of consecutive day ends, and
 the counts per (engineer, ticket type, priority) and day are running sums of +1 where a range (or the
 part of it in an age bucket, overdue or paused) starts and -1 where it stops; the oldest opening is a
-range minimum over a segment tree of the days. Nothing is expanded into ticket-days, whose number grows
+range minimum over the days (a sparse table of blocks of 2^k days). Nothing is expanded into ticket-days, whose number grows
 with the history times the open tickets (74M for 1M tickets over a year).
 """
 
@@ -312,7 +312,7 @@ def _day_chunks(spans: DaySpans, n_groups: int, n_days: int) -> Iterator[tuple[i
     another, so their cells come out in day order."""
     if not len(spans.group):
         return
-    fits = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # 2 x days: the segment tree's nodes
+    fits = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # the oldest opening's table: ~log2(days) grids more
     per_chunk = 1 << (fits.bit_length() - 1)
     if per_chunk >= n_days:
         yield 0, n_days, spans
@@ -397,34 +397,28 @@ def _summed_along_days(grid: np.ndarray) -> np.ndarray:
     return grid
 
 
-def _tree_leaves(n_days: int) -> int:
-    return 1 << max(int(n_days - 1).bit_length(), 0)
-
-
 def _range_min(group: np.ndarray, lo: np.ndarray, hi: np.ndarray, values: np.ndarray, n_groups: int,
                n_days: int) -> np.ndarray:
     """Per (day, group): the smallest value of the group's ``[lo, hi)`` day ranges holding the day (+inf: none).
 
-    Each range is split into the O(log days) nodes of a segment tree over the days that cover it exactly,
-    each node keeps the minimum of the ranges it covers, and a day's answer is the minimum over its node
-    and the node's ancestors. The tree is node-major, (nodes, groups), so that its leaves are the grid.
-    """
-    leaves = _tree_leaves(n_days)
-    tree = np.full((2 * leaves, n_groups), np.inf)
-    flat = tree.reshape(-1)
-    left, right, row = lo + leaves, hi + leaves, np.arange(len(lo))
-    while len(row):
-        for node, take in ((left, (left & 1) == 1), (right - 1, (right & 1) == 1)):
-            np.minimum.at(flat, node[take] * n_groups + group[row[take]], values[row[take]])
-        left, right = (left + 1) >> 1, right >> 1
-        more = left < right
-        left, right, row = left[more], right[more], row[more]
-    pairs = tree.reshape(leaves, 2, n_groups)  # pair p holds nodes 2p and 2p+1, the children of node p
-    for level in range(max(leaves.bit_length() - 1, 0)):  # a level's nodes are contiguous: views, no copies
-        parents = tree[1 << level:2 << level]
-        children = pairs[1 << level:2 << level]
-        np.minimum(children, parents[:, None, :], out=children)
-    return tree[leaves:leaves + n_days]
+    A range of L days is covered by two blocks of 2^k days, k = floor(log2 L), one from each end. Each block
+    (level k, first day, group) keeps the minimum of the ranges it covers; then, from the top level down, each
+    block hands its minimum to the two blocks of half its days it is made of, until the blocks are days (a
+    sparse table, written to rather than read): two ``minimum.at`` over the ranges, and a few passes over a
+    (levels, days, groups) table. Ranges are never empty (``lo < hi``)."""
+    level = np.frexp(hi - lo)[1] - 1  # floor(log2 L), exact for whole numbers
+    levels = int(level.max(initial=0)) + 1
+    table = np.full((levels, n_days, n_groups), np.inf)
+    flat = table.reshape(-1)
+    block = level * (n_days * n_groups) + group
+    np.minimum.at(flat, block + lo * n_groups, values)
+    np.minimum.at(flat, block + (hi - np.left_shift(1, level)) * n_groups, values)
+    for k in range(levels - 1, 0, -1):
+        fit, half = n_days - (1 << k) + 1, 1 << (k - 1)  # blocks of level k that lie inside the days
+        for first in (0, half):
+            below = table[k - 1, first:first + fit]
+            np.minimum(below, table[k, :fit], out=below)
+    return table[0]
 
 
 def _grid_cells(grid: DayGrid, first: int, held: np.ndarray | None = None) -> dict[str, np.ndarray]:
