@@ -10,8 +10,8 @@ resolved one). Between two change points ``(t_k, t_k+1]`` every day end ``E`` se
 set by the events at or before ``t_k``. So each open stretch holds a range of consecutive day ends, and
 the counts per (engineer, ticket type, priority) and day are running sums of +1 where a range (or the
 part of it in an age bucket, overdue or paused) starts and -1 where it stops; the oldest opening is a
-range minimum over the days (a sparse table of blocks of 2^k days). Nothing is expanded into ticket-days, whose number grows
-with the history times the open tickets (74M for 1M tickets over a year).
+range minimum over the days (a sparse table of blocks of 2^k days). Nothing is expanded into ticket-days,
+whose number grows with the history times the open tickets (74M for 1M tickets over a year).
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def _day_chunks(spans: DaySpans, n_groups: int, n_days: int) -> Iterator[tuple[i
     another, so their cells come out in day order."""
     if not len(spans.group):
         return
-    fits = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # the oldest opening's table: ~log2(days) grids more
+    fits = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # (the oldest opening's table is ~log2(days) grids)
     per_chunk = 1 << (fits.bit_length() - 1)
     if per_chunk >= n_days:
         yield 0, n_days, spans
