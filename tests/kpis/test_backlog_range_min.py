@@ -19,10 +19,9 @@ def _by_definition(ranges: list[tuple[int, int, int, float]], n_days: int, n_gro
 
 
 def _range_min_of(ranges: list[tuple[int, int, int, float]], n_days: int, n_groups: int) -> np.ndarray:
-    group, lo, hi, value = (np.array(column) for column in zip(*ranges, strict=True)) if ranges else (
-        np.empty(0, dtype="int64"),) * 3 + (np.empty(0),)
-    return _range_min(group.astype("int64"), lo.astype("int64"), hi.astype("int64"), value.astype("float64"),
-                      n_groups, n_days)
+    columns = np.array(ranges, dtype="float64").reshape(-1, 4)  # whole numbers below 2**53: exact
+    group, lo, hi = (columns[:, i].astype("int64") for i in range(3))
+    return _range_min(group, lo, hi, columns[:, 3], n_groups, n_days)
 
 
 def test_ranges_of_one_two_three_and_five_days_by_hand() -> None:
