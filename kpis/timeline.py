@@ -240,16 +240,14 @@ def all_status_segments(events: KindEvents, vocabulary: Vocabulary) -> Segments:
 
 
 def _later_in_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
-    """For each event: does a later event of the same ticket have ``flag``."""
+    """For each event: does a later event of the same ticket have ``flag`` (later: further on in ``tix``'s
+    order, the events' sorted order)."""
     if len(tix) == 0:
         return flag
-    counts = flag.astype("int64")
-    running = np.cumsum(counts)
-    total_by_ticket = np.bincount(tix, weights=counts).astype("int64")
-    before_ticket = np.cumsum(np.bincount(tix, minlength=tix.max() + 1)) - np.bincount(tix, minlength=tix.max() + 1)
-    start = before_ticket[tix]  # index of the ticket's first event
-    running_in_ticket = running - (running[start] - counts[start])
-    return (total_by_ticket[tix] - running_in_ticket) > 0
+    position = np.arange(len(tix))
+    last_flagged = np.full(int(tix.max()) + 1, -1)
+    np.maximum.at(last_flagged, tix[flag], position[flag])
+    return last_flagged[tix] > position
 
 
 def _segments(events: KindEvents, same_as_prev: np.ndarray, reopen_gap: np.ndarray) -> Segments:
