@@ -40,6 +40,8 @@ class Vocabulary:
     def encode_texts(self, values: pd.Series) -> tuple[np.ndarray, bool]:
         """``encode(values)``, and whether ``decode`` of those codes gives ``values`` back: a ``str`` column
         whose texts are all stripped and not blank (so that it may stand for its codes without a copy)."""
+        if not values.count():  # missing everywhere (an unmapped column): nothing to number
+            return np.full(len(values), MISSING, dtype=CODE_DTYPE), values.dtype == DECODED_DTYPE
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         remap = np.array([self._code_of_unique(u) for u in uniques] + [MISSING], dtype=CODE_DTYPE)
         round_trips = values.dtype == DECODED_DTYPE and all(u and u == u.strip() for u in uniques)

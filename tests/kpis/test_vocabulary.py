@@ -34,6 +34,19 @@ def test_codes_of_a_column_in_several_chunks_follow_first_appearance_across_the_
     assert vocabulary.encode(pd.Series([None, None], dtype=dtype)).tolist() == [MISSING, MISSING]
 
 
+@pytest.mark.parametrize("dtype", ["str", "object", "category"])
+def test_a_column_missing_everywhere_is_missing_and_only_a_str_one_stands_for_its_codes(dtype) -> None:
+    """An unmapped column (missing on every row) has code -1 everywhere and adds no text; decoding its codes
+    gives it back, so a ``str`` one may stand for them, as a column of texts does. Blanks are not missing:
+    they are texts that decode to missing, so the column may not stand for its codes."""
+    vocabulary = Vocabulary()
+    codes, round_trips = vocabulary.encode_texts(pd.Series([None, None, None], dtype=dtype))
+    assert codes.tolist() == [MISSING] * 3 and codes.dtype == np.int32 and round_trips == (dtype == "str")
+    assert len(vocabulary.ranks()) == 1 and vocabulary.decode(codes).isna().all()  # ranks: each text's, then missing's
+    blanks, round_trips = vocabulary.encode_texts(pd.Series(["", "  ", None], dtype=dtype))
+    assert blanks.tolist() == [MISSING] * 3 and not round_trips
+
+
 def test_ranks_sort_codes_as_pandas_sorts_the_decoded_texts_missing_last() -> None:
     vocabulary = Vocabulary()
     # codes 0..5 in the order added; in code point order "(" comes first, capitals before small letters, and
