@@ -34,6 +34,12 @@ class Exemptions:
     response: np.ndarray
     resolution: np.ndarray
 
+    @classmethod
+    def none(cls, n: int) -> Exemptions:
+        """No exemption for any of ``n`` tickets."""
+        nothing = np.zeros(n, dtype=bool)
+        return cls(nothing, nothing, nothing)
+
 
 def applicable(approvals: pd.DataFrame | None, as_of: pd.Timestamp) -> np.ndarray:
     """Which approvals a run at ``as_of`` applies: those approved at or before it (a missing time never)."""
@@ -49,10 +55,8 @@ def exemptions(keys: pa.Array, approvals: pd.DataFrame | None, as_of: pd.Timesta
     ``approvals``: rows with ``source``, ``ticket_id``, ``scope`` and ``approved_at`` (None: none); only the
     applicable ones count, each (source, ticket_id, scope) once however often it was approved.
     """
-    n = len(keys)
     if approvals is None or not len(approvals):
-        none = np.zeros(n, dtype=bool)
-        return Exemptions(none, none, none)
+        return Exemptions.none(len(keys))
     valid = approvals[applicable(approvals, as_of)]
     approved = ticket_keys(valid["source"], valid["ticket_id"])
     scope = valid["scope"].astype("str").to_numpy()
