@@ -12,6 +12,7 @@ flag per ticket and scope. What an applied exemption does (``compute_facts`` cal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,14 +50,17 @@ def applicable(approvals: pd.DataFrame | None, as_of: pd.Timestamp) -> np.ndarra
     return (approved <= pd.Timestamp(as_of).tz_convert("UTC")).fillna(False).to_numpy(dtype=bool)
 
 
-def exemptions(keys: pa.Array, approvals: pd.DataFrame | None, as_of: pd.Timestamp) -> Exemptions:
-    """The exemptions of the tickets whose ``(source, ticket_id)`` keys are ``keys`` (see ``kpis.keys``).
+def exemptions(n: int, keys_of: Callable[[], pa.Array], approvals: pd.DataFrame | None,
+               as_of: pd.Timestamp) -> Exemptions:
+    """The exemptions of ``n`` tickets whose ``(source, ticket_id)`` keys ``keys_of()`` gives (see ``kpis.keys``),
+    asked for only when some approval is to be looked up (10M joined keys: ~0.3 s).
 
     ``approvals``: rows with ``source``, ``ticket_id``, ``scope`` and ``approved_at`` (None: none); only the
     applicable ones count, each (source, ticket_id, scope) once however often it was approved.
     """
     if approvals is None or not len(approvals):
-        return Exemptions.none(len(keys))
+        return Exemptions.none(n)
+    keys = keys_of()
     valid = approvals[applicable(approvals, as_of)]
     approved = ticket_keys(valid["source"], valid["ticket_id"])
     scope = valid["scope"].astype("str").to_numpy()
