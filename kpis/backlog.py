@@ -312,8 +312,7 @@ def _day_chunks(spans: DaySpans, n_groups: int, n_days: int) -> Iterator[tuple[i
     another, so their cells come out in day order."""
     if not len(spans.group):
         return
-    fits = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # (the oldest opening's table is ~log2(days) grids)
-    per_chunk = 1 << (fits.bit_length() - 1)
+    per_chunk = max(1, CELLS_PER_CHUNK // (2 * n_groups))  # (the oldest opening's table is ~log2(days) grids)
     if per_chunk >= n_days:
         yield 0, n_days, spans
         return
