@@ -14,7 +14,9 @@ back, so a long-lived ``itsm-kpi schedule`` does not hold a night's peak until t
 It is skipped where the C library is not glibc, and where the user tunes malloc themselves
 (``MALLOC_MMAP_MAX_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TOP_PAD_`` or
 ``GLIBC_TUNABLES`` in the environment) or turns it off with ``ITSM_KPI_KEEP_FREED_MEMORY=0``; Arrow's pool
-is left alone where ``ARROW_DEFAULT_MEMORY_POOL`` names one.
+is left alone where ``ARROW_DEFAULT_MEMORY_POOL`` names one. A setting the process's launcher put there
+(``launcher_tuning``: a Dask nanny gives every worker ``MALLOC_TRIM_THRESHOLD_=65536``) is not the user's:
+within the block it yields too, and after it the launcher's trim threshold is back (D113).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import ctypes
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from types import MappingProxyType
 
 import pyarrow as pa
 
@@ -40,6 +43,8 @@ USER_TUNING = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESH
                "GLIBC_TUNABLES")
 SWITCH, OFF = "ITSM_KPI_KEEP_FREED_MEMORY", ("0", "false", "no", "off")
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+TRIM_THRESHOLD_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
+_NO_LAUNCHER_TUNING: Mapping[str, str] = MappingProxyType({})
 
 
 @cache
@@ -53,12 +58,18 @@ def _glibc() -> ctypes.CDLL | None:
         return None
 
 
-def keep_freed_memory() -> bool:
+def _users_tuning(launcher_tuning: Mapping[str, str]) -> list[str]:
+    """The malloc variables in the environment that the user set: those not holding the launcher's value."""
+    return [name for name in USER_TUNING if name in os.environ and os.environ[name] != launcher_tuning.get(name)]
+
+
+def keep_freed_memory(launcher_tuning: Mapping[str, str] = _NO_LAUNCHER_TUNING) -> bool:
     """Tell glibc's malloc to serve big arrays from its heap and keep freed pages; True when it now does.
 
     Arrow's buffers (pandas' text columns) then come from malloc too, through Arrow's system pool, unless
-    ``ARROW_DEFAULT_MEMORY_POOL`` chooses a pool."""
-    if os.environ.get(SWITCH, "").strip().lower() in OFF or any(name in os.environ for name in USER_TUNING):
+    ``ARROW_DEFAULT_MEMORY_POOL`` chooses a pool. ``launcher_tuning``: malloc variables (name -> value) the
+    process's launcher sets; holding that value, they are not the user's tuning and do not stop it."""
+    if os.environ.get(SWITCH, "").strip().lower() in OFF or _users_tuning(launcher_tuning):
         log.debug("malloc left as configured (%s=0 or the user's own MALLOC_* settings)", SWITCH)
         return False
     libc = _glibc()
@@ -74,14 +85,20 @@ def keep_freed_memory() -> bool:
 
 def release_freed_memory(arrow_pool: pa.MemoryPool | None = None) -> None:
     """Set glibc's defaults (and Arrow's pool, when given) back and give the pages malloc holds free to the
-    kernel (``malloc_trim(0)``)."""
+    kernel (``malloc_trim(0)``). The trim threshold goes back to the environment's
+    ``MALLOC_TRIM_THRESHOLD_`` when that holds one (glibc read it at start), else to glibc's default."""
     if arrow_pool is not None:
         pa.set_memory_pool(arrow_pool)
     libc = _glibc()
     if libc is not None:
         libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
-        libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, _starting_trim_threshold())
         libc.malloc_trim(0)
+
+
+def _starting_trim_threshold() -> int:
+    value = os.environ.get(TRIM_THRESHOLD_VARIABLE, "").strip()
+    return int(value) if value.isdigit() else DEFAULT_TRIM_THRESHOLD
 
 
 @dataclass
@@ -99,14 +116,14 @@ _blocks = _Blocks()
 
 
 @contextmanager
-def freed_memory_kept() -> Iterator[bool]:
-    """Within the block, freed pages are kept for reuse (``keep_freed_memory``); after it (after the last of
-    overlapping blocks), malloc and Arrow's pool are as before and the pages still free are released. Yields
-    whether they are kept."""
+def freed_memory_kept(launcher_tuning: Mapping[str, str] = _NO_LAUNCHER_TUNING) -> Iterator[bool]:
+    """Within the block, freed pages are kept for reuse (``keep_freed_memory``, given ``launcher_tuning``);
+    after it (after the last of overlapping blocks), malloc and Arrow's pool are as before and the pages
+    still free are released. Yields whether they are kept."""
     with _blocks.lock:
         if _blocks.depth == 0:
             _blocks.arrow_pool = pa.default_memory_pool()
-            _blocks.kept = keep_freed_memory()
+            _blocks.kept = keep_freed_memory(launcher_tuning)
         _blocks.depth += 1
         kept = _blocks.kept
     try:

@@ -193,3 +193,77 @@ def test_a_run_job_reuses_freed_pages_while_it_runs_and_not_after(tmp_path: Path
     assert out["pool_after"] != "system"
     assert out["during"] < 0.05 * PAGES_64_MIB
     assert out["after"] >= 0.9 * PAGES_64_MIB
+
+
+def test_a_setting_the_launcher_put_there_is_not_the_users_and_does_not_stop_it() -> None:
+    """A Dask nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``: given as the launcher's, that
+    value leaves the block free to keep pages; after it, freed big arrays go back to the kernel again."""
+    out = _run("""
+        import json
+        from pipeline.memory import freed_memory_kept
+        with freed_memory_kept({"MALLOC_TRIM_THRESHOLD_": "65536"}) as kept:
+            second_array_faults()
+            inside = second_array_faults()
+        print(json.dumps({"kept": kept, "inside": inside, "after": second_array_faults()}))
+    """, MALLOC_TRIM_THRESHOLD_="65536")
+    assert out["kept"] is True
+    assert out["inside"] < 0.05 * PAGES_64_MIB
+    assert out["after"] >= 0.9 * PAGES_64_MIB
+
+
+def test_the_users_own_value_of_a_launchers_variable_leaves_malloc_alone() -> None:
+    out = _run("""
+        import json
+        from pipeline.memory import freed_memory_kept
+        with freed_memory_kept({"MALLOC_TRIM_THRESHOLD_": "65536"}) as kept:
+            second_array_faults()
+            inside = second_array_faults()
+        print(json.dumps({"kept": kept, "inside": inside}))
+    """, MALLOC_TRIM_THRESHOLD_="131072")
+    assert out["kept"] is False
+    assert out["inside"] >= 0.9 * PAGES_64_MIB
+
+
+def test_a_task_on_a_dask_worker_keeps_its_freed_pages() -> None:
+    """On a real LocalCluster worker (started by its nanny, with the nanny's environment), the engine's tasks
+    keep freed pages: without ``NANNY_MALLOC_TUNING`` the nanny's variable would read as the user's own. A
+    task runs in a worker thread, whose malloc arena maps anything over its 64 MiB heaps on its own, so the
+    probe here is 16 MiB (a partition's arrays are far smaller)."""
+    pytest.importorskip("distributed")
+    out = _run("""
+        import json
+        from distributed import Client, LocalCluster
+
+        def on_worker():
+            import os
+            import resource
+            import numpy as np
+            from pipeline.compute.dask_engine import NANNY_MALLOC_TUNING
+            from pipeline.memory import freed_memory_kept
+
+            def second_16_mib_faults():
+                first = np.ones(16 * 1024 * 1024 // 8)
+                del first
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                second = np.ones(16 * 1024 * 1024 // 8)
+                return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+            with freed_memory_kept() as plain:
+                second_16_mib_faults()
+                plain_faults = second_16_mib_faults()
+            with freed_memory_kept(NANNY_MALLOC_TUNING) as kept:
+                second_16_mib_faults()
+                inside = second_16_mib_faults()
+            return {"nanny": os.environ.get("MALLOC_TRIM_THRESHOLD_"), "plain": plain, "plain_faults": plain_faults,
+                    "kept": kept, "inside": inside}
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \\
+                Client(cluster) as client:
+            print(json.dumps(client.submit(on_worker, pure=False).result()))
+    """)
+    pages_16_mib = PAGES_64_MIB // 4
+    assert out["nanny"] == "65536"  # what distributed's nanny sets, which NANNY_MALLOC_TUNING names
+    assert out["plain"] is False  # read as the user's own tuning: each array faulted in again
+    assert out["plain_faults"] >= 0.9 * pages_16_mib
+    assert out["kept"] is True
+    assert out["inside"] < 0.05 * pages_16_mib
