@@ -41,10 +41,37 @@ def join_keys(columns: list[pa.Array | pa.ChunkedArray]) -> pa.Array:
 def frame_positions(keys: pd.DataFrame | pa.Table, lookups: pd.DataFrame | pa.Table) -> np.ndarray:
     """For each row of ``lookups``, the position of the row of ``keys`` with equal values (-1 when none).
 
-    Both hold the same key columns. Arrow hash-joins the columns as they are: at 500k rows of four
-    key columns that is ~3x faster than joining each row into one string first. A key found twice in
-    ``keys`` gives one of its positions.
+    Both hold the same key columns. A missing value matches nothing. A key found twice in ``keys`` gives one
+    of its positions. Columns of few distinct texts, times or integers (a period table's) are numbered as
+    ``key_hits`` numbers them (``_CodedKeys``) and the numbers looked up: 1.2M backlog rows against as many
+    stored ones in 0.27 s against 0.48 s for Arrow's hash join of the columns. Keys with a column of many
+    values (ticket ids: numbering them is two more hash tables) and other columns take the join.
     """
+    keys, lookups = _arrow(keys), _arrow(lookups)
+    if not keys.num_rows or not lookups.num_rows:
+        return np.full(lookups.num_rows, -1, dtype="int64")
+    coded = _CodedKeys.of(lookups, keys, nulls_match=False) if _few_values(keys) else None
+    if coded is None:
+        return _joined_positions(keys, lookups)
+    return coded.positions()
+
+
+_SAMPLE_ROWS = 4096
+
+
+def _few_values(keys: pa.Table) -> bool:
+    """Whether every column holds texts, times or integers (no floats: NaN), and few distinct ones: at most
+    a quarter of an evenly spread sample's rows."""
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
+               or pa.types.is_timestamp(t) or pa.types.is_date(t) for t in keys.schema.types):
+        return False
+    sample = keys.take(pa.array(np.arange(0, keys.num_rows, max(keys.num_rows // _SAMPLE_ROWS, 1))))
+    return all(pc.count_distinct(sample[name]).as_py() <= max(sample.num_rows // 4, 16) for name in keys.column_names)
+
+
+def _joined_positions(keys: pa.Table, lookups: pa.Table) -> np.ndarray:
+    """``frame_positions`` by Arrow's hash join of the columns as they are (~3x faster than joining each row
+    into one string first)."""
     keys, lookups = _numbered(keys, "__key"), _numbered(lookups, "__lookup")
     names = [n for n in lookups.column_names if n != "__lookup"]
     found = np.full(lookups.num_rows, -1, dtype="int64")
@@ -85,15 +112,18 @@ class _CodedKeys:
 
     rows: np.ndarray  # int64; meaningful where ``found``
     found: np.ndarray  # bool: every column's value is one of the keys'
-    keys: np.ndarray  # int64; -1 for a key with a missing value in a multi-column key
+    keys: np.ndarray  # int64; -1 for a key with a missing value that matches nothing
+    span: int  # every code is below it
 
     @classmethod
-    def of(cls, frame: pa.Table, keys: pa.Table) -> _CodedKeys | None:
+    def of(cls, frame: pa.Table, keys: pa.Table, *, nulls_match: bool | None = None) -> _CodedKeys | None:
+        """The codes of ``frame``'s and ``keys``' rows on ``keys``' columns; None when too many to number.
+        ``nulls_match``: whether a missing value equals a missing value (by default: in a one-column key)."""
         names = keys.column_names
         values = [pc.unique(keys[name]) for name in names]
         if np.prod([float(len(v)) for v in values]) >= 2.0**62:
             return None
-        skip_nulls = len(names) > 1
+        skip_nulls = len(names) > 1 if nulls_match is None else not nulls_match
         rows, found = np.zeros(frame.num_rows, dtype="int64"), np.ones(frame.num_rows, dtype=bool)
         codes, known = np.zeros(keys.num_rows, dtype="int64"), np.ones(keys.num_rows, dtype=bool)
         for name, distinct in zip(names, values, strict=True):
@@ -103,7 +133,32 @@ class _CodedKeys:
             found &= row >= 0
             known &= key >= 0
             rows, codes = rows * len(distinct) + row, codes * len(distinct) + key
-        return cls(rows, found, np.where(known, codes, -1))
+        return cls(rows, found, np.where(known, codes, -1), int(np.prod([len(v) for v in values], dtype="int64")))
+
+    def positions(self) -> np.ndarray:
+        """For each row, the position of a key with its code (-1 when none): through a table of every code
+        when the codes span about as many values as there are rows and keys, else a sorted search."""
+        if self.span <= 4 * (len(self.rows) + len(self.keys)) + 1024:
+            return self.positions_by_table()
+        return self.positions_by_search()
+
+    def positions_by_table(self) -> np.ndarray:
+        known = np.flatnonzero(self.keys >= 0)
+        table = np.full(self.span, -1, dtype="int64")
+        table[self.keys[known]] = known
+        return np.where(self.found, table[np.where(self.found, self.rows, 0)], -1)
+
+    def positions_by_search(self) -> np.ndarray:
+        known = np.flatnonzero(self.keys >= 0)
+        found = np.full(len(self.rows), -1, dtype="int64")
+        if not len(known):
+            return found
+        ordered = known[np.argsort(self.keys[known], kind="stable")]
+        rows = np.flatnonzero(self.found)
+        at = np.minimum(np.searchsorted(self.keys[ordered], self.rows[rows]), len(ordered) - 1)
+        hit = self.keys[ordered[at]] == self.rows[rows]
+        found[rows[hit]] = ordered[at[hit]]
+        return found
 
 
 def _index_in(values: pa.ChunkedArray | pa.Array, distinct: pa.Array, skip_nulls: bool) -> np.ndarray:

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from kpis.keys import (
     _CodedKeys,
+    _few_values,
+    _joined_positions,
     frame_positions,
     key_hits,
     key_order,
@@ -44,6 +46,59 @@ def test_nothing_to_look_up_or_nothing_to_find() -> None:
 
     assert frame_positions(keys, keys.iloc[:0]).tolist() == []
     assert frame_positions(keys.iloc[:0], keys).tolist() == [-1]
+
+
+def test_a_missing_value_matches_nothing_in_one_column_or_several() -> None:
+    keys = pd.DataFrame({"a": ["x", None, "y"], "b": ["1", "1", None]}, dtype="str")
+    lookups = pd.DataFrame({"a": [None, "y", "x", "y"], "b": ["1", None, "1", "1"]}, dtype="str")
+
+    np.testing.assert_array_equal(frame_positions(keys, lookups), [-1, -1, 0, -1])
+    np.testing.assert_array_equal(frame_positions(keys[["a"]], lookups[["a"]]), [-1, 2, 0, 2])
+
+
+def test_few_values_per_column_but_many_codes_are_found_by_a_sorted_search() -> None:
+    """1600 keys over three columns of 40 values each: few per column (numbered), but 64000 codes, too many
+    for a table of every code. Ticket ids (a value per row) are joined instead."""
+    i = np.arange(1600)
+    keys = pd.DataFrame({"a": i % 40, "b": i // 40, "c": (i * 7) % 40})
+    lookups = pd.DataFrame({"a": [7, 7, 39], "b": [3, 3, 39], "c": [(127 * 7) % 40, 0, (1599 * 7) % 40]})
+    coded = _CodedKeys.of(pa.Table.from_pandas(lookups), pa.Table.from_pandas(keys), nulls_match=False)
+
+    assert _few_values(pa.Table.from_pandas(keys)) and coded.span == 40**3 > 4 * (1600 + 3) + 1024
+    np.testing.assert_array_equal(frame_positions(keys, lookups), [127, -1, 1599])
+    assert not _few_values(pa.table({"ticket_id": [str(n) for n in range(100)]}))
+
+
+def test_float_columns_are_joined() -> None:
+    keys = pd.DataFrame({"f": [0.5, float("nan"), 2.0]})
+    lookups = pd.DataFrame({"f": [2.0, 0.5, 3.0]})
+
+    np.testing.assert_array_equal(frame_positions(keys, lookups), [2, 0, -1])
+
+
+small_text = st.one_of(st.none(), st.sampled_from(["x", "y", "z", "é"]))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(small_text, st.integers(0, 3)), max_size=12),
+       st.lists(st.tuples(small_text, st.integers(0, 3)), max_size=12), st.booleans())
+def test_frame_positions_find_an_equal_key_row_by_every_route(keys, lookups, one_column) -> None:
+    """Against the definition, row by row: some row of ``keys`` equal on every column, none missing (any of
+    several), else -1; by the lookup table, the sorted search, Arrow's join and whichever ``frame_positions``
+    picks."""
+    names = ["t"] if one_column else ["t", "n"]
+    keys = pd.DataFrame(keys, columns=["t", "n"]).astype({"t": "str"})[names]
+    lookups = pd.DataFrame(lookups, columns=["t", "n"]).astype({"t": "str"})[names]
+    key_rows = keys.to_dict("records")
+    expected = [{i for i, key in enumerate(key_rows) if all(pd.notna(row[c]) and key[c] == row[c] for c in names)}
+                for row in lookups.to_dict("records")]
+    routes = {"chosen": frame_positions(keys, lookups)}
+    if len(keys) and len(lookups):
+        coded = _CodedKeys.of(pa.Table.from_pandas(lookups), pa.Table.from_pandas(keys), nulls_match=False)
+        routes |= {"table": coded.positions_by_table(), "search": coded.positions_by_search(),
+                   "join": _joined_positions(pa.Table.from_pandas(keys), pa.Table.from_pandas(lookups))}
+    for route, found in routes.items():
+        assert all(f in e if e else f == -1 for e, f in zip(expected, found, strict=True)), (route, expected, found)
 
 
 # --- key_hits: which rows hold one of the keys -------------------------------------------------------
