@@ -140,12 +140,15 @@ def test_too_many_distinct_values_to_number_jointly_fall_back_to_a_join() -> Non
 text = st.one_of(st.none(), st.sampled_from(["x", "y", "z"]))
 
 
-@hsettings(max_examples=200, deadline=None)
+@hsettings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(text, text), max_size=12), st.lists(st.tuples(text, text), min_size=1, max_size=6),
-       st.booleans())
-def test_key_hits_equals_an_inner_merge(rows, keys, one_column) -> None:
+       st.booleans(), st.booleans())
+def test_key_hits_equals_an_inner_merge(rows, keys, one_column, many_values) -> None:
+    """``many_values``: 100 more keys of their own values, so that the keys are not few (joined, or numbered
+    where a missing key value must match)."""
+    others = [(f"o{i}", f"p{i}") for i in range(100)] if many_values else []
     frame = pd.DataFrame(rows, columns=["a", "b"], dtype="object").astype("string[pyarrow]")
-    keys = pd.DataFrame(keys, columns=["a", "b"], dtype="object").astype("string[pyarrow]")
+    keys = pd.DataFrame(keys + others, columns=["a", "b"], dtype="object").astype("string[pyarrow]")
     names = ["a"] if one_column else ["a", "b"]
     # the reference: pandas merges match missing values; a join of several columns must not
     reference = frame.reset_index().merge(keys[names].drop_duplicates(), on=names)["index"]
