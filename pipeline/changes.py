@@ -52,10 +52,17 @@ def _align(new_keys: pd.DataFrame, stored_keys: pd.DataFrame) -> tuple[np.ndarra
 
 def _same_rows(new: pd.DataFrame, stored: pd.DataFrame, new_pos: np.ndarray, stored_pos: np.ndarray) -> np.ndarray:
     same = np.ones(len(new_pos), dtype=bool)
+    every_new = _every_row(new_pos, len(new))  # as when every new row has a stored one: no copy of them
     for column in new.columns:
         if column not in IGNORED:
-            same &= _same_values(new[column].take(new_pos), stored[column].take(stored_pos))
+            same &= _same_values(new[column] if every_new else new[column].take(new_pos),
+                                 stored[column].take(stored_pos))
     return same
+
+
+def _every_row(positions: np.ndarray, n: int) -> bool:
+    """Whether ``positions`` are 0..n-1 in order."""
+    return len(positions) == n and bool((positions == np.arange(n)).all())
 
 
 def _same_values(a: pd.Series, b: pd.Series) -> np.ndarray:

@@ -61,9 +61,9 @@ def ops_fingerprint(settings: KpiSettings) -> str:
 
 @dataclass(frozen=True)
 class OpsScope:
-    """What a run recomputes: the ``changed`` tickets' status time (None: every ticket's), and the backlog's
-    rows in which their version before the run (``previous``, the raw layer then) and after it count
-    differently (``previous`` None: every row)."""
+    """What a run recomputes: the ``changed`` tickets' status time (None: every ticket's; a ticket may be
+    named more than once), and the backlog's rows in which their version before the run (``previous``, the
+    raw layer then) and after it count differently (``previous`` None: every row)."""
 
     changed: pd.DataFrame | None
     previous: RawLayer | None
@@ -80,7 +80,8 @@ class OpsScope:
         if kind == "demo" or (kind == "run" and recorded != ops_fingerprint(settings)):
             return cls(None, None)
         raw = raw_changed[KEY].astype("str")
-        changed = pd.concat([raw, facts_written[KEY].astype("str")], ignore_index=True).drop_duplicates(ignore_index=True)
+        # a ticket may be named twice (a new raw copy and its facts): the lookups by these keys do not mind
+        changed = pd.concat([raw, facts_written[KEY].astype("str")], ignore_index=True)
         return cls(changed, previous if kind == "run" else None)
 
 
@@ -96,8 +97,8 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
     tickets = tickets.reset_index(drop=True)
     status_keys = None
     if scope.changed is not None:
-        keys = pd.concat([scope.changed, open_last_status(tickets, events, as_of)], ignore_index=True).drop_duplicates()
-        status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)
+        keys = pd.concat([scope.changed, open_last_status(tickets, events, as_of)], ignore_index=True)
+        status_keys = tickets.loc[key_hits(tickets[KEY], keys), KEY].reset_index(drop=True)  # each ticket once
     backlog = None if scope.previous is None else backlog_scope(stores, settings, RawLayer(tickets, events),
                                                                  scope.previous, facts, as_of, scope.changed)
     days = None if backlog is None else backlog.days
