@@ -1,7 +1,8 @@
 """The Dask engine: one task per partition on a Dask cluster (``pip install "itsm-kpi[dask]"``).
 
 ``[compute] scheduler`` names an existing cluster (``distributed.Client(address)``); without one a
-``LocalCluster`` of ``workers`` single-threaded worker processes is started for the call and closed after.
+``LocalCluster`` of ``workers`` single-threaded worker processes is started for the call and closed after,
+and the driver gathers results straight from its workers.
 Each partition's tickets and events, the broadcast maintenance tickets, the settings and the approvals
 are the task's arguments, so the task can be run again elsewhere: when a worker dies mid-run the scheduler
 retries its tasks on the others (up to its ``allowed-failures``); past that the call raises
@@ -76,8 +77,10 @@ class _OnCluster:
             with client:
                 yield client
             return
+        # its workers are on this machine, so results come straight from them, not relayed by the scheduler
+        # (D115; an existing cluster follows Dask's own distributed.client.direct-to-workers)
         with LocalCluster(n_workers=self.compute.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
+                          dashboard_address=":0") as cluster, Client(cluster, direct_to_workers=True) as client:
             yield client
 
 

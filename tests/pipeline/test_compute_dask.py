@@ -115,6 +115,20 @@ def test_generated_set_on_a_local_cluster_of_its_own(tmp_path: Path) -> None:
     assert_same_stores(*stores)
 
 
+def test_results_come_straight_from_the_workers_of_a_cluster_of_its_own(cluster: LocalCluster) -> None:
+    """A LocalCluster the engine starts runs on this machine: the driver gathers results from its workers
+    itself (D115). An existing cluster's workers may be out of the driver's reach: Dask's own
+    ``distributed.client.direct-to-workers`` decides, by default through the scheduler."""
+    with DaskFacts(ComputeSettings("dask", 4, None, 1))._client() as client:
+        assert client.direct_to_workers is True
+        assert len(client.scheduler_info()["workers"]) == 1
+    with DaskFacts(ComputeSettings("dask", 4, cluster.scheduler_address, None))._client() as client:
+        assert client.direct_to_workers is None
+    with dask.config.set({"distributed.client.direct-to-workers": True}), \
+            DaskFacts(ComputeSettings("dask", 4, cluster.scheduler_address, None))._client() as client:
+        assert client.direct_to_workers is True
+
+
 @pytest.fixture
 def fragile_cluster() -> Iterator[Client]:
     """A cluster of its own (plugins and restarts must not leak), whose scheduler retries nothing."""
