@@ -32,11 +32,11 @@ PROBE = """
 import resource
 import numpy as np
 
-def second_array_faults():
-    first = np.ones(64 * 1024 * 1024 // 8)
+def second_array_faults(mib=64):
+    first = np.ones(mib * 1024 * 1024 // 8)
     del first
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    second = np.ones(64 * 1024 * 1024 // 8)
+    second = np.ones(mib * 1024 * 1024 // 8)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 def served_from_heap():
@@ -236,24 +236,15 @@ def test_a_task_on_a_dask_worker_keeps_its_freed_pages() -> None:
 
         def on_worker():
             import os
-            import resource
-            import numpy as np
             from pipeline.compute.dask_engine import NANNY_MALLOC_TUNING
             from pipeline.memory import freed_memory_kept
 
-            def second_16_mib_faults():
-                first = np.ones(16 * 1024 * 1024 // 8)
-                del first
-                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                second = np.ones(16 * 1024 * 1024 // 8)
-                return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-            with freed_memory_kept() as plain:
-                second_16_mib_faults()
-                plain_faults = second_16_mib_faults()
+            with freed_memory_kept() as plain:  # the probe (pickled with this function) runs on the worker
+                second_array_faults(16)
+                plain_faults = second_array_faults(16)
             with freed_memory_kept(NANNY_MALLOC_TUNING) as kept:
-                second_16_mib_faults()
-                inside = second_16_mib_faults()
+                second_array_faults(16)
+                inside = second_array_faults(16)
             return {"nanny": os.environ.get("MALLOC_TRIM_THRESHOLD_"), "plain": plain, "plain_faults": plain_faults,
                     "kept": kept, "inside": inside}
 
