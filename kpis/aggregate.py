@@ -366,10 +366,26 @@ def local_days(anchor: pd.Series, timezone: str) -> np.ndarray:
 
 
 def period_starts(days: np.ndarray, grain: str) -> np.ndarray:
-    """Local dates -> the first local date of their period (ISO weeks start on Monday)."""
+    """Local dates -> the first local date of their period (ISO weeks start on Monday).
+
+    Many dates over a shorter range of days (every fact's anchor days) are looked up in a table of the
+    range's days: numpy's calendar arithmetic costs ~60 ns a date, a lookup ~3 ns."""
     days = days.astype("datetime64[D]")
     if grain == "day":
         return days
+    n = days.view("int64")
+    if len(n) > _PERIOD_TABLE_FROM:
+        lo, hi = int(n.min()), int(n.max())
+        if lo != _NAT and hi - lo < len(n):  # NaT (the least int64) keeps the arithmetic
+            return _calendar_period_starts(np.arange(lo, hi + 1).astype("datetime64[D]"), grain)[n - lo]
+    return _calendar_period_starts(days, grain)
+
+
+_PERIOD_TABLE_FROM = 4096
+_NAT = np.iinfo("int64").min
+
+
+def _calendar_period_starts(days: np.ndarray, grain: str) -> np.ndarray:
     if grain == "week":
         n = days.astype("int64")
         return (n - (n + 3) % 7).astype("datetime64[D]")  # 1970-01-01 was a Thursday
