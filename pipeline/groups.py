@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kpis import KpiTables
-from kpis.aggregate import FACTS_READ, aggregate, kpi_rows, local_days, period_starts
+from kpis.aggregate import FACTS_READ, aggregate, dense_groups, kpi_rows, local_days, period_starts
 from kpis.breakdown import breakdown, members
 from kpis.config import BREAKDOWN_DIMENSIONS, KpiSettings
 from kpis.keys import frame_positions, key_hits
@@ -76,12 +76,11 @@ def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFr
     """
     changed = pd.concat([changes.rows, changes.before], ignore_index=True)
     credits = [_own_credits(changed), _changed_induced_credits(_credit_frame(stored_facts), facts[_CREDIT_COLUMNS])]
-    days = pd.concat(credits, ignore_index=True)
-    parts = [_groups(days.rename(columns={d: "member"}), "member", grains, timezone).assign(dimension=d)
-             for d in dimensions]
+    periods = _CreditPeriods.of(pd.concat(credits, ignore_index=True), grains, timezone)
+    parts = [periods.groups(d, "member").assign(dimension=d) for d in dimensions]
     breakdowns = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {"grain": [], "period_start": pd.Series([], dtype="datetime64[s]"), "member": [], "dimension": []})
-    return TouchedGroups(*(_groups(days, by, grains, timezone) for by in WHO), breakdown=breakdowns)
+    return TouchedGroups(*(periods.groups(by, by) for by in WHO), breakdown=breakdowns)
 
 
 def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGroups) -> KpiTables:
@@ -156,12 +155,35 @@ def _changed_induced_credits(stored: pd.DataFrame, new: pd.DataFrame) -> pd.Data
     return both.rename(columns={"opened_at": "at"}).assign(source=members(both["source"]))
 
 
-def _groups(credits: pd.DataFrame, by: str, grains: tuple[str, ...], timezone: str) -> pd.DataFrame:
-    """Distinct (grain, period_start, ``by``) of credits (at, ``by``); credits without a time are none."""
-    credits = credits[credits["at"].notna().to_numpy()]
-    days = local_days(credits["at"], timezone) if len(credits) else np.array([], dtype="datetime64[D]")
-    who = credits[by].astype("str").to_numpy()
-    frames = [pd.DataFrame({"grain": grain, "period_start": period_starts(days, grain), by: who}) for grain in grains]
-    groups = pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
-    groups["period_start"] = groups["period_start"].astype("datetime64[s]")
-    return groups
+@dataclass(frozen=True)
+class _CreditPeriods:
+    """The credits with a time, and each one's period start in every grain (days since 1970-01-01).
+
+    Groups are numbered, not hashed as texts: a first run credits every fact at each anchor (1M facts: 4M
+    credits, 16M over four grains, for each of engineer, team and the breakdowns' members), and
+    deduplicating those as rows of text took ~10 s."""
+
+    credits: pd.DataFrame
+    starts: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, credits: pd.DataFrame, grains: tuple[str, ...], timezone: str) -> _CreditPeriods:
+        """``credits``: (at, the credited columns); those without a time credit no group."""
+        credits = credits[credits["at"].notna().to_numpy()]
+        days = local_days(credits["at"], timezone) if len(credits) else np.array([], dtype="datetime64[D]")
+        return cls(credits, {grain: period_starts(days, grain).view("int64") for grain in grains})
+
+    def groups(self, column: str, by: str) -> pd.DataFrame:
+        """Distinct (grain, period_start, ``by``) = the credits' ``column``, grain by grain in period then
+        first-seen order of the names."""
+        who, names = pd.factorize(self.credits[column].astype("str"), use_na_sentinel=False)
+        width = max(len(names), 1)
+        frames = []
+        for grain, starts in self.starts.items():
+            first = int(starts.min(initial=0))
+            _, pairs = dense_groups((starts - first) * width + who)
+            frames.append(pd.DataFrame({"grain": grain, "period_start": (pairs // width + first).astype("datetime64[D]"),
+                                        by: names.take(pairs % width)}))
+        groups = pd.concat(frames, ignore_index=True)
+        groups["period_start"] = groups["period_start"].astype("datetime64[s]")
+        return groups

@@ -17,6 +17,8 @@ credit, only in January), and never a group of T3, I2 or M2 alone.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import pandas as pd
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -27,7 +29,7 @@ from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conf
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
 from pipeline.config import kpi_settings_from_mapping
-from pipeline.groups import crediting_facts, group_tables, in_groups, touched_groups
+from pipeline.groups import _CreditPeriods, crediting_facts, group_tables, in_groups, touched_groups
 from pipeline.store.parquet import to_arrow
 
 TZ = "Asia/Shanghai"
@@ -229,3 +231,32 @@ def test_a_night_aggregates_only_the_facts_that_can_credit_a_touched_group() -> 
     cal = group_tables(new, SETTINGS, groups).kpi_engineer.query("engineer == 'cal'")
     assert dict(cal[["grain", "induced_incidents"]].values.tolist()) == {
         "day": 1, "week": 1, "month": 1, "quarter": 1}  # I2's credit, on M1's row
+
+
+# --- the credits' groups, numbered, against the definition worked out credit by credit ----------------
+def period_start_of(day: date, grain: str) -> date:
+    if grain == "week":
+        return day - timedelta(days=day.weekday())
+    if grain == "month":
+        return day.replace(day=1)
+    if grain == "quarter":
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    return day
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(-3 * 10**9, 3 * 10**9)),
+                          st.sampled_from([None, "amy", "ben", "曹", "(none)"])), max_size=40))
+def test_the_groups_of_credits_are_their_distinct_local_periods_and_names(credits) -> None:
+    frame = pd.DataFrame({"at": pd.to_datetime([None if s is None else s for s, _ in credits], unit="s", utc=True),
+                          "engineer": pd.Series([who for _, who in credits], dtype="str")})
+    grains = ("day", "week", "month", "quarter")
+
+    groups = _CreditPeriods.of(frame, grains, TZ).groups("engineer", "engineer")
+
+    expected = {(grain, period_start_of(pd.Timestamp(s, unit="s", tz="UTC").tz_convert(TZ).date(), grain), who)
+                for s, who in credits if s is not None for grain in grains}
+    rows = [(g, p.date(), None if pd.isna(w) else w) for g, p, w in groups.itertuples(index=False)]
+    assert len(rows) == len(set(rows))
+    assert set(rows) == expected
+    assert str(groups["period_start"].dtype) == "datetime64[s]"
