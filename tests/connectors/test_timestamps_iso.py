@@ -1,0 +1,123 @@
+"""connectors.mapping.read_timestamps: a column of plain ISO 8601 values is read by Arrow in one pass
+(``_iso_timestamps``); any other column by parsing each distinct text (``_distinct_timestamps``). Both must
+give the same for every column the first one takes.
+
+Hand-worked (source timezone Asia/Shanghai, UTC+8, no DST):
+
+    2026-03-05T10:00:00Z          -> 2026-03-05 10:00:00 UTC
+    2026-03-05T10:00:00+08:00     -> 2026-03-05 02:00:00 UTC
+    2026-03-05 10:00:59.900       -> naive, 10:00:59.9 in Shanghai -> 02:00:59 UTC (fractions truncated)
+    2026-03-05                    -> naive midnight in Shanghai -> 2026-03-04 16:00:00 UTC
+    1969-12-31T23:59:59Z          -> before 1970: out of range, missing
+    "" and None                   -> missing, no problem
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from connectors.base import SourceConfig
+from connectors.mapping import (
+    _as_text,
+    _distinct_timestamps,
+    _iso_timestamps,
+    read_timestamps,
+    require_offsets_or_timezone,
+)
+from kpis.errors import ConfigError
+
+VALUES = ["2026-03-05T10:00:00Z", "2026-03-05T10:00:00+08:00", "2026-03-05 10:00:59.900", "2026-03-05",
+          "1969-12-31T23:59:59Z", "", None]
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_an_iso_column_is_read_in_one_pass_as_worked_out(make_source) -> None:
+    values = pd.Series(VALUES, dtype="str")
+    fast = _iso_timestamps(_as_text(values), make_source())
+
+    assert fast is not None  # the one-pass reader took it
+    assert fast.utc.tolist()[:4] == [utc("2026-03-05 10:00:00"), utc("2026-03-05 02:00:00"),
+                                     utc("2026-03-05 02:00:59"), utc("2026-03-04 16:00:00")]
+    assert fast.utc.isna().tolist() == [False] * 4 + [True] * 3
+    assert fast.out_of_range.tolist() == [False] * 4 + [True, False, False]
+    assert not fast.unparseable.any() and not fast.no_offset.any() and fast.has_offsets
+    assert str(fast.utc.dtype) == "datetime64[us, UTC]"
+    assert_same(fast, read_timestamps(values, make_source()))
+
+
+def test_naive_values_without_a_timezone_are_marked_not_read(make_source) -> None:
+    cfg = make_source(timezone=None)
+    values = pd.Series(["2026-03-05T10:00:00+01:00", "2026-03-05 10:00", None], dtype="str")
+    fast = _iso_timestamps(_as_text(values), cfg)
+
+    assert fast is not None
+    assert fast.utc.tolist()[0] == utc("2026-03-05 09:00:00") and fast.utc.isna().tolist() == [False, True, True]
+    assert fast.no_offset.tolist() == [False, True, False] and fast.has_offsets
+    assert not fast.unparseable.any()
+    with pytest.raises(ConfigError, match="timezone"):  # naive values only: the source needs a timezone
+        require_offsets_or_timezone(read_timestamps(values[1:], cfg), values[1:], cfg)
+
+
+@pytest.mark.parametrize("other", ["05/03/2026 10:00", "soon", "2026-03-05T10:00:00 UTC", "2026-02-30"])
+def test_one_value_in_another_notation_sends_the_column_to_the_distinct_parse(make_source, other) -> None:
+    values = pd.Series(["2026-03-05T10:00:00Z", other], dtype="str")
+    assert _iso_timestamps(_as_text(values), make_source(dayfirst=True)) is None
+    stamps = read_timestamps(values, make_source(dayfirst=True))
+    assert stamps.utc.iloc[0] == utc("2026-03-05 10:00:00")
+
+
+def test_a_source_format_or_epoch_setting_keeps_the_distinct_parse(make_source) -> None:
+    values = _as_text(pd.Series(["2026-03-05T10:00:00Z"], dtype="str"))
+    assert _iso_timestamps(values, make_source(timestamp_format="%Y-%m-%dT%H:%M:%S%z")) is None
+    assert _iso_timestamps(values, make_source(options={"epoch": "s"})) is None
+
+
+# --- property: wherever the one-pass reader answers, it answers as the distinct parse does -------------
+DATES = st.sampled_from(["2026-03-05", "2026-03-08", "2026-11-01", "2024-02-29", "2026-02-30", "1969-12-31",
+                         "2099-12-31", "2100-01-01", "1900-01-01", "2026-3-5", "20260305", "2026-13-01"])
+CLOCKS = st.sampled_from(["", "T10:00", "T02:30:00", " 01:30:00", "T10:00:59.9", "T23:59:59.999999",
+                          "T10", "T24:00:00", "T10:00:60", "T10:00:00,5", " 10:00:00.1234567"])
+ZONES = st.sampled_from(["", "", "Z", "z", "+08:00", "-05:00", "+0800", "+08", " UTC", "GMT", "+14:00", "+24:00"])
+VALUE = st.one_of(st.none(), st.just(""), st.builds(lambda d, c, z: d + c + z, DATES, CLOCKS, ZONES),
+                  st.text(max_size=6))
+
+
+def assert_same(a, b) -> None:
+    for name in ("utc", "unparseable", "out_of_range", "no_offset"):
+        pd.testing.assert_series_equal(getattr(a, name), getattr(b, name), check_names=False, obj=name)
+    assert a.has_offsets == b.has_offsets
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.lists(VALUE, max_size=12), st.sampled_from([None, "Asia/Shanghai", "America/New_York", "UTC"]))
+def test_the_one_pass_reader_agrees_with_the_distinct_parse(values, timezone) -> None:
+    cfg = SourceConfig(name="hd", kind="csv", path="unused.csv", timezone=timezone)
+    text = _as_text(pd.Series(values, dtype="str"))
+    fast = _iso_timestamps(text, cfg)
+    if fast is not None:
+        assert_same(fast, _distinct_timestamps(text, cfg))
+
+
+PLAIN_DATES = st.sampled_from(["2026-03-05", "2026-03-08", "2026-11-01", "2024-02-29", "1969-12-31", "2099-12-31",
+                               "2100-01-01", "1900-01-01"])  # 03-08 and 11-01 02:30 / 01:30: New York's DST edges
+PLAIN_CLOCKS = st.sampled_from(["", "T10:00", "T02:30:00", " 01:30:00", "T10:00:59.9", "T23:59:59.999999"])
+PLAIN_ZONES = st.sampled_from(["", "", "Z", "+08:00", "-05:00", "+0800"])
+PLAIN = st.one_of(st.none(), st.just(""),  # a zone only after a clock
+                  st.builds(lambda d, c, z: d + c + (z if c else ""), PLAIN_DATES, PLAIN_CLOCKS, PLAIN_ZONES))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(PLAIN, max_size=12), st.sampled_from([None, "Asia/Shanghai", "America/New_York", "UTC"]))
+def test_plain_iso_columns_take_the_one_pass_reader_and_agree(values, timezone) -> None:
+    cfg = SourceConfig(name="hd", kind="csv", path="unused.csv", timezone=timezone)
+    text = _as_text(pd.Series(values, dtype="str"))
+    fast = _iso_timestamps(text, cfg)
+    assert fast is not None
+    assert_same(fast, _distinct_timestamps(text, cfg))
