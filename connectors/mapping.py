@@ -410,19 +410,23 @@ def _pick(raw: pd.DataFrame, canonical: str, columns: Mapping[str, str]) -> pd.S
 
 
 def _map_values(values: pd.Series, mapping: Mapping[str, str], canonical: Iterable[str]) -> tuple[pd.Series, pd.Series]:
-    """Translate through ``mapping``; canonical values pass through. -> (mapped, present-but-unmapped mask)."""
-    mapped = values.map(dict(mapping)) if mapping else pd.Series(None, index=values.index, dtype="object")
-    is_canonical = values.isin(list(canonical))
-    mapped = mapped.where(mapped.notna(), values.where(is_canonical))
-    return mapped.astype("str"), values.notna() & mapped.isna()
+    """Translate through ``mapping``; canonical values pass through. -> (mapped, present-but-unmapped mask).
+
+    Each distinct text is translated once (a status column holds a few texts in 1M rows)."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    distinct = pd.Series(distinct, dtype="str")
+    mapped = distinct.map(dict(mapping)) if mapping else pd.Series(None, index=distinct.index, dtype="object")
+    mapped = mapped.where(mapped.notna(), distinct.where(distinct.isin(list(canonical)))).astype("str")
+    return _spread(mapped, codes, values.index, np.nan), _spread(mapped.isna(), codes, values.index, False)
 
 
 def _parse_count(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Whole numbers >= 0 (``3`` or ``3.0``) -> (Int64, present-but-bad mask)."""
-    numbers = pd.to_numeric(values, errors="coerce")
+    """Whole numbers >= 0 (``3`` or ``3.0``) -> (Int64, present-but-bad mask); each distinct text parsed once."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    numbers = pd.to_numeric(pd.Series(distinct, dtype="str"), errors="coerce")
     good = numbers.notna() & (numbers >= 0) & (numbers == np.floor(numbers.fillna(0)))
     out = numbers.where(good).astype("Float64").astype(INT)
-    return out, values.notna() & ~good
+    return _spread(out, codes, values.index, pd.NA), _spread(~good, codes, values.index, False)
 
 
 def _missing_columns(raw: pd.DataFrame, columns: dict, mapping: Mapping[str, str], optional: set[str]) -> list[str]:

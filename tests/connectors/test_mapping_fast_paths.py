@@ -1,6 +1,9 @@
-"""connectors.mapping.read_timestamps: a column of plain ISO 8601 values is read by Arrow in one pass
-(``_iso_timestamps``); any other column by parsing each distinct text (``_distinct_timestamps``). Both must
-give the same for every column the first one takes.
+"""connectors.mapping's fast paths, each checked against the general way:
+
+- ``read_timestamps``: a column of plain ISO 8601 values is read by Arrow in one pass (``_iso_timestamps``),
+  any other column by parsing each distinct text (``_distinct_timestamps``); both must give the same for
+  every column the first one takes;
+- value maps and counts are worked out once per distinct text: the same as row by row.
 
 Hand-worked (source timezone Asia/Shanghai, UTC+8, no DST):
 
@@ -25,6 +28,8 @@ from connectors.mapping import (
     _as_text,
     _distinct_timestamps,
     _iso_timestamps,
+    _map_values,
+    _parse_count,
     read_timestamps,
     require_offsets_or_timezone,
 )
@@ -121,3 +126,26 @@ def test_plain_iso_columns_take_the_one_pass_reader_and_agree(values, timezone) 
     fast = _iso_timestamps(text, cfg)
     assert fast is not None
     assert_same(fast, _distinct_timestamps(text, cfg))
+
+
+# --- value maps and counts are worked out per distinct text: the same as row by row --------------------
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["Open", "open", "NEW", "Closed", "x", "3", "3.0", "-1", "2.5",
+                                                      "1e2", "", "0"])), max_size=15))
+def test_value_maps_and_counts_of_each_row_are_those_of_its_text(values) -> None:
+    column = pd.Series(values, dtype="str", index=range(100, 100 + len(values)))
+    mapping, canonical = {"Open": "NEW", "Closed": "CLOSED"}, ["NEW", "CLOSED"]
+
+    mapped, unmapped = _map_values(column, mapping, canonical)
+    counts, bad = _parse_count(column)
+
+    assert list(mapped.index) == list(column.index) == list(counts.index)
+    assert str(mapped.dtype) == "str" and str(counts.dtype) == "Int64"
+    for i, value in enumerate(values):
+        want = None if value is None else mapping.get(value, value if value in canonical else None)
+        assert (mapped.iloc[i] if pd.notna(mapped.iloc[i]) else None) == want
+        assert unmapped.iloc[i] == (value is not None and want is None)
+        number = None if value is None else pd.to_numeric(pd.Series([value]), errors="coerce")[0]
+        whole = number is not None and pd.notna(number) and number >= 0 and number == int(number)
+        assert (None if pd.isna(counts.iloc[i]) else int(counts.iloc[i])) == (int(number) if whole else None)
+        assert bad.iloc[i] == (value is not None and not whole)
