@@ -333,7 +333,7 @@ def _iso_timestamps(text: pd.Series, cfg: SourceConfig) -> Timestamps | None:
     micros = np.full(len(text), _NAT_MICROS, dtype="int64")
     micros[offset] = aware.cast(pa.int64()).to_numpy()
     if cfg.timezone is not None and len(wall):
-        local = _localize(pd.Series(wall.to_numpy(zero_copy_only=False)), cfg.timezone)
+        local = _localize(pd.Series(wall.cast(pa.int64()).to_numpy().view("datetime64[us]")), cfg.timezone)
         micros[naive] = local.astype(TS).array.asi8
     return _checked_micros(micros, text.index, no_offset=naive if cfg.timezone is None else None,
                            has_offsets=bool(offset.any()))

@@ -57,6 +57,15 @@ def test_an_iso_column_is_read_in_one_pass_as_worked_out(make_source) -> None:
     assert_same(fast, read_timestamps(values, make_source()))
 
 
+def test_a_column_in_several_arrow_chunks_is_read_the_same(make_source) -> None:
+    parts = [pd.Series(VALUES[:3], dtype="str"), pd.Series(VALUES[3:], dtype="str")]
+    values = pd.concat(parts, ignore_index=True)  # two Arrow chunks, as a stacked export's column is
+    fast = _iso_timestamps(_as_text(values), make_source())
+    assert fast is not None
+    assert_same(fast, _iso_timestamps(_as_text(pd.Series(VALUES, dtype="str")), make_source()))
+    assert_same(fast, _distinct_timestamps(_as_text(values), make_source()))
+
+
 def test_naive_values_without_a_timezone_are_marked_not_read(make_source) -> None:
     cfg = make_source(timezone=None)
     values = pd.Series(["2026-03-05T10:00:00+01:00", "2026-03-05 10:00", None], dtype="str")
