@@ -109,14 +109,23 @@ def assert_same(a, b) -> None:
     assert a.has_offsets == b.has_offsets
 
 
-@hsettings(max_examples=400, deadline=None)
-@given(st.lists(VALUE, max_size=12), st.sampled_from([None, "Asia/Shanghai", "America/New_York", "UTC"]))
-def test_the_one_pass_reader_agrees_with_the_distinct_parse(values, timezone) -> None:
+def one_pass_or_none(values: list, timezone: str | None) -> bool:
+    """Whether the one-pass reader took the column; where it did, it agrees with the distinct parse."""
     cfg = SourceConfig(name="hd", kind="csv", path="unused.csv", timezone=timezone)
     text = _as_text(pd.Series(values, dtype="str"))
     fast = _iso_timestamps(text, cfg)
     if fast is not None:
         assert_same(fast, _distinct_timestamps(text, cfg))
+    return fast is not None
+
+
+TIMEZONES = st.sampled_from([None, "Asia/Shanghai", "America/New_York", "UTC"])
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.lists(VALUE, max_size=12), TIMEZONES)
+def test_the_one_pass_reader_agrees_with_the_distinct_parse(values, timezone) -> None:
+    one_pass_or_none(values, timezone)
 
 
 PLAIN_DATES = st.sampled_from(["2026-03-05", "2026-03-08", "2026-11-01", "2024-02-29", "1969-12-31", "2099-12-31",
@@ -128,13 +137,9 @@ PLAIN = st.one_of(st.none(), st.just(""),  # a zone only after a clock
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.lists(PLAIN, max_size=12), st.sampled_from([None, "Asia/Shanghai", "America/New_York", "UTC"]))
+@given(st.lists(PLAIN, max_size=12), TIMEZONES)
 def test_plain_iso_columns_take_the_one_pass_reader_and_agree(values, timezone) -> None:
-    cfg = SourceConfig(name="hd", kind="csv", path="unused.csv", timezone=timezone)
-    text = _as_text(pd.Series(values, dtype="str"))
-    fast = _iso_timestamps(text, cfg)
-    assert fast is not None
-    assert_same(fast, _distinct_timestamps(text, cfg))
+    assert one_pass_or_none(values, timezone)
 
 
 # --- value maps and counts are worked out per distinct text: the same as row by row --------------------
