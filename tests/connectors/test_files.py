@@ -11,11 +11,14 @@ import types
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from connectors.base import Batch
 from connectors.errors import SourceUnreachable
-from connectors.file_tables import _text_frame
+from connectors.file_tables import _drop_blank_rows, _text_frame
 from connectors.files import FileConnector, read_raw_table, resolve_files
 from kpis.errors import ConfigError
 from kpis.schema import TICKET_COLUMNS, conform
@@ -101,6 +104,22 @@ def test_blank_rows_are_not_data(tmp_path, make_source):
     path = tmp_path / "t.csv"
     path.write_text("ticket_id,status\nA,NEW\n,\n\nB,NEW\n", encoding="utf-8")
     assert read_raw_table(path, make_source())["ticket_id"].tolist() == ["A", "B"]
+
+
+CELLS = st.sampled_from([None, "", " ", "\t", "\u3000", "A", " x ", "0"])
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda width: st.lists(st.lists(CELLS, min_size=width, max_size=width), max_size=12)))
+def test_a_row_is_dropped_exactly_when_every_cell_is_blank(rows):
+    width = len(rows[0]) if rows else 2
+    frame = pd.DataFrame(rows or None, columns=[f"c{i}" for i in range(width)], dtype="str")
+
+    kept = _drop_blank_rows(frame)
+
+    expected = [row for row in rows if any(cell is not None and cell.strip() for cell in row)]
+    assert kept.astype(object).where(kept.notna(), None).values.tolist() == expected
+    assert list(kept.index) == list(range(len(expected)))
 
 
 def test_gzip_csv(tmp_path, make_source):
