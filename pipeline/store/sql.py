@@ -188,11 +188,12 @@ def _executemany_sqlite(conn: Connection, table: Table, data: pa.Table, *, repla
     for batch in data.to_batches(max_chunksize=_CHUNK_ROWS):
         chunk = pa.Table.from_batches([batch], schema=data.schema)
         columns = [_sqlite_values(chunk.column(i)) for i in range(chunk.num_columns)]
-        values = list(itertools.chain.from_iterable(zip(*columns, strict=True)))
-        step = per_statement * chunk.num_columns
-        for start in range(0, len(values), step):
-            part = tuple(values[start:start + step])
-            sql = full if len(part) == step else head + ", ".join([row_marks] * (len(part) // chunk.num_columns))
+        for start in range(0, chunk.num_rows, per_statement):
+            # one statement's rows, interleaved straight from the column slices (no list of the whole chunk)
+            rows = zip(*(column[start:start + per_statement] for column in columns), strict=True)
+            part = tuple(itertools.chain.from_iterable(rows))
+            n_rows = len(part) // chunk.num_columns
+            sql = full if n_rows == per_statement else head + ", ".join([row_marks] * n_rows)
             conn.exec_driver_sql(sql, part)
 
 

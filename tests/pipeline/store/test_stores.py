@@ -162,6 +162,17 @@ def test_a_frame_read_back_equals_the_frame_written(stores: Stores, table: str) 
         pd.testing.assert_frame_equal(canonical(stores.read_sql(table), table), expected)
 
 
+def test_rows_over_several_statements_read_back_equal(stores: Stores) -> None:
+    """SQLite takes at most 32766 parameters a statement: 1500 facts rows of 47 columns are three statements
+    (697 + 697 + 106 rows), the last one shorter."""
+    rows = sample("ticket_facts", 1500, seed=5)
+    assert len(rows.columns) == 47
+    stores.commit("run-1", [Replacement("ticket_facts", rows, pd.DataFrame())])
+
+    pd.testing.assert_frame_equal(canonical(stores.read_sql("ticket_facts"), "ticket_facts"),
+                                  canonical(rows, "ticket_facts"))
+
+
 def test_parquet_datasets_are_hive_partitioned_for_pyarrow_and_duckdb(stores: Stores) -> None:
     rows = sample("kpi_team", 8)
     stores.commit("run-1", [Replacement("kpi_team", rows, period_scope(rows))])
