@@ -28,7 +28,7 @@ from kpis.keys import frame_positions, key_hits
 from pipeline.changes import row_changes
 
 __all__ = ["EVENT_IDENTITY", "KEY", "Merged", "RawLayer", "ReadEvents", "TicketMerge", "merge_events",
-           "merge_tickets"]
+           "merge_tickets", "stacked"]
 
 KEY = ["source", "ticket_id"]
 EVENT_IDENTITY = ["source", "ticket_id", "at", "kind", "value", "actor"]
@@ -94,11 +94,10 @@ class RawLayer:
         used = tickets_merge.used[KEY]
         changed = pd.concat([used, history.loc[is_new, KEY], replaced], ignore_index=True).drop_duplicates(
             ignore_index=True)
-        changed_events = pd.concat([_only(history, changed), _without(_only(self.events, changed), touched)],
-                                   ignore_index=True)
+        changed_events = stacked([_only(history, changed), _without(_only(self.events, changed), touched)])
         return Merged(
-            tickets=pd.concat([_without(self.tickets, used), tickets_merge.used], ignore_index=True),
-            events=pd.concat([_without(self.events, changed), changed_events], ignore_index=True),
+            tickets=stacked([_without(self.tickets, used), tickets_merge.used]),
+            events=stacked([_without(self.events, changed), changed_events]),
             changed_keys=changed, changed_events=changed_events, ticket_merge=tickets_merge, previous=self)
 
 
@@ -151,8 +150,9 @@ def merge_events(stored: pd.DataFrame, read: ReadEvents, next_seq: int) -> tuple
     Returns (the merged history, which of its rows are new). New events' ``seq`` is moved past
     ``next_seq`` so they sort after every stored event.
     """
-    new = read.events.assign(seq=read.events["seq"].to_numpy(dtype="int64") + next_seq)
-    frame = pd.concat([stored, new], ignore_index=True)
+    seq = read.events["seq"]
+    new = read.events.assign(seq=pd.array(seq.to_numpy(dtype="int64") + next_seq, dtype=seq.dtype))  # as stored
+    frame = stacked([stored, new])
     reads = np.concatenate([np.zeros(len(stored), dtype="int64"), read.reads()])
     keep = _first_of_each_change(frame, reads)
     return frame[keep].reset_index(drop=True), (reads > 0)[keep]
@@ -188,6 +188,16 @@ def _first_occurrences(frame: pd.DataFrame, reads: np.ndarray, has_id: np.ndarra
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+def stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)``, without a copy when only one frame has rows and every frame has
+    its columns and types: pandas copies every number and time column even beside an empty frame, and a
+    first run's stored layer is empty (at 10M tickets the pulled layer's times would be held twice)."""
+    full = [frame for frame in frames if len(frame)]
+    if len(full) == 1 and all(frame.dtypes.equals(full[0].dtypes) for frame in frames):
+        return full[0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)
+
 
 def _next_seq(events: pd.DataFrame) -> int:
     return int(events["seq"].max()) + 1 if len(events) else 0

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
-from pipeline.raw import RawLayer, ReadEvents, merge_events, merge_tickets
+from pipeline.raw import RawLayer, ReadEvents, merge_events, merge_tickets, stacked
 
 T0 = pd.Timestamp("2026-07-06T02:00Z")
 
@@ -128,3 +128,43 @@ def test_a_remapped_source_replaces_its_stored_copies_and_histories() -> None:
 def test_a_first_run_uses_every_copy() -> None:
     merge = merge_tickets(tickets().iloc[:0], tickets(ticket("2026-07-06T05:00Z"), {**ticket(None), "ticket_id": "U"}))
     assert (len(merge.used), len(merge.superseded)) == (2, 0)
+
+
+def _times_of(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].array._ndarray  # the datetime column's own numpy buffer
+
+
+def test_a_first_merge_holds_the_read_layer_once() -> None:
+    """Nothing stored yet: the merged layer is the read one, row for row, and its time columns are the read's
+    own arrays (pandas' concat beside an empty frame would copy every number and time column: at 10M tickets
+    the pulled layer's times held twice)."""
+    read_tickets = tickets(ticket("2026-07-06T05:00Z"), {**ticket("2026-07-06T04:00Z"), "ticket_id": "U"})
+    read_events = events((1, "status", "NEW", "u"), (2, "status", "IN_PROGRESS", "u"))
+    merged = RawLayer(read_tickets.iloc[:0], NONE).merge(read_tickets, reads(read_events))
+    pd.testing.assert_frame_equal(merged.tickets, read_tickets)
+    pd.testing.assert_frame_equal(merged.events, read_events)  # seq 0, 1: nothing stored before them
+    assert np.shares_memory(_times_of(merged.tickets, "opened_at"), _times_of(read_tickets, "opened_at"))
+    assert np.shares_memory(_times_of(merged.events, "at"), _times_of(read_events, "at"))
+    assert np.shares_memory(_times_of(merged.changed_events, "at"), _times_of(read_events, "at"))
+
+
+def test_a_later_merge_stacks_the_stored_and_the_new() -> None:
+    """Something stored: the layer is the stored rows not replaced, then the used copies (a real stack)."""
+    stored = tickets(ticket("2026-07-06T05:00Z", assignee="amy"), {**ticket("2026-07-06T05:00Z"), "ticket_id": "U"})
+    read = tickets(ticket("2026-07-06T06:00Z", assignee="ben"))
+    merged = RawLayer(stored, NONE).merge(read, reads(NONE))
+    assert merged.tickets["ticket_id"].tolist() == ["U", "T"]
+    assert merged.tickets["assignee"].fillna("-").tolist() == ["-", "ben"]
+    assert merged.tickets.dtypes.equals(stored.dtypes)
+
+
+def test_stacked_is_pandas_concat() -> None:
+    """Same rows, columns and types as ``pd.concat(..., ignore_index=True)``, with or without empty frames,
+    also when an empty frame's types differ (then it is concat itself)."""
+    full = pd.DataFrame({"a": pd.array([1, 2], dtype="Int64"), "t": pd.to_datetime(["2026-01-01", "2026-01-02"])},
+                        index=[5, 7])
+    empty = full.iloc[:0]
+    other_types = pd.DataFrame({"a": pd.Series([], dtype="float64"), "t": pd.Series([], dtype="object")})
+    for frames in ([empty, full], [full, empty], [full], [empty, empty], [full, full], [other_types, full],
+                   [full, other_types, empty]):
+        pd.testing.assert_frame_equal(stacked(frames), pd.concat(frames, ignore_index=True))
