@@ -141,7 +141,9 @@ def dedupe_last(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
         return table
     numbered = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     last = numbered.group_by(list(keys), use_threads=False).aggregate([("__row", "max")])
-    return table.take(pc.sort_indices(last.column("__row_max")))
+    if last.num_rows == table.num_rows:  # every key once, as a run's rows come: no copy of the whole table
+        return table
+    return table.take(np.sort(last.column("__row_max").to_numpy()))  # the kept rows' own numbers, in order
 
 
 def distinct(table: pa.Table) -> pa.Table:
