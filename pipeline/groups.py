@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.types import union_categoricals
 
 from kpis import KpiTables
 from kpis.aggregate import FACTS_READ, aggregate, dense_groups, kpi_rows, local_days, period_starts
-from kpis.breakdown import breakdown, members
+from kpis.breakdown import breakdown, member_categories, members
 from kpis.config import BREAKDOWN_DIMENSIONS, KpiSettings
 from kpis.keys import frame_positions, key_hits
 from kpis.scorecard import compute_scorecard
@@ -76,7 +77,7 @@ def touched_groups(changes: RowChanges, stored_facts: pa.Table, facts: pd.DataFr
     """
     changed = pd.concat([changes.rows, changes.before], ignore_index=True)
     credits = [_own_credits(changed), _changed_induced_credits(_credit_frame(stored_facts), facts[_CREDIT_COLUMNS])]
-    periods = _CreditPeriods.of(pd.concat(credits, ignore_index=True), grains, timezone)
+    periods = _CreditPeriods.of(stacked_credits(credits), grains, timezone)
     parts = [periods.groups(d, "member").assign(dimension=d) for d in dimensions]
     breakdowns = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         {"grain": [], "period_start": pd.Series([], dtype="datetime64[s]"), "member": [], "dimension": []})
@@ -122,10 +123,29 @@ def in_groups(frame: pd.DataFrame | pa.Table, groups: pd.DataFrame, by: str | tu
 
 
 def _own_credits(facts: pd.DataFrame) -> pd.DataFrame:
-    """(at, engineer, team, each dimension's member) for every anchor of every row of ``facts``."""
-    who = {"engineer": facts["engineer"], "team": facts["team"],
-           **{d: members(facts[d]) for d in BREAKDOWN_DIMENSIONS}}
+    """(at, engineer, team, each dimension's member) for every anchor of every row of ``facts``. The names are
+    coded once per row (categoricals), so the anchors repeat small codes, not texts: a first run of 3M
+    tickets credits 12M times, and seven text columns of 12M rows took ~1 GiB."""
+    who = {"engineer": facts["engineer"].astype("category"), "team": facts["team"].astype("category"),
+           **{d: member_categories(facts[d]) for d in BREAKDOWN_DIMENSIONS}}
     return pd.concat([pd.DataFrame({"at": facts[anchor], **who}) for anchor in ANCHORS], ignore_index=True)
+
+
+def stacked_credits(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The credits of ``parts`` in one frame: the columns every part with rows has, stacked as ``pd.concat``
+    does, but a column categorical in some part stays categorical over the union of the parts' names (concat
+    would make texts of the codes, or Python objects of categories that differ)."""
+    full = [part for part in parts if len(part)]
+    if len(full) <= 1:
+        return full[0].reset_index(drop=True) if full else pd.concat(parts, ignore_index=True)
+    columns = [name for name in full[0].columns if all(name in part for part in full)]
+    return pd.DataFrame({name: _stacked_column([part[name] for part in full]) for name in columns})
+
+
+def _stacked_column(columns: list[pd.Series]) -> pd.Series:
+    if not any(isinstance(column.dtype, pd.CategoricalDtype) for column in columns):
+        return pd.concat(columns, ignore_index=True)
+    return pd.Series(union_categoricals([column.astype("category") for column in columns]))
 
 
 def _credit_frame(stored: pa.Table) -> pd.DataFrame:
@@ -176,7 +196,10 @@ class _CreditPeriods:
     def groups(self, column: str, by: str) -> pd.DataFrame:
         """Distinct (grain, period_start, ``by``) = the credits' ``column``, grain by grain in period then
         first-seen order of the names."""
-        who, names = pd.factorize(self.credits[column].astype("str"), use_na_sentinel=False)
+        values = self.credits[column]
+        coded = isinstance(values.dtype, pd.CategoricalDtype)  # the codes group as the texts would
+        who, names = pd.factorize(values if coded else values.astype("str"), use_na_sentinel=False)
+        names = names.astype("str") if coded else names
         width = max(len(names), 1)
         frames = []
         for grain, starts in self.starts.items():

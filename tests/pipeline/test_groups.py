@@ -29,7 +29,14 @@ from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conf
 from kpis.scorecard import ranked
 from pipeline.changes import row_changes
 from pipeline.config import kpi_settings_from_mapping
-from pipeline.groups import _CreditPeriods, crediting_facts, group_tables, in_groups, touched_groups
+from pipeline.groups import (
+    _CreditPeriods,
+    crediting_facts,
+    group_tables,
+    in_groups,
+    stacked_credits,
+    touched_groups,
+)
 from pipeline.store.parquet import to_arrow
 
 TZ = "Asia/Shanghai"
@@ -260,3 +267,20 @@ def test_the_groups_of_credits_are_their_distinct_local_periods_and_names(credit
     assert len(rows) == len(set(rows))
     assert set(rows) == expected
     assert str(groups["period_start"].dtype) == "datetime64[s]"
+    # names coded as categories (as a night's own credits are) group alike, in the same order, as texts
+    coded = _CreditPeriods.of(frame.assign(engineer=frame["engineer"].astype("category")), grains, TZ)
+    pd.testing.assert_frame_equal(coded.groups("engineer", "engineer"), groups, check_exact=True)
+
+
+def test_credits_stack_as_concat_does_and_names_stay_coded() -> None:
+    at = pd.to_datetime(["2026-03-16T01:00Z", "2026-03-17T01:00Z", None], utc=True)
+    own = pd.DataFrame({"at": at, "engineer": pd.Series(["amy", None, "amy"], dtype="str").astype("category")})
+    induced = pd.DataFrame({"source": pd.Series(["s"], dtype="str"), "at": at[:1],
+                            "engineer": pd.Series(["曹"], dtype="str")})  # a name the own credits do not have
+    stacked = stacked_credits([own, induced])
+    assert list(stacked.columns) == ["at", "engineer"]  # the columns both have, in the first part's order
+    assert isinstance(stacked["engineer"].dtype, pd.CategoricalDtype)
+    assert stacked["engineer"].astype("str").fillna("-").tolist() == ["amy", "-", "amy", "曹"]
+    pd.testing.assert_series_equal(stacked["at"], pd.concat([own["at"], induced["at"]], ignore_index=True))
+    assert stacked_credits([own, induced.iloc[:0]]).equals(own)  # an empty part adds nothing, not a copy
+    assert stacked_credits([own.iloc[:0], induced]).equals(induced)
