@@ -295,6 +295,13 @@ def _parse_present(text: pd.Series, cfg: SourceConfig) -> tuple[pd.Series, pd.Se
     return out, has_offset, no_tz
 
 
+def _distinct_texts(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """(each row's code, -1 where missing; the distinct texts in code order): work out something once per
+    distinct text, then ``_spread`` it back to the rows."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    return codes, pd.Series(distinct, dtype="str")
+
+
 def _spread(per_distinct: pd.Series, codes: np.ndarray, index: pd.Index, fill: Any) -> pd.Series:
     """Values computed once per distinct text, spread back to every row (``fill`` where missing)."""
     taken = np.where(codes >= 0, codes, len(per_distinct))
@@ -363,8 +370,7 @@ def _checked_micros(micros: np.ndarray, index: pd.Index, *, no_offset: np.ndarra
 def _distinct_timestamps(text: pd.Series, cfg: SourceConfig) -> Timestamps:
     """``read_timestamps`` of any column (``text``: stripped), each distinct text parsed once (exports repeat
     timestamps a lot: snapshots copy opened_at into every row) and the results spread back by code."""
-    codes, distinct = pd.factorize(text, use_na_sentinel=True)
-    distinct = pd.Series(distinct, dtype="str")
+    codes, distinct = _distinct_texts(text)
     distinct = distinct.where(distinct != "")
     parsed = pd.Series(pd.NaT, index=distinct.index, dtype=TS)
     aware = pd.Series(False, index=distinct.index)
@@ -413,8 +419,7 @@ def _map_values(values: pd.Series, mapping: Mapping[str, str], canonical: Iterab
     """Translate through ``mapping``; canonical values pass through. -> (mapped, present-but-unmapped mask).
 
     Each distinct text is translated once (a status column holds a few texts in 1M rows)."""
-    codes, distinct = pd.factorize(values, use_na_sentinel=True)
-    distinct = pd.Series(distinct, dtype="str")
+    codes, distinct = _distinct_texts(values)
     mapped = distinct.map(dict(mapping)) if mapping else pd.Series(None, index=distinct.index, dtype="object")
     mapped = mapped.where(mapped.notna(), distinct.where(distinct.isin(list(canonical)))).astype("str")
     return _spread(mapped, codes, values.index, np.nan), _spread(mapped.isna(), codes, values.index, False)
@@ -422,8 +427,8 @@ def _map_values(values: pd.Series, mapping: Mapping[str, str], canonical: Iterab
 
 def _parse_count(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Whole numbers >= 0 (``3`` or ``3.0``) -> (Int64, present-but-bad mask); each distinct text parsed once."""
-    codes, distinct = pd.factorize(values, use_na_sentinel=True)
-    numbers = pd.to_numeric(pd.Series(distinct, dtype="str"), errors="coerce")
+    codes, distinct = _distinct_texts(values)
+    numbers = pd.to_numeric(distinct, errors="coerce")
     good = numbers.notna() & (numbers >= 0) & (numbers == np.floor(numbers.fillna(0)))
     out = numbers.where(good).astype("Float64").astype(INT)
     return _spread(out, codes, values.index, pd.NA), _spread(~good, codes, values.index, False)
