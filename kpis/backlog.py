@@ -31,7 +31,7 @@ from kpis.calendar import epoch_seconds, local_midnight
 from kpis.change_points import ChangePoints
 from kpis.config import KpiSettings
 from kpis.keys import ticket_positions
-from kpis.schema import DONE_STATUSES, STATUSES, UNASSIGNED
+from kpis.schema import DONE_STATUSES, STATUSES, UNASSIGNED, rows_where
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
 from kpis.step_search import StepSearch
 from kpis.timeline import History
@@ -94,8 +94,8 @@ def backlog_cells(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
     calendar = _day_calendar(tickets["opened_at"][is_counted], as_of, settings.reporting_timezone).only(days)
     if days is not None and history is None:  # a night's few days: only the tickets that can count on them
         keep, events_kept = may_be_open(tickets, events, calendar.ends)
-        tickets = tickets[list(TICKET_COLUMNS_READ)][keep].reset_index(drop=True)  # a take per column kept
-        events, pauses = events[list(EVENT_COLUMNS_READ)][events_kept], pauses.take(keep)
+        tickets = rows_where(tickets[list(TICKET_COLUMNS_READ)], keep).reset_index(drop=True)  # only the columns read
+        events, pauses = rows_where(events[list(EVENT_COLUMNS_READ)], events_kept), pauses.take(keep)
         facts_row, is_counted = facts_row[keep], is_counted[keep]
     coded = history or backlog_history(tickets, events)
     columns = _TicketColumns.of(tickets, coded.vocabulary)

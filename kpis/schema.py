@@ -400,6 +400,22 @@ def repeated_text(text: str | None, n: int) -> pd.api.extensions.ExtensionArray:
     return pd.array(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
+def rows_where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """``frame[mask]`` (a boolean numpy mask; the rows keep their index labels), column by column: an Arrow
+    column is filtered chunk by chunk, where pandas takes it by positions, which first joins its chunks. A
+    stored 10M-ticket layer read from Parquet has ~300 chunks per text column; taking all but 1% of its rows
+    took ~2x as long as filtering them."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"rows_where takes a boolean mask, not {mask.dtype} (positions: use frame.take)")
+    if mask.all():  # as pandas: every row kept is the frame itself (copy on write), not a copy of it
+        return frame.copy(deep=False)
+    if frame.columns.has_duplicates:  # a column name must pick one column
+        return frame[mask]
+    columns = {name: frame[name].array[mask] for name in frame.columns}
+    return pd.DataFrame(columns, index=frame.index[mask], columns=frame.columns, copy=False)
+
+
 def concat_frames(frames, columns: dict[str, Column]) -> pd.DataFrame:
     """Stack frames of one table; the result has exactly ``columns`` (typed and empty when there are none)."""
     frames = [f for f in frames if len(f)]

@@ -31,6 +31,7 @@ from kpis.aggregate import local_days
 from kpis.backlog_scope import CELL, BacklogScope
 from kpis.config import KpiSettings
 from kpis.keys import key_hits
+from kpis.schema import rows_where
 from pipeline.changes import row_changes
 from pipeline.compute.ops import backlog_of
 from pipeline.raw import RawLayer
@@ -100,7 +101,7 @@ def _stored_facts(stores: Stores, keys: pd.DataFrame) -> pd.DataFrame:
 
 def _only(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``frame`` whose (source, ticket_id) is one of ``keys``'."""
-    return frame[key_hits(frame[KEY], keys)].reset_index(drop=True) if len(keys) else frame.iloc[:0]
+    return rows_where(frame, key_hits(frame[KEY], keys)).reset_index(drop=True) if len(keys) else frame.iloc[:0]
 
 
 def _only_layer(layer: RawLayer, keys: pd.DataFrame) -> RawLayer:

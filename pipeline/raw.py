@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kpis.keys import frame_positions, key_hits
+from kpis.schema import rows_where
 from pipeline.changes import row_changes
 
 __all__ = ["EVENT_IDENTITY", "KEY", "Merged", "RawLayer", "ReadEvents", "TicketMerge", "merge_events",
@@ -155,7 +156,7 @@ def merge_events(stored: pd.DataFrame, read: ReadEvents, next_seq: int) -> tuple
     frame = stacked([stored, new])
     reads = np.concatenate([np.zeros(len(stored), dtype="int64"), read.reads()])
     keep = _first_of_each_change(frame, reads)
-    return frame[keep].reset_index(drop=True), (reads > 0)[keep]
+    return rows_where(frame, keep).reset_index(drop=True), (reads > 0)[keep]
 
 
 def _first_of_each_change(frame: pd.DataFrame, reads: np.ndarray) -> np.ndarray:
@@ -204,8 +205,8 @@ def _next_seq(events: pd.DataFrame) -> int:
 
 
 def _without(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    return frame[~key_hits(frame[KEY], keys[KEY])] if len(keys) else frame
+    return rows_where(frame, ~key_hits(frame[KEY], keys[KEY])) if len(keys) else frame
 
 
 def _only(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    return frame[key_hits(frame[KEY], keys[KEY])]
+    return rows_where(frame, key_hits(frame[KEY], keys[KEY]))

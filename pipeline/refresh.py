@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from kpis import compute_facts
 from kpis.config import KpiSettings
 from kpis.keys import join_keys, ticket_keys
-from kpis.schema import DONE_STATUSES, TABLE_KEYS, TICKET_FACT_COLUMNS, TS, Column
+from kpis.schema import DONE_STATUSES, TABLE_KEYS, TICKET_FACT_COLUMNS, TS, Column, rows_where
 from pipeline.changes import RowChanges, row_changes
 from pipeline.store.parquet import to_arrow, to_pandas
 
@@ -119,12 +119,12 @@ def _facts_of(tickets: pd.DataFrame, events: pd.DataFrame, recompute: np.ndarray
     """The facts of the tickets ``recompute`` marks, computed with the maintenance tickets their ``caused_by``
     names (read, not returned): without them an induced incident would lose its ``induced_incident``."""
     keys = ticket_keys(tickets["source"], tickets["ticket_id"])
-    chosen = tickets[recompute]
+    chosen = rows_where(tickets, recompute)
     read = recompute | _is_in(keys, ticket_keys(chosen["source"], chosen["caused_by"]).drop_null())
     of_read = _is_in(ticket_keys(events["source"], events["ticket_id"]), keys.filter(pa.array(read)))
-    facts = facts_of(tickets[read], events[of_read], settings, as_of, approvals)
+    facts = facts_of(rows_where(tickets, read), rows_where(events, of_read), settings, as_of, approvals)
     wanted = _is_in(ticket_keys(facts["source"], facts["ticket_id"]), keys.filter(pa.array(recompute)))
-    return facts[wanted].reset_index(drop=True)
+    return rows_where(facts, wanted).reset_index(drop=True)
 
 
 def reads_the_clock(facts: pa.Table, since: pd.Timestamp | None = None,
@@ -173,7 +173,7 @@ def _with_events_after(events: pd.DataFrame, since: pd.Timestamp) -> pa.Array:
 
 def _causes(tickets: pd.DataFrame, rows: np.ndarray) -> pa.Array:
     """The keys of the tickets that the ``rows`` of ``tickets`` name in ``caused_by`` (same source)."""
-    named = tickets[rows & tickets["caused_by"].notna().to_numpy()]
+    named = rows_where(tickets, rows & tickets["caused_by"].notna().to_numpy())
     return ticket_keys(named["source"], named["caused_by"]).cast(pa.large_string())
 
 
