@@ -103,7 +103,7 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
         log.warning("stored ticket_facts do not match the raw layer (%d facts kept for %d tickets): "
                     "recomputing every ticket's facts", kept, len(tickets) - int(recompute.sum()))
         return None
-    new = _facts_of(tickets, events, recompute, settings, as_of, approvals, facts_of)
+    new = _facts_of(tickets, events, raw_keys, recompute, settings, as_of, approvals, facts_of)
     kept_rows = stored.select(list(wanted)).filter(pc.invert(stale_mask))  # only the columns asked for: 1M rows
     facts = to_pandas(pa.concat_tables([kept_rows, to_arrow(new[list(wanted)], wanted)]), wanted)
     if "as_of" in wanted:
@@ -113,12 +113,12 @@ def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, setting
     return FactsRefresh(facts, row_changes(new, before, FACT_KEY), recomputed=len(new))
 
 
-def _facts_of(tickets: pd.DataFrame, events: pd.DataFrame, recompute: np.ndarray, settings: KpiSettings,
-              as_of: pd.Timestamp, approvals: pd.DataFrame | None,
+def _facts_of(tickets: pd.DataFrame, events: pd.DataFrame, keys: pa.Array, recompute: np.ndarray,
+              settings: KpiSettings, as_of: pd.Timestamp, approvals: pd.DataFrame | None,
               facts_of: Callable[..., pd.DataFrame] = compute_facts) -> pd.DataFrame:
     """The facts of the tickets ``recompute`` marks, computed with the maintenance tickets their ``caused_by``
-    names (read, not returned): without them an induced incident would lose its ``induced_incident``."""
-    keys = ticket_keys(tickets["source"], tickets["ticket_id"])
+    names (read, not returned): without them an induced incident would lose its ``induced_incident``.
+    ``keys``: the tickets' ``ticket_keys``, as the caller built them (10M tickets: ~0.5 s to build again)."""
     chosen = rows_where(tickets, recompute)
     read = recompute | _is_in(keys, ticket_keys(chosen["source"], chosen["caused_by"]).drop_null())
     of_read = _is_in(ticket_keys(events["source"], events["ticket_id"]), keys.filter(pa.array(read)))
