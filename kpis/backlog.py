@@ -31,13 +31,12 @@ from kpis.calendar import epoch_seconds, local_midnight
 from kpis.change_points import ChangePoints
 from kpis.config import KpiSettings
 from kpis.keys import ticket_positions
-from kpis.schema import DONE_STATUSES, STATUSES, UNASSIGNED, rows_where
+from kpis.schema import DONE_STATUSES, HISTORY_SEED, NO_PRIORITY, STATUSES, UNASSIGNED, rows_where
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
 from kpis.step_search import StepSearch
 from kpis.timeline import History
 from kpis.vocabulary import MISSING, Vocabulary
 
-NO_PRIORITY = "(none)"
 SECONDS_PER_DAY = 86_400.0
 #: The ticket and event columns the backlog reads (time in status reads no others): all the ops tables split.
 TICKET_COLUMNS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "status", "assignee", "priority",
@@ -176,7 +175,7 @@ class Stretches:
 def backlog_history(tickets: pd.DataFrame, events: pd.DataFrame) -> CodedHistory:
     """The history the backlog reads (the statuses coded first, see ``_is_paused``); time in status can
     share it."""
-    return coded_history(tickets, events, seed=(*STATUSES, UNASSIGNED, NO_PRIORITY))
+    return coded_history(tickets, events, seed=HISTORY_SEED)
 
 
 def _open_stretches(columns: _TicketColumns, coded: CodedHistory, pauses: PauseSets,

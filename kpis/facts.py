@@ -20,7 +20,15 @@ from kpis.config import KpiSettings
 from kpis.csat import csat_scores
 from kpis.exemptions import Exemptions, exempt_verdicts, exempted_reason, exemptions
 from kpis.keys import positions, ticket_keys, ticket_row_positions
-from kpis.schema import DONE_STATUSES, EXEMPT, TICKET_FACT_COLUMNS, UNASSIGNED, conform, stamp_run
+from kpis.schema import (
+    DONE_STATUSES,
+    EXEMPT,
+    HISTORY_SEED,
+    TICKET_FACT_COLUMNS,
+    UNASSIGNED,
+    conform,
+    stamp_run,
+)
 from kpis.sla import (
     MetricPolicy,
     all_pause_statuses,
@@ -33,6 +41,7 @@ from kpis.sla import (
     response_due_at,
     sla_status,
 )
+from kpis.status_time import CodedHistory
 from kpis.timeline import (
     History,
     Segments,
@@ -157,7 +166,7 @@ def fact_basis(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSetting
     """Read the tickets and their history once: current values, credited engineer and team, resolution and
     response times, exclusions (an applied ticket exemption included) and each metric's SLA policy."""
     vocabulary = Vocabulary()
-    for text in _PRODUCED:
+    for text in (*HISTORY_SEED, *_PRODUCED):  # the ops tables' texts first: they can share the history (below)
         vocabulary.add(text)
     t = TicketFrame(tickets, vocabulary)
     h = _history(t, events)
@@ -186,6 +195,14 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
     ``approvals``: approved exemptions (``kpis.schema.ADJUSTMENT_COLUMNS``; None: none), applied as KPIS.md 3
     says to the tickets they name when approved at or before ``as_of`` (``kpis.exemptions``).
     """
+    return facts_and_history(tickets, events, settings, as_of, approvals)[0]
+
+
+def facts_and_history(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettings, as_of: pd.Timestamp,
+                      approvals: pd.DataFrame | None = None) -> tuple[pd.DataFrame, CodedHistory]:
+    """``compute_facts``, and the history it read: the events sorted, split by kind and coded as
+    ``kpis.backlog.backlog_history`` codes them, so that time in status and the backlog of the same ``tickets``
+    (in the same order) read it instead of sorting the events again (at 1M tickets with 5M events, ~0.7 s)."""
     basis = fact_basis(tickets, events, settings, as_of, approvals)
     ctx, coded, in_scope, resolved, response_at = (basis.ctx, basis.coded, basis.in_scope, basis.resolved_at,
                                                    basis.response_at)
@@ -208,7 +225,7 @@ def compute_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSett
     out.update(_csat(t, ctx.settings))
     out["maintenance_on_time"] = _maintenance_on_time(ctx, coded["status"], in_scope, resolved)
     out["induced_incident"] = _induced_incident(t, in_scope)
-    return _to_frame(t, out, coded, as_of)
+    return _to_frame(t, out, coded, as_of), CodedHistory(ctx.h, t.vocabulary)
 
 
 def _history(t: TicketFrame, events: pd.DataFrame) -> History:

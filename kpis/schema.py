@@ -37,6 +37,10 @@ GRAINS = ("day", "week", "month", "quarter")
 EXEMPTION_SCOPES = ("response", "resolution", "ticket")
 EXEMPT = "exempt"  # the SLA verdict of an exempted metric, and the excluded_reason of an exempted ticket
 UNASSIGNED = "unassigned"
+NO_PRIORITY = "(none)"  # the backlog's priority of a ticket without one
+#: The texts a history for the ops tables codes first (``kpis.backlog`` looks its pause states up in a table over
+#: the statuses' codes, so they must be small): the facts code them first too, so their history can be shared.
+HISTORY_SEED = (*STATUSES, UNASSIGNED, NO_PRIORITY)
 
 # Dtype names used below.
 STR = "str"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kpis.backlog import AGE_COLUMNS, backlog_history, kpi_backlog
 from kpis.backlog_scope import BacklogScope
 from kpis.calendar import CalendarColumn, CalendarSet
-from kpis.facts import compute_facts
+from kpis.facts import compute_facts, facts_and_history
 from kpis.status_time import ticket_status_time
 
 TZ = "Europe/Berlin"  # DST starts 2026-03-29: one local day has 23 hours
@@ -131,6 +131,11 @@ def test_backlog_equals_the_literal_reading(history, data) -> None:
     pd.testing.assert_frame_equal(kpi_backlog(t, e, facts, s, AS_OF, history=shared), backlog)
     calendars, calendar = CalendarSet(dict(s.calendars)), CalendarColumn(np.zeros(len(t), dtype="int64"), ("24x7",))
     pd.testing.assert_frame_equal(ticket_status_time(t, e, calendars, calendar, AS_OF, history=shared),
+                                  ticket_status_time(t, e, calendars, calendar, AS_OF))
+    # nor the history the facts built (a full run in one piece hands it on)
+    from_facts = facts_and_history(t, e, s, AS_OF)[1]
+    pd.testing.assert_frame_equal(kpi_backlog(t, e, facts, s, AS_OF, history=from_facts), backlog)
+    pd.testing.assert_frame_equal(ticket_status_time(t, e, calendars, calendar, AS_OF, history=from_facts),
                                   ticket_status_time(t, e, calendars, calendar, AS_OF))
 
 
