@@ -35,7 +35,7 @@ from kpis.calendar import epoch_seconds
 from kpis.config import KpiSettings, facts_fingerprint
 from kpis.keys import key_hits, ticket_positions
 from kpis.schema import TABLE_COLUMNS, TABLE_KEYS, conform, empty_frame
-from kpis.status_time import LastStatus
+from kpis.status_time import CodedHistory, LastStatus
 from pipeline.backlog_days import backlog_scope
 from pipeline.changes import row_changes
 from pipeline.compute import OpsFunction
@@ -87,12 +87,13 @@ class OpsScope:
 
 def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFrame, events: pd.DataFrame,
                      facts: pd.DataFrame, as_of: pd.Timestamp, scope: OpsScope,
-                     ops_of: OpsFunction = local_ops) -> Iterator[Replacement]:
+                     ops_of: OpsFunction = local_ops, history: CodedHistory | None = None) -> Iterator[Replacement]:
     """The ``ticket_status_time`` and ``kpi_backlog`` replacements of a run (see the module docstring).
 
     ``tickets``/``events``: the raw layer after the merge; ``facts``: every ticket's facts after the run
     (``FACTS_FOR_OPS`` and ``excluded_reason`` at least); ``ops_of``: the ``[compute]`` engine's
-    (``pipeline.compute.ops_engine``).
+    (``pipeline.compute.ops_engine``); ``history``: the history of ``tickets`` the facts built, if they did
+    (``OpsRequest.history``).
     """
     tickets = tickets.reset_index(drop=True)
     status_keys = None
@@ -102,7 +103,7 @@ def ops_replacements(stores: Stores, settings: KpiSettings, tickets: pd.DataFram
     backlog = None if scope.previous is None else backlog_scope(stores, settings, RawLayer(tickets, events),
                                                                  scope.previous, facts, as_of, scope.changed)
     days = None if backlog is None else backlog.days
-    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days, backlog))
+    rows = ops_of(tickets, events, facts, OpsRequest(settings, as_of, status_keys, days, backlog, history))
     yield _status_time_changes(stores, rows.status_time, status_keys)
     yield _backlog_changes(stores, rows.backlog, backlog)
 

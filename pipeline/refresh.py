@@ -35,12 +35,15 @@ from kpis import compute_facts
 from kpis.config import KpiSettings
 from kpis.keys import join_keys, ticket_keys
 from kpis.schema import DONE_STATUSES, TABLE_KEYS, TICKET_FACT_COLUMNS, TS, Column, rows_where
+from kpis.status_time import CodedHistory
 from pipeline.changes import RowChanges, row_changes
 from pipeline.store.parquet import to_arrow, to_pandas
 
 log = logging.getLogger(__name__)
 
 FACT_KEY = list(TABLE_KEYS["ticket_facts"])
+#: (tickets, events, settings, as_of, approvals) -> the facts and the history they read, if any
+WholeFactsFunction = Callable[..., tuple[pd.DataFrame, CodedHistory | None]]
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,15 @@ class FactsRefresh:
     facts: pd.DataFrame  # one row per raw ticket (the columns asked for); ``as_of`` is this run's on every row
     changes: RowChanges  # rows to write (new or different) and the stored versions they replace
     recomputed: int  # tickets whose facts this run computed
+    history: CodedHistory | None = None  # the raw layer's history, when every fact was computed in one piece
 
 
 def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.DataFrame, stored: pa.Table,
                   settings: KpiSettings, as_of: pd.Timestamp, *, reuse: bool,
                   columns: Sequence[str] | None = None, approvals: pd.DataFrame | None = None,
                   facts_of: Callable[..., pd.DataFrame] = compute_facts,
-                  stored_as_of: pd.Timestamp | None = None) -> FactsRefresh:
+                  stored_as_of: pd.Timestamp | None = None, whole_facts_of: WholeFactsFunction | None = None
+                  ) -> FactsRefresh:
     """Facts of the raw layer (``tickets``/``events``) at ``as_of``, reusing ``stored`` where ``reuse`` allows.
 
     ``changed_keys``: (source, ticket_id) of the tickets with a new row or new events in this run.
@@ -67,6 +72,8 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
     must be among ``changed_keys``: pipeline/approvals.py).
     ``facts_of``: what computes facts, ``compute_facts``' signature (the ``[compute]`` engine: pipeline/compute).
     ``stored_as_of``: the ``as_of`` every stored fact was computed at, when known (the last run was nightly).
+    ``whole_facts_of``: what computes every ticket's facts when none is reused, with the history they read
+    when it has one (``pipeline.compute.facts_with_history``; the ops tables then share it); None: ``facts_of``.
     """
     wanted = {c: TICKET_FACT_COLUMNS[c] for c in (columns or TICKET_FACT_COLUMNS)}
     if reuse:
@@ -76,9 +83,14 @@ def refresh_facts(tickets: pd.DataFrame, events: pd.DataFrame, changed_keys: pd.
                                       approvals, facts_of)
         if partial is not None:
             return partial
-    facts = facts_of(tickets, events, settings, as_of, approvals)
+    facts, history = (whole_facts_of or _without_history(facts_of))(tickets, events, settings, as_of, approvals)
     changes = row_changes(facts, to_pandas(stored, TICKET_FACT_COLUMNS), FACT_KEY)
-    return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts))
+    return FactsRefresh(facts if columns is None else facts[list(wanted)], changes, recomputed=len(facts),
+                        history=history)
+
+
+def _without_history(facts_of: Callable[..., pd.DataFrame]) -> WholeFactsFunction:
+    return lambda *args: (facts_of(*args), None)
 
 
 def _recompute_affected(tickets, events, changed_keys, stored: pa.Table, settings, as_of: pd.Timestamp,

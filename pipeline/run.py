@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from functools import partial
 
 import pandas as pd
 import pyarrow as pa
@@ -39,9 +40,10 @@ from kpis.schema import (
     empty_frame,
 )
 from kpis.scorecard import ranked
+from kpis.status_time import CodedHistory
 from pipeline.approvals import run_approvals
 from pipeline.changes import row_changes
-from pipeline.compute import facts_engine, ops_engine
+from pipeline.compute import facts_engine, facts_with_history, ops_engine
 from pipeline.errors import RejectRatioExceeded
 from pipeline.fingerprints import changed_settings, mapping_state_name, mapping_state_value
 from pipeline.groups import BREAKDOWN_BY, TouchedGroups, group_tables, in_groups, touched_groups
@@ -169,16 +171,17 @@ class PipelineRun:
             staging.add(raw_layer)
             widened = approvals.widened(merged)
             with self._stage(summary, "compute"):
-                facts, all_facts, tables, groups = self._compute(widened, staging, approvals.approvals)
+                facts, all_facts, tables, groups, history = self._compute(widened, staging, approvals.approvals)
             with self._stage(summary, "select"):
                 replacements = []
                 for replacement in self._replacements(tables, groups, facts, summary):
                     staging.add([replacement])  # written while the next table is selected
                     replacements.append(replacement)
             with self._stage(summary, "status_time_backlog"):
-                for replacement in self._ops_replacements(widened, facts, all_facts):
+                for replacement in self._ops_replacements(widened, facts, all_facts, history):
                     staging.add([replacement])
                     replacements.append(replacement)
+                del history  # not held through the write
             summary.status = "partial" if summary.failed_sources else "success"
             summary.rows_written = sum(len(r.rows) for r in [*raw_layer, facts, *replacements])
             with self._stage(summary, "write"):
@@ -281,25 +284,27 @@ class PipelineRun:
         raise RejectRatioExceeded(failure)
 
     # --- compute ----------------------------------------------------------------------------
-    def _compute(self, merged: Merged, staging: Staging,
-                 approvals: pd.DataFrame) -> tuple[Replacement, pd.DataFrame, KpiTables, TouchedGroups | None]:
+    def _compute(self, merged: Merged, staging: Staging, approvals: pd.DataFrame
+                 ) -> tuple[Replacement, pd.DataFrame, KpiTables, TouchedGroups | None, CodedHistory | None]:
         """The facts to write (handed to ``staging`` at once), every ticket's facts after the run, the KPI
-        tables and, for a nightly run, the groups they were computed for (every group otherwise).
+        tables, for a nightly run the groups they were computed for (every group otherwise), and the tickets'
+        history when the facts of all of them were computed here in one piece (for the ops tables).
         ``approvals``: the approved exemptions."""
         if self.kind == "run":
             refresh, groups = self._refresh_facts(merged, approvals)
             facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
-            all_facts = refresh.facts
+            all_facts, history = refresh.facts, refresh.history
         else:
-            groups, all_facts = None, facts_engine(self.settings.compute)(merged.tickets, merged.events,
-                                                                          self.settings.kpi, self.as_of, approvals)
+            groups, (all_facts, history) = None, facts_with_history(self.settings.compute, merged.tickets,
+                                                                    merged.events, self.settings.kpi, self.as_of,
+                                                                    approvals)
             in_scope = all_facts if self.window is None else facts_in_window(
                 all_facts, self.window, self.settings.kpi.reporting_timezone)
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
         staging.add([facts])
         if groups is not None:
-            return facts, all_facts, group_tables(all_facts, self.settings.kpi, groups), groups
-        return facts, all_facts, kpi_tables(all_facts, self.settings.kpi), None
+            return facts, all_facts, group_tables(all_facts, self.settings.kpi, groups), groups, history
+        return facts, all_facts, kpi_tables(all_facts, self.settings.kpi), None, history
 
     def _refresh_facts(self, merged: Merged, approvals: pd.DataFrame) -> tuple[FactsRefresh, TouchedGroups]:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
@@ -311,17 +316,20 @@ class PipelineRun:
         refresh = refresh_facts(merged.tickets, merged.events, merged.changed_keys, stored, self.settings.kpi,
                                 self.as_of, reuse=reuse, columns=(*FACTS_READ, *FACTS_FOR_OPS), approvals=approvals,
                                 facts_of=facts_engine(self.settings.compute),
+                                whole_facts_of=partial(facts_with_history, self.settings.compute),
                                 stored_as_of=_timestamp(self._recorded[FACTS_AS_OF]))
         kpi = self.settings.kpi
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
                                        kpi.breakdowns)
 
-    def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame) -> Iterator[Replacement]:
-        """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py)."""
+    def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame,
+                          history: CodedHistory | None) -> Iterator[Replacement]:
+        """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py).
+        ``history``: ``merged.tickets``' history, when the facts built it."""
         scope = OpsScope.of(self.kind, self._recorded[OPS_FINGERPRINT], self.settings.kpi,
                             merged.changed_keys, facts.rows, merged.previous)
         return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
-                                scope, ops_engine(self.settings.compute))
+                                scope, ops_engine(self.settings.compute), history)
 
     # --- select -----------------------------------------------------------------------------
     def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:

@@ -7,7 +7,8 @@
 
 Partitions are a stable hash of ``(source, ticket_id)`` (``partition.py``). The aggregates are computed by
 the caller from the gathered facts (one row per ticket), as on one process (DECISIONS.md D80).
-``ops_engine`` does the same for time in status and the daily backlog (``ops.py``, D91).
+``ops_engine`` does the same for time in status and the daily backlog (``ops.py``, D91). A full run's facts
+computed here in one piece hand their history on to those two tables (``facts_with_history``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import pandas as pd
 
 from kpis.config import KpiSettings
 from kpis.errors import ItsmKpiError
+from kpis.facts import facts_and_history
+from kpis.status_time import CodedHistory
 from pipeline.compute.local import local_facts
 from pipeline.compute.ops import OpsRequest, OpsRows, local_ops
 from pipeline.settings import ComputeSettings
 
-__all__ = ["ComputeFailed", "FactsFunction", "OpsFunction", "facts_engine", "ops_engine"]
+__all__ = ["ComputeFailed", "FactsFunction", "OpsFunction", "facts_engine", "facts_with_history", "ops_engine"]
 
 #: (tickets, events, settings, as_of, approvals) -> ticket_facts, as ``kpis.compute_facts``
 FactsFunction = Callable[[pd.DataFrame, pd.DataFrame, KpiSettings, pd.Timestamp, "pd.DataFrame | None"],
@@ -44,6 +47,16 @@ def facts_engine(compute: ComputeSettings) -> FactsFunction:
 
         return DaskFacts(compute)
     return partial(local_facts, partitions=compute.partitions)
+
+
+def facts_with_history(compute: ComputeSettings, tickets: pd.DataFrame, events: pd.DataFrame,
+                       settings: KpiSettings, as_of: pd.Timestamp,
+                       approvals: pd.DataFrame | None) -> tuple[pd.DataFrame, CodedHistory | None]:
+    """The facts by the ``[compute]`` engine and, when the local engine computed them in one piece, the
+    history they read (else None): ``OpsRequest.history`` of the same tickets and events."""
+    if compute.engine == "local" and compute.partitions == 1:
+        return facts_and_history(tickets, events, settings, as_of, approvals)
+    return facts_engine(compute)(tickets, events, settings, as_of, approvals), None
 
 
 def ops_engine(compute: ComputeSettings) -> OpsFunction:

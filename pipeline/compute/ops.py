@@ -40,13 +40,18 @@ FACT_COLUMNS = [*KEY, "resolution_policy", "excluded_reason", "resolution_due_at
 class OpsRequest:
     """What to compute: status time of the tickets in ``status_keys`` (every ticket when None) and the
     backlog of ``days`` (every day when None; none when empty), only the rows ``backlog_scope`` holds when
-    given (a night's, whose ``days`` these are)."""
+    given (a night's, whose ``days`` these are).
+
+    ``history``: the history of every ticket the tables are computed over, in their order, when the facts
+    already built it (``pipeline.compute.facts_with_history``); in one piece both tables read it instead of
+    sorting the events again. A split drops it: each partition numbers its own tickets."""
 
     settings: KpiSettings
     as_of: pd.Timestamp
     status_keys: pd.DataFrame | None
     days: np.ndarray | None
     backlog_scope: BacklogScope | None = None
+    history: CodedHistory | None = None
 
     @property
     def wants_backlog(self) -> bool:
@@ -76,17 +81,30 @@ def partition_ops(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFra
     settings, as_of = request.settings, request.as_of
     facts = aligned_facts(tickets, facts)
     policies = ticket_policies(tickets, facts)
-    history = backlog_history(tickets, events) if request.status_keys is None else None
-    backlog = (_backlog_cells_of(tickets, events, facts, settings, as_of, days=request.days, history=history,
-                                 policies=policies, only=request.backlog_scope)
+    history = _shared_history(tickets, events, request)
+    # a night's few days read only the tickets that may be open on them, not a history of every ticket
+    whole_backlog = request.days is None or request.history is None
+    backlog = (_backlog_cells_of(tickets, events, facts, settings, as_of, days=request.days,
+                                 history=history if whole_backlog else None, policies=policies,
+                                 only=request.backlog_scope)
                if request.wants_backlog else BacklogCells.empty())
     if request.status_keys is not None:
         keep = key_hits(tickets[KEY], request.status_keys)
         tickets, policies = tickets[keep].reset_index(drop=True), policies[keep].reset_index(drop=True)
         events = events[key_hits(events[KEY], request.status_keys)] if len(request.status_keys) else events.iloc[:0]
+        history = None  # it numbers every ticket, not these
     status_time = ticket_status_time(tickets, events, CalendarSet(dict(settings.calendars)),
                                      resolution_calendars(policies, settings), as_of, history=history)
     return PartitionOps(status_time, backlog)
+
+
+def _shared_history(tickets: pd.DataFrame, events: pd.DataFrame, request: OpsRequest) -> CodedHistory | None:
+    """The history both tables read: the facts' when handed over, else built here when time in status is of
+    every ticket (else None: each table reads the tickets it needs)."""
+    if request.history is not None:
+        log.debug("time in status and the backlog of %d tickets read the history their facts built", len(tickets))
+        return request.history
+    return backlog_history(tickets, events) if request.status_keys is None else None
 
 
 def facts_read(facts: pd.DataFrame) -> pd.DataFrame:
@@ -151,7 +169,7 @@ def ops_partitions(tickets: pd.DataFrame, events: pd.DataFrame, facts: pd.DataFr
     for part in split(tickets, events, partitions, by_ticket):
         own_keys = None if keys is None else keys.iloc[key_rows[part.number]].reset_index(drop=True)
         yield (part.tickets, part.events, facts.iloc[fact_rows[part.number]].reset_index(drop=True),
-               replace(request, status_keys=own_keys))
+               replace(request, status_keys=own_keys, history=None))
 
 
 def _columns_read(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:

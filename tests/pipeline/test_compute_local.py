@@ -7,6 +7,8 @@ maintenance ticket is in another partition, reopens, and two sources.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from kpis.backlog_scope import BacklogScope
 from kpis.config import KpiSettings
 from kpis.schema import EVENT_COLUMNS, TABLE_KEYS, TICKET_COLUMNS, conform
 from pipeline.cli import demo_settings
-from pipeline.compute import facts_engine, ops_engine
+from pipeline.compute import facts_engine, facts_with_history, ops_engine
 from pipeline.compute.local import (
     _MANY,
     PartitionFacts,
@@ -125,6 +127,53 @@ def test_facts_in_any_order_are_aligned_with_the_tickets_and_give_the_same_table
     assert len(expected.backlog) > 20
     pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
     pd.testing.assert_frame_equal(got.backlog.frame(AS_OF), expected.backlog.frame(AS_OF), check_exact=True)
+
+
+def test_facts_in_one_piece_hand_their_history_to_both_tables() -> None:
+    """The local engine in one piece gives the facts and the history they read; both tables computed from it
+    equal those that build their own, for every ticket (a full run) and for some tickets' status rows (a
+    backfill: only the backlog reads it). Split into 7 partitions the history is not used (each partition
+    numbers its own tickets), and a partitioned engine hands none over. A night's few days (``days``) read only
+    the tickets that may be open on them, as without it."""
+    tickets, events = generated(600)
+    facts, history = facts_with_history(ComputeSettings(partitions=1), tickets, events, bench_settings(), AS_OF, None)
+    pd.testing.assert_frame_equal(facts, compute_facts(tickets, events, bench_settings(), AS_OF), check_exact=True)
+    assert history is not None and len(history.history["status"]) == (events["kind"] == "status").sum() > 600
+    some = tickets.loc[::5, ["source", "ticket_id"]].reset_index(drop=True)
+    last_days = np.arange(np.datetime64("2026-01-05"), np.datetime64("2026-01-15"), dtype="datetime64[D]")
+    for status_keys, days in ((None, None), (some, None), (some, last_days)):
+        request = OpsRequest(bench_settings(), AS_OF, status_keys, days)
+        expected = local_ops(tickets, events, facts, request)
+        assert len(expected.status_time) > 300 and len(expected.backlog) > 20
+        for partitions in (1, 7):
+            got = local_ops(tickets, events, facts, replace(request, history=history), partitions=partitions)
+            pd.testing.assert_frame_equal(got.status_time, expected.status_time, check_exact=True)
+            pd.testing.assert_frame_equal(got.backlog, expected.backlog, check_exact=True)
+    partitioned = facts_with_history(ComputeSettings(partitions=7), tickets, events, bench_settings(), AS_OF, None)
+    pd.testing.assert_frame_equal(partitioned[0], facts, check_exact=True)
+    assert partitioned[1] is None
+
+
+def _read_the_facts_history(caplog) -> bool:
+    return any("read the history their facts built" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("partitions", "shared"), [(1, True), (7, False)])
+def test_a_full_run_in_one_piece_does_not_sort_the_events_twice(tmp_path: Path, caplog, partitions: int,
+                                                                 shared: bool) -> None:
+    """On one process, time in status and the backlog of a demo run and of a first night read the history the
+    facts built; the next night refreshes some tickets' facts only, so the ops tables build their own."""
+    with caplog.at_level(logging.DEBUG, logger="pipeline.compute.ops"):
+        _demo(tmp_path / "demo", partitions)
+        assert _read_the_facts_history(caplog) is shared
+        caplog.clear()
+        exports = export(*generated(300), tmp_path)
+        settings = file_settings(tmp_path / "store", exports, ComputeSettings(partitions=partitions))
+        run_job(settings, kind="run", as_of=AS_OF)
+        assert _read_the_facts_history(caplog) is shared
+        caplog.clear()
+        run_job(settings, kind="run", as_of=AS_OF + pd.Timedelta(days=1))
+        assert not _read_the_facts_history(caplog)
 
 
 def test_partitioned_facts_of_no_tickets() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from kpis import compute_facts
 from kpis.config import facts_fingerprint
+from kpis.facts import facts_and_history
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, TICKET_FACT_COLUMNS, conform
 from pipeline.config import kpi_settings_from_mapping
 from pipeline.refresh import reads_the_clock, refresh_facts
@@ -50,6 +51,11 @@ def frame(*rows: dict) -> pd.DataFrame:
 
 
 NO_EVENTS = conform(pd.DataFrame({c: [] for c in EVENT_COLUMNS}), EVENT_COLUMNS)
+# B's status history, given in reverse order (the history sorts it)
+DAY2_EVENTS = conform(pd.DataFrame({"source": "hd", "ticket_id": ["B", "B"], "kind": "status",
+                                    "value": ["WAITING_CUSTOMER", "IN_PROGRESS"], "actor": "", "seq": [1, 0],
+                                    "at": pd.to_datetime(["2026-03-10T04:00Z", "2026-03-10T02:30Z"], utc=True)}),
+                      EVENT_COLUMNS)
 DAY1_TICKETS = frame(incident("A"), incident("B", status="IN_PROGRESS", opened_at="2026-03-10T02:00Z",
                                             first_response_at="2026-03-10T02:10Z", resolved_at=None),
                      incident("C"), incident("D", caused_by="M2"), incident("E"), maintenance("M"))
@@ -129,6 +135,24 @@ def test_without_reuse_every_ticket_is_recomputed() -> None:
     assert refresh.recomputed == 7
     assert sorted(refresh.changes.rows["ticket_id"]) == ["B", "C", "D", "M", "M2"]
     pd.testing.assert_frame_equal(by_key(refresh.facts), by_key(compute_facts(DAY2_TICKETS, NO_EVENTS, SETTINGS, DAY2)))
+
+
+def test_facts_recomputed_whole_hand_on_their_history_and_reused_ones_none() -> None:
+    """Without reuse every fact comes from ``whole_facts_of``, with the history it read (the ops tables share
+    it); with reuse only the changed and clock-moved tickets are recomputed, whose history does not number the
+    raw layer, so none is handed on; without ``whole_facts_of`` there is none either."""
+    whole = refresh_facts(DAY2_TICKETS, DAY2_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=False,
+                          whole_facts_of=facts_and_history)
+    assert whole.recomputed == 7 and whole.history is not None
+    assert whole.history.vocabulary.decode(whole.history.history["status"].value).tolist() == ["IN_PROGRESS",
+                                                                                               "WAITING_CUSTOMER"]
+    assert whole.history.history["status"].tix.tolist() == [1, 1]  # B, the second raw ticket
+    pd.testing.assert_frame_equal(by_key(whole.facts), by_key(compute_facts(DAY2_TICKETS, DAY2_EVENTS, SETTINGS, DAY2)))
+    reused = refresh_facts(DAY2_TICKETS, DAY2_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2, reuse=True,
+                           whole_facts_of=facts_and_history)
+    assert reused.recomputed < 7 and reused.history is None
+    assert refresh_facts(DAY2_TICKETS, DAY2_EVENTS, DAY2_CHANGES[KEY], stored_day1(), SETTINGS, DAY2,
+                         reuse=False).history is None
 
 
 def test_stored_facts_missing_a_ticket_mean_a_full_recomputation() -> None:
