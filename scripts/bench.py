@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kpis import aggregate, breakdown, compute_facts, compute_scorecard
+from kpis import aggregate, breakdown, compute_scorecard
 from kpis.aggregate import kpi_rows
-from kpis.backlog import backlog_history, kpi_backlog
+from kpis.backlog import kpi_backlog
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
+from kpis.facts import facts_and_history
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
 from kpis.status_time import ticket_status_time
 from pipeline.compute.ops import aligned_facts
@@ -200,7 +201,8 @@ def run(n_tickets: int, per_ticket: int, config: dict | None = None) -> float:
     _stage_peaks.clear()
     started = time.perf_counter()
     facts_started = time.perf_counter()
-    facts = stage("facts", n_tickets + len(events), lambda: compute_facts(tickets, events, cfg, as_of))
+    # as a full run on one process does (pipeline.compute.facts_with_history): the facts hand on their history
+    facts, history = stage("facts", n_tickets + len(events), lambda: facts_and_history(tickets, events, cfg, as_of))
     facts_s = time.perf_counter() - facts_started
     rows = stage("kpi rows (shared)", n_tickets, lambda: kpi_rows(facts, cfg))
     engineer = stage("kpi_engineer", n_tickets, lambda: aggregate(facts, cfg, by="engineer", rows=rows))
@@ -211,10 +213,9 @@ def run(n_tickets: int, per_ticket: int, config: dict | None = None) -> float:
     rows = engineer = None  # free the shared KPI rows before the ops tables (the lambdas above hold only the names)
     calendars = CalendarSet(dict(cfg.calendars))
     ops_started = time.perf_counter()
-    # as a full run does (pipeline/compute/ops.py partition_ops): one history and the facts in the tickets'
-    # order (then each ticket's policy and facts are found by position) for both ops tables
-    history, facts, policies = stage("ops inputs (shared)", n_tickets + len(events), lambda: (
-        backlog_history(tickets, events), *_facts_and_policies(tickets, facts)))
+    # as a full run does (pipeline/compute/ops.py partition_ops): the facts' history and the facts in the
+    # tickets' order (then each ticket's policy and facts are found by position) for both ops tables
+    facts, policies = stage("ops inputs (shared)", n_tickets, lambda: _facts_and_policies(tickets, facts))
     stage("ticket_status_time", n_tickets + len(events), lambda: ticket_status_time(
         tickets, events, calendars, resolution_calendars(policies, cfg), as_of, history=history))
     stage("kpi_backlog", n_tickets + len(events), lambda: kpi_backlog(
