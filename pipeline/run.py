@@ -133,6 +133,17 @@ class RunSummary:
         return data
 
 
+@dataclass
+class Computed:
+    """What the compute stage hands on to the next stages."""
+
+    facts: Replacement  # the facts to write (already handed to the staging)
+    all_facts: pd.DataFrame  # every ticket's facts after the run
+    tables: KpiTables
+    groups: TouchedGroups | None  # a nightly run's groups the tables were computed for (None: every group)
+    history: CodedHistory | None  # the tickets' history when the facts of all of them were computed in one piece
+
+
 class PipelineRun:
     """One run of kind ``run`` (nightly, incremental), ``backfill`` (a window) or ``demo``."""
 
@@ -171,19 +182,19 @@ class PipelineRun:
             staging.add(raw_layer)
             widened = approvals.widened(merged)
             with self._stage(summary, "compute"):
-                facts, all_facts, tables, groups, history = self._compute(widened, staging, approvals.approvals)
+                computed = self._compute(widened, staging, approvals.approvals)
             with self._stage(summary, "select"):
                 replacements = []
-                for replacement in self._replacements(tables, groups, facts, summary):
+                for replacement in self._replacements(computed.tables, computed.groups, computed.facts, summary):
                     staging.add([replacement])  # written while the next table is selected
                     replacements.append(replacement)
             with self._stage(summary, "status_time_backlog"):
-                for replacement in self._ops_replacements(widened, facts, all_facts, history):
+                for replacement in self._ops_replacements(widened, computed):
                     staging.add([replacement])
                     replacements.append(replacement)
-                del history  # not held through the write
+                computed.history = None  # not held through the write
             summary.status = "partial" if summary.failed_sources else "success"
-            summary.rows_written = sum(len(r.rows) for r in [*raw_layer, facts, *replacements])
+            summary.rows_written = sum(len(r.rows) for r in [*raw_layer, computed.facts, *replacements])
             with self._stage(summary, "write"):
                 self.stores.commit(run_id, [], ledger_writes=self._ledger_writes(run_id, pulled, summary),
                                    staging=staging)
@@ -284,27 +295,24 @@ class PipelineRun:
         raise RejectRatioExceeded(failure)
 
     # --- compute ----------------------------------------------------------------------------
-    def _compute(self, merged: Merged, staging: Staging, approvals: pd.DataFrame
-                 ) -> tuple[Replacement, pd.DataFrame, KpiTables, TouchedGroups | None, CodedHistory | None]:
-        """The facts to write (handed to ``staging`` at once), every ticket's facts after the run, the KPI
-        tables, for a nightly run the groups they were computed for (every group otherwise), and the tickets'
-        history when the facts of all of them were computed here in one piece (for the ops tables).
-        ``approvals``: the approved exemptions."""
+    def _compute(self, merged: Merged, staging: Staging, approvals: pd.DataFrame) -> Computed:
+        """The facts (handed to ``staging`` at once) and the KPI tables; for a nightly run only the tables of
+        the groups its changes touch. ``approvals``: the approved exemptions."""
         if self.kind == "run":
             refresh, groups = self._refresh_facts(merged, approvals)
             facts = Replacement("ticket_facts", refresh.changes.rows, refresh.changes.rows[FACT_KEY])
             all_facts, history = refresh.facts, refresh.history
         else:
-            groups, (all_facts, history) = None, facts_with_history(self.settings.compute, merged.tickets,
-                                                                    merged.events, self.settings.kpi, self.as_of,
-                                                                    approvals)
+            groups = None
+            all_facts, history = facts_with_history(self.settings.compute, merged.tickets, merged.events,
+                                                    self.settings.kpi, self.as_of, approvals)
             in_scope = all_facts if self.window is None else facts_in_window(
                 all_facts, self.window, self.settings.kpi.reporting_timezone)
             facts = Replacement("ticket_facts", in_scope, in_scope[FACT_KEY])
         staging.add([facts])
-        if groups is not None:
-            return facts, all_facts, group_tables(all_facts, self.settings.kpi, groups), groups, history
-        return facts, all_facts, kpi_tables(all_facts, self.settings.kpi), None, history
+        tables = (kpi_tables(all_facts, self.settings.kpi) if groups is None
+                  else group_tables(all_facts, self.settings.kpi, groups))
+        return Computed(facts, all_facts, tables, groups, history)
 
     def _refresh_facts(self, merged: Merged, approvals: pd.DataFrame) -> tuple[FactsRefresh, TouchedGroups]:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
@@ -322,14 +330,12 @@ class PipelineRun:
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
                                        kpi.breakdowns)
 
-    def _ops_replacements(self, merged: Merged, facts: Replacement, all_facts: pd.DataFrame,
-                          history: CodedHistory | None) -> Iterator[Replacement]:
-        """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py).
-        ``history``: ``merged.tickets``' history, when the facts built it."""
+    def _ops_replacements(self, merged: Merged, computed: Computed) -> Iterator[Replacement]:
+        """``ticket_status_time`` and ``kpi_backlog``: what changed tickets touch, or all (pipeline/ops_tables.py)."""
         scope = OpsScope.of(self.kind, self._recorded[OPS_FINGERPRINT], self.settings.kpi,
-                            merged.changed_keys, facts.rows, merged.previous)
-        return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, all_facts, self.as_of,
-                                scope, ops_engine(self.settings.compute), history)
+                            merged.changed_keys, computed.facts.rows, merged.previous)
+        return ops_replacements(self.stores, self.settings.kpi, merged.tickets, merged.events, computed.all_facts,
+                                self.as_of, scope, ops_engine(self.settings.compute), computed.history)
 
     # --- select -----------------------------------------------------------------------------
     def _raw_replacements(self, pulled: Pulled, merged: Merged, run_id: str) -> list[Replacement]:
