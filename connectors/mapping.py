@@ -425,8 +425,34 @@ def _map_values(values: pd.Series, mapping: Mapping[str, str], canonical: Iterab
     return _spread(mapped, codes, values.index, np.nan), _spread(mapped.isna(), codes, values.index, False)
 
 
+#: Texts of plain digits, as many as float64 holds exactly: what a sequence column holds, one text per row
+_PLAIN_COUNT = r"^[0-9]{1,15}$"
+
+
 def _parse_count(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Whole numbers >= 0 (``3`` or ``3.0``) -> (Int64, present-but-bad mask); each distinct text parsed once."""
+    """Whole numbers >= 0 (``3`` or ``3.0``) -> (Int64, present-but-bad mask).
+
+    Plain digits are cast by Arrow in one pass: a sequence column (5M events) has a distinct text per row,
+    and parsing each distinct text took 3.5 s instead of 0.2 s. Any other text is parsed once per distinct
+    text (``_parse_distinct_counts``)."""
+    if not isinstance(values.dtype, pd.StringDtype) or not len(values):
+        return _parse_distinct_counts(values)
+    text = pa.array(values.array, from_pandas=True)
+    plain = pc.match_substring_regex(text, _PLAIN_COUNT).fill_null(False)
+    is_plain = plain.to_numpy(zero_copy_only=False)
+    numbers = np.zeros(len(values), dtype="int64")
+    numbers[is_plain] = pc.cast(text.filter(plain), pa.int64()).to_numpy(zero_copy_only=False)
+    counts, bad = pd.arrays.IntegerArray(numbers, ~is_plain), np.zeros(len(values), dtype=bool)
+    rest = ~is_plain & values.notna().to_numpy()
+    if rest.any():
+        parsed, rest_bad = _parse_distinct_counts(values[rest])
+        counts[rest] = parsed.array
+        bad[rest] = rest_bad.to_numpy(dtype=bool)
+    return pd.Series(counts, index=values.index), pd.Series(bad, index=values.index)
+
+
+def _parse_distinct_counts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``_parse_count``, each distinct text parsed once."""
     codes, distinct = _distinct_texts(values)
     numbers = pd.to_numeric(distinct, errors="coerce")
     good = numbers.notna() & (numbers >= 0) & (numbers == np.floor(numbers.fillna(0)))

@@ -3,7 +3,9 @@
 - ``read_timestamps``: a column of plain ISO 8601 values is read by Arrow in one pass (``_iso_timestamps``),
   any other column by parsing each distinct text (``_distinct_timestamps``); both must give the same for
   every column the first one takes;
-- value maps and counts are worked out once per distinct text: the same as row by row.
+- value maps and counts are worked out once per distinct text: the same as row by row;
+- counts of plain digits (a sequence column, a distinct text per row) are cast in one pass: the same as
+  parsing each distinct text.
 
 Hand-worked (source timezone Asia/Shanghai, UTC+8, no DST):
 
@@ -30,6 +32,7 @@ from connectors.mapping import (
     _iso_timestamps,
     _map_values,
     _parse_count,
+    _parse_distinct_counts,
     read_timestamps,
     require_offsets_or_timezone,
 )
@@ -163,3 +166,34 @@ def test_value_maps_and_counts_of_each_row_are_those_of_its_text(values) -> None
         whole = number is not None and pd.notna(number) and number >= 0 and number == int(number)
         assert (None if pd.isna(counts.iloc[i]) else int(counts.iloc[i])) == (int(number) if whole else None)
         assert bad.iloc[i] == (value is not None and not whole)
+
+
+# --- counts of plain digits are cast in one pass: the same as parsing each distinct text ---------------------
+COUNT_TEXTS = st.one_of(
+    st.none(), st.integers(min_value=0, max_value=10**17).map(str),  # up to 18 digits: 16+ take the general way
+    st.integers(min_value=0, max_value=999).map(lambda n: f"{n:05d}"),  # leading zeros
+    st.sampled_from(["", " 4", "4 ", "+4", "-0", "-1", "3.0", "2.5", "1e2", "x", "２", "٣", "0x10", "inf", "NaN"]))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(COUNT_TEXTS, max_size=20))
+def test_counts_cast_in_one_pass_equal_those_parsed_per_distinct_text(values) -> None:
+    column = pd.Series(values, dtype="str", index=range(50, 50 + len(values)))
+    counts, bad = _parse_count(column)
+    expected_counts, expected_bad = _parse_distinct_counts(column)
+    pd.testing.assert_series_equal(counts, expected_counts)
+    pd.testing.assert_series_equal(bad, expected_bad)
+
+
+def test_a_sequence_column_is_read_whole() -> None:
+    """Hand-worked: digits (leading zeros, 15 of them) are their numbers; a sign, a fraction or a 16th digit
+    are read as before (+4 and -0 are whole numbers >= 0; 2.5 and -1 are not); missing stays missing."""
+    column = pd.Series(["0", "007", "999999999999999", "1000000000000000", "+4", "-0", "2.5", "-1", None],
+                       dtype="str", index=list("abcdefghi"))
+    counts, bad = _parse_count(column)
+    assert counts.tolist() == [0, 7, 999_999_999_999_999, 1_000_000_000_000_000, 4, 0, pd.NA, pd.NA, pd.NA]
+    assert bad.tolist() == [False] * 6 + [True, True, False]
+    assert list(counts.index) == list(bad.index) == list("abcdefghi") and str(counts.dtype) == "Int64"
+    # 17 digits are past what float64 holds exactly: read the general way, as before (rounded through float64)
+    long = pd.Series(["12345678901234567"], dtype="str")
+    assert _parse_count(long)[0].tolist() == _parse_distinct_counts(long)[0].tolist() == [12345678901234568]
