@@ -5,7 +5,8 @@
   every column the first one takes;
 - value maps and counts are worked out once per distinct text: the same as row by row;
 - counts of plain digits (a sequence column, a distinct text per row) are cast in one pass: the same as
-  parsing each distinct text.
+  parsing each distinct text;
+- event values are mapped per distinct text and set by position: the same as row by row.
 
 Hand-worked (source timezone Asia/Shanghai, UTC+8, no DST):
 
@@ -27,8 +28,10 @@ from hypothesis import strategies as st
 
 from connectors.base import SourceConfig
 from connectors.mapping import (
+    RowReasons,
     _as_text,
     _distinct_timestamps,
+    _event_values,
     _iso_timestamps,
     _map_values,
     _parse_count,
@@ -197,3 +200,35 @@ def test_a_sequence_column_is_read_whole() -> None:
     # 17 digits are past what float64 holds exactly: read the general way, as before (rounded through float64)
     long = pd.Series(["12345678901234567"], dtype="str")
     assert _parse_count(long)[0].tolist() == _parse_distinct_counts(long)[0].tolist() == [12345678901234568]
+
+
+# --- event values are mapped per distinct text and set by position: the same as row by row ------------------
+EVENT_MAPS = {"status": {"Open": "NEW", "Done": "RESOLVED"}, "priority": {"high": "P1"}}
+EVENT_CANONICAL = {"status": {"NEW", "IN_PROGRESS", "WAITING_CUSTOMER", "WAITING_THIRD_PARTY", "ON_HOLD", "RESOLVED",
+                              "CLOSED", "CANCELLED"}, "priority": {"P1", "P2", "P3", "P4"}}
+
+
+def _event_value_by_row(kind: str | None, value: str | None) -> tuple[str | None, str | None]:
+    """KPIS.md 1.2 and 1.3 read row by row: (the canonical value, the row's reason when it is rejected)."""
+    if kind not in EVENT_MAPS or value is None:
+        return value, None
+    mapped = EVENT_MAPS[kind].get(value, value if value in EVENT_CANONICAL[kind] else None)
+    return mapped, None if mapped is not None else f"unmapped {kind} '{value}'"
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["status", "priority", "assignee", "response", None]),
+                          st.sampled_from(["Open", "Done", "NEW", "CLOSED", "high", "P2", "P9", "x", "bob", None])),
+                max_size=20), st.randoms(use_true_random=False))
+def test_event_values_are_mapped_as_row_by_row(rows, random) -> None:
+    labels = random.sample(range(1000), len(rows))  # any index: rows are set by position, not by label
+    kind = pd.Series([k for k, _ in rows], dtype="str", index=labels)
+    value = pd.Series([v for _, v in rows], dtype="str", index=labels)
+    cfg = SourceConfig(name="s", kind="csv", path="x", status_map=EVENT_MAPS["status"],
+                       priority_map=EVENT_MAPS["priority"])
+    reasons = RowReasons(value.index)
+    mapped = _event_values(kind, value, cfg, reasons)
+    expected = [_event_value_by_row(k, v) for k, v in rows]
+    assert list(mapped.index) == labels and str(mapped.dtype) == "str"
+    assert [None if pd.isna(m) else m for m in mapped] == [m for m, _ in expected]
+    assert [None if pd.isna(r) else r for r in reasons.values] == [r for _, r in expected]
