@@ -28,7 +28,7 @@ import pandas as pd
 
 from connectors.mapping import RowReasons, raw_json
 from kpis.csat import unmappable_satisfaction
-from kpis.keys import frame_positions, positions, ticket_keys
+from kpis.keys import frame_positions, ticket_keys, ticket_row_positions
 from kpis.schema import (
     EVENT_COLUMNS,
     EVENT_KINDS,
@@ -127,8 +127,9 @@ def _unknown_ticket(events: pd.DataFrame, tickets: pd.DataFrame, known: pd.DataF
     if known is not None and len(known):
         keys.append(known[["source", "ticket_id"]])
     known_keys = pd.concat(keys, ignore_index=True)
-    found = positions(ticket_keys(known_keys["source"], known_keys["ticket_id"]),
-                      ticket_keys(events["source"], events["ticket_id"]))
+    # events come grouped by ticket: only the first of each run of one ticket's events is looked up
+    found = ticket_row_positions(ticket_keys(known_keys["source"], known_keys["ticket_id"]), events["source"],
+                                 events["ticket_id"])
     return pd.Series(found < 0, index=events.index)
 
 

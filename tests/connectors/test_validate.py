@@ -141,6 +141,21 @@ def test_known_tickets_let_events_of_earlier_tickets_through():
     assert rej["reason"].tolist() == ["event for unknown ticket"]
 
 
+def test_events_of_known_and_unknown_tickets_in_any_order():
+    """Events grouped by ticket or interleaved, a ticket read twice (one copy superseded), a ticket known from
+    the raw layer, in another source: each event is kept exactly when its (source, ticket_id) is known."""
+    t = tickets({"ticket_id": "A", "updated_at": ts("2026-03-05 01:00")}, {"ticket_id": "B"},
+                {"ticket_id": "A", "updated_at": ts("2026-03-05 02:00")})
+    e = events({"ticket_id": "A"}, {"ticket_id": "A"}, {"ticket_id": "Z"}, {"ticket_id": "B"}, {"ticket_id": "A"},
+               {"ticket_id": "OLD"}, {"ticket_id": "OLD", "source": "other"}, {"ticket_id": "Z"}, {"ticket_id": "B"})
+    known = pd.DataFrame({"source": ["hd", "hd"], "ticket_id": ["OLD", "A"]})
+    _, out_e, rej = run(t, e, known_tickets=known)
+    assert out_e["seq"].tolist() == [0, 1, 3, 4, 5, 8]
+    assert rej[["ticket_id", "reason"]].values.tolist() == [["Z", "event for unknown ticket"],
+                                                            ["OLD", "event for unknown ticket"],
+                                                            ["Z", "event for unknown ticket"]]
+
+
 def test_incoming_rejected_rows_are_kept_and_counts_add_up():
     incoming = conform(pd.DataFrame({"source": ["hd"], "ticket_id": ["M"], "row_kind": ["ticket"],
                                      "raw": ["{}"], "reason": ["unmapped status 'Foo'"]}), REJECTED_COLUMNS)
