@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from connectors.mapping import (
+    RowReasons,
     has_offset_text,
     map_events,
     map_tickets,
@@ -362,3 +364,18 @@ PYTHON_HAS_OFFSET = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\s*(?:[zZ]|
 def test_zone_detection_reads_texts_as_pythons_re_did(text: str) -> None:
     expected = PYTHON_HAS_OFFSET.search(text) is not None
     assert has_offset_text(pd.Series([text], dtype="str")).tolist() == [expected]
+
+
+def test_row_reasons_keep_the_first_problem_of_each_row() -> None:
+    """Hand-worked over rows labelled 10..14: a later problem never overwrites an earlier one; a missing mask
+    value is false; masks are read by position (a numpy array, or a Series whatever its labels); the value
+    shown is the row's own (missing shown as '')."""
+    reasons = RowReasons(pd.Index([10, 11, 12, 13, 14]))
+    reasons.add(pd.Series([False, True, None, False, False], dtype="boolean"), "missing at")
+    reasons.add(np.array([True, True, False, False, True]), "bad seq", pd.Series(["7x", "8", "9", "1", None]))
+    reasons.add(pd.Series([False, False, True, False, False], index=[4, 3, 2, 1, 0]), "unknown kind",
+                pd.Series(["a", "b", "c", "d", "e"], dtype="str"))
+    reasons.add(pd.Series(False, index=range(5)), "never")
+    assert reasons.values.tolist() == ["bad seq '7x'", "missing at", "unknown kind 'c'", None, "bad seq ''"]
+    assert list(reasons.values.index) == [10, 11, 12, 13, 14]
+    assert reasons.ok.tolist() == [False, False, False, True, False] and list(reasons.ok.index) == [10, 11, 12, 13, 14]
