@@ -127,7 +127,8 @@ def _unknown_ticket(events: pd.DataFrame, tickets: pd.DataFrame, known: pd.DataF
     if known is not None and len(known):
         keys.append(known[["source", "ticket_id"]])
     known_keys = pd.concat(keys, ignore_index=True)
-    # events come grouped by ticket: only the first of each run of one ticket's events is looked up
+    # events come grouped by ticket: only the first of each run of one ticket's events is looked up (a key
+    # known twice, from the batch and the raw layer, is fine: only whether it is found is read)
     found = ticket_row_positions(ticket_keys(known_keys["source"], known_keys["ticket_id"]), events["source"],
                                  events["ticket_id"])
     return pd.Series(found < 0, index=events.index)
