@@ -563,7 +563,8 @@ def dense_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.zeros(span, dtype=bool)
     present[key] = True
     values = np.flatnonzero(present)
-    lookup = np.cumsum(present) - 1
+    lookup = np.cumsum(present)
+    lookup -= 1
     return lookup[key], values
 
 

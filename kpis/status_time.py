@@ -99,17 +99,32 @@ def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: C
     """
     history = history or coded_history(tickets, events)
     vocabulary, status = history.vocabulary, history.history["status"]
-    as_of_s = float(pd.Timestamp(as_of).timestamp())
-    end = segment_ends(status, as_of_s, vocabulary)
-    calendar_s = end - status.at
-    business_s = calendars.business_seconds(calendar.take(status.tix), status.at, end) if len(status) else end
     group, first = _ticket_status_groups(tickets, vocabulary, status)
-    n = len(first)
-    return _status_time_frame(tickets, vocabulary, status, first, {
-        "entries": np.bincount(group, minlength=n),
-        "calendar_s": np.bincount(group, weights=calendar_s, minlength=n),
-        "business_s": np.bincount(group, weights=business_s, minlength=n),
-    }, as_of)
+    as_of_s = float(pd.Timestamp(as_of).timestamp())
+    sums = _status_sums(status, group, len(first), calendars, calendar.take(status.tix), as_of_s, vocabulary)
+    # the per-segment arrays are gone before the rows are built, whose columns reuse their pages (D117)
+    del group
+    return _status_time_frame(tickets, vocabulary, status, first, sums, as_of)
+
+
+def _status_sums(status: KindEvents, group: np.ndarray, n: int, calendars: CalendarSet,
+                 calendar: CalendarColumn, as_of_s: float, vocabulary: Vocabulary) -> dict[str, np.ndarray]:
+    """Per (ticket, status) group 0..n-1 (each segment's ``group``): its entries, and its segments' calendar
+    and business seconds summed (int64). ``calendar``: each segment's calendar."""
+    end = segment_ends(status, as_of_s, vocabulary)
+    business_s = calendars.business_seconds(calendar, status.at, end) if len(status) else end.copy()
+    business_sum = _whole(np.bincount(group, weights=business_s, minlength=n))
+    del business_s
+    calendar_s = np.subtract(end, status.at, out=end)  # the ends are not read again
+    return {"entries": np.bincount(group, minlength=n).astype("int64", copy=False),
+            "calendar_s": _whole(np.bincount(group, weights=calendar_s, minlength=n)), "business_s": business_sum}
+
+
+def _whole(seconds: np.ndarray) -> np.ndarray:
+    """Sums of whole seconds as int64: exact in float64 whatever the order of the segments, rounded in place
+    only against float noise."""
+    seconds = seconds.astype("float64", copy=False)  # bincount of no segments gives int64
+    return np.rint(seconds, out=seconds).astype("int64")
 
 
 def _ticket_status_groups(tickets: pd.DataFrame, vocabulary: Vocabulary,
@@ -120,7 +135,9 @@ def _ticket_status_groups(tickets: pd.DataFrame, vocabulary: Vocabulary,
     if not len(status):
         return np.empty(0, dtype="int64"), np.empty(0, dtype="int64")
     status_rank, n_statuses = _status_ranks(vocabulary, status.value)
-    key = _ticket_ranks(tickets, status.tix)[status.tix] * n_statuses + status_rank[status.value + 1]
+    key = _ticket_ranks(tickets, status.tix)[status.tix]
+    key *= n_statuses
+    key += status_rank[status.value + 1]
     group, distinct = dense_groups(key)
     first = np.empty(len(distinct), dtype="int64")
     first[group] = np.arange(len(key))  # any segment of a group names its ticket and status
@@ -156,9 +173,6 @@ def _status_time_frame(tickets: pd.DataFrame, vocabulary: Vocabulary, status: Ki
         "source": tickets["source"].array.take(rows),  # Arrow takes: no Python string per row
         "ticket_id": tickets["ticket_id"].array.take(rows),
         "status": vocabulary.decode(status.value[first]).array,
-        "entries": sums["entries"].astype("int64"),
-        # sums of whole seconds: exact in float64, whatever the order of the segments
-        "calendar_s": np.round(sums["calendar_s"]).astype("int64"),
-        "business_s": np.round(sums["business_s"]).astype("int64"),
+        "entries": sums["entries"], "calendar_s": sums["calendar_s"], "business_s": sums["business_s"],
     }, copy=False)
     return conform(stamp_run(frame, as_of), STATUS_TIME_COLUMNS)
