@@ -43,7 +43,7 @@ TICKET_COLUMNS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "statu
                        "resolved_at", "closed_at")
 EVENT_COLUMNS_READ = ("source", "ticket_id", "at", "kind", "value", "seq")
 #: (group, day) cells counted at once: memory follows a run of days' grids, not the ticket-days.
-CELLS_PER_CHUNK = 1 << 22
+CELLS_PER_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -188,18 +188,27 @@ def _open_stretches(columns: _TicketColumns, coded: CodedHistory, pauses: PauseS
     has_status = history["status"].has_any(len(columns.opened))[tix]
     is_open = np.where(has_status, (status == MISSING) | ~vocabulary.is_one_of(status, FINAL_STATUSES),
                        columns.open_without_events(tix, at, vocabulary))
-    status = np.where(has_status, status, columns.status[tix])
-    end = np.concatenate([np.where(tix[1:] == tix[:-1], at[1:], np.inf), [np.inf]]) if len(tix) else at
+    end = _stretch_ends(tix, at)
     kept = np.flatnonzero(is_open & (end > at) & counted[tix])
-    kept_tix = tix[kept]  # the fallbacks and pause states are read for the kept points only
+    # the rest is read for the kept points only: as few arrays as long as all the points as can be
+    kept_tix, start, end = tix[kept], at[kept], end[kept]
+    status = np.where(has_status[kept], status[kept], columns.status[kept_tix])
+    del has_status, is_open
     return Stretches(
-        tix=kept_tix, start=at[kept], end=end[kept],
+        tix=kept_tix, start=start, end=end,
         engineer=_fallback(points.values(1)[kept], columns.assignee[kept_tix], vocabulary.code(UNASSIGNED)),
         priority=_fallback(points.values(2, non_empty=True)[kept], columns.priority[kept_tix],
                            vocabulary.code(NO_PRIORITY)),
-        paused=_is_paused(status[kept], pauses, kept_tix, vocabulary),
+        paused=_is_paused(status, pauses, kept_tix, vocabulary),
         vocabulary=vocabulary,
     )
+
+
+def _stretch_ends(tix: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Where each change point's stretch ends: the ticket's next point, +inf after its last."""
+    end = np.full(len(at), np.inf)
+    np.copyto(end[:-1], at[1:], where=tix[1:] == tix[:-1])
+    return end
 
 
 @dataclass(frozen=True)
