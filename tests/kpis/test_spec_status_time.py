@@ -77,6 +77,13 @@ def test_tickets_without_status_events_have_no_rows_and_24x7_business_equals_cal
     assert _rows(frame, "F") == {"IN_PROGRESS": (1, 142200, 142200)}
 
 
+def test_no_status_event_at_all_gives_an_empty_table_of_whole_seconds() -> None:
+    t = tickets({"ticket_id": "G", "opened_at": "2026-03-02T09:00:00Z", "status": "NEW"})
+    frame = _status_time(t, events(ev("G", "2026-03-02T09:05:00Z", "assignee", "alice")))
+    assert frame.empty
+    assert [str(frame[c].dtype) for c in ("entries", "calendar_s", "business_s")] == ["Int64"] * 3
+
+
 def test_rows_come_in_key_order_whatever_the_input_order() -> None:
     # ticket ids chosen so that text order differs from input order and from numeric order ("10" < "9")
     t = tickets({"ticket_id": "9", "opened_at": "2026-03-02T09:00:00Z", "status": "IN_PROGRESS"},
