@@ -40,9 +40,7 @@ def local_midnight(day: date, timezone: str) -> pd.Timestamp:
 def epoch_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
     """Timestamps (tz-aware, or naive meaning UTC) -> float64 epoch seconds (floored to the second), NaN for NaT."""
     idx = pd.DatetimeIndex(values)
-    if idx.tz is not None:
-        idx = idx.tz_convert("UTC").tz_localize(None)
-    ticks = idx.asi8  # in the index's own unit: one integer division floors them to seconds
+    ticks = idx.asi8  # UTC ticks, tz-aware or not, in the index's own unit: one integer division floors them
     per_second = _TICKS_PER_SECOND[idx.unit]
     out = (ticks // per_second if per_second > 1 else ticks).astype("float64")
     out[idx.isna()] = np.nan

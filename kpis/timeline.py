@@ -108,10 +108,10 @@ def sorted_history(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray, vocabu
     kind_rank = kind_ranks(events)
     order = _event_order(tix, at, kind_rank, events["seq"].to_numpy(dtype="int64", na_value=0))
     # then grouped by kind, each kind's events keeping that order: one stable (radix) sort of small integers,
-    # and each kind is a slice
-    order = order[np.argsort(kind_rank[order].astype("int8"), kind="stable")]
+    # and each kind is a slice; kinds -1 (other) come first
+    order = order[np.argsort(kind_rank[order], kind="stable")]
     tix, at, value = tix[order], at[order], vocabulary.encode(events["value"])[order]
-    bounds = np.searchsorted(kind_rank[order], np.arange(len(EVENT_KINDS) + 1))  # kinds -1 (other) come first
+    bounds = np.cumsum(np.bincount(kind_rank + 1, minlength=len(EVENT_KINDS) + 1))  # events of a rank below each
     return History({kind: KindEvents(tix[bounds[r]:bounds[r + 1]], at[bounds[r]:bounds[r + 1]],
                                      value[bounds[r]:bounds[r + 1]])
                     for r, kind in enumerate(EVENT_KINDS)})
@@ -122,7 +122,7 @@ def kind_ranks(events: pd.DataFrame) -> np.ndarray:
 
     One Arrow lookup of every text in the few kinds, without numbering the column's texts first.
     """
-    return positions_in(events["kind"], EVENT_KINDS)
+    return positions_in(events["kind"], EVENT_KINDS, dtype="int8")  # a byte per event, radix-sorted
 
 
 def history_order(events: pd.DataFrame, tix: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -139,12 +139,18 @@ def _event_order(tix: np.ndarray, at: np.ndarray, kind_rank: np.ndarray, seq: np
     if len(tix) == 0:
         return np.arange(0)
     base = int(at.min())
-    key = (tix * (int(at.max()) - base + 1) + (at.astype("int64") - base)) * len(EVENT_KINDS) + kind_rank
-    by_seq = np.arange(len(seq)) if np.all(seq[1:] >= seq[:-1]) else np.argsort(seq, kind="stable")
-    key = key[by_seq]
+    key = np.multiply(tix, int(at.max()) - base + 1, dtype="int64")  # built in place: no temporary per term
+    key += at.astype("int64")
+    key -= base
+    key *= len(EVENT_KINDS)
+    key += kind_rank
+    by_seq = None if np.all(seq[1:] >= seq[:-1]) else np.argsort(seq, kind="stable")
+    if by_seq is not None:
+        key = key[by_seq]
     if np.all(key[1:] >= key[:-1]):
-        return by_seq
-    return by_seq[np.argsort(key, kind="stable")]
+        return np.arange(len(key)) if by_seq is None else by_seq
+    order = np.argsort(key, kind="stable")
+    return order if by_seq is None else by_seq[order]
 
 
 def changed_between_non_empty(events: KindEvents, n: int) -> np.ndarray:

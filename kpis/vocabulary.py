@@ -87,8 +87,8 @@ class Vocabulary:
         return pd.Series(pd.array(taken, dtype=DECODED_DTYPE))
 
 
-def positions_in(values: pd.Series, texts: tuple[str, ...]) -> np.ndarray:
-    """Each value's position in ``texts`` (int64; -1 for another text or a missing one).
+def positions_in(values: pd.Series, texts: tuple[str, ...], dtype: str = "int64") -> np.ndarray:
+    """Each value's position in ``texts`` (in ``dtype``; -1 for another text or a missing one).
 
     One Arrow lookup of every value in the few texts, without numbering the column's texts first.
     """
@@ -96,4 +96,4 @@ def positions_in(values: pd.Series, texts: tuple[str, ...]) -> np.ndarray:
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         column = column.cast(pa.large_string())  # a categorical's texts, or none at all
     found = pc.fill_null(pc.index_in(column, value_set=pa.array(texts, type=column.type)), -1)
-    return found.to_numpy().astype("int64")
+    return found.cast(pa.from_numpy_dtype(np.dtype(dtype))).to_numpy()
