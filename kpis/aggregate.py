@@ -609,24 +609,68 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
     """
     if codes is None:
         codes = SortCodes.of(values)
-    # Sorted (group, code) keys; only the two order statistics each percentile reads are decoded to values.
-    ordered = np.sort(_sort_keys(group, codes, len(n)))
+    keys = _sort_keys(group, codes, len(n))
     start = np.cumsum(n) - n
     last = start + np.maximum(n - 1, 0)
-    results = []
+    top = max(len(keys) - 1, 0)  # groups without values point anywhere valid; masked below
+    reads = []
     for q in fractions:
         position = (np.maximum(n - 1, 0)) * q
         below = np.floor(position).astype("int64")
-        top = max(len(ordered) - 1, 0)  # groups without values point anywhere valid; masked below
         low = np.minimum(start + below, top)
-        high = np.minimum(np.minimum(low + 1, last), top)
-        if len(ordered):
-            at_low, at_high = codes.values(ordered[low] % codes.width), codes.values(ordered[high] % codes.width)
-            value = at_low + (position - below) * (at_high - at_low)
+        reads.append((position - below, low, np.minimum(np.minimum(low + 1, last), top)))
+    # the (group, code) keys a sort would put at the two order statistics each percentile reads; only those
+    # are decoded to values
+    wanted = np.unique(np.concatenate([positions for _, low, high in reads for positions in (low, high)]))
+    at_wanted = sorted_at(keys, wanted) if len(keys) else wanted
+    results = []
+    for fraction, low, high in reads:
+        if len(keys):
+            at_low = codes.values(at_wanted[np.searchsorted(wanted, low)] % codes.width)
+            at_high = codes.values(at_wanted[np.searchsorted(wanted, high)] % codes.width)
+            value = at_low + fraction * (at_high - at_low)
         else:
             value = np.zeros(len(n))
         results.append(np.where(n > 0, value, np.nan))
     return results
+
+
+#: From this many keys on, ``sorted_at`` sorts only the buckets of keys it reads (below, a sort is as quick),
+#: while it reads at most one key in ``SELECT_MAX_SHARE``: at 10M keys, 28k-76k positions were found in 0.19-0.40 s
+#: against a sort's 0.42-0.64 s, 316k in 0.62-0.67 s against 0.42-0.67 s, 1.7M in 1.1-1.3 s against 0.63-0.66 s.
+SELECT_MIN_KEYS = 1 << 16
+SELECT_MAX_SHARE = 50
+
+
+def sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``np.sort(keys)[positions]`` for non-negative integer ``keys`` and ascending distinct ``positions``.
+
+    A percentile reads two keys per group, and a whole sort of 10M keys takes ~0.4 s here (numpy's quicksort,
+    ~45 ns a key), 32 of them in a breakdown at 10M tickets; ``select_sorted_at`` finds the same keys in
+    ~0.2-0.4 s when it reads few of them (a breakdown's groups, a month's engineers)."""
+    if len(keys) < SELECT_MIN_KEYS or len(positions) * SELECT_MAX_SHARE > len(keys):
+        return np.sort(keys)[positions]
+    return select_sorted_at(keys, positions)
+
+
+def select_sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``sorted_at`` by counting: the keys fall in about as many buckets of consecutive values as there are
+    keys (one ``bincount``); the running counts say which bucket holds each position and where in it, and only
+    the keys of those buckets are sorted. Exact: a bucket's keys all sort between the buckets' around it."""
+    top = int(keys.max())
+    shift = max(0, top.bit_length() - min(22, max(10, len(keys).bit_length())))
+    bucket_of = np.right_shift(keys, shift).astype(np.intp, copy=False)
+    counts = np.bincount(bucket_of, minlength=(top >> shift) + 1)
+    ends = np.cumsum(counts)
+    bucket = np.searchsorted(ends, positions, side="right")
+    wanted = np.unique(bucket)
+    chosen = np.zeros(len(counts), dtype=bool)
+    chosen[wanted] = True
+    few = keys[chosen[bucket_of]]
+    del bucket_of
+    few.sort()  # in bucket order, and each bucket's keys in order
+    first_in_few = np.cumsum(counts[wanted]) - counts[wanted]
+    return few[first_in_few[np.searchsorted(wanted, bucket)] + positions - (ends[bucket] - counts[bucket])]
 
 
 def _sort_keys(group: np.ndarray, codes: SortCodes, n_groups: int) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,11 +23,14 @@ from kpis.aggregate import (
     in_name_order,
     kpi_rows,
     percentile_cont,
+    select_sorted_at,
 )
 from kpis.breakdown import member_categories
 from kpis.errors import ConfigError
 from kpis.schema import TABLE_COLUMNS, empty_events, empty_tickets
 from pipeline.config import kpi_settings_from_mapping
+
+aggregate_module = importlib.import_module("kpis.aggregate")  # ``kpis.aggregate`` is also a function
 
 
 @pytest.mark.parametrize("scorecard", [[], [{"kpi": "first_fix_rate", "target": 0.8, "weight": 1}]])
@@ -72,6 +77,42 @@ def test_group_percentiles_equal_numpy_percentile_per_group(pairs) -> None:
         else:
             assert median[g] == pytest.approx(np.percentile(mine, 50), rel=1e-12, abs=1e-9)
             assert p90[g] == pytest.approx(np.percentile(mine, 90), rel=1e-12, abs=1e-9)
+
+
+def test_select_sorted_at_reads_a_sorts_positions_from_the_buckets_that_hold_them() -> None:
+    # 2**40 needs a shift: buckets of 2**30 consecutive keys (10 bits of buckets for 6 keys). Sorted:
+    # [1, 1, 5, 9, 2**40 - 3, 2**40]; the three 1, 5, 9 share bucket 0 and sort among themselves only.
+    keys = np.array([5, 2**40, 1, 9, 1, 2**40 - 3], dtype="int64")
+    assert select_sorted_at(keys, np.array([0, 2, 3, 5])).tolist() == [1, 5, 9, 2**40]
+    assert keys.tolist() == [5, 2**40, 1, 9, 1, 2**40 - 3]  # the keys themselves are not reordered
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2**62) | st.integers(0, 40), min_size=1, max_size=80), st.data())
+def test_select_sorted_at_equals_a_sort(keys, data) -> None:
+    keys = np.array(keys, dtype="int64")
+    positions = np.array(sorted(data.draw(st.sets(st.integers(0, len(keys) - 1), min_size=1))))
+    assert select_sorted_at(keys, positions).tolist() == np.sort(keys)[positions].tolist()
+    small = keys[keys < 2**31].astype("int32")  # the sort keys' usual dtype
+    if len(small):
+        assert select_sorted_at(small, np.arange(len(small))).tolist() == np.sort(small).tolist()
+
+
+def test_percentiles_of_many_keys_select_what_a_sort_would_read(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    groups = rng.integers(0, 40, 5000)
+    values = np.floor(rng.exponential(3000, 5000))  # whole seconds: their own codes, many ties
+    n = np.bincount(groups, minlength=41)  # group 40 has no values
+    sorted_whole = percentile_cont(groups, values, n, (0.5, 0.9))
+    monkeypatch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)  # whatever the number of keys and positions
+    monkeypatch.setattr(aggregate_module, "SELECT_MAX_SHARE", 1)
+    selected = percentile_cont(groups, values, n, (0.5, 0.9))
+    for mine, expected in zip(selected, sorted_whole, strict=True):
+        np.testing.assert_array_equal(mine, expected)
+    for g in range(40):
+        assert selected[0][g] == np.percentile(values[groups == g], 50)
+        assert selected[1][g] == pytest.approx(np.percentile(values[groups == g], 90), rel=1e-12)
+    assert np.isnan(selected[0][40]) and np.isnan(selected[1][40])
 
 
 def test_sort_keys_are_int32_while_every_key_fits_and_int64_beyond() -> None:
