@@ -621,13 +621,11 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
         reads.append((position - below, low, np.minimum(np.minimum(low + 1, last), top)))
     # the (group, code) keys a sort would put at the two order statistics each percentile reads; only those
     # are decoded to values
-    wanted = np.unique(np.concatenate([positions for _, low, high in reads for positions in (low, high)]))
-    at_wanted = sorted_at(keys, wanted) if len(keys) else wanted
+    sorted_key = sorted_reader(keys, [positions for _, low, high in reads for positions in (low, high)])
     results = []
     for fraction, low, high in reads:
         if len(keys):
-            at_low = codes.values(at_wanted[np.searchsorted(wanted, low)] % codes.width)
-            at_high = codes.values(at_wanted[np.searchsorted(wanted, high)] % codes.width)
+            at_low, at_high = codes.values(sorted_key(low) % codes.width), codes.values(sorted_key(high) % codes.width)
             value = at_low + fraction * (at_high - at_low)
         else:
             value = np.zeros(len(n))
@@ -635,22 +633,27 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
     return results
 
 
-#: From this many keys on, ``sorted_at`` sorts only the buckets of keys it reads (below, a sort is as quick),
-#: while it reads at most one key in ``SELECT_MAX_SHARE``: at 10M keys, 28k-76k positions were found in 0.19-0.40 s
-#: against a sort's 0.42-0.64 s, 316k in 0.62-0.67 s against 0.42-0.67 s, 1.7M in 1.1-1.3 s against 0.63-0.66 s.
+#: From this many keys on, ``sorted_reader`` sorts only the buckets of keys it reads (below, a sort is as
+#: quick), while it reads at most one key in ``SELECT_MAX_SHARE``: at 10M keys, 28k-76k positions were found in
+#: 0.19-0.42 s against a sort's 0.38-0.64 s, 316k in 0.62-0.67 s against 0.42-0.67 s, 1.7M in 1.1-1.3 s
+#: against 0.63-0.66 s.
 SELECT_MIN_KEYS = 1 << 16
 SELECT_MAX_SHARE = 50
 
 
-def sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``np.sort(keys)[positions]`` for non-negative integer ``keys`` and ascending distinct ``positions``.
+def sorted_reader(keys: np.ndarray, positions: list[np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A reader of ``np.sort(keys)`` (non-negative integer ``keys``, not empty) at any of ``positions``.
 
     A percentile reads two keys per group, and a whole sort of 10M keys takes ~0.4 s here (numpy's quicksort,
-    ~45 ns a key), 32 of them in a breakdown at 10M tickets; ``select_sorted_at`` finds the same keys in
-    ~0.2-0.4 s when it reads few of them (a breakdown's groups, a month's engineers)."""
-    if len(keys) < SELECT_MIN_KEYS or len(positions) * SELECT_MAX_SHARE > len(keys):
-        return np.sort(keys)[positions]
-    return select_sorted_at(keys, positions)
+    ~45 ns a key), 32 of them in a breakdown at 10M tickets; ``select_sorted_at`` finds the keys read in
+    ~0.2-0.4 s when they are few (a breakdown's groups, a month's engineers). Many positions (a daily grain of
+    500 engineers reads 1.7M) are read from a sort, without numbering them first."""
+    if len(keys) < SELECT_MIN_KEYS or sum(len(p) for p in positions) * SELECT_MAX_SHARE > len(keys):
+        ordered = np.sort(keys)
+        return lambda at: ordered[at]
+    wanted = np.unique(np.concatenate(positions))
+    found = select_sorted_at(keys, wanted)
+    return lambda at: found[np.searchsorted(wanted, at)]
 
 
 def select_sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
