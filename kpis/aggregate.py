@@ -657,9 +657,10 @@ def sorted_reader(keys: np.ndarray, positions: list[np.ndarray]) -> Callable[[np
 
 
 def select_sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``sorted_at`` by counting: the keys fall in about as many buckets of consecutive values as there are
-    keys (one ``bincount``); the running counts say which bucket holds each position and where in it, and only
-    the keys of those buckets are sorted. Exact: a bucket's keys all sort between the buckets' around it."""
+    """``np.sort(keys)[positions]`` (non-negative integer ``keys``, ascending distinct ``positions``) by
+    counting: the keys fall in about as many buckets of consecutive values as there are keys (one
+    ``bincount``); the running counts say which bucket holds each position and where in it, and only the keys
+    of those buckets are sorted. Exact: a bucket's keys all sort between the buckets' around it."""
     top = int(keys.max())
     shift = max(0, top.bit_length() - min(22, max(10, len(keys).bit_length())))
     bucket_of = np.right_shift(keys, shift).astype(np.intp, copy=False)
