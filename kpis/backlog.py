@@ -34,7 +34,7 @@ from kpis.keys import ticket_positions
 from kpis.schema import DONE_STATUSES, HISTORY_SEED, NO_PRIORITY, STATUSES, UNASSIGNED, rows_where
 from kpis.status_time import FINAL_STATUSES, CodedHistory, coded_history
 from kpis.step_search import StepSearch
-from kpis.timeline import History
+from kpis.timeline import History, next_in_ticket
 from kpis.vocabulary import MISSING, Vocabulary
 
 SECONDS_PER_DAY = 86_400.0
@@ -188,7 +188,7 @@ def _open_stretches(columns: _TicketColumns, coded: CodedHistory, pauses: PauseS
     has_status = history["status"].has_any(len(columns.opened))[tix]
     is_open = np.where(has_status, (status == MISSING) | ~vocabulary.is_one_of(status, FINAL_STATUSES),
                        columns.open_without_events(tix, at, vocabulary))
-    end = _stretch_ends(tix, at)
+    end = next_in_ticket(tix, at)  # a stretch lasts until the ticket's next point, for ever after its last
     kept = np.flatnonzero(is_open & (end > at) & counted[tix])
     # the rest is read for the kept points only: as few arrays as long as all the points as can be
     kept_tix, start, end = tix[kept], at[kept], end[kept]
@@ -202,13 +202,6 @@ def _open_stretches(columns: _TicketColumns, coded: CodedHistory, pauses: PauseS
         paused=_is_paused(status, pauses, kept_tix, vocabulary),
         vocabulary=vocabulary,
     )
-
-
-def _stretch_ends(tix: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Where each change point's stretch ends: the ticket's next point, +inf after its last."""
-    end = np.full(len(at), np.inf)
-    np.copyto(end[:-1], at[1:], where=tix[1:] == tix[:-1])
-    return end
 
 
 @dataclass(frozen=True)

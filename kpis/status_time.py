@@ -18,7 +18,7 @@ from kpis.aggregate import dense_groups
 from kpis.calendar import CalendarColumn, CalendarSet, epoch_seconds
 from kpis.keys import key_order, ticket_positions
 from kpis.schema import DONE_STATUSES, STATUS_TIME_COLUMNS, conform, stamp_run
-from kpis.timeline import History, KindEvents, sorted_history
+from kpis.timeline import History, KindEvents, next_in_ticket, sorted_history
 from kpis.vocabulary import Vocabulary
 
 #: Statuses whose last segment does not run on to ``as_of``.
@@ -82,11 +82,8 @@ def segment_ends(status: KindEvents, as_of_s: float, vocabulary: Vocabulary) -> 
     whose event lies before it, else its own start (a segment of length 0: left out)."""
     if not len(status):
         return np.empty(0)
-    next_same = np.concatenate([status.tix[1:] == status.tix[:-1], [False]])
-    following = np.concatenate([status.at[1:], [np.nan]])
     still_open = ~vocabulary.is_one_of(status.value, FINAL_STATUSES) & (status.at < as_of_s)
-    last_end = np.where(still_open, as_of_s, status.at)
-    return np.where(next_same, following, last_end)
+    return next_in_ticket(status.tix, status.at, np.where(still_open, as_of_s, status.at))
 
 
 def ticket_status_time(tickets: pd.DataFrame, events: pd.DataFrame, calendars: CalendarSet,

@@ -197,7 +197,6 @@ class StatusHistory:
 class StatusFlags:
     """What each status event is (events sorted as in ``KindEvents``)."""
 
-    same_as_prev: np.ndarray  # the previous status event is the same ticket's
     is_resolution: np.ndarray  # RESOLVED, or CLOSED after a status that is neither RESOLVED nor CLOSED
     is_reopen: np.ndarray  # a change from RESOLVED/CLOSED to a status other than RESOLVED, CLOSED, CANCELLED
     reopen_gap: np.ndarray  # RESOLVED or CLOSED with a later working status of the ticket (KPIS.md 2.2)
@@ -211,7 +210,6 @@ def status_flags(events: KindEvents, vocabulary: Vocabulary) -> StatusFlags:
     prev_done = same_as_prev & np.roll(done, 1)
     works = ~(done | (value == vocabulary.code("CANCELLED")))
     return StatusFlags(
-        same_as_prev=same_as_prev,
         is_resolution=(value == vocabulary.code("RESOLVED")) | ((value == vocabulary.code("CLOSED")) & ~prev_done),
         is_reopen=prev_done & works,
         reopen_gap=done & _later_in_ticket(tix, works),
@@ -235,14 +233,14 @@ def status_history(events: KindEvents, n: int, pause_statuses: tuple[str, ...], 
         first_resolved_at=np.where(currently_done, resolutions.first_at(n), np.nan),
         last_resolved_at=np.where(currently_done, resolutions.last_at(n), np.nan),
         reopen_count=np.bincount(events.tix[flags.is_reopen], minlength=n),
-        segments=_segments(events, flags.same_as_prev, flags.reopen_gap).select(candidate),
+        segments=_segments(events, flags.reopen_gap).select(candidate),
     )
 
 
 def all_status_segments(events: KindEvents, vocabulary: Vocabulary) -> Segments:
     """Every status segment of every ticket (``status_history`` keeps only those that may be taken off)."""
     flags = status_flags(events, vocabulary)
-    return _segments(events, flags.same_as_prev, flags.reopen_gap)
+    return _segments(events, flags.reopen_gap)
 
 
 def _later_in_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
@@ -256,11 +254,18 @@ def _later_in_ticket(tix: np.ndarray, flag: np.ndarray) -> np.ndarray:
     return last_flagged[tix] > position
 
 
-def _segments(events: KindEvents, same_as_prev: np.ndarray, reopen_gap: np.ndarray) -> Segments:
+def _segments(events: KindEvents, reopen_gap: np.ndarray) -> Segments:
     """Every status segment: each holds from its event until the ticket's next status event."""
-    next_same = np.concatenate([same_as_prev[1:], [False]])
-    end = np.where(next_same, np.roll(events.at, -1), np.inf)
-    return Segments(events.tix, events.at, end, events.value, reopen_gap)
+    return Segments(events.tix, events.at, next_in_ticket(events.tix, events.at), events.value, reopen_gap)
+
+
+def next_in_ticket(tix: np.ndarray, at: np.ndarray, after_last: float | np.ndarray = np.inf) -> np.ndarray:
+    """For rows sorted by ticket (``tix``): each row's next instant ``at`` in its ticket, and ``after_last``
+    (one value, or one per row) for a ticket's last row."""
+    following = np.empty(len(at))
+    following[:] = after_last
+    np.copyto(following[:-1], at[1:], where=tix[1:] == tix[:-1])
+    return following
 
 
 @dataclass(frozen=True)
