@@ -636,7 +636,7 @@ def percentile_cont(group: np.ndarray, values: np.ndarray, n: np.ndarray, fracti
 #: From this many keys on, ``sorted_reader`` sorts only the buckets of keys it reads (below, a sort is as
 #: quick), while it reads at most one key in ``SELECT_MAX_SHARE``: at 10M keys, 28k-76k positions were found in
 #: 0.19-0.42 s against a sort's 0.38-0.64 s, 316k in 0.62-0.67 s against 0.42-0.67 s, 1.7M in 1.1-1.3 s
-#: against 0.63-0.66 s.
+#: against 0.63-0.66 s. Since the buckets read are counted again (D119), one in 20 or 10 was no quicker.
 SELECT_MIN_KEYS = 1 << 16
 SELECT_MAX_SHARE = 50
 
@@ -651,7 +651,7 @@ def sorted_reader(keys: np.ndarray, positions: list[np.ndarray]) -> Callable[[np
     if len(keys) < SELECT_MIN_KEYS or sum(len(p) for p in positions) * SELECT_MAX_SHARE > len(keys):
         ordered = np.sort(keys)
         return lambda at: ordered[at]
-    wanted = np.unique(np.concatenate(positions))
+    wanted = _distinct_ascending(np.sort(np.concatenate(positions)))
     found = select_sorted_at(keys, wanted)
     return lambda at: found[np.searchsorted(wanted, at)]
 
@@ -659,22 +659,62 @@ def sorted_reader(keys: np.ndarray, positions: list[np.ndarray]) -> Callable[[np
 def select_sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """``np.sort(keys)[positions]`` (non-negative integer ``keys``, ascending distinct ``positions``) by
     counting: the keys fall in about as many buckets of consecutive values as there are keys (one
-    ``bincount``); the running counts say which bucket holds each position and where in it, and only the keys
-    of those buckets are sorted. Exact: a bucket's keys all sort between the buckets' around it."""
+    ``bincount``); the running counts say which bucket holds each position and where in it. A bucket of one
+    value is its own answer; otherwise only the keys of the buckets read go on (``_select_in_buckets``).
+    Exact: a bucket's keys all sort between the buckets' around it."""
     top = int(keys.max())
-    shift = max(0, top.bit_length() - min(22, max(10, len(keys).bit_length())))
+    shift = _bucket_shift(top, len(keys))
     bucket_of = np.right_shift(keys, shift).astype(np.intp, copy=False)
     counts = np.bincount(bucket_of, minlength=(top >> shift) + 1)
     ends = np.cumsum(counts)
     bucket = np.searchsorted(ends, positions, side="right")
-    wanted = np.unique(bucket)
+    if shift == 0:  # every bucket holds one key value: no key needs reading again
+        return bucket.astype(keys.dtype)
+    wanted = _distinct_ascending(bucket)
     chosen = np.zeros(len(counts), dtype=bool)
     chosen[wanted] = True
     few = keys[chosen[bucket_of]]
     del bucket_of
-    few.sort()  # in bucket order, and each bucket's keys in order
     first_in_few = np.cumsum(counts[wanted]) - counts[wanted]
-    return few[first_in_few[np.searchsorted(wanted, bucket)] + positions - (ends[bucket] - counts[bucket])]
+    at = first_in_few[np.searchsorted(wanted, bucket)] + positions - (ends[bucket] - counts[bucket])
+    return _select_in_buckets(few, at, wanted, shift)
+
+
+def _distinct_ascending(values: np.ndarray) -> np.ndarray:
+    """The distinct values of ascending ``values``. ``np.unique`` hashes them first: 0.7 s for 1M distinct
+    integers here, against a few milliseconds for this one comparison of neighbours."""
+    if len(values) == 0:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+def _bucket_shift(top: int, n_keys: int) -> int:
+    """How many low bits of keys up to ``top`` one bucket spans: about one bucket per key, at most 2**22."""
+    return max(0, top.bit_length() - min(22, max(10, n_keys.bit_length())))
+
+
+def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shift: int) -> np.ndarray:
+    """``np.sort(few)[at]`` where ``few`` are the keys of the buckets ``wanted`` (ascending) of ``2**shift``
+    values each. Ties crowd the buckets a percentile reads (at 10M tickets 60% of the response keys fell in
+    the 240 read), so rather than sorting them, the buckets are numbered 0.. and the keys counted again in
+    that smaller space, while that needs finer buckets than these; a sort finishes the few left."""
+    local_top = len(wanted) << shift
+    if len(few) < SELECT_MIN_KEYS or _bucket_shift(local_top, len(few)) > shift // 2:
+        few.sort()  # in bucket order, and each bucket's keys in order
+        return few[at]
+    dtype = few.dtype
+    rank = np.full(int(wanted[-1]) + 1, -1, dtype=np.intp)
+    rank[wanted] = np.arange(len(wanted))
+    low_bits = (1 << shift) - 1
+    local = rank[np.right_shift(few, shift).astype(np.intp, copy=False)]
+    local <<= shift
+    local |= few & low_bits
+    del few
+    found = select_sorted_at(local, at)
+    return ((wanted[found >> shift] << shift) | (found & low_bits)).astype(dtype)
 
 
 def _sort_keys(group: np.ndarray, codes: SortCodes, n_groups: int) -> np.ndarray:

@@ -87,15 +87,42 @@ def test_select_sorted_at_reads_a_sorts_positions_from_the_buckets_that_hold_the
     assert keys.tolist() == [5, 2**40, 1, 9, 1, 2**40 - 3]  # the keys themselves are not reordered
 
 
+def test_select_sorted_at_counts_the_buckets_read_again_in_a_smaller_space(monkeypatch) -> None:
+    # With no floor on the keys, the buckets read are counted again instead of sorted. 22 bits of keys, 10 of
+    # buckets: buckets of 2**12. Sorted: [3, 4097, 4099, 4099, 5000, 2**22 - 1]; positions 1, 3, 4 all fall in
+    # bucket 1 (4096..8191), which starts at position 1, so its four keys are read at 0, 2 and 3. Bucket 1 is
+    # numbered 0 and each key keeps its low 12 bits: 5000 -> 904, 4099 -> 3, 4097 -> 1. Those fit in one-value
+    # buckets: sorted [1, 3, 3, 904] read at 0, 2, 3 is [1, 3, 904], i.e. 4096 + that: [4097, 4099, 5000].
+    monkeypatch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
+    keys = np.array([5000, 4099, 4097, 4099, 3, 2**22 - 1], dtype="int32")
+    found = select_sorted_at(keys, np.array([1, 3, 4]))
+    assert found.tolist() == [4097, 4099, 5000]
+    assert found.dtype == np.int32
+    assert keys.tolist() == [5000, 4099, 4097, 4099, 3, 2**22 - 1]
+
+
+def test_select_sorted_at_reads_one_value_buckets_without_the_keys() -> None:
+    # keys below 2**10: one bucket per value; sorted [1, 3, 3, 3, 7]
+    keys = np.array([3, 3, 7, 3, 1], dtype="int32")
+    found = select_sorted_at(keys, np.array([0, 1, 4]))
+    assert found.tolist() == [1, 3, 7]
+    assert found.dtype == np.int32
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(0, 2**62) | st.integers(0, 40), min_size=1, max_size=80), st.data())
-def test_select_sorted_at_equals_a_sort(keys, data) -> None:
+@given(st.lists(st.integers(0, 2**62) | st.integers(0, 40), min_size=1, max_size=80), st.data(), st.booleans())
+def test_select_sorted_at_equals_a_sort(keys, data, counted_again) -> None:
     keys = np.array(keys, dtype="int64")
     positions = np.array(sorted(data.draw(st.sets(st.integers(0, len(keys) - 1), min_size=1))))
-    assert select_sorted_at(keys, positions).tolist() == np.sort(keys)[positions].tolist()
-    small = keys[keys < 2**31].astype("int32")  # the sort keys' usual dtype
-    if len(small):
-        assert select_sorted_at(small, np.arange(len(small))).tolist() == np.sort(small).tolist()
+    with pytest.MonkeyPatch.context() as patch:
+        if counted_again:  # the buckets read are counted again, whatever their number of keys
+            patch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
+        assert select_sorted_at(keys, positions).tolist() == np.sort(keys)[positions].tolist()
+        small = keys[keys < 2**31].astype("int32")  # the sort keys' usual dtype
+        if len(small):
+            found = select_sorted_at(small, np.arange(len(small)))
+            assert found.tolist() == np.sort(small).tolist()
+            assert found.dtype == np.int32
 
 
 def test_percentiles_of_many_keys_select_what_a_sort_would_read(monkeypatch) -> None:
