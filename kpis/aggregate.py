@@ -702,7 +702,7 @@ def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shif
     the 240 read), so rather than sorting them, the buckets are numbered 0.. and the keys counted again in
     that smaller space, while that needs finer buckets than these; a sort finishes the few left."""
     local_top = len(wanted) << shift
-    if len(few) < SELECT_MIN_KEYS or _bucket_shift(local_top, len(few)) > shift // 2:
+    if len(few) < SELECT_MIN_KEYS or not len(wanted) or _bucket_shift(local_top, len(few)) > shift // 2:
         few.sort()  # in bucket order, and each bucket's keys in order
         return few[at]
     dtype = few.dtype

@@ -101,6 +101,16 @@ def test_select_sorted_at_counts_the_buckets_read_again_in_a_smaller_space(monke
     assert keys.tolist() == [5000, 4099, 4097, 4099, 3, 2**22 - 1]
 
 
+@pytest.mark.parametrize("counted_again", [False, True])
+def test_select_sorted_at_of_no_positions_reads_nothing(monkeypatch, counted_again) -> None:
+    if counted_again:
+        monkeypatch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
+    for keys in (np.array([5, 2**40, 1], dtype="int64"), np.array([3, 1], dtype="int32")):
+        found = select_sorted_at(keys, np.array([], dtype="int64"))
+        assert found.tolist() == []
+        assert found.dtype == keys.dtype
+
+
 def test_select_sorted_at_reads_one_value_buckets_without_the_keys() -> None:
     # keys below 2**10: one bucket per value; sorted [1, 3, 3, 3, 7]
     keys = np.array([3, 3, 7, 3, 1], dtype="int32")
