@@ -700,7 +700,8 @@ def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shif
     """``np.sort(few)[at]`` where ``few`` are the keys of the buckets ``wanted`` (ascending) of ``2**shift``
     values each. Ties crowd the buckets a percentile reads (at 10M tickets 60% of the response keys fell in
     the 240 read), so rather than sorting them, the buckets are numbered 0.. and the keys counted again in
-    that smaller space, while that needs finer buckets than these; a sort finishes the few left."""
+    that smaller space, while its buckets are at most half as wide (so at most log2(shift) rounds); a sort
+    finishes what is left."""
     local_top = len(wanted) << shift
     if len(few) < SELECT_MIN_KEYS or not len(wanted) or _bucket_shift(local_top, len(few)) > shift // 2:
         few.sort()  # in bucket order, and each bucket's keys in order
