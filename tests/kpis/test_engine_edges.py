@@ -88,17 +88,34 @@ def test_select_sorted_at_reads_a_sorts_positions_from_the_buckets_that_hold_the
 
 
 def test_select_sorted_at_counts_the_buckets_read_again_in_a_smaller_space(monkeypatch) -> None:
-    # With no floor on the keys, the buckets read are counted again instead of sorted. 22 bits of keys, 10 of
-    # buckets: buckets of 2**12. Sorted: [3, 4097, 4099, 4099, 5000, 2**22 - 1]; positions 1, 3, 4 all fall in
-    # bucket 1 (4096..8191), which starts at position 1, so its four keys are read at 0, 2 and 3. Bucket 1 is
-    # numbered 0 and each key keeps its low 12 bits: 5000 -> 904, 4099 -> 3, 4097 -> 1. Those fit in one-value
-    # buckets: sorted [1, 3, 3, 904] read at 0, 2, 3 is [1, 3, 904], i.e. 4096 + that: [4097, 4099, 5000].
+    # With no floor on the keys, the buckets read are counted again instead of sorted. 19 bits of keys, 10 of
+    # buckets: buckets of 2**9. Sorted: [3, 513, 515, 515, 1000, 2**19 - 1]; positions 1, 3, 4 all fall in
+    # bucket 1 (512..1023), which starts at position 1, so its four keys are read at 0, 2 and 3. Bucket 1 is
+    # numbered 0 and each key keeps its low 9 bits: 1000 -> 488, 515 -> 3, 513 -> 1. Those fit in one-value
+    # buckets: sorted [1, 3, 3, 488] read at 0, 2, 3 is [1, 3, 488], i.e. 512 + that: [513, 515, 1000].
     monkeypatch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
-    keys = np.array([5000, 4099, 4097, 4099, 3, 2**22 - 1], dtype="int32")
+    keys = np.array([1000, 515, 513, 515, 3, 2**19 - 1], dtype="int32")
+    assert aggregate_module._recounts(n_few=4, n_wanted=1, shift=9, n_keys=6)
     found = select_sorted_at(keys, np.array([1, 3, 4]))
-    assert found.tolist() == [4097, 4099, 5000]
+    assert found.tolist() == [513, 515, 1000]
     assert found.dtype == np.int32
-    assert keys.tolist() == [5000, 4099, 4097, 4099, 3, 2**22 - 1]
+    assert keys.tolist() == [1000, 515, 513, 515, 3, 2**19 - 1]
+
+
+def test_the_buckets_read_are_counted_again_when_it_pays() -> None:
+    recounts = aggregate_module._recounts
+    # one count finishes: 1 bucket << 9 is 10 bits, within the 17 bits of 100k keys' buckets
+    assert recounts(n_few=100_000, n_wanted=1, shift=9, n_keys=100_000)
+    # buckets halve (14043 << 10: 24 bits, 2 finer than 22) and the keys did (2.6M of 9M): count again
+    assert recounts(n_few=2_600_000, n_wanted=14_043, shift=10, n_keys=9_000_000)
+    # clustered: 50 << 19 is 25 bits, 3 finer than 22, but every key is still read: sort
+    assert not recounts(n_few=3_000_000, n_wanted=50, shift=19, n_keys=3_000_000)
+    # 20000 << 11 is 26 bits: buckets of 2**4, at most 2**(11 // 2); 2.9M of 10M keys read: count again
+    assert recounts(n_few=2_900_000, n_wanted=20_000, shift=11, n_keys=10_000_000)
+    # 200000 << 11 is 29 bits: buckets of 2**7, wider than 2**5: sort
+    assert not recounts(n_few=2_900_000, n_wanted=200_000, shift=11, n_keys=10_000_000)
+    assert not recounts(n_few=1000, n_wanted=1, shift=9, n_keys=100_000)  # below SELECT_MIN_KEYS: sort
+    assert not recounts(n_few=100_000, n_wanted=0, shift=9, n_keys=100_000)  # no bucket read
 
 
 @pytest.mark.parametrize("counted_again", [False, True])
@@ -120,14 +137,14 @@ def test_select_sorted_at_reads_one_value_buckets_without_the_keys() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(0, 2**62) | st.integers(0, 2**20) | st.integers(0, 40), min_size=1, max_size=80), st.data(),
-       st.booleans())
+@given(st.lists(st.integers(0, 2**62) | st.integers(0, 2**19 - 1) | st.integers(0, 40), min_size=1, max_size=80),
+       st.data(), st.booleans())
 def test_select_sorted_at_equals_a_sort(keys, data, counted_again) -> None:
     keys = np.array(keys, dtype="int64")
     positions = np.array(sorted(data.draw(st.sets(st.integers(0, len(keys) - 1), min_size=1))))
     with pytest.MonkeyPatch.context() as patch:
-        if counted_again:  # the buckets read are counted again, whatever their number of keys (keys up to
-            # 2**20 are: buckets of ~2**10 values, renumbered into fewer bits)
+        if counted_again:  # the buckets read are counted again, whatever their number of keys (keys below
+            # 2**19 are: buckets of at most 2**9 values, renumbered into one-value buckets)
             patch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
         assert select_sorted_at(keys, positions).tolist() == np.sort(keys)[positions].tolist()
         small = keys[keys < 2**31].astype("int32")  # the sort keys' usual dtype
