@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kpis.aggregate import distinct_ascending
 from kpis.timeline import KindEvents
 from kpis.vocabulary import MISSING
 
@@ -130,12 +131,7 @@ class _PointKeys:
 def _sorted_distinct(keys: np.ndarray) -> np.ndarray:
     """``keys`` (a copy of them, sorted in place) without repeats."""
     keys.sort(kind="stable")  # a merge of the sorted runs it is given (openings, each kind, ends): ~4x quicker
-    if not len(keys):
-        return keys
-    first = np.empty(len(keys), dtype=bool)
-    first[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=first[1:])
-    return keys[first]
+    return distinct_ascending(keys)
 
 
 def _landing(points: np.ndarray, keys: np.ndarray) -> np.ndarray:
