@@ -662,6 +662,11 @@ def select_sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
     ``bincount``); the running counts say which bucket holds each position and where in it. A bucket of one
     value is its own answer; otherwise only the keys of the buckets read go on (``_select_in_buckets``).
     Exact: a bucket's keys all sort between the buckets' around it."""
+    return _select_sorted_at(keys, positions, recounted=False)
+
+
+def _select_sorted_at(keys: np.ndarray, positions: np.ndarray, recounted: bool) -> np.ndarray:
+    """``select_sorted_at``; ``recounted``: the keys are those of buckets read, renumbered (``_recounts``)."""
     top = int(keys.max())
     shift = _bucket_shift(top, len(keys))
     bucket_of = np.right_shift(keys, shift).astype(np.intp, copy=False)
@@ -677,7 +682,7 @@ def select_sorted_at(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
     del bucket_of
     first_in_few = np.cumsum(counts[wanted]) - counts[wanted]
     at = first_in_few[np.searchsorted(wanted, bucket)] + positions - (ends[bucket] - counts[bucket])
-    return _select_in_buckets(few, at, wanted, shift, len(keys))
+    return _select_in_buckets(few, at, wanted, shift, len(keys), recounted)
 
 
 def distinct_ascending(values: np.ndarray) -> np.ndarray:
@@ -696,12 +701,13 @@ def _bucket_shift(top: int, n_keys: int) -> int:
     return max(0, top.bit_length() - min(22, max(10, n_keys.bit_length())))
 
 
-def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shift: int, n_keys: int) -> np.ndarray:
+def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shift: int, n_keys: int,
+                       recounted: bool) -> np.ndarray:
     """``np.sort(few)[at]`` where ``few`` are the keys of the buckets ``wanted`` (ascending) of ``2**shift``
-    values each, out of ``n_keys``. Ties crowd the buckets a percentile reads (at 10M tickets 60% of the
+    values each, out of ``n_keys`` (themselves recounted ones, or not). Ties crowd the buckets a percentile reads (at 10M tickets 60% of the
     response keys fell in the 240 read), so rather than sorting them, the buckets are numbered 0.. and the keys
     counted again in that smaller space (``_recounts``); a sort finishes what is left."""
-    if not _recounts(len(few), len(wanted), shift, n_keys):
+    if not _recounts(len(few), len(wanted), shift, n_keys, recounted):
         few.sort()  # in bucket order, and each bucket's keys in order
         return few[at]
     dtype = few.dtype
@@ -712,19 +718,22 @@ def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shif
     local <<= shift
     local |= few & low_bits
     del few
-    found = select_sorted_at(local, at)
+    found = _select_sorted_at(local, at, recounted=True)
     return ((wanted[found >> shift] << shift) | (found & low_bits)).astype(dtype)
 
 
-def _recounts(n_few: int, n_wanted: int, shift: int, n_keys: int) -> bool:
-    """Whether ``n_few`` keys of ``n_wanted`` buckets of ``2**shift`` values are counted again rather than
-    sorted: when one count finishes them (buckets of one value), or when the buckets at least halve and the
-    keys did too. Each count touches tables about as long as the keys; where clustered values keep every key
-    in the buckets read, counting round after round cost 3x a sort (3M keys in 50 clusters: 0.49 s, 0.15 s)."""
+def _recounts(n_few: int, n_wanted: int, shift: int, n_keys: int, recounted: bool) -> bool:
+    """Whether ``n_few`` keys of ``n_wanted`` buckets of ``2**shift`` values, out of ``n_keys`` (``recounted``:
+    keys already counted again), are counted again rather than sorted: when one count finishes them (buckets
+    of one value), or when the buckets at least halve and, from the second recount on, the keys did too.
+    The first recount is a bet of one count against a sort: most keys in the buckets read is what percentiles
+    of many groups give (the medians sit where the values crowd), and the narrower buckets then hold a few
+    (DECISIONS.md D120). Where clustered values keep every key in the buckets read, counting round after round
+    cost 3x a sort (3M keys in 50 clusters: 0.49 s, 0.15 s), so a further round needs the keys to have halved."""
     if n_few < SELECT_MIN_KEYS or not n_wanted:
         return False
     finer = _bucket_shift(n_wanted << shift, n_few)
-    return finer == 0 or (finer <= shift // 2 and 2 * n_few <= n_keys)
+    return finer == 0 or (finer <= shift // 2 and (not recounted or 2 * n_few <= n_keys))
 
 
 def _sort_keys(group: np.ndarray, codes: SortCodes, n_groups: int) -> np.ndarray:

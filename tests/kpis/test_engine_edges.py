@@ -96,27 +96,60 @@ def test_select_sorted_at_counts_the_buckets_read_again_in_a_smaller_space(monke
     # buckets: sorted [1, 3, 3, 488] read at 0, 2, 3 is [1, 3, 488], i.e. 512 + that: [513, 515, 1000].
     monkeypatch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
     keys = np.array([1000, 515, 513, 515, 3, 2**19 - 1], dtype="int32")
-    assert aggregate_module._recounts(n_few=4, n_wanted=1, shift=9, n_keys=6)
+    assert aggregate_module._recounts(n_few=4, n_wanted=1, shift=9, n_keys=6, recounted=False)
     found = select_sorted_at(keys, np.array([1, 3, 4]))
     assert found.tolist() == [513, 515, 1000]
     assert found.dtype == np.int32
     assert keys.tolist() == [1000, 515, 513, 515, 3, 2**19 - 1]
 
 
-def test_the_buckets_read_are_counted_again_when_it_pays() -> None:
-    recounts = aggregate_module._recounts
+@pytest.mark.parametrize("recounted", [False, True])
+def test_the_buckets_read_are_counted_again_when_it_pays(recounted) -> None:
+    def recounts(**sizes) -> bool:
+        return aggregate_module._recounts(**sizes, recounted=recounted)
     # one count finishes: 1 bucket << 9 is 10 bits, within the 17 bits of 100k keys' buckets
     assert recounts(n_few=100_000, n_wanted=1, shift=9, n_keys=100_000)
     # buckets halve (14043 << 10: 24 bits, 2 finer than 22) and the keys did (2.6M of 9M): count again
     assert recounts(n_few=2_600_000, n_wanted=14_043, shift=10, n_keys=9_000_000)
-    # clustered: 50 << 19 is 25 bits, 3 finer than 22, but every key is still read: sort
-    assert not recounts(n_few=3_000_000, n_wanted=50, shift=19, n_keys=3_000_000)
     # 20000 << 11 is 26 bits: buckets of 2**4, at most 2**(11 // 2); 2.9M of 10M keys read: count again
     assert recounts(n_few=2_900_000, n_wanted=20_000, shift=11, n_keys=10_000_000)
     # 200000 << 11 is 29 bits: buckets of 2**7, wider than 2**5: sort
     assert not recounts(n_few=2_900_000, n_wanted=200_000, shift=11, n_keys=10_000_000)
+    # 14000 << 17 is 31 bits: buckets of 2**9, wider than 2**8: sort, however few keys are read
+    assert not recounts(n_few=100_000, n_wanted=14_000, shift=17, n_keys=4_400_000)
     assert not recounts(n_few=1000, n_wanted=1, shift=9, n_keys=100_000)  # below SELECT_MIN_KEYS: sort
     assert not recounts(n_few=100_000, n_wanted=0, shift=9, n_keys=100_000)  # no bucket read
+
+
+def test_a_first_recount_needs_only_narrower_buckets_a_later_one_fewer_keys_too() -> None:
+    recounts = aggregate_module._recounts
+    # a night's monthly medians: 6.8M of 7.4M keys in the 10000 buckets read (10000 << 16 is 30 bits, buckets
+    # of 2**8 = 2**(16 // 2)). The first recount is a bet of one count: taken although most keys are read.
+    assert recounts(n_few=6_800_000, n_wanted=10_000, shift=16, n_keys=7_400_000, recounted=False)
+    assert not recounts(n_few=6_800_000, n_wanted=10_000, shift=16, n_keys=7_400_000, recounted=True)
+    # clustered: 50 << 19 is 25 bits, 3 finer than 22: a first recount; once recounted, every key still read: sort
+    assert recounts(n_few=3_000_000, n_wanted=50, shift=19, n_keys=3_000_000, recounted=False)
+    assert not recounts(n_few=3_000_000, n_wanted=50, shift=19, n_keys=3_000_000, recounted=True)
+
+
+def test_select_sorted_at_recounts_most_keys_once_then_only_fewer(monkeypatch) -> None:
+    # 6 keys below 2**28: buckets of 2**18 (10 bits of buckets). Sorted: [5, 300, 1000, 70000, 200000, 2**27];
+    # positions 1 and 3 fall in bucket 0, which holds 5 of the 6 keys. 1 << 18 is 19 bits: buckets of 2**9 =
+    # 2**(18 // 2), so a first recount, although 5 > 6 / 2. Renumbered (bucket 0 is rank 0) the five keep their
+    # values; below 2**18 they take buckets of 2**8: 300 in bucket 1, 70000 in 273, read at 0 and 1 of the two
+    # keys of those buckets. 2 << 8 is 10 bits: one count finishes them (44 and 1 << 8 | 112 = 368).
+    monkeypatch.setattr(aggregate_module, "SELECT_MIN_KEYS", 0)
+    decided = []
+    recounts = aggregate_module._recounts
+
+    def spy(n_few, n_wanted, shift, n_keys, recounted) -> bool:
+        decided.append((n_few, n_wanted, shift, n_keys, recounted))
+        return recounts(n_few, n_wanted, shift, n_keys, recounted)
+
+    monkeypatch.setattr(aggregate_module, "_recounts", spy)
+    keys = np.array([200_000, 2**27, 5, 70_000, 1000, 300], dtype="int64")
+    assert select_sorted_at(keys, np.array([1, 3])).tolist() == [300, 70_000]
+    assert decided == [(5, 1, 18, 6, False), (2, 2, 8, 5, True)]
 
 
 @pytest.mark.parametrize("counted_again", [False, True])
