@@ -8,6 +8,8 @@ close to half a run's time (kernel time in page faults, ``minflt`` in ``getrusag
 freed pages stay mapped for the next one. Arrow's buffers (the text columns) go through malloc as well, by
 Arrow's system pool instead of its bundled mimalloc, which maps and unmaps big buffers the same way: at 10M
 tickets the facts' text columns took 5.2 s to build from their codes with mimalloc and 1.2 s with malloc.
+That covers what pyarrow allocates; Arrow's C++ readers, writers and joins keep the pool the process chose at
+start (``ARROW_DEFAULT_MEMORY_POOL``, DECISIONS.md D121).
 After the run, glibc's defaults and Arrow's pool are set back and ``malloc_trim(0)`` gives the free pages
 back, so a long-lived ``itsm-kpi schedule`` does not hold a night's peak until the next night.
 
