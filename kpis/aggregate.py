@@ -704,9 +704,10 @@ def _bucket_shift(top: int, n_keys: int) -> int:
 def _select_in_buckets(few: np.ndarray, at: np.ndarray, wanted: np.ndarray, shift: int, n_keys: int,
                        recounted: bool) -> np.ndarray:
     """``np.sort(few)[at]`` where ``few`` are the keys of the buckets ``wanted`` (ascending) of ``2**shift``
-    values each, out of ``n_keys`` (themselves recounted ones, or not). Ties crowd the buckets a percentile reads (at 10M tickets 60% of the
-    response keys fell in the 240 read), so rather than sorting them, the buckets are numbered 0.. and the keys
-    counted again in that smaller space (``_recounts``); a sort finishes what is left."""
+    values each, out of ``n_keys`` (``recounted``: those keys are a recount's). Ties crowd the buckets a
+    percentile reads (at 10M tickets 60% of the response keys fell in the 240 read), so rather than sorting
+    them, the buckets are numbered 0.. and the keys counted again in that smaller space (``_recounts``); a sort
+    finishes what is left."""
     if not _recounts(len(few), len(wanted), shift, n_keys, recounted):
         few.sort()  # in bucket order, and each bucket's keys in order
         return few[at]
