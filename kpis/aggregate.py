@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from kpis.ascending import distinct_ascending
 from kpis.config import KpiSettings
 from kpis.schema import KPI_ENGINEER_COLUMNS, KPI_TEAM_COLUMNS, KPI_VERSION, conform
 from kpis.vocabulary import positions_in
@@ -683,17 +684,6 @@ def _select_sorted_at(keys: np.ndarray, positions: np.ndarray, recounted: bool) 
     first_in_few = np.cumsum(counts[wanted]) - counts[wanted]
     at = first_in_few[np.searchsorted(wanted, bucket)] + positions - (ends[bucket] - counts[bucket])
     return _select_in_buckets(few, at, wanted, shift, len(keys), recounted)
-
-
-def distinct_ascending(values: np.ndarray) -> np.ndarray:
-    """The distinct values of ascending ``values``. ``np.unique`` hashes them first: 0.7 s for 1M distinct
-    integers here, against a few milliseconds for this one comparison of neighbours."""
-    if len(values) == 0:
-        return values
-    keep = np.empty(len(values), dtype=bool)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]
 
 
 def _bucket_shift(top: int, n_keys: int) -> int:

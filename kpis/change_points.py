@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpis.aggregate import distinct_ascending
+from kpis.ascending import distinct_ascending
 from kpis.timeline import KindEvents
 from kpis.vocabulary import MISSING
 

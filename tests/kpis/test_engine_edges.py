@@ -20,7 +20,6 @@ from kpis.aggregate import (
     _sort_keys,
     aggregate_periods,
     dense_combinations,
-    distinct_ascending,
     in_name_order,
     kpi_rows,
     percentile_cont,
@@ -160,15 +159,6 @@ def test_select_sorted_at_of_no_positions_reads_nothing(monkeypatch, counted_aga
         found = select_sorted_at(keys, np.array([], dtype="int64"))
         assert found.tolist() == []
         assert found.dtype == keys.dtype
-
-
-def test_distinct_ascending_keeps_the_first_of_each_run() -> None:
-    values = np.array([-1, -1, 0, 4, 4, 4, 9], dtype="int32")
-    found = distinct_ascending(values)
-    assert found.tolist() == [-1, 0, 4, 9]
-    assert found.dtype == np.int32
-    assert distinct_ascending(np.array([7])).tolist() == [7]
-    assert distinct_ascending(np.array([], dtype="int64")).tolist() == []
 
 
 def test_select_sorted_at_reads_one_value_buckets_without_the_keys() -> None:
