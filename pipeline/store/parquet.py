@@ -48,6 +48,7 @@ from kpis.schema import (
     conform,
 )
 from pipeline.store.schema import ADJUSTMENT_FILE_COLUMNS, PIPELINE_RUNS_COLUMNS
+from pipeline.store.table_version import TableVersion
 
 log = logging.getLogger(__name__)
 
@@ -259,26 +260,24 @@ class ParquetStore:
         return to_pandas(self.read_arrow(table, filters, keep=keep), PARQUET_COLUMNS[table])
 
     # -- writing -------------------------------------------------------------------------------
-    def new_version(self, table: str, rows: pa.Table, scope: pa.Table | None) -> pa.Table:
+    def new_version(self, table: str, rows: pa.Table, scope: pa.Table | None) -> TableVersion:
         """The table's next full version: the live rows minus ``scope`` and ``rows``' keys, plus ``rows``.
 
         Kept rows keep their order and the new rows follow, sorted by key: sorting only what is new
         keeps a nightly rewrite cheap, and the result is the same for the same history.
         """
         keys = list(PARQUET_KEYS.get(table, ()))
-        kept = self.read_arrow(table)
-        self._whole.pop(table, None)  # the run is done reading it
-        for removed in rows_to_remove(scope, rows, keys):
-            kept = anti_join(kept, removed)
+        live = self.read_arrow(table)
+        self._whole.pop(table, None)  # the run is done reading it (the version holds it until written)
         if keys:
             rows = rows.sort_by([(k, "ascending") for k in keys])
-        return pa.concat_tables([kept, rows])
+        return TableVersion.of(live, rows_to_remove(scope, rows, keys), rows)
 
     def has(self, table: str) -> bool:
         """Whether a live dataset exists for ``table``."""
         return self.table_dir(table).exists()
 
-    def stage(self, run_id: str, table: str, data: pa.Table) -> None:
+    def stage(self, run_id: str, table: str, data: pa.Table | TableVersion) -> None:
         """Write ``data`` as the staged version of ``table`` (a Hive-partitioned dataset)."""
         target = self.staging_dir(run_id) / table
         if target.exists():
@@ -286,10 +285,11 @@ class ParquetStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         part = PARTITION_BY.get(table)
         if data.num_rows == 0:
-            self._write_empty(target, data)
+            self._write_empty(target, data.schema.empty_table())
             return
         partitioning = ds.partitioning(pa.schema([data.schema.field(part)]), flavor="hive") if part else None
-        ds.write_dataset(data, target, format="parquet", partitioning=partitioning, file_options=_write_options(),
+        source = data.reader() if isinstance(data, TableVersion) else data
+        ds.write_dataset(source, target, format="parquet", partitioning=partitioning, file_options=_write_options(),
                          basename_template="part-{i}.parquet", existing_data_behavior="error",
                          max_rows_per_file=_ROWS_PER_FILE, max_rows_per_group=_ROWS_PER_FILE)
 
