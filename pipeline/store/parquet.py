@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,15 @@ def to_pandas(table: pa.Table, columns: dict[str, Column]) -> pd.DataFrame:
             table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp("s")))
     frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get)
     return conform(frame, columns)
+
+
+def in_key_order(rows: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """``rows`` sorted by ``keys`` (texts in byte order, as SQLite's index and pandas order them; ties keep
+    their order); ``rows`` itself, not a copy, when they already are."""
+    if not keys or rows.num_rows < 2:
+        return rows
+    order = pc.sort_indices(rows, [(key, "ascending") for key in keys]).to_numpy()
+    return rows if bool(np.all(order[1:] > order[:-1])) else rows.take(order)
 
 
 def dedupe_last(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
@@ -269,8 +278,7 @@ class ParquetStore:
         keys = list(PARQUET_KEYS.get(table, ()))
         live = self.read_arrow(table)
         self._whole.pop(table, None)  # the run is done reading it (the version holds it until written)
-        if keys:
-            rows = rows.sort_by([(k, "ascending") for k in keys])
+        rows = in_key_order(rows, keys)
         return TableVersion.of(live, rows_to_remove(scope, rows, keys), rows)
 
     def has(self, table: str) -> bool:

@@ -8,10 +8,8 @@ import logging
 import sqlite3
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from sqlalchemy import Column as SqlColumn
 from sqlalchemy import (
@@ -33,7 +31,7 @@ from kpis.errors import first_line
 from kpis.schema import conform
 from pipeline.store import schema
 from pipeline.store.errors import StoreError
-from pipeline.store.parquet import PARQUET_KEYS, anti_join, rows_to_remove, scope_is_keys
+from pipeline.store.parquet import PARQUET_KEYS, anti_join, in_key_order, rows_to_remove, scope_is_keys
 from pipeline.store.plan import TablePlan
 
 __all__ = ["read_sql_table", "replace_sql", "sql_engine"]
@@ -107,10 +105,7 @@ def _in_key_order(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     random. 100k facts upserted into a 10M-row SQLite file (4.4 GB) whose pages were not cached: 13.9-15.2 s in
     a random order, 9.3-10.3 s sorted. A first load's millions of rows are left as they come: sorted, they
     would be held twice beside the run's peak."""
-    if not keys or not 2 <= rows.num_rows <= _SORTED_UPSERT_MAX_ROWS:
-        return rows
-    order = pc.sort_indices(rows, [(key, "ascending") for key in keys]).to_numpy()
-    return rows if bool(np.all(order[1:] > order[:-1])) else rows.take(order)
+    return rows if rows.num_rows > _SORTED_UPSERT_MAX_ROWS else in_key_order(rows, keys)
 
 
 def _rows_to_delete(plan: TablePlan, *, new_keys: bool = True) -> list[pa.Table]:

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.store.parquet import dedupe_last
+from pipeline.store.parquet import dedupe_last, in_key_order
 
 
 def _table(rows: list[tuple[str, int, str]]) -> pa.Table:
@@ -36,3 +36,12 @@ def test_dedupe_last_keeps_what_a_dictionary_of_last_rows_keeps(rows: list[tuple
     expected = [rows[position] for position in sorted(last.values())]
     kept = dedupe_last(_table(rows), ("source", "n"))
     assert list(zip(*(kept.column(c).to_pylist() for c in ("source", "n", "value")), strict=True)) == expected
+
+
+def test_rows_in_key_order_are_sorted_in_byte_order_ties_kept_and_not_copied_when_in_order() -> None:
+    table = _table([("b", 1, "b1"), ("a", 2, "a2 first"), ("B", 9, "B9"), ("a", 2, "a2 second"), ("a", 1, "a1")])
+    ordered = in_key_order(table, ("source", "n"))
+    # "B" < "a" < "b" (bytes); the two a2 rows keep their order
+    assert ordered.column("value").to_pylist() == ["B9", "a1", "a2 first", "a2 second", "b1"]
+    assert in_key_order(ordered, ("source", "n")) is ordered
+    assert in_key_order(table, ()) is table
