@@ -26,10 +26,11 @@ test: install  ## the whole suite: unit, property and integration tests (real SQ
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
-bench: install  ## synthetic-data benchmarks (numpy's huge-page hint off, as deployed): engine stages, nightly vs full, the scale-out curve
+bench: install  ## synthetic-data benchmarks (numpy's huge-page hint off, as deployed): engine stages, nightly vs full, the scale-out curve, a store rewritten for 200 nights
 	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench.py
 	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench_nightly.py
 	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench_scale.py
+	NUMPY_MADVISE_HUGEPAGE=0 $(BIN)/python scripts/bench_store_nights.py
 
 lint: install
 	$(BIN)/ruff check .

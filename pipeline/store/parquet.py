@@ -297,9 +297,13 @@ class ParquetStore:
             return
         partitioning = ds.partitioning(pa.schema([data.schema.field(part)]), flavor="hive") if part else None
         source = data.reader() if isinstance(data, TableVersion) else data
+        # Row groups of at least 32k rows, as a first write makes them (D124): without a floor every batch handed
+        # over is a row group, and a rewrite hands over what is kept of each stored group, so groups would
+        # shrink night after night.
         ds.write_dataset(source, target, format="parquet", partitioning=partitioning, file_options=_write_options(),
                          basename_template="part-{i}.parquet", existing_data_behavior="error",
-                         max_rows_per_file=_ROWS_PER_FILE, max_rows_per_group=_ROWS_PER_FILE)
+                         max_rows_per_file=_ROWS_PER_FILE, max_rows_per_group=_ROWS_PER_FILE,
+                         min_rows_per_group=_ROWS_PER_FILE // 8)
 
     @staticmethod
     def _write_empty(target: Path, data: pa.Table) -> None:
