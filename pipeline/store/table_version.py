@@ -42,10 +42,12 @@ class TableVersion:
 
     @property
     def schema(self) -> pa.Schema:
+        """The live table's schema, which the added rows take."""
         return self.live.schema
 
     @property
     def num_rows(self) -> int:
+        """The rows the version holds: those kept, then those added."""
         kept = self.live.num_rows if self.kept is None else int(np.count_nonzero(self.kept))
         return kept + self.added.num_rows
 
