@@ -169,6 +169,16 @@ def facts_fingerprint(settings: KpiSettings) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def tables_fingerprint(settings: KpiSettings) -> str:
+    """A digest of every KPI setting, also those that only shape the KPI tables (the reporting timezone,
+    grains, ``min_sample``, breakdowns, the scorecard), plus the KPI definitions' version.
+
+    Equal fingerprints mean the stored KPI tables were computed with these settings, so a nightly run may
+    recompute only the groups its changes touch (pipeline/groups.py); else it recomputes every period.
+    """
+    return hashlib.sha256(settings_to_json(settings).encode("utf-8")).hexdigest()
+
+
 def _canonical(value: Any) -> Any:
     """A JSON-ready form of a settings value that does not depend on set or dict order."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

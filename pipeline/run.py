@@ -29,9 +29,10 @@ from connectors.errors import SourceError
 from connectors.registry import build_connector
 from kpis import KpiTables, kpi_tables
 from kpis.aggregate import FACTS_READ
-from kpis.config import facts_fingerprint, settings_to_json
+from kpis.config import facts_fingerprint, settings_to_json, tables_fingerprint
 from kpis.schema import (
     EVENT_COLUMNS,
+    GRAINS,
     TABLE_COLUMNS,
     TABLE_KEYS,
     TICKET_COLUMNS,
@@ -64,6 +65,8 @@ REJECT_KEY = ["source", "row_kind", "raw"]
 PERIOD_KEY = ["grain", "period_start"]
 FACTS_FINGERPRINT = "facts_fingerprint"  # store_state: the fact settings the stored facts were computed with
 FACTS_AS_OF = "facts_as_of"  # store_state: the as_of every stored fact was computed at (none after a backfill)
+#: store_state: the KPI settings every stored row of the period tables was computed with (``tables_fingerprint``)
+TABLES_FINGERPRINT = "tables_fingerprint"
 PERIOD_TABLES = ("kpi_engineer", "kpi_team", "scorecard", "scorecard_kpi", "kpi_breakdown")
 GROUPED_BY = {"kpi_engineer": "engineer", "kpi_team": "team", "scorecard_kpi": "engineer", "kpi_breakdown": BREAKDOWN_BY}
 
@@ -164,7 +167,7 @@ class PipelineRun:
         # Read before the first staged write: on SQLite that write's open transaction can hold the database
         # locked (once its pages spill) until the commit, and a read on another connection would wait for it.
         self._recorded = {name: self.ledger.store_state(name) for name in (FACTS_FINGERPRINT, FACTS_AS_OF,
-                                                                            OPS_FINGERPRINT)}
+                                                                            OPS_FINGERPRINT, TABLES_FINGERPRINT)}
         with self.stores.staging(run_id) as staging:
             with self._stage(summary, "pull"):
                 raw = RawLayer(conform(self.stores.read("raw_tickets", keep=True), TICKET_COLUMNS),
@@ -314,9 +317,10 @@ class PipelineRun:
                   else group_tables(all_facts, self.settings.kpi, groups))
         return Computed(facts, all_facts, tables, groups, history)
 
-    def _refresh_facts(self, merged: Merged, approvals: pd.DataFrame) -> tuple[FactsRefresh, TouchedGroups]:
+    def _refresh_facts(self, merged: Merged, approvals: pd.DataFrame) -> tuple[FactsRefresh, TouchedGroups | None]:
         """A nightly run's facts, stored ones reused where they cannot have changed (pipeline/refresh.py),
-        and the groups whose KPI rows the changed facts can have moved (pipeline/groups.py)."""
+        and the groups whose KPI rows the changed facts can have moved (pipeline/groups.py); None (every
+        period) when the stored KPI tables were computed with other KPI settings."""
         stored = self.stores.read_arrow("ticket_facts", keep=True)
         reuse = self._recorded[FACTS_FINGERPRINT] == facts_fingerprint(self.settings.kpi)
         if not reuse:
@@ -327,6 +331,10 @@ class PipelineRun:
                                 whole_facts_of=partial(facts_with_history, self.settings.compute),
                                 stored_as_of=_timestamp(self._recorded[FACTS_AS_OF]))
         kpi = self.settings.kpi
+        if self._recorded[TABLES_FINGERPRINT] != tables_fingerprint(kpi):
+            log.info("KPI settings changed since the stored KPI tables were computed (or not recorded): "
+                     "recomputing every period")
+            return refresh, None
         return refresh, touched_groups(refresh.changes, stored, refresh.facts, kpi.grains, kpi.reporting_timezone,
                                        kpi.breakdowns)
 
@@ -368,11 +376,22 @@ class PipelineRun:
             for table in ("kpi_engineer", "kpi_team", "scorecard_kpi", "kpi_breakdown"):
                 yield self._changed_group_rows(table, getattr(tables, table), groups, periods)
             yield self._changed_scorecard_rows(tables.scorecard, groups.engineer, periods)
+        elif self.kind == "run":
+            yield from self._every_period(tables, summary)
         else:
             periods = self._window_periods(facts.rows)
             summary.periods_written = len(periods)
             for table in PERIOD_TABLES:
                 yield Replacement(table, getattr(tables, table).merge(periods, on=PERIOD_KEY), periods)
+
+    def _every_period(self, tables: KpiTables, summary: RunSummary) -> Iterator[Replacement]:
+        """Every row of the period tables, replacing every stored row of every grain: those of a grain no
+        longer configured, or of periods in another reporting timezone, go too."""
+        summary.periods_written = len(pd.concat([getattr(tables, table)[PERIOD_KEY] for table in PERIOD_TABLES],
+                                                ignore_index=True).drop_duplicates())
+        every_grain = pd.DataFrame({"grain": list(GRAINS)})
+        for table in PERIOD_TABLES:
+            yield Replacement(table, getattr(tables, table), every_grain)
 
     def _stored_rows(self, table: str, periods: pd.DataFrame, groups: pd.DataFrame | None = None,
                      by: str | tuple[str, ...] = "engineer") -> pd.DataFrame:
@@ -418,6 +437,7 @@ class PipelineRun:
         writes.append(self.ledger.set_store_state_writes(FACTS_FINGERPRINT, fingerprint))
         writes.append(self.ledger.set_store_state_writes(FACTS_AS_OF, fingerprint and self.as_of.isoformat()))
         writes.append(self.ledger.set_store_state_writes(OPS_FINGERPRINT, fingerprint and ops_fingerprint(self.settings.kpi)))
+        writes.append(self.ledger.set_store_state_writes(TABLES_FINGERPRINT, self._tables_fingerprint_after()))
         writes.append(self.ledger.set_store_state_writes(KPI_SETTINGS, settings_to_json(self.settings.kpi)))
         if self.kind == "run":
             for source, cursor in pulled.cursors.items():
@@ -432,6 +452,14 @@ class PipelineRun:
             for write in writes:
                 write(conn)
         return apply
+
+    def _tables_fingerprint_after(self) -> str | None:
+        """The settings every stored period row was computed with after this run: this run's, unless it is a
+        backfill under settings other than those of the rows outside its window (None: unknown)."""
+        current = tables_fingerprint(self.settings.kpi)
+        if self.kind == "backfill" and self._recorded[TABLES_FINGERPRINT] != current:
+            return None
+        return current
 
 
 def _count_tickets(summary: RunSummary, pulled: Pulled, merged: Merged) -> None:

@@ -127,7 +127,8 @@ STORE_COMMITS_COLUMNS = _cols(
 
 STORE_STATE_COLUMNS = _cols(
     Column("name", STR, "What is recorded: facts_fingerprint (the settings the stored ticket_facts were "
-           "computed with), kpi_settings (the KPI settings of the last run, JSON, for itsm-kpi explain) or "
+           "computed with), tables_fingerprint (the KPI settings the stored period tables were computed with), "
+           "kpi_settings (the KPI settings of the last run, JSON, for itsm-kpi explain) or "
            "views_fingerprint (the statements the analyst views were made with)"),
     Column("value", STR, "Its value"),
     Column("updated_at", TS, "When it was last written (UTC)"),

@@ -192,6 +192,89 @@ def test_a_changed_fact_setting_recomputes_every_ticket(tmp_path: Path) -> None:
     assert_same(after, snapshot(fresh))
 
 
+# --- settings that only shape the KPI tables (DECISIONS.md D125) -------------------------------------
+TABLE_SETTING_CHANGES = {
+    "timezone": ('[reporting]\ntimezone = "Asia/Shanghai"', '[reporting]\ntimezone = "America/Los_Angeles"'),
+    "grains": ('grains = ["day", "week", "month", "quarter"]', 'grains = ["week", "month"]'),
+    "min_sample": ("min_sample = 3", "min_sample = 30"),
+    "breakdowns": ("min_sample = 3", 'min_sample = 3\nbreakdowns = ["priority"]'),
+    "scorecard": ("target = 0.95", "target = 0.5"),
+}
+
+
+def _month_store(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """The month export in a folder, and a config of a store named ``name`` reading it."""
+    exports = tmp_path / "exports"
+    if not exports.exists():
+        write_export(exports, "2026-07-31", *month_export())
+    return exports, write_config(tmp_path, f"sqlite:///{tmp_path / name}.sqlite", sources={"helpdesk": exports},
+                                 store=tmp_path / name)
+
+
+def _changed(config: Path, change: str) -> None:
+    old, new = TABLE_SETTING_CHANGES[change]
+    text = config.read_text(encoding="utf-8")
+    assert text.count(old) == 1, change
+    config.write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.mark.parametrize("change", sorted(TABLE_SETTING_CHANGES))
+def test_a_changed_table_setting_recomputes_every_period(tmp_path: Path, change: str) -> None:
+    """A night with no new file after a change of the reporting timezone, the grains, min_sample, the
+    breakdowns or a scorecard target: no fact moves, yet every KPI table must be what a fresh store computes
+    with the new settings (rows of a grain no longer configured, or of the old timezone's periods, gone)."""
+    _, nightly = _month_store(tmp_path, "nightly")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY1_AS_OF.isoformat()) == 0
+    _changed(nightly, change)
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert runs(nightly).iloc[-1]["periods_written"] > 0
+    _, fresh = _month_store(tmp_path, "fresh")
+    _changed(fresh, change)
+    assert cli("run", "--config", str(fresh), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert_same(snapshot(nightly), snapshot(fresh))
+    assert_stores_agree(nightly)
+    # the next night, with nothing new, is a quiet one again: the settings are recorded with the tables
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert runs(nightly).iloc[-1]["periods_written"] == 0
+
+
+def test_periods_follow_a_changed_reporting_timezone(tmp_path: Path) -> None:
+    """By hand: 王芳's incidents INC0000, INC0060 and INC0090 open on 2026-07-01 at 09:00, 13:00 and 11:30 in
+    Shanghai (INC0030 at 15:30), which is 06-30 18:00, 22:00 and 20:30 in Los Angeles (PDT, UTC-7; INC0030
+    07-01 00:30). No other ticket opens before 07-01 in either zone. In Shanghai no day row lies on 06-30;
+    in Los Angeles 王芳's incident row of that day counts 3 openings."""
+    _, nightly = _month_store(tmp_path, "nightly")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY1_AS_OF.isoformat()) == 0
+    june_30 = pd.Timestamp("2026-06-30")
+    for store in ("sql", "parquet"):
+        rows = snapshot(nightly)[(store, "kpi_engineer")]
+        assert not ((rows["grain"] == "day") & (rows["period_start"] == june_30)).any(), store
+    _changed(nightly, "timezone")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    for store in ("sql", "parquet"):
+        rows = snapshot(nightly)[(store, "kpi_engineer")]
+        day = rows[(rows["grain"] == "day") & (rows["period_start"] == june_30)]
+        assert day[["engineer", "ticket_type", "opened_count"]].values.tolist() == [["王芳", "incident", 3]], store
+
+
+def test_a_backfill_under_changed_settings_leaves_the_next_night_to_recompute_every_period(tmp_path: Path) -> None:
+    """A backfill of 07-01..07-10 under new grains rewrites only its window's periods; the day and quarter
+    rows outside it were computed under the old grains. The night after must therefore recompute every
+    period, and then equal a fresh store."""
+    _, nightly = _month_store(tmp_path, "nightly")
+    assert cli("run", "--config", str(nightly), "--as-of", DAY1_AS_OF.isoformat()) == 0
+    _changed(nightly, "grains")
+    assert cli("backfill", "--config", str(nightly), "--from", "2026-07-01", "--to", "2026-07-10",
+               "--as-of", DAY1_AS_OF.isoformat()) == 0
+    assert cli("run", "--config", str(nightly), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    _, fresh = _month_store(tmp_path, "fresh")
+    _changed(fresh, "grains")
+    assert cli("run", "--config", str(fresh), "--as-of", DAY2_AS_OF.isoformat()) == 0
+    assert_same(snapshot(nightly), snapshot(fresh))
+    for store in ("sql", "parquet"):
+        assert set(snapshot(nightly)[(store, "kpi_engineer")]["grain"]) == {"week", "month"}, store
+
+
 # --- approved exemptions arriving on later nights (KPIS.md 1.4) --------------------------------------
 APPROVALS_SECTION = """
 [adjustments]
