@@ -24,6 +24,7 @@ within the block it yields too, and after it the launcher's trim threshold is ba
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import threading
@@ -134,4 +135,5 @@ def freed_memory_kept(launcher_tuning: Mapping[str, str] = _NO_LAUNCHER_TUNING) 
         with _blocks.lock:
             _blocks.depth -= 1
             if _blocks.depth == 0 and _blocks.kept:
+                gc.collect()  # arrays only reference cycles hold are freed before the pages go back, not after
                 release_freed_memory(_blocks.arrow_pool)
