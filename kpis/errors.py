@@ -14,8 +14,9 @@
     ├── pipeline.errors.RejectRatioExceeded  a source's rejected share exceeded run.max_reject_ratio (exit 6)
     ├── pipeline.analyst.query.QueryError    an analyst statement fails, or the store cannot be opened
     │   └── QueryRefused                     the query sandbox does not allow the statement (exit 2)
-    ├── pipeline.analyst.report.ReportError  the report cannot be built
-    └── pipeline.explain.UnknownTicket       explain: no such ticket (or source) in the store (exit 2)
+    └── BadRequest                           what was asked for cannot be answered as asked (exit 2)
+        ├── pipeline.analyst.report.ReportError  the report cannot be built (period, language, --out, no data)
+        └── pipeline.explain.UnknownTicket       explain: no such ticket (or source) in the store
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def first_line(error: BaseException) -> str:
 
 class ItsmKpiError(Exception):
     """Base of every error itsm-kpi raises on purpose; its message is one actionable line."""
+
+
+class BadRequest(ItsmKpiError):
+    """A command's arguments ask for what cannot be answered as asked (a period without data, an unknown
+    ticket): the user's to change, like a bad argument (exit 2), not a bug."""
 
 
 class ConfigError(ItsmKpiError):

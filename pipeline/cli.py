@@ -24,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from connectors.errors import AdjustmentsError, SourceError
-from kpis.errors import ConfigError, ItsmKpiError
+from kpis.config import parse_timezone
+from kpis.errors import BadRequest, ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
 from pipeline import logs
 from pipeline.errors import RejectRatioExceeded
@@ -56,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_SOURCE, str(e))
     except RejectRatioExceeded as e:
         return _fail(EXIT_REJECTED, str(e))
+    except BadRequest as e:
+        return _fail(EXIT_CONFIG, str(e))
     except ItsmKpiError as e:
-        if type(e).__name__ == "UnknownTicket":  # pipeline.explain, imported only when explaining
-            return _fail(EXIT_CONFIG, str(e))
         return _fail(EXIT_ERROR, str(e))
     except KeyboardInterrupt:
         return _fail(130, "interrupted; the stores were left as they were")
@@ -230,6 +231,8 @@ def _report(args: argparse.Namespace) -> int:
         parse_period(args.period, args.grain)
     except ReportError as e:
         raise ConfigError("--period", str(e)) from None
+    if args.timezone is not None:
+        parse_timezone(args.timezone, "--timezone")
     where = _store_location(args)
     out = build_report(where.path, where.sql_url, args.period, args.lang,
                        args.out or Path(f"report-{args.period}-{args.lang}.html"), grain=args.grain,

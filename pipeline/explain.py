@@ -24,7 +24,7 @@ from kpis import compute_facts
 from kpis.aggregate import COUNTS, credits, period_starts
 from kpis.breakdown import members
 from kpis.config import KpiSettings, SlaPolicy
-from kpis.errors import ItsmKpiError
+from kpis.errors import BadRequest
 from kpis.exemptions import applicable
 from kpis.schema import TICKET_COLUMNS, TICKET_FACT_COLUMNS
 from kpis.segments import EVENT_ROLES, event_roles, resolution_segments
@@ -39,7 +39,7 @@ _KEY = ["source", "ticket_id"]
 _CLOSEST = 3
 
 
-class UnknownTicket(ItsmKpiError):
+class UnknownTicket(BadRequest):
     """The ticket (or source) asked for is not in the store; the message names the closest ids (exit 2)."""
 
 

@@ -13,12 +13,12 @@ from datetime import date, timedelta
 import pandas as pd
 
 from kpis.calendar import local_midnight
-from kpis.errors import ItsmKpiError
+from kpis.errors import BadRequest
 
 __all__ = ["Period", "ReportError", "parse_period"]
 
 
-class ReportError(ItsmKpiError):
+class ReportError(BadRequest):
     """The report cannot be built (unknown period, no data for it, unwritable output)."""
 
 
@@ -62,7 +62,7 @@ class Period:
 _PATTERNS = {
     "quarter": re.compile(r"^(\d{4})Q([1-4])$"),
     "month": re.compile(r"^(\d{4})-(\d{2})$"),
-    "week": re.compile(r"^(\d{4})-W(\d{2})$"),
+    "week": re.compile(r"^(\d{4})-?W(\d{2})$"),  # 2026-W38 (ISO 8601) or 2026W38 (CONTRACT.md)
     "day": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
 }
 

@@ -158,6 +158,22 @@ def test_report_with_a_malformed_period_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
 
 
+def test_report_with_an_unknown_timezone_exits_2_before_reading_a_store(tmp_path: Path) -> None:
+    result = h.cli("report", "--period", "2026Q3", "--timezone", "Mars/Olympus", "--store", str(tmp_path / "store"))
+    assert result.code == 2
+    assert "--timezone" in result.reason_lines()[0] and "Mars/Olympus" in result.reason_lines()[0]
+
+
+def test_report_of_a_period_the_store_has_no_data_for_exits_2(tmp_path: Path) -> None:
+    """Asking for a period without data is the user's to change (exit 2), not a bug (exit 1); the message
+    names the periods there are (the demo's tickets are of 2026)."""
+    assert h.cli("demo", "--store", str(tmp_path / "store")).code == 0
+    result = h.cli("report", "--period", "2020Q1", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "r.html"))
+    assert result.code == 2
+    assert "2020Q1" in result.reason_lines()[0] and "2026" in result.reason_lines()[0]
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_version_names_the_package_and_the_kpi_definitions() -> None:
     result = h.cli("--version")
     assert result.code == 0 and result.out.startswith("itsm-kpi ") and f"KPI definitions {KPI_VERSION}" in result.out

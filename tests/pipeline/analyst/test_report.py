@@ -177,6 +177,8 @@ def pct(num: float, den: float) -> str:
         ("2026q4", "quarter", date(2026, 10, 1), date(2027, 1, 1)),
         ("2026-12", "month", date(2026, 12, 1), date(2027, 1, 1)),
         ("2026-W01", "week", date(2025, 12, 29), date(2026, 1, 5)),
+        # CONTRACT.md's spelling; week 1 starts on 2025-12-29 (day -2 of 2026), 37 weeks later is day 257: 09-14
+        ("2026W38", "week", date(2026, 9, 14), date(2026, 9, 21)),
         ("2026-08-15", "day", date(2026, 8, 15), date(2026, 8, 16)),
     ],
 )
