@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from connectors.errors import AdjustmentsError, SourceError
+from connectors.mapping import TIMESTAMP_RANGE, TIMESTAMP_RANGE_TEXT
 from kpis.config import parse_timezone
 from kpis.errors import BadRequest, ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
@@ -273,21 +274,29 @@ def _timestamp(text: str) -> pd.Timestamp:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 timestamp") from None
     if ts.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no offset; write it like 2026-10-01T00:00:00+08:00")
-    return ts.tz_convert("UTC").floor("s")
+    ts = ts.tz_convert("UTC").floor("s")
+    if not TIMESTAMP_RANGE[0] <= ts < TIMESTAMP_RANGE[1]:  # the range a ticket's times are read in (bad-input.md)
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range {TIMESTAMP_RANGE_TEXT}")
+    return ts
 
 
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-07-01") from None
+    if not TIMESTAMP_RANGE[0].year <= day.year < TIMESTAMP_RANGE[1].year:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range {TIMESTAMP_RANGE_TEXT}")
+    return day
 
 
 def _quarter(text: str) -> Window:
     try:
-        return quarter_window(text)
+        window = quarter_window(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    _date(window.first.isoformat())  # within the range, as a --from date
+    return window
 
 
 def _now() -> pd.Timestamp:

@@ -158,6 +158,16 @@ def test_report_with_a_malformed_period_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.parametrize("args", [("run", "--as-of", "9999-12-31T00:00:00Z"), ("run", "--as-of", "1969-12-31T23:59:59Z"),
+                                  ("alerts", "--as-of", "2100-01-01T00:00:00Z"),
+                                  ("backfill", "--from", "2026-07-01", "--to", "9999-12-31")])
+def test_times_outside_the_range_tickets_are_read_in_exit_2_before_anything_runs(args, tmp_path: Path) -> None:
+    """1970..2099, as a ticket's timestamps (docs/bad-input.md): a year-9999 as_of overflowed the calendars
+    (exit 1), and 2100 wrote a backlog row set for every day until then."""
+    result = h.cli(*args, "--config", str(tmp_path / "none.toml"))
+    assert result.code == 2 and "out of range 1970..2099" in result.err
+
+
 def test_report_with_an_unknown_timezone_exits_2_before_reading_a_store(tmp_path: Path) -> None:
     result = h.cli("report", "--period", "2026Q3", "--timezone", "Mars/Olympus", "--store", str(tmp_path / "store"))
     assert result.code == 2
