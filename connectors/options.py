@@ -71,6 +71,15 @@ def not_empty(value: Any) -> None:
         raise ValueError("is empty; leave the option out to use the default")
 
 
+def one_separator(value: Any) -> None:
+    """One character that can separate CSV fields: not a quote or a line break."""
+    not_empty(value)
+    if len(value) != 1:
+        raise ValueError(f"{value!r} is {len(value)} characters; a CSV field separator is one, e.g. \";\" or \"\\t\"")
+    if value in "\"\r\n":
+        raise ValueError(f"{value!r} cannot separate fields (it quotes or ends them); e.g. \",\", \";\" or \"\\t\"")
+
+
 def scores_1_to_5(scores: Any) -> None:
     """Every score of a rating -> score map is a whole number from 1 to 5."""
     wrong = {k: v for k, v in scores.items() if not 1 <= v <= 5}
@@ -84,7 +93,7 @@ def scores_1_to_5(scores: Any) -> None:
 # Every file kind: a file's format is told by its name (.csv, .xlsx, .json...), else by the kind.
 FILE_OPTIONS = (
     Option("delimiter", str | None, None, "CSV files: the field separator (default \",\"; a tab for .tsv files)",
-           check=not_empty),
+           check=one_separator),
     Option("records_key", str | None, None,
            "JSON files holding an object: the key of its array of records, e.g. \"tickets\""),
     Option("epoch", Literal["s", "ms"] | None, None,

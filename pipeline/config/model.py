@@ -59,7 +59,7 @@ class Reporting(Section):
     timezone: Timezone | None = Field(None, description="IANA timezone whose local dates make the periods "
                                       "(default: the default calendar's)")
     # each once: a repeated grain would give each of its rows twice
-    grains: each_once(Grain) = Field(list(GRAINS),  # type: ignore[valid-type]
+    grains: each_once(Grain) = Field(list(GRAINS), min_length=1,  # type: ignore[valid-type]
                                      description="period grains computed: day, week (ISO), month, quarter")
     min_sample: int = Field(10, ge=0, description="rows with resolved_count + maintenance_due below this are "
                             "low_sample (reported, not ranked)")
@@ -155,8 +155,9 @@ class ScorecardEntry(Section):
     """A scorecard KPI with its target and weight (KPIS.md 5)."""
 
     kpi: Literal[SCORECARD_KPIS] = Field(description="a kpi_engineer column, e.g. first_fix_rate")  # type: ignore[valid-type]
-    target: float = Field(description="the value that scores 100 %")
-    weight: float = Field(gt=0, description="weight in the engineer's score; above 0")
+    target: float = Field(allow_inf_nan=False, description="the value that scores 100 %")
+    weight: float = Field(gt=0, le=1_000_000, allow_inf_nan=False,
+                          description="weight in the engineer's score (relative to the others); above 0")
     higher_is_better: bool | None = Field(None, description="default: false for durations, reopen_rate and "
                                           "induced_incidents, else true")
 

@@ -36,6 +36,7 @@ from pipeline.config.types import (
     Text,
     TicketType,
     Timestamp,
+    TimestampFormat,
     Timezone,
     WebUrl,
 )
@@ -128,7 +129,7 @@ class FileSourceBase(SourceBase):
     event_columns: EventColumns = Field(default_factory=EventColumns, description="canonical event column -> "
                                         "the events file's column")
     event_kind_map: dict[str, EventKind] = Field({}, description="source event kind -> canonical kind")
-    timestamp_format: Text | None = Field(None, description="strftime format of timestamps (default: ISO 8601 "
+    timestamp_format: TimestampFormat | None = Field(None, description="strftime format of timestamps (default: ISO 8601 "
                                           "or inferred)")
     dayfirst: bool = Field(False, description="ambiguous dates are day first (01/02 = 1 February)")
 

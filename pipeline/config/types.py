@@ -8,7 +8,6 @@ bad value gets one message, not one per alternative; their JSON Schema is writte
 
 from __future__ import annotations
 
-import codecs
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -163,13 +162,26 @@ SqlUrl = Annotated[str, AfterValidator(_sql_url)]
 
 def _encoding(value: str) -> str:
     try:
-        codecs.lookup(value)
+        "a".encode(value).decode(value)  # also refuses codecs that are not text encodings (base64, rot13)
     except LookupError:
         raise ValueError(f"{value!r} is not a text encoding Python knows; e.g. \"gb18030\", \"utf-8\"") from None
     return value
 
 
 Encoding = Annotated[str, AfterValidator(_encoding)]
+
+
+def _timestamp_format(value: str) -> str:
+    import pandas as pd  # noqa: PLC0415 (only when a format is configured)
+
+    try:  # as the connectors parse with it (connectors/mapping.py): a bad directive raises, a mismatch does not
+        pd.to_datetime(pd.Series(["2026-01-01 00:00:00"]), format=value, errors="coerce")
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a strftime format: {e}; e.g. \"%Y/%m/%d %H:%M\"") from None
+    return value
+
+
+TimestampFormat = Annotated[str, Field(min_length=1), AfterValidator(_timestamp_format)]
 Text = Annotated[str, Field(min_length=1)]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 

@@ -4,12 +4,14 @@ file (or variable), the key path, the line and what to do. Written as a user wou
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from connectors.options import declared_options, option
 from connectors.secrets import env_secret
+from kpis.errors import ConfigError
 from pipeline.config import ConfigProblems, load_settings
 from pipeline.config.locate import key_lines, line_of
 from pipeline.settings import Settings
@@ -164,6 +166,18 @@ def test_every_declared_option_has_a_type_default_and_one_line_description() -> 
     ("[kpi]", '[compute]\npartitions = 0\n\n[kpi]', "compute.partitions: must be >= 1"),
     # a grain listed twice would compute its rows twice (two rows of one key in kpi_engineer)
     ("[reporting]", '[reporting]\ngrains = ["day", "month", "day"]', "reporting.grains: 'day' is listed twice"),
+    # values that passed the load and then stopped every run with exit 1, or emptied the scorecard
+    ("[reporting]", "[reporting]\ngrains = []", "reporting.grains: needs at least one entry"),
+    ('options = { delimiter = ";" }', 'options = { delimiter = ";;" }',
+     "sources['helpdesk'].options.delimiter: ';;' is 2 characters; a CSV field separator is one"),
+    ('options = { delimiter = ";" }', 'options = { delimiter = "\\"" }',
+     "sources['helpdesk'].options.delimiter: '\"' cannot separate fields"),
+    ('kind = "csv"', 'kind = "csv"\nencoding = "base64"', "sources['helpdesk'].encoding: 'base64' is not a text encoding"),
+    ('kind = "csv"', 'kind = "csv"\ntimestamp_format = "%Y-%Q"',
+     "sources['helpdesk'].timestamp_format: '%Y-%Q' is not a strftime format"),
+    ("weight = 1", "weight = inf", "scorecard[0].weight: Input should be a finite number"),
+    ("weight = 1", "weight = 1e308", "scorecard[0].weight: must be <= 1000000.0"),
+    ("target = 0.8", "target = nan", "scorecard[0].target: Input should be a finite number"),
 ])
 def test_a_mistake_is_one_line_naming_the_file_the_key_and_what_to_do(tmp_path: Path, old: str, new: str,
                                                                        expected: str) -> None:
@@ -171,6 +185,21 @@ def test_a_mistake_is_one_line_naming_the_file_the_key_and_what_to_do(tmp_path: 
     line = _one(tmp_path, GOOD.replace(old, new, 1))
     assert str(tmp_path / "itsm-kpi.toml") in line
     assert expected in line
+
+
+@pytest.mark.parametrize(("hours", "expected"), [
+    # no working minute at all: business time never passes, so no SLA on the calendar could be breached
+    ("{}", "calendars.office.hours: no weekday has working hours"),
+    ("{ mon = [] }", "calendars.office.hours: no weekday has working hours"),
+    # 11:00-12:00 would be in two intervals: counted once or twice?
+    ('{ mon = ["09:00-12:00", "11:00-18:00"] }', "calendars.office.hours.mon: working intervals overlap (09:00-12:00 and from 11:00)"),
+])
+def test_a_calendar_without_working_time_or_with_overlapping_hours_is_refused(tmp_path: Path, hours: str,
+                                                                             expected: str) -> None:
+    old = 'hours = { mon = ["09:00-12:00", "13:30-18:00"] }'
+    assert old in GOOD
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_settings(_write(tmp_path, GOOD.replace(old, f"hours = {hours}")), {})
 
 
 def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
