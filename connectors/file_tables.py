@@ -37,7 +37,7 @@ from connectors.lines import (
     swallowed_lines,
 )
 from connectors.options import option
-from kpis.errors import ConfigError
+from kpis.errors import ConfigError, first_line
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -396,10 +396,21 @@ def _json_records(data: Any, cfg: SourceConfig, path: Path) -> list:
     key = option(cfg, "records_key")
     if isinstance(data, dict) and key in data and isinstance(data[key], list):
         return data[key]
-    keys = ", ".join(sorted(data)) if isinstance(data, dict) else type(data).__name__
-    raise ConfigError(f"sources[{cfg.name!r}].options.records_key",
-                      f"{path.name} holds an object, not an array of records (keys: {keys})",
-                      "name the key that holds the records, e.g. options = { records_key = \"tickets\" }")
+    if isinstance(data, dict) and key is None and any(isinstance(value, list) for value in data.values()):
+        # the records may be one of these arrays: the config must say which (every file is likely alike)
+        raise ConfigError(f"sources[{cfg.name!r}].options.records_key",
+                          f"{path.name} holds an object, not an array of records (keys: {', '.join(sorted(data))})",
+                          "name the key that holds the records, e.g. options = { records_key = \"tickets\" }")
+    # no array a setting could point at (an export's error object, a bare value): this file only is refused
+    where = f" under {key!r}" if key is not None and isinstance(data, dict) else ""
+    raise FileRefused(cfg.name, path, f"{path.name} holds {_json_kind(data)}, not an array of records{where}")
+
+
+def _json_kind(data: Any) -> str:
+    if isinstance(data, dict):
+        return f"an object (keys: {', '.join(sorted(data)[:10]) or 'none'})"
+    return {str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null"}.get(
+        type(data), type(data).__name__)
 
 
 def _read_json(path: Path, cfg: SourceConfig, compressed: bool, lines: bool,
@@ -413,8 +424,8 @@ def _read_json(path: Path, cfg: SourceConfig, compressed: bool, lines: bool,
     else:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise FileRefused(cfg.name, path, f"{path.name} is not valid JSON: {e}") from None
+        except (ValueError, RecursionError) as e:  # also nested past Python's depth, or a number of 4300+ digits
+            raise FileRefused(cfg.name, path, f"{path.name} is not valid JSON: {first_line(e)}") from None
         records, more = json_objects(_json_records(data, cfg, path))
     frame = _text_frame(pd.DataFrame.from_records(records)) if records else pd.DataFrame()
     if records:

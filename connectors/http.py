@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import random
 import re
@@ -269,7 +268,7 @@ class HttpClient:
                                       f"(a login page or proxy error?): {self.redact(_snippet(response))}")
         try:
             return response.json()
-        except (ValueError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # also nested past Python's depth
             raise SourceResponseError(self.source, f"{where} returned malformed JSON ({exc}): "
                                       f"{self.redact(_snippet(response))}") from None
 

@@ -137,7 +137,7 @@ class JiraConnector(RestConnector):
         extra = [f for f in (*self.fields.values(), self.group_field) if f]
         params = {"jql": self._jql(since, until), "fields": ",".join((*BASE_FIELDS, *extra)),
                   "maxResults": self.page_size}
-        for page in paginate(self.client, Request(SEARCH_PATH, params), NextPageTokenPaginator(), "issues"):
+        for page in paginate(self.client, Request(SEARCH_PATH, params), NextPageTokenPaginator(), "issues", objects=True):
             yield [self._flatten(issue) for issue in page.records]
 
     def _flatten(self, issue: dict[str, Any]) -> RawRecord:
@@ -175,7 +175,7 @@ class JiraConnector(RestConnector):
         size = int(option(self.mapping, "changelog_page_size"))
         body = {"issueIdsOrKeys": issue_ids, "fieldIds": field_ids, "maxResults": size}
         request = Request(CHANGELOG_PATH, method="POST", json=body)
-        for page in paginate(self.client, request, NextPageTokenPaginator(in_body=True), "issueChangeLogs"):
+        for page in paginate(self.client, request, NextPageTokenPaginator(in_body=True), "issueChangeLogs", objects=True):
             yield from page.records
 
     @staticmethod

@@ -306,6 +306,9 @@ def ndjson_records(text: str) -> tuple[list[dict[str, Any]], list[BadLine]]:
         except json.JSONDecodeError as e:
             bad.append(BadLine(number, line.removesuffix("\r"), f"invalid JSON ({e.msg} at column {e.colno})"))
             continue
+        except (ValueError, RecursionError) as e:  # nested past Python's depth, a number of 4300+ digits
+            bad.append(BadLine(number, line.removesuffix("\r"), f"unreadable JSON ({str(e)[:120]})"))
+            continue
         if isinstance(value, dict):
             records.append(value)
         else:

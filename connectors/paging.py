@@ -214,14 +214,16 @@ def records_at(key: str | None) -> Callable[[Any], list[Any]]:
 
 
 def paginate(client: HttpClient, request: Request, paginator: Paginator, records_key: str | None,
-             max_pages: int | None = None) -> Iterator[Page]:
-    """Yield every page of ``request``; a repeated next request raises ``SourceResponseError``."""
+             max_pages: int | None = None, *, objects: bool = False) -> Iterator[Page]:
+    """Yield every page of ``request``; a repeated next request, or a body without an array of records
+    (of objects, with ``objects``), raises ``SourceResponseError``."""
     select = records_at(records_key)
     seen = {request.fingerprint()}
     pages = 0
     while True:
         data, response = client.request_json(request.method, request.url, params=request.params or None,
                                              json_body=request.json)
+        _check_body(client, request, data, records_key, objects)
         page = Page(select(data), data, response)
         paginator.update_state(response, data, page.records)
         yield page
@@ -230,6 +232,46 @@ def paginate(client: HttpClient, request: Request, paginator: Paginator, records
             return
         paginator.update_request(request)
         _check_loop(client, request, seen)
+
+
+#: Keys under which the vendors' APIs put an error in a body they answer with HTTP 200 (ServiceNow, Zendesk: error;
+#: Jira: errorMessages).
+_ERROR_KEYS = ("error", "errorMessages", "errors")
+
+
+def _check_body(client: HttpClient, request: Request, data: Any, key: str | None, objects: bool) -> None:
+    """``SourceResponseError`` unless ``data`` holds the records as an array of objects (under ``key``; a body
+    without ``key`` and without an error is taken as no records): a changed API or an error answered with
+    HTTP 200 fails the source (exit 3) instead of passing as "0 tickets read" or stopping the run on a bug."""
+    where = client.redact(_path_of(request.url))
+    if key is not None and isinstance(data, dict):
+        if key not in data:
+            errors = {k: data[k] for k in _ERROR_KEYS if data.get(k)}
+            if errors:
+                raise SourceResponseError(client.source, f"{where} answered an error: {json.dumps(errors)[:300]}")
+            return
+        data = data[key]
+    elif key is not None:
+        raise SourceResponseError(client.source, f"{where} answered {_kind(data)}, not an object holding {key!r}")
+    if data is None and key is not None:
+        return
+    if not isinstance(data, list):
+        raise SourceResponseError(client.source, f"{where} answered {_kind(data)} where an array of records "
+                                  f"{'under ' + repr(key) + ' ' if key else ''}was expected")
+    wrong = next((i for i, record in enumerate(data, start=1) if not isinstance(record, dict)), None) if objects else None
+    if wrong is not None:
+        raise SourceResponseError(client.source, f"{where}: record {wrong} of the page is {_kind(data[wrong - 1])}, "
+                                  "not an object")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _path_of(url: str) -> str:
+    return urlsplit(url).path or url
 
 
 def _check_loop(client: HttpClient, request: Request, seen: set[str]) -> None:

@@ -93,7 +93,7 @@ class ServiceNowConnector(RestConnector):
         fallback = OffsetPaginator(self.page_size, "sysparm_offset", "sysparm_limit")
         paginator = OverlappingLinkPaginator(overlap, "sysparm_offset", fallback)
         request = self._table_request(table, query, fields)
-        for page in paginate(self.client, request, paginator, "result"):
+        for page in paginate(self.client, request, paginator, "result", objects=True):
             yield page.records
 
     @property

@@ -99,7 +99,8 @@ class ZendeskConnector(RestConnector):
         latest = self.client.now() - timedelta(seconds=61)  # the export refuses the last minute
         params = {"start_time": int(min(since, latest).timestamp()), "include": "metric_sets",
                   "per_page": self.page_size}
-        for page in paginate(self.client, Request(EXPORT_PATH, params), CursorExportPaginator(), "tickets"):
+        for page in paginate(self.client, Request(EXPORT_PATH, params), CursorExportPaginator(), "tickets",
+                             objects=True):
             metrics = {m.get("ticket_id"): m for m in page.data.get("metric_sets") or []}
             yield [self._flatten(t, metrics.get(t.get("id")) or {}) for t in page.records]
 
@@ -133,7 +134,8 @@ class ZendeskConnector(RestConnector):
     def _audits(self, ticket_id: str) -> list[dict[str, Any]]:
         request = Request(AUDITS_PATH.format(id=ticket_id), {"page[size]": 100})
         try:
-            return [a for page in paginate(self.client, request, LinksNextPaginator(), "audits") for a in page.records]
+            pages = paginate(self.client, request, LinksNextPaginator(), "audits", objects=True)
+            return [a for page in pages for a in page.records]
         except SourceResponseError as err:
             if getattr(err, "status", None) == 404:  # deleted since the export listed it
                 log.info("source %s: ticket %s is gone, no history", self.config.name, ticket_id)
@@ -225,7 +227,7 @@ class ZendeskConnector(RestConnector):
         if self._groups is None:
             request = Request(GROUPS_PATH, {"page[size]": 100})
             self._groups = {f"g{g['id']}": str(g.get("name")) for page in paginate(
-                self.client, request, LinksNextPaginator(), "groups") for g in page.records}
+                self.client, request, LinksNextPaginator(), "groups", objects=True) for g in page.records}
         return self._groups
 
 

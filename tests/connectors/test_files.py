@@ -18,6 +18,7 @@ from openpyxl import Workbook
 
 from connectors.base import Batch
 from connectors.errors import SourceUnreachable
+from connectors.file_decode import FileRefused
 from connectors.file_tables import _drop_blank_rows, _text_frame
 from connectors.files import FileConnector, read_raw_table, resolve_files
 from kpis.errors import ConfigError
@@ -217,6 +218,36 @@ def test_json_object_without_records_key_is_a_config_error(tmp_path, make_source
     path.write_text(json.dumps({"count": 2, "tickets": RECORDS}), encoding="utf-8")
     with pytest.raises(ConfigError, match="records_key.*count, tickets"):
         read_raw_table(path, make_source(kind="json"))
+
+
+@pytest.mark.parametrize(("text", "records_key", "expected"), [
+    ('{"export": "failed", "code": 3}', None, "t.json holds an object (keys: code, export), not an array of records"),
+    ('{"count": 0}', "tickets", "t.json holds an object (keys: count), not an array of records under 'tickets'"),
+    ("null", None, "t.json holds null, not an array of records"),
+    ("5", None, "t.json holds a number, not an array of records"),
+    # Python's own limits: nested past its recursion depth, an integer of more than 4300 digits
+    ("[" * 100_000 + "]" * 100_000, None, "t.json is not valid JSON: maximum recursion depth exceeded"),
+    ('[{"ticket_id": ' + "9" * 5000 + "}]", None, "t.json is not valid JSON: Exceeds the limit (4300 digits)"),
+])
+def test_a_json_file_without_records_a_setting_could_point_at_is_refused_alone(tmp_path, make_source, text,
+                                                                               records_key, expected):
+    """One day's export holding an error object, or JSON Python cannot read, refuses that file (the source's
+    other files are read): no records_key could make it readable, so it is no config error."""
+    path = tmp_path / "t.json"
+    path.write_text(text, encoding="utf-8")
+    options = {"records_key": records_key} if records_key else {}
+    with pytest.raises(FileRefused) as caught:
+        read_raw_table(path, make_source(kind="json", options=options))
+    assert expected in str(caught.value)
+
+
+def test_unreadable_ndjson_lines_are_bad_lines_not_a_crash(tmp_path, make_source):
+    path = tmp_path / "t.ndjson"
+    good = json.dumps(RECORDS[0], ensure_ascii=False)
+    path.write_text("\n".join([good, "[" * 100_000 + "]" * 100_000, '{"n": ' + "9" * 5000 + "}"]) + "\n",
+                    encoding="utf-8")
+    cfg = make_source(kind="json")
+    assert read_raw_table(path, cfg)["ticket_id"].tolist() == ["A"]
 
 
 @pytest.mark.parametrize("name", ["t.ndjson", "t.jsonl"])

@@ -31,9 +31,14 @@ class Pages(FakeVendor):
     """Ten rows served in the shapes the paginators read; ``stuck`` repeats the first cursor."""
 
     stuck = False
+    body: object = None  # what /shape answers (a raw text when str)
 
     def route(self, request: Request) -> Response:
         a = request.args
+        if request.path == "/shape":
+            if isinstance(self.body, str):
+                return Response(self.body, content_type="application/json")
+            return json_response(self.body)
         if request.path == "/link":
             off, lim = int(a.get("offset", 0)), int(a.get("limit", 4))
             nxt = off if self.stuck else off + lim
@@ -114,3 +119,27 @@ def test_a_repeated_cursor_is_a_loop(client: HttpClient, pages: Pages, path: str
 def test_max_pages_stops_early(client: HttpClient, pages: Pages) -> None:
     pages_read = list(paginate(client, PageRequest("/token", {}), NextPageTokenPaginator(), "issues", max_pages=1))
     assert len(pages_read) == 1 and pages.count("/token") == 1
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"result": "oops"}, "/shape answered a string where an array of records under 'result' was expected"),
+    ({"error": {"message": "Invalid table"}, "status": "failure"}, '/shape answered an error: {"error": {"message"'),
+    (None, "/shape answered null, not an object holding 'result'"),
+    ([{"a": 1}], "/shape answered an array, not an object holding 'result'"),
+    ({"result": [{"sys_id": "1"}, 5]}, "/shape: record 2 of the page is a number, not an object"),
+    ("[" * 100_000 + "]" * 100_000, "malformed JSON"),  # nested past Python's depth
+])
+def test_a_body_without_an_array_of_records_fails_the_source(client: HttpClient, pages: Pages, body,
+                                                             expected: str) -> None:
+    """Not "0 tickets read" (an error answered with HTTP 200), nor a crash on the first record: the source
+    fails with one line (exit 3)."""
+    pages.body = body
+    with pytest.raises(SourceResponseError) as caught:
+        list(paginate(client, PageRequest("/shape", {}), LinkHeaderPaginator(), "result", objects=True))
+    assert expected in str(caught.value)
+
+
+def test_a_body_without_its_records_key_and_without_an_error_holds_no_records(client: HttpClient,
+                                                                              pages: Pages) -> None:
+    pages.body = {"count": 0}
+    assert rows(client, "/shape", {}, LinkHeaderPaginator(), "result") == []
