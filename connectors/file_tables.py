@@ -4,6 +4,7 @@ Bad lines are returned beside the frame (``RawTable``), never dropped silently."
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import difflib
 import io
@@ -319,6 +320,8 @@ def _csv_text(path: Path, cfg: SourceConfig, compressed: bool, skip: int
     (undecodable, NUL) emptied and returned, and its UTF-8 bytes when they come for free."""
     data = read_bytes(path, compressed, cfg)
     text, bad, utf8 = decode(data, cfg, path)
+    if "\r" in text and "\n" not in text:  # classic Mac OS line ends (CR alone): read as lines too
+        text, utf8 = text.replace("\r", "\n"), None
     if b"\x00" in data and "\x00" in text:  # bytes are searched fast; UTF-16 has NUL bytes, not NULs
         text, nul = blank_lines(text)
         bad, utf8 = sorted(bad + nul, key=lambda b: b.number), None
@@ -335,6 +338,15 @@ def _read_csv(path: Path, cfg: SourceConfig, compressed: bool, nrows: int | None
     if not text or text.isspace():  # isspace stops at the first character that is not
         return RawTable(pd.DataFrame(), bad)
     sep = option(cfg, "delimiter") or ("\t" if ".tsv" in [s.lower() for s in path.suffixes] else ",")
+    try:
+        return _csv_table(text, bad, utf8, sep, nrows, skip, (cfg, path, expect))
+    except csv.Error as e:  # the lenient reader still refused the text: this file only is refused
+        raise FileRefused(cfg.name, path, f"{path.name} cannot be read as CSV ({e})") from None
+
+
+def _csv_table(text: str, bad: list[BadLine], utf8: bytes | None, sep: str, nrows: int | None, skip: int,
+               where: tuple[SourceConfig, Path, _Expected]) -> RawTable:
+    cfg, path, expect = where
     header, index = header_fields(text, sep)
     header_number = skip + index + 1
     unreadable = [b for b in bad if b.number <= header_number]

@@ -527,6 +527,15 @@ def test_a_lone_carriage_return_costs_its_line(tmp_path, make_source):
         (3, "unreadable CSV line (a carriage return inside a field)")]
 
 
+def test_a_file_with_classic_mac_line_ends_is_read_as_lines(tmp_path, make_source):
+    """CR alone ends every line (old Mac exports): read as the same file with LF, not a crash of the run."""
+    path = tmp_path / "t.csv"
+    path.write_bytes((GOOD + LAST).replace("\n", "\r").encode())
+    batch = pull_one(path, make_source)
+    assert batch.tickets["ticket_id"].tolist() == ["A", "D"]
+    assert not unread(batch)
+
+
 def test_multiline_values_are_data_also_when_the_file_is_read_line_by_line(tmp_path, make_source):
     path = tmp_path / "t.csv"
     path.write_text("ticket_id,ticket_type,status,opened_at,close_code\r\n"
