@@ -330,8 +330,9 @@ class StoreQuery:
 
 # -- writing results ---------------------------------------------------------------------------
 def _plain(value: Any) -> Any:
-    """A value as JSON/CSV can carry it: ISO dates and times, floats for decimals, None for NaN."""
-    if isinstance(value, float) and math.isnan(value):
+    """A value as JSON/CSV can carry it: ISO dates and times, floats for decimals, None for NaN and the
+    infinities (JSON has none of them: ``Infinity`` is no JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Decimal):
         return float(value)

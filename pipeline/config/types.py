@@ -9,7 +9,7 @@ bad value gets one message, not one per alternative; their JSON Schema is writte
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -54,16 +54,20 @@ def _reason(error: ConfigError) -> str:
     return f"{error.problem}; {error.fix}" if error.fix else error.problem
 
 
+#: The longest duration a setting may hold (100 years): longer ones overflow the time arithmetic.
+LONGEST_DURATION_S = 100 * 365 * 86_400
+
+
 def _duration(value: Any) -> str | int:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError(f"{value!r} is not a duration; write it like \"30m\", \"4h\" or \"1h30m\"")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value} is negative; a duration is a number of seconds >= 0 or like \"30m\"")
-        return value
-    if not re.match(DURATION_PATTERN, value):
+    elif not re.match(DURATION_PATTERN, value):
         raise ValueError(f"{value!r} is not a duration; write it like \"30m\", \"4h\", \"1h30m\" or \"2d\"")
-    parse_duration(value)
+    if parse_duration(value) > LONGEST_DURATION_S:
+        raise ValueError(f"{value!r} is longer than 100 years")
     return value
 
 
@@ -150,10 +154,13 @@ def _sql_url(value: str) -> str:
     from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
 
     try:
-        make_url(value)
+        url = make_url(value)
     except ArgumentError:
         raise ValueError('is not a SQLAlchemy URL; write e.g. "sqlite:///kpi-store/kpi.sqlite" or '
                          '"postgresql+psycopg://user@host/db"') from None
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ValueError('is an in-memory SQLite database, which keeps nothing after the run; name a file, e.g. '
+                         '"sqlite:///kpi-store/kpi.sqlite"')
     return value
 
 
@@ -199,9 +206,11 @@ def _cron(value: str) -> str:
         except ValueError as e:
             raise ValueError(f"the {name} field {text!r} of {value!r} is not valid ({e})") from None
     try:
-        CronTrigger.from_crontab(value)
+        trigger = CronTrigger.from_crontab(value, timezone="UTC")
     except ValueError as e:
         raise ValueError(f"{value!r} is not a valid cron expression ({e})") from None
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:  # e.g. "0 1 30 2 *": 30 February
+        raise ValueError(f"{value!r} never fires (no such date); e.g. \"15 1 * * *\"")
     return value
 
 

@@ -178,6 +178,9 @@ def test_every_declared_option_has_a_type_default_and_one_line_description() -> 
     ("weight = 1", "weight = inf", "scorecard[0].weight: Input should be a finite number"),
     ("weight = 1", "weight = 1e308", "scorecard[0].weight: must be <= 1000000.0"),
     ("target = 0.8", "target = nan", "scorecard[0].target: Input should be a finite number"),
+    ('response = "30m"', 'response = "99999999999999h"', "sla[0].response: '99999999999999h' is longer than 100 years"),
+    ("[kpi]", '[schedule]\ncron = "0 1 30 2 *"\n\n[kpi]', "schedule.cron: '0 1 30 2 *' never fires"),
+    ('path = "store"\n', 'path = "store"\nsql_url = "sqlite://"\n', "store.sql_url: is an in-memory SQLite database"),
 ])
 def test_a_mistake_is_one_line_naming_the_file_the_key_and_what_to_do(tmp_path: Path, old: str, new: str,
                                                                        expected: str) -> None:

@@ -92,6 +92,19 @@ def test_rollup_query_returns_the_pandas_numbers(
         )
 
 
+def test_json_output_is_json_also_for_infinities_and_nan(local: tuple[Path, str]) -> None:
+    """JSON has no Infinity or NaN: both are written null (``json.loads`` with ``parse_constant`` refusing them
+    proves the line is strict JSON)."""
+    code, out, err = query(local, "SELECT 'inf'::DOUBLE AS up, '-inf'::DOUBLE AS down, 'nan'::DOUBLE AS n, 1.5 AS x",
+                           "parquet", "json")
+    assert (code, err) == (0, "")
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    assert json.loads(out, parse_constant=refuse) == {"up": None, "down": None, "n": None, "x": 1.5}
+
+
 def test_parquet_and_sql_stores_answer_alike(store: tuple[Path, str]) -> None:
     _, parquet, _ = query(store, ROLLUP, "parquet", "csv")
     _, sql, _ = query(store, ROLLUP, "sql", "csv")
