@@ -213,10 +213,15 @@ def _missing_headers(name: str, missing: list[str], expect: _Expected, headers: 
 
 
 def _check_headers(path: Path, cfg: SourceConfig, headers: list[str], expect: _Expected) -> None:
-    """Refuse the file when a header the config names is not among ``headers``."""
+    """Refuse the file when a header the config names is not among ``headers``, or one it reads is there twice
+    (which of the two columns would be a guess)."""
     missing = [h for h in expect.named if h not in headers]
     if missing:
         raise FileRefused(cfg.name, path, _missing_headers(path.name, missing, expect, headers))
+    twice = sorted({h for h in headers if h in expect.read and headers.count(h) > 1})
+    if twice:
+        raise FileRefused(cfg.name, path, f"{path.name} has the header `{twice[0]}` {headers.count(twice[0])} times "
+                                          "and reads one of them: rename or remove the others")
 
 
 def _header_row(cfg: SourceConfig) -> int:

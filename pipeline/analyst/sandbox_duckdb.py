@@ -87,7 +87,8 @@ def check_statement(con: Any, sql: str, store_path: Path) -> None:
     if kind == duckdb.StatementType.EXPLAIN:
         check_statement(con, _explained(text), store_path)
         return
-    raise refused(_first_keyword(text), ALLOWED)
+    keyword = _first_keyword(text)
+    raise refused(f"a WITH that writes ({kind.name})" if keyword == "WITH" else keyword, ALLOWED)
 
 
 def _allowed_directory(store_path: Path) -> str:

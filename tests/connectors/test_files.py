@@ -527,6 +527,22 @@ def test_a_lone_carriage_return_costs_its_line(tmp_path, make_source):
         (3, "unreadable CSV line (a carriage return inside a field)")]
 
 
+def test_a_header_the_config_reads_twice_refuses_the_file(tmp_path, make_source):
+    """Two `status` columns (CLOSED and NEW): which one is the ticket's is a guess, so the file is refused; a
+    repeated header the config does not read (two `备注`) is no question."""
+    path = tmp_path / "t.csv"
+    path.write_text("ticket_id,ticket_type,status,opened_at,status\nA,incident,CLOSED,2026-03-05 10:00,NEW\n",
+                    encoding="utf-8")
+    batch = pull_one(path, make_source)
+    assert len(batch.tickets) == 0
+    ((kind, _, reason),) = unread(batch)
+    assert (kind, reason) == ("file", "t.csv has the header `status` 2 times and reads one of them: rename or "
+                                      "remove the others")
+    path.write_text("ticket_id,ticket_type,status,opened_at,备注,备注\nA,incident,CLOSED,2026-03-05 10:00,x,y\n",
+                    encoding="utf-8")
+    assert pull_one(path, make_source).tickets["status"].tolist() == ["CLOSED"]
+
+
 def test_a_file_with_classic_mac_line_ends_is_read_as_lines(tmp_path, make_source):
     """CR alone ends every line (old Mac exports): read as the same file with LF, not a crash of the run."""
     path = tmp_path / "t.csv"

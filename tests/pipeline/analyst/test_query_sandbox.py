@@ -118,6 +118,8 @@ def assert_refused(result: tuple[int, str, str], what: str | None, allowed: str)
 
 # -- DuckDB over the Parquet store ------------------------------------------------------------------------
 DUCKDB_REFUSED = [
+    # the write is named, not the WITH before it (WITH is allowed)
+    ("WITH a AS (SELECT 1) INSERT INTO ticket_facts SELECT * FROM ticket_facts", "a WITH that writes (INSERT)"),
     ("COPY (SELECT 1 AS a) TO 'out.csv'", "COPY"),
     ("COPY (SELECT 1 AS a) TO '{store}/out.csv'", "COPY"),
     ("COPY kpi_team TO 'team.parquet' (FORMAT parquet)", "COPY"),
