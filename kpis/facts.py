@@ -67,6 +67,8 @@ _FROM_TICKET = {"status": "status", "priority": "priority", "category": "categor
 _AS_READ = ("source", "ticket_id", "ticket_type", "opened_at", "closed_at", "planned_end", "satisfaction_at",
             "caused_by")
 TICKET_COLUMN_OF = {**{column: column for column in _AS_READ}, **_FROM_TICKET}
+#: The event columns ``compute_facts`` reads (not ``actor``, nor the source's ``event_id``).
+EVENT_COLUMNS_READ = ("source", "ticket_id", "at", "kind", "value", "seq")
 # Fact columns that usually hold the same codes as another (the priority at response is the current one,
 # both metrics match the same policy, an accurate diagnosis is the final category): then they share its texts.
 _TWINS = {"response_priority": "priority", "resolution_priority": "priority", "resolution_policy": "response_policy",

@@ -32,7 +32,7 @@ from kpis.config import KpiSettings
 from pipeline.compute import ComputeFailed
 from pipeline.compute.local import PartitionFacts, in_input_order, partition_facts
 from pipeline.compute.ops import OpsRequest, OpsRows, PartitionOps, combined, ops_partitions, partition_ops
-from pipeline.compute.partition import named_maintenance, split
+from pipeline.compute.partition import facts_events, named_maintenance, split
 from pipeline.memory import freed_memory_kept
 from pipeline.settings import ComputeSettings
 
@@ -96,7 +96,7 @@ class DaskFacts(_OnCluster):
             partitions, broadcast, positions = self.partitions(client), named_maintenance(tickets), []
 
             def arguments() -> Iterator[tuple[int, tuple]]:
-                for part in split(tickets, events, partitions):  # the driver keeps only the positions
+                for part in split(tickets, facts_events(events), partitions):  # the driver keeps only the positions
                     positions.append(part.positions)
                     yield part.number, (part.tickets, part.events, broadcast, settings, as_of, approvals)
 

@@ -20,7 +20,7 @@ from kpis.config import KpiSettings
 from kpis.facts import TICKET_COLUMN_OF
 from kpis.keys import ticket_keys
 from kpis.schema import TICKET_FACT_COLUMNS, conform, repeated_text
-from pipeline.compute.partition import is_in, named_maintenance, same_values, split, with_causes
+from pipeline.compute.partition import facts_events, is_in, named_maintenance, same_values, split, with_causes
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def local_facts(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettin
         return compute_facts(tickets, events, settings, as_of, approvals)
     broadcast = named_maintenance(tickets)
     parts = []
-    for part in split(tickets, events, partitions):  # only the positions are kept: each partition's copy goes
+    for part in split(tickets, facts_events(events), partitions):  # only the positions are kept: each copy goes
         parts.append((part.positions, partition_facts(part.tickets, part.events, broadcast, settings, as_of,
                                                       approvals)))
     log.info("computed the facts of %d tickets in %d partitions (%d maintenance tickets broadcast)",

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.util import hash_array
 
+from kpis.facts import EVENT_COLUMNS_READ
 from kpis.keys import ticket_keys, ticket_row_positions
 from pipeline.compute.siphash import siphash24
 
@@ -86,6 +87,12 @@ class Partition:
     positions: np.ndarray  # where each of ``tickets``' rows stands in the input, to restore its order
     tickets: pd.DataFrame
     events: pd.DataFrame
+
+
+def facts_events(events: pd.DataFrame) -> pd.DataFrame:
+    """The event columns the facts read (``kpis.facts.EVENT_COLUMNS_READ``): all that is split for them and
+    shipped to a partition (two text columns of every event less to copy, and to pickle for a Dask worker)."""
+    return events[[column for column in EVENT_COLUMNS_READ if column in events]]
 
 
 def split(tickets: pd.DataFrame, events: pd.DataFrame, partitions: int,

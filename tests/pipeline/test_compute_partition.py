@@ -14,12 +14,15 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from compute_helpers import AS_OF, bench_settings, generated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from siphash_reference import key_hash, siphash24
 
+from kpis import compute_facts
 from pipeline.compute.partition import (
     TicketPartitions,
+    facts_events,
     key_hashes,
     named_maintenance,
     partition_of,
@@ -173,3 +176,16 @@ def test_tickets_over_the_same_buffers_in_new_arrays_are_not_hashed_again() -> N
     assert TicketPartitions.of(rewrapped, 7).keys is first.keys
     shifted = _keyed(202).iloc[2:].reset_index(drop=True)  # other buffers (and offsets): hashed anew
     assert TicketPartitions.of(shifted, 7).keys is not first.keys
+
+
+def test_the_facts_split_only_the_event_columns_they_read() -> None:
+    """The actor and the source's event id are no input of the facts: leaving them out of what is split (and
+    shipped to Dask workers) changes no fact, whatever those columns hold."""
+    tickets, events = generated(300)
+    events["actor"] = pd.array([f"someone {i % 7}" for i in range(len(events))], dtype="str")
+    events["event_id"] = pd.array([f"ev{i}" for i in range(len(events))], dtype="str")
+    read = facts_events(events)
+    assert list(read.columns) == ["source", "ticket_id", "at", "kind", "value", "seq"]
+    settings = bench_settings()
+    pd.testing.assert_frame_equal(compute_facts(tickets, read, settings, AS_OF),
+                                  compute_facts(tickets, events, settings, AS_OF))
