@@ -72,6 +72,9 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e)) or "syntax error"
         raise ConfigProblems([Problem((), f"is not valid TOML: {reason}; fix the syntax there", origin=label,
                                       line=int(found.group(1)) if found else None)]) from None
+    except RecursionError:
+        raise ConfigProblems([Problem((), "is not valid TOML: nested deeper than it can be read",
+                                      origin=label)]) from None
     if not raw:
         raise ConfigProblems([Problem((), "has no settings; start from config/example.toml", origin=label)])
     return raw, text
@@ -235,9 +238,13 @@ def load_config(path: Path | None, env: Mapping[str, str] | None, *, require_sec
         assert path is not None
         raw, text = read_toml(path)
         label = str(path)
-    problems = file_secrets(raw)
-    overrides = apply_overrides(_without_secrets(raw), env)
-    config, found = validate_mapping(overrides.config)
+    try:
+        problems = file_secrets(raw)
+        overrides = apply_overrides(_without_secrets(raw), env)
+        config, found = validate_mapping(overrides.config)
+    except RecursionError:  # tables nested thousands deep: no config holds them
+        raise ConfigProblems([Problem((), "holds tables nested deeper than a config can be; fix its keys",
+                                      origin=label)]) from None
     problems += overrides.problems + found
     if config is not None:
         problems += secret_variables(config, env, required=require_secrets) + store_nesting(config)

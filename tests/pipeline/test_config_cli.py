@@ -126,6 +126,9 @@ def test_several_problems_are_all_reported_at_once(tmp_path: Path, server: HTTPS
     (b"# only a comment\n", "has no settings"),
     ("[store]\npath = \"仓库\"\n".encode("gb18030"), "is not UTF-8 text"),
     (b"[store\npath = 1\n", "is not valid TOML"),
+    # nested past Python's recursion: in an array, and in a table's dotted name
+    (b"a = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", "is not valid TOML: nested deeper than it can be read"),
+    (b"[" + b".".join([b"a"] * 20_000) + b"]\nb = 1\n", "holds tables nested deeper than a config can be"),
 ])
 def test_an_empty_unreadable_or_broken_file_is_one_line_exit_2(tmp_path: Path, content: bytes, expected: str) -> None:
     config = tmp_path / "itsm-kpi.toml"
