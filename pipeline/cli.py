@@ -164,7 +164,7 @@ def _analyst_commands(sub) -> None:
     query.set_defaults(handler=_query, format="text")
 
     report = sub.add_parser("report", help="write the HTML scorecard report of one period")
-    report.add_argument("--period", required=True, help="2026Q3, 2026-08, 2026-W33 or 2026-08-15")
+    report.add_argument("--period", required=True, help="2026Q3, 2026-08, 2026-W33 (or 2026W33) or 2026-08-15")
     report.add_argument("--grain", choices=["day", "week", "month", "quarter"], default=None,
                         help="must agree with --period (default: taken from it)")
     report.add_argument("--lang", choices=["zh", "en"], default="zh", help="zh (default) or en")
