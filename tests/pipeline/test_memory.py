@@ -191,7 +191,10 @@ def test_a_run_job_reuses_freed_pages_while_it_runs_and_not_after(tmp_path: Path
     assert out["stages"] >= 3
     assert out["pools"] == ["system"]
     assert out["pool_after"] != "system"
-    assert out["during"] < 0.05 * PAGES_64_MIB
+    # Kept pages are reused (not kept: ~100% of the array's pages fault again). The run's own threads (the
+    # stores' writers) may take a few MiB of the freed block between the probe's two arrays, which then fault
+    # anew: 889 pages (5.4%) in one CI run, so the bar is a quarter, not the idle process's 5%.
+    assert out["during"] < 0.25 * PAGES_64_MIB
     assert out["after"] >= 0.9 * PAGES_64_MIB
 
 
