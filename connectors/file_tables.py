@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from connectors.lines import (
     blank_lines,
     csv_without_bad_lines,
     header_fields,
+    json_kind,
     json_objects,
     ndjson_records,
     swallowed_lines,
@@ -218,9 +220,10 @@ def _check_headers(path: Path, cfg: SourceConfig, headers: list[str], expect: _E
     missing = [h for h in expect.named if h not in headers]
     if missing:
         raise FileRefused(cfg.name, path, _missing_headers(path.name, missing, expect, headers))
-    twice = sorted({h for h in headers if h in expect.read and headers.count(h) > 1})
+    counts = Counter(headers)
+    twice = sorted(h for h, n in counts.items() if n > 1 and h in expect.read)
     if twice:
-        raise FileRefused(cfg.name, path, f"{path.name} has the header `{twice[0]}` {headers.count(twice[0])} times "
+        raise FileRefused(cfg.name, path, f"{path.name} has the header `{twice[0]}` {counts[twice[0]]} times "
                                           "and reads one of them: rename or remove the others")
 
 
@@ -426,8 +429,7 @@ def _json_records(data: Any, cfg: SourceConfig, path: Path) -> list:
 def _json_kind(data: Any) -> str:
     if isinstance(data, dict):
         return f"an object (keys: {', '.join(sorted(data)[:10]) or 'none'})"
-    return {str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null"}.get(
-        type(data), type(data).__name__)
+    return json_kind(data)
 
 
 def _read_json(path: Path, cfg: SourceConfig, compressed: bool, lines: bool,

@@ -328,6 +328,11 @@ def json_objects(values: list[Any]) -> tuple[list[dict[str, Any]], list[BadLine]
 
 def _not_an_object(value: Any) -> str:
     """``JSON record is an array, not an object``."""
-    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
-             type(None): "null"}
-    return f"JSON record is {names.get(type(value), type(value).__name__)}, not an object"
+    return f"JSON record is {json_kind(value)}, not an object"
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, as a message names it: ``an object``, ``a number``, ``null``..."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

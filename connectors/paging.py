@@ -25,7 +25,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 
 from connectors.errors import SourceResponseError
-from connectors.http import HttpClient
+from connectors.http import HttpClient, url_path
+from connectors.lines import json_kind
 
 __all__ = [
     "CursorExportPaginator",
@@ -243,7 +244,7 @@ def _check_body(client: HttpClient, request: Request, data: Any, key: str | None
     """``SourceResponseError`` unless ``data`` holds the records as an array of objects (under ``key``; a body
     without ``key`` and without an error is taken as no records): a changed API or an error answered with
     HTTP 200 fails the source (exit 3) instead of passing as "0 tickets read" or stopping the run on a bug."""
-    where = client.redact(_path_of(request.url))
+    where = client.redact(url_path(request.url))
     if key is not None and isinstance(data, dict):
         if key not in data:
             errors = {k: data[k] for k in _ERROR_KEYS if data.get(k)}
@@ -252,26 +253,16 @@ def _check_body(client: HttpClient, request: Request, data: Any, key: str | None
             return
         data = data[key]
     elif key is not None:
-        raise SourceResponseError(client.source, f"{where} answered {_kind(data)}, not an object holding {key!r}")
+        raise SourceResponseError(client.source, f"{where} answered {json_kind(data)}, not an object holding {key!r}")
     if data is None and key is not None:
         return
     if not isinstance(data, list):
-        raise SourceResponseError(client.source, f"{where} answered {_kind(data)} where an array of records "
+        raise SourceResponseError(client.source, f"{where} answered {json_kind(data)} where an array of records "
                                   f"{'under ' + repr(key) + ' ' if key else ''}was expected")
     wrong = next((i for i, record in enumerate(data, start=1) if not isinstance(record, dict)), None) if objects else None
     if wrong is not None:
-        raise SourceResponseError(client.source, f"{where}: record {wrong} of the page is {_kind(data[wrong - 1])}, "
+        raise SourceResponseError(client.source, f"{where}: record {wrong} of the page is {json_kind(data[wrong - 1])}, "
                                   "not an object")
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "null"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _path_of(url: str) -> str:
-    return urlsplit(url).path or url
 
 
 def _check_loop(client: HttpClient, request: Request, seen: set[str]) -> None:

@@ -285,6 +285,11 @@ def _date(text: str) -> date:
         day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-07-01") from None
+    return _in_range(day, text)
+
+
+def _in_range(day: date, text: str) -> date:
+    """``day`` when its year lies in the range a ticket's times are read in (docs/bad-input.md)."""
     if not TIMESTAMP_RANGE[0].year <= day.year < TIMESTAMP_RANGE[1].year:
         raise argparse.ArgumentTypeError(f"{text!r} is out of range {TIMESTAMP_RANGE_TEXT}")
     return day
@@ -295,7 +300,7 @@ def _quarter(text: str) -> Window:
         window = quarter_window(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    _date(window.first.isoformat())  # within the range, as a --from date
+    _in_range(window.first, text)
     return window
 
 
