@@ -70,8 +70,8 @@ def below_target_items(scorecard_kpi: pd.DataFrame, scorecard: pd.DataFrame) -> 
     below = scorecard_kpi["attainment"].lt(1).to_numpy(dtype=bool, na_value=False)
     rows = scorecard_kpi[below & ~scorecard_kpi["engineer"].isin(low).to_numpy()]
     rows = rows.sort_values(["engineer", "kpi"])
-    return [{"engineer": r.engineer, "kpi": r.kpi, "value": _number(r.value), "target": _number(r.target)}
-            for r in rows.itertuples()]
+    return [{"engineer": r.engineer, "kpi": r.kpi, "value": _number(r.value), "target": _number(r.target),
+             "higher_is_better": bool(r.higher_is_better)} for r in rows.itertuples()]
 
 
 def _metric_rows(facts: pd.DataFrame, metric: str, mask: np.ndarray) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.alerts.rules import AlertContext
+from pipeline.analyst.report_messages import translator
 
 CHAT_ITEMS = 20
 
@@ -25,6 +26,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "more": ("……另有 {n} 条", "... and {n} more"),
     "report": ("查看报告", "Open the report"),
     "no_policy": ("无策略", "no policy"),
+    "target": ("（目标 {sign} {target}）", " (target {sign} {target})"),
 }
 
 
@@ -43,12 +45,21 @@ def item_line(kind: str, item: dict, context: AlertContext) -> str:
     """One item as a line of a chat message."""
     lang = context.language
     if kind == "below_target":
-        return f"{item['engineer']}: {item['kpi']} {_figure(item['value'])} < {_figure(item['target'])}"
+        return _below_target_line(item, lang)
     if kind == "run_failed":
         return f"{item['status']}: {item['reason']} ({item['run_id']})"
     policy = item.get("policy") or text("no_policy", lang)
     due = text("due", lang, at=_local(item.get("due_at"), context.timezone)) if item.get("due_at") else ""
     return f"{item['ticket_id']} · {item['engineer']} · {text(item['metric'], lang)} ({policy}) {due}".rstrip()
+
+
+def _below_target_line(item: dict, lang: str) -> str:
+    """``赵磊 · 一次解决率 76.9%（目标 ≥ 80.0%）``: the KPI by its report label, the target's direction."""
+    kpi = item["kpi"]
+    label = translator(lang)(kpi, fallback=kpi)
+    sign = "≥" if item.get("higher_is_better", True) else "≤"
+    target = text("target", lang, sign=sign, target=_figure(item["target"], kpi))
+    return f"{item['engineer']} · {label} {_figure(item['value'], kpi)}{target}"
 
 
 def json_payload(alert: str, kind: str, items: list[dict], context: AlertContext) -> dict:
@@ -106,5 +117,8 @@ def _duration(seconds: int) -> str:
     return f"{hours}h{minutes:02d}m" if hours and minutes else f"{hours}h" if hours else f"{minutes}m"
 
 
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+def _figure(value: float | None, kpi: str) -> str:
+    """A KPI's value as the report writes it: rates as percentages, others with four significant digits."""
+    if value is None:
+        return "-"
+    return f"{value * 100:.1f}%" if kpi.endswith("_rate") else f"{value:.4g}"

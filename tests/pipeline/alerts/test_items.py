@@ -67,7 +67,9 @@ def test_below_target_leaves_out_low_samples_and_kpis_at_target() -> None:
         "kpi": ["first_fix_rate", "induced_incidents", "first_fix_rate", "first_fix_rate"],
         "value": [0.7, 1.0, 0.9, 0.1], "target": [0.8, 0.0, 0.8, 0.8],
         "attainment": [0.875, 0.0, 1.125, 0.125],  # induced_incidents: 0 when above 0
+        "higher_is_better": [True, False, True, True],
     })
     scorecard = pd.DataFrame({"engineer": ["ann", "bo", "cy"], "low_sample": [False, False, True]})
     found = below_target_items(parts, scorecard)
-    assert [(i["engineer"], i["kpi"]) for i in found] == [("ann", "first_fix_rate"), ("ann", "induced_incidents")]
+    assert [(i["engineer"], i["kpi"], i["higher_is_better"]) for i in found] == [
+        ("ann", "first_fix_rate", True), ("ann", "induced_incidents", False)]

@@ -47,6 +47,16 @@ def test_run_failed_and_below_target_lines() -> None:
     failed = payload("wecom", "desk", "run_failed", [{"run_id": "run-1", "status": "failed", "reason": "store full"}],
                      EN, 0)
     assert "failed: store full (run-1)" in failed["markdown"]["content"]
-    below = payload("wecom", "desk", "below_target", [{"engineer": "ann", "kpi": "first_fix_rate", "value": 0.7,
-                                                       "target": 0.8}], EN, 0)
-    assert "ann: first_fix_rate 0.7 < 0.8" in below["markdown"]["content"]
+
+
+def test_below_target_lines_name_the_kpi_and_the_direction_of_its_target() -> None:
+    items = [{"engineer": "ann", "kpi": "first_fix_rate", "value": 0.7, "target": 0.8, "higher_is_better": True},
+             {"engineer": "ann", "kpi": "induced_incidents", "value": 1.0, "target": 0.0, "higher_is_better": False},
+             {"engineer": "bo", "kpi": "response_median_min", "value": 42.25, "target": 30.0,
+              "higher_is_better": False}]
+    en = payload("wecom", "desk", "below_target", items, EN, 0)["markdown"]["content"].split("\n")
+    assert en[1:] == ["- ann · First-fix rate 70.0% (target ≥ 80.0%)",
+                      "- ann · Induced incidents 1 (target ≤ 0)",
+                      "- bo · response_median_min 42.25 (target ≤ 30)"]  # no report label: the column name
+    zh = payload("wecom", "desk", "below_target", items[:2], ZH, 0)["markdown"]["content"].split("\n")
+    assert zh[1:3] == ["- ann · 一次解决率 70.0%（目标 ≥ 80.0%）", "- ann · 操作引发故障 1（目标 ≤ 0）"]
