@@ -40,7 +40,8 @@ def write_metrics(path: Path, metrics: RunMetrics) -> None:
     _gauge(registry, "itsm_kpi_rows_read_total", "Rows the last run read, per source",
            {(source,): float(n) for source, n in metrics.rows_read.items()}, ("source",))
     _gauge(registry, "itsm_kpi_rows_rejected_total", "Rows the last run rejected, per source",
-           {(source,): float(n) for source, n in metrics.rows_rejected.items()}, ("source",))
+           {(source,): float(n) for source, n in _every_source(metrics.rows_rejected, metrics.rows_read).items()},
+           ("source",))
     _gauge(registry, "itsm_kpi_rows_written_total", "Rows the last run wrote", {(): float(metrics.rows_written)})
     _gauge(registry, "itsm_kpi_alerts_sent_total", "Alert messages the last run posted", {(): float(metrics.alerts_sent)})
     _gauge(registry, "itsm_kpi_alerts_failed_total", "Alert messages the last run could not post",
@@ -49,6 +50,11 @@ def write_metrics(path: Path, metrics: RunMetrics) -> None:
            {(status,): float(status == metrics.status) for status in RUN_STATUSES}, ("status",))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)
+
+
+def _every_source(counts: Mapping[str, int], read: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` with a 0 for every source read: an absent series would read as "no data" to an alert rule."""
+    return {source: 0 for source in read} | dict(counts)
 
 
 def _gauge(registry: CollectorRegistry, name: str, doc: str, values: Mapping[tuple[str, ...], float],

@@ -28,6 +28,7 @@ def test_every_contract_metric_is_written_with_its_labels(tmp_path: Path) -> Non
     assert got[("itsm_kpi_run_duration_seconds", (("stage", "compute"),))] == 2.0
     assert got[("itsm_kpi_rows_read_total", (("source", "sn"),))] == 30
     assert got[("itsm_kpi_rows_rejected_total", (("source", "hd"),))] == 3
+    assert got[("itsm_kpi_rows_rejected_total", (("source", "sn"),))] == 0  # read, none rejected: a 0, not absent
     assert got[("itsm_kpi_rows_written_total", ())] == 900
     assert got[("itsm_kpi_alerts_sent_total", ())] == 2 and got[("itsm_kpi_alerts_failed_total", ())] == 1
     assert got[("itsm_kpi_last_run_status", (("status", "partial"),))] == 1
