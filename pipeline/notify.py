@@ -2,7 +2,8 @@
 
 A committed run posts ``breached``, ``due_soon`` and ``below_target`` messages from the stored tables and
 records what it posted (``alerts_sent`` and the counts in ``pipeline_runs``, in one store commit); a failed
-run posts ``run_failed``. Then ``[run].metrics_file`` is rewritten for monitoring.
+run posts ``run_failed``, and so does a ``partial`` one (a source could not be read: its data is stale) besides
+its other kinds. Then ``[run].metrics_file`` is rewritten for monitoring.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_
     if failed:
         data = AlertData(*[pd.DataFrame()] * 4, run={"run_id": run_id, "status": "failed", "reason": error or ""})
     else:
-        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone)
+        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, run=_partial(run_id, summary))
     outcome = deliver(rules, messages(rules, data, alert_context(settings, as_of), as_of), env)
     if failed:
         ledger.record_alert_counts(run_id, outcome.sent, outcome.failed)
@@ -66,9 +67,17 @@ def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_
 
 
 def _kinds(rule: AlertSettings, failed: bool) -> AlertSettings:
-    """The kinds a rule posts now: only ``run_failed`` after a failure, every other kind after a commit."""
-    wanted = tuple(k for k in rule.on if (k == "run_failed") == failed)
-    return replace(rule, on=wanted)
+    """The kinds a rule posts now: only ``run_failed`` after a failure; after a commit, every kind (``run_failed``
+    has something to say only when the run was ``partial``)."""
+    return replace(rule, on=tuple(k for k in rule.on if k == "run_failed" or not failed))
+
+
+def _partial(run_id: str, summary: RunSummary) -> dict | None:
+    """The ``run_failed`` item of a committed run whose sources did not all read, else None."""
+    if summary.status != "partial":
+        return None
+    reason = "; ".join(f"{source}: {why}" for source, why in summary.failed_sources.items())
+    return {"run_id": run_id, "status": "partial", "reason": reason}
 
 
 def _metrics(settings: Settings, ledger: Ledger, summary: RunSummary | None, error: str | None,

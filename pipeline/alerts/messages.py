@@ -20,6 +20,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "due_soon": ("即将超时（{within} 内到期）：{n} 张工单", "Due within {within}: {n} ticket(s)"),
     "below_target": ("本月未达标：{n} 项指标", "Below target this month: {n} KPI(s)"),
     "run_failed": ("itsm-kpi 运行失败", "itsm-kpi run failed"),
+    "run_partial": ("itsm-kpi 部分数据源读取失败（其余数据已更新）", "itsm-kpi run partial: a source could not be read"),
     "response": ("响应", "response"),
     "resolution": ("解决", "resolution"),
     "due": ("到期 {at}", "due {at}"),
@@ -38,6 +39,8 @@ def text(message_id: str, language: str, **values: Any) -> str:
 
 def title(kind: str, items: list[dict], context: AlertContext, due_within_s: int) -> str:
     """The headline of one message."""
+    if kind == "run_failed" and items and items[0].get("status") == "partial":
+        kind = "run_partial"
     return text(kind, context.language, n=len(items), within=_duration(due_within_s))
 
 

@@ -118,3 +118,20 @@ def test_a_failed_run_posts_run_failed_and_marks_the_metrics(world) -> None:
     assert "disk full" in hook.bodies[0]["items"][0]["reason"]
     assert _metric(metrics, "itsm_kpi_last_run_status", status="failed") == 1
     assert _metric(metrics, "itsm_kpi_last_success_timestamp_seconds") == 0
+
+
+def test_a_partial_run_posts_run_failed_naming_the_source_besides_its_tickets(
+        tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = Hook()
+    httpserver.expect_request(f"/hook/{TOKEN}").respond_with_handler(hook)
+    monkeypatch.setenv("DESK_HOOK", httpserver.url_for(f"/hook/{TOKEN}"))
+    extra = (f'[[sources]]\nname = "gone"\nkind = "csv"\npath = "{tmp_path / "nowhere" / "*.csv"}"\n\n'
+             '[[alerts]]\nname = "desk"\nurl_env = "DESK_HOOK"\nformat = "json"\non = ["breached", "run_failed"]\n')
+    config = h.write_config(tmp_path / "itsm-kpi.toml", tmp_path / "store", h.export_canonical_csv(tmp_path),
+                            extra=extra)
+    summary = run_job(Settings.load(config, env={}), kind="backfill", as_of=AS_OF, window=JULY)
+    assert summary.status == "partial"
+    assert hook.kinds() == ["breached", "run_failed"]  # the other source's data went through, and was alerted on
+    (item,) = hook.bodies[1]["items"]
+    assert item["status"] == "partial" and item["reason"].startswith("gone: ")
+    assert item["run_id"] == summary.run_id

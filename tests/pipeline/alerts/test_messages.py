@@ -47,6 +47,9 @@ def test_run_failed_and_below_target_lines() -> None:
     failed = payload("wecom", "desk", "run_failed", [{"run_id": "run-1", "status": "failed", "reason": "store full"}],
                      EN, 0)
     assert "failed: store full (run-1)" in failed["markdown"]["content"]
+    partial = payload("wecom", "desk", "run_failed", [{"run_id": "run-2", "status": "partial",
+                                                       "reason": "sn: timed out"}], ZH, 0)["markdown"]["content"]
+    assert partial.startswith("**itsm-kpi 部分数据源读取失败（其余数据已更新）**\n- partial: sn: timed out (run-2)")
 
 
 def test_below_target_lines_name_the_kpi_and_the_direction_of_its_target() -> None:
