@@ -386,7 +386,7 @@ def _alerts(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
 
     from pipeline.alerts.data import read_alert_data  # noqa: PLC0415
-    from pipeline.alerts.deliver import messages  # noqa: PLC0415
+    from pipeline.alerts.deliver import enabled, messages  # noqa: PLC0415
     from pipeline.notify import alert_context  # noqa: PLC0415
     from pipeline.store import Stores  # noqa: PLC0415
 
@@ -399,12 +399,12 @@ def _alerts(args: argparse.Namespace) -> int:
         data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone)
     finally:
         stores.close()
-    rules = list(settings.alerts)
+    rules = enabled(list(settings.alerts), os.environ)  # as a run would: an alert without its URL posts nothing
     found = messages(rules, data, alert_context(settings, as_of), as_of)
     for message in found:
         print(json.dumps({"alert": message.alert, "kind": message.kind, "body": message.body}, ensure_ascii=False))
-    print(f"{len(found)} message(s) would be posted by {len(rules)} alert(s) at {as_of.isoformat()}; nothing was posted",
-          file=sys.stderr)
+    print(f"{len(found)} message(s) would be posted by {len(rules)} alert(s) at {as_of.isoformat()}, from the facts "
+          "and verdicts the last run stored; nothing was posted", file=sys.stderr)
     return EXIT_OK
 
 

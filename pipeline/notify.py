@@ -16,7 +16,7 @@ from dataclasses import replace
 import pandas as pd
 
 from pipeline.alerts.data import read_alert_data, record_posts
-from pipeline.alerts.deliver import AlertData, Outcome, deliver, messages
+from pipeline.alerts.deliver import AlertData, Outcome, deliver, enabled, messages
 from pipeline.alerts.rules import AlertContext
 from pipeline.metrics import RunMetrics, write_metrics
 from pipeline.run import RunSummary
@@ -53,7 +53,7 @@ def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_
     if not settings.alerts:
         return Outcome()
     failed = summary is None
-    rules = [_kinds(rule, failed) for rule in settings.alerts]
+    rules = [_kinds(rule, failed) for rule in enabled(list(settings.alerts), env)]
     if failed:
         data = AlertData(*[pd.DataFrame()] * 4, run={"run_id": run_id, "status": "failed", "reason": error or ""})
     else:

@@ -30,6 +30,7 @@ class AlertData:
     scorecard_kpi: pd.DataFrame
     scorecard: pd.DataFrame
     run: dict | None = None  # run_failed: {"run_id", "status", "reason"}
+    roster: pd.DataFrame = field(default_factory=pd.DataFrame)  # the month's (engineer, team, client) of tickets
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def _items(rule: AlertSettings, kind: str, data: AlertData, as_of: pd.Timestamp)
     if kind == "run_failed":
         return [data.run] if data.run else []
     if kind == "below_target":
-        return pick.below_target_items(data.scorecard_kpi, data.scorecard)
+        scoped = rule.team or rule.client
+        engineers = set(pick.for_rule(data.roster, rule)["engineer"]) if scoped else None
+        return pick.below_target_items(data.scorecard_kpi, data.scorecard, engineers)
     facts = pick.for_rule(data.facts, rule)
     if kind == "breached":
         posted = data.posted[(data.posted["alert"] == rule.name) & (data.posted["kind"] == "breached")]
@@ -75,11 +78,27 @@ def _items(rule: AlertSettings, kind: str, data: AlertData, as_of: pd.Timestamp)
     return pick.due_soon_items(facts, as_of, rule.due_within_s)
 
 
+def enabled(rules: list[AlertSettings], env: Mapping[str, str]) -> list[AlertSettings]:
+    """The rules whose webhook URL is set; each other one is disabled with a warning (a missing chat secret
+    never stops the KPIs)."""
+    out = []
+    for rule in rules:
+        if secret_from_env(rule.url_env, env):
+            out.append(rule)
+        else:
+            log.warning("alert %s is disabled: the environment variable %s (or %s_FILE) is not set",
+                        rule.name, rule.url_env, rule.url_env)
+    return out
+
+
 def deliver(rules: list[AlertSettings], to_post: list[Message], env: Mapping[str, str],
             webhook: Callable[..., Webhook] = Webhook) -> Outcome:
-    """Post every message of the rules whose URL is set; count and remember what went through."""
+    """Post every message of the rules whose URL is set (``enabled`` warns of the others); count and remember
+    what went through."""
     outcome = Outcome()
-    hooks = {rule.name: _webhook(rule, env, webhook) for rule in rules}
+    urls = {rule.name: secret_from_env(rule.url_env, env) for rule in rules}
+    hooks = {rule.name: webhook(rule.name, urls[rule.name], signing_secret=secret_from_env(rule.secret_env, env))
+             for rule in rules if urls[rule.name]}
     for message in to_post:
         hook = hooks.get(message.alert)
         if hook is None:
@@ -96,13 +115,3 @@ def deliver(rules: list[AlertSettings], to_post: list[Message], env: Mapping[str
             outcome.posted_items += [{"alert": message.alert, "kind": message.kind, "source": i["source"],
                                       "ticket_id": i["ticket_id"], "metric": i["metric"]} for i in message.items]
     return outcome
-
-
-def _webhook(rule: AlertSettings, env: Mapping[str, str], webhook: Callable[..., Webhook]) -> Webhook | None:
-    """The alert's webhook, or None (with a warning) when its URL variable is not set: it is disabled."""
-    url = secret_from_env(rule.url_env, env)
-    if not url:
-        log.warning("alert %s is disabled: the environment variable %s (or %s_FILE) is not set",
-                    rule.name, rule.url_env, rule.url_env)
-        return None
-    return webhook(rule.name, url, signing_secret=secret_from_env(rule.secret_env, env))

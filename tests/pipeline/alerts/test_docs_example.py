@@ -54,3 +54,15 @@ def test_the_example_lists_its_teams_ticket_due_within_two_hours(config: Path) -
     assert desk["body"]["markdown"]["content"] == "**即将超时（2h 内到期）：1 张工单**\n- D1 · 张伟 · 响应 (sla_2) 到期 2026-09-29 10:00\n[查看报告](https://kpi.example.com/2026Q3.html)"
     at_ten = h.cli("alerts", "--dry-run", "--config", str(config), "--as-of", "2026-09-29T10:00:00+08:00", env=env)
     assert '"due_soon"' not in at_ten.out  # due exactly at as_of: no longer in (as_of, as_of + 2h]
+
+
+def test_the_dry_run_leaves_out_an_alert_whose_url_is_not_set_as_a_run_would(config: Path) -> None:
+    run = h.cli("backfill", "--config", str(config), "--from", "2026-09-01", "--to", "2026-09-30",
+                "--as-of", "2026-09-29T08:50:00+08:00", env={"DESK_HOOK": "", "MANAGERS_HOOK": ""})
+    assert run.code == 0, run.err
+    dry = h.cli("alerts", "--dry-run", "--config", str(config), "--as-of", "2026-09-29T09:00:00+08:00",
+                env={"DESK_HOOK": "", "MANAGERS_HOOK": "http://127.0.0.1:9/m"})
+    assert dry.code == 0, dry.err
+    assert '"desk"' not in dry.out  # D1 is due within 2 h, but desk has no URL: a run would post nothing
+    assert "alert desk is disabled" in dry.err and "DESK_HOOK" in dry.err
+    assert "would be posted by 1 alert(s)" in dry.err

@@ -16,7 +16,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from pipeline.alerts.deliver import Message, deliver
+from pipeline.alerts.deliver import Message, deliver, enabled
 from pipeline.alerts.post import AlertPostError, RetryPolicy, Webhook
 from pipeline.settings import AlertSettings
 
@@ -112,7 +112,9 @@ def test_deliver_posts_each_message_and_skips_an_alert_without_its_url(robot, tm
     items = [{"source": "hd", "ticket_id": "T1", "engineer": "ann", "metric": "resolution", "policy": None, "due_at": None}]
     to_post = [Message("desk", "breached", items, {"msgtype": "markdown", "markdown": {"content": "x"}}),
                Message("lost", "breached", items, {})]
-    outcome = deliver(rules, to_post, env={"DESK_HOOK_FILE": str(tmp_path / "hook")})
+    env = {"DESK_HOOK_FILE": str(tmp_path / "hook")}
+    assert [rule.name for rule in enabled(rules, env)] == ["desk"]
+    outcome = deliver(rules, to_post, env=env)
     assert (outcome.sent, outcome.failed) == (1, 0)
     assert handler.bodies == [{"msgtype": "markdown", "markdown": {"content": "x"}}]
     assert outcome.posted_items == [{"alert": "desk", "kind": "breached", "source": "hd", "ticket_id": "T1",
