@@ -19,11 +19,25 @@ def read_alert_data(stores: Stores, as_of: pd.Timestamp, timezone: str, run: dic
     breached = (pc.field("response_sla") == "breached") | (pc.field("resolution_sla") == "breached")
     still_open = pc.field("excluded_reason").is_null() & ~pc.field("status").isin(list(FINAL_STATUSES))
     facts = stores.read("ticket_facts", breached | still_open)[list(FACT_COLUMNS)]
-    month = period_starts(local_days(pd.Series([as_of]), timezone), "month")[0]
-    this_month = (pc.field("grain") == "month") & (pc.field("period_start") == pd.Timestamp(month).date())
+    month = pd.Timestamp(period_starts(local_days(pd.Series([as_of]), timezone), "month")[0])
+    this_month = (pc.field("grain") == "month") & (pc.field("period_start") == month.date())
     return AlertData(facts=facts.reset_index(drop=True), posted=stores.read(ALERTS_SENT),
                      scorecard_kpi=stores.read("scorecard_kpi", this_month),
-                     scorecard=stores.read("scorecard", this_month), run=run)
+                     scorecard=stores.read("scorecard", this_month), run=run,
+                     roster=_roster(stores, month, timezone))
+
+
+def _roster(stores: Stores, month: pd.Timestamp, timezone: str) -> pd.DataFrame:
+    """(engineer, team, client) of the tickets opened or resolved in the local ``month``: who worked whose."""
+    start = month.tz_localize(timezone).tz_convert("UTC")
+    end = (month + pd.offsets.MonthBegin(1)).tz_localize(timezone).tz_convert("UTC")
+    in_month = _within("opened_at", start, end) | _within("resolved_at", start, end)
+    rows = stores.read_arrow("ticket_facts", in_month, columns=["engineer", "team", "client"]).to_pandas()
+    return rows.drop_duplicates().reset_index(drop=True)
+
+
+def _within(column: str, start: pd.Timestamp, end: pd.Timestamp) -> pc.Expression:
+    return (pc.field(column) >= start) & (pc.field(column) < end)
 
 
 def record_posts(stores: Stores, ledger: Ledger, run_id: str, outcome: Outcome, posted_at: pd.Timestamp) -> None:

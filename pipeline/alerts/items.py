@@ -45,29 +45,33 @@ def breached_items(facts: pd.DataFrame, posted: pd.DataFrame) -> list[dict]:
 def due_soon_items(facts: pd.DataFrame, as_of: pd.Timestamp, due_within_s: int) -> list[dict]:
     """Open, not excluded tickets whose running metric falls due in ``(as_of, as_of + due_within]``.
 
-    A metric whose SLA was exempted (an approved ``response``/``resolution`` exemption, KPIS.md 1.4) keeps its
-    due time but can no longer breach, so it is never announced as due.
+    As CONTRACT.md words it: a metric whose SLA an approval exempted (KPIS.md 1.4) keeps its due time and its
+    ticket is not excluded, so it is listed too (DECISIONS.md D128).
     """
     open_ = facts["excluded_reason"].isna().to_numpy() & ~facts["status"].isin(FINAL_STATUSES).to_numpy(dtype=bool)
     until = as_of + pd.Timedelta(seconds=due_within_s)
     found = []
     for metric, stop in (("response", "response_at"), ("resolution", "resolved_at")):
         due = facts[f"{metric}_due_at"]
-        soon = (due > as_of) & (due <= until) & facts[f"{metric}_sla"].ne("exempt")
+        soon = (due > as_of) & (due <= until)
         found.append(_metric_rows(facts, metric, open_ & facts[stop].isna().to_numpy()
                                   & soon.to_numpy(dtype=bool, na_value=False)))
     return _records(pd.concat(found, ignore_index=True).sort_values(["due_at", "source", "ticket_id"]))
 
 
-def below_target_items(scorecard_kpi: pd.DataFrame, scorecard: pd.DataFrame) -> list[dict]:
+def below_target_items(scorecard_kpi: pd.DataFrame, scorecard: pd.DataFrame,
+                       engineers: set[str] | None = None) -> list[dict]:
     """Engineers whose KPI in the period is below its target (attainment under 1), low samples left out.
 
-    Both frames hold the month's rows of one (grain, period_start).
+    Both frames hold the month's rows of one (grain, period_start). ``engineers``: only these (an alert
+    scoped to teams or clients: who worked their tickets this month); None: everyone.
     """
     low = scorecard.loc[scorecard["low_sample"].fillna(False).astype(bool), "engineer"]
     # attainment is value / target (target / value when lower is better; 0 or 1 for induced incidents);
     # it is null where a lower-is-better value is 0, which scores 1
     below = scorecard_kpi["attainment"].lt(1).to_numpy(dtype=bool, na_value=False)
+    if engineers is not None:
+        below = below & scorecard_kpi["engineer"].isin(list(engineers)).to_numpy()
     rows = scorecard_kpi[below & ~scorecard_kpi["engineer"].isin(low).to_numpy()]
     rows = rows.sort_values(["engineer", "kpi"])
     return [{"engineer": r.engineer, "kpi": r.kpi, "value": _number(r.value), "target": _number(r.target),

@@ -194,8 +194,10 @@ class Alert(Section):
         ["breached", "due_soon", "below_target", "run_failed"], description="kinds of message posted")
     due_within: Duration = Field("4h", description="due_soon: due in (as_of, as_of + due_within]")
     secret_env: EnvName | None = Field(None, description="environment variable holding a DingTalk signing secret")
-    team: _Condition | None = Field(None, description="only these teams' tickets")  # type: ignore[valid-type]
-    client: _Condition | None = Field(None, description="only these clients' tickets")  # type: ignore[valid-type]
+    team: _Condition | None = Field(None, description="only these teams' tickets (below_target: the engineers "
+                                    "credited with one this month)")  # type: ignore[valid-type]
+    client: _Condition | None = Field(None, description="only these clients' tickets (below_target: the "
+                                      "engineers credited with one this month)")  # type: ignore[valid-type]
 
 
 class Compute(Section):

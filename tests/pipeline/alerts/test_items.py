@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.alerts.deliver import AlertData, messages
 from pipeline.alerts.items import FACT_COLUMNS, below_target_items, breached_items, due_soon_items, for_rule
+from pipeline.alerts.rules import AlertContext
 from pipeline.settings import AlertSettings
 
 AS_OF = pd.Timestamp("2026-09-10T08:00:00Z")
@@ -46,11 +48,12 @@ def test_due_soon_is_the_half_open_window_after_as_of() -> None:
         {"ticket_id": "unanswered", "response_due_at": AS_OF + pd.Timedelta(hours=1)},  # in
         {"ticket_id": "done", "status": "RESOLVED", "resolution_due_at": edge},  # resolved: out
         {"ticket_id": "excluded", "excluded_reason": "exempt", "resolution_due_at": edge},  # out
-        # an approved resolution exemption: the due time stays (KPIS.md 3) but it cannot breach: out
+        # an approved resolution exemption: the ticket is not excluded and its due time stays (KPIS.md 3): in (D128)
         {"ticket_id": "exempted", "resolution_due_at": edge, "resolution_sla": "exempt"},
     )
     found = due_soon_items(facts, AS_OF, 4 * 3600)
-    assert [(i["ticket_id"], i["metric"]) for i in found] == [("unanswered", "response"), ("at_edge", "resolution")]
+    assert [(i["ticket_id"], i["metric"]) for i in found] == [
+        ("unanswered", "response"), ("at_edge", "resolution"), ("exempted", "resolution")]  # by due time, then id
 
 
 def test_team_and_client_filters() -> None:
@@ -73,3 +76,24 @@ def test_below_target_leaves_out_low_samples_and_kpis_at_target() -> None:
     found = below_target_items(parts, scorecard)
     assert [(i["engineer"], i["kpi"], i["higher_is_better"]) for i in found] == [
         ("ann", "first_fix_rate", True), ("ann", "induced_incidents", False)]
+
+
+def test_a_team_alerts_below_target_lists_only_who_worked_its_teams_tickets() -> None:
+    parts = pd.DataFrame({"engineer": ["ann", "bo"], "kpi": ["first_fix_rate"] * 2, "value": [0.7, 0.6],
+                          "target": [0.8, 0.8], "attainment": [0.875, 0.75], "higher_is_better": [True, True]})
+    scorecard = pd.DataFrame({"engineer": ["ann", "bo"], "low_sample": [False, False]})
+    roster = pd.DataFrame({"engineer": ["ann", "bo", "bo"], "team": ["desk", "net", "net"],
+                           "client": ["ACME", "ACME", "Globex"]})
+    data = AlertData(facts=pd.DataFrame(columns=list(FACT_COLUMNS)), posted=_posted(), scorecard_kpi=parts, scorecard=scorecard, roster=roster)
+    context = AlertContext(as_of_iso=AS_OF.isoformat())
+
+    def engineers(**scope: tuple[str, ...]) -> list[str]:
+        rule = AlertSettings(name="desk", url_env="X", on=("below_target",), **scope)
+        (message,) = messages([rule], data, context, AS_OF)
+        return [item["engineer"] for item in message.items]
+
+    assert engineers() == ["ann", "bo"]  # no scope: everyone's scorecard
+    assert engineers(team=("desk",)) == ["ann"]  # bo worked no desk ticket this month
+    assert engineers(client=("Globex",)) == ["bo"]
+    assert messages([AlertSettings(name="d", url_env="X", on=("below_target",), team=("hr",))],
+                    data, context, AS_OF) == []  # nobody worked an hr ticket: no message
