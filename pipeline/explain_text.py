@@ -23,7 +23,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "as_read": {"en": "As read", "zh": "原始记录"},
     "response": {"en": "Response SLA", "zh": "响应时限"},
     "resolution": {"en": "Resolution SLA", "zh": "解决时限"},
-    "no_policy": {"en": "no SLA policy matches: no verdict", "zh": "没有匹配的 SLA 策略：不考核"},
+    "no_policy": {"en": "no SLA policy matches: no verdict; time on the default calendar {calendar}",
+                  "zh": "没有匹配的 SLA 策略：不考核；按默认日历 {calendar} 计时"},
     "policy": {"en": "policy {name} ({conditions}), calendar {calendar}, target {target}",
                "zh": "策略 {name}（{conditions}），日历 {calendar}，目标 {target}"},
     "any_ticket": {"en": "matches every ticket", "zh": "适用所有工单"},
@@ -120,23 +121,30 @@ class _Text:
 
 
 def _metric(text: _Text, e: dict[str, Any], metric: str) -> list[str]:
+    """The metric's policy (or none), when it stopped with its durations, due time and verdict; for the
+    resolution, the timeline. A ticket no policy matches still has durations: they feed the time KPIs."""
     m = e["metrics"][metric]
     head = f"{text(metric)}: "
+    stop = text("stopped", what=text("responded" if metric == "response" else "resolved"), at=text.time(m["stop_at"]),
+                business=text.duration(m["business_s"]), calendar=text.duration(m["calendar_s"])) \
+        if m["stop_at"] else text("running")
     if m["policy"] is None:
-        return [head + text("no_policy")]
+        lines = [head + text("no_policy", calendar=m["calendar"]), f"  {stop}"]
+    else:
+        due = text("due", at=text.time(m["due_at"])) if m["due_at"] else text("no_due")
+        lines = [head + _policy(text, m, metric), f"  {stop}; {due}; {text('verdict', sla=text.value(m['sla']))}"]
+    if metric == "resolution":
+        lines += _timeline(text, e, m)
+    return lines
+
+
+def _policy(text: _Text, m: dict[str, Any], metric: str) -> str:
     conditions = ", ".join(f"{name} = {c['ticket']} ∈ {c['accepts']}" for name, c in m["conditions"].items())
     policy = text("policy", name=m["policy"], conditions=conditions or text("any_ticket"), calendar=m["calendar"],
                   target=text.duration(m["target_s"]))
     if metric == "resolution":
         policy += "; " + text("pauses", statuses=", ".join(m["pause_statuses"]) or text("none"))
-    stop = text("stopped", what=text("responded" if metric == "response" else "resolved"), at=text.time(m["stop_at"]),
-                business=text.duration(m["business_s"]), calendar=text.duration(m["calendar_s"])) \
-        if m["stop_at"] else text("running")
-    due = text("due", at=text.time(m["due_at"])) if m["due_at"] else text("no_due")
-    lines = [head + policy, f"  {stop}; {due}; {text('verdict', sla=text.value(m['sla']))}"]
-    if metric == "resolution":
-        lines += _timeline(text, e, m)
-    return lines
+    return policy
 
 
 def _timeline(text: _Text, e: dict[str, Any], m: dict[str, Any]) -> list[str]:

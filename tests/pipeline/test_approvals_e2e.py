@@ -172,6 +172,17 @@ def test_explain_for_a_person_in_both_languages(ran: dict) -> None:
     assert "不计入任何指标（排除原因：exempt）" in zh.out and "不可抗力：台风停电" in zh.out
 
 
+def test_explain_shows_the_times_and_timeline_of_a_ticket_no_policy_matches(ran: dict) -> None:
+    lines = explain(ran, "CHG001", "--lang", "en").out.splitlines()
+    i = lines.index("Resolution SLA: no SLA policy matches: no verdict; time on the default calendar office")
+    # no maintenance policy; no status events: one piece, opened Mon 07-06 10:00 to resolved Sat 07-11 01:30.
+    # Office hours (09:00-12:00, 13:30-18:00, no holidays): Mon 2 h + 4 h 30; Tue-Fri 4 x 7 h 30 = 30 h;
+    # 36 h 30 = 131400 s, written 1d12h30m; calendar time 4 days 15 h 30
+    assert lines[i + 1] == "  resolved 2026-07-11 01:30: 1d12h30m business time (4d15h30m calendar)"
+    assert lines[i + 3].split() == ["2026-07-06", "10:00", "->", "2026-07-11", "01:30", "—", "1d12h30m", "working"]
+    assert lines[i + 4] == "  counted 1d12h30m = resolution_business_s 131400"
+
+
 def test_explain_an_unknown_ticket_names_the_closest(ran: dict) -> None:
     result = explain(ran, "INC0111")
     assert result.code == 2
