@@ -170,7 +170,8 @@ def _analyst_commands(sub) -> None:
     report.add_argument("--lang", choices=["zh", "en"], default="zh", help="zh (default) or en")
     report.add_argument("--out", type=Path, default=None, help="default ./report-<period>-<lang>.html")
     report.add_argument("--timezone", default=None,
-                        help="reporting timezone (default: reporting.timezone of --config; UTC with --store)")
+                        help="reporting timezone (default: reporting.timezone of --config; with --store, the one "
+                        "its last run recorded)")
     _store_args(report)
     report.set_defaults(handler=_report)
 
@@ -202,7 +203,7 @@ class _StoreLocation:
 
     path: Path
     sql_url: str
-    timezone: str
+    timezone: str | None  # None: the one the store recorded (--store)
     timeout_s: float
 
 
@@ -211,7 +212,7 @@ def _store_location(args: argparse.Namespace) -> _StoreLocation:
     from pipeline.analyst.query import DEFAULT_TIMEOUT_S  # noqa: PLC0415
 
     if args.store is not None:
-        return _StoreLocation(args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", "UTC", DEFAULT_TIMEOUT_S)
+        return _StoreLocation(args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", None, DEFAULT_TIMEOUT_S)
     settings = Settings.load(args.config)
     return _StoreLocation(settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone,
                           settings.query.timeout_s)
@@ -378,7 +379,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"  duckdb -c \"SELECT * FROM read_parquet('{settings.store.path}/kpi_engineer/**/*.parquet', "
           "hive_partitioning=true) WHERE grain='month'\"")
     print(f"  itsm-kpi query --store {settings.store.path} \"SELECT * FROM v_scorecard_current ORDER BY grain, rank\"")
-    print(f"  itsm-kpi report --store {settings.store.path} --period 2026Q3 --timezone Asia/Shanghai --lang en")
+    print(f"  itsm-kpi report --store {settings.store.path} --period 2026Q3 --lang en")
     return code
 
 

@@ -55,6 +55,7 @@ from pipeline.analyst.report_period import Period, ReportError, parse_period
 from pipeline.analyst.report_section import ReportContext, Section
 from pipeline.analyst.report_sla import BREACH_ROWS, breaches, priority, sla_by_priority
 from pipeline.analyst.report_status import status_time
+from pipeline.analyst.report_tables import stored_timezone
 from pipeline.analyst.report_team import engineers, overview, ranking, trends
 from pipeline.analyst.report_timeline import read_timelines
 from pipeline.store.errors import StoreError
@@ -180,21 +181,22 @@ def build_report(
     *,
     grain: str | None = None,
     engine: str = "parquet",
-    timezone: str = "UTC",
+    timezone: str | None = None,
     targets: Mapping[str, Target] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Path:
     """Write the HTML report for ``period`` to ``out_path`` and return the path.
 
     ``engine`` ``parquet`` reads ``store_path`` through DuckDB, ``sql`` reads ``sql_url``. ``timezone`` is the
-    reporting timezone that places tickets in the period (pass ``settings.kpi.reporting_timezone``);
+    reporting timezone that places tickets in the period (``settings.kpi.reporting_timezone``; None: the one
+    the store's latest run recorded, else UTC);
     ``timeout_s`` stops any one of its statements (``[query].timeout``). Raises ReportError (bad period or language, no data for the period) or StoreError (no store).
     """
     _check_lang(lang)
     wanted = parse_period(period, grain)
     try:
         with StoreQuery(store_path=store_path, sql_url=sql_url, engine=engine, timeout_s=timeout_s) as store:
-            data = read_report_data(store, wanted, timezone)
+            data = read_report_data(store, wanted, timezone or stored_timezone(store) or "UTC")
         listed = data.breaches.head(BREACH_ROWS)
         data.timelines = read_timelines(store_path, sql_url, listed[["source", "ticket_id", "as_of"]])
     except QueryError as exc:

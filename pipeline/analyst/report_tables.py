@@ -73,6 +73,15 @@ def _has_rows(store: StoreQuery, table: str) -> bool:
     return bool(store.result(f"SELECT 1 FROM {table} LIMIT 1").rows)
 
 
+def stored_timezone(store: StoreQuery) -> str | None:
+    """The reporting timezone of the store's latest committed run (``pipeline_runs``), or None."""
+    if not _has_rows(store, "pipeline_runs"):
+        return None
+    rows = store.result("SELECT reporting_timezone FROM pipeline_runs WHERE status IN ('success', 'partial') "
+                        "AND reporting_timezone IS NOT NULL ORDER BY finished_at DESC LIMIT 1").rows
+    return str(rows[0][0]) if rows else None
+
+
 def table_as_of(store: StoreQuery, table: str) -> pd.Timestamp | None:
     """The latest ``as_of`` of ``table`` (None when it is missing or empty)."""
     if not _has_rows(store, table):

@@ -443,6 +443,21 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
+def test_a_report_from_a_store_alone_is_in_the_timezone_its_runs_recorded(demo_run: Path, tmp_path: Path) -> None:
+    from pipeline.cli import main
+
+    def page(*timezone: str) -> str:
+        out = tmp_path / f"august{len(timezone)}.html"
+        args = ["-q", "report", "--store", str(demo_run), "--period", "2026-08", "--lang", "en", "--out", str(out)]
+        assert main([*args, *timezone]) == 0
+        return re.sub(r"Generated: [0-9: -]+", "", out.read_text(encoding="utf-8"))
+
+    alone = page()
+    assert "Time zone: Asia/Shanghai" in alone  # the demo's runs recorded Shanghai; UTC was used before
+    assert alone == page("--timezone", "Asia/Shanghai")
+    assert "Time zone: UTC" in page("--timezone", "UTC")
+
+
 def test_each_breached_ticket_has_its_timeline_from_the_explain_segments(demo_run: Path, tmp_path: Path) -> None:
     from pipeline.explain import Where, explain_ticket
 
