@@ -127,28 +127,50 @@ def _trend_totals(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_trend(store: StoreQuery, period: Period) -> pd.DataFrame:
-    """The team's KPIs per week (or day) overlapping ``period``; a period without rows is all NaN."""
-    first = period.start - timedelta(days=6) if period.trend_grain == "week" else period.start
+    """The team's KPIs per week (or day) of ``period``; a period without rows is all NaN.
+
+    Weeks are cut at the period's edges: every trend column is a sum, so a week is the sum of its days in the
+    period and the bars add up to the period's totals. A store that keeps no day rows gives whole ISO weeks.
+    """
+    days = _trend_rows(store, "day", period.start, period.end)
+    if period.trend_grain == "week" and len(days):
+        frame = days.assign(period_start=_week_starts(days["period_start"], period.start))
+    elif period.trend_grain == "week":
+        frame = _trend_rows(store, "week", period.start - timedelta(days=6), period.end)
+    else:
+        frame = days
+    return _trend_totals(frame).reindex(_trend_starts(period), fill_value=np.nan).rename_axis(
+        "period_start").reset_index()
+
+
+def _week_starts(days: pd.Series, first: date) -> pd.Series:
+    """Each day's Monday, or ``first`` for the days of the week ``first`` cuts."""
+    day = pd.to_datetime(days)
+    monday = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    return monday.clip(lower=pd.Timestamp(first)).dt.date
+
+
+def _trend_rows(store: StoreQuery, grain: str, first: date, end: date) -> pd.DataFrame:
+    """``kpi_engineer``'s trend counts of ``grain`` from ``first`` to ``end`` (exclusive)."""
     columns = ", ".join(
         "response_mean_min * response_n AS response_total_min" if c == "response_total_min" else c
         for c in _TREND_COUNTS
     )
     frame = store.frame(
         f"SELECT period_start, {columns} FROM kpi_engineer "
-        f"WHERE grain = {_lit(period.trend_grain)} AND period_start >= {_lit(first)} "
-        f"AND period_start < {_lit(period.end)}"
+        f"WHERE grain = {_lit(grain)} AND period_start >= {_lit(first)} AND period_start < {_lit(end)}"
     )
-    totals = _trend_totals(_dates(_numeric(frame, ("period_start",))))
-    return totals.reindex(_trend_starts(period), fill_value=np.nan).rename_axis("period_start").reset_index()
+    return _dates(_numeric(frame, ("period_start",)))
 
 
 def _trend_starts(period: Period) -> list[date]:
-    """Every trend period overlapping ``period`` (weeks from its Monday, or days), so gaps show as gaps."""
+    """Every trend period of ``period`` (weeks from its Monday, the first cut at its start; or days), so gaps
+    show as gaps."""
     step = 7 if period.trend_grain == "week" else 1
     day = period.start - timedelta(days=period.start.weekday()) if step == 7 else period.start
     starts = []
     while day < period.end:
-        starts.append(day)
+        starts.append(max(day, period.start))
         day += timedelta(days=step)
     return starts
 

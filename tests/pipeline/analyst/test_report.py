@@ -306,8 +306,28 @@ def test_trends_show_each_week_with_its_target(store: Path, tmp_path: Path) -> N
     assert f"Response SLA (target ≥ {target * 100:.1f}%)" in captions
     assert len(trends.all("svg")) == 6
     x_labels = [t.text for t in trends.all("svg")[0].all("text") if re.fullmatch(r"\d\d-\d\d", t.text)]
-    assert x_labels[0] == "06-29"  # the Monday of the week holding 1 July; every other week is labelled
+    assert x_labels[0] == "07-01"  # the week holding Wed 1 July, cut at the quarter's start; every other labelled
     assert x_labels[-1] == "09-21"
+
+
+def test_weekly_trends_cut_the_edge_weeks_so_that_they_add_up_to_the_period(store: Path) -> None:
+    from pipeline.analyst.query import StoreQuery
+    from pipeline.analyst.report_data import read_report_data
+    from pipeline.analyst.report_period import parse_period
+
+    with StoreQuery(store_path=store, sql_url=None, engine="parquet") as query:
+        trend = read_report_data(query, parse_period("2026Q3", None), TZ).trend.set_index("period_start")
+    ((opened, resolved),) = sql(store, "SELECT SUM(opened_count), SUM(resolved_count) FROM kpi_engineer "
+                                "WHERE grain = 'quarter' AND period_start = ?", Q3[0])
+    assert (trend["opened_count"].sum(), trend["resolved_count"].sum()) == (opened, resolved)
+    # the first week is Wed 1 - Sun 5 July (not Mon 29 June on), the last Mon 28 - Wed 30 September
+    ((first,),) = sql(store, "SELECT SUM(opened_count) FROM kpi_engineer WHERE grain = 'day' "
+                      "AND period_start BETWEEN '2026-07-01' AND '2026-07-05'")
+    ((last,),) = sql(store, "SELECT SUM(resolved_count) FROM kpi_engineer WHERE grain = 'day' "
+                     "AND period_start BETWEEN '2026-09-28' AND '2026-09-30'")
+    assert (trend.index[0], trend["opened_count"].iloc[0]) == (date(2026, 7, 1), first)
+    assert (trend.index[-1], trend["resolved_count"].iloc[-1]) == (date(2026, 9, 28), last)
+    assert len(trend) == 14  # 1 July, then the 13 Mondays from 6 July to 28 September
 
 
 def test_a_days_trend_shows_its_ticket_volume(store: Path, tmp_path: Path) -> None:
