@@ -47,11 +47,12 @@ class SlaCounts:
 
 @dataclass(frozen=True)
 class PriorityRow:
-    """A priority with its response and resolution counts (None where the metric has no verdict there)."""
+    """A priority with its response and resolution counts (0 and 0, no compliance, where the metric has no
+    verdict there)."""
 
     priority: str
-    response: SlaCounts | None
-    resolution: SlaCounts | None
+    response: SlaCounts
+    resolution: SlaCounts
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,12 @@ class PriorityView:
     rows: list[PriorityRow]
 
 
-def _sla_counts(by: pd.DataFrame, priority_name: str, metric: str, ctx: ReportContext) -> SlaCounts | None:
-    """The counts of ``metric`` at ``priority_name``, None when there are none."""
-    if (priority_name, metric) not in by.index:
-        return None
-    rec = by.loc[(priority_name, metric)]
+def _sla_counts(by: pd.DataFrame, priority_name: str, metric: str, ctx: ReportContext) -> SlaCounts:
+    """The counts of ``metric`` at ``priority_name``: 0 met and 0 breached (no compliance) when it has none."""
     kpi = f"{metric}_sla_rate"
+    if (priority_name, metric) not in by.index:
+        return SlaCounts(0, 0, KpiCell(kpi, None, ctx.targets.get(kpi)))
+    rec = by.loc[(priority_name, metric)]
     return SlaCounts(int(rec["met"]), int(rec["breached"]), KpiCell(kpi, rec["rate"], ctx.targets.get(kpi)))
 
 

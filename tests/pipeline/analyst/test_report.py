@@ -357,6 +357,18 @@ def test_sla_by_priority_counts_the_facts_of_the_period(store: Path, tmp_path: P
     assert shown == expected
 
 
+def test_sla_by_priority_shows_zero_counts_where_a_metric_has_no_verdict(store: Path, tmp_path: Path) -> None:
+    day = "2026-07-01"
+    resolved = sql(store, f"SELECT DISTINCT resolution_priority FROM ticket_facts WHERE resolution_sla IN "
+                   f"('met', 'breached') AND {local_day('resolved_at')} = ?", day)
+    table = {r[0]: [re.sub("[✓✗]", "", c) for c in r[1:]]
+             for r in rows(panels(report(store, tmp_path, period=day))["SLA compliance by priority"])}
+    without = sorted(set(table) - {p for (p,) in resolved})
+    assert without  # tickets of these priorities were opened on 1 July, none of them was resolved that day
+    for priority_name in without:  # resolution met, breached, compliance: counted zero, no rate (was — — —)
+        assert table[priority_name][3:] == ["0", "0", "—"], priority_name
+
+
 def test_sla_by_priority_frame_matches_the_facts(store: Path, demo_tables: KpiTables) -> None:
     with StoreQuery(store_path=store, sql_url=None, engine="parquet") as q:
         data = read_report_data(q, parse_period("2026Q3"), TZ)
