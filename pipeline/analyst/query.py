@@ -124,12 +124,22 @@ def _duckdb_connection(store_path: Path) -> Any:
         con.execute("SET TimeZone = 'UTC'")
         for name, path in tables.items():
             con.execute(_table_view_sql(name, path))
+        _create_empty_tables(con, set(tables))
         _create_duckdb_views(con, set(tables))
         sandbox_duckdb.lock_down(con, store_path)
     except duckdb.Error as exc:
         con.close()
         raise QueryError(f"cannot open the Parquet store {store_path}: {first_line(exc)}", EXIT_STORE) from exc
     return con
+
+
+def _create_empty_tables(con: Any, present: set[str]) -> None:
+    """An empty in-memory table for every store table nothing has written yet (``alerts_sent`` before the
+    first post), so a query over it answers no rows rather than "does not exist", as over the SQL store."""
+    from pipeline.store.parquet import PARQUET_COLUMNS, arrow_schema  # noqa: PLC0415
+
+    for name in sorted(PARQUET_COLUMNS.keys() - present):
+        con.from_arrow(arrow_schema(PARQUET_COLUMNS[name]).empty_table()).create(name)
 
 
 def _create_duckdb_views(con: Any, tables: set[str]) -> None:

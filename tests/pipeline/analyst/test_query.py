@@ -129,6 +129,13 @@ def test_every_table_and_view_is_queryable_over_parquet(local: tuple[Path, str])
             assert q.result(f"SELECT COUNT(*) AS n FROM {name}").rows[0][0] > 0, name
 
 
+@pytest.mark.parametrize("engine", ["parquet", "sql"])
+def test_a_table_nothing_has_written_yet_answers_no_rows(local: tuple[Path, str], engine: str) -> None:
+    assert not (local[0] / "alerts_sent").exists()  # no alert has posted into this store
+    code, out, err = query(local, "SELECT alert, kind, posted_at FROM alerts_sent", engine, "csv")
+    assert (code, err, out.splitlines()) == (0, "", ["alert,kind,posted_at"])
+
+
 def test_parquet_tables_keep_the_schema_column_order(local: tuple[Path, str]) -> None:
     code, out, _ = query(
         local, "SELECT * FROM kpi_engineer WHERE grain = 'quarter' LIMIT 1", "parquet", "csv"
