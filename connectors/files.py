@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +52,7 @@ from connectors.lines import (
     BadLine,
 )
 from connectors.mapping import map_events, map_tickets
+from connectors.validate import describe_rejections
 from kpis.errors import ConfigError
 from kpis.schema import EVENT_COLUMNS, REJECTED_COLUMNS, TICKET_COLUMNS, concat_frames, conform
 
@@ -245,18 +245,8 @@ class FileConnector:
         empty = [f"source {cfg.name}: {f.path.name} has no data rows" for f, table in read if not len(table.frame)]
         unread = [f"source {cfg.name}: {f.path.name} {b.unit} {b.number}: {b.reason}"
                   for f, table in read for b in table.bad_lines[:CHECK_PROBLEMS]]
-        return empty + unread + _describe_rejections(cfg.name, batch.rejected)
+        return empty + unread + describe_rejections(cfg.name, batch.rejected, CHECK_PROBLEMS)
 
 
 def _no_rows() -> tuple[pd.DataFrame, pd.DataFrame]:
     return conform(pd.DataFrame(), TICKET_COLUMNS), conform(pd.DataFrame(), REJECTED_COLUMNS)
-
-
-def _describe_rejections(source: str, rejected: pd.DataFrame) -> list[str]:
-    """``source x: unmapped status 'Foo' (12 ticket rows)``, most frequent first."""
-    counts = Counter(zip(rejected["reason"], rejected["row_kind"], strict=True))
-    lines = [f"source {source}: {reason} ({n} {kind} row{'s' if n != 1 else ''})"
-             for (reason, kind), n in counts.most_common(CHECK_PROBLEMS)]
-    if len(counts) > CHECK_PROBLEMS:
-        lines.append(f"source {source}: ... and {len(counts) - CHECK_PROBLEMS} more kinds of problem")
-    return lines

@@ -20,6 +20,7 @@ line) and the others are *superseded*: dropped, never rejected. A superseded cop
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,7 +42,7 @@ from kpis.schema import (
     conform,
 )
 
-__all__ = ["Validated", "superseded_copies", "validate", "validate_batch"]
+__all__ = ["Validated", "describe_rejections", "superseded_copies", "validate", "validate_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +223,13 @@ def _log(frame: pd.DataFrame, reasons: RowReasons, row_kind: str) -> None:
         top = reasons.values.dropna().str.split(" '").str[0].value_counts().head(3)
         log.warning("%d of %d %s rows quarantined (%s)", n_bad, len(frame), row_kind,
                     ", ".join(f"{r}: {c}" for r, c in top.items()))
+
+
+def describe_rejections(source: str, rejected: pd.DataFrame, limit: int) -> list[str]:
+    """``source x: unmapped status 'Foo' (12 ticket rows)``, most frequent first, at most ``limit`` kinds."""
+    counts = Counter(zip(rejected["reason"], rejected["row_kind"], strict=True))
+    lines = [f"source {source}: {reason} ({n} {kind} row{'s' if n != 1 else ''})"
+             for (reason, kind), n in counts.most_common(limit)]
+    if len(counts) > limit:
+        lines.append(f"source {source}: ... and {len(counts) - limit} more kinds of problem")
+    return lines

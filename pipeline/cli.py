@@ -458,19 +458,31 @@ def _check_source(cfg, settings: Settings) -> dict:
     report = {"name": cfg.name, "kind": cfg.kind, "ok": not found, "problems": found, "sla": None, "warnings": []}
     sample = getattr(connector, "sample", None)
     if sample is not None:
-        report.update(_sla_report(sample, settings))
+        report.update(_page_report(cfg.name, sample, settings))
+        report["problems"] = found + report.pop("unusable")
+        report["ok"] = not report["problems"]
     return report
 
 
-def _sla_report(sample, settings: Settings) -> dict:
-    """The page's SLA policy counts and the conditions none of its tickets can meet."""
-    from connectors.validate import validate  # noqa: PLC0415
+#: Reasons a page of a source cannot tell apart from a good source: its events may belong to tickets of a
+#: later page.
+_PAGE_BLIND = ("event for unknown ticket",)
+
+
+def _page_report(source: str, sample, settings: Settings) -> dict:
+    """What the run's quarantine (``connectors.validate``) would reject on the page, its SLA policy counts and
+    the conditions none of its tickets can meet."""
+    from connectors.file_tables import CHECK_PROBLEMS  # noqa: PLC0415
+    from connectors.validate import describe_rejections, validate  # noqa: PLC0415
     from pipeline.sla_check import condition_warnings, source_policy_counts  # noqa: PLC0415
 
-    tickets, events, _ = validate(sample.tickets, sample.events, sample.rejected,
-                                  satisfaction_map=settings.kpi.satisfaction_map)
+    tickets, events, rejected = validate(sample.tickets, sample.events, sample.rejected,
+                                         satisfaction_map=settings.kpi.satisfaction_map)
+    quarantined = rejected.iloc[len(sample.rejected):]
+    quarantined = quarantined[~quarantined["reason"].isin(_PAGE_BLIND).to_numpy()]
     as_of = pd.Timestamp.now(tz="UTC")
-    return {"sla": source_policy_counts(tickets, events, settings.kpi, as_of),
+    return {"unusable": describe_rejections(source, quarantined, CHECK_PROBLEMS),
+            "sla": source_policy_counts(tickets, events, settings.kpi, as_of),
             "warnings": condition_warnings(tickets, settings.kpi, "the tickets read")}
 
 

@@ -57,3 +57,24 @@ def test_no_warning_without_a_client_condition(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": tmp_path / "exports"})
     summary = run(config, "run", DAY1_AS_OF)
     assert summary.warnings == [] and "warning" not in summary.line()
+
+
+def test_validate_names_the_rows_a_run_would_quarantine_after_mapping(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tickets, events = month_export()
+    tickets = [t for t in tickets if t["ticket_id"] != "INC0999"]
+    by_id = {t["ticket_id"]: t for t in tickets}
+    by_id["INC0001"]["satisfaction"] = "非常好"  # not in the config's satisfaction_map
+    by_id["INC0002"]["ticket_id"] = ""  # maps, then misses the key every ticket needs
+    events.append(dict(ticket_id="INC0005", at=by_id["INC0005"]["opened_at"], kind="comment", value="hi", actor="x"))
+    events.append(dict(ticket_id="INC7777", at=by_id["INC0005"]["opened_at"], kind="status", value="NEW", actor="x"))
+    write_export(tmp_path / "exports", "2026-07-31", tickets, events)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": tmp_path / "exports"})
+    capsys.readouterr()
+    assert cli("validate", "--config", str(config), "--json") == 3  # a run would reject these rows
+    (source,) = json.loads(capsys.readouterr().out)["sources"]
+    assert sorted(source["problems"]) == [
+        "source helpdesk: missing ticket_id (1 ticket row)",
+        "source helpdesk: unknown event kind 'comment' (1 event row)",
+        "source helpdesk: unmappable satisfaction '非常好' (1 ticket row)",
+    ]  # INC7777's event is not named: a page cannot tell a later page's ticket from an unknown one
