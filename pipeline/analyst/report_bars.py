@@ -7,7 +7,6 @@ SVG. Values may be None or NaN: that bar (or that piece of a stack) is left out.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,8 @@ from pipeline.analyst.report_charts import (
     Label,
     Line,
     Series,
+    _fit,
+    _left_margin,
     _nice_step,
     _Plot,
     _y_grid,
@@ -29,28 +30,6 @@ from pipeline.analyst.report_format import is_missing
 __all__ = ["RateBar", "rate_bars", "stacked_columns", "stacked_hbars"]
 
 _ROW = 26  # height of one horizontal bar's row
-_MAX_LABEL_PX = 190  # row labels longer than this are cut with an ellipsis
-
-
-def _text_px(text: str, size: int = 12) -> float:
-    """The approximate width of ``text`` in pixels (wide East Asian characters take a full em)."""
-    return sum(size if unicodedata.east_asian_width(ch) in "WF" else size * 0.6 for ch in text)
-
-
-def _fit(text: str, limit: float = _MAX_LABEL_PX) -> str:
-    """``text`` cut with ``…`` to fit in ``limit`` pixels."""
-    if _text_px(text) <= limit:
-        return text
-    while text and _text_px(text + "…") > limit:
-        text = text[:-1]
-    return text + "…"
-
-
-def _left_margin(labels: Sequence[str]) -> float:
-    """Room for the longest row label, between 60 and ``_MAX_LABEL_PX`` + 16 pixels."""
-    return max(60.0, min(_MAX_LABEL_PX, max((_text_px(x) for x in labels), default=0.0))) + 16
-
-
 def _present(value: float | None) -> float:
     """A value as a float, 0 for a missing one."""
     return 0.0 if is_missing(value) else float(value)
@@ -127,7 +106,8 @@ def stacked_hbars(rows: Sequence[str], series: Sequence[Series], *, title: str) 
             if w > 0:
                 chart.marks.append(Bar(x, y + 3, w, _ROW - 10, one.color))
                 x += w
-        chart.marks.append(Label(x + 6, y + 14, _count_text(round(totals[r], 1)), color=PALETTE["ink"]))
+        # an amount (hours), written as the table beside it writes it: one decimal, 58.0 not 58
+        chart.marks.append(Label(x + 6, y + 14, f"{totals[r]:,.1f}", color=PALETTE["ink"]))
     return chart
 
 

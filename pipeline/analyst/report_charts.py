@@ -6,6 +6,7 @@ one element per mark. Values may be None or NaN: a bar is then left out and a li
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -108,6 +109,30 @@ class Series:
     color: str
 
 
+_MAX_LABEL_PX = 190  # row labels longer than this are cut with an ellipsis
+
+
+
+
+def _text_px(text: str, size: int = 12) -> float:
+    """The approximate width of ``text`` in pixels (wide East Asian characters take a full em)."""
+    return sum(size if unicodedata.east_asian_width(ch) in "WF" else size * 0.6 for ch in text)
+
+
+def _fit(text: str, limit: float = _MAX_LABEL_PX) -> str:
+    """``text`` cut with ``…`` to fit in ``limit`` pixels."""
+    if _text_px(text) <= limit:
+        return text
+    while text and _text_px(text + "…") > limit:
+        text = text[:-1]
+    return text + "…"
+
+
+def _left_margin(labels: Sequence[str]) -> float:
+    """Room for the longest row label, between 60 and ``_MAX_LABEL_PX`` + 16 pixels."""
+    return max(60.0, min(_MAX_LABEL_PX, max((_text_px(x) for x in labels), default=0.0))) + 16
+
+
 def hbar_chart(
     items: Sequence[tuple[str, float | None, bool]],
     *,
@@ -115,8 +140,11 @@ def hbar_chart(
     maximum: float = 100.0,
     note: str = "",
 ) -> Chart:
-    """Horizontal bars, one per (label, value, muted); muted bars are grey and carry ``note``."""
-    row, left, right, width = 26, 110, 60, 640
+    """Horizontal bars, one per (label, value, muted); muted bars are grey and carry ``note``. A long label
+    is cut with an ellipsis; the right margin leaves room for ``note``."""
+    row, width = 26, 640
+    left = max(110.0, _left_margin([name for name, _, _ in items]))
+    right = 60 + (_text_px(f"  {note}", 11) if note else 0)
     height = max(1, len(items)) * row + 24
     inner = width - left - right
     chart = Chart(width, height, title, [Line(left, 4, left, height - 20)])
@@ -126,7 +154,7 @@ def hbar_chart(
         chart.marks.append(Label(x, height - 6, f"{maximum * tick:.1f}", anchor="middle", size=10))
     for i, (name, value, muted) in enumerate(items):
         y = 6 + i * row
-        chart.marks.append(Label(left - 8, y + 14, name, anchor="end", size=12, color=PALETTE["ink"]))
+        chart.marks.append(Label(left - 8, y + 14, _fit(name), anchor="end", size=12, color=PALETTE["ink"]))
         if is_missing(value):
             chart.marks.append(Label(left + 6, y + 14, "—"))
             continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.analyst.report_bars import RateBar, rate_bars, stacked_columns, stacked_hbars
-from pipeline.analyst.report_charts import PALETTE, Bar, Label, Series
+from pipeline.analyst.report_charts import PALETTE, Bar, Label, Series, hbar_chart
 
 
 def bars(chart) -> list[Bar]:
@@ -30,6 +30,13 @@ def test_stacked_hbars_scale_to_a_round_maximum_and_skip_missing_values() -> Non
     assert [(b.fill, round(b.x, 1), round(b.width, 1)) for b in bars(chart)] == [
         ("#111", 76.0, 250.0), ("#222", 326.0, 250.0), ("#111", 76.0, 125.0)
     ]
+    totals = [m.text for m in chart.marks if isinstance(m, Label) and m.x > 76]
+    assert totals[-2:] == ["4.0", "1.0"]  # after each bar, with the table's one decimal
+
+
+def test_stacked_hbars_total_keeps_its_decimal_when_it_rounds_to_a_whole_number() -> None:
+    chart = stacked_hbars(["t1"], [Series("x", [57.9997], "#111")], title="t")
+    assert [m.text for m in chart.marks if isinstance(m, Label)][-1] == "58.0"  # it showed "58"
 
 
 def test_rate_bars_mark_a_miss_and_a_missing_rate() -> None:
@@ -39,3 +46,15 @@ def test_rate_bars_mark_a_miss_and_a_missing_rate() -> None:
     assert fills == [PALETTE["accent"], PALETTE["bad"]]  # C has no bar
     texts = [m.text for m in chart.marks if isinstance(m, Label)]
     assert "95.0%  20 judged" in texts and "50.0%  2 judged" in texts and "—  0" in texts
+
+
+def test_the_ranking_cuts_a_long_name_and_keeps_room_for_its_note() -> None:
+    long = "A" * 60  # 60 x 7.2 px = 432 px: wider than the 190 px a label may take
+    chart = hbar_chart([(long, 100.0, True), ("李娜", 80.0, False)], title="t", note="not ranked")
+    names = [m for m in chart.marks if isinstance(m, Label) and m.anchor == "end"]
+    assert names[0].text.endswith("…") and len(names[0].text) < 30 and names[1].text == "李娜"
+    assert names[0].x == 190 + 16 - 8  # the margin grew to the widest label allowed, the label ends 8 px before
+    (note,) = [m for m in chart.marks if isinstance(m, Label) and m.text.endswith("not ranked")]
+    assert note.text == "100.0  not ranked"
+    # "100.0  not ranked" is 17 characters, about 112 px at 11 px: it ends inside the 640 px wide chart
+    assert note.x + 17 * 11 * 0.6 <= chart.width

@@ -289,9 +289,9 @@ def test_a_store_without_the_v2_tables_says_so(tmp_path: Path) -> None:
     url = write_tiny_store(root, v2=False)
     page = build_report(root, url, "2026-03", "en", tmp_path / "r.html", timezone=TZ).read_text(encoding="utf-8")
     found = panels(page)
-    assert "The store has no kpi_breakdown rows yet" in found["By client and service"].text
-    assert "The store has no kpi_backlog rows yet" in found["Daily backlog"].text
-    assert "The store has no ticket_status_time rows yet" in found["Time in status per team"].text
+    assert "The store holds no kpi_breakdown rows" in found["By client and service"].text
+    assert "The store holds no kpi_backlog rows" in found["Daily backlog"].text
+    assert "The store holds no ticket_status_time rows" in found["Time in status per team"].text
     assert len(rows(found["Tickets at risk"])) == 2  # read from ticket_facts, which every store has
 
 
