@@ -211,6 +211,8 @@ def _read_breaches(store: StoreQuery, period: Period, timezone: str) -> pd.DataF
     still_open = frame["resolved_at"].isna() & (_local_dates(frame["opened_at"], timezone) < period.end)
     response = frame["breach"].isin(["response", "both"]) & opened
     resolution = frame["breach"].isin(["resolution", "both"]) & (resolved | still_open)
+    # the breaches this period counts: a response breach of July is not the October report's, nor the reverse
+    frame["breach"] = np.where(response & resolution, "both", np.where(response, "response", "resolution"))
     frame = frame[response | resolution].copy()
     frame["still_open"] = frame["resolved_at"].isna()
     over = frame[["response_over_min", "resolution_over_min"]].apply(pd.to_numeric, errors="coerce")

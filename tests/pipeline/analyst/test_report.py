@@ -398,6 +398,23 @@ def test_breached_tickets_are_listed_and_counted(store: Path, tmp_path: Path) ->
     assert tiles(panels(page)["Team overview"])["SLA breaches"] == str(len(expected))
 
 
+def test_a_breached_tickets_badge_names_the_breaches_of_the_period(store: Path, tmp_path: Path) -> None:
+    opened, resolved = local_day("opened_at"), local_day("resolved_at")
+    expected = dict(sql(
+        store,
+        f"SELECT ticket_id, CASE WHEN r AND s THEN 'Both' WHEN r THEN 'Response' ELSE 'Resolution' END FROM ("
+        f"SELECT ticket_id, response_sla = 'breached' AND {opened} BETWEEN ?1 AND ?2 AS r, "
+        f"resolution_sla = 'breached' AND ({resolved} BETWEEN ?1 AND ?2 OR (resolved_at IS NULL AND {opened} <= ?2)) "
+        "AS s FROM ticket_facts) WHERE r OR s",
+        "2026-08-01", "2026-08-31",
+    ))
+    listed = rows(panels(report(store, tmp_path, period="2026-08"))["Tickets with a breached SLA"])
+    shown = {r[0]: r[6].replace("Open", "").strip() for r in listed}
+    assert shown == {t: expected[t] for t in shown}
+    # INC00120, opened 1 July (its response breach is July's) and still open in August: August's is resolution
+    assert shown["INC00120"] == "Resolution"
+
+
 def test_sql_and_parquet_stores_give_the_same_report(store: Path, tmp_path: Path) -> None:
     def strip_time(page: str) -> str:
         return re.sub(r"Generated: [0-9: -]+", "", page)
