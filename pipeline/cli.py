@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     group = backfill.add_mutually_exclusive_group(required=True)
     group.add_argument("--quarter", type=_quarter, help="e.g. 2026Q3")
     group.add_argument("--from", dest="date_from", type=_date, help="first local date, e.g. 2026-07-01")
-    backfill.add_argument("--to", dest="date_to", type=_date, help="last local date (included)")
+    backfill.add_argument("--to", dest="date_to", type=_date, help="last local date (included); required with --from")
     _config_args(backfill, as_of=True, json_out=True)
     backfill.set_defaults(handler=_backfill)
 
