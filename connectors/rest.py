@@ -49,7 +49,8 @@ _PRESET_DIRS = (
     Path(__file__).resolve().parents[1] / "pipeline" / "_config" / "presets",  # the installed wheel
 )
 CHECK_SAMPLE = 25  # tickets whose history check() reads (Zendesk: one call each)
-_MERGED = ("columns", "status_map", "priority_map", "type_map", "options")
+#: The maps a REST source's entry is laid over its preset's, map by map and key by key.
+PRESET_MAPS = ("columns", "status_map", "priority_map", "type_map", "options")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def with_preset(cfg: SourceConfig, preset: Mapping[str, Any]) -> SourceConfig:
     The connector normalises every vendor timestamp to ISO 8601 UTC before mapping, so the
     mapping needs no timezone and no custom format; events arrive with canonical column names.
     """
-    merged = {name: {**dict(preset.get(name, {})), **dict(getattr(cfg, name))} for name in _MERGED}
+    merged = {name: {**dict(preset.get(name, {})), **dict(getattr(cfg, name))} for name in PRESET_MAPS}
     default_page = SourceConfig.__dataclass_fields__["page_size"].default
     page_size = int(preset.get("page_size", cfg.page_size)) if cfg.page_size == default_page else cfg.page_size
     return replace(cfg, **merged, timezone="UTC", timestamp_format=None, event_columns={}, event_kind_map={},

@@ -11,7 +11,9 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from connectors.rest import PRESET_MAPS, load_preset
 from pipeline.config.load import Loaded
+from pipeline.config.sources import REST_KINDS
 
 __all__ = ["effective", "redact_url", "to_toml"]
 
@@ -34,7 +36,7 @@ def effective(loaded: Loaded) -> dict[str, Any]:
     store = data["store"]
     store.setdefault("sql_url", f"sqlite:///{store['path'].rstrip('/')}/kpi.sqlite")
     store["sql_url"] = redact_url(store["sql_url"])
-    data["sources"] = [_first(source, ("name", "kind", "layout")) for source in data["sources"]]
+    data["sources"] = [_first(_over_preset(source), ("name", "kind", "layout")) for source in data["sources"]]
     for source in data["sources"]:
         if "url" in source:
             source["url"] = redact_url(source["url"])
@@ -43,6 +45,23 @@ def effective(loaded: Loaded) -> dict[str, Any]:
     if "timezone" not in data["reporting"] and default in calendars:
         data["reporting"]["timezone"] = calendars[default]["timezone"]
     return data
+
+
+def _over_preset(source: dict[str, Any]) -> dict[str, Any]:
+    """A REST source as the connector reads it: laid over its vendor preset's maps (its keys win), page size
+    and default ticket type; a file source as it is."""
+    if source.get("kind") not in REST_KINDS:
+        return source
+    preset = load_preset(source["kind"])
+    out = dict(source)
+    for name in PRESET_MAPS:
+        merged = {**dict(preset.get(name, {})), **dict(source.get(name) or {})}
+        if merged:
+            out[name] = merged
+    for key in ("page_size", "default_ticket_type"):
+        if out.get(key) is None and preset.get(key) is not None:
+            out[key] = preset[key]
+    return out
 
 
 def _first(table: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ HTTP server on 127.0.0.1 stands in for ServiceNow and fails the test if it is as
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import e2e_helpers as h
@@ -14,6 +15,8 @@ from jsonschema import Draft202012Validator
 from pytest_httpserver import HTTPServer
 
 from kpis.schema import KPI_VERSION
+
+REPO = Path(__file__).resolve().parents[2]
 
 CONFIG = """\
 [store]
@@ -212,7 +215,9 @@ def test_config_show_fills_defaults_applies_overrides_and_redacts_secrets(tmp_pa
 def test_validate_says_ok_only_when_every_source_passes(tmp_path: Path, server: HTTPServer) -> None:
     export = h.export_canonical_csv(tmp_path)["path"]
     config = tmp_path / "ok.toml"
-    config.write_text(f'[store]\npath = "{tmp_path / "store"}"\n\n[[sources]]\nname = "helpdesk"\nkind = "csv"\n'
+    # the export's satisfaction answers need the map: without it a run rejects those rows, and validate says so
+    config.write_text(f'[store]\npath = "{tmp_path / "store"}"\n\n[kpi]\nsatisfaction_map = {{ "满意" = 5, "较满意" = 4, '
+                      f'"一般" = 3, "较不满意" = 2, "不满意" = 1 }}\n\n[[sources]]\nname = "helpdesk"\nkind = "csv"\n'
                       f'path = "{export}"\ntimezone = "Asia/Shanghai"\n', encoding="utf-8")
     good = h.cli("validate", "--config", str(config))
     assert good.code == 0 and good.out.splitlines()[-1].startswith(f"config {config}: ok")
@@ -235,3 +240,22 @@ def test_run_json_prints_the_summary_as_one_object(tmp_path: Path) -> None:
     (line,) = result.out.splitlines()
     summary = json.loads(line)
     assert summary["kind"] == "backfill" and summary["status"] == "success" and summary["tickets_read"] > 0
+
+
+def test_config_show_lays_a_rest_source_over_its_vendor_preset(tmp_path: Path) -> None:
+    """The effective config of a REST source is what its connector reads: the preset's maps under the entry's."""
+    config = tmp_path / "itsm-kpi.toml"
+    config.write_text('[[sources]]\nname = "sn"\nkind = "servicenow"\nurl = "https://example.service-now.com"\n'
+                      'username = "kpi_reader"\npassword_env = "SN_PASSWORD"\nstatus_map = { "3" = "WAITING_CUSTOMER" }\n',
+                      encoding="utf-8")
+    result = h.cli("config", "show", "--config", str(config), env={"SN_PASSWORD": "pw-5e3"})
+    assert result.code == 0, result.err
+    (source,) = tomllib.loads(result.out)["sources"]
+    preset = tomllib.loads((REPO / "config" / "presets" / "servicenow.toml").read_text(encoding="utf-8"))["sources"][0]
+    assert source["status_map"] == {**preset["status_map"], "3": "WAITING_CUSTOMER"}  # the entry's "3" wins
+    assert source["columns"] == preset["columns"] and source["page_size"] == preset["page_size"]
+    assert "pw-5e3" not in result.out
+    shown = tmp_path / "shown.toml"
+    shown.write_text(result.out, encoding="utf-8")
+    again = h.cli("config", "show", "--config", str(shown), env={"SN_PASSWORD": "pw-5e3"})
+    assert tomllib.loads(again.out) == tomllib.loads(result.out)  # what it shows loads back to the same
