@@ -60,6 +60,7 @@ __all__ = ["FileConnector", "FileRefused", "RawTable", "file_digest", "lines_rej
            "read_export", "read_raw_table", "resolve_files"]
 
 log = logging.getLogger(__name__)
+CHECK_FILES = 10  # a check reads the first page of the first of these files that has data rows
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f.columns)]
@@ -220,23 +221,34 @@ class FileConnector:
         batch = to_batch(raw, self.config)
         return batch if batch.rows_read else replace(batch, rows_read=len(raw))
 
+    def _first_with_rows(self, files: list[ExportFile], sheet: str | None, role: str) -> tuple[ExportFile, RawTable]:
+        """The first page of the first of ``files`` (at most ``CHECK_FILES``) that has data rows, else of the
+        first: an empty daily export (a quiet day) is no problem for a run, so it is none for a check."""
+        cfg = self.config
+        first = None
+        for f in files[:CHECK_FILES]:
+            table = read_table(f.path, cfg, sheet, nrows=CHECK_ROWS, expect=expected_headers(cfg, role))
+            if len(table.frame):
+                return f, table
+            first = first or (f, table)
+        assert first is not None  # resolve_files raises when nothing matches
+        return first
+
     def check(self) -> list[str]:
-        """Read the first rows of the first file(s), map them, and describe every problem found.
+        """Read the first rows of the first file(s) with data, map them, and describe every problem found.
 
         Returns human-readable lines (empty: all good): a missing file, a file that cannot be read
         (with the headers it has), unreadable lines, unmapped values with their counts, naive
-        timestamps without a configured timezone. Writes nothing.
+        timestamps without a configured timezone, no data rows in the first files. Writes nothing.
         """
         cfg = self.config
         self.sample = None  # a check that fails leaves no page of an earlier one behind
         try:
-            ticket_files = self._files(cfg.path, "path")[:1]
+            ticket_files = self._files(cfg.path, "path")
             event_files, events_sheet = self._event_files(ticket_files)
-            read = [(ticket_files[0], read_table(ticket_files[0].path, cfg, cfg.sheet, nrows=CHECK_ROWS,
-                                                  expect=expected_headers(cfg, TICKETS)))]
+            read = [self._first_with_rows(ticket_files, cfg.sheet, TICKETS)]
             if event_files:
-                read.append((event_files[0], read_table(event_files[0].path, cfg, events_sheet, nrows=CHECK_ROWS,
-                                                         expect=expected_headers(cfg, EVENTS))))
+                read.append(self._first_with_rows(event_files, events_sheet, EVENTS))
             events_raw = read[1][1].frame if event_files else pd.DataFrame()
             batch = self._to_batch(read[0][1].frame, events_raw)
         except (SourceUnreachable, SourceResponseError, ConfigError) as e:

@@ -394,6 +394,17 @@ def test_check_reports_naive_timestamps_without_timezone(write_csv, make_source)
     assert len(problems) == 1 and "timezone" in problems[0] and "is missing" in problems[0]
 
 
+def test_check_reads_past_an_empty_daily_export_and_names_a_folder_of_empty_ones(write_csv, make_source, tmp_path):
+    write_csv("exports/tickets-2026-03-04.csv", HEADER, [])  # a quiet day: a run reads it as 0 rows
+    write_csv("exports/tickets-2026-03-05.csv", HEADER, [[*ROWS[0][:2], "Bogus", *ROWS[0][3:]]])
+    connector = FileConnector(make_source(path=str(tmp_path / "exports")))
+    # the problem in the second file is found: the check did not stop at the first, empty one
+    assert connector.check() == ["source hd: unmapped status 'Bogus' (1 ticket row)"]
+    write_csv("quiet/tickets-2026-03-04.csv", HEADER, [])
+    assert FileConnector(make_source(path=str(tmp_path / "quiet"))).check() == [
+        "source hd: tickets-2026-03-04.csv has no data rows"]
+
+
 def test_check_reports_missing_file(make_source, tmp_path):
     problems = FileConnector(make_source(path=str(tmp_path / "nope.csv"))).check()
     assert len(problems) == 1 and "no file matches" in problems[0]
