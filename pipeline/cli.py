@@ -464,11 +464,6 @@ def _check_source(cfg, settings: Settings) -> dict:
     return report
 
 
-#: Reasons a page of a source cannot tell apart from a good source: its events may belong to tickets of a
-#: later page.
-_PAGE_BLIND = ("event for unknown ticket",)
-
-
 def _page_report(source: str, sample, settings: Settings) -> dict:
     """What the run's quarantine (``connectors.validate``) would reject on the page, its SLA policy counts and
     the conditions none of its tickets can meet."""
@@ -476,10 +471,14 @@ def _page_report(source: str, sample, settings: Settings) -> dict:
     from connectors.validate import describe_rejections, validate  # noqa: PLC0415
     from pipeline.sla_check import condition_warnings, source_policy_counts  # noqa: PLC0415
 
-    tickets, events, rejected = validate(sample.tickets, sample.events, sample.rejected,
+    # a page's events may belong to tickets of a later page: only those of its own tickets are checked
+    key = ["source", "ticket_id"]
+    on_page = pd.MultiIndex.from_frame(sample.events[key]).isin(pd.MultiIndex.from_frame(sample.tickets[key]))
+    tickets, events, rejected = validate(sample.tickets, sample.events[on_page], sample.rejected,
                                          satisfaction_map=settings.kpi.satisfaction_map)
     quarantined = rejected.iloc[len(sample.rejected):]
-    quarantined = quarantined[~quarantined["reason"].isin(_PAGE_BLIND).to_numpy()]
+    # the events of a ticket rejected above follow it: named once, by the ticket's reason
+    quarantined = quarantined[quarantined["reason"].ne("event for unknown ticket").to_numpy()]
     as_of = pd.Timestamp.now(tz="UTC")
     return {"unusable": describe_rejections(source, quarantined, CHECK_PROBLEMS),
             "sla": source_policy_counts(tickets, events, settings.kpi, as_of),

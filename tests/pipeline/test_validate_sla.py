@@ -78,3 +78,17 @@ def test_validate_names_the_rows_a_run_would_quarantine_after_mapping(
         "source helpdesk: unknown event kind 'comment' (1 event row)",
         "source helpdesk: unmappable satisfaction '非常好' (1 ticket row)",
     ]  # INC7777's event is not named: a page cannot tell a later page's ticket from an unknown one
+
+
+def test_validate_does_not_warn_of_events_whose_ticket_is_on_a_later_page(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 1001 tickets: the check reads the first 1000 rows of each file, and the events come newest ticket first
+    opened = "2026-07-01T09:00:00+08:00"
+    tickets = [dict(ticket_id=f"T{i:04d}", ticket_type="incident", priority="P3", status="NEW", opened_at=opened,
+                    updated_at=opened) for i in range(1001)]
+    events = [dict(ticket_id=f"T{i:04d}", at=opened, kind="status", value="NEW", actor="x") for i in reversed(range(1001))]
+    write_export(tmp_path / "exports", "2026-07-01", tickets, events)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": tmp_path / "exports"})
+    capsys.readouterr()
+    assert cli("validate", "--config", str(config)) == 0
+    assert "quarantined" not in capsys.readouterr().err  # T1000's event is fine: its ticket is row 1001
