@@ -125,8 +125,7 @@ def _category_roles(events: KindEvents, basis: FactBasis) -> dict[str, np.ndarra
     first = np.full(n, -1)
     firsts = _first_per_ticket(events)
     first[events.tix[firsts]] = firsts
-    empty = (at_response < 0) | (events.value[np.maximum(at_response, 0)] == MISSING)
-    initial = np.where(empty, first, at_response)
+    initial = np.where(at_response < 0, first, at_response)  # an event that cleared the category decides too (D7)
     initial = np.where(basis.ctx.t.code("diagnosed_category") != MISSING, -1, initial)
     return {"initial_diagnosis": initial[initial >= 0], "final_category": _last_per_ticket(events)}
 

@@ -799,6 +799,29 @@ def test_diagnosis_from_category_events_at_the_response():
     assert (d["initial_diagnosis"], d["diagnosis_accurate"]) == ("network", True)
 
 
+def test_a_category_cleared_before_the_response_leaves_no_initial_diagnosis():
+    """KPIS.md 3: the category in effect at response_at is the last category event at or before it; one that
+    cleared the category (an empty value) means no diagnosis at that time (D7), not the first event's."""
+    tix = tickets(T("A"), T("B"))
+    res = ("2026-03-02T14:00Z", "RESOLVED")
+    evs = events(
+        # A: software 09:05, cleared 09:10, response 09:20, network 10:00 -> no initial diagnosis: not assessable
+        ev("A", "2026-03-02T09:05Z", "category", "software"), ev("A", "2026-03-02T09:10Z", "category", None),
+        ev("A", "2026-03-02T09:20Z", "response"), ev("A", "2026-03-02T10:00Z", "category", "network"),
+        statuses("A", res),
+        # B: cleared 10:30, after the response at 10:00 (software in effect then), network 11:00 -> initial software
+        ev("B", "2026-03-02T09:00Z", "category", "software"), ev("B", "2026-03-02T10:00Z", "response"),
+        ev("B", "2026-03-02T10:30Z", "category", None), ev("B", "2026-03-02T11:00Z", "category", "network"),
+        statuses("B", res),
+    )
+    f = facts_of(tix, evs)
+    a, b = row(f, "A"), row(f, "B")
+    assert (a["initial_diagnosis"], a["category"], a["diagnosis_assessable"], a["diagnosis_accurate"]) == (
+        None, "network", False, None)
+    assert (b["initial_diagnosis"], b["category"], b["diagnosis_assessable"], b["diagnosis_accurate"]) == (
+        "software", "network", True, False)
+
+
 # ---------------------------------------------------------------- CSAT
 
 
