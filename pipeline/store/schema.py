@@ -92,7 +92,8 @@ SOURCE_STATE_COLUMNS = _cols(
 
 SOURCE_FILES_COLUMNS = _cols(
     Column("source", STR, "Name of the configured source"),
-    Column("file_key", STR, "A file already read (path with size and modification time, or a content hash)"),
+    Column("file_key", STR, "A file already read: its name and SHA-256 (name:sha256), so a corrected copy is "
+           "read again"),
     Column("run_id", STR, "The run that read it"),
     Column("read_at", TS, "When it was read (UTC)"),
 )
@@ -127,8 +128,10 @@ STORE_COMMITS_COLUMNS = _cols(
 
 STORE_STATE_COLUMNS = _cols(
     Column("name", STR, "What is recorded: facts_fingerprint (the settings the stored ticket_facts were "
-           "computed with), tables_fingerprint (the KPI settings the stored period tables were computed with), "
-           "kpi_settings (the KPI settings of the last run, JSON, for itsm-kpi explain) or "
+           "computed with), facts_as_of (the as_of every stored fact was computed at), tables_fingerprint "
+           "(the KPI settings the stored period tables were computed with), ops_fingerprint (the settings of "
+           "ticket_status_time and kpi_backlog), kpi_settings (the KPI settings of the last run, JSON, for "
+           "itsm-kpi explain), source_mapping:<source> (the mapping settings a source was last read with) or "
            "views_fingerprint (the statements the analyst views were made with)"),
     Column("value", STR, "Its value"),
     Column("updated_at", TS, "When it was last written (UTC)"),
