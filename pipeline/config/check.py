@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors.options import REST_KINDS
-from kpis.config import ALWAYS_OPEN
+from kpis.config import ALWAYS_OPEN, parse_interval
+from kpis.errors import ConfigError
 from kpis.schema import TICKET_TYPES
 from pipeline.config.errors import Problem, did_you_mean
 
@@ -145,6 +146,45 @@ def compute_engine(raw: Mapping[str, Any]) -> list[Problem]:
                     "set engine = \"dask\" or remove it") for key in ("scheduler", "workers") if key in compute]
 
 
+def calendar_hours(raw: Mapping[str, Any]) -> list[Problem]:
+    """A calendar's working intervals do not overlap, and some weekday has them (KPIS.md 2.1; D126)."""
+    problems = []
+    for name, calendar in _table(raw, "calendars").items():
+        hours = calendar.get("hours") if isinstance(calendar, Mapping) else None
+        if not isinstance(hours, Mapping):
+            continue
+        days = {day: _intervals(items) for day, items in hours.items()}
+        problems += [Problem(("calendars", name, "hours", day), message) for day, intervals in days.items()
+                     if (message := _overlap(intervals))]
+        if all(intervals == [] for intervals in days.values()):
+            problems.append(Problem(("calendars", name, "hours"), "no weekday has working hours, so no business "
+                                    "time would ever pass and no SLA on this calendar could be breached; give e.g. "
+                                    'mon = ["09:00-12:00", "13:30-18:00"], or use the built-in "24x7"'))
+    return problems
+
+
+def _intervals(items: Any) -> list[tuple[int, int]] | None:
+    """A day's intervals in minutes, in order; None when one is malformed (the model reports that)."""
+    if not isinstance(items, list):
+        return None
+    try:
+        return sorted(parse_interval(item, "") for item in items)
+    except ConfigError:
+        return None
+
+
+def _overlap(intervals: list[tuple[int, int]] | None) -> str | None:
+    for (start, end), (next_start, _) in zip(intervals or [], (intervals or [])[1:], strict=False):
+        if next_start < end:
+            return (f"working intervals overlap ({_hhmm(start)}-{_hhmm(end)} and from {_hhmm(next_start)}); "
+                    'write each minute once, e.g. ["09:00-12:00", "13:30-18:00"]')
+    return None
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def calendar_countries(raw: Mapping[str, Any]) -> list[Problem]:
     """A calendar's ``country`` (and ``subdivision``) is one the holidays package knows."""
     problems = []
@@ -186,7 +226,7 @@ def adjustments_path(raw: Mapping[str, Any]) -> list[Problem]:
 
 CHECKS: tuple[Callable[[Mapping[str, Any]], list[Problem]], ...] = (
     unique_names, calendars_defined, sla_sources_configured, default_ticket_types, rest_credentials,
-    activity_case_column, compute_engine, calendar_countries, adjustments_path,
+    activity_case_column, compute_engine, calendar_hours, calendar_countries, adjustments_path,
 )
 
 

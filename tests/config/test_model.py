@@ -205,6 +205,17 @@ def test_a_calendar_without_working_time_or_with_overlapping_hours_is_refused(tm
         load_settings(_write(tmp_path, GOOD.replace(old, f"hours = {hours}")), {})
 
 
+def test_calendar_hours_problems_come_with_the_others_each_with_its_line(tmp_path: Path) -> None:
+    old = 'hours = { mon = ["09:00-12:00", "13:30-18:00"] }'
+    text = GOOD.replace("min_sample = 10", 'min_sample = "ten"').replace(
+        old, 'hours = { mon = ["09:00-12:00", "11:00-18:00"], tue = ["09:00-10:00", "09:30-11:00"] }')
+    lines = _problems(tmp_path, text)
+    hours_line = text.splitlines().index(next(x for x in text.splitlines() if x.startswith("hours = "))) + 1
+    assert [line.split(": ")[1] for line in lines] == [
+        "reporting.min_sample", "calendars.office.hours.mon", "calendars.office.hours.tue"]  # all three, one pass
+    assert lines[2].endswith(f"(line {hours_line})") and "(09:00-10:00 and from 09:30)" in lines[2]
+
+
 def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
     text = (GOOD.replace("min_sample = 10", 'min_sample = "ten"').replace('response = "30m"', 'response = "soon"')
             .replace('options = { delimiter = ";" }', 'options = { delimiterr = ";" }').replace("weight = 1", "weight = 0"))
