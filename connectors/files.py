@@ -62,6 +62,7 @@ __all__ = ["FileConnector", "FileRefused", "RawTable", "file_digest", "lines_rej
 log = logging.getLogger(__name__)
 CHECK_FILES = 10  # a check reads the first page of the first of these files that has data rows
 
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f.columns)]
     if not frames:
