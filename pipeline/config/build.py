@@ -26,7 +26,6 @@ from kpis.config import (
     parse_duration,
     parse_interval,
 )
-from kpis.errors import ConfigError
 from pipeline.config import model as m
 from pipeline.settings import (
     AdjustmentsSettings,
@@ -45,19 +44,9 @@ __all__ = ["SLA_CONDITIONS", "build_settings", "sla_conditions"]
 
 
 def _day_intervals(items: list[str], key: str) -> tuple[tuple[int, int], ...]:
-    """A weekday's working intervals in minutes, in order; overlapping ones are refused (KPIS.md 2.1 counts
-    the overlap of a span with the working time, and two intervals holding the same minute would not say
-    whether it counts once or twice)."""
-    intervals = tuple(sorted(parse_interval(item, key) for item in items))
-    for (start, end), (next_start, _) in zip(intervals, intervals[1:], strict=False):
-        if next_start < end:
-            raise ConfigError(key, f"working intervals overlap ({_hhmm(start)}-{_hhmm(end)} and from "
-                              f"{_hhmm(next_start)})", 'write each minute once, e.g. ["09:00-12:00", "13:30-18:00"]')
-    return intervals
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+    """A weekday's working intervals in minutes, in order (overlaps were refused at load:
+    ``pipeline.config.check.calendar_hours``)."""
+    return tuple(sorted(parse_interval(item, key) for item in items))
 
 
 def _seconds(value: str | int) -> int:
@@ -68,10 +57,6 @@ def calendar_spec(name: str, cal: m.Calendar) -> CalendarSpec:
     """One ``[calendars.NAME]`` table as the engine's calendar."""
     hours = {WEEKDAYS.index(day): _day_intervals(items, f"calendars.{name}.hours.{day}")
              for day, items in cal.hours.items()}
-    if not any(hours.values()):
-        raise ConfigError(f"calendars.{name}.hours", "no weekday has working hours, so no business time would "
-                          "ever pass and no SLA on this calendar could be breached",
-                          'give e.g. mon = ["09:00-12:00", "13:30-18:00"], or use the built-in "24x7"')
     return CalendarSpec(
         name=name, timezone=cal.timezone, hours=hours, holidays=frozenset(cal.holidays), country=cal.country,
         subdivision=cal.subdivision,

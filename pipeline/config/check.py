@@ -150,7 +150,7 @@ def calendar_hours(raw: Mapping[str, Any]) -> list[Problem]:
     """A calendar's working intervals do not overlap, and some weekday has them (KPIS.md 2.1; D126)."""
     problems = []
     for name, calendar in _table(raw, "calendars").items():
-        hours = calendar.get("hours") if isinstance(calendar, Mapping) else None
+        hours = calendar.get("hours", {}) if isinstance(calendar, Mapping) else None  # none given: none worked
         if not isinstance(hours, Mapping):
             continue
         days = {day: _intervals(items) for day, items in hours.items()}

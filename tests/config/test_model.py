@@ -205,6 +205,13 @@ def test_a_calendar_without_working_time_or_with_overlapping_hours_is_refused(tm
         load_settings(_write(tmp_path, GOOD.replace(old, f"hours = {hours}")), {})
 
 
+def test_a_calendar_that_gives_no_hours_works_no_minute_and_is_refused(tmp_path: Path) -> None:
+    old = 'hours = { mon = ["09:00-12:00", "13:30-18:00"] }\n'
+    assert old in GOOD
+    with pytest.raises(ConfigError, match=re.escape("calendars.office.hours: no weekday has working hours")):
+        load_settings(_write(tmp_path, GOOD.replace(old, "")), {})
+
+
 def test_calendar_hours_problems_come_with_the_others_each_with_its_line(tmp_path: Path) -> None:
     old = 'hours = { mon = ["09:00-12:00", "13:30-18:00"] }'
     text = GOOD.replace("min_sample = 10", 'min_sample = "ten"').replace(
