@@ -387,7 +387,7 @@ def _alerts(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
 
     from pipeline.alerts.data import read_alert_data  # noqa: PLC0415
-    from pipeline.alerts.deliver import enabled, messages  # noqa: PLC0415
+    from pipeline.alerts.deliver import enabled, messages, needs_roster  # noqa: PLC0415
     from pipeline.notify import alert_context  # noqa: PLC0415
     from pipeline.store import Stores  # noqa: PLC0415
 
@@ -395,12 +395,12 @@ def _alerts(args: argparse.Namespace) -> int:
         raise ConfigError("alerts", "only --dry-run is supported", "runs and backfills post the alerts themselves")
     settings = Settings.load(args.config)
     as_of = args.as_of or _now()
+    rules = enabled(list(settings.alerts), os.environ)  # as a run would: an alert without its URL posts nothing
     stores = Stores(settings.store.path, settings.store.sql_url)  # read only: no prepare(), no lock
     try:
-        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone)
+        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, roster=needs_roster(rules))
     finally:
         stores.close()
-    rules = enabled(list(settings.alerts), os.environ)  # as a run would: an alert without its URL posts nothing
     found = messages(rules, data, alert_context(settings, as_of), as_of)
     for message in found:
         print(json.dumps({"alert": message.alert, "kind": message.kind, "body": message.body}, ensure_ascii=False))

@@ -16,7 +16,7 @@ from dataclasses import replace
 import pandas as pd
 
 from pipeline.alerts.data import read_alert_data, record_posts
-from pipeline.alerts.deliver import AlertData, Outcome, deliver, enabled, messages
+from pipeline.alerts.deliver import AlertData, Outcome, deliver, enabled, messages, needs_roster
 from pipeline.alerts.rules import AlertContext
 from pipeline.metrics import RunMetrics, write_metrics
 from pipeline.run import RunSummary
@@ -54,10 +54,13 @@ def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_
         return Outcome()
     failed = summary is None
     rules = [_kinds(rule, failed) for rule in enabled(list(settings.alerts), env)]
+    if not rules:  # every alert disabled: nothing to read, post or record
+        return Outcome()
     if failed:
         data = AlertData(*[pd.DataFrame()] * 4, run={"run_id": run_id, "status": "failed", "reason": error or ""})
     else:
-        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, run=_partial(run_id, summary))
+        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, run=_partial(run_id, summary),
+                               roster=needs_roster(rules))
     outcome = deliver(rules, messages(rules, data, alert_context(settings, as_of), as_of), env)
     if failed:
         ledger.record_alert_counts(run_id, outcome.sent, outcome.failed)

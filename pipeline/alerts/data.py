@@ -14,8 +14,10 @@ from pipeline.store import Ledger, Replacement, Stores
 ALERTS_SENT = "alerts_sent"
 
 
-def read_alert_data(stores: Stores, as_of: pd.Timestamp, timezone: str, run: dict | None = None) -> AlertData:
-    """The stored facts an alert can list (breached, or open), what was posted, and this month's scorecard."""
+def read_alert_data(stores: Stores, as_of: pd.Timestamp, timezone: str, run: dict | None = None, *,
+                    roster: bool = True) -> AlertData:
+    """The stored facts an alert can list (breached, or open), what was posted, and this month's scorecard;
+    ``roster``: also who worked whose tickets this month (only a team- or client-scoped ``below_target`` reads it)."""
     breached = (pc.field("response_sla") == "breached") | (pc.field("resolution_sla") == "breached")
     still_open = pc.field("excluded_reason").is_null() & ~pc.field("status").isin(list(FINAL_STATUSES))
     facts = stores.read("ticket_facts", breached | still_open)[list(FACT_COLUMNS)]
@@ -24,7 +26,7 @@ def read_alert_data(stores: Stores, as_of: pd.Timestamp, timezone: str, run: dic
     return AlertData(facts=facts.reset_index(drop=True), posted=stores.read(ALERTS_SENT),
                      scorecard_kpi=stores.read("scorecard_kpi", this_month),
                      scorecard=stores.read("scorecard", this_month), run=run,
-                     roster=_roster(stores, month, timezone))
+                     roster=_roster(stores, month, timezone) if roster else pd.DataFrame())
 
 
 def _roster(stores: Stores, month: pd.Timestamp, timezone: str) -> pd.DataFrame:

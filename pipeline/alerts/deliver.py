@@ -78,6 +78,11 @@ def _items(rule: AlertSettings, kind: str, data: AlertData, as_of: pd.Timestamp)
     return pick.due_soon_items(facts, as_of, rule.due_within_s)
 
 
+def needs_roster(rules: list[AlertSettings]) -> bool:
+    """Whether a rule's ``below_target`` is scoped to teams or clients (``AlertData.roster``)."""
+    return any("below_target" in rule.on and (rule.team or rule.client) for rule in rules)
+
+
 def enabled(rules: list[AlertSettings], env: Mapping[str, str]) -> list[AlertSettings]:
     """The rules whose webhook URL is set; each other one is disabled with a warning (a missing chat secret
     never stops the KPIs)."""

@@ -13,7 +13,7 @@ from pipeline.store import Replacement, Stores
 def test_the_roster_is_who_opened_or_resolved_tickets_in_the_local_month(tmp_path: Path) -> None:
     stores = Stores(tmp_path / "store", f"sqlite:///{tmp_path / 'kpi.sqlite'}")
     stores.prepare()
-    utc = pd.Timestamp  # every time below is UTC; the month is September in Shanghai (+08:00)
+    utc = pd.Timestamp  # every time below is UTC (Z); the month is September in Shanghai (+08:00)
     facts = pd.DataFrame({
         "source": "hd", "ticket_id": ["in", "late", "resolved-in", "before", "after"],
         "engineer": ["ann", "bo", "cy", "dee", "eve"], "team": ["desk", "net", "desk", "desk", "net"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.alerts.deliver import AlertData, messages
+from pipeline.alerts.deliver import AlertData, messages, needs_roster
 from pipeline.alerts.items import FACT_COLUMNS, below_target_items, breached_items, due_soon_items, for_rule
 from pipeline.alerts.rules import AlertContext
 from pipeline.settings import AlertSettings
@@ -97,3 +97,11 @@ def test_a_team_alerts_below_target_lists_only_who_worked_its_teams_tickets() ->
     assert engineers(client=("Globex",)) == ["bo"]
     assert messages([AlertSettings(name="d", url_env="X", on=("below_target",), team=("hr",))],
                     data, context, AS_OF) == []  # nobody worked an hr ticket: no message
+
+
+def test_only_a_scoped_below_target_needs_the_months_roster() -> None:
+    plain = AlertSettings(name="a", url_env="X", on=("below_target",))
+    scoped_breaches = AlertSettings(name="b", url_env="X", on=("breached",), team=("desk",))
+    scoped_scores = AlertSettings(name="c", url_env="X", on=("below_target",), client=("ACME",))
+    assert not needs_roster([plain, scoped_breaches])  # the stores are not read for it
+    assert needs_roster([plain, scoped_scores])
