@@ -15,7 +15,11 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -29,7 +33,7 @@ from kpis.config import parse_timezone
 from kpis.errors import BadRequest, ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
 from pipeline import logs
-from pipeline.errors import RejectRatioExceeded
+from pipeline.errors import Interrupted, RejectRatioExceeded
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
@@ -45,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(args.verbose - args.quiet)
     try:
-        return args.handler(args)
+        with _sigterm_interrupts():
+            return args.handler(args)
     except ConfigError as e:
         return _config_failed(e)
     except AdjustmentsError as e:
@@ -62,14 +67,32 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_CONFIG, str(e))
     except ItsmKpiError as e:
         return _fail(EXIT_ERROR, str(e))
-    except KeyboardInterrupt:
-        return _fail(130, "interrupted; the stores were left as they were")
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Interrupted): exit 128 + the signal's number
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        return _fail(128 + signum, f"interrupted by {signal.Signals(signum).name}; the stores were left as they were")
     except BrokenPipeError:  # e.g. `itsm-kpi demo | head`: the reader left, nothing is wrong
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silences the flush at exit)
         return EXIT_OK
     except Exception as e:  # the last line of defence: one line for the user, the trace in the log
         log.debug("unexpected error", exc_info=True)
         return _fail(EXIT_ERROR, f"unexpected {type(e).__name__}: {e} (run with -v for the trace)")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a command runs, SIGTERM (``systemctl stop``, ``kill``, ``timeout``) stops it as Ctrl-C does: a run
+    rolls back and records its failure instead of dying where it stands. ``schedule`` sets its own handler."""
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fail(code: int, message: str) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from kpis.errors import first_line
-from pipeline.errors import RejectRatioExceeded
+from pipeline.errors import RejectRatioExceeded, interrupted_reason
 from pipeline.fingerprints import config_hash
 from pipeline.memory import freed_memory_kept
 from pipeline.notify import after_run
@@ -67,8 +67,8 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
         except RejectRatioExceeded as e:
             after_run(settings, stores, ledger, run_id, as_of, error=str(e))
             raise  # its failure was committed with its rejected rows
-        except Exception as e:
-            reason = f"{type(e).__name__}: {first_line(e)}"
+        except (Exception, KeyboardInterrupt) as e:  # Ctrl-C and SIGTERM (pipeline.errors.Interrupted) too
+            reason = _failure_reason(e)
             ledger.fail_run(run_id, reason)
             after_run(settings, stores, ledger, run_id, as_of, error=reason)
             raise
@@ -77,6 +77,13 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
     finally:
         stop_heartbeat()
         ledger.release_lock(run_id)
+
+
+def _failure_reason(error: BaseException) -> str:
+    """The one line a failed run records: the error's type and first line, or the signal that stopped it."""
+    if isinstance(error, KeyboardInterrupt):
+        return interrupted_reason(error)
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def _stop_if_lost(ledger: Ledger, run_id: str, lost: threading.Event,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -96,6 +98,44 @@ def test_a_killed_runs_row_is_closed_when_its_lock_is_taken_over(tmp_path: Path)
     killed = runs(config).iloc[0]
     assert killed["status"] == "failed" and pd.notna(killed["finished_at"]), killed
     assert str(proc.pid) in killed["error"]
+
+
+# --- a stopped run ------------------------------------------------------------------------------
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_rolled_back_recorded_and_its_lock_freed(tmp_path: Path) -> None:
+    """``systemctl stop``, ``timeout`` or a deleted pod send SIGTERM to ``itsm-kpi run``. It died where it
+    stood: no message, its row ``running`` for ever, its lock left to be taken over. Another connection
+    holds SQLite's write lock from the run's start until after the signal, so the run cannot commit first."""
+    exports = tmp_path / "exports"
+    write_export(exports, "2026-07-31", *month_export())
+    database = tmp_path / "kpi.sqlite"
+    config = write_config(tmp_path, f"sqlite:///{database}", sources={"helpdesk": exports})
+    blocker = sqlite3.connect(database, timeout=60, isolation_level=None)
+    proc = spawn("run", "--config", str(config), "--as-of", DAY1_AS_OF.isoformat())
+    try:
+        wait_for_line(proc, "started (as_of", timeout=120)  # its row and lock are written
+        blocker.execute("BEGIN IMMEDIATE")  # the run's staged writes, and so its commit, now wait
+        wait_for_line(proc, "stage merge done", timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # for the signal to land while the lock is held (it is handled at once)
+        blocker.execute("ROLLBACK")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        blocker.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert err.splitlines()[-1] == "itsm-kpi: interrupted by SIGTERM; the stores were left as they were"
+    assert "Traceback" not in err
+    stopped = runs(config)
+    assert list(stopped["status"]) == ["failed"] and list(stopped["error"]) == ["interrupted by SIGTERM"]
+    assert pd.notna(stopped.iloc[0]["finished_at"])
+    assert sql_rows(config, "run_lock").empty
+    assert sql_rows(config, "ticket_facts").empty and sql_rows(config, "source_files").empty  # none read
+    assert_stores_agree(config)
+    assert cli("run", "--config", str(config), "--as-of", DAY1_AS_OF.isoformat()) == 0  # nothing to take over
 
 
 # --- a source down for a night ------------------------------------------------------------------

@@ -126,6 +126,28 @@ def test_a_failure_at_each_fault_point_leaves_the_stores_before_or_after(
     assert f"injected at {point}" in runs[1]["error"] and runs[1]["finished_at"] is not None
 
 
+def test_a_ctrl_c_during_a_run_rolls_it_back_and_records_it_failed(tmp_path: Path, sql_url: str) -> None:
+    """Ctrl-C (KeyboardInterrupt, not an Exception) once tables were handed to the staging: the run's
+    row said ``running`` for ever before, as if it were still going; now it says failed, and why."""
+    config, settings = _setup(tmp_path, sql_url)
+    run_job(settings, kind="backfill", as_of=AS_OF, window=WINDOW)
+    before = _state(settings)
+    h.export_canonical_csv(tmp_path, v2=True)
+
+    def ctrl_c(at: str) -> None:
+        if at == "handed_over":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_job(settings, kind="backfill", as_of=AS_OF, window=WINDOW, fault=ctrl_c)
+
+    assert _state(settings) == before
+    _assert_settled(settings)
+    runs = h.run_rows(sql_url)
+    assert [(r["status"], r["error"]) for r in runs] == [("success", None), ("failed", "interrupted by SIGINT")]
+    assert runs[1]["finished_at"] is not None
+
+
 # --- a killed process -------------------------------------------------------------------------------
 _CHILD = textwrap.dedent("""
     import os, signal, sys
