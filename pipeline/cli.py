@@ -4,7 +4,8 @@ Exit codes: 0 success; 1 unexpected error; 2 bad config or arguments (also an ap
 read, a ticket ``explain`` cannot find); 3 a source could not be read (the others' data went through: the run
 is ``partial``); 4 a store cannot be written (or read: ``explain`` before any run); 5 another run holds the
 lock, or this run lost it (nothing of this run was committed); 6 a source's rejected share of rows exceeded
-``[run].max_reject_ratio`` (the KPI tables were left as they were). A config is checked whole when a command
+``[run].max_reject_ratio`` (the KPI tables were left as they were); 130 / 143 stopped by Ctrl-C / SIGTERM (a
+run in progress rolled back and recorded as failed). A config is checked whole when a command
 loads it, before any source is read, store opened or run recorded: every problem is printed, one line each
 (``file: key.path: what (line N)``).
 """
