@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,31 @@ class Deadline:
 
 
 def connect_read_only(path: str) -> sqlite3.Connection:
-    """A ``mode=ro`` connection to the SQLite file at ``path`` (never creates it).
+    """A ``mode=ro`` connection to the SQLite file at ``path`` (never creates it), once a transaction a
+    killed writer left behind is rolled back (``roll_back_hot_journal``).
 
     No statement cache: a cached statement would run again without asking the authorizer.
     """
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    return sqlite3.connect(uri, uri=True, check_same_thread=False, cached_statements=0)
+    database = Path(path).resolve()
+    roll_back_hot_journal(database)
+    return sqlite3.connect(database.as_uri() + "?mode=ro", uri=True, check_same_thread=False, cached_statements=0)
+
+
+def roll_back_hot_journal(database: Path) -> None:
+    """Roll back what a writer killed inside a transaction left (a run SIGKILLed or OOM-killed mid-commit).
+
+    Its rollback journal (``<database>-journal``) is then *hot*: the next connection that reads must first
+    restore the committed pages from it, which a ``mode=ro`` connection may not do ("attempt to write a
+    readonly database", until the next run opened the store). One read on a writable connection lets
+    SQLite do it: the database is back at its last commit, none of the dead transaction is kept
+    (DECISIONS.md D129). A live writer's journal is not hot (it holds its lock) and is left alone, and a
+    file this user may not write is left to the read-only open, whose error then says what is wrong.
+    """
+    journal = database.with_name(database.name + "-journal")
+    if not journal.is_file() or journal.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(database.as_uri() + "?mode=rw", uri=True, timeout=5)) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        return

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -408,6 +411,34 @@ def test_store_query_applies_the_sandbox_for_every_caller(
         assert refused.value.exit_code == 2
         assert q.result("SELECT COUNT(*) FROM scorecard").rows[0][0] > 0  # still usable after a refusal
     assert not list(cwd.glob("x.*"))
+
+
+_KILLED_WRITER = """
+import os, signal, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size = 1")  # spill the changed pages into the file before the commit
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("UPDATE ticket_facts SET reopen_count = reopen_count + 1000")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_transaction_a_killed_writer_left_is_rolled_back_before_the_read_only_open(
+        demo_tables: KpiTables, tmp_path: Path) -> None:
+    """A run SIGKILLed inside its SQL commit leaves a hot journal; a ``mode=ro`` connection cannot roll it
+    back and failed ("attempt to write a readonly database") until the next run opened the store."""
+    database = tmp_path / "kpi.sqlite"
+    store = _write(demo_tables, tmp_path, f"sqlite:///{database}")
+    count_sql = "SELECT COUNT(*), SUM(reopen_count) FROM ticket_facts"
+    code, committed, _ = query(store, count_sql, "sql", fmt="csv")
+    assert code == 0
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(database)], capture_output=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    journal = tmp_path / "kpi.sqlite-journal"
+    assert journal.stat().st_size > 0  # hot: the dead transaction's pages are in the file
+
+    assert query(store, count_sql, "sql", fmt="csv") == (0, committed, "")  # the last commit, not the dead writes
+    assert not journal.exists()
 
 
 def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
