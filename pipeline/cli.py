@@ -232,14 +232,32 @@ class _StoreLocation:
 
 
 def _store_location(args: argparse.Namespace) -> _StoreLocation:
-    """The Parquet root, SQL URL, reporting timezone and ``[query].timeout`` from --store or the config."""
+    """The Parquet root, SQL URL, reporting timezone and ``[query].timeout`` from --store or the config, the
+    stores settled for reading (``_settled``)."""
     from pipeline.analyst.query import DEFAULT_TIMEOUT_S  # noqa: PLC0415
 
     if args.store is not None:
-        return _StoreLocation(args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", None, DEFAULT_TIMEOUT_S)
-    settings = Settings.load(args.config)
-    return _StoreLocation(settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone,
-                          settings.query.timeout_s)
+        where = _StoreLocation(args.store, f"sqlite:///{args.store / 'kpi.sqlite'}", None, DEFAULT_TIMEOUT_S)
+    else:
+        settings = Settings.load(args.config)
+        where = _StoreLocation(settings.store.path, settings.store.sql_url, settings.kpi.reporting_timezone,
+                               settings.query.timeout_s)
+    _settled(where.path, where.sql_url)
+    return where
+
+
+def _settled(path: Path, sql_url: str) -> None:
+    """Finish (or undo) the commit a killed run left, before a reader opens the stores: Parquet and SQL then
+    show the same commit (docs/operations.md, Recovery)."""
+    from pipeline.store import Stores  # noqa: PLC0415
+
+    if not (path / ".journal.json").exists():  # the usual case: no engine built, nothing opened
+        return
+    stores = Stores(path, sql_url)
+    try:
+        stores.settle_for_reading()
+    finally:
+        stores.close()
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -276,6 +294,7 @@ def _explain(args: argparse.Namespace) -> int:
     else:
         settings = Settings.load(args.config)
         where, lang = Where(settings.store.path, settings.store.sql_url, settings.kpi), settings.reporting.language
+    _settled(where.root, where.sql_url)
     explanation = explain_ticket(where, args.ticket_id, args.source)
     if args.json:
         print(json.dumps(explanation, ensure_ascii=False))
@@ -420,6 +439,7 @@ def _alerts(args: argparse.Namespace) -> int:
     settings = Settings.load(args.config)
     as_of = args.as_of or _now()
     rules = enabled(list(settings.alerts), os.environ)  # as a run would: an alert without its URL posts nothing
+    _settled(settings.store.path, settings.store.sql_url)
     stores = Stores(settings.store.path, settings.store.sql_url)  # read only: no prepare(), no lock
     try:
         data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, roster=needs_roster(rules))

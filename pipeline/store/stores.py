@@ -90,6 +90,22 @@ class Stores:
         except STORE_ERRORS as exc:
             raise StoreError(f"cannot recover the interrupted commit in {self.parquet.root}: {first_line(exc)}") from exc
 
+    def settle_for_reading(self) -> None:
+        """What a reader (``query``, ``report``, ``explain``, ``alerts``) does before it opens the stores: finish
+        or undo the commit a killed run left, as ``prepare`` would, so that Parquet shows what SQL does. Only
+        when a journal is there; nothing else is created. A store this user may not write is left as it is,
+        with a warning: the next run settles it."""
+        if self.parquet.read_journal() is None:
+            return
+        try:
+            with self.parquet.commit_lock():  # a run still committing holds it: its journal is then gone
+                if self.parquet.read_journal() is not None:
+                    self._recover()
+        except STORE_ERRORS as exc:
+            log.warning("the Parquet store %s holds a commit a killed run left, and it could not be settled (%s): "
+                        "until the next run, Parquet may show the stores as they were before that run's commit",
+                        self.parquet.root, first_line(exc))
+
     def _prepare_parquet_root(self) -> None:
         root = self.parquet.root
         try:

@@ -229,6 +229,34 @@ def test_a_run_killed_inside_the_commit_is_settled_and_the_next_run_succeeds(
     _kill_inside_the_commit(point, tmp_path, sql_url, state_v2)
 
 
+@pytest.mark.parametrize("command", ["query", "report", "explain"])
+def test_a_reader_finishes_the_parquet_swap_of_a_run_killed_after_its_sql_commit(
+        command: str, tmp_path: Path, state_v2) -> None:
+    """Killed between its SQL commit and its Parquet swap, a run left SQL at the new state and Parquet at
+    the old one until the next run; a reader over Parquet saw the old. docs/operations.md says "any command
+    that opens the stores finishes the Parquet swap": the readers now do, before they read."""
+    sql_url = f"sqlite:///{tmp_path / 'kpi.sqlite'}"
+    config, settings = _setup(tmp_path, sql_url)
+    run_job(settings, kind="backfill", as_of=AS_OF, window=WINDOW)
+    h.export_canonical_csv(tmp_path, v2=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ITSM_KPI_")}
+    child = subprocess.run([sys.executable, "-c", _CHILD, str(config), "after_sql_commit", h.AS_OF],
+                           env={**env, "ITSM_KPI_STORE__SQL_URL": sql_url}, capture_output=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL
+    journal = settings.store.path / ".journal.json"
+    assert journal.exists()
+    stale = h.parquet_only(settings.store.path, "ticket_facts")
+    assert stale != state_v2["ticket_facts"]  # what a reader over Parquet read
+
+    args = {"query": ["query", "--engine", "parquet", "SELECT COUNT(*) FROM ticket_facts"],
+            "report": ["report", "--period", "2026-07", "--out", str(tmp_path / "r.html")],
+            "explain": ["explain", "INC001"]}[command]
+    result = h.cli(*args, "--config", str(config), env={"ITSM_KPI_STORE__SQL_URL": sql_url})
+    assert result.code == 0, result.err
+    assert not journal.exists()
+    assert _state(settings) == state_v2  # Parquet as SQL: the killed run's commit
+
+
 # --- a long SQLite transaction ------------------------------------------------------------------------
 def test_a_run_reads_its_recorded_state_before_its_staged_writes_can_lock_sqlite(tmp_path: Path,
                                                                                  monkeypatch) -> None:
