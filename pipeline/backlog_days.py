@@ -11,7 +11,7 @@ move the sums, and equal rows leave both the sums and the minimum as they were.
 
 The same holds for each row on its own, a (day, engineer, ticket type, priority) cell. A night counts the
 days on which the two versions differ, the last stored day and every later one up to ``as_of``'s local date
-(new days appear), and compares with the stored rows only the cells that differ and every row of those
+(new days appear; from that date to the last stored day when ``as_of`` went back), and compares with the stored rows only the cells that differ and every row of those
 last days (``kpis.backlog_scope``: the counted days' other cells never become rows). The two small
 backlogs of the changed tickets cost little; a ticket reassigned today or a survey answered does not bring
 back the days it was open long ago, and a ticket whose whole history moved (a reassignment in a source
@@ -66,7 +66,9 @@ def backlog_scope(stores: Stores, settings: KpiSettings, now: RawLayer, previous
     if last_stored is None:
         return None
     end = local_days(pd.Series([pd.Timestamp(as_of)]), settings.reporting_timezone)[0]
-    recent = np.arange(last_stored, end + np.timedelta64(1, "D"), dtype="datetime64[D]")
+    # an earlier as_of than the last night's (a rerun with --as-of): its date on, every stored day is redone,
+    # so the later ones, which it does not count, are deleted
+    recent = np.arange(min(last_stored, end), max(last_stored, end) + np.timedelta64(1, "D"), dtype="datetime64[D]")
     cells = differing_cells(*_versions(stores, now, previous, facts, changed), settings, as_of)
     days = np.asarray(cells["day"]).astype("datetime64[D]")
     return BacklogScope(np.union1d(days, recent), recent, cells)

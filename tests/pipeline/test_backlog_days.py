@@ -16,7 +16,20 @@ from helpers import ev, events, local, no_events, settings, tickets
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from ops_helpers import DAY2_AS_OF, load, month_export, open_stores, run, write_config, write_export
+from ops_helpers import (
+    DAY1_AS_OF,
+    DAY2_AS_OF,
+    DAY3_AS_OF,
+    assert_same,
+    load,
+    month_export,
+    open_stores,
+    run,
+    snapshot,
+    sql_rows,
+    write_config,
+    write_export,
+)
 
 from kpis.facts import compute_facts
 from kpis.schema import EVENT_COLUMNS, TICKET_COLUMNS, conform
@@ -173,6 +186,23 @@ def test_the_scope_adds_every_row_of_the_last_stored_day_and_the_new_ones(tmp_pa
         assert len(scope.cells) and set(scope.cells["engineer"]) == {"刘洋"}  # INC0003's engineer
     finally:
         stores.close()
+
+
+def test_a_night_at_an_earlier_as_of_deletes_the_stored_days_after_it(tmp_path: Path) -> None:
+    """A rerun with an earlier ``--as-of`` (08-01 after 08-03): the backlog kept the later night's 08-02 and
+    08-03, which a run at 08-01 does not have. They are deleted; every table equals a clean run at 08-01."""
+    exports = tmp_path / "exports"
+    write_export(exports, "2026-07-31", *month_export())
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={"helpdesk": exports})
+    run(config, "run", DAY3_AS_OF)
+    assert max(sql_rows(config, "kpi_backlog")["day"].astype("str").str[:10]) == "2026-08-03"
+
+    run(config, "run", DAY1_AS_OF)
+    assert max(sql_rows(config, "kpi_backlog")["day"].astype("str").str[:10]) == "2026-08-01"
+    clean = write_config(tmp_path, f"sqlite:///{tmp_path / 'clean.sqlite'}", sources={"helpdesk": exports},
+                         store=tmp_path / "clean")
+    run(clean, "run", DAY1_AS_OF)
+    assert_same(snapshot(config), snapshot(clean))
 
 
 # --- by property: the days outside the scope are the same in the whole backlog ----------------------
