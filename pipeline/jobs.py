@@ -21,7 +21,7 @@ from kpis.errors import first_line
 from pipeline.errors import RejectRatioExceeded, interrupted_reason
 from pipeline.fingerprints import config_hash
 from pipeline.memory import freed_memory_kept
-from pipeline.notify import after_run
+from pipeline.notify import after_run, before_run_failed
 from pipeline.periods import Window
 from pipeline.run import PipelineRun, RunSummary
 from pipeline.settings import Settings
@@ -50,10 +50,14 @@ def run_job(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Windo
 def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: Window | None,
                 progress: Callable[[str], None] | None, fault: Callable[[str], None] | None) -> RunSummary:
     stores = Stores(settings.store.path, settings.store.sql_url, fault=fault)
-    stores.prepare()
     ledger = Ledger(stores.engine)
     run_id = new_run_id(kind, as_of)
-    ledger.acquire_lock(run_id, wait_s=settings.run.lock_wait_s, stale_after_s=settings.run.stale_lock_s)
+    try:
+        stores.prepare()
+        ledger.acquire_lock(run_id, wait_s=settings.run.lock_wait_s, stale_after_s=settings.run.stale_lock_s)
+    except StoreError as e:  # not recorded (no store, or another run's lock): monitoring must still hear of it
+        before_run_failed(settings, run_id, as_of, _failure_reason(e))
+        raise
     lost = threading.Event()
     stop_heartbeat = _start_heartbeat(ledger, run_id, lost)
     try:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client.parser import text_string_to_metric_families
 
 RUN_STATUSES = ("success", "partial", "failed")
+LAST_SUCCESS = "itsm_kpi_last_success_timestamp_seconds"
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class RunMetrics:
 def write_metrics(path: Path, metrics: RunMetrics) -> None:
     """Rewrite ``path`` with the run's metrics (atomically)."""
     registry = CollectorRegistry()
-    _gauge(registry, "itsm_kpi_last_success_timestamp_seconds", "Unix time the last successful run finished",
+    _gauge(registry, LAST_SUCCESS, "Unix time the last successful run finished",
            {(): metrics.last_success.timestamp() if metrics.last_success else 0.0})
     _gauge(registry, "itsm_kpi_run_duration_seconds", "Seconds the last run spent per stage",
            {(stage,): float(s) for stage, s in metrics.stage_seconds.items()}, ("stage",))
@@ -50,6 +52,19 @@ def write_metrics(path: Path, metrics: RunMetrics) -> None:
            {(status,): float(status == metrics.status) for status in RUN_STATUSES}, ("status",))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)
+
+
+def last_success_in(path: Path) -> datetime | None:
+    """The last success an earlier run wrote to the metrics file at ``path`` (None: no file, or none named)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == LAST_SUCCESS and sample.value > 0:
+                return datetime.fromtimestamp(sample.value, tz=UTC)
+    return None
 
 
 def _every_source(counts: Mapping[str, int], read: Mapping[str, int]) -> dict[str, int]:

@@ -3,7 +3,9 @@
 A committed run posts ``breached``, ``due_soon`` and ``below_target`` messages from the stored tables and
 records what it posted (``alerts_sent`` and the counts in ``pipeline_runs``, in one store commit); a failed
 run posts ``run_failed``, and so does a ``partial`` one (a source could not be read: its data is stale) besides
-its other kinds. Then ``[run].metrics_file`` is rewritten for monitoring.
+its other kinds. Then ``[run].metrics_file`` is rewritten for monitoring. A run that stopped before it was
+recorded (a store it cannot open, the lock another run holds) posts ``run_failed`` and rewrites the metrics
+file too (``before_run_failed``): it has no ledger row to count its posts in.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 
 import pandas as pd
 
 from pipeline.alerts.data import read_alert_data, record_posts
 from pipeline.alerts.deliver import AlertData, Outcome, deliver, enabled, messages, needs_roster
 from pipeline.alerts.rules import AlertContext
-from pipeline.metrics import RunMetrics, write_metrics
+from pipeline.metrics import RunMetrics, last_success_in, write_metrics
 from pipeline.run import RunSummary
 from pipeline.settings import AlertSettings, Settings
 from pipeline.store import Ledger, Stores
@@ -36,9 +39,27 @@ def after_run(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, a
     except Exception:  # an alert must never fail the run it reports on
         log.exception("alerts after run %s failed; the run itself is unaffected", run_id)
     try:
-        _metrics(settings, ledger, summary, error, outcome)
+        _metrics(settings, ledger.last_success(), summary, outcome)
     except Exception:
         log.exception("could not write the metrics file %s", settings.run.metrics_file)
+    return outcome
+
+
+def before_run_failed(settings: Settings, run_id: str, as_of: pd.Timestamp, error: str,
+                      env: Mapping[str, str] | None = None) -> Outcome:
+    """``run_failed`` and the metrics file of a run that failed before it was recorded: monitoring must not go
+    on reading the last night's ``success``. The last success is the one the metrics file named (the ledger
+    may be out of reach)."""
+    outcome = Outcome()
+    try:
+        outcome = _failure_alerts(settings, run_id, as_of, error, os.environ if env is None else env)
+    except Exception:  # an alert must never hide the run's own error
+        log.exception("alerts after run %s failed", run_id)
+    path = settings.run.metrics_file
+    try:
+        _metrics(settings, None if path is None else last_success_in(path), None, outcome)
+    except Exception:
+        log.exception("could not write the metrics file %s", path)
     return outcome
 
 
@@ -52,21 +73,29 @@ def _alerts(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, as_
             summary: RunSummary | None, error: str | None, env: Mapping[str, str]) -> Outcome:
     if not settings.alerts:
         return Outcome()
-    failed = summary is None
-    rules = [_kinds(rule, failed) for rule in enabled(list(settings.alerts), env)]
+    if summary is None:
+        outcome = _failure_alerts(settings, run_id, as_of, error or "", env)
+        if outcome.sent or outcome.failed:
+            ledger.record_alert_counts(run_id, outcome.sent, outcome.failed)
+        return outcome
+    rules = enabled(list(settings.alerts), env)
     if not rules:  # every alert disabled: nothing to read, post or record
         return Outcome()
-    if failed:
-        data = AlertData(*[pd.DataFrame()] * 4, run={"run_id": run_id, "status": "failed", "reason": error or ""})
-    else:
-        data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, run=_partial(run_id, summary),
-                               roster=needs_roster(rules))
+    data = read_alert_data(stores, as_of, settings.kpi.reporting_timezone, run=_partial(run_id, summary),
+                           roster=needs_roster(rules))
     outcome = deliver(rules, messages(rules, data, alert_context(settings, as_of), as_of), env)
-    if failed:
-        ledger.record_alert_counts(run_id, outcome.sent, outcome.failed)
-    else:
-        record_posts(stores, ledger, run_id, outcome, pd.Timestamp.now(tz="UTC").floor("s"))
+    record_posts(stores, ledger, run_id, outcome, pd.Timestamp.now(tz="UTC").floor("s"))
     return outcome
+
+
+def _failure_alerts(settings: Settings, run_id: str, as_of: pd.Timestamp, error: str,
+                    env: Mapping[str, str]) -> Outcome:
+    """Post the ``run_failed`` message of a failed run (its other kinds have nothing new to say)."""
+    rules = [_kinds(rule, failed=True) for rule in enabled(list(settings.alerts), env)]
+    if not rules:
+        return Outcome()
+    data = AlertData(*[pd.DataFrame()] * 4, run={"run_id": run_id, "status": "failed", "reason": error})
+    return deliver(rules, messages(rules, data, alert_context(settings, as_of), as_of), env)
 
 
 def _kinds(rule: AlertSettings, failed: bool) -> AlertSettings:
@@ -83,14 +112,14 @@ def _partial(run_id: str, summary: RunSummary) -> dict | None:
     return {"run_id": run_id, "status": "partial", "reason": reason}
 
 
-def _metrics(settings: Settings, ledger: Ledger, summary: RunSummary | None, error: str | None,
+def _metrics(settings: Settings, last_success: datetime | None, summary: RunSummary | None,
              outcome: Outcome) -> None:
     path = settings.run.metrics_file
     if path is None:
         return
     status = "failed" if summary is None else summary.status
     write_metrics(path, RunMetrics(
-        status=status, last_success=ledger.last_success(),
+        status=status, last_success=last_success,
         stage_seconds=summary.stage_seconds if summary else {},
         rows_read=summary.rows_read_by_source if summary else {},
         rows_rejected=summary.rows_rejected_by_source if summary else {},

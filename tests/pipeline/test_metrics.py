@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.metrics import RunMetrics, write_metrics
+from pipeline.metrics import RunMetrics, last_success_in, write_metrics
 
 
 def _samples(path: Path) -> dict[tuple[str, tuple], float]:
@@ -43,3 +43,14 @@ def test_a_later_run_replaces_the_file(tmp_path: Path) -> None:
     got = _samples(path)
     assert got[("itsm_kpi_last_run_status", (("status", "failed"),))] == 1
     assert not any(name == "itsm_kpi_rows_read_total" for name, _ in got)
+
+
+def test_the_last_success_is_read_back_from_the_file_a_run_wrote(tmp_path: Path) -> None:
+    """A run that fails before it reaches the ledger keeps the last success the file named."""
+    path = tmp_path / "itsm_kpi.prom"
+    assert last_success_in(path) is None  # no file yet
+    write_metrics(path, RunMetrics(status="failed", last_success=None))
+    assert last_success_in(path) is None  # written as 0: no success yet
+    at = datetime(2026, 9, 10, 1, 20, 5, tzinfo=UTC)
+    write_metrics(path, RunMetrics(status="success", last_success=at))
+    assert last_success_in(path) == at

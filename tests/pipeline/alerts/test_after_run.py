@@ -20,7 +20,9 @@ from werkzeug import Request, Response
 from pipeline.jobs import run_job
 from pipeline.periods import dates_window
 from pipeline.settings import Settings
-from pipeline.store.errors import StoreError
+from pipeline.store import Stores
+from pipeline.store.errors import LockTimeout, StoreError
+from pipeline.store.ledger import Ledger
 
 TOKEN = "hook-token-7f3a9c"
 AS_OF = pd.Timestamp(h.AS_OF).tz_convert("UTC")
@@ -135,3 +137,38 @@ def test_a_partial_run_posts_run_failed_naming_the_source_besides_its_tickets(
     (item,) = hook.bodies[1]["items"]
     assert item["status"] == "partial" and item["reason"].startswith("gone: ")
     assert item["run_id"] == summary.run_id
+
+
+def test_a_run_refused_before_it_is_recorded_still_posts_run_failed_and_marks_the_metrics(
+        tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another run holds the lock past ``lock_wait`` (so too a store that cannot be opened): this run never
+    gets a ledger row. The metrics file kept saying the last night's ``success`` to node_exporter."""
+    hook = Hook()
+    httpserver.expect_request(f"/hook/{TOKEN}").respond_with_handler(hook)
+    monkeypatch.setenv("DESK_HOOK", httpserver.url_for(f"/hook/{TOKEN}"))
+    metrics = tmp_path / "metrics" / "itsm_kpi.prom"
+    extra = (f'[run]\nmetrics_file = "{metrics}"\nlock_wait = "1s"\n\n[[alerts]]\nname = "desk"\n'
+             'url_env = "DESK_HOOK"\nformat = "json"\non = ["run_failed"]\n')
+    config = h.write_config(tmp_path / "itsm-kpi.toml", tmp_path / "store", h.export_canonical_csv(tmp_path),
+                            extra=extra)
+    settings = Settings.load(config, env={})
+    run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
+    succeeded_at = _metric(metrics, "itsm_kpi_last_success_timestamp_seconds")
+    assert succeeded_at > 0 and hook.bodies == []
+
+    stores = Stores(settings.store.path, settings.store.sql_url)
+    Ledger(stores.engine).acquire_lock("run-other-night", wait_s=0, stale_after_s=900)
+    try:
+        with pytest.raises(LockTimeout):
+            run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
+    finally:
+        stores.close()
+
+    assert _metric(metrics, "itsm_kpi_last_run_status", status="failed") == 1
+    assert _metric(metrics, "itsm_kpi_last_run_status", status="success") == 0
+    assert _metric(metrics, "itsm_kpi_last_success_timestamp_seconds") == succeeded_at  # that run's, kept
+    (body,) = hook.bodies
+    (item,) = body["items"]
+    assert body["kind"] == "run_failed" and item["status"] == "failed"
+    assert item["reason"].startswith("LockTimeout: run lock 'itsm-kpi' is held by run run-other-night")
+    assert [r["status"] for r in h.run_rows(settings.store.sql_url)] == ["success"]  # no row of its own
