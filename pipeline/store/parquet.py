@@ -47,6 +47,7 @@ from kpis.schema import (
     Column,
     conform,
 )
+from pipeline.store.durable import sync_dir, sync_tree
 from pipeline.store.schema import ADJUSTMENT_FILE_COLUMNS, PIPELINE_RUNS_COLUMNS
 from pipeline.store.table_version import TableVersion
 
@@ -294,6 +295,7 @@ class ParquetStore:
         part = PARTITION_BY.get(table)
         if data.num_rows == 0:
             self._write_empty(target, data.schema.empty_table())
+            sync_tree(target)
             return
         partitioning = ds.partitioning(pa.schema([data.schema.field(part)]), flavor="hive") if part else None
         source = data.reader() if isinstance(data, TableVersion) else data
@@ -304,6 +306,7 @@ class ParquetStore:
                          basename_template="part-{i}.parquet", existing_data_behavior="error",
                          max_rows_per_file=_ROWS_PER_FILE, max_rows_per_group=_ROWS_PER_FILE,
                          min_rows_per_group=_ROWS_PER_FILE // 8)
+        sync_tree(target)  # on disk before the journal names it (pipeline.store.durable)
 
     @staticmethod
     def _write_empty(target: Path, data: pa.Table) -> None:
@@ -325,6 +328,7 @@ class ParquetStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.journal_path)
+        sync_dir(self.root)
 
     def read_journal(self) -> dict[str, Any] | None:
         """The journal of an interrupted commit, or None."""
@@ -364,6 +368,7 @@ class ParquetStore:
                     trash.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(live, trash)
             os.rename(staged, live)
+        sync_dir(self.root)  # the renames on disk before the old versions and then the journal go
         self.discard(run_id)
 
     def roll_back(self, run_id: str, tables: list[str]) -> None:

@@ -3,8 +3,8 @@
 ``Stores.commit`` replaces rows in several tables at once and leaves both stores exactly as they were
 on any failure before the SQL commit, and both at the new state after it:
 
-1. each table's new full version is staged under ``<root>/.staging/<run_id>/<table>/``, in a background
-   thread, as soon as the run hands it over (``Stores.staging``: the raw layer after the merge, the
+1. each table's new full version is staged under ``<root>/.staging/<run_id>/<table>/`` and fsynced, in a
+   background thread, as soon as the run hands it over (``Stores.staging``: the raw layer after the merge, the
    facts before the KPIs are computed); the run holds an flock on its staging directory, so another
    process's ``prepare()`` never takes it for a killed run's leftovers;
 2. meanwhile, one SQL transaction, opened by the first table handed over and fed by a second thread,
@@ -21,7 +21,7 @@ the swap forward when ``store_commits`` holds the journal's ``commit_id``, and b
 
 Storage sits behind this one interface (``Stores``): ``prepare``, ``read`` / ``read_arrow`` (Parquet),
 ``read_sql``, ``staging`` and ``commit``, ``close``. The backends live beside it: ``parquet.py``
-(``ParquetStore``), ``sql.py`` (engine and bulk writes), ``schema.py`` (the SQL tables), ``ledger.py``
+(``ParquetStore``; ``durable.py``: its fsyncs), ``sql.py`` (engine and bulk writes), ``schema.py`` (the SQL tables), ``ledger.py``
 (runs, watermarks, the lock) and ``views.py`` (the analyst views).
 """
 
