@@ -69,7 +69,12 @@ def build_scheduler(settings: Settings, job: Callable[[], None] | None = None, t
 
 
 def last_nightly_start(settings: Settings) -> datetime | None:
-    """When the latest ``run`` (of any status) started, from pipeline_runs; None if there was none.
+    """When the latest ``run`` that ran to its end started, from pipeline_runs; None if there was none.
+
+    A run that was killed (its row still ``running``, or ``failed`` as ``abandoned`` once another run took its
+    lock over) did not: its night is still to do (docs/operations.md, Recovery), so a scheduler restarted
+    after it (systemd's ``Restart=``) runs at once rather than a day later. A run that failed on its own
+    error did end; the next fire time retries it.
 
     Raises StoreError when the SQL store cannot be read.
     """
@@ -85,7 +90,8 @@ def last_nightly_start(settings: Settings) -> datetime | None:
         with stores.engine.connect() as conn:
             if not inspect(conn).has_table("pipeline_runs"):
                 return None
-            started = conn.execute(select(func.max(runs.c.started_at)).where(runs.c.kind == "run")).scalar()
+            ended = (runs.c.status != "running") & (runs.c.error.is_(None) | ~runs.c.error.startswith("abandoned:"))
+            started = conn.execute(select(func.max(runs.c.started_at)).where((runs.c.kind == "run") & ended)).scalar()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read pipeline_runs: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from exc
     finally:

@@ -32,10 +32,12 @@ from ops_helpers import (
     write_config,
     write_export,
 )
+from sqlalchemy import insert
 
 from pipeline.jobs import run_job
-from pipeline.schedule import build_scheduler, missed_night, nightly_trigger
+from pipeline.schedule import build_scheduler, last_nightly_start, missed_night, nightly_trigger
 from pipeline.store import Stores
+from pipeline.store import schema as sqlschema
 from pipeline.store.errors import LockTimeout
 from pipeline.store.ledger import Ledger
 
@@ -158,6 +160,32 @@ def test_sigterm_during_a_run_exits_0_with_the_run_finished_or_rolled_back(confi
     assert len(facts) == (MONTH_TICKETS if done.iloc[0]["status"] == "success" else 0)
     assert_stores_agree(config)
     assert sql_rows(config, "run_lock").empty
+
+
+def test_the_last_nightly_start_leaves_out_runs_that_were_killed(tmp_path: Path) -> None:
+    """A night killed mid-run (its row ``running``, or ``failed`` as abandoned once its lock was taken over) did
+    not do its work: a scheduler restarted after it must run at once, not a day later."""
+    settings = load(write_config(tmp_path, f"sqlite:///{tmp_path / 'kpi.sqlite'}", sources={}))
+    stores = Stores(settings.store.path, settings.store.sql_url)
+    stores.prepare()
+    runs_table = sqlschema.metadata.tables["pipeline_runs"]
+
+    def record(run_id: str, kind: str, started: str, status: str, error: str | None = None) -> None:
+        with stores.engine.begin() as conn:
+            conn.execute(insert(runs_table).values(run_id=run_id, kind=kind, status=status, error=error,
+                                                   started_at=pd.Timestamp(started).tz_convert("UTC")))
+
+    try:
+        record("n1", "run", "2026-08-01T01:15:00+08:00", "success")
+        record("b1", "backfill", "2026-08-01T09:00:00+08:00", "success")  # not a nightly run
+        record("n2", "run", "2026-08-02T01:15:00+08:00", "failed", "abandoned: process 4242 on this host is gone; "
+                                                                    "its lock was taken over")
+        record("n3", "run", "2026-08-03T01:15:00+08:00", "running")  # killed; nobody took its lock over yet
+        assert last_nightly_start(settings) == datetime.fromisoformat("2026-08-01T01:15:00+08:00")
+        record("n4", "run", "2026-08-04T01:15:00+08:00", "failed", "StoreError: disk full")  # failed, but ended
+        assert last_nightly_start(settings) == datetime.fromisoformat("2026-08-04T01:15:00+08:00")
+    finally:
+        stores.close()
 
 
 @pytest.mark.parametrize(("last_start", "now", "missed"), [
