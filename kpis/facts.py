@@ -397,8 +397,10 @@ def _first_fix(ctx: Context, in_scope, resolved_at, reopened, reassigned) -> dic
 def _diagnosis(ctx: Context, category, response_at, in_scope, resolved_at, reopened):
     events = ctx.h["category"]
     # the last category event at or before the response, even one that cleared the category (D7: then no
-    # diagnosis); the first category event only when none is that early
-    no_event_that_early = (events.index_at(response_at) < 0) & events.has_any(ctx.t.n)
+    # diagnosis); the first category event when none is that early, or when there is no response (D7; a NaN
+    # time reads as after every event)
+    at_response = events.index_at(response_at)
+    no_event_that_early = ((at_response < 0) | np.isnan(response_at)) & events.has_any(ctx.t.n)
     from_events = np.where(no_event_that_early, events.first_value(ctx.t.n), events.value_at(response_at))
     initial = ctx.t.code("diagnosed_category")
     initial = np.where(initial == MISSING, from_events, initial)

@@ -125,7 +125,8 @@ def _category_roles(events: KindEvents, basis: FactBasis) -> dict[str, np.ndarra
     first = np.full(n, -1)
     firsts = _first_per_ticket(events)
     first[events.tix[firsts]] = firsts
-    initial = np.where(at_response < 0, first, at_response)  # an event that cleared the category decides too (D7)
+    # an event that cleared the category decides too; no response: the first event (D7)
+    initial = np.where((at_response < 0) | np.isnan(basis.response_at), first, at_response)
     initial = np.where(basis.ctx.t.code("diagnosed_category") != MISSING, -1, initial)
     return {"initial_diagnosis": initial[initial >= 0], "final_category": _last_per_ticket(events)}
 

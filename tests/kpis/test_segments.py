@@ -83,6 +83,19 @@ def test_the_events_that_decided_resolution_and_reopens() -> None:
                     "reopen": [str(at("2026-09-30 14:00")), str(at("2026-10-05 14:00"))]}
 
 
+def test_the_category_event_that_gave_the_initial_diagnosis_without_a_response() -> None:
+    """D7: no response, so the first category event (software 05:10) is the initial diagnosis; the last
+    (network 08:00) gives the final category."""
+    tix = tickets({"ticket_id": "A", "ticket_type": "incident", "opened_at": "2026-03-02T05:00Z",
+                   "status": "RESOLVED", "resolved_at": "2026-03-02T09:00Z", "category": "network"})
+    evs = events(ev("A", "2026-03-02T05:10Z", "category", "software"),
+                 ev("A", "2026-03-02T08:00Z", "category", "network"))
+    roles = event_roles(tix, evs, settings(kpi={"resolution_counts_as_response": False}),
+                        pd.Timestamp("2026-03-03T00:00Z"))
+    assert {role: list(roles.loc[roles[role], "value"]) for role in ("initial_diagnosis", "final_category")} == {
+        "initial_diagnosis": ["software"], "final_category": ["network"]}
+
+
 def test_an_open_ticket_runs_to_the_as_of_and_a_ticket_without_status_events_is_one_piece() -> None:
     t = tickets({"ticket_id": "O", "opened_at": at("2026-10-05 09:00"), "status": "IN_PROGRESS"},
                 {"ticket_id": "P", "opened_at": at("2026-10-05 09:00"), "status": "RESOLVED",

@@ -822,6 +822,22 @@ def test_a_category_cleared_before_the_response_leaves_no_initial_diagnosis():
         "software", "network", True, False)
 
 
+def test_without_a_response_the_first_category_event_is_the_initial_diagnosis():
+    """D7: with category events but no ``response_at`` (a resolution does not count as a response here), no
+    event is "at or before" it, so the first category event is the initial diagnosis. The code read the
+    missing time as "after every event" and took the last one: every such ticket came out accurate."""
+    tix = tickets(T("A", category="network"))
+    evs = events(
+        # A: software 05:10, network 08:00, resolved 09:00, no response -> initial software, final network
+        ev("A", "2026-03-02T05:10Z", "category", "software"), ev("A", "2026-03-02T08:00Z", "category", "network"),
+        statuses("A", ("2026-03-02T09:00Z", "RESOLVED")),
+    )
+    a = row(facts_of(tix, evs, settings(kpi={"resolution_counts_as_response": False})), "A")
+    assert a["response_at"] is None
+    assert (a["initial_diagnosis"], a["category"], a["diagnosis_assessable"], a["diagnosis_accurate"]) == (
+        "software", "network", True, False)
+
+
 # ---------------------------------------------------------------- CSAT
 
 
