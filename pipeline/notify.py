@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -39,7 +39,7 @@ def after_run(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, a
     except Exception:  # an alert must never fail the run it reports on
         log.exception("alerts after run %s failed; the run itself is unaffected", run_id)
     try:
-        _metrics(settings, ledger.last_success(), summary, outcome)
+        _metrics(settings, ledger.last_success, summary, outcome)
     except Exception:
         log.exception("could not write the metrics file %s", settings.run.metrics_file)
     return outcome
@@ -57,7 +57,7 @@ def before_run_failed(settings: Settings, run_id: str, as_of: pd.Timestamp, erro
         log.exception("alerts after run %s failed", run_id)
     path = settings.run.metrics_file
     try:
-        _metrics(settings, None if path is None else last_success_in(path), None, outcome)
+        _metrics(settings, lambda: last_success_in(path), None, outcome)
     except Exception:
         log.exception("could not write the metrics file %s", path)
     return outcome
@@ -112,14 +112,15 @@ def _partial(run_id: str, summary: RunSummary) -> dict | None:
     return {"run_id": run_id, "status": "partial", "reason": reason}
 
 
-def _metrics(settings: Settings, last_success: datetime | None, summary: RunSummary | None,
+def _metrics(settings: Settings, last_success: Callable[[], datetime | None], summary: RunSummary | None,
              outcome: Outcome) -> None:
+    """Rewrite ``[run].metrics_file`` (when set); ``last_success`` is asked only then."""
     path = settings.run.metrics_file
     if path is None:
         return
     status = "failed" if summary is None else summary.status
     write_metrics(path, RunMetrics(
-        status=status, last_success=last_success,
+        status=status, last_success=last_success(),
         stage_seconds=summary.stage_seconds if summary else {},
         rows_read=summary.rows_read_by_source if summary else {},
         rows_rejected=summary.rows_rejected_by_source if summary else {},
