@@ -6,7 +6,7 @@ a temporary file and renames it), so the collector never reads half a file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ class RunMetrics:
     rows_written: int = 0
     alerts_sent: int = 0
     alerts_failed: int = 0
+    sources: tuple[str, ...] = ()  # every configured source: each gets its rows series, 0 when it read nothing
 
 
 def write_metrics(path: Path, metrics: RunMetrics) -> None:
@@ -40,9 +41,11 @@ def write_metrics(path: Path, metrics: RunMetrics) -> None:
     _gauge(registry, "itsm_kpi_run_duration_seconds", "Seconds the last run spent per stage",
            {(stage,): float(s) for stage, s in metrics.stage_seconds.items()}, ("stage",))
     _gauge(registry, "itsm_kpi_rows_read_total", "Rows the last run read, per source",
-           {(source,): float(n) for source, n in metrics.rows_read.items()}, ("source",))
+           {(source,): float(n) for source, n in _every_source(metrics.rows_read, metrics.sources).items()},
+           ("source",))
     _gauge(registry, "itsm_kpi_rows_rejected_total", "Rows the last run rejected, per source",
-           {(source,): float(n) for source, n in _every_source(metrics.rows_rejected, metrics.rows_read).items()},
+           {(source,): float(n) for source, n in
+            _every_source(metrics.rows_rejected, [*metrics.sources, *metrics.rows_read]).items()},
            ("source",))
     _gauge(registry, "itsm_kpi_rows_written_total", "Rows the last run wrote", {(): float(metrics.rows_written)})
     _gauge(registry, "itsm_kpi_alerts_sent_total", "Alert messages the last run posted", {(): float(metrics.alerts_sent)})
@@ -67,9 +70,10 @@ def last_success_in(path: Path) -> datetime | None:
     return None
 
 
-def _every_source(counts: Mapping[str, int], read: Mapping[str, int]) -> dict[str, int]:
-    """``counts`` with a 0 for every source read: an absent series would read as "no data" to an alert rule."""
-    return {source: 0 for source in read} | dict(counts)
+def _every_source(counts: Mapping[str, int], sources: Iterable[str]) -> dict[str, int]:
+    """``counts`` with a 0 for each of ``sources`` it lacks (one that failed, or read nothing): an absent series
+    would read as "no data" to an alert rule."""
+    return dict.fromkeys(sources, 0) | dict(counts)
 
 
 def _gauge(registry: CollectorRegistry, name: str, doc: str, values: Mapping[tuple[str, ...], float],

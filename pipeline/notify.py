@@ -18,6 +18,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from kpis.errors import first_line
 from pipeline.alerts.data import read_alert_data, record_posts
 from pipeline.alerts.deliver import AlertData, Outcome, deliver, enabled, messages, needs_roster
 from pipeline.alerts.rules import AlertContext
@@ -38,10 +39,7 @@ def after_run(settings: Settings, stores: Stores, ledger: Ledger, run_id: str, a
         outcome = _alerts(settings, stores, ledger, run_id, as_of, summary, error, os.environ if env is None else env)
     except Exception:  # an alert must never fail the run it reports on
         log.exception("alerts after run %s failed; the run itself is unaffected", run_id)
-    try:
-        _metrics(settings, ledger.last_success, summary, outcome)
-    except Exception:
-        log.exception("could not write the metrics file %s", settings.run.metrics_file)
+    _metrics(settings, ledger.last_success, summary, outcome)
     return outcome
 
 
@@ -55,11 +53,7 @@ def before_run_failed(settings: Settings, run_id: str, as_of: pd.Timestamp, erro
         outcome = _failure_alerts(settings, run_id, as_of, error, os.environ if env is None else env)
     except Exception:  # an alert must never hide the run's own error
         log.exception("alerts after run %s failed", run_id)
-    path = settings.run.metrics_file
-    try:
-        _metrics(settings, lambda: last_success_in(path), None, outcome)
-    except Exception:
-        log.exception("could not write the metrics file %s", path)
+    _metrics(settings, lambda: last_success_in(settings.run.metrics_file), None, outcome)
     return outcome
 
 
@@ -114,15 +108,21 @@ def _partial(run_id: str, summary: RunSummary) -> dict | None:
 
 def _metrics(settings: Settings, last_success: Callable[[], datetime | None], summary: RunSummary | None,
              outcome: Outcome) -> None:
-    """Rewrite ``[run].metrics_file`` (when set); ``last_success`` is asked only then."""
+    """Rewrite ``[run].metrics_file`` (when set; ``last_success`` is asked only then). A file that cannot be
+    written is logged in one line; it never fails the run."""
     path = settings.run.metrics_file
     if path is None:
         return
-    status = "failed" if summary is None else summary.status
-    write_metrics(path, RunMetrics(
-        status=status, last_success=last_success(),
-        stage_seconds=summary.stage_seconds if summary else {},
-        rows_read=summary.rows_read_by_source if summary else {},
-        rows_rejected=summary.rows_rejected_by_source if summary else {},
-        rows_written=summary.rows_written if summary else 0,
-        alerts_sent=outcome.sent, alerts_failed=outcome.failed))
+    try:
+        write_metrics(path, RunMetrics(
+            status="failed" if summary is None else summary.status, last_success=last_success(),
+            stage_seconds=summary.stage_seconds if summary else {},
+            rows_read=summary.rows_read_by_source if summary else {},
+            rows_rejected=summary.rows_rejected_by_source if summary else {},
+            rows_written=summary.rows_written if summary else 0,
+            alerts_sent=outcome.sent, alerts_failed=outcome.failed,
+            sources=tuple(source.name for source in settings.sources)))
+    except OSError as exc:
+        log.error("could not write the metrics file %s: %s (check [run].metrics_file)", path, first_line(exc))
+    except Exception:
+        log.exception("could not write the metrics file %s", path)

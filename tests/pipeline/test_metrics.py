@@ -54,3 +54,15 @@ def test_the_last_success_is_read_back_from_the_file_a_run_wrote(tmp_path: Path)
     at = datetime(2026, 9, 10, 1, 20, 5, tzinfo=UTC)
     write_metrics(path, RunMetrics(status="success", last_success=at))
     assert last_success_in(path) == at
+
+
+def test_a_configured_source_that_read_nothing_still_has_its_rows_series_at_0(tmp_path: Path) -> None:
+    """A night whose only source failed (partial) wrote no rows series at all: "no data" to an alert rule."""
+    path = tmp_path / "itsm_kpi.prom"
+    write_metrics(path, RunMetrics(status="partial", last_success=None, rows_read={"sn": 30},
+                                   sources=("helpdesk", "sn")))
+    got = _samples(path)
+    assert got[("itsm_kpi_rows_read_total", (("source", "helpdesk"),))] == 0
+    assert got[("itsm_kpi_rows_read_total", (("source", "sn"),))] == 30
+    assert got[("itsm_kpi_rows_rejected_total", (("source", "helpdesk"),))] == 0
+    assert got[("itsm_kpi_rows_rejected_total", (("source", "sn"),))] == 0

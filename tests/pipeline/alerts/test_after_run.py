@@ -8,6 +8,7 @@ file follows every run.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import e2e_helpers as h
@@ -172,3 +173,17 @@ def test_a_run_refused_before_it_is_recorded_still_posts_run_failed_and_marks_th
     assert body["kind"] == "run_failed" and item["status"] == "failed"
     assert item["reason"].startswith("LockTimeout: run lock 'itsm-kpi' is held by run run-other-night")
     assert [r["status"] for r in h.run_rows(settings.store.sql_url)] == ["success"]  # no row of its own
+
+
+def test_a_metrics_file_that_cannot_be_written_is_one_log_line_and_the_run_succeeds(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "not-a-dir").write_text("a file where the metrics folder should be")
+    extra = f'[run]\nmetrics_file = "{tmp_path / "not-a-dir" / "itsm_kpi.prom"}"\n'
+    config = h.write_config(tmp_path / "itsm-kpi.toml", tmp_path / "store", h.export_canonical_csv(tmp_path),
+                            extra=extra)
+    caplog.set_level(logging.ERROR, logger="pipeline.notify")
+    assert run_job(Settings.load(config, env={}), kind="backfill", as_of=AS_OF, window=JULY).status == "success"
+    (record,) = [r for r in caplog.records if r.name == "pipeline.notify"]
+    assert record.exc_info is None  # a line, not a traceback
+    assert record.getMessage().startswith(f"could not write the metrics file {tmp_path / 'not-a-dir' / 'itsm_kpi.prom'}: ")
+    assert record.getMessage().endswith("(check [run].metrics_file)")
