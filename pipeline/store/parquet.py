@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from kpis.errors import first_line
 from kpis.schema import (
     ADJUSTMENT_COLUMNS,
     BOOL,
@@ -48,6 +49,7 @@ from kpis.schema import (
     conform,
 )
 from pipeline.store.durable import sync_dir, sync_tree
+from pipeline.store.errors import StoreError
 from pipeline.store.schema import ADJUSTMENT_FILE_COLUMNS, PIPELINE_RUNS_COLUMNS
 from pipeline.store.table_version import TableVersion
 
@@ -334,7 +336,15 @@ class ParquetStore:
         """The journal of an interrupted commit, or None."""
         if not self.journal_path.exists():
             return None
-        return json.loads(self.journal_path.read_text(encoding="utf-8"))
+        try:
+            journal = json.loads(self.journal_path.read_text(encoding="utf-8"))
+            if not isinstance(journal, dict) or not {"run_id", "commit_id", "tables"} <= journal.keys():
+                raise ValueError("not a commit journal")
+        except ValueError as exc:  # written to a temporary file and renamed: never torn by a run
+            raise StoreError(f"the journal {self.journal_path} of an interrupted commit is damaged ({first_line(exc)}): "
+                             "compare the last pipeline_runs row with the Parquet store, then delete the journal "
+                             "and rerun a backfill of that run's window") from exc
+        return journal
 
     def delete_journal(self) -> None:
         """Remove the journal: the commit is over."""

@@ -607,3 +607,16 @@ def test_unknown_tables_are_refused(stores: Stores) -> None:
         stores.commit("run-1", [Replacement("kpi_everyone", pd.DataFrame(), pd.DataFrame())])
     with pytest.raises(StoreError, match="ledger"):
         stores.commit("run-1", [Replacement("pipeline_runs", pd.DataFrame(), pd.DataFrame())])
+
+
+@pytest.mark.parametrize("text", ['{"run_id": "run-1", "commit_', '{"run_id": "run-1"}', "[]"])
+def test_a_damaged_journal_stops_with_one_line_saying_what_to_do(tmp_path: Path, text: str) -> None:
+    """The journal is written to a temporary file and renamed, so only damage from outside can tear it; that
+    was a JSONDecodeError (exit 1) on every later run."""
+    stores = Stores(tmp_path / "store", f"sqlite:///{tmp_path / 'store' / 'kpi.sqlite'}")
+    stores.prepare()
+    (tmp_path / "store" / ".journal.json").write_text(text, encoding="utf-8")
+    with pytest.raises(StoreError, match=r"the journal .*\.journal\.json of an interrupted commit is damaged \(") as err:
+        stores.prepare()
+    assert str(err.value).endswith("then delete the journal and rerun a backfill of that run's window")
+    stores.close()
