@@ -19,6 +19,7 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -85,6 +86,10 @@ def last_nightly_start(settings: Settings) -> datetime | None:
     from pipeline.store.errors import StoreError  # noqa: PLC0415
 
     stores = Stores(settings.store.path, settings.store.sql_url)
+    url = stores.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        stores.close()
+        return None  # a store not written yet: no run so far (connecting would fail on its missing folder)
     runs = schema.metadata.tables["pipeline_runs"]
     try:
         with stores.engine.connect() as conn:

@@ -162,6 +162,13 @@ def test_sigterm_during_a_run_exits_0_with_the_run_finished_or_rolled_back(confi
     assert sql_rows(config, "run_lock").empty
 
 
+def test_a_store_never_written_has_no_last_nightly_start_and_no_warning(tmp_path: Path, caplog) -> None:
+    settings = load(write_config(tmp_path, f"sqlite:///{tmp_path / 'db' / 'kpi.sqlite'}", sources={}))
+    caplog.set_level(logging.WARNING)
+    assert last_nightly_start(settings) is None
+    assert not (tmp_path / "db").exists() and caplog.records == []
+
+
 def test_the_last_nightly_start_leaves_out_runs_that_were_killed(tmp_path: Path) -> None:
     """A night killed mid-run (its row ``running``, or ``failed`` as abandoned once its lock was taken over) did
     not do its work: a scheduler restarted after it must run at once, not a day later."""
