@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from kpis.aggregate import aggregate, kpi_rows
+from kpis.aggregate import aggregate, kpi_rows, with_activity
 from kpis.breakdown import breakdown
 from kpis.config import KpiSettings
 from kpis.facts import compute_facts
@@ -44,11 +44,11 @@ def compute_all(tickets: pd.DataFrame, events: pd.DataFrame, settings: KpiSettin
 def kpi_tables(facts: pd.DataFrame, settings: KpiSettings) -> KpiTables:
     """The aggregates, the breakdowns and the scorecard for ``ticket_facts`` (one ``as_of`` for every row)."""
     rows = kpi_rows(facts, settings)  # shared: the aggregates differ only in who is credited
-    engineer = aggregate(facts, settings, by="engineer", rows=rows)
+    engineer = aggregate(facts, settings, by="engineer", rows=rows, every_group=True)  # the scorecard sums them all
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer)
     return KpiTables(
         facts=facts,
-        kpi_engineer=engineer,
+        kpi_engineer=with_activity(engineer),
         kpi_team=aggregate(facts, settings, by="team", rows=rows),
         scorecard=scorecard,
         scorecard_kpi=scorecard_kpi,

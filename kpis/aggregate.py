@@ -52,15 +52,28 @@ class Family:
 
 
 def aggregate(facts: pd.DataFrame, settings: KpiSettings, by: str = "engineer",
-              rows: KpiRows | None = None, only: pd.DataFrame | None = None) -> pd.DataFrame:
+              rows: KpiRows | None = None, only: pd.DataFrame | None = None, *,
+              every_group: bool = False) -> pd.DataFrame:
     """``kpi_engineer`` (by="engineer") or ``kpi_team`` (by="team") rows for every configured grain.
 
     ``rows`` (from ``kpi_rows``) may be passed when several aggregates are made from the same facts.
     ``only``: (grain, period_start, ``by``) groups; when given, only their rows are computed.
+    ``every_group``: also the groups KPIS.md 4 leaves out of the table (none of ``ROW_COUNTS`` above 0, such
+    as a maintenance ticket's resolution verdict alone), which the scorecard's totals still count;
+    ``with_activity`` then gives the table's rows.
     """
     columns = KPI_ENGINEER_COLUMNS if by == "engineer" else KPI_TEAM_COLUMNS
-    table = aggregate_periods(facts, settings, by=by, by_type=True, rows=rows, only=only)
+    table = aggregate_periods(facts, settings, by=by, by_type=True, rows=rows, only=only, every_group=every_group)
     return conform(table, columns)
+
+
+def with_activity(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an aggregate that KPIS.md 4 keeps: at least one of ``ROW_COUNTS`` above 0."""
+    return table[_active(table)].reset_index(drop=True)
+
+
+def _active(table: pd.DataFrame) -> np.ndarray:
+    return (table[list(ROW_COUNTS)] > 0).any(axis=1).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -179,11 +192,13 @@ def _concat(parts: list[np.ndarray], dtype: str = "int64") -> np.ndarray:
 
 
 def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by_type: bool,
-                      rows: KpiRows | None = None, only: pd.DataFrame | None = None) -> pd.DataFrame:
+                      rows: KpiRows | None = None, only: pd.DataFrame | None = None,
+                      every_group: bool = False) -> pd.DataFrame:
     """KPI rows keyed by (grain, period_start, ``by``[, ticket_type]) with counts, stats and rates.
 
     ``only``: (grain, period_start, ``by``) groups; when given, only their rows are computed (a group's
     rows are the same as in the whole table: every stacked row of the group is counted).
+    ``every_group``: keep the groups without any of ``ROW_COUNTS`` above 0 too (see ``aggregate``).
     """
     rows = rows or kpi_rows(facts, settings)
     codes = Codes(facts, by, rows)
@@ -196,7 +211,8 @@ def aggregate_periods(facts: pd.DataFrame, settings: KpiSettings, *, by: str, by
                            None if only is None else codes.groups(only[only["grain"] == grain]))
               for grain in sorted(settings.grains)]
     table = codes.decode(pd.concat(frames, ignore_index=True), by_type)
-    table = _finish(table, [by, "ticket_type"] if by_type else [by], settings, in_key_order=True)
+    table = _finish(table, [by, "ticket_type"] if by_type else [by], settings, in_key_order=True,
+                    every_group=every_group)
     table["as_of"] = facts["as_of"].iloc[0] if len(facts) else pd.NaT
     table["kpi_version"] = KPI_VERSION
     return table
@@ -552,9 +568,11 @@ def _duration_stats(prefix: str, group: np.ndarray, totals: tuple[np.ndarray, np
             f"{prefix}_median_min": median / SECONDS_PER_MINUTE, f"{prefix}_p90_min": p90 / SECONDS_PER_MINUTE}
 
 
-def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings, in_key_order: bool = False) -> pd.DataFrame:
-    """Counts as int64, rows without any count dropped, rates and the low-sample flag added; sorted by
-    (grain, period_start, *keys) unless ``in_key_order`` says the rows already are."""
+def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings, in_key_order: bool = False,
+            every_group: bool = False) -> pd.DataFrame:
+    """Counts as int64, rows without any of ``ROW_COUNTS`` dropped (unless ``every_group``), rates and the
+    low-sample flag added; sorted by (grain, period_start, *keys) unless ``in_key_order`` says the rows already
+    are."""
     count_columns = [c.name for c in KPI_ENGINEER_COLUMNS.values()
                      if c.dtype == "Int64" and c.name not in ("response_n", "resolution_n")]
     for column in [*count_columns, "response_n", "resolution_n"]:
@@ -562,7 +580,7 @@ def _finish(table: pd.DataFrame, keys: list[str], settings: KpiSettings, in_key_
             table[column] = 0
         elif table[column].dtype != "int64":  # counted with numpy they are int64 already, without gaps
             table[column] = table[column].fillna(0).astype("int64")
-    table = table[(table[list(ROW_COUNTS)] > 0).any(axis=1)].copy()
+    table = table.copy() if every_group else table[_active(table)].copy()
     for rate, (numerator, denominators) in RATES.items():
         denominator = sum(table[d] for d in denominators)
         table[rate] = (table[numerator] / denominator.where(denominator > 0)).astype("float64")

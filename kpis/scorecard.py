@@ -23,8 +23,10 @@ def compute_scorecard(facts: pd.DataFrame, settings: KpiSettings, rows: KpiRows 
                       only: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (``scorecard``, ``scorecard_kpi``): one row per engineer and period, and its parts.
 
-    ``engineer``: the ``kpi_engineer`` rows of the same facts, when already computed; unless a duration
-    statistic is scored, the totals are then summed from them instead of aggregated again.
+    ``engineer``: the ``kpi_engineer`` rows of the same facts and of every group (``aggregate(...,
+    every_group=True)``: a group the table leaves out still counts in the engineer's totals), when already
+    computed; unless a duration statistic is scored, the totals are then summed from them instead of
+    aggregated again.
     ``only``: (grain, period_start, engineer) groups to compute (``engineer`` then holds their rows);
     ranks are then among those groups only, so the caller ranks again with ``ranked``.
     """

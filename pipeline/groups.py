@@ -27,7 +27,15 @@ import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from kpis import KpiTables
-from kpis.aggregate import FACTS_READ, aggregate, dense_groups, kpi_rows, local_days, period_starts
+from kpis.aggregate import (
+    FACTS_READ,
+    aggregate,
+    dense_groups,
+    kpi_rows,
+    local_days,
+    period_starts,
+    with_activity,
+)
 from kpis.breakdown import breakdown, member_categories, members
 from kpis.config import BREAKDOWN_DIMENSIONS, KpiSettings
 from kpis.keys import frame_positions, key_hits
@@ -90,10 +98,10 @@ def group_tables(facts: pd.DataFrame, settings: KpiSettings, groups: TouchedGrou
     The tables' ``facts`` are the ``crediting_facts`` (their ``FACTS_READ`` columns), not every fact."""
     facts = crediting_facts(facts, groups, settings.reporting_timezone)
     rows = kpi_rows(facts, settings)
-    engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer)
+    engineer = aggregate(facts, settings, by="engineer", rows=rows, only=groups.engineer, every_group=True)
     scorecard, scorecard_kpi = compute_scorecard(facts, settings, rows, engineer=engineer, only=groups.engineer)
     team = aggregate(facts, settings, by="team", rows=rows, only=groups.team)
-    return KpiTables(facts=facts, kpi_engineer=engineer, kpi_team=team, scorecard=scorecard,
+    return KpiTables(facts=facts, kpi_engineer=with_activity(engineer), kpi_team=team, scorecard=scorecard,
                      scorecard_kpi=scorecard_kpi,
                      kpi_breakdown=breakdown(facts, settings, rows=rows, only=groups.breakdown))
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kpis import aggregate, breakdown, compute_scorecard
-from kpis.aggregate import kpi_rows
+from kpis.aggregate import kpi_rows, with_activity
 from kpis.backlog import kpi_backlog
 from kpis.calendar import CalendarSet
 from kpis.config import KpiSettings
@@ -205,7 +205,10 @@ def run(n_tickets: int, per_ticket: int, config: dict | None = None) -> float:
     facts, history = stage("facts", n_tickets + len(events), lambda: facts_and_history(tickets, events, cfg, as_of))
     facts_s = time.perf_counter() - facts_started
     rows = stage("kpi rows (shared)", n_tickets, lambda: kpi_rows(facts, cfg))
-    engineer = stage("kpi_engineer", n_tickets, lambda: aggregate(facts, cfg, by="engineer", rows=rows))
+    # as kpis.kpi_tables does: every group for the scorecard, the table's rows those with activity
+    engineer = stage("kpi_engineer", n_tickets, lambda: aggregate(facts, cfg, by="engineer", rows=rows,
+                                                                  every_group=True))
+    stage("kpi_engineer's rows", n_tickets, lambda: with_activity(engineer))
     stage("kpi_team", n_tickets, lambda: aggregate(facts, cfg, by="team", rows=rows))
     # as kpis.kpi_tables does: the scorecard sums the kpi_engineer rows unless it scores a duration statistic
     stage("scorecard", n_tickets, lambda: compute_scorecard(facts, cfg, rows, engineer=engineer))

@@ -298,7 +298,7 @@ def test_scorecard_from_engineer_rows_equals_the_scorecard_from_facts(data):
     counts_only = dataclasses.replace(ENGINE_SETTINGS, scorecard=tuple(
         e for e in ENGINE_SETTINGS.scorecard if not e.kpi.endswith("_min")))
     facts = compute_facts(*frames(*data), counts_only, AS_OF)
-    engineer = aggregate(facts, counts_only, by="engineer")
+    engineer = aggregate(facts, counts_only, by="engineer", every_group=True)
     summed = compute_scorecard(facts, counts_only, engineer=engineer)
     aggregated = compute_scorecard(facts, counts_only)
     for name, one, two in zip(("scorecard", "scorecard_kpi"), summed, aggregated, strict=True):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 from helpers import approx_eq, events, kpi_row, settings, tickets, ts
 
+from kpis import kpi_tables
 from kpis.facts import compute_facts
 from kpis.schema import SCORECARD_COLUMNS, SCORECARD_KPI_COLUMNS
 from kpis.scorecard import compute_scorecard
@@ -207,3 +208,25 @@ def test_period_without_any_resolution_scores_the_kpis_that_have_a_value():
     assert approx_eq(k["score"], 100.0)
     assert k["kpis_scored"] == 1 and approx_eq(k["weight_scored"], 0.3)
     assert k["low_sample"] is True and k["rank"] is None
+
+
+def test_a_resolution_verdict_kpi_engineer_leaves_out_still_counts_in_the_scorecard():
+    """KPIS.md 4 keeps a (period, engineer, ticket type) row only with an opening, a resolved incident or
+    request, a CSAT answer, a maintenance due or an induced incident: bob's maintenance M1, opened on 03-02
+    and resolved on 03-10 (Shanghai) past its 1h target, has no 03-10 row. The scorecard is over all of his
+    ticket types from the facts (D10): on 03-10 his incident I1 opened (response met) and M1's resolution
+    breached. Summed from the table's rows, M1 was lost and the value depended on which KPIs were scored."""
+    tix = tickets(inc("I1", "bob", response=10),
+                  inc("M1", "bob", ticket_type="maintenance", priority="P1", opened_at="2026-03-02T02:00Z",
+                      first_response_at="2026-03-02T02:10Z", resolved_at=at(120), status="RESOLVED"))
+    s = settings(scorecard=[{"kpi": "resolution_sla_rate", "target": 0.9, "weight": 1}],
+                 sla=[{"ticket_type": "maintenance", "resolution": "1h"}],
+                 reporting={"timezone": SH, "grains": ["day"], "min_sample": 1})
+    tables = kpi_tables(compute_facts(tix, events(), s, AS_OF), s)
+    assert ("2026-03-10", "maintenance") not in {(str(p)[:10], t) for p, t in
+                                                 zip(tables.kpi_engineer["period_start"],
+                                                     tables.kpi_engineer["ticket_type"], strict=True)}
+    part = tables.scorecard_kpi.set_index(["period_start", "kpi"]).loc[(pd.Timestamp("2026-03-10"),
+                                                                        "resolution_sla_rate")]
+    assert (part["value"], part["score"]) == (0.0, 0.0)  # met 0 / (met 0 + breached 1)
+    assert tables.scorecard_kpi.equals(compute_scorecard(compute_facts(tix, events(), s, AS_OF), s)[1])
