@@ -34,7 +34,7 @@ from kpis.config import parse_timezone
 from kpis.errors import BadRequest, ConfigError, ItsmKpiError
 from kpis.schema import KPI_VERSION
 from pipeline import logs
-from pipeline.errors import Interrupted, RejectRatioExceeded
+from pipeline.errors import Interrupted, RejectRatioExceeded, interrupted_reason, interrupting_signal
 from pipeline.periods import Window, dates_window, quarter_window
 from pipeline.progress import StageProgress
 from pipeline.settings import DEFAULT_CONFIG, Settings
@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except ItsmKpiError as e:
         return _fail(EXIT_ERROR, str(e))
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Interrupted): exit 128 + the signal's number
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-        return _fail(128 + signum, f"interrupted by {signal.Signals(signum).name}; the stores were left as they were")
+        return _fail(128 + interrupting_signal(e), f"{interrupted_reason(e)}; the stores were left as they were")
     except BrokenPipeError:  # e.g. `itsm-kpi demo | head`: the reader left, nothing is wrong
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silences the flush at exit)
         return EXIT_OK

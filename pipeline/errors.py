@@ -6,7 +6,7 @@ import signal
 
 from kpis.errors import ItsmKpiError
 
-__all__ = ["Interrupted", "RejectRatioExceeded", "interrupted_reason"]
+__all__ = ["Interrupted", "RejectRatioExceeded", "interrupted_reason", "interrupting_signal"]
 
 
 class RejectRatioExceeded(ItsmKpiError):
@@ -26,7 +26,11 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
 
 
+def interrupting_signal(error: KeyboardInterrupt) -> signal.Signals:
+    """The signal behind an interruption: SIGTERM's ``Interrupted``, else Ctrl-C's SIGINT."""
+    return signal.Signals(error.signum) if isinstance(error, Interrupted) else signal.SIGINT
+
+
 def interrupted_reason(error: KeyboardInterrupt) -> str:
     """The one-line reason an interrupted run records: which signal stopped it."""
-    name = signal.Signals(error.signum).name if isinstance(error, Interrupted) else "SIGINT"
-    return f"interrupted by {name}"
+    return f"interrupted by {interrupting_signal(error).name}"
