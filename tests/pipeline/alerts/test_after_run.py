@@ -47,12 +47,18 @@ class Hook:
 
 @pytest.fixture
 def world(tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch):
+    return _world(tmp_path, httpserver, monkeypatch, kinds='["breached", "due_soon", "run_failed"]')
+
+
+def _world(tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, *, kinds: str,
+           run: str = "") -> tuple[Settings, Hook, Path]:
+    """The July export, a metrics file (``run``: more ``[run]`` keys) and a json alert posting ``kinds``."""
     hook = Hook()
     httpserver.expect_request(f"/hook/{TOKEN}").respond_with_handler(hook)
     monkeypatch.setenv("DESK_HOOK", httpserver.url_for(f"/hook/{TOKEN}"))
     metrics = tmp_path / "metrics" / "itsm_kpi.prom"
-    alerts = (f'[run]\nmetrics_file = "{metrics}"\n\n[[alerts]]\nname = "desk"\nurl_env = "DESK_HOOK"\n'
-              'format = "json"\non = ["breached", "due_soon", "run_failed"]\n')
+    alerts = (f'[run]\nmetrics_file = "{metrics}"\n{run}\n[[alerts]]\nname = "desk"\nurl_env = "DESK_HOOK"\n'
+              f'format = "json"\non = {kinds}\n')
     config = h.write_config(tmp_path / "itsm-kpi.toml", tmp_path / "store", h.export_canonical_csv(tmp_path),
                             extra=alerts)
     return Settings.load(config, env={}), hook, metrics
@@ -144,15 +150,8 @@ def test_a_run_refused_before_it_is_recorded_still_posts_run_failed_and_marks_th
         tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another run holds the lock past ``lock_wait`` (so too a store that cannot be opened): this run never
     gets a ledger row. The metrics file kept saying the last night's ``success`` to node_exporter."""
-    hook = Hook()
-    httpserver.expect_request(f"/hook/{TOKEN}").respond_with_handler(hook)
-    monkeypatch.setenv("DESK_HOOK", httpserver.url_for(f"/hook/{TOKEN}"))
-    metrics = tmp_path / "metrics" / "itsm_kpi.prom"
-    extra = (f'[run]\nmetrics_file = "{metrics}"\nlock_wait = "1s"\n\n[[alerts]]\nname = "desk"\n'
-             'url_env = "DESK_HOOK"\nformat = "json"\non = ["run_failed"]\n')
-    config = h.write_config(tmp_path / "itsm-kpi.toml", tmp_path / "store", h.export_canonical_csv(tmp_path),
-                            extra=extra)
-    settings = Settings.load(config, env={})
+    settings, hook, metrics = _world(tmp_path, httpserver, monkeypatch, kinds='["run_failed"]',
+                                     run='lock_wait = "1s"\n')
     run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
     succeeded_at = _metric(metrics, "itsm_kpi_last_success_timestamp_seconds")
     assert succeeded_at > 0 and hook.bodies == []
