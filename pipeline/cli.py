@@ -249,8 +249,9 @@ def _settled(path: Path, sql_url: str) -> None:
     """Finish (or undo) the commit a killed run left, before a reader opens the stores: Parquet and SQL then
     show the same commit (docs/operations.md, Recovery)."""
     from pipeline.store import Stores  # noqa: PLC0415
+    from pipeline.store.parquet import ParquetStore  # noqa: PLC0415
 
-    if not (path / ".journal.json").exists():  # the usual case: no engine built, nothing opened
+    if not ParquetStore(path).journal_path.exists():  # the usual case: no engine built, nothing opened
         return
     stores = Stores(path, sql_url)
     try:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
-from sqlalchemy.engine import make_url
 
 from kpis import compute_facts
 from kpis.aggregate import COUNTS, credits, period_starts
@@ -31,7 +30,7 @@ from kpis.segments import EVENT_ROLES, event_roles, resolution_segments
 from pipeline.store.errors import StoreError
 from pipeline.store.parquet import ParquetStore
 from pipeline.store.recompute import TicketInputs, stored_settings, ticket_inputs
-from pipeline.store.sql import sql_engine
+from pipeline.store.sql import sql_engine, sqlite_file_missing
 
 __all__ = ["UnknownTicket", "explain_ticket", "json_value"]
 
@@ -116,9 +115,9 @@ def _not_found(parquet: ParquetStore, ticket_id: str, source: str | None) -> str
 
 def _settings(where: Where) -> tuple[KpiSettings, str]:
     """The KPI settings the store's last run recorded ("stored"), else those of ``--config`` ("config")."""
-    url = make_url(where.sql_url)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        raise StoreError(f"no SQLite store at {url.database}: run `itsm-kpi run` (or `itsm-kpi demo`) first")
+    missing = sqlite_file_missing(where.sql_url)
+    if missing is not None:
+        raise StoreError(f"no SQLite store at {missing}: run `itsm-kpi run` (or `itsm-kpi demo`) first")
     engine = sql_engine(where.sql_url)
     try:
         settings = stored_settings(engine)

@@ -19,7 +19,6 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -84,18 +83,18 @@ def last_nightly_start(settings: Settings) -> datetime | None:
         schema,  # noqa: PLC0415
     )
     from pipeline.store.errors import StoreError  # noqa: PLC0415
+    from pipeline.store.ledger import ABANDONED  # noqa: PLC0415
+    from pipeline.store.sql import sqlite_file_missing  # noqa: PLC0415
 
-    stores = Stores(settings.store.path, settings.store.sql_url)
-    url = stores.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        stores.close()
+    if sqlite_file_missing(settings.store.sql_url) is not None:
         return None  # a store not written yet: no run so far (connecting would fail on its missing folder)
+    stores = Stores(settings.store.path, settings.store.sql_url)
     runs = schema.metadata.tables["pipeline_runs"]
     try:
         with stores.engine.connect() as conn:
             if not inspect(conn).has_table("pipeline_runs"):
                 return None
-            ended = (runs.c.status != "running") & (runs.c.error.is_(None) | ~runs.c.error.startswith("abandoned:"))
+            ended = (runs.c.status != "running") & (runs.c.error.is_(None) | ~runs.c.error.startswith(ABANDONED))
             started = conn.execute(select(func.max(runs.c.started_at)).where((runs.c.kind == "run") & ended)).scalar()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot read pipeline_runs: {str(getattr(exc, 'orig', exc)).splitlines()[0]}") from exc

@@ -127,11 +127,15 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+#: How the error of a run whose lock was taken over (it was killed, or stalled) begins.
+ABANDONED = "abandoned:"
+
+
 def _close_abandoned_run(conn: Connection, run_id: str, now: datetime, reason: str) -> None:
     """The run whose stale lock was taken over will never finish: record it as failed, with why."""
     still_running = (RUNS.c.run_id == run_id) & (RUNS.c.status == "running")
     conn.execute(update(RUNS).where(still_running).values(
-        status="failed", finished_at=now, error=f"abandoned: {reason}; its lock was taken over"))
+        status="failed", finished_at=now, error=f"{ABANDONED} {reason}; its lock was taken over"))
 
 
 class Ledger:

@@ -6,6 +6,7 @@ import io
 import itertools
 import logging
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -43,6 +44,14 @@ _SORTED_UPSERT_MAX_ROWS = 1_000_000
 _SQLITE_CACHE_KIB = 256 * 1024
 _SQLITE_MAX_PARAMETERS = 32766
 _SQLITE_BUSY_TIMEOUT_S = 60  # how long a connection waits for another's lock before "database is locked"
+
+
+def sqlite_file_missing(sql_url: str) -> str | None:
+    """The SQLite file ``sql_url`` names when it does not exist yet (a store never written), else None."""
+    url = make_url(sql_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return url.database
+    return None
 
 
 def sql_engine(sql_url: str) -> Engine:
