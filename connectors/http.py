@@ -232,7 +232,7 @@ class HttpClient:
         if status in RETRY_STATUSES or status >= 500:
             wait = retry_after_s(response.headers.get("Retry-After"), self._now())
             raise _Retry(f"HTTP {status}", wait)
-        where = f"{call.method} {self.redact(url_path(response.url or call.url))}"
+        where = f"{call.method} {url_path(self.redact(response.url or call.url))}"
         detail = self.redact(_snippet(response))
         if status in (401, 403):
             raise SourceAuthError(self.source, f"{where} was refused with HTTP {status}: check the account's "
@@ -246,7 +246,7 @@ class HttpClient:
         raise error
 
     def _wait_or_give_up(self, call: _Call, retry: _Retry) -> None:
-        where = f"{call.method} {self.redact(url_path(call.url))}"
+        where = f"{call.method} {url_path(self.redact(call.url))}"
         reason = self.redact(retry.reason)
         policy = self.policy
         wait = retry.wait_s if retry.wait_s is not None else policy.backoff_s(call.attempt, self._rand())
@@ -261,7 +261,7 @@ class HttpClient:
         self._sleep(wait)
 
     def _json(self, response: requests.Response) -> Any:
-        where = f"{response.request.method} {self.redact(url_path(response.url))}"
+        where = f"{response.request.method} {url_path(self.redact(response.url))}"
         ctype = response.headers.get("Content-Type", "")
         if "json" not in ctype.lower():
             raise SourceResponseError(self.source, f"{where} answered {ctype or 'no content type'} instead of JSON "
@@ -273,9 +273,17 @@ class HttpClient:
                                       f"{self.redact(_snippet(response))}") from None
 
 
+#: Characters of a URL's query an error message keeps: enough to tell the query (a ServiceNow filter, a JQL),
+#: short enough for one line and a chat message (a ServiceNow ticket query with its fields is ~1 KB).
+QUERY_SHOWN = 120
+
+
 def url_path(url: str) -> str:
-    """The URL without scheme and host: shorter messages, and no host credentials."""
-    return re.sub(r"^[a-z][a-z0-9+.-]*://[^/]*", "", url or "", flags=re.I) or "/"
+    """The URL without scheme and host, its query cut to ``QUERY_SHOWN`` characters (redact first: a cut
+    secret is no longer recognised): shorter messages, and no host credentials."""
+    path = re.sub(r"^[a-z][a-z0-9+.-]*://[^/]*", "", url or "", flags=re.I) or "/"
+    head, mark, query = path.partition("?")
+    return head + mark + query[:QUERY_SHOWN] + ("..." if len(query) > QUERY_SHOWN else "")
 
 
 def _snippet(response: requests.Response, limit: int = 200) -> str:

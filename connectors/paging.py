@@ -244,7 +244,7 @@ def _check_body(client: HttpClient, request: Request, data: Any, key: str | None
     """``SourceResponseError`` unless ``data`` holds the records as an array of objects (under ``key``; a body
     without ``key`` and without an error is taken as no records): a changed API or an error answered with
     HTTP 200 fails the source (exit 3) instead of passing as "0 tickets read" or stopping the run on a bug."""
-    where = client.redact(url_path(request.url))
+    where = url_path(client.redact(request.url))
     if key is not None and isinstance(data, dict):
         if key not in data:
             errors = {k: data[k] for k in _ERROR_KEYS if data.get(k)}

@@ -143,3 +143,19 @@ def test_relative_paths_and_absolute_next_urls(url: str) -> None:
     assert c.url("/api/x") == url + "/sub/api/x"
     assert c.url("http://other/next?a=1") == "http://other/next?a=1"
     assert c.calls == 0
+
+
+def test_errors_name_the_path_and_cut_a_long_query(url: str, echo: Echo) -> None:
+    """A ServiceNow ticket query with its fields is ~1 KB: the one-line error (and a chat's run_failed) keeps
+    its first 120 characters. The secret is masked before the cut, so no prefix of it is left either."""
+    echo.fail("401")
+    fields = "%2C".join(f"field_{i}" for i in range(100))
+    with pytest.raises(SourceAuthError) as err:
+        client(url, []).get_json(f"/api/now/table/incident?sysparm_fields={fields}&token={SECRET}")
+    where = str(err.value).split(" was refused")[0]
+    query = f"sysparm_fields={fields}&token=***"  # masked by its name
+    assert where.endswith("GET /api/now/table/incident?" + query[:120] + "...")
+    echo.fail("401")
+    with pytest.raises(SourceAuthError) as err:
+        client(url, []).get_json("/x?" + "a" * 110 + f"&q={SECRET}")  # the cut would fall inside the secret
+    assert f"GET /x?{'a' * 110}&q=*** was refused" in str(err.value) and SECRET[:5] not in str(err.value)
