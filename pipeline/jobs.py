@@ -61,10 +61,7 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
     lost = threading.Event()
     stop_heartbeat = _start_heartbeat(ledger, run_id, lost)
     try:
-        window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
-        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id,
-                         reporting_timezone=settings.kpi.reporting_timezone, config_hash=config_hash(settings))
-        log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
+        _record_start(settings, ledger, run_id, kind, as_of, window)
         try:
             summary = PipelineRun(settings, stores, ledger, kind=kind, as_of=as_of, window=window,
                                   progress=_stop_if_lost(ledger, run_id, lost, progress)).execute(run_id)
@@ -81,6 +78,20 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
     finally:
         stop_heartbeat()
         ledger.release_lock(run_id)
+
+
+def _record_start(settings: Settings, ledger: Ledger, run_id: str, kind: str, as_of: pd.Timestamp,
+                  window: Window | None) -> None:
+    """The run's ``running`` row; a store that refuses it (disk full, a read-only file) leaves the run
+    unrecorded, so monitoring hears of it as of a run refused before it took the lock."""
+    window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
+    try:
+        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id,
+                         reporting_timezone=settings.kpi.reporting_timezone, config_hash=config_hash(settings))
+    except StoreError as e:
+        before_run_failed(settings, run_id, as_of, _failure_reason(e))
+        raise
+    log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
 
 
 def _failure_reason(error: BaseException) -> str:

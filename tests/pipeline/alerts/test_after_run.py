@@ -174,6 +174,36 @@ def test_a_run_refused_before_it_is_recorded_still_posts_run_failed_and_marks_th
     assert [r["status"] for r in h.run_rows(settings.store.sql_url)] == ["success"]  # no row of its own
 
 
+def test_a_run_whose_start_the_store_refuses_posts_run_failed_and_marks_the_metrics(
+        tmp_path: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock is taken but the store refuses the run's own ``running`` row (a real SQLite trigger stands for
+    a full disk): the run is as unrecorded as one refused before its lock, and is reported the same way."""
+    settings, hook, metrics = _world(tmp_path, httpserver, monkeypatch, kinds='["run_failed"]')
+    run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
+    succeeded_at = _metric(metrics, "itsm_kpi_last_success_timestamp_seconds")
+    stores = Stores(settings.store.path, settings.store.sql_url)
+    with stores.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER refuse_runs BEFORE INSERT ON pipeline_runs "
+                             "BEGIN SELECT RAISE(ABORT, 'database or disk is full (injected)'); END")
+    stores.close()
+
+    with pytest.raises(StoreError, match="cannot record the run start"):
+        run_job(settings, kind="backfill", as_of=AS_OF, window=JULY)
+
+    assert _metric(metrics, "itsm_kpi_last_run_status", status="failed") == 1
+    assert _metric(metrics, "itsm_kpi_last_success_timestamp_seconds") == succeeded_at
+    (body,) = hook.bodies
+    assert body["kind"] == "run_failed"
+    assert body["items"][0]["reason"] == ("StoreError: cannot record the run start in the SQL store: "
+                                          "database or disk is full (injected)")
+    assert [r["status"] for r in h.run_rows(settings.store.sql_url)] == ["success"]
+    stores = Stores(settings.store.path, settings.store.sql_url)
+    try:  # and the lock it took was released: the next run may take it at once
+        Ledger(stores.engine).acquire_lock("run-next-night", wait_s=0, stale_after_s=900)
+    finally:
+        stores.close()
+
+
 def test_a_metrics_file_that_cannot_be_written_is_one_log_line_and_the_run_succeeds(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "not-a-dir").write_text("a file where the metrics folder should be")
