@@ -42,6 +42,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kpis.errors import first_line
+from kpis.schema import TABLE_COLUMNS, empty_frame
 from pipeline.store import schema
 from pipeline.store.errors import StoreError
 from pipeline.store.parquet import PARQUET_COLUMNS, ParquetStore, to_arrow
@@ -218,7 +219,7 @@ class Stores:
             with self.staging(run_id) as own:
                 return self.commit(run_id, replacements, ledger_writes=ledger_writes, staging=own)
         try:
-            staging.add(replacements, last=True)
+            staging.add([*replacements, *self._sql_twins_missing(staging.tables, replacements)], last=True)
             tables = [*staging.tables, "pipeline_runs"]
             journal = {"run_id": run_id, "commit_id": uuid.uuid4().hex, "tables": tables,
                        "started_at": datetime.now(UTC).isoformat()}
@@ -234,6 +235,14 @@ class Stores:
         written = sum(p.rows.num_rows for p in staging.plans)
         log.info("run %s committed %d rows to %s", run_id, written, ", ".join(tables))
         return written
+
+    def _sql_twins_missing(self, staged: list[str], replacements: list[Replacement]) -> list[Replacement]:
+        """An empty table for each SQL table Parquet does not hold yet, nor this commit writes (``alerts_sent``
+        until the first post): both stores hold the same tables from the first commit on (CONTRACT.md, Stores),
+        so DuckDB's glob over ``<table>/**/*.parquet`` finds every one of them."""
+        named = {*staged, *(replacement.table for replacement in replacements)}
+        return [Replacement(table, empty_frame(columns)) for table, columns in TABLE_COLUMNS.items()
+                if table not in named and not self.parquet.has(table)]
 
     def _fault(self, point: str) -> None:
         if self._fault_hook is not None:

@@ -191,6 +191,21 @@ def test_parquet_datasets_are_hive_partitioned_for_pyarrow_and_duckdb(stores: St
     assert count == [(2,)]
 
 
+def test_the_first_commit_gives_every_sql_table_its_parquet_twin(stores: Stores) -> None:
+    """CONTRACT.md: both stores hold the same tables with the same columns. A commit that writes one table
+    still leaves Parquet holding every SQL table, empty where nothing was written (``alerts_sent`` waits for
+    the first post), and DuckDB's glob finds each with the SQL table's columns (``rejected_rows.row_id``, a
+    surrogate key, is SQL's only extra)."""
+    rows = sample("kpi_team", 3)
+    stores.commit("run-1", [Replacement("kpi_team", rows, period_scope(rows))])
+    root = stores.parquet.root
+    for table in TABLE_COLUMNS:
+        found = duckdb.sql(f"SELECT * FROM read_parquet('{root}/{table}/**/*.parquet', hive_partitioning = true)")
+        sql_columns = set(stores.read_sql(table).columns) - ({"row_id"} if table == "rejected_rows" else set())
+        assert set(found.columns) == sql_columns, table
+        assert len(found.fetchall()) == (3 if table == "kpi_team" else 0), table
+
+
 def test_a_big_partition_is_split_into_files_and_reads_back_whole(stores: Stores,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parquet_store, "_ROWS_PER_FILE", 4)  # 1M-row partitions get files of 256k rows
