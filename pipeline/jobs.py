@@ -83,7 +83,7 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
 def _record_start(settings: Settings, ledger: Ledger, run_id: str, kind: str, as_of: pd.Timestamp,
                   window: Window | None) -> None:
     """The run's ``running`` row; a store that refuses it (disk full, a read-only file) leaves the run
-    unrecorded, so monitoring hears of it as of a run refused before it took the lock."""
+    unrecorded, so monitoring hears of it as it does of a run refused before it took the lock."""
     window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
     try:
         ledger.start_run(kind, *window_bounds, as_of, run_id=run_id,
