@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 
@@ -52,12 +53,9 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
     stores = Stores(settings.store.path, settings.store.sql_url, fault=fault)
     ledger = Ledger(stores.engine)
     run_id = new_run_id(kind, as_of)
-    try:
+    with _reported_if_unrecorded(settings, run_id, as_of):  # no store, or another run's lock
         stores.prepare()
         ledger.acquire_lock(run_id, wait_s=settings.run.lock_wait_s, stale_after_s=settings.run.stale_lock_s)
-    except StoreError as e:  # not recorded (no store, or another run's lock): monitoring must still hear of it
-        before_run_failed(settings, run_id, as_of, _failure_reason(e))
-        raise
     lost = threading.Event()
     stop_heartbeat = _start_heartbeat(ledger, run_id, lost)
     try:
@@ -80,17 +78,25 @@ def _locked_run(settings: Settings, *, kind: str, as_of: pd.Timestamp, window: W
         ledger.release_lock(run_id)
 
 
-def _record_start(settings: Settings, ledger: Ledger, run_id: str, kind: str, as_of: pd.Timestamp,
-                  window: Window | None) -> None:
-    """The run's ``running`` row; a store that refuses it (disk full, a read-only file) leaves the run
-    unrecorded, so monitoring hears of it as it does of a run refused before it took the lock."""
-    window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
+@contextmanager
+def _reported_if_unrecorded(settings: Settings, run_id: str, as_of: pd.Timestamp) -> Iterator[None]:
+    """A StoreError before the run has its ledger row leaves it unrecorded: monitoring (``run_failed``, the
+    metrics file) must still hear of it."""
     try:
-        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id,
-                         reporting_timezone=settings.kpi.reporting_timezone, config_hash=config_hash(settings))
+        yield
     except StoreError as e:
         before_run_failed(settings, run_id, as_of, _failure_reason(e))
         raise
+
+
+def _record_start(settings: Settings, ledger: Ledger, run_id: str, kind: str, as_of: pd.Timestamp,
+                  window: Window | None) -> None:
+    """The run's ``running`` row; a store that refuses it (disk full, a read-only file) leaves the run
+    unrecorded, as one refused before it took the lock."""
+    window_bounds = window.utc_bounds(settings.kpi.reporting_timezone) if window else (None, None)
+    with _reported_if_unrecorded(settings, run_id, as_of):
+        ledger.start_run(kind, *window_bounds, as_of, run_id=run_id,
+                         reporting_timezone=settings.kpi.reporting_timezone, config_hash=config_hash(settings))
     log.info("run %s started (as_of %s)", run_id, as_of.isoformat())
 
 

@@ -193,8 +193,8 @@ def test_parquet_datasets_are_hive_partitioned_for_pyarrow_and_duckdb(stores: St
 
 def test_the_first_commit_gives_every_sql_table_its_parquet_twin(stores: Stores) -> None:
     """CONTRACT.md: both stores hold the same tables with the same columns. A commit that writes one table
-    still leaves Parquet holding every SQL table, empty where nothing was written (``alerts_sent`` waits for
-    the first post), and DuckDB's glob finds each with the SQL table's columns (``rejected_rows.row_id``, a
+    still leaves Parquet holding every SQL table, empty where nothing was written (``alerts_sent`` had no
+    folder until the first post), and DuckDB's glob finds each with the SQL table's columns (``rejected_rows.row_id``, a
     surrogate key, is SQL's only extra)."""
     rows = sample("kpi_team", 3)
     stores.commit("run-1", [Replacement("kpi_team", rows, period_scope(rows))])
